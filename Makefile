@@ -1,0 +1,82 @@
+# segda build. `make` builds libsegda.a and the segda command; `make test`
+# installs missing Debian packages, builds and runs every test; `make demo`
+# runs the main job on the built-in benchmark. BUILD=dir keeps a separate
+# build tree (make asan uses build-asan).
+
+BUILD    ?= build
+CC       ?= cc
+OPT      ?= -O2
+PYTHON   ?= /usr/bin/python3
+CFLAGS   ?= $(OPT) -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -fPIC -Iinclude -Isrc -MMD -MP
+LDLIBS   += -lopenblas -lpng -ljpeg -llinear -lsvm -lm -lpthread -fopenmp
+LDFLAGS  ?=
+
+LIB_DIRS := core cpu nn optim io data da eval gap
+LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard src/$(d)/*.c))
+CLI_SRC  := $(wildcard src/cli/*.c)
+TEST_SRC := $(wildcard tests/test_*.c)
+BENCH_SRC:= $(wildcard bench/bench_*.c)
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all deps test check asan demo bench fuzz clean
+all: $(BUILD)/libsegda.a $(BUILD)/libsegda.so $(BUILD)/segda $(TESTS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libsegda.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+# The shared library serves the PyTorch parity tests (loaded with ctypes).
+$(BUILD)/libsegda.so: $(LIB_OBJ) $(BUILD)/obj/tests/shim.o
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/tests/shim.o: tests/shim.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/segda: $(CLI_OBJ) $(BUILD)/libsegda.a
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libsegda.a $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/check.h $(BUILD)/libsegda.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libsegda.a $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libsegda.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libsegda.a $(LDLIBS)
+
+deps:
+	@tools/deps.sh
+
+# check: build and run the suite without the package step (what test runs after deps)
+check: all
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run.sh
+
+test: deps
+	@$(MAKE) --no-print-directory check
+
+asan: deps
+	@$(MAKE) --no-print-directory check BUILD=build-asan OPT=-O1 \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" SEGDA_ASAN=1
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/segda demo --out demo-out
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCHES)
+	@for b in $(BENCHES); do $$b || exit 1; done
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

@@ -1,0 +1,67 @@
+/* segda core: status codes, the per-thread error message, logging and the
+ * deterministic random number generator. Everything else in libsegda builds
+ * on these; nothing here allocates tensors. */
+#ifndef SEGDA_CORE_H
+#define SEGDA_CORE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Every fallible library function returns an sd_status (or NULL) and leaves
+ * a message naming what failed and why in a per-thread buffer. Only src/cli/
+ * prints messages and chooses exit codes. */
+typedef enum sd_status {
+    SD_OK = 0,
+    SD_ERR_ARG,         /* a bad argument or option value */
+    SD_ERR_SHAPE,       /* tensor shapes that do not fit an op */
+    SD_ERR_IO,          /* a file could not be opened, read or written */
+    SD_ERR_FORMAT,      /* a file's bytes are not what its format promises */
+    SD_ERR_DATA,        /* well-formed input with wrong content (label ids, sizes) */
+    SD_ERR_NOMEM,       /* an allocation failed */
+    SD_ERR_NUMERIC,     /* a NaN or infinity where a finite number is needed */
+    SD_ERR_UNSUPPORTED, /* a valid request this build cannot serve (device, dtype) */
+    SD_ERR_INTERRUPTED, /* stopped by a signal */
+    SD_STATUS_COUNT
+} sd_status;
+
+/* Sets the thread's message (printf-style) and returns `st`, so that
+ * `return sd_fail(SD_ERR_IO, "%s: %s", path, strerror(errno));` reads well. */
+sd_status sd_fail(sd_status st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Prefixes the current message with more context ("loading ckpt.st: ..."). */
+sd_status sd_fail_prefix(sd_status st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+const char *sd_errmsg(void);      /* "" when no error was recorded */
+const char *sd_status_name(sd_status st);
+void sd_error_clear(void);
+
+/* Logging goes to stderr; level 0 quiet, 1 info (default), 2 debug. */
+void sd_log_set_level(int level);
+int sd_log_level(void);
+void sd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Counter-based generator (splitmix64 seeding + xoshiro256**): the same
+ * seed always gives the same stream on every platform. Streams for worker
+ * threads or samples are derived with sd_rng_fork, never shared. */
+typedef struct sd_rng {
+    uint64_t s[4];
+} sd_rng;
+
+void sd_rng_seed(sd_rng *r, uint64_t seed);
+sd_rng sd_rng_fork(uint64_t seed, uint64_t stream); /* independent stream `stream` of `seed` */
+uint64_t sd_rng_u64(sd_rng *r);
+float sd_rng_uniform(sd_rng *r);                 /* [0, 1) */
+float sd_rng_normal(sd_rng *r);                  /* N(0, 1) */
+int sd_rng_int(sd_rng *r, int n);                /* [0, n) */
+
+/* Allocation helpers that set an SD_ERR_NOMEM message on failure. */
+void *sd_malloc(size_t n);
+void *sd_calloc(size_t count, size_t size);
+char *sd_strdup(const char *s);
+
+/* Number of threads kernels may use (OpenMP and BLAS); 0 = all cores. */
+void sd_set_threads(int n);
+int sd_threads(void);
+
+#endif

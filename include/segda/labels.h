@@ -1,0 +1,50 @@
+/* The Cityscapes label table (id -> trainId, category, colour), the SYNTHIA
+ * id map, and the evaluation protocols (19/16/13 classes). Facts from the
+ * official cityscapesScripts table; see ../shared/FIELD.md. */
+#ifndef SEGDA_LABELS_H
+#define SEGDA_LABELS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define SD_NUM_CLASSES 19
+#define SD_IGNORE 255
+#define SD_NUM_LABEL_IDS 34      /* ids 0..33 */
+#define SD_NUM_CATEGORIES 7
+
+typedef struct sd_label_info {
+    int id;
+    const char *name;
+    int train_id;                /* 255 = ignored in training and evaluation */
+    const char *category;        /* "void", "flat", ... */
+    int category_id;             /* -1 void, else index into sd_category_names */
+    uint8_t color[3];
+} sd_label_info;
+
+extern const sd_label_info sd_labels[SD_NUM_LABEL_IDS];
+extern const char *const sd_class_names[SD_NUM_CLASSES];        /* by trainId */
+extern const uint8_t sd_class_colors[SD_NUM_CLASSES][3];        /* by trainId */
+extern const int sd_class_label_id[SD_NUM_CLASSES];             /* trainId -> id */
+extern const int sd_class_category[SD_NUM_CLASSES];             /* trainId -> category index */
+extern const char *const sd_category_names[SD_NUM_CATEGORIES];  /* flat .. vehicle */
+
+/* id -> trainId for every byte value: ids outside 0..33 map to 255. */
+void sd_labels_id_to_train_lut(uint8_t lut[256]);
+
+/* SYNTHIA class id -> trainId (the common 19-class convention);
+ * lanemarking_as_road maps id 22 to road as CBST/CRST do. */
+void sd_labels_synthia_lut(uint8_t lut[256], bool lanemarking_as_road);
+#define SD_SYNTHIA_MAX_ID 22
+
+/* Evaluation protocols: which trainIds count in the mean. */
+typedef enum sd_protocol { SD_PROTOCOL_19 = 0, SD_PROTOCOL_16, SD_PROTOCOL_13, SD_PROTOCOL_COUNT } sd_protocol;
+typedef struct sd_protocol_info {
+    const char *name;           /* "mIoU-19", "mIoU-16", "mIoU-13" */
+    int n;
+    int classes[SD_NUM_CLASSES];
+} sd_protocol_info;
+extern const sd_protocol_info sd_protocols[SD_PROTOCOL_COUNT];
+/* Parses "19", "16", "13" (or "mIoU-16"); returns -1 if unknown. */
+int sd_protocol_parse(const char *s);
+
+#endif

@@ -1,0 +1,106 @@
+/* Differentiable ops. Each takes the step's tape first, returns a new tensor
+ * (NULL on failure, with the message on the tape and in sd_errmsg), and
+ * records a node when any input requires grad outside a no_grad region.
+ * A NULL input makes an op return NULL, so a forward pass can be checked
+ * once at its end. Shapes are NCHW. Layouts of weights follow PyTorch:
+ * conv2d weight [Cout, Cin/groups, kh, kw], conv_transpose2d weight
+ * [Cin, Cout/groups, kh, kw]. */
+#ifndef SEGDA_OPS_H
+#define SEGDA_OPS_H
+
+#include "segda/tensor.h"
+
+/* ---- convolution and pooling ---- */
+typedef struct sd_conv_opts {
+    int stride_h, stride_w;
+    int pad_h, pad_w;
+    int dil_h, dil_w;
+    int groups;
+    int out_pad_h, out_pad_w;  /* conv_transpose2d only */
+} sd_conv_opts;
+/* stride 1, no padding, dilation 1, one group */
+sd_conv_opts sd_conv_opts_default(void);
+sd_conv_opts sd_conv_opts_make(int stride, int pad, int dil);
+
+sd_tensor *sd_conv2d(sd_tape *t, sd_tensor *x, sd_tensor *w, sd_tensor *b /* or NULL */, sd_conv_opts o);
+sd_tensor *sd_conv_transpose2d(sd_tape *t, sd_tensor *x, sd_tensor *w, sd_tensor *b, sd_conv_opts o);
+
+typedef struct sd_pool_opts {
+    int kh, kw, stride_h, stride_w, pad_h, pad_w;
+    bool ceil_mode;
+    bool count_include_pad;    /* avg pool only (PyTorch default true) */
+} sd_pool_opts;
+sd_pool_opts sd_pool_opts_make(int k, int stride, int pad, bool ceil_mode);
+sd_tensor *sd_max_pool2d(sd_tape *t, sd_tensor *x, sd_pool_opts o);
+sd_tensor *sd_avg_pool2d(sd_tape *t, sd_tensor *x, sd_pool_opts o);
+sd_tensor *sd_adaptive_avg_pool2d(sd_tape *t, sd_tensor *x, int out_h, int out_w);
+
+/* ---- normalisation ---- */
+/* Batch norm over N,H,W. training: batch statistics, and running stats
+ * updated as PyTorch does (unbiased variance, running = (1-m)*running + m*batch).
+ * !training: running statistics (this is also "frozen BN" when the affine
+ * parameters' group is frozen). weight/bias may be NULL (affine=false). */
+sd_tensor *sd_batch_norm(sd_tape *t, sd_tensor *x, sd_tensor *weight, sd_tensor *bias,
+                         sd_tensor *running_mean, sd_tensor *running_var,
+                         bool training, float momentum, float eps);
+sd_tensor *sd_instance_norm(sd_tape *t, sd_tensor *x, sd_tensor *weight, sd_tensor *bias, float eps);
+
+/* ---- element-wise ---- */
+sd_tensor *sd_relu(sd_tape *t, sd_tensor *x);
+sd_tensor *sd_leaky_relu(sd_tape *t, sd_tensor *x, float slope);
+sd_tensor *sd_tanh(sd_tape *t, sd_tensor *x);
+sd_tensor *sd_sigmoid(sd_tape *t, sd_tensor *x);
+sd_tensor *sd_dropout(sd_tape *t, sd_tensor *x, float p);      /* identity unless t->training */
+/* Binary ops: b broadcasts over any dims where it has size 1 (e.g. [1,C,1,1]
+ * or [N,1,H,W] against [N,C,H,W]). */
+sd_tensor *sd_add(sd_tape *t, sd_tensor *a, sd_tensor *b);
+sd_tensor *sd_sub(sd_tape *t, sd_tensor *a, sd_tensor *b);
+sd_tensor *sd_mul(sd_tape *t, sd_tensor *a, sd_tensor *b);
+sd_tensor *sd_scale(sd_tape *t, sd_tensor *x, float s);        /* s * x */
+sd_tensor *sd_add_scalar(sd_tape *t, sd_tensor *x, float s);   /* x + s */
+sd_tensor *sd_detach(sd_tape *t, sd_tensor *x);                /* shares data, no gradient */
+sd_tensor *sd_grad_reverse(sd_tape *t, sd_tensor *x, float lambda); /* fwd x, bwd -lambda*g */
+
+/* ---- shape ---- */
+sd_tensor *sd_concat(sd_tape *t, int n, sd_tensor *const *xs, int dim);   /* dim 1 (C), 2 (H) or 3 (W) */
+sd_tensor *sd_slice(sd_tape *t, sd_tensor *x, int dim, int start, int end); /* [start, end) along dim */
+sd_tensor *sd_reshape(sd_tape *t, sd_tensor *x, int ndim, const int *shape);
+sd_tensor *sd_pad2d(sd_tape *t, sd_tensor *x, int top, int bottom, int left, int right, bool reflect);
+/* Resize to out_h x out_w. Bilinear follows PyTorch's F.interpolate exactly for
+ * both align_corners settings (antialias off); nearest uses floor(dst*in/out). */
+sd_tensor *sd_resize_bilinear(sd_tape *t, sd_tensor *x, int out_h, int out_w, bool align_corners);
+sd_tensor *sd_resize_nearest(sd_tape *t, sd_tensor *x, int out_h, int out_w);
+sd_tensor *sd_flip_w(sd_tape *t, sd_tensor *x);                /* horizontal flip */
+
+/* ---- channel-wise ---- */
+sd_tensor *sd_softmax(sd_tape *t, sd_tensor *x);               /* over dim 1 */
+sd_tensor *sd_log_softmax(sd_tape *t, sd_tensor *x);           /* over dim 1 */
+
+/* ---- reductions and losses (all return a [1] tensor unless said) ---- */
+sd_tensor *sd_sum(sd_tape *t, sd_tensor *x);
+sd_tensor *sd_mean(sd_tape *t, sd_tensor *x);
+/* 2-D cross-entropy of logits [N,C,H,W] against labels [N*H*W] (u8 class
+ * indices; `ignore` never counts). Optional class weights [C] as PyTorch's
+ * `weight=`: mean = sum(w_y * nll) / sum(w_y) over valid pixels. With no valid
+ * pixel the loss is 0 and its gradient 0, never NaN. */
+sd_tensor *sd_cross_entropy(sd_tape *t, sd_tensor *logits, const uint8_t *labels,
+                            const float *class_weights, int ignore);
+/* Same, with a per-pixel weight [N*H*W] (pseudo-label confidence, ROAD-style
+ * region weights); loss = sum(pw*w_y*nll) / count of valid pixels. */
+sd_tensor *sd_cross_entropy_pixel_weighted(sd_tape *t, sd_tensor *logits, const uint8_t *labels,
+                                           const float *pixel_weights, int ignore);
+/* Mean BCE-with-logits against a constant target (the adversarial losses). */
+sd_tensor *sd_bce_logits_const(sd_tape *t, sd_tensor *x, float target);
+sd_tensor *sd_bce_logits(sd_tape *t, sd_tensor *x, sd_tensor *target);  /* target: no gradient */
+sd_tensor *sd_mse_const(sd_tape *t, sd_tensor *x, float target);        /* LS-GAN */
+sd_tensor *sd_mse(sd_tape *t, sd_tensor *a, sd_tensor *b);
+/* Per-pixel normalised entropy map [N,1,H,W] of softmax(logits):
+ * -sum_c p log p / log C. */
+sd_tensor *sd_entropy_map(sd_tape *t, sd_tensor *logits);
+/* Self-information map [N,C,H,W]: -p log p / log C (AdvEnt's input to D). */
+sd_tensor *sd_self_information(sd_tape *t, sd_tensor *logits);
+/* Mean over positions of the L2 norm over channels of a-b (ROAD distillation);
+ * a and b have one shape [N,C,H,W]. */
+sd_tensor *sd_l2_feature_distance(sd_tape *t, sd_tensor *a, sd_tensor *b);
+
+#endif

@@ -1,0 +1,12 @@
+/* segda demo: not written yet (placeholder so the command table links). */
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int cli_demo(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "segda demo: not implemented yet\n");
+    return 2;
+}

@@ -1,0 +1,12 @@
+/* segda eval: not written yet (placeholder so the command table links). */
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int cli_eval(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "segda eval: not implemented yet\n");
+    return 2;
+}

@@ -1,0 +1,12 @@
+/* segda models: not written yet (placeholder so the command table links). */
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int cli_models(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "segda models: not implemented yet\n");
+    return 2;
+}

@@ -1,0 +1,12 @@
+/* segda pretrain: not written yet (placeholder so the command table links). */
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int cli_pretrain(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "segda pretrain: not implemented yet\n");
+    return 2;
+}

@@ -1,0 +1,12 @@
+/* segda synth: not written yet (placeholder so the command table links). */
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int cli_synth(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "segda synth: not implemented yet\n");
+    return 2;
+}

@@ -1,0 +1,12 @@
+/* segda train: not written yet (placeholder so the command table links). */
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int cli_train(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "segda train: not implemented yet\n");
+    return 2;
+}

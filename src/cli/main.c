@@ -1,0 +1,54 @@
+/* segda: the command. Dispatches to one function per subcommand
+ * (src/cli/cmd_*.c); global help and version live here. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "segda/core.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"synth", cli_synth, "write the built-in sim/real street-scene benchmark"},
+    {"check-data", cli_check_data, "check a dataset as it lies on disk"},
+    {"models", cli_models, "list models with parameter counts and FLOPs"},
+    {"predict", cli_predict, "segment images with a checkpoint"},
+    {"eval", cli_eval, "score models or prediction PNGs as the Cityscapes evaluator does"},
+    {"train", cli_train, "train or adapt a segmentation network"},
+    {"pretrain", cli_pretrain, "classification pretraining of a backbone"},
+    {"demo", cli_demo, "benchmark, train, adapt, evaluate, report"},
+    {"gap", cli_gap, "measure the domain gap between two datasets"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: segda COMMAND [options]   (segda COMMAND --help for each)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
+}
+
+int cli_fail(const char *cmd)
+{
+    fprintf(stderr, "segda %s: %s\n", cmd, sd_errmsg()[0] ? sd_errmsg() : "failed");
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("segda 0.1.0\n");
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "segda: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

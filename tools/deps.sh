@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages segda builds and tests with, when missing.
+# Runtime: OpenBLAS, libpng, libjpeg-turbo, liblinear, libsvm.
+# Test-only: python3-torch and python3-numpy (PyTorch parity checks).
+set -eu
+pkgs=(build-essential libopenblas-dev libpng-dev libjpeg62-turbo-dev liblinear-dev libsvm-dev
+      python3-torch python3-numpy)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "deps: installing ${missing[*]}"
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
