@@ -131,7 +131,7 @@ typedef struct sd_params {
     int n_groups;
     sd_param_group groups[8];
     int n, cap;
-    sd_tensor *tensors;        /* [n] parameter tensors, in declaration order */
+    sd_tensor **tensors;       /* [n] parameter tensors, in declaration order (stable pointers) */
     int *group_of;             /* [n] group index of each tensor */
     bool allocated;
 } sd_params;
@@ -139,8 +139,9 @@ typedef struct sd_params {
 void sd_params_init(sd_params *p);
 void sd_params_free(sd_params *p);
 int sd_params_add_group(sd_params *p, const char *name, float lr_mult, float wd_mult, bool is_buffer);
-/* Declares a parameter; its data pointer is valid only after sd_params_alloc.
- * The name is copied. Returns NULL + message on a duplicate name. */
+/* Declares a parameter; its data pointer is valid only after sd_params_alloc
+ * (the tensor pointer itself is stable). The name is copied. Returns NULL +
+ * message on a duplicate name. */
 sd_tensor *sd_params_declare(sd_params *p, int group, const char *name, int ndim, const int *shape);
 sd_status sd_params_alloc(sd_params *p);   /* lays out the flat buffers, data zeroed */
 sd_tensor *sd_params_find(sd_params *p, const char *name);

@@ -1,0 +1,82 @@
+/* Segmentation networks chosen by name, their forward pass on the tape, and
+ * the discriminators/domain classifiers of the adaptation methods. Layers
+ * and models are in src/nn/; they never include kernel or CUDA headers.
+ * Parameter names follow the public PyTorch names (torchvision VGG/ResNet,
+ * AdaptSegNet's DeepLab-v2: "layer5.conv2d_list.0.weight") so converted
+ * published checkpoints load as they are. */
+#ifndef SEGDA_MODEL_H
+#define SEGDA_MODEL_H
+
+#include <stdbool.h>
+
+#include "segda/tensor.h"
+
+/* How input images are normalised, stored in checkpoints. */
+typedef enum sd_norm {
+    SD_NORM_CAFFE = 0,   /* BGR, minus (104.00698793, 116.66876762, 122.67891434), no std */
+    SD_NORM_IMAGENET,    /* RGB / 255, minus (0.485, 0.456, 0.406), / (0.229, 0.224, 0.225) */
+    SD_NORM_COUNT
+} sd_norm;
+const char *sd_norm_name(sd_norm n);
+int sd_norm_parse(const char *s);          /* -1 if unknown */
+
+typedef struct sd_model_opts {
+    const char *name;        /* "deeplabv2-resnet101", "deeplab-mini", ... */
+    int classes;             /* 19 by default */
+    bool freeze_bn;          /* BN in eval mode with frozen affine (DeepLab-v2 default) */
+    bool aux;                /* auxiliary classifier on layer3/conv4 (multi-level methods) */
+    bool aspp_two_branch;    /* the widely copied two-branch ASPP ("dlv2red") */
+    int output_stride;       /* 8 or 16 where the backbone allows; 0 = the model's default */
+} sd_model_opts;
+sd_model_opts sd_model_opts_default(const char *name);
+
+typedef struct sd_model sd_model;
+
+/* Everything a method may need from one forward pass. */
+typedef struct sd_model_out {
+    sd_tensor *logits;       /* [N, classes, h, w] at the head's resolution (1/8 for OS 8) */
+    sd_tensor *aux_logits;   /* [N, classes, h, w] from layer3/conv4, or NULL without aux */
+    sd_tensor *feat;         /* last backbone block (layer4 / conv5 / fc7), [N, C, h, w] */
+    sd_tensor *mid;          /* layer3 / conv4 */
+} sd_model_out;
+
+sd_status sd_model_create(const sd_model_opts *o, sd_model **out);
+void sd_model_free(sd_model *m);
+/* Initialises weights as the reference implementations do (Kaiming/normal
+ * for convs, 1/0 for BN, the DeepLab-v2 classifier's N(0, 0.01)). */
+void sd_model_init_weights(sd_model *m, uint64_t seed);
+/* x: normalised images [N, 3, H, W]. training selects BN batch statistics
+ * (unless freeze_bn) and dropout. */
+sd_status sd_model_forward(sd_model *m, sd_tape *t, sd_tensor *x, bool training, sd_model_out *out);
+/* A named intermediate feature map ("layer4", "layer3", "conv5", "logits",
+ * "softmax") of the last forward, for `segda gap`; NULL if unknown. */
+sd_tensor *sd_model_feature(sd_model *m, const sd_model_out *out, const char *layer);
+
+sd_params *sd_model_params(sd_model *m);
+const sd_model_opts *sd_model_options(const sd_model *m);
+/* Param group indices: "backbone" (lr x1), "classifier" (lr x10), "bn" buffers. */
+int sd_model_group(const sd_model *m, const char *group_name);
+
+typedef struct sd_model_info {
+    const char *name;
+    const char *description;
+    sd_norm default_norm;
+} sd_model_info;
+const sd_model_info *sd_model_list(int *n);
+/* Parameters and multiply-accumulates at an input size. */
+sd_status sd_model_cost(const sd_model_opts *o, int h, int w, size_t *params, double *gflops);
+
+/* ---- adaptation modules ---- */
+/* Output-space discriminator (AdaptSegNet): five 4x4 stride-2 pad-1 convs
+ * in_ch -> ndf -> 2ndf -> 4ndf -> 8ndf -> 1, LeakyReLU 0.2 between, no sigmoid.
+ * Pixel-level domain classifier (FCNs in the wild, ROAD): 1x1 convs
+ * in_ch -> hidden -> hidden -> 1 with ReLU. */
+typedef enum sd_disc_kind { SD_DISC_OUTPUT = 0, SD_DISC_PIXEL, SD_DISC_COUNT } sd_disc_kind;
+typedef struct sd_disc sd_disc;
+sd_status sd_disc_create(sd_disc_kind kind, int in_ch, int width, const char *prefix, sd_disc **out);
+void sd_disc_free(sd_disc *d);
+void sd_disc_init_weights(sd_disc *d, uint64_t seed);
+sd_tensor *sd_disc_forward(sd_disc *d, sd_tape *t, sd_tensor *x);
+sd_params *sd_disc_params(sd_disc *d);
+
+#endif

@@ -1,0 +1,444 @@
+/* Tensors, the step arena, the tape and its reverse walk, and parameter
+ * sets. Op implementations are in ops_*.c; kernels in src/cpu/. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "segda/tensor.h"
+
+/* ---- arena ---- */
+
+struct sd_arena_chunk {
+    sd_arena_chunk *next;
+    size_t size, used;
+    unsigned char *mem;
+};
+
+#define ARENA_ALIGN 64
+
+void sd_arena_init(sd_arena *a, size_t chunk_size)
+{
+    memset(a, 0, sizeof *a);
+    a->chunk_size = chunk_size ? chunk_size : ((size_t)64 << 20);
+}
+
+static sd_arena_chunk *chunk_new(size_t size)
+{
+    sd_arena_chunk *c = sd_malloc(sizeof *c);
+    if (!c)
+        return NULL;
+    c->mem = aligned_alloc(ARENA_ALIGN, (size + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN);
+    if (!c->mem) {
+        free(c);
+        sd_fail(SD_ERR_NOMEM, "out of memory: arena chunk of %zu bytes", size);
+        return NULL;
+    }
+    c->size = size;
+    c->used = 0;
+    c->next = NULL;
+    return c;
+}
+
+void *sd_arena_alloc(sd_arena *a, size_t bytes)
+{
+    bytes = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+    if (!bytes)
+        bytes = ARENA_ALIGN;
+    /* First fit over the chunk list: after the first step every chunk
+     * exists and a step allocates nothing from the system. */
+    sd_arena_chunk **pp = &a->head;
+    for (sd_arena_chunk *c = a->head; c; pp = &c->next, c = c->next) {
+        if (c->size - c->used >= bytes) {
+            void *p = c->mem + c->used;
+            c->used += bytes;
+            a->used += bytes;
+            if (a->used > a->peak)
+                a->peak = a->used;
+            return p;
+        }
+    }
+    sd_arena_chunk *c = chunk_new(bytes > a->chunk_size ? bytes : a->chunk_size);
+    if (!c)
+        return NULL;
+    *pp = c;
+    c->used = bytes;
+    a->used += bytes;
+    if (a->used > a->peak)
+        a->peak = a->used;
+    return c->mem;
+}
+
+void *sd_arena_calloc(sd_arena *a, size_t bytes)
+{
+    void *p = sd_arena_alloc(a, bytes);
+    if (p)
+        memset(p, 0, bytes);
+    return p;
+}
+
+void sd_arena_reset(sd_arena *a)
+{
+    for (sd_arena_chunk *c = a->head; c; c = c->next)
+        c->used = 0;
+    a->used = 0;
+}
+
+void sd_arena_free(sd_arena *a)
+{
+    sd_arena_chunk *c = a->head;
+    while (c) {
+        sd_arena_chunk *n = c->next;
+        free(c->mem);
+        free(c);
+        c = n;
+    }
+    a->head = NULL;
+    a->used = 0;
+}
+
+/* ---- tape ---- */
+
+sd_status sd_tape_init(sd_tape *t, uint64_t seed)
+{
+    memset(t, 0, sizeof *t);
+    sd_arena_init(&t->arena, 0);
+    sd_rng_seed(&t->rng, seed);
+    t->training = true;
+    return SD_OK;
+}
+
+void sd_tape_free(sd_tape *t)
+{
+    sd_arena_free(&t->arena);
+    free(t->nodes);
+    memset(t, 0, sizeof *t);
+}
+
+void sd_tape_reset(sd_tape *t)
+{
+    sd_arena_reset(&t->arena);
+    t->n_nodes = 0;
+    t->status = SD_OK;
+}
+
+void sd_tape_no_grad_begin(sd_tape *t) { t->no_grad++; }
+void sd_tape_no_grad_end(sd_tape *t)
+{
+    if (t->no_grad > 0)
+        t->no_grad--;
+}
+
+sd_tensor *sd_tape_fail(sd_tape *t, sd_status st, const char *fmt, ...)
+{
+    if (t->status == SD_OK) {
+        char buf[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof buf, fmt, ap);
+        va_end(ap);
+        t->status = st;
+        sd_fail(st, "%s", buf);
+    }
+    return NULL;
+}
+
+bool sd_tape_wants_grad(const sd_tape *t, int n, sd_tensor *const *in)
+{
+    if (t->no_grad > 0)
+        return false;
+    for (int i = 0; i < n; i++)
+        if (in[i] && in[i]->requires_grad)
+            return true;
+    return false;
+}
+
+sd_node *sd_tape_record(sd_tape *t, const char *op, sd_backward_fn bw, sd_tensor *out,
+                        int n_in, sd_tensor *const *in)
+{
+    if (!sd_tape_wants_grad(t, n_in, in))
+        return NULL;
+    if (t->n_nodes == t->cap_nodes) {
+        int cap = t->cap_nodes ? 2 * t->cap_nodes : 256;
+        sd_node **nn = realloc(t->nodes, (size_t)cap * sizeof *nn);
+        if (!nn) {
+            sd_tape_fail(t, SD_ERR_NOMEM, "%s: out of memory growing the tape", op);
+            return NULL;
+        }
+        t->nodes = nn;
+        t->cap_nodes = cap;
+    }
+    sd_node *n = sd_arena_calloc(&t->arena, sizeof *n);
+    if (!n) {
+        sd_tape_fail(t, SD_ERR_NOMEM, "%s: out of memory recording a node", op);
+        return NULL;
+    }
+    n->op = op;
+    n->backward = bw;
+    n->out = out;
+    n->n_in = n_in;
+    for (int i = 0; i < n_in; i++)
+        n->in[i] = in[i];
+    out->node = n;
+    out->requires_grad = true;
+    t->nodes[t->n_nodes++] = n;
+    return n;
+}
+
+float *sd_tensor_grad(sd_tape *t, sd_tensor *x)
+{
+    if (!x->grad)
+        x->grad = sd_arena_calloc(&t->arena, x->numel * sizeof(float));
+    return x->grad;
+}
+
+sd_status sd_backward(sd_tape *t, int n_losses, sd_tensor *const *losses, const float *weights)
+{
+    if (t->status != SD_OK)
+        return sd_fail(t->status, "backward after a failed forward: %s", sd_errmsg());
+    for (int i = 0; i < n_losses; i++) {
+        sd_tensor *l = losses[i];
+        if (!l)
+            return sd_fail(SD_ERR_ARG, "backward: loss %d is NULL", i);
+        if (l->numel != 1)
+            return sd_fail(SD_ERR_SHAPE, "backward: loss %d has shape %s, expected a scalar", i,
+                           sd_shape_str(l));
+        if (!l->requires_grad)
+            continue; /* e.g. a loss computed entirely under no_grad */
+        float *g = sd_tensor_grad(t, l);
+        if (!g)
+            return SD_ERR_NOMEM;
+        g[0] += weights ? weights[i] : 1.0f;
+    }
+    for (int i = t->n_nodes - 1; i >= 0; i--) {
+        sd_node *n = t->nodes[i];
+        if (!n->out->grad)
+            continue; /* not reached from any loss */
+        /* Inputs that require grad get their buffer before the op runs, so
+         * each backward can simply accumulate. */
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] && n->in[k]->requires_grad && !sd_tensor_grad(t, n->in[k]))
+                return SD_ERR_NOMEM;
+        n->backward(n);
+    }
+    /* Clear activation grads so a later backward on this tape starts clean;
+     * parameters (leaves) keep theirs. */
+    for (int i = 0; i < t->n_nodes; i++)
+        t->nodes[i]->out->grad = NULL;
+    if (t->status != SD_OK)
+        return t->status;
+    return SD_OK;
+}
+
+/* ---- tensors ---- */
+
+static sd_tensor *tensor_alloc(sd_tape *t, int ndim, const int *shape, bool zero, float *data)
+{
+    if (ndim < 1 || ndim > SD_MAX_DIMS)
+        return sd_tape_fail(t, SD_ERR_SHAPE, "tensor: %d dims, expected 1..%d", ndim, SD_MAX_DIMS);
+    sd_tensor *x = sd_arena_calloc(&t->arena, sizeof *x);
+    if (!x)
+        return sd_tape_fail(t, SD_ERR_NOMEM, "tensor: out of memory");
+    x->ndim = ndim;
+    x->numel = 1;
+    for (int i = 0; i < SD_MAX_DIMS; i++) {
+        x->shape[i] = i < ndim ? shape[i] : 1;
+        if (x->shape[i] < 0)
+            return sd_tape_fail(t, SD_ERR_SHAPE, "tensor: negative dimension %d", x->shape[i]);
+        x->numel *= (size_t)x->shape[i];
+    }
+    if (data) {
+        x->data = data;
+    } else {
+        size_t bytes = x->numel * sizeof(float);
+        x->data = zero ? sd_arena_calloc(&t->arena, bytes) : sd_arena_alloc(&t->arena, bytes);
+        if (!x->data)
+            return sd_tape_fail(t, SD_ERR_NOMEM, "tensor: out of memory for %zu floats", x->numel);
+    }
+    return x;
+}
+
+sd_tensor *sd_tensor_new(sd_tape *t, int ndim, const int *shape) { return tensor_alloc(t, ndim, shape, false, NULL); }
+sd_tensor *sd_tensor_zeros(sd_tape *t, int ndim, const int *shape) { return tensor_alloc(t, ndim, shape, true, NULL); }
+sd_tensor *sd_tensor_wrap(sd_tape *t, int ndim, const int *shape, float *data) { return tensor_alloc(t, ndim, shape, false, data); }
+
+sd_tensor *sd_tensor_new4(sd_tape *t, int n, int c, int h, int w)
+{
+    int s[4] = {n, c, h, w};
+    return tensor_alloc(t, 4, s, false, NULL);
+}
+
+const char *sd_shape_str(const sd_tensor *x)
+{
+    static _Thread_local char bufs[4][64];
+    static _Thread_local int slot;
+    char *b = bufs[slot++ & 3];
+    if (!x) {
+        snprintf(b, 64, "(null)");
+        return b;
+    }
+    int off = snprintf(b, 64, "[");
+    for (int i = 0; i < x->ndim && off < 60; i++)
+        off += snprintf(b + off, 64 - off, i ? ",%d" : "%d", x->shape[i]);
+    snprintf(b + off, 64 - off, "]");
+    return b;
+}
+
+bool sd_shape_eq(const sd_tensor *a, const sd_tensor *b)
+{
+    if (a->ndim != b->ndim)
+        return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i])
+            return false;
+    return true;
+}
+
+/* ---- parameters ---- */
+
+void sd_params_init(sd_params *p) { memset(p, 0, sizeof *p); }
+
+void sd_params_free(sd_params *p)
+{
+    for (int g = 0; g < p->n_groups; g++) {
+        free(p->groups[g].data);
+        free(p->groups[g].grad);
+    }
+    for (int i = 0; i < p->n; i++) {
+        free((char *)p->tensors[i]->name);
+        free(p->tensors[i]);
+    }
+    free(p->tensors);
+    free(p->group_of);
+    memset(p, 0, sizeof *p);
+}
+
+int sd_params_add_group(sd_params *p, const char *name, float lr_mult, float wd_mult, bool is_buffer)
+{
+    for (int g = 0; g < p->n_groups; g++)
+        if (!strcmp(p->groups[g].name, name))
+            return g;
+    if (p->allocated || p->n_groups == (int)(sizeof p->groups / sizeof p->groups[0])) {
+        sd_fail(SD_ERR_ARG, "params: cannot add group '%s' (%s)", name,
+                p->allocated ? "already allocated" : "too many groups");
+        return -1;
+    }
+    sd_param_group *g = &p->groups[p->n_groups];
+    memset(g, 0, sizeof *g);
+    snprintf(g->name, sizeof g->name, "%s", name);
+    g->lr_mult = lr_mult;
+    g->wd_mult = is_buffer ? 0.0f : wd_mult;
+    g->is_buffer = is_buffer;
+    g->frozen = is_buffer;
+    return p->n_groups++;
+}
+
+sd_tensor *sd_params_declare(sd_params *p, int group, const char *name, int ndim, const int *shape)
+{
+    if (p->allocated) {
+        sd_fail(SD_ERR_ARG, "params: '%s' declared after allocation", name);
+        return NULL;
+    }
+    if (group < 0 || group >= p->n_groups) {
+        sd_fail(SD_ERR_ARG, "params: '%s' in unknown group %d", name, group);
+        return NULL;
+    }
+    if (ndim < 1 || ndim > SD_MAX_DIMS) {
+        sd_fail(SD_ERR_SHAPE, "params: '%s' has %d dims", name, ndim);
+        return NULL;
+    }
+    if (sd_params_find(p, name)) {
+        sd_fail(SD_ERR_ARG, "params: duplicate parameter name '%s'", name);
+        return NULL;
+    }
+    if (p->n == p->cap) {
+        int cap = p->cap ? 2 * p->cap : 64;
+        sd_tensor **nt = realloc(p->tensors, (size_t)cap * sizeof *nt);
+        if (!nt)
+            goto oom;
+        p->tensors = nt;
+        int *ng = realloc(p->group_of, (size_t)cap * sizeof *ng);
+        if (!ng)
+            goto oom;
+        p->group_of = ng;
+        p->cap = cap;
+    }
+    sd_tensor *x = sd_calloc(1, sizeof *x);
+    if (!x)
+        return NULL;
+    x->ndim = ndim;
+    x->numel = 1;
+    for (int i = 0; i < SD_MAX_DIMS; i++) {
+        x->shape[i] = i < ndim ? shape[i] : 1;
+        x->numel *= (size_t)x->shape[i];
+    }
+    x->name = sd_strdup(name);
+    if (!x->name) {
+        free(x);
+        return NULL;
+    }
+    p->tensors[p->n] = x;
+    p->group_of[p->n] = group;
+    p->groups[group].numel += x->numel;
+    p->n++;
+    return x;
+oom:
+    sd_fail(SD_ERR_NOMEM, "params: out of memory declaring '%s'", name);
+    return NULL;
+}
+
+sd_status sd_params_alloc(sd_params *p)
+{
+    for (int g = 0; g < p->n_groups; g++) {
+        sd_param_group *gr = &p->groups[g];
+        gr->data = calloc(gr->numel ? gr->numel : 1, sizeof(float));
+        gr->grad = gr->is_buffer ? NULL : calloc(gr->numel ? gr->numel : 1, sizeof(float));
+        if (!gr->data || (!gr->is_buffer && !gr->grad))
+            return sd_fail(SD_ERR_NOMEM, "params: out of memory for group '%s' (%zu floats)", gr->name, gr->numel);
+    }
+    size_t off[8] = {0};
+    for (int i = 0; i < p->n; i++) {
+        int g = p->group_of[i];
+        sd_tensor *x = p->tensors[i];
+        x->data = p->groups[g].data + off[g];
+        x->grad = p->groups[g].grad ? p->groups[g].grad + off[g] : NULL;
+        x->requires_grad = !p->groups[g].frozen;
+        off[g] += x->numel;
+    }
+    p->allocated = true;
+    return SD_OK;
+}
+
+sd_tensor *sd_params_find(sd_params *p, const char *name)
+{
+    for (int i = 0; i < p->n; i++)
+        if (!strcmp(p->tensors[i]->name, name))
+            return p->tensors[i];
+    return NULL;
+}
+
+void sd_params_zero_grad(sd_params *p)
+{
+    for (int g = 0; g < p->n_groups; g++)
+        if (p->groups[g].grad)
+            memset(p->groups[g].grad, 0, p->groups[g].numel * sizeof(float));
+}
+
+void sd_params_set_frozen(sd_params *p, int group, bool frozen)
+{
+    if (group < 0 || group >= p->n_groups || p->groups[group].is_buffer)
+        return;
+    p->groups[group].frozen = frozen;
+    for (int i = 0; i < p->n; i++)
+        if (p->group_of[i] == group)
+            p->tensors[i]->requires_grad = !frozen;
+}
+
+size_t sd_params_count(const sd_params *p, bool trainable_only)
+{
+    size_t n = 0;
+    for (int g = 0; g < p->n_groups; g++)
+        if (!p->groups[g].is_buffer && (!trainable_only || !p->groups[g].frozen))
+            n += p->groups[g].numel;
+    return n;
+}
