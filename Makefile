@@ -17,6 +17,7 @@ LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard src/$(d)/*.c))
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 BENCH_SRC:= $(wildcard bench/bench_*.c)
+SHIM_SRC := $(wildcard tests/shim*.c)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
@@ -35,12 +36,9 @@ $(BUILD)/libsegda.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 # The shared library serves the PyTorch parity tests (loaded with ctypes).
-$(BUILD)/libsegda.so: $(LIB_OBJ) $(BUILD)/obj/tests/shim.o
+# tests/shim*.c hold flat entry points for those scripts.
+$(BUILD)/libsegda.so: $(LIB_OBJ) $(SHIM_SRC:%.c=$(BUILD)/obj/%.o)
 	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
-
-$(BUILD)/obj/tests/shim.o: tests/shim.c
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/segda: $(CLI_OBJ) $(BUILD)/libsegda.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libsegda.a $(LDLIBS)
@@ -80,3 +78,5 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+
+include fuzz/fuzz.mk

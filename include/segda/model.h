@@ -54,8 +54,16 @@ sd_tensor *sd_model_feature(sd_model *m, const sd_model_out *out, const char *la
 
 sd_params *sd_model_params(sd_model *m);
 const sd_model_opts *sd_model_options(const sd_model *m);
-/* Param group indices: "backbone" (lr x1), "classifier" (lr x10), "bn" buffers. */
+/* Param group indices (-1 if unknown): "backbone" (convs, lr x1),
+ * "classifier" (every head parameter incl. head BN affine, lr x10), "norm"
+ * (backbone BN weight/bias, lr x1; frozen when freeze_bn), "bn" (running
+ * statistics, a buffer group). */
 int sd_model_group(const sd_model *m, const char *group_name);
+/* Channels of "layer3"/"mid", "layer4"/"feat", "logits"; -1 if unknown
+ * (e.g. to size a feature-level discriminator). */
+int sd_model_channels(const sd_model *m, const char *layer);
+/* The input normalisation the named model's published weights expect. */
+sd_norm sd_model_default_norm(const char *name);
 
 typedef struct sd_model_info {
     const char *name;
@@ -63,7 +71,9 @@ typedef struct sd_model_info {
     sd_norm default_norm;
 } sd_model_info;
 const sd_model_info *sd_model_list(int *n);
-/* Parameters and multiply-accumulates at an input size. */
+/* Parameters (trainable and frozen, no buffers) and GFLOPs (2 x multiply-
+ * accumulates of every conv, batch 1) at an input size; computed from shapes
+ * alone, without allocating weights. */
 sd_status sd_model_cost(const sd_model_opts *o, int h, int w, size_t *params, double *gflops);
 
 /* ---- adaptation modules ---- */

@@ -1,12 +1,244 @@
-/* segda eval: not written yet (placeholder so the command table links). */
+/* segda eval: scores prediction folders (or, once model loading exists,
+ * checkpoints) on a dataset split as the official Cityscapes evaluator does,
+ * and prints the protocol block and the papers' table; --csv/--json write
+ * the same numbers. The metrics and writers are in src/eval/. */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
+#include "segda/data.h"
+#include "segda/eval.h"
+#include "segda/progress.h"
+
+#define MAX_SETS 64
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: segda eval --pred DIR [--pred DIR2 ...] --data SPEC [options]\n"
+            "       segda eval --model CKPT [--model CKPT2 ...] --data SPEC [options]\n"
+            "\n"
+            "Scores segmentations with the official Cityscapes formulas: one confusion matrix\n"
+            "per prediction set over the whole split, at the ground truth's full resolution,\n"
+            "pixels with ignored ground truth not counted; class IoU, category IoU,\n"
+            "mIoU-19/16/13, pixel and mean class accuracy.\n"
+            "\n"
+            "  --pred DIR          folder of prediction PNGs (searched recursively). Cityscapes:\n"
+            "                      the file name must contain CITY_SSSSSS_FFFFFF; other datasets:\n"
+            "                      STEM.png. Two candidates for one sample is an error.\n"
+            "  --model CKPT        checkpoint to run (several allowed: one table row each)\n"
+            "  --data SPEC         gta5:ROOT, synthia:ROOT, cityscapes:ROOT[:SPLIT], folder:ROOT\n"
+            "  --split NAME        split to score (default: val for Cityscapes)\n"
+            "  --labelids          predictions hold Cityscapes label ids (0..33, as the test\n"
+            "                      server takes them) instead of trainIds (0..18, 255 = none)\n"
+            "  --skip-missing      skip samples that lack a prediction (in any set) and count them\n"
+            "  --protocol 19|16|13 table columns and main mean (default 19; JSON/CSV have all)\n"
+            "  --align-corners B   bilinear upsampling of logits: true (default, as the\n"
+            "                      AdaptSegNet/ADVENT evaluation code) or false\n"
+            "  --name NAME         row name (repeat once per --pred/--model; default: the path)\n"
+            "  --csv FILE          write the results as CSV (fractions)\n"
+            "  --json FILE         write the results as JSON (fractions, null = absent)\n"
+            "  --allow-unknown-ids read ground-truth ids outside the table as ignored\n"
+            "  --threads N         images read in parallel (default: all cores)\n"
+            "  --progress          draw the progress bar even when stderr is not a terminal\n"
+            "  --quiet             no progress bar\n"
+            "  -h, --help          this help\n");
+}
+
+/* The field's default split for scoring is Cityscapes val; a split named in
+ * the spec (cityscapes:ROOT:train) is kept. */
+static const char *default_split(const char *spec)
+{
+    if (strncmp(spec, "cityscapes:", 11))
+        return NULL;
+    const char *c = strrchr(spec, ':');
+    if (!strcmp(c, ":train") || !strcmp(c, ":val") || !strcmp(c, ":test"))
+        return NULL;
+    return "val";
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+    if (!strcmp(s, "true") || !strcmp(s, "1") || !strcmp(s, "True") || !strcmp(s, "yes")) {
+        *out = true;
+        return 0;
+    }
+    if (!strcmp(s, "false") || !strcmp(s, "0") || !strcmp(s, "False") || !strcmp(s, "no")) {
+        *out = false;
+        return 0;
+    }
+    return -1;
+}
 
 int cli_eval(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "segda eval: not implemented yet\n");
-    return 2;
+    enum {
+        OPT_LABELIDS = 256, OPT_SKIP, OPT_CSV, OPT_JSON, OPT_PROTOCOL, OPT_ALIGN, OPT_NAME,
+        OPT_UNKNOWN, OPT_THREADS, OPT_PROGRESS, OPT_QUIET, OPT_SPLIT,
+    };
+    static const struct option longopts[] = {
+        {"pred", required_argument, 0, 'p'},
+        {"model", required_argument, 0, 'm'},
+        {"data", required_argument, 0, 'd'},
+        {"split", required_argument, 0, OPT_SPLIT},
+        {"labelids", no_argument, 0, OPT_LABELIDS},
+        {"skip-missing", no_argument, 0, OPT_SKIP},
+        {"csv", required_argument, 0, OPT_CSV},
+        {"json", required_argument, 0, OPT_JSON},
+        {"protocol", required_argument, 0, OPT_PROTOCOL},
+        {"align-corners", required_argument, 0, OPT_ALIGN},
+        {"name", required_argument, 0, OPT_NAME},
+        {"allow-unknown-ids", no_argument, 0, OPT_UNKNOWN},
+        {"threads", required_argument, 0, OPT_THREADS},
+        {"progress", no_argument, 0, OPT_PROGRESS},
+        {"quiet", no_argument, 0, OPT_QUIET},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *preds[MAX_SETS], *models[MAX_SETS], *names[MAX_SETS];
+    int n_pred = 0, n_model = 0, n_names = 0;
+    const char *spec = NULL, *split = NULL, *csv = NULL, *json = NULL;
+    bool labelids = false, skip_missing = false, align_corners = true, align_given = false;
+    bool allow_unknown = false;
+    int protocol = SD_PROTOCOL_19, threads = 0;
+    sd_progress_mode progress = SD_PROGRESS_AUTO;
+
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "p:m:d:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'p':
+        case 'm':
+            if (n_pred + n_model >= MAX_SETS) {
+                fprintf(stderr, "segda eval: at most %d prediction sets and models\n", MAX_SETS);
+                return 2;
+            }
+            if (c == 'p')
+                preds[n_pred++] = optarg;
+            else
+                models[n_model++] = optarg;
+            break;
+        case 'd': spec = optarg; break;
+        case OPT_SPLIT: split = optarg; break;
+        case OPT_LABELIDS: labelids = true; break;
+        case OPT_SKIP: skip_missing = true; break;
+        case OPT_CSV: csv = optarg; break;
+        case OPT_JSON: json = optarg; break;
+        case OPT_PROTOCOL:
+            protocol = sd_protocol_parse(optarg);
+            if (protocol < 0) {
+                fprintf(stderr, "segda eval: --protocol %s: expected 19, 16 or 13\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_ALIGN:
+            if (parse_bool(optarg, &align_corners)) {
+                fprintf(stderr, "segda eval: --align-corners %s: expected true or false\n", optarg);
+                return 2;
+            }
+            align_given = true;
+            break;
+        case OPT_NAME:
+            if (n_names >= MAX_SETS) {
+                fprintf(stderr, "segda eval: too many --name options\n");
+                return 2;
+            }
+            names[n_names++] = optarg;
+            break;
+        case OPT_UNKNOWN: allow_unknown = true; break;
+        case OPT_THREADS:
+            threads = atoi(optarg);
+            if (threads < 1) {
+                fprintf(stderr, "segda eval: --threads %s: expected a positive number\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_PROGRESS: progress = SD_PROGRESS_ON; break;
+        case OPT_QUIET: progress = SD_PROGRESS_OFF; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "segda eval: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (!spec || (n_pred == 0 && n_model == 0)) {
+        fprintf(stderr, "segda eval: --data and at least one --pred or --model are required\n");
+        usage(stderr);
+        return 2;
+    }
+    if (n_names && n_names != n_pred + n_model) {
+        fprintf(stderr, "segda eval: %d --name for %d prediction sets/models (give one per set or none)\n",
+                n_names, n_pred + n_model);
+        return 2;
+    }
+    if (n_model) {
+        /* the model API (checkpoint load + forward) is wired by the lead;
+         * sd_confusion_add_logits is the entry point for its logits */
+        sd_fail(SD_ERR_UNSUPPORTED,
+                "--model %s: evaluating checkpoints is not available yet in this build (model "
+                "loading is not wired); score saved predictions with --pred DIR instead",
+                models[0]);
+        return cli_fail("eval");
+    }
+    if (align_given)
+        fprintf(stderr, "segda eval: note: --align-corners only applies to --model (predictions "
+                        "are scored as they are)\n");
+
+    sd_dataset ds;
+    sd_dataset_opts dopts = {.allow_unknown_ids = allow_unknown};
+    if (sd_dataset_open(&ds, spec, split ? split : default_split(spec), &dopts))
+        return cli_fail("eval");
+
+    sd_confusion *cms = sd_calloc((size_t)n_pred, sizeof *cms);
+    sd_eval_row *rows = sd_calloc((size_t)n_pred, sizeof *rows);
+    if (!cms || !rows) {
+        free(cms), free(rows);
+        sd_dataset_free(&ds);
+        return cli_fail("eval");
+    }
+    sd_eval_pred_opts po = {
+        .dirs = preds, .n_dirs = n_pred,
+        .kind = labelids ? SD_PRED_LABEL_IDS : SD_PRED_TRAIN_IDS,
+        .skip_missing = skip_missing, .threads = threads, .progress = progress,
+    };
+    char dataset_desc[1024];
+    snprintf(dataset_desc, sizeof dataset_desc, "%s (%s, root %s)", ds.spec,
+             sd_dataset_kind_name(ds.kind), ds.root);
+    sd_eval_setup setup = {
+        .protocol = (sd_protocol)protocol, .dataset = dataset_desc, .split = ds.split,
+        .source = labelids ? "prediction PNGs (label ids)" : "prediction PNGs (trainIds)",
+        .align_corners = -1,
+    };
+    double t0 = sd_time_now();
+    sd_status st = sd_eval_pred_dirs(&ds, &po, cms, &setup);
+    double secs = sd_time_now() - t0;
+    int rc = 0;
+    if (st) {
+        rc = cli_fail("eval");
+    } else {
+        for (int d = 0; d < n_pred; d++) {
+            rows[d].name = n_names ? names[d] : preds[d];
+            sd_eval_compute(&cms[d], &rows[d].r);
+        }
+        sd_eval_setup_write(stdout, &setup);
+        printf("\n");
+        sd_eval_table_write(stdout, (sd_protocol)protocol, rows, n_pred);
+        sd_log(2, "eval: %lld images in %.1f s\n", (long long)setup.images, secs);
+        if (setup.skipped)
+            fprintf(stderr, "segda eval: %lld sample%s skipped for lack of a prediction\n",
+                    (long long)setup.skipped, setup.skipped == 1 ? "" : "s");
+        if (csv && sd_eval_csv_write(csv, rows, n_pred))
+            rc = cli_fail("eval");
+        if (!rc && json && sd_eval_json_write(json, &setup, rows, n_pred))
+            rc = cli_fail("eval");
+    }
+    free(cms);
+    free(rows);
+    sd_dataset_free(&ds);
+    return rc;
 }

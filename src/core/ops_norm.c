@@ -1,0 +1,127 @@
+/* Batch norm (training with PyTorch's running-statistics update, eval,
+ * frozen) and instance norm: checks, statistics bookkeeping, tape nodes and
+ * backward; kernels in src/cpu/norm_cpu.c. Every backward here ACCUMULATES
+ * (+=) into in[i]->grad, and only for inputs that require grad. */
+#include <math.h>
+
+#include "core/backend.h"
+#include "segda/ops.h"
+
+typedef struct norm_saved {
+    sd_norm_geom g;
+    float *mean, *invstd;  /* [g.ch], arena */
+    bool batch_stats;      /* statistics from x: the backward goes through them */
+} norm_saved;
+
+static float *grad_of(sd_tensor *x) { return x && x->requires_grad ? x->grad : NULL; }
+
+static void norm_backward(sd_node *n)
+{
+    norm_saved *s = n->saved;
+    sd_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
+    sd_backend_for(x->device)
+        ->norm_bwd(&s->g, x->data, s->mean, s->invstd, w ? w->data : NULL, n->out->grad, s->batch_stats,
+                   grad_of(x), grad_of(w), grad_of(b));
+}
+
+static bool vec_ok(const sd_tensor *v, int c) { return !v || (v->ndim == 1 && v->shape[0] == c); }
+
+static sd_tensor *norm_finish(sd_tape *t, const char *op, sd_tensor *x, sd_tensor *w, sd_tensor *b, sd_tensor *y,
+                              const sd_norm_geom *g, float *mean, float *invstd, bool batch_stats)
+{
+    sd_node *n = sd_tape_record(t, op, norm_backward, y, 3, (sd_tensor *[]){x, w, b});
+    if (n) {
+        norm_saved *s = sd_arena_alloc(&t->arena, sizeof *s);
+        if (!s)
+            return sd_tape_fail(t, SD_ERR_NOMEM, "%s: out of memory recording the node", op);
+        s->g = *g;
+        s->mean = mean;
+        s->invstd = invstd;
+        s->batch_stats = batch_stats;
+        n->saved = s;
+    }
+    return y;
+}
+
+sd_tensor *sd_batch_norm(sd_tape *t, sd_tensor *x, sd_tensor *weight, sd_tensor *bias, sd_tensor *running_mean,
+                         sd_tensor *running_var, bool training, float momentum, float eps)
+{
+    if (!x)
+        return NULL;
+    if (x->ndim < 2)
+        return sd_tape_fail(t, SD_ERR_SHAPE, "batch_norm: input %s: expected [N, C, ...]", sd_shape_str(x));
+    const int C = x->shape[1];
+    const char *names[4] = {"weight", "bias", "running_mean", "running_var"};
+    sd_tensor *vecs[4] = {weight, bias, running_mean, running_var};
+    for (int k = 0; k < 4; k++)
+        if (!vec_ok(vecs[k], C))
+            return sd_tape_fail(t, SD_ERR_SHAPE, "batch_norm: input %s and %s %s: expected [%d]",
+                                sd_shape_str(x), names[k], sd_shape_str(vecs[k]), C);
+    if (!training && (!running_mean || !running_var))
+        return sd_tape_fail(t, SD_ERR_ARG, "batch_norm: input %s: eval mode needs running_mean and running_var",
+                            sd_shape_str(x));
+    sd_norm_geom g = {.outer = x->shape[0], .ch = C, .inner = (int)(x->numel / ((size_t)x->shape[0] * C)),
+                      .affine_ch = C};
+    if (x->shape[0] == 0 || C == 0 || g.inner == 0)
+        return sd_tape_fail(t, SD_ERR_SHAPE, "batch_norm: input %s is empty", sd_shape_str(x));
+    if (training && (size_t)g.outer * g.inner < 2)
+        return sd_tape_fail(t, SD_ERR_SHAPE,
+                            "batch_norm: input %s: expected more than 1 value per channel when training",
+                            sd_shape_str(x));
+    const sd_backend *be = sd_backend_for(x->device);
+    if (!be || !be->supports("batch_norm", x->dtype))
+        return sd_tape_fail(t, SD_ERR_UNSUPPORTED, "batch_norm: input %s: no kernel", sd_shape_str(x));
+    sd_tensor *y = sd_tensor_new(t, x->ndim, x->shape);
+    float *mean = sd_arena_alloc(&t->arena, 3 * (size_t)C * sizeof(float));
+    if (!y || !mean)
+        return sd_tape_fail(t, SD_ERR_NOMEM, "batch_norm: input %s: out of memory", sd_shape_str(x));
+    y->device = x->device;
+    float *invstd = mean + C, *var = mean + 2 * C;
+    if (training) {
+        be->norm_stats(&g, x->data, eps, mean, invstd, var);
+        /* PyTorch: running = (1 - m) * running + m * batch, unbiased variance */
+        for (int c = 0; c < C; c++) {
+            if (running_mean)
+                running_mean->data[c] = (1.0f - momentum) * running_mean->data[c] + momentum * mean[c];
+            if (running_var)
+                running_var->data[c] = (1.0f - momentum) * running_var->data[c] + momentum * var[c];
+        }
+    } else {
+        for (int c = 0; c < C; c++) {
+            mean[c] = running_mean->data[c];
+            invstd[c] = 1.0f / sqrtf(running_var->data[c] + eps);
+        }
+    }
+    be->norm_apply(&g, x->data, mean, invstd, weight ? weight->data : NULL, bias ? bias->data : NULL, y->data);
+    return norm_finish(t, "batch_norm", x, weight, bias, y, &g, mean, invstd, training);
+}
+
+sd_tensor *sd_instance_norm(sd_tape *t, sd_tensor *x, sd_tensor *weight, sd_tensor *bias, float eps)
+{
+    if (!x)
+        return NULL;
+    if (x->ndim != 4)
+        return sd_tape_fail(t, SD_ERR_SHAPE, "instance_norm: input %s: expected 4-D NCHW", sd_shape_str(x));
+    const int N = x->shape[0], C = x->shape[1], HW = x->shape[2] * x->shape[3];
+    if (!vec_ok(weight, C) || !vec_ok(bias, C))
+        return sd_tape_fail(t, SD_ERR_SHAPE, "instance_norm: input %s and %s %s: expected [%d]", sd_shape_str(x),
+                            vec_ok(weight, C) ? "bias" : "weight", sd_shape_str(vec_ok(weight, C) ? bias : weight),
+                            C);
+    if (N * C == 0 || HW < 2)
+        return sd_tape_fail(t, SD_ERR_SHAPE,
+                            "instance_norm: input %s: expected more than 1 spatial element per channel",
+                            sd_shape_str(x));
+    const sd_backend *be = sd_backend_for(x->device);
+    if (!be || !be->supports("instance_norm", x->dtype))
+        return sd_tape_fail(t, SD_ERR_UNSUPPORTED, "instance_norm: input %s: no kernel", sd_shape_str(x));
+    sd_norm_geom g = {.outer = 1, .ch = N * C, .inner = HW, .affine_ch = C};
+    sd_tensor *y = sd_tensor_new(t, 4, x->shape);
+    float *mean = sd_arena_alloc(&t->arena, 2 * (size_t)N * C * sizeof(float));
+    if (!y || !mean)
+        return sd_tape_fail(t, SD_ERR_NOMEM, "instance_norm: input %s: out of memory", sd_shape_str(x));
+    y->device = x->device;
+    float *invstd = mean + (size_t)N * C;
+    be->norm_stats(&g, x->data, eps, mean, invstd, NULL);
+    be->norm_apply(&g, x->data, mean, invstd, weight ? weight->data : NULL, bias ? bias->data : NULL, y->data);
+    return norm_finish(t, "instance_norm", x, weight, bias, y, &g, mean, invstd, true);
+}

@@ -1,0 +1,286 @@
+/* CPU convolution kernels: conv2d and conv_transpose2d, forward and backward,
+ * as im2col/col2im + OpenBLAS sgemm. Not here: shape checks (ops_conv.c).
+ * Backward kernels accumulate (+=) into the gradients they are given.
+ *
+ * Speed: one large GEMM per (image, group, block of output rows); 1x1
+ * stride-1 unpadded convs skip im2col and multiply the input directly.
+ * Determinism: im2col/col2im write disjoint memory per OpenMP iteration (static
+ * schedule), the weight gradient is summed image after image with beta=1, and
+ * OpenBLAS's sgemm does not split the K dimension across threads, so results
+ * depend only on the thread count. */
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/kernels_a.h"
+
+/* The im2col buffer: per thread, grown on demand and kept (a step reuses it
+ * for every conv, so it costs nothing after the first one). */
+static _Thread_local float *scratch;
+static _Thread_local size_t scratch_cap;
+
+static float *scratch_get(size_t n)
+{
+    if (n > scratch_cap) {
+        free(scratch);
+        scratch = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+        scratch_cap = scratch ? n : 0;
+    }
+    return scratch;
+}
+
+/* Caps the im2col block at 8M floats (32 MiB) by splitting the output rows. */
+#define COL_CAP ((size_t)8 << 20)
+
+static int ceil_div(int a, int b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+
+static bool is_pointwise(const sd_conv_geom *g)
+{
+    return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+}
+
+static int rows_per_block(const sd_conv_geom *g)
+{
+    size_t per_row = (size_t)g->cin * g->kh * g->kw * g->ow;
+    size_t rb = per_row ? COL_CAP / per_row : (size_t)g->oh;
+    if (rb < 1)
+        rb = 1;
+    return rb > (size_t)g->oh ? g->oh : (int)rb;
+}
+
+/* Valid output columns [lo, hi) for kernel column j: those whose input
+ * column lies inside [0, w). */
+static void col_range(const sd_conv_geom *g, int j, int *lo, int *hi)
+{
+    int off = j * g->dw - g->pw;
+    int a = ceil_div(-off, g->sw), b = ceil_div(g->w - off, g->sw);
+    if (a < 0)
+        a = 0;
+    if (b > g->ow)
+        b = g->ow;
+    if (b < a)
+        b = a;
+    *lo = a;
+    *hi = b;
+}
+
+/* col[(c*kh+i)*kw+j][r*ow + ox] for output rows [r0, r1) of one image. */
+static void im2col(const sd_conv_geom *g, const float *x, int r0, int r1, float *col)
+{
+    const int K = g->cin * g->kh * g->kw, ow = g->ow, nr = r1 - r0;
+    const size_t plane = (size_t)g->h * g->w, ld = (size_t)nr * ow;
+#pragma omp parallel for schedule(static) if (ld * K > 32768)
+    for (int k = 0; k < K; k++) {
+        int c = k / (g->kh * g->kw), i = k / g->kw % g->kh, j = k % g->kw;
+        const float *src = x + c * plane;
+        float *dst = col + k * ld;
+        int lo, hi;
+        col_range(g, j, &lo, &hi);
+        int off = j * g->dw - g->pw;
+        for (int r = r0; r < r1; r++) {
+            float *d = dst + (size_t)(r - r0) * ow;
+            int ih = r * g->sh - g->ph + i * g->dh;
+            if (ih < 0 || ih >= g->h || lo >= hi) {
+                memset(d, 0, (size_t)ow * sizeof *d);
+                continue;
+            }
+            const float *s = src + (size_t)ih * g->w;
+            if (lo > 0)
+                memset(d, 0, (size_t)lo * sizeof *d);
+            if (g->sw == 1) {
+                memcpy(d + lo, s + lo + off, (size_t)(hi - lo) * sizeof *d);
+            } else {
+                for (int o = lo; o < hi; o++)
+                    d[o] = s[o * g->sw + off];
+            }
+            if (hi < ow)
+                memset(d + hi, 0, (size_t)(ow - hi) * sizeof *d);
+        }
+    }
+}
+
+/* dx[c] += the columns of channel c, for output rows [r0, r1). */
+static void col2im(const sd_conv_geom *g, const float *col, int r0, int r1, float *dx)
+{
+    const int ow = g->ow, nr = r1 - r0;
+    const size_t plane = (size_t)g->h * g->w, ld = (size_t)nr * ow;
+#pragma omp parallel for schedule(static) if (ld * g->cin * g->kh * g->kw > 32768)
+    for (int c = 0; c < g->cin; c++) {
+        float *dst = dx + c * plane;
+        for (int i = 0; i < g->kh; i++)
+            for (int j = 0; j < g->kw; j++) {
+                const float *src = col + ((size_t)(c * g->kh + i) * g->kw + j) * ld;
+                int lo, hi;
+                col_range(g, j, &lo, &hi);
+                int off = j * g->dw - g->pw;
+                for (int r = r0; r < r1; r++) {
+                    int ih = r * g->sh - g->ph + i * g->dh;
+                    if (ih < 0 || ih >= g->h)
+                        continue;
+                    const float *s = src + (size_t)(r - r0) * ow;
+                    float *d = dst + (size_t)ih * g->w + off;
+                    if (g->sw == 1) {
+                        for (int o = lo; o < hi; o++)
+                            d[o] += s[o];
+                    } else {
+                        for (int o = lo; o < hi; o++)
+                            d[o * g->sw] += s[o];
+                    }
+                }
+            }
+    }
+}
+
+/* out (+)= w * im2col(in), the conv2d product; beta 0 overwrites, 1 accumulates. */
+static bool conv_gemm_fwd(const sd_conv_geom *g, const float *in, const float *w, float *out, float beta)
+{
+    const int G = g->groups, cin_g = g->cin / G, cout_g = g->cout / G;
+    const int Kg = cin_g * g->kh * g->kw;
+    const size_t P = (size_t)g->oh * g->ow, in_img = (size_t)g->cin * g->h * g->w;
+    for (int n = 0; n < g->n; n++) {
+        const float *xn = in + n * in_img;
+        float *yn = out + (size_t)n * g->cout * P;
+        if (is_pointwise(g)) {
+            for (int gr = 0; gr < G; gr++)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cout_g, (int)P, Kg, 1.0f,
+                            w + (size_t)gr * cout_g * Kg, Kg, xn + (size_t)gr * cin_g * P, (int)P, beta,
+                            yn + (size_t)gr * cout_g * P, (int)P);
+            continue;
+        }
+        int rb = rows_per_block(g);
+        for (int r0 = 0; r0 < g->oh; r0 += rb) {
+            int r1 = r0 + rb < g->oh ? r0 + rb : g->oh;
+            size_t ld = (size_t)(r1 - r0) * g->ow;
+            float *col = scratch_get((size_t)G * Kg * ld);
+            if (!col)
+                return false;
+            im2col(g, xn, r0, r1, col);
+            for (int gr = 0; gr < G; gr++)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cout_g, (int)ld, Kg, 1.0f,
+                            w + (size_t)gr * cout_g * Kg, Kg, col + (size_t)gr * Kg * ld, (int)ld, beta,
+                            yn + (size_t)gr * cout_g * P + (size_t)r0 * g->ow, (int)P);
+        }
+    }
+    return true;
+}
+
+/* din += col2im(w^T * dout) (when din) and dw += dout * im2col(in)^T (when dw),
+ * image after image so the weight gradient sums in a fixed order. */
+static bool conv_gemm_bwd(const sd_conv_geom *g, const float *in, const float *w, const float *dout,
+                          float *din, float *dw)
+{
+    const int G = g->groups, cin_g = g->cin / G, cout_g = g->cout / G;
+    const int Kg = cin_g * g->kh * g->kw;
+    const size_t P = (size_t)g->oh * g->ow, in_img = (size_t)g->cin * g->h * g->w;
+    for (int n = 0; n < g->n; n++) {
+        const float *dyn = dout + (size_t)n * g->cout * P;
+        if (is_pointwise(g)) {
+            for (int gr = 0; gr < G; gr++) {
+                const float *wg = w ? w + (size_t)gr * cout_g * Kg : NULL;
+                const float *dyg = dyn + (size_t)gr * cout_g * P;
+                if (dw)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cout_g, Kg, (int)P, 1.0f, dyg,
+                                (int)P, in + n * in_img + (size_t)gr * cin_g * P, (int)P, 1.0f,
+                                dw + (size_t)gr * cout_g * Kg, Kg);
+                if (din)
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Kg, (int)P, cout_g, 1.0f, wg, Kg,
+                                dyg, (int)P, 1.0f, din + n * in_img + (size_t)gr * cin_g * P, (int)P);
+            }
+            continue;
+        }
+        int rb = rows_per_block(g);
+        for (int r0 = 0; r0 < g->oh; r0 += rb) {
+            int r1 = r0 + rb < g->oh ? r0 + rb : g->oh;
+            size_t ld = (size_t)(r1 - r0) * g->ow;
+            float *col = scratch_get((size_t)G * Kg * ld);
+            if (!col)
+                return false;
+            if (dw) {
+                im2col(g, in + n * in_img, r0, r1, col);
+                for (int gr = 0; gr < G; gr++)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cout_g, Kg, (int)ld, 1.0f,
+                                dyn + (size_t)gr * cout_g * P + (size_t)r0 * g->ow, (int)P,
+                                col + (size_t)gr * Kg * ld, (int)ld, 1.0f, dw + (size_t)gr * cout_g * Kg, Kg);
+            }
+            if (din) {
+                for (int gr = 0; gr < G; gr++)
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Kg, (int)ld, cout_g, 1.0f,
+                                w + (size_t)gr * cout_g * Kg, Kg,
+                                dyn + (size_t)gr * cout_g * P + (size_t)r0 * g->ow, (int)P, 0.0f,
+                                col + (size_t)gr * Kg * ld, (int)ld);
+                col2im(g, col, r0, r1, din + n * in_img);
+            }
+        }
+    }
+    return true;
+}
+
+/* y[n, c, :] += b[c] (or = b[c] when `set`) */
+static void bias_add(int n, int c, size_t plane, const float *b, float *y, bool set)
+{
+#pragma omp parallel for schedule(static) if ((size_t)n * c * plane > 32768)
+    for (int k = 0; k < n * c; k++) {
+        float v = b ? b[k % c] : 0.0f, *p = y + (size_t)k * plane;
+        if (set)
+            for (size_t i = 0; i < plane; i++)
+                p[i] = v;
+        else
+            for (size_t i = 0; i < plane; i++)
+                p[i] += v;
+    }
+}
+
+/* db[c] += sum over n and the plane of dy[n, c, :] */
+static void bias_grad(int n, int c, size_t plane, const float *dy, float *db)
+{
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < c; k++) {
+        double s = 0;
+        for (int i = 0; i < n; i++) {
+            const float *p = dy + ((size_t)i * c + k) * plane;
+            float part = 0;
+            for (size_t q = 0; q < plane; q++)
+                part += p[q];
+            s += part;
+        }
+        db[k] += (float)s;
+    }
+}
+
+bool sd_cpu_conv2d_fwd(const sd_conv_geom *g, const float *x, const float *w, const float *b, float *y)
+{
+    if (!conv_gemm_fwd(g, x, w, y, 0.0f))
+        return false;
+    if (b)
+        bias_add(g->n, g->cout, (size_t)g->oh * g->ow, b, y, false);
+    return true;
+}
+
+bool sd_cpu_conv2d_bwd(const sd_conv_geom *g, const float *x, const float *w, const float *dy, float *dx,
+                    float *dw, float *db)
+{
+    if ((dx || dw) && !conv_gemm_bwd(g, x, w, dy, dx, dw))
+        return false;
+    if (db)
+        bias_grad(g->n, g->cout, (size_t)g->oh * g->ow, dy, db);
+    return true;
+}
+
+bool sd_cpu_conv_transpose2d_fwd(const sd_conv_geom *g, const float *x, const float *w, const float *b,
+                              float *y)
+{
+    bias_add(g->n, g->cin, (size_t)g->h * g->w, b, y, true);
+    return conv_gemm_bwd(g, NULL, w, x, y, NULL);
+}
+
+bool sd_cpu_conv_transpose2d_bwd(const sd_conv_geom *g, const float *x, const float *w, const float *dy,
+                              float *dx, float *dw, float *db)
+{
+    if (dx && !conv_gemm_fwd(g, dy, w, dx, 1.0f))
+        return false;
+    if (dw && !conv_gemm_bwd(g, dy, NULL, x, NULL, dw))
+        return false;
+    if (db)
+        bias_grad(g->n, g->cin, (size_t)g->h * g->w, dy, db);
+    return true;
+}

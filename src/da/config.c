@@ -1,0 +1,304 @@
+/* Run configuration: settings as text with their origin (flag, file:line,
+ * default), `key = value` files, and the check of a configuration against
+ * the shared knobs and the chosen method's. Not here: what the knobs do
+ * (train.c and the method files). */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "segda/train.h"
+
+void sd_config_init(sd_config *c) { memset(c, 0, sizeof *c); }
+
+void sd_config_free(sd_config *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        free(c->e[i].key);
+        free(c->e[i].value);
+        free(c->e[i].origin);
+    }
+    free(c->e);
+    memset(c, 0, sizeof *c);
+}
+
+static int find(const sd_config *c, const char *key)
+{
+    for (int i = 0; i < c->n; i++)
+        if (!strcmp(c->e[i].key, key))
+            return i;
+    return -1;
+}
+
+sd_status sd_config_set(sd_config *c, const char *key, const char *value, const char *origin, bool replace)
+{
+    int i = find(c, key);
+    if (i >= 0 && !replace)
+        return SD_OK;
+    char *v = sd_strdup(value), *o = sd_strdup(origin ? origin : "");
+    if (!v || !o) {
+        free(v);
+        free(o);
+        return SD_ERR_NOMEM;
+    }
+    if (i >= 0) {
+        free(c->e[i].value);
+        free(c->e[i].origin);
+        c->e[i].value = v;
+        c->e[i].origin = o;
+        return SD_OK;
+    }
+    if (c->n == c->cap) {
+        int cap = c->cap ? 2 * c->cap : 32;
+        sd_config_entry *ne = realloc(c->e, (size_t)cap * sizeof *ne);
+        if (!ne) {
+            free(v);
+            free(o);
+            return sd_fail(SD_ERR_NOMEM, "config: out of memory");
+        }
+        c->e = ne;
+        c->cap = cap;
+    }
+    char *k = sd_strdup(key);
+    if (!k) {
+        free(v);
+        free(o);
+        return SD_ERR_NOMEM;
+    }
+    c->e[c->n++] = (sd_config_entry){k, v, o};
+    return SD_OK;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n && isspace((unsigned char)s[n - 1]))
+        s[--n] = 0;
+    return s;
+}
+
+sd_status sd_config_read(sd_config *c, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return sd_fail(SD_ERR_IO, "%s: %s", path, strerror(errno));
+    char line[4096], origin[4200];
+    int lineno = 0;
+    sd_status st = SD_OK;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n') {
+            st = sd_fail(SD_ERR_FORMAT, "%s:%d: line longer than %zu characters", path, lineno, sizeof line - 2);
+            break;
+        }
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = 0;
+        char *s = trim(line);
+        if (!*s)
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            st = sd_fail(SD_ERR_FORMAT, "%s:%d: expected 'key = value', got '%s'", path, lineno, s);
+            break;
+        }
+        *eq = 0;
+        char *key = trim(s), *val = trim(eq + 1);
+        if (!*key) {
+            st = sd_fail(SD_ERR_FORMAT, "%s:%d: empty key", path, lineno);
+            break;
+        }
+        snprintf(origin, sizeof origin, "%s:%d", path, lineno);
+        if ((st = sd_config_set(c, key, val, origin, false)) != SD_OK)
+            break;
+    }
+    fclose(f);
+    return st;
+}
+
+const char *sd_config_get(const sd_config *c, const char *key)
+{
+    int i = find(c, key);
+    return i < 0 ? NULL : c->e[i].value;
+}
+
+const char *sd_config_origin(const sd_config *c, const char *key)
+{
+    int i = find(c, key);
+    return i < 0 ? NULL : c->e[i].origin;
+}
+
+int64_t sd_config_int(const sd_config *c, const char *key)
+{
+    const char *v = sd_config_get(c, key);
+    return v && *v ? strtoll(v, NULL, 10) : 0;
+}
+
+double sd_config_float(const sd_config *c, const char *key)
+{
+    const char *v = sd_config_get(c, key);
+    return v && *v ? strtod(v, NULL) : 0.0;
+}
+
+static int parse_bool(const char *v)
+{
+    if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "on"))
+        return 1;
+    if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no") || !strcmp(v, "off") || !*v)
+        return 0;
+    return -1;
+}
+
+bool sd_config_bool(const sd_config *c, const char *key)
+{
+    const char *v = sd_config_get(c, key);
+    return v && parse_bool(v) == 1;
+}
+
+const char *sd_config_str(const sd_config *c, const char *key)
+{
+    const char *v = sd_config_get(c, key);
+    return v ? v : "";
+}
+
+sd_status sd_config_write(const sd_config *c, const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return sd_fail(SD_ERR_IO, "%s: %s", tmp, strerror(errno));
+    fprintf(f, "# segda train: resolved configuration (segda train --config THIS_FILE repeats the run)\n");
+    for (int i = 0; i < c->n; i++)
+        fprintf(f, "%s = %s\n", c->e[i].key, c->e[i].value);
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        return sd_fail(SD_ERR_IO, "%s: %s", path, strerror(errno));
+    return SD_OK;
+}
+
+sd_status sd_parse_size(const char *s, int *w, int *h)
+{
+    char *end;
+    long a = strtol(s, &end, 10);
+    if (end == s || (*end != 'x' && *end != 'X'))
+        return sd_fail(SD_ERR_ARG, "'%s': expected a size WxH (e.g. 256x128)", s);
+    const char *p = end + 1;
+    long b = strtol(p, &end, 10);
+    if (end == p || *end || a <= 0 || b <= 0 || a > 65536 || b > 65536)
+        return sd_fail(SD_ERR_ARG, "'%s': expected a size WxH with positive sides (e.g. 256x128)", s);
+    *w = (int)a;
+    *h = (int)b;
+    return SD_OK;
+}
+
+sd_status sd_parse_pair(const char *s, int *a, int *b)
+{
+    char *end;
+    long x = strtol(s, &end, 10);
+    if (end == s || *end != ',')
+        return sd_fail(SD_ERR_ARG, "'%s': expected two counts A,B (e.g. 1,1)", s);
+    const char *p = end + 1;
+    long y = strtol(p, &end, 10);
+    if (end == p || *end || x < 0 || y < 0 || x > 4096 || y > 4096)
+        return sd_fail(SD_ERR_ARG, "'%s': expected two counts A,B >= 0 (e.g. 1,1)", s);
+    *a = (int)x;
+    *b = (int)y;
+    return SD_OK;
+}
+
+static const sd_knob *knob_in(const sd_knob *k, const char *key)
+{
+    for (; k && k->key; k++)
+        if (!strcmp(k->key, key))
+            return k;
+    return NULL;
+}
+
+static bool choice_ok(const char *choices, const char *v)
+{
+    size_t n = strlen(v);
+    for (const char *p = choices; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && !strncmp(p, v, n))
+            return true;
+        if (!bar)
+            break;
+        p = bar + 1;
+    }
+    return false;
+}
+
+static sd_status check_value(const sd_knob *k, const char *v, const char *origin)
+{
+    char *end;
+    switch (k->type) {
+    case SD_KNOB_INT:
+        errno = 0;
+        (void)strtoll(v, &end, 10);
+        if (!*v || *end || errno)
+            return sd_fail(SD_ERR_ARG, "%s: %s = '%s': expected an integer", origin, k->key, v);
+        break;
+    case SD_KNOB_FLOAT: {
+        double d = strtod(v, &end);
+        if (!*v || *end || !isfinite(d))
+            return sd_fail(SD_ERR_ARG, "%s: %s = '%s': expected a finite number", origin, k->key, v);
+        break;
+    }
+    case SD_KNOB_BOOL:
+        if (parse_bool(v) < 0)
+            return sd_fail(SD_ERR_ARG, "%s: %s = '%s': expected true or false", origin, k->key, v);
+        break;
+    case SD_KNOB_STR:
+        if (k->choices && *v && !choice_ok(k->choices, v))
+            return sd_fail(SD_ERR_ARG, "%s: %s = '%s': expected one of %s", origin, k->key, v, k->choices);
+        break;
+    default:
+        break;
+    }
+    return SD_OK;
+}
+
+sd_status sd_train_resolve(sd_config *cfg, const sd_method **method)
+{
+    const char *mname = sd_config_get(cfg, "method");
+    if (!mname || !*mname)
+        return sd_fail(SD_ERR_ARG, "no method given (--method or 'method = ...'; see segda train --help)");
+    const sd_method *m = sd_method_find(mname);
+    if (!m)
+        return sd_fail(SD_ERR_ARG, "%s: unknown method '%s'", sd_config_origin(cfg, "method"), mname);
+    const sd_knob *shared = sd_train_knobs();
+    int nm;
+    const sd_method *const *all = sd_method_list(&nm);
+    for (int i = 0; i < cfg->n; i++) {
+        const sd_config_entry *e = &cfg->e[i];
+        if (!strcmp(e->key, "method"))
+            continue;
+        const sd_knob *k = knob_in(shared, e->key);
+        if (!k)
+            k = knob_in(m->knobs, e->key);
+        if (!k) {
+            for (int j = 0; j < nm; j++)
+                if (all[j] != m && knob_in(all[j]->knobs, e->key))
+                    return sd_fail(SD_ERR_ARG, "%s: '%s' is a setting of method %s, not of %s", e->origin,
+                                   e->key, all[j]->name, m->name);
+            return sd_fail(SD_ERR_ARG, "%s: unknown key '%s'", e->origin, e->key);
+        }
+        sd_status st = check_value(k, e->value, e->origin);
+        if (st)
+            return st;
+    }
+    for (const sd_knob *k = shared; k->key; k++)
+        if (sd_config_set(cfg, k->key, k->def, "default", false))
+            return SD_ERR_NOMEM;
+    for (const sd_knob *k = m->knobs; k && k->key; k++)
+        if (sd_config_set(cfg, k->key, k->def, "default", false))
+            return SD_ERR_NOMEM;
+    *method = m;
+    return SD_OK;
+}

@@ -1,0 +1,994 @@
+/* The shared training loop: settings, model and optimiser set-up, per-
+ * iteration batches, the method's step, one or more backward passes,
+ * optimiser steps on the poly schedule, logging, evaluation on target val,
+ * checkpoints (last / best, with everything --resume needs) and clean stops.
+ * Not here: what a method computes (src/da/<method>.c), batch making
+ * (batch.c), configuration parsing (config.c). */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "da/train_internal.h"
+#include "segda/checkpoint.h"
+#include "segda/eval.h"
+#include "segda/ops.h"
+#include "segda/progress.h"
+#include "segda/train.h"
+
+/* ---- the method registry ---- */
+
+extern const sd_method sd_method_source_only, sd_method_oracle, sd_method_finetune, sd_method_adaptseg,
+    sd_method_advent;
+
+static const sd_method *const methods[] = {
+    &sd_method_source_only, &sd_method_oracle, &sd_method_finetune, &sd_method_adaptseg, &sd_method_advent,
+};
+
+const sd_method *const *sd_method_list(int *n)
+{
+    *n = (int)(sizeof methods / sizeof methods[0]);
+    return methods;
+}
+
+const sd_method *sd_method_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (!strcmp(methods[i]->name, name))
+            return methods[i];
+    return NULL;
+}
+
+static const sd_knob shared_knobs[] = {
+    {"source", SD_KNOB_STR, "", NULL, "source training set (gta5:DIR, synthia:DIR, cityscapes:DIR, folder:DIR)"},
+    {"target", SD_KNOB_STR, "", NULL, "target set (its train split for training, its val split for evaluation)"},
+    {"val", SD_KNOB_STR, "", NULL, "target validation set (default: the target spec with split val)"},
+    {"model", SD_KNOB_STR, "deeplab-mini", NULL, "segmentation network (segda models lists them)"},
+    {"out", SD_KNOB_STR, "", NULL, "run directory"},
+    {"init", SD_KNOB_STR, "", NULL, "checkpoint to start from (pretrained backbone or a trained model)"},
+    {"iters", SD_KNOB_INT, "1000", NULL, "iterations (the poly schedule reaches 0 here)"},
+    {"stop-after", SD_KNOB_INT, "0", NULL, "stop and save after this many iterations, as an interrupt would (0 = run all)"},
+    {"batch", SD_KNOB_STR, "1,1", NULL, "source,target images per iteration"},
+    {"crop", SD_KNOB_STR, "", NULL, "training crop WxH (default: whole images)"},
+    {"source-size", SD_KNOB_STR, "", NULL, "resize source images to WxH before cropping (default: as stored)"},
+    {"target-size", SD_KNOB_STR, "", NULL, "resize target images to WxH before cropping and for evaluation"},
+    {"lr", SD_KNOB_FLOAT, "2.5e-4", NULL, "base learning rate of the segmentation network (classifier x10)"},
+    {"lr-d", SD_KNOB_FLOAT, "1e-4", NULL, "base learning rate of discriminators (Adam)"},
+    {"optimizer", SD_KNOB_STR, "sgd", "sgd|adam", "optimiser of the segmentation network"},
+    {"momentum", SD_KNOB_FLOAT, "0.9", NULL, "SGD momentum"},
+    {"weight-decay", SD_KNOB_FLOAT, "5e-4", NULL, "weight decay of the segmentation network"},
+    {"power", SD_KNOB_FLOAT, "0.9", NULL, "poly schedule power"},
+    {"warmup", SD_KNOB_INT, "0", NULL, "linear warm-up iterations"},
+    {"seed", SD_KNOB_INT, "1", NULL, "seed of weights, batches and augmentation"},
+    {"eval-every", SD_KNOB_INT, "0", NULL, "evaluate on target val every K iterations and at the end (0 = never)"},
+    {"save-every", SD_KNOB_INT, "0", NULL, "save last.safetensors every K iterations (0 = at evaluations and the end)"},
+    {"val-limit", SD_KNOB_INT, "0", NULL, "evaluate on the first N val images only (0 = all)"},
+    {"eval-size", SD_KNOB_STR, "", NULL, "network input size for evaluation (default: target-size, else as stored)"},
+    {"align-corners", SD_KNOB_BOOL, "true", NULL, "bilinear upsampling of logits with align_corners (AdaptSegNet)"},
+    {"flip", SD_KNOB_BOOL, "false", NULL, "random horizontal flips"},
+    {"freeze-bn", SD_KNOB_BOOL, "true", NULL, "batch norm frozen (DeepLab-v2 practice)"},
+    {"aux", SD_KNOB_STR, "auto", "auto|on|off", "auxiliary classifier (auto: when the method is multi-level)"},
+    {"threads", SD_KNOB_INT, "0", NULL, "threads (0 = all cores)"},
+    {"log-every", SD_KNOB_INT, "0", NULL, "progress line every N iterations (0 = every 2 s)"},
+    {"resume", SD_KNOB_BOOL, "false", NULL, "continue the run in --out from its last.safetensors"},
+    {"config", SD_KNOB_STR, "", NULL, "configuration file of key = value lines"},
+    {NULL, 0, NULL, NULL, NULL},
+};
+
+const sd_knob *sd_train_knobs(void) { return shared_knobs; }
+
+sd_status sd_train_supervised(sd_trainer *tr, const sd_batch *b, const char *name, float aux_weight)
+{
+    sd_tensor *x = sd_train_input(tr, b);
+    sd_model_out out;
+    sd_status st = sd_model_forward(tr->model, &tr->tape, x, true, &out);
+    if (st)
+        return st;
+    if ((st = sd_train_loss(tr, name, sd_train_seg_loss(tr, out.logits, b->labels, b->h, b->w), 1.0f)))
+        return st;
+    if (out.aux_logits && aux_weight > 0) {
+        char aux[40];
+        snprintf(aux, sizeof aux, "%s_aux", name);
+        st = sd_train_loss(tr, aux, sd_train_seg_loss(tr, out.aux_logits, b->labels, b->h, b->w), aux_weight);
+    }
+    return st;
+}
+
+static volatile sig_atomic_t stop_requested;
+void sd_train_request_stop(void) { stop_requested = 1; }
+
+/* ---- for methods ---- */
+
+sd_tensor *sd_train_input(sd_trainer *tr, const sd_batch *b)
+{
+    sd_tensor *x = sd_tensor_new4(&tr->tape, b->n, 3, b->h, b->w);
+    if (!x)
+        return NULL;
+    sd_normalise_rgb(tr->norm, b->rgb, b->n, b->h, b->w, x->data);
+    return x;
+}
+
+sd_status sd_train_loss(sd_trainer *tr, const char *name, sd_tensor *loss, float weight)
+{
+    if (!loss)
+        return sd_fail_prefix(tr->tape.status ? tr->tape.status : SD_ERR_ARG, "iteration %lld: loss '%s'",
+                              (long long)tr->it + 1, name);
+    if (tr->n_terms == SD_TRAIN_MAX_TERMS || tr->n_pending == SD_TRAIN_MAX_TERMS)
+        return sd_fail(SD_ERR_ARG, "iteration %lld: more than %d loss terms", (long long)tr->it + 1,
+                       SD_TRAIN_MAX_TERMS);
+    if (tr->inject_nan_at == tr->it + 1) {
+        loss->data[0] = NAN;   /* the test hook: as if the term had diverged */
+        tr->inject_nan_at = -1;
+    }
+    double v = loss->data[0];
+    sd_train_term *t = &tr->terms[tr->n_terms++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->value = v;
+    t->weight = weight;
+    t->logged_only = false;
+    if (!isfinite(v))
+        return sd_fail(SD_ERR_NUMERIC, "iteration %lld: loss term '%s' is %s", (long long)tr->it + 1, name,
+                       isnan(v) ? "NaN" : "infinite");
+    tr->pending[tr->n_pending] = loss;
+    tr->pending_w[tr->n_pending++] = weight;
+    return SD_OK;
+}
+
+void sd_train_log_value(sd_trainer *tr, const char *name, double value)
+{
+    if (tr->n_terms == SD_TRAIN_MAX_TERMS)
+        return;
+    sd_train_term *t = &tr->terms[tr->n_terms++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->value = value;
+    t->weight = 0;
+    t->logged_only = true;
+}
+
+sd_status sd_train_backward(sd_trainer *tr)
+{
+    if (tr->n_pending == 0)
+        return SD_OK;
+    sd_status st = sd_backward(&tr->tape, tr->n_pending, tr->pending, tr->pending_w);
+    tr->n_pending = 0;
+    if (st)
+        return sd_fail_prefix(st, "iteration %lld: backward", (long long)tr->it + 1);
+    return SD_OK;
+}
+
+sd_status sd_train_add_module(sd_trainer *tr, const char *prefix, sd_params *params, const sd_optim_opts *opt,
+                              float base_lr)
+{
+    if (tr->n_mods == SD_TRAIN_MAX_MODULES)
+        return sd_fail(SD_ERR_ARG, "train: more than %d modules", SD_TRAIN_MAX_MODULES);
+    size_t n = strlen(prefix);
+    if (n == 0 || n >= sizeof tr->mods[0].prefix || prefix[n - 1] != ':')
+        return sd_fail(SD_ERR_ARG, "train: module prefix '%s' must end in ':'", prefix);
+    sd_train_module *m = &tr->mods[tr->n_mods];
+    memset(m, 0, sizeof *m);
+    snprintf(m->prefix, sizeof m->prefix, "%s", prefix);
+    m->params = params;
+    if (opt) {
+        sd_status st = sd_optim_init(&m->opt, params, opt);
+        if (st)
+            return sd_fail_prefix(st, "module %s", prefix);
+        m->trainable = true;
+        m->sched = tr->sched;
+        m->sched.base_lr = base_lr;
+    }
+    tr->n_mods++;
+    return SD_OK;
+}
+
+sd_tensor *sd_train_upsample(sd_trainer *tr, sd_tensor *logits, int h, int w)
+{
+    if (logits && logits->shape[2] == h && logits->shape[3] == w)
+        return logits;
+    return sd_resize_bilinear(&tr->tape, logits, h, w, true);
+}
+
+sd_tensor *sd_train_seg_loss(sd_trainer *tr, sd_tensor *logits, const uint8_t *labels, int h, int w)
+{
+    sd_tensor *up = sd_train_upsample(tr, logits, h, w);
+    if (!up)
+        return NULL;
+    return sd_cross_entropy(&tr->tape, up, labels, NULL, 255);
+}
+
+/* ---- private state of the loop ---- */
+
+typedef struct val_set {
+    sd_dataset ds;
+    bool opened;
+    int n;
+    int in_w, in_h;              /* network input size (0: as stored) */
+    float **rgb;                 /* [n] cached [3,h,w] */
+    int *w, *h;
+    uint8_t **gt;                /* [n] labels at full resolution */
+    int *gw, *gh;
+} val_set;
+
+typedef struct loop_priv {
+    sd_train_source src, tgt;
+    bool have_src, have_tgt;
+    val_set val;
+    bool have_val;
+    bool flip, align_corners;
+    int log_every;
+    char *config_text;
+} loop_priv;
+
+sd_status sd_train_target_subset(sd_trainer *tr, int n)
+{
+    loop_priv *pv = tr->priv;
+    if (!pv->have_tgt)
+        return sd_fail(SD_ERR_ARG, "no target set to take a labelled subset of");
+    if (n > pv->tgt.ds.n)
+        return sd_fail(SD_ERR_ARG, "target-labels %d: the target set has only %d images", n, pv->tgt.ds.n);
+    return sd_train_source_subset(&pv->tgt, n, tr->seed);
+}
+
+sd_status sd_train_target_image(sd_trainer *tr, int i, const uint8_t **rgb, int *w, int *h, void **tmp)
+{
+    loop_priv *pv = tr->priv;
+    const uint8_t *lab;
+    void *tl;
+    sd_status st = sd_train_source_get(&pv->tgt, i, rgb, &lab, w, h, tmp, &tl);
+    free(tl);
+    return st;
+}
+
+int sd_train_target_count(const sd_trainer *tr)
+{
+    const loop_priv *pv = tr->priv;
+    return pv->have_tgt ? pv->tgt.ds.n : 0;
+}
+
+static void val_free(val_set *v)
+{
+    for (int i = 0; v->rgb && i < v->n; i++) {
+        free(v->rgb[i]);
+        free(v->gt[i]);
+    }
+    free(v->rgb);
+    free(v->gt);
+    free(v->w);
+    free(v->h);
+    free(v->gw);
+    free(v->gh);
+    if (v->opened)
+        sd_dataset_free(&v->ds);
+    memset(v, 0, sizeof *v);
+}
+
+static sd_status val_open(val_set *v, const char *spec, const char *split, int limit, int in_w, int in_h)
+{
+    memset(v, 0, sizeof *v);
+    sd_status st = sd_dataset_open(&v->ds, spec, split, NULL);
+    if (st)
+        return sd_fail_prefix(st, "validation set");
+    v->opened = true;
+    if (!v->ds.has_labels) {
+        val_free(v);
+        return sd_fail(SD_ERR_DATA, "validation set %s: no labels", spec);
+    }
+    v->n = limit > 0 && limit < v->ds.n ? limit : v->ds.n;
+    v->in_w = in_w;
+    v->in_h = in_h;
+    v->rgb = calloc((size_t)v->n, sizeof *v->rgb);
+    v->gt = calloc((size_t)v->n, sizeof *v->gt);
+    v->w = calloc((size_t)v->n, sizeof(int));
+    v->h = calloc((size_t)v->n, sizeof(int));
+    v->gw = calloc((size_t)v->n, sizeof(int));
+    v->gh = calloc((size_t)v->n, sizeof(int));
+    if (!v->rgb || !v->gt || !v->w || !v->h || !v->gw || !v->gh) {
+        val_free(v);
+        return sd_fail(SD_ERR_NOMEM, "validation set: out of memory");
+    }
+    return SD_OK;
+}
+
+static sd_status val_get(val_set *v, int i)
+{
+    if (v->rgb[i])
+        return SD_OK;
+    sd_sample s;
+    sd_status st = sd_dataset_read(&v->ds, i, &s);
+    if (st)
+        return st;
+    int w = v->in_w ? v->in_w : s.w, h = v->in_h ? v->in_h : s.h;
+    uint8_t *img = s.image, *rs = NULL;
+    if (w != s.w || h != s.h) {
+        rs = malloc((size_t)w * h * 3);
+        if (!rs) {
+            sd_sample_free(&s);
+            return sd_fail(SD_ERR_NOMEM, "validation: out of memory");
+        }
+        sd_resize_rgb_u8(s.image, s.w, s.h, rs, w, h);
+        img = rs;
+    }
+    float *rgb = malloc((size_t)w * h * 3 * sizeof(float));
+    uint8_t *gt = malloc((size_t)s.lw * s.lh);
+    if (!rgb || !gt) {
+        free(rs);
+        free(rgb);
+        free(gt);
+        sd_sample_free(&s);
+        return sd_fail(SD_ERR_NOMEM, "validation: out of memory");
+    }
+    size_t hw = (size_t)w * h;
+    for (size_t p = 0; p < hw; p++)
+        for (int c = 0; c < 3; c++)
+            rgb[c * hw + p] = img[p * 3 + c];
+    memcpy(gt, s.label, (size_t)s.lw * s.lh);
+    v->rgb[i] = rgb;
+    v->gt[i] = gt;
+    v->w[i] = w;
+    v->h[i] = h;
+    v->gw[i] = s.lw;
+    v->gh[i] = s.lh;
+    free(rs);
+    sd_sample_free(&s);
+    return SD_OK;
+}
+
+/* mIoU-19 etc. of the current model on the validation set. */
+static sd_status evaluate(sd_trainer *tr, sd_eval_result *res)
+{
+    loop_priv *pv = tr->priv;
+    val_set *v = &pv->val;
+    sd_confusion cm;
+    sd_confusion_init(&cm);
+    sd_status st = SD_OK;
+    sd_tape_reset(&tr->tape);
+    for (int i = 0; i < v->n && !st; i++) {
+        if ((st = val_get(v, i)))
+            break;
+        sd_tape_no_grad_begin(&tr->tape);
+        sd_tensor *x = sd_tensor_new4(&tr->tape, 1, 3, v->h[i], v->w[i]);
+        sd_model_out out;
+        if (!x)
+            st = tr->tape.status ? tr->tape.status : SD_ERR_NOMEM;
+        else {
+            sd_normalise_rgb(tr->norm, v->rgb[i], 1, v->h[i], v->w[i], x->data);
+            st = sd_model_forward(tr->model, &tr->tape, x, false, &out);
+        }
+        sd_tape_no_grad_end(&tr->tape);
+        if (!st)
+            st = sd_confusion_add_logits(&cm, out.logits->data, out.logits->shape[1], out.logits->shape[2],
+                                         out.logits->shape[3], v->gt[i], v->gw[i], v->gh[i], pv->align_corners,
+                                         v->ds.samples[i].image_path);
+        sd_tape_reset(&tr->tape);
+    }
+    if (st)
+        return sd_fail_prefix(st, "evaluation at iteration %lld", (long long)tr->it);
+    sd_eval_compute(&cm, res);
+    return SD_OK;
+}
+
+/* ---- checkpoints ---- */
+
+static void set_meta_model(sd_ckpt_writer *w, sd_trainer *tr)
+{
+    const sd_model_opts *mo = sd_model_options(tr->model);
+    char buf[64];
+    sd_ckpt_writer_set_meta(w, SD_META_FORMAT, "segda");
+    sd_ckpt_writer_set_meta(w, SD_META_MODEL, mo->name);
+    snprintf(buf, sizeof buf, "%d", mo->classes);
+    sd_ckpt_writer_set_meta(w, SD_META_CLASSES, buf);
+    sd_ckpt_writer_set_meta(w, SD_META_NORM, sd_norm_name(tr->norm));
+    sd_ckpt_writer_set_meta(w, SD_META_AUX, mo->aux ? "1" : "0");
+    sd_ckpt_writer_set_meta(w, SD_META_ASPP2, mo->aspp_two_branch ? "1" : "0");
+    snprintf(buf, sizeof buf, "%d", mo->output_stride);
+    sd_ckpt_writer_set_meta(w, SD_META_OS, buf);
+    snprintf(buf, sizeof buf, "%lld", (long long)tr->it);
+    sd_ckpt_writer_set_meta(w, SD_META_ITER, buf);
+    sd_ckpt_writer_set_meta(w, SD_META_METHOD, tr->method->name);
+    sd_ckpt_writer_set_meta(w, SD_META_CONFIG, ((loop_priv *)tr->priv)->config_text);
+}
+
+static sd_status add_optim(sd_ckpt_writer *w, sd_optim *o, const char *ns, const char *key_steps)
+{
+    char name[160];
+    int nst = sd_optim_state_count(o);
+    for (int i = 0; i < nst; i++) {
+        float *data;
+        size_t numel;
+        sd_status st = sd_optim_state_at(o, i, ns, name, sizeof name, &data, &numel);
+        if (st)
+            return st;
+        int shape[1] = {(int)numel};
+        if ((st = sd_ckpt_writer_add_tensor(w, name, 1, shape, data)))
+            return st;
+    }
+    char steps[SD_OPTIM_MAX_GROUPS * 24] = "";
+    for (int g = 0; g < o->params->n_groups; g++) {
+        size_t n = strlen(steps);
+        snprintf(steps + n, sizeof steps - n, "%s%lld", g ? "," : "", (long long)o->steps[g]);
+    }
+    return sd_ckpt_writer_set_meta(w, key_steps, steps);
+}
+
+/* last.safetensors: the model (loadable by predict/eval) plus every module,
+ * optimiser state and counter --resume needs, written in one atomic file. */
+static sd_status save_last(sd_trainer *tr)
+{
+    sd_ckpt_writer w;
+    sd_ckpt_writer_init(&w);
+    sd_status st = sd_ckpt_writer_add_params(&w, "", tr->params);
+    char ns[80], key[80], buf[64];
+    if (!st)
+        st = add_optim(&w, &tr->opt, "opt:", "opt_steps");
+    for (int i = 0; i < tr->n_mods && !st; i++) {
+        sd_train_module *m = &tr->mods[i];
+        st = sd_ckpt_writer_add_params(&w, m->prefix, m->params);
+        if (!st && m->trainable) {
+            snprintf(ns, sizeof ns, "opt:%.*s.", (int)strlen(m->prefix) - 1, m->prefix);
+            snprintf(key, sizeof key, "opt_steps:%s", m->prefix);
+            st = add_optim(&w, &m->opt, ns, key);
+        }
+    }
+    if (!st) {
+        set_meta_model(&w, tr);
+        snprintf(buf, sizeof buf, "%.17g", tr->best_miou);
+        sd_ckpt_writer_set_meta(&w, "best_miou", buf);
+        snprintf(buf, sizeof buf, "%lld", (long long)tr->best_it);
+        sd_ckpt_writer_set_meta(&w, "best_iteration", buf);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/last.safetensors", tr->rundir);
+        st = sd_ckpt_writer_save(&w, path);
+    }
+    sd_ckpt_writer_free(&w);
+    if (!st)
+        tr->last_saved_it = tr->it;
+    return st;
+}
+
+static sd_status save_best(sd_trainer *tr)
+{
+    sd_ckpt_writer w;
+    sd_ckpt_writer_init(&w);
+    sd_status st = sd_ckpt_writer_add_params(&w, "", tr->params);
+    if (!st) {
+        set_meta_model(&w, tr);
+        char buf[64], path[4096];
+        snprintf(buf, sizeof buf, "%.17g", tr->best_miou);
+        sd_ckpt_writer_set_meta(&w, "miou_19", buf);
+        snprintf(path, sizeof path, "%s/best.safetensors", tr->rundir);
+        st = sd_ckpt_writer_save(&w, path);
+    }
+    sd_ckpt_writer_free(&w);
+    return st;
+}
+
+static sd_status load_steps(sd_ckpt *c, const char *key, sd_optim *o, const char *path)
+{
+    const char *s = sd_ckpt_meta(c, key);
+    if (!s)
+        return sd_fail(SD_ERR_DATA, "%s: metadata '%s' missing (not a segda training checkpoint?)", path, key);
+    for (int g = 0; g < o->params->n_groups; g++) {
+        char *end;
+        long long v = strtoll(s, &end, 10);
+        if (end == s)
+            return sd_fail(SD_ERR_DATA, "%s: metadata '%s' = '%s' has too few step counts", path, key,
+                           sd_ckpt_meta(c, key));
+        o->steps[g] = v;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return SD_OK;
+}
+
+static sd_status load_optim(sd_ckpt *c, sd_optim *o, const char *ns, const char *key, const char *path)
+{
+    char name[160];
+    int nst = sd_optim_state_count(o);
+    for (int i = 0; i < nst; i++) {
+        float *data;
+        size_t numel;
+        sd_status st = sd_optim_state_at(o, i, ns, name, sizeof name, &data, &numel);
+        if (!st)
+            st = sd_ckpt_read_tensor(c, name, numel, data);
+        if (st)
+            return sd_fail_prefix(st, "%s", path);
+    }
+    return load_steps(c, key, o, path);
+}
+
+static sd_status resume_from(sd_trainer *tr)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/last.safetensors", tr->rundir);
+    sd_ckpt c;
+    sd_status st = sd_ckpt_open(path, &c);
+    if (st)
+        return sd_fail_prefix(st, "--resume");
+    const char *m = sd_ckpt_meta(&c, SD_META_METHOD), *it = sd_ckpt_meta(&c, SD_META_ITER);
+    if (!m || strcmp(m, tr->method->name) || !it) {
+        sd_ckpt_close(&c);
+        return sd_fail(SD_ERR_DATA, "%s: saved by method '%s', resuming '%s'", path, m ? m : "(none)",
+                       tr->method->name);
+    }
+    st = sd_ckpt_load_params(&c, "", tr->params, true, NULL);
+    if (!st)
+        st = load_optim(&c, &tr->opt, "opt:", "opt_steps", path);
+    for (int i = 0; i < tr->n_mods && !st; i++) {
+        sd_train_module *md = &tr->mods[i];
+        st = sd_ckpt_load_params(&c, md->prefix, md->params, true, NULL);
+        if (!st && md->trainable) {
+            char ns[80], key[80];
+            snprintf(ns, sizeof ns, "opt:%.*s.", (int)strlen(md->prefix) - 1, md->prefix);
+            snprintf(key, sizeof key, "opt_steps:%s", md->prefix);
+            st = load_optim(&c, &md->opt, ns, key, path);
+        }
+    }
+    if (!st) {
+        tr->it = strtoll(it, NULL, 10);
+        const char *b = sd_ckpt_meta(&c, "best_miou"), *bi = sd_ckpt_meta(&c, "best_iteration");
+        tr->best_miou = b ? strtod(b, NULL) : -1;
+        tr->best_it = bi ? strtoll(bi, NULL, 10) : -1;
+        tr->last_saved_it = tr->it;
+    }
+    sd_ckpt_close(&c);
+    return st;
+}
+
+/* ---- logging ---- */
+
+/* On resume, drops log lines of iterations after the resumed checkpoint
+ * (they were computed again). */
+static sd_status log_open(sd_trainer *tr, bool resume)
+{
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/log.jsonl", tr->rundir);
+    if (resume) {
+        FILE *in = fopen(path, "r");
+        if (in) {
+            snprintf(tmp, sizeof tmp, "%s.tmp", path);
+            FILE *out = fopen(tmp, "w");
+            if (!out) {
+                fclose(in);
+                return sd_fail(SD_ERR_IO, "%s: %s", tmp, strerror(errno));
+            }
+            char *line = NULL;
+            size_t cap = 0;
+            while (getline(&line, &cap, in) > 0) {
+                long long it = -1;
+                if (sscanf(line, "{\"it\": %lld", &it) == 1 && it <= tr->it)
+                    fputs(line, out);
+            }
+            free(line);
+            fclose(in);
+            if (fclose(out) || rename(tmp, path))
+                return sd_fail(SD_ERR_IO, "%s: %s", path, strerror(errno));
+        }
+    }
+    tr->log = fopen(path, resume ? "a" : "w");
+    if (!tr->log)
+        return sd_fail(SD_ERR_IO, "%s: %s", path, strerror(errno));
+    return SD_OK;
+}
+
+static void json_num(FILE *f, double v)
+{
+    if (isfinite(v))
+        fprintf(f, "%.6g", v);
+    else
+        fprintf(f, "null");
+}
+
+static void log_iteration(sd_trainer *tr, float lr, double elapsed)
+{
+    FILE *f = tr->log;
+    fprintf(f, "{\"it\": %lld, \"lr\": %.6g, \"time\": %.3f, \"terms\": {", (long long)tr->it + 1, lr, elapsed);
+    for (int i = 0; i < tr->n_terms; i++) {
+        fprintf(f, "%s\"%s\": ", i ? ", " : "", tr->terms[i].name);
+        json_num(f, tr->terms[i].value);
+    }
+    fprintf(f, "}}\n");
+    fflush(f);
+}
+
+static void log_eval(sd_trainer *tr, const sd_eval_result *r)
+{
+    FILE *f = tr->log;
+    fprintf(f, "{\"it\": %lld, \"eval\": {\"miou_19\": ", (long long)tr->it);
+    json_num(f, r->miou[SD_PROTOCOL_19]);
+    fprintf(f, ", \"class_iou\": {");
+    for (int c = 0; c < SD_NUM_CLASSES; c++) {
+        fprintf(f, "%s\"%s\": ", c ? ", " : "", sd_class_short_names[c]);
+        json_num(f, r->class_iou[c]);
+    }
+    fprintf(f, "}}}\n");
+    fflush(f);
+}
+
+static void print_progress(sd_trainer *tr, int64_t start_it, double t0, float lr)
+{
+    double now = sd_time_now(), el = now - t0;
+    double done = (double)(tr->it + 1 - start_it);
+    double rate = el > 0 ? done / el : 0;
+    double eta = rate > 0 ? (double)(tr->iters - tr->it - 1) / rate : 0;
+    char line[1024];
+    int n = snprintf(line, sizeof line, "train %s: it %lld/%lld  %.2f it/s  ETA %dm%02ds  lr %.3g",
+                     tr->method->name, (long long)tr->it + 1, (long long)tr->iters, rate, (int)(eta / 60),
+                     (int)eta % 60, lr);
+    for (int i = 0; i < tr->n_terms && n < (int)sizeof line - 40; i++)
+        n += snprintf(line + n, sizeof line - (size_t)n, "  %s %.4g", tr->terms[i].name, tr->terms[i].value);
+    fprintf(stderr, "%s\n", line);
+}
+
+/* ---- set-up ---- */
+
+static sd_status size_knob(const sd_config *cfg, const char *key, int *w, int *h)
+{
+    const char *v = sd_config_str(cfg, key);
+    *w = *h = 0;
+    if (!*v)
+        return SD_OK;
+    sd_status st = sd_parse_size(v, w, h);
+    return st ? sd_fail_prefix(st, "%s: %s", sd_config_origin(cfg, key), key) : SD_OK;
+}
+
+static char *config_text(const sd_config *c)
+{
+    size_t n = 1;
+    for (int i = 0; i < c->n; i++)
+        n += strlen(c->e[i].key) + strlen(c->e[i].value) + 4;
+    char *s = malloc(n), *p = s;
+    if (!s)
+        return NULL;
+    *p = 0;
+    for (int i = 0; i < c->n; i++)
+        p += sprintf(p, "%s = %s\n", c->e[i].key, c->e[i].value);
+    return s;
+}
+
+static bool is_run_only_key(const char *k)
+{
+    return !strcmp(k, "resume") || !strcmp(k, "stop-after") || !strcmp(k, "config");
+}
+
+static sd_status write_config(sd_trainer *tr)
+{
+    sd_config keep;
+    sd_config_init(&keep);
+    for (int i = 0; i < tr->cfg->n; i++)
+        if (!is_run_only_key(tr->cfg->e[i].key))
+            sd_config_set(&keep, tr->cfg->e[i].key, tr->cfg->e[i].value, tr->cfg->e[i].origin, true);
+    loop_priv *pv = tr->priv;
+    pv->config_text = config_text(&keep);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.txt", tr->rundir);
+    sd_status st = pv->config_text ? sd_config_write(&keep, path) : sd_fail(SD_ERR_NOMEM, "config: out of memory");
+    sd_config_free(&keep);
+    return st;
+}
+
+static sd_status make_dir(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0777) && errno != EEXIST)
+                return sd_fail(SD_ERR_IO, "%s: %s", buf, strerror(errno));
+            *p = '/';
+        }
+    if (mkdir(buf, 0777) && errno != EEXIST)
+        return sd_fail(SD_ERR_IO, "%s: %s", buf, strerror(errno));
+    return SD_OK;
+}
+
+static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
+{
+    sd_status st;
+    tr->cfg = cfg;
+    tr->method = m;
+    tr->best_miou = -1;
+    tr->best_it = -1;
+    tr->last_saved_it = -1;
+    tr->inject_nan_at = -1;
+    const char *inj = getenv("SEGDA_INJECT_NAN_AT");
+    if (inj && *inj)
+        tr->inject_nan_at = strtoll(inj, NULL, 10);
+    loop_priv *pv = calloc(1, sizeof *pv);
+    if (!pv)
+        return sd_fail(SD_ERR_NOMEM, "train: out of memory");
+    tr->priv = pv;
+
+    const char *out = sd_config_str(cfg, "out");
+    if (!*out)
+        return sd_fail(SD_ERR_ARG, "no run directory (--out)");
+    tr->rundir = sd_strdup(out);
+    tr->iters = sd_config_int(cfg, "iters");
+    tr->stop_after = sd_config_int(cfg, "stop-after");
+    tr->eval_every = sd_config_int(cfg, "eval-every");
+    tr->save_every = sd_config_int(cfg, "save-every");
+    tr->seed = (uint64_t)sd_config_int(cfg, "seed");
+    tr->threads = (int)sd_config_int(cfg, "threads");
+    pv->flip = sd_config_bool(cfg, "flip");
+    pv->align_corners = sd_config_bool(cfg, "align-corners");
+    pv->log_every = (int)sd_config_int(cfg, "log-every");
+    if (tr->iters <= 0)
+        return sd_fail(SD_ERR_ARG, "%s: iters = %lld, expected > 0", sd_config_origin(cfg, "iters"),
+                       (long long)tr->iters);
+    if ((st = sd_parse_pair(sd_config_str(cfg, "batch"), &tr->batch_src, &tr->batch_tgt)))
+        return sd_fail_prefix(st, "%s: batch", sd_config_origin(cfg, "batch"));
+    if ((st = size_knob(cfg, "crop", &tr->crop_w, &tr->crop_h)) ||
+        (st = size_knob(cfg, "source-size", &tr->src_w, &tr->src_h)) ||
+        (st = size_knob(cfg, "target-size", &tr->tgt_w, &tr->tgt_h)))
+        return st;
+    int ev_w, ev_h;
+    if ((st = size_knob(cfg, "eval-size", &ev_w, &ev_h)))
+        return st;
+    if (!ev_w) {
+        ev_w = tr->tgt_w;
+        ev_h = tr->tgt_h;
+    }
+    if (tr->threads > 0)
+        sd_set_threads(tr->threads);
+
+    bool resume = sd_config_bool(cfg, "resume");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/last.safetensors", tr->rundir);
+    if (!resume && access(path, F_OK) == 0)
+        return sd_fail(SD_ERR_ARG, "%s already holds a run (%s); continue it with --resume or choose another --out",
+                       tr->rundir, path);
+    if ((st = make_dir(tr->rundir)))
+        return st;
+
+    /* data */
+    const char *src = sd_config_str(cfg, "source"), *tgt = sd_config_str(cfg, "target");
+    if (m->source_batches) {
+        if (!*src)
+            return sd_fail(SD_ERR_ARG, "method %s needs a source set (--source)", m->name);
+        if (tr->batch_src <= 0)
+            return sd_fail(SD_ERR_ARG, "method %s needs source images: batch %s", m->name,
+                           sd_config_str(cfg, "batch"));
+        if ((st = sd_train_source_open(&pv->src, src, NULL, tr->src_w, tr->src_h, true, 1)))
+            return sd_fail_prefix(st, "source");
+        pv->have_src = true;
+    }
+    if (m->needs_target || m->target_labels) {
+        if (!*tgt)
+            return sd_fail(SD_ERR_ARG, "method %s needs a target set (--target)", m->name);
+        if (tr->batch_tgt <= 0)
+            return sd_fail(SD_ERR_ARG, "method %s needs target images: batch %s", m->name,
+                           sd_config_str(cfg, "batch"));
+        if ((st = sd_train_source_open(&pv->tgt, tgt, NULL, tr->tgt_w, tr->tgt_h, m->target_labels, 2)))
+            return sd_fail_prefix(st, "target");
+        pv->have_tgt = true;
+    }
+    const char *val = sd_config_str(cfg, "val");
+    if (tr->eval_every > 0) {
+        if (*val)
+            st = val_open(&pv->val, val, NULL, (int)sd_config_int(cfg, "val-limit"), ev_w, ev_h);
+        else if (*tgt)
+            st = val_open(&pv->val, tgt, "val", (int)sd_config_int(cfg, "val-limit"), ev_w, ev_h);
+        else
+            st = sd_fail(SD_ERR_ARG, "--eval-every needs --val or --target");
+        if (st)
+            return st;
+        pv->have_val = true;
+    }
+
+    /* model */
+    sd_model_opts mo = sd_model_opts_default(sd_config_str(cfg, "model"));
+    mo.freeze_bn = sd_config_bool(cfg, "freeze-bn");
+    const char *aux = sd_config_str(cfg, "aux");
+    mo.aux = !strcmp(aux, "on") || (!strcmp(aux, "auto") && m->wants_aux && m->wants_aux(cfg));
+    if ((st = sd_model_create(&mo, &tr->model)))
+        return sd_fail_prefix(st, "model %s", mo.name);
+    sd_model_init_weights(tr->model, tr->seed);
+    tr->params = sd_model_params(tr->model);
+    int n_models;
+    const sd_model_info *info = sd_model_list(&n_models);
+    tr->norm = SD_NORM_CAFFE;
+    for (int i = 0; i < n_models; i++)
+        if (!strcmp(info[i].name, mo.name))
+            tr->norm = info[i].default_norm;
+    const char *init = sd_config_str(cfg, "init");
+    if (*init && !resume) {
+        sd_ckpt c;
+        if ((st = sd_ckpt_open(init, &c)))
+            return sd_fail_prefix(st, "--init");
+        sd_ckpt_report rep;
+        st = sd_ckpt_load_params(&c, "", tr->params, false, &rep);
+        const char *nm = sd_ckpt_meta(&c, SD_META_NORM);
+        if (nm && sd_norm_parse(nm) >= 0)
+            tr->norm = (sd_norm)sd_norm_parse(nm);
+        sd_ckpt_close(&c);
+        if (st)
+            return sd_fail_prefix(st, "--init %s", init);
+        if (rep.loaded == 0)
+            return sd_fail(SD_ERR_DATA, "--init %s: no tensor matches a parameter of %s", init, mo.name);
+        sd_log(1, "init: %d tensors from %s (%d missing, %d unexpected, %d mis-shaped)\n", rep.loaded, init,
+               rep.missing, rep.unexpected, rep.mismatched);
+    }
+
+    /* optimisation */
+    tr->sched = sd_lr_poly((float)sd_config_float(cfg, "lr"), tr->iters, (float)sd_config_float(cfg, "power"));
+    tr->sched.warmup_iters = sd_config_int(cfg, "warmup");
+    tr->sched.warmup_ratio = 1e-6f;
+    sd_optim_opts oo;
+    if (!strcmp(sd_config_str(cfg, "optimizer"), "adam")) {
+        oo = sd_optim_opts_adam(0.9f, 0.999f);
+        oo.weight_decay = (float)sd_config_float(cfg, "weight-decay");
+    } else {
+        oo = sd_optim_opts_sgd((float)sd_config_float(cfg, "momentum"), (float)sd_config_float(cfg, "weight-decay"));
+    }
+    if ((st = sd_optim_init(&tr->opt, tr->params, &oo)))
+        return st;
+    if ((st = sd_tape_init(&tr->tape, tr->seed)))
+        return st;
+    if (m->init && (st = m->init(tr, &tr->mstate)))
+        return sd_fail_prefix(st, "method %s", m->name);
+    if (resume && (st = resume_from(tr)))
+        return st;
+    if ((st = write_config(tr)))
+        return st;
+    return log_open(tr, resume);
+}
+
+static void teardown(sd_trainer *tr)
+{
+    if (tr->method && tr->method->free && tr->mstate)
+        tr->method->free(tr->mstate);
+    for (int i = 0; i < tr->n_mods; i++)
+        if (tr->mods[i].trainable)
+            sd_optim_free(&tr->mods[i].opt);
+    sd_optim_free(&tr->opt);
+    sd_tape_free(&tr->tape);
+    if (tr->model)
+        sd_model_free(tr->model);
+    loop_priv *pv = tr->priv;
+    if (pv) {
+        if (pv->have_src)
+            sd_train_source_free(&pv->src);
+        if (pv->have_tgt)
+            sd_train_source_free(&pv->tgt);
+        if (pv->have_val)
+            val_free(&pv->val);
+        free(pv->config_text);
+        free(pv);
+    }
+    sd_batch_free(&tr->src);
+    sd_batch_free(&tr->tgt);
+    if (tr->log)
+        fclose(tr->log);
+    free(tr->rundir);
+    memset(tr, 0, sizeof *tr);
+}
+
+/* ---- the loop ---- */
+
+static void zero_grads(sd_trainer *tr)
+{
+    sd_params_zero_grad(tr->params);
+    for (int i = 0; i < tr->n_mods; i++)
+        sd_params_zero_grad(tr->mods[i].params);
+}
+
+static sd_status run_eval(sd_trainer *tr)
+{
+    sd_eval_result r;
+    double t0 = sd_time_now();
+    sd_status st = evaluate(tr, &r);
+    if (st)
+        return st;
+    double miou = r.miou[SD_PROTOCOL_19];
+    log_eval(tr, &r);
+    bool best = isfinite(miou) && miou > tr->best_miou;
+    fprintf(stderr, "train %s: eval at it %lld: mIoU-19 %.2f%s (%.1f s)\n", tr->method->name, (long long)tr->it,
+            100 * miou, best ? " (best)" : "", sd_time_now() - t0);
+    if (best) {
+        tr->best_miou = miou;
+        tr->best_it = tr->it;
+        if ((st = save_best(tr)))
+            return st;
+    }
+    return SD_OK;
+}
+
+static sd_status iterate(sd_trainer *tr)
+{
+    loop_priv *pv = tr->priv;
+    sd_status st;
+    tr->n_terms = 0;
+    tr->n_pending = 0;
+    sd_tape_reset(&tr->tape);
+    /* dropout and other stochastic ops: a stream per iteration, so resume
+     * replays them exactly */
+    tr->tape.rng = sd_rng_fork(tr->seed, 0x7a9e000000ULL + (uint64_t)tr->it);
+    tr->tape.training = true;
+    zero_grads(tr);
+    if (pv->have_src &&
+        (st = sd_train_source_batch(&pv->src, tr->seed, tr->it, tr->batch_src, tr->crop_w, tr->crop_h, pv->flip,
+                                    &tr->src)))
+        return st;
+    if (pv->have_tgt &&
+        (st = sd_train_source_batch(&pv->tgt, tr->seed, tr->it, tr->batch_tgt, tr->crop_w, tr->crop_h, pv->flip,
+                                    &tr->tgt)))
+        return st;
+    if ((st = tr->method->step(tr, tr->mstate)))
+        return st;
+    if ((st = sd_train_backward(tr)))
+        return st;
+    float lr = sd_lr_at(&tr->sched, tr->it);
+    if ((st = sd_optim_step(&tr->opt, lr)))
+        return st;
+    for (int i = 0; i < tr->n_mods; i++)
+        if (tr->mods[i].trainable && (st = sd_optim_step(&tr->mods[i].opt, sd_lr_at(&tr->mods[i].sched, tr->it))))
+            return st;
+    if (tr->method->after_step && (st = tr->method->after_step(tr, tr->mstate)))
+        return st;
+    return SD_OK;
+}
+
+sd_status sd_train_run(sd_config *cfg)
+{
+    const sd_method *m;
+    sd_status st = sd_train_resolve(cfg, &m);
+    if (st)
+        return st;
+    sd_trainer tr;
+    memset(&tr, 0, sizeof tr);
+    stop_requested = 0;
+    if ((st = setup(&tr, cfg, m))) {
+        teardown(&tr);
+        return st;
+    }
+    loop_priv *pv = tr.priv;
+    int64_t start = tr.it;
+    double t0 = sd_time_now(), last_print = 0;
+    if (start > 0)
+        fprintf(stderr, "train %s: resuming at iteration %lld of %lld\n", m->name, (long long)start,
+                (long long)tr.iters);
+    while (tr.it < tr.iters) {
+        if (stop_requested || (tr.stop_after > 0 && tr.it == tr.stop_after && tr.it > start)) {
+            bool sig = stop_requested;
+            if ((st = save_last(&tr)))
+                break;
+            fprintf(stderr, "train %s: %s at iteration %lld; state saved to %s/last.safetensors (continue with --resume)\n",
+                    m->name, sig ? "interrupted" : "stopped", (long long)tr.it, tr.rundir);
+            st = sig ? sd_fail(SD_ERR_INTERRUPTED, "interrupted at iteration %lld (state saved)", (long long)tr.it)
+                     : SD_OK;
+            teardown(&tr);
+            return st;
+        }
+        if ((st = iterate(&tr))) {
+            char saved[160];
+            if (tr.last_saved_it >= 0)
+                snprintf(saved, sizeof saved, "last.safetensors holds iteration %lld", (long long)tr.last_saved_it);
+            else
+                snprintf(saved, sizeof saved, "no checkpoint was saved yet");
+            if (st == SD_ERR_NUMERIC)
+                sd_fail_prefix(st, "training stopped, %s (%s)", saved, tr.rundir);
+            if (tr.n_terms)
+                log_iteration(&tr, sd_lr_at(&tr.sched, tr.it), sd_time_now() - t0);
+            break;
+        }
+        float lr = sd_lr_at(&tr.sched, tr.it);
+        log_iteration(&tr, lr, sd_time_now() - t0);
+        double now = sd_time_now();
+        bool last = tr.it + 1 == tr.iters;
+        if (pv->log_every > 0 ? ((tr.it + 1) % pv->log_every == 0 || last) : (now - last_print >= 2.0 || last)) {
+            print_progress(&tr, start, t0, lr);
+            last_print = now;
+        }
+        tr.it++;
+        bool do_eval = pv->have_val && (tr.it % tr.eval_every == 0 || tr.it == tr.iters);
+        if (do_eval && (st = run_eval(&tr)))
+            break;
+        if (do_eval || tr.it == tr.iters || (tr.save_every > 0 && tr.it % tr.save_every == 0))
+            if ((st = save_last(&tr)))
+                break;
+    }
+    teardown(&tr);
+    return st;
+}

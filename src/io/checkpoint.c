@@ -1,0 +1,272 @@
+/* Checkpoints on top of safetensors: parameter sets under namespaces, extra
+ * tensors, metadata, and name matching with a report on load. Building a
+ * model from a checkpoint's metadata is in src/nn/model_io.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "segda/checkpoint.h"
+
+void sd_ckpt_writer_init(sd_ckpt_writer *w) { memset(w, 0, sizeof *w); }
+
+void sd_ckpt_writer_free(sd_ckpt_writer *w)
+{
+    for (int i = 0; i < w->n; i++)
+        free(w->names[i]);
+    for (int i = 0; i < w->n_meta; i++) {
+        free(w->keys[i]);
+        free(w->values[i]);
+    }
+    free(w->names);
+    free(w->entries);
+    free(w->keys);
+    free(w->values);
+    memset(w, 0, sizeof *w);
+}
+
+static sd_status check_prefix(const char *prefix)
+{
+    size_t n = strlen(prefix);
+    if (n && (prefix[n - 1] != ':' || strchr(prefix, ':') != prefix + n - 1))
+        return sd_fail(SD_ERR_ARG, "checkpoint namespace '%s' must be empty or end with its only ':'", prefix);
+    return SD_OK;
+}
+
+static sd_status writer_add(sd_ckpt_writer *w, const char *prefix, const char *name, int ndim, const int *shape,
+                            const float *data)
+{
+    if (w->n == w->cap) {
+        int cap = w->cap ? 2 * w->cap : 256;
+        sd_st_entry *ne = realloc(w->entries, (size_t)cap * sizeof *ne);
+        if (ne)
+            w->entries = ne;
+        char **nn = realloc(w->names, (size_t)cap * sizeof *nn);
+        if (nn)
+            w->names = nn;
+        if (!ne || !nn)
+            return sd_fail(SD_ERR_NOMEM, "checkpoint: out of memory adding '%s'", name);
+        w->cap = cap;
+    }
+    size_t lp = strlen(prefix), ln = strlen(name);
+    char *full = malloc(lp + ln + 1);
+    if (!full)
+        return sd_fail(SD_ERR_NOMEM, "checkpoint: out of memory adding '%s'", name);
+    memcpy(full, prefix, lp);
+    memcpy(full + lp, name, ln + 1);
+    sd_st_entry *e = &w->entries[w->n];
+    memset(e, 0, sizeof *e);
+    e->name = full;
+    e->ndim = ndim;
+    for (int d = 0; d < ndim; d++)
+        e->shape[d] = shape[d];
+    e->data = data;
+    w->names[w->n++] = full;
+    return SD_OK;
+}
+
+sd_status sd_ckpt_writer_add_params(sd_ckpt_writer *w, const char *prefix, const sd_params *p)
+{
+    sd_status st = check_prefix(prefix);
+    if (st)
+        return st;
+    if (!p->allocated)
+        return sd_fail(SD_ERR_ARG, "checkpoint: parameter set for '%s' is not allocated", prefix);
+    for (int i = 0; i < p->n; i++) {
+        const sd_tensor *x = p->tensors[i];
+        if ((st = writer_add(w, prefix, x->name, x->ndim, x->shape, x->data)))
+            return st;
+    }
+    return SD_OK;
+}
+
+sd_status sd_ckpt_writer_add_tensor(sd_ckpt_writer *w, const char *name, int ndim, const int *shape,
+                                    const float *data)
+{
+    if (ndim < 0 || ndim > SD_ST_MAX_DIMS)
+        return sd_fail(SD_ERR_ARG, "checkpoint: tensor '%s' has %d dimensions", name, ndim);
+    return writer_add(w, "", name, ndim, shape, data);
+}
+
+sd_status sd_ckpt_writer_set_meta(sd_ckpt_writer *w, const char *key, const char *value)
+{
+    for (int i = 0; i < w->n_meta; i++)
+        if (!strcmp(w->keys[i], key)) {
+            char *v = sd_strdup(value);
+            if (!v)
+                return SD_ERR_NOMEM;
+            free(w->values[i]);
+            w->values[i] = v;
+            return SD_OK;
+        }
+    if (w->n_meta == w->cap_meta) {
+        int cap = w->cap_meta ? 2 * w->cap_meta : 16;
+        char **nk = realloc(w->keys, (size_t)cap * sizeof *nk);
+        if (nk)
+            w->keys = nk;
+        char **nv = realloc(w->values, (size_t)cap * sizeof *nv);
+        if (nv)
+            w->values = nv;
+        if (!nk || !nv)
+            return sd_fail(SD_ERR_NOMEM, "checkpoint: out of memory for metadata");
+        w->cap_meta = cap;
+    }
+    char *k = sd_strdup(key), *v = sd_strdup(value);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return SD_ERR_NOMEM;
+    }
+    w->keys[w->n_meta] = k;
+    w->values[w->n_meta] = v;
+    w->n_meta++;
+    return SD_OK;
+}
+
+sd_status sd_ckpt_writer_save(sd_ckpt_writer *w, const char *path)
+{
+    return sd_st_write(path, w->n, w->entries, w->n_meta, (const char *const *)w->keys,
+                       (const char *const *)w->values);
+}
+
+/* ---- reading ---- */
+
+sd_status sd_ckpt_open(const char *path, sd_ckpt *c)
+{
+    memset(c, 0, sizeof *c);
+    sd_status st = sd_st_read(path, &c->st);
+    if (st)
+        return st;
+    c->used = calloc((size_t)(c->st.n ? c->st.n : 1), sizeof *c->used);
+    if (!c->used) {
+        sd_st_free(&c->st);
+        return sd_fail(SD_ERR_NOMEM, "%s: out of memory", path);
+    }
+    return SD_OK;
+}
+
+void sd_ckpt_close(sd_ckpt *c)
+{
+    sd_st_free(&c->st);
+    free(c->used);
+    memset(c, 0, sizeof *c);
+}
+
+const char *sd_ckpt_meta(const sd_ckpt *c, const char *key) { return sd_st_meta(&c->st, key); }
+
+bool sd_ckpt_has(const sd_ckpt *c, const char *name) { return sd_st_find(&c->st, name) >= 0; }
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+/* The file's name for prefix+name: as is, or with "module." after the prefix. */
+static int find_in_file(const sd_ckpt *c, const char *prefix, const char *name)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s%s", prefix, name);
+    int i = sd_st_find(&c->st, buf);
+    if (i >= 0)
+        return i;
+    snprintf(buf, sizeof buf, "%smodule.%s", prefix, name);
+    return sd_st_find(&c->st, buf);
+}
+
+static void shape_text(char *buf, size_t n, int ndim, const int64_t *shape)
+{
+    size_t off = (size_t)snprintf(buf, n, "[");
+    for (int d = 0; d < ndim && off < n; d++)
+        off += (size_t)snprintf(buf + off, n - off, d ? ",%lld" : "%lld", (long long)shape[d]);
+    if (off < n)
+        snprintf(buf + off, n - off, "]");
+}
+
+sd_status sd_ckpt_load_params(sd_ckpt *c, const char *prefix, sd_params *p, bool strict, sd_ckpt_report *rep)
+{
+    sd_ckpt_report r = {0};
+    sd_status st = check_prefix(prefix);
+    if (st)
+        return st;
+    if (!p->allocated)
+        return sd_fail(SD_ERR_ARG, "checkpoint: parameter set for '%s' is not allocated", prefix);
+    const char *file = c->st.path;
+    char first[768] = "";
+#define PROBLEM(...)                                                                                             \
+    do {                                                                                                         \
+        char m_[768];                                                                                            \
+        snprintf(m_, sizeof m_, __VA_ARGS__);                                                                    \
+        sd_log(1, "warning: %s: %s\n", file, m_);                                                                \
+        if (!first[0])                                                                                           \
+            snprintf(first, sizeof first, "%s", m_);                                                             \
+    } while (0)
+
+    for (int i = 0; i < p->n; i++) {
+        sd_tensor *x = p->tensors[i];
+        int k = find_in_file(c, prefix, x->name);
+        if (k < 0) {
+            r.missing++;
+            PROBLEM("missing tensor '%s%s'", prefix, x->name);
+            continue;
+        }
+        const sd_st_tensor *t = &c->st.tensors[k];
+        c->used[k] = true;
+        bool same = t->ndim == x->ndim;
+        for (int d = 0; same && d < x->ndim; d++)
+            same = t->shape[d] == x->shape[d];
+        if (!same) {
+            char a[128], b[128];
+            int64_t xs[SD_MAX_DIMS];
+            for (int d = 0; d < x->ndim; d++)
+                xs[d] = x->shape[d];
+            shape_text(a, sizeof a, t->ndim, t->shape);
+            shape_text(b, sizeof b, x->ndim, xs);
+            r.mismatched++;
+            PROBLEM("tensor '%s' has shape %s in the checkpoint, the model expects %s", t->name, a, b);
+            continue;
+        }
+        if ((st = sd_st_to_f32(&c->st, k, x->data)))
+            return st;
+        r.loaded++;
+    }
+    size_t lp = strlen(prefix);
+    for (int k = 0; k < c->st.n; k++) {
+        const char *nm = c->st.tensors[k].name;
+        const char *colon = strchr(nm, ':');
+        bool in_ns = lp ? !strncmp(nm, prefix, lp) : colon == NULL;
+        if (!in_ns || c->used[k])
+            continue;
+        if (ends_with(nm, "num_batches_tracked")) {
+            c->used[k] = true;
+            continue;
+        }
+        r.unexpected++;
+        PROBLEM("unexpected tensor '%s'", nm);
+    }
+#undef PROBLEM
+    if (rep)
+        *rep = r;
+    int problems = r.missing + r.unexpected + r.mismatched;
+    if (p->n && !r.loaded)
+        return sd_fail(SD_ERR_DATA, "%s: no tensor matches the %d expected%s%s (first problem: %s)", file, p->n,
+                       lp ? " in namespace " : "", prefix, first);
+    if (strict && problems)
+        return sd_fail(SD_ERR_DATA, "%s: %d missing, %d unexpected, %d mis-shaped tensors (strict); first: %s", file,
+                       r.missing, r.unexpected, r.mismatched, first);
+    if (problems)
+        sd_log(1, "warning: %s: loaded %d tensors; %d missing, %d unexpected, %d mis-shaped\n", file, r.loaded,
+               r.missing, r.unexpected, r.mismatched);
+    return SD_OK;
+}
+
+sd_status sd_ckpt_read_tensor(sd_ckpt *c, const char *name, size_t numel, float *dst)
+{
+    int k = sd_st_find(&c->st, name);
+    if (k < 0)
+        return sd_fail(SD_ERR_DATA, "%s: missing tensor '%s'", c->st.path, name);
+    if (c->st.tensors[k].numel != numel)
+        return sd_fail(SD_ERR_DATA, "%s: tensor '%s' has %llu elements, expected %zu", c->st.path, name,
+                       (unsigned long long)c->st.tensors[k].numel, numel);
+    c->used[k] = true;
+    return sd_st_to_f32(&c->st, k, dst);
+}

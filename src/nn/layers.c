@@ -1,0 +1,213 @@
+/* Layer records and their forward helpers (conv, batch norm, pooling,
+ * resize, ...) shared by every model and discriminator, with the
+ * shape-and-MAC counting mode. No model topology here (see models.c). */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "nn/nn.h"
+
+static sd_tensor *decl(nn_builder *b, int group, const char *module, const char *leaf, int ndim, const int *shape)
+{
+    if (b->st)
+        return NULL;
+    char name[256];
+    snprintf(name, sizeof name, "%s%s%s", module, module[0] ? "." : "", leaf);
+    sd_tensor *x = sd_params_declare(b->p, group, name, ndim, shape);
+    if (!x)
+        b->st = SD_ERR_ARG;
+    return x;
+}
+
+void nn_conv_decl(nn_builder *b, nn_conv *c, int group, const char *name, int cin, int cout, int k, int stride,
+                  int pad, int dil, bool bias)
+{
+    c->cin = cin;
+    c->cout = cout;
+    c->k = k;
+    c->stride = stride;
+    c->pad = pad;
+    c->dil = dil;
+    c->w = decl(b, group, name, "weight", 4, (int[]){cout, cin, k, k});
+    c->b = bias ? decl(b, group, name, "bias", 1, (int[]){cout}) : NULL;
+}
+
+void nn_bn_decl(nn_builder *b, nn_bn *bn, const char *name, int c, bool head)
+{
+    int g = head ? b->g_classifier : b->g_norm;
+    bn->c = c;
+    bn->head = head;
+    bn->w = decl(b, g, name, "weight", 1, (int[]){c});
+    bn->b = decl(b, g, name, "bias", 1, (int[]){c});
+    bn->rm = decl(b, b->g_buffer, name, "running_mean", 1, (int[]){c});
+    bn->rv = decl(b, b->g_buffer, name, "running_var", 1, (int[]){c});
+}
+
+/* ---- counting mode: shape-only tensors ---- */
+
+static sd_tensor *shape_only(nn_ctx *c, int n, int ch, int h, int w)
+{
+    sd_tensor *x = sd_arena_calloc(&c->t->arena, sizeof *x);
+    if (!x)
+        return sd_tape_fail(c->t, SD_ERR_NOMEM, "models: out of memory counting");
+    x->ndim = 4;
+    x->shape[0] = n;
+    x->shape[1] = ch;
+    x->shape[2] = h;
+    x->shape[3] = w;
+    x->numel = (size_t)n * ch * h * w;
+    return x;
+}
+
+static int pool_out(int in, int k, int s, int p, bool ceil_mode)
+{
+    int num = in + 2 * p - k;
+    int out = (ceil_mode ? (num + s - 1) / s : num / s) + 1;
+    if (ceil_mode && (out - 1) * s >= in + p)
+        out--;
+    return out;
+}
+
+sd_tensor *nn_conv_fwd(nn_ctx *c, const nn_conv *l, sd_tensor *x)
+{
+    if (!x)
+        return NULL;
+    if (c->count) {
+        int oh = (x->shape[2] + 2 * l->pad - l->dil * (l->k - 1) - 1) / l->stride + 1;
+        int ow = (x->shape[3] + 2 * l->pad - l->dil * (l->k - 1) - 1) / l->stride + 1;
+        c->macs += (double)x->shape[0] * l->cout * oh * ow * l->cin * l->k * l->k;
+        return shape_only(c, x->shape[0], l->cout, oh, ow);
+    }
+    return sd_conv2d(c->t, x, l->w, l->b, sd_conv_opts_make(l->stride, l->pad, l->dil));
+}
+
+sd_tensor *nn_bn_fwd(nn_ctx *c, const nn_bn *l, sd_tensor *x, bool frozen)
+{
+    if (!x || c->count)
+        return x;
+    /* One value per channel (image pooling at batch 1) has no batch
+     * statistics; PyTorch refuses, we fall back to the running ones. */
+    bool batch = c->training && !frozen && x->numel / (size_t)x->shape[1] >= 2;
+    return sd_batch_norm(c->t, x, l->w, l->b, l->rm, l->rv, batch, 0.1f, 1e-5f);
+}
+
+sd_tensor *nn_relu(nn_ctx *c, sd_tensor *x)
+{
+    if (!x || c->count)
+        return x;
+    return sd_relu(c->t, x);
+}
+
+sd_tensor *nn_leaky(nn_ctx *c, sd_tensor *x, float slope)
+{
+    if (!x || c->count)
+        return x;
+    return sd_leaky_relu(c->t, x, slope);
+}
+
+sd_tensor *nn_maxpool(nn_ctx *c, sd_tensor *x, int k, int stride, int pad, bool ceil_mode)
+{
+    if (!x)
+        return NULL;
+    if (c->count)
+        return shape_only(c, x->shape[0], x->shape[1], pool_out(x->shape[2], k, stride, pad, ceil_mode),
+                          pool_out(x->shape[3], k, stride, pad, ceil_mode));
+    return sd_max_pool2d(c->t, x, sd_pool_opts_make(k, stride, pad, ceil_mode));
+}
+
+sd_tensor *nn_adaptive_avg(nn_ctx *c, sd_tensor *x, int oh, int ow)
+{
+    if (!x)
+        return NULL;
+    if (c->count)
+        return shape_only(c, x->shape[0], x->shape[1], oh, ow);
+    return sd_adaptive_avg_pool2d(c->t, x, oh, ow);
+}
+
+sd_tensor *nn_add(nn_ctx *c, sd_tensor *a, sd_tensor *b)
+{
+    if (!a || !b)
+        return NULL;
+    if (c->count)
+        return a;
+    return sd_add(c->t, a, b);
+}
+
+sd_tensor *nn_resize(nn_ctx *c, sd_tensor *x, int oh, int ow, bool align_corners)
+{
+    if (!x)
+        return NULL;
+    if (c->count)
+        return shape_only(c, x->shape[0], x->shape[1], oh, ow);
+    if (x->shape[2] == oh && x->shape[3] == ow)
+        return x;
+    return sd_resize_bilinear(c->t, x, oh, ow, align_corners);
+}
+
+sd_tensor *nn_concat(nn_ctx *c, int n, sd_tensor *const *xs)
+{
+    for (int i = 0; i < n; i++)
+        if (!xs[i])
+            return NULL;
+    if (c->count) {
+        int ch = 0;
+        for (int i = 0; i < n; i++)
+            ch += xs[i]->shape[1];
+        return shape_only(c, xs[0]->shape[0], ch, xs[0]->shape[2], xs[0]->shape[3]);
+    }
+    return sd_concat(c->t, n, xs, 1);
+}
+
+sd_tensor *nn_dropout(nn_ctx *c, sd_tensor *x, float p)
+{
+    if (!x || c->count || !c->training)
+        return x;
+    return sd_dropout(c->t, x, p);
+}
+
+/* ---- initialisation ---- */
+
+void nn_init_kaiming_out(sd_tensor *w, sd_rng *r)
+{
+    if (!w)
+        return;
+    size_t fan_out = (size_t)w->shape[0] * w->shape[2] * w->shape[3];
+    float std = sqrtf(2.0f / (float)fan_out);
+    for (size_t i = 0; i < w->numel; i++)
+        w->data[i] = std * sd_rng_normal(r);
+}
+
+void nn_init_normal(sd_tensor *w, float std, sd_rng *r)
+{
+    if (!w)
+        return;
+    for (size_t i = 0; i < w->numel; i++)
+        w->data[i] = std * sd_rng_normal(r);
+}
+
+void nn_init_uniform_fanin(sd_tensor *w, sd_tensor *b, sd_rng *r)
+{
+    size_t fan_in = (size_t)w->shape[1] * w->shape[2] * w->shape[3];
+    float bound = 1.0f / sqrtf((float)fan_in);
+    for (size_t i = 0; i < w->numel; i++)
+        w->data[i] = bound * (2 * sd_rng_uniform(r) - 1);
+    if (b)
+        for (size_t i = 0; i < b->numel; i++)
+            b->data[i] = bound * (2 * sd_rng_uniform(r) - 1);
+}
+
+void nn_init_const(sd_tensor *w, float v)
+{
+    if (!w)
+        return;
+    for (size_t i = 0; i < w->numel; i++)
+        w->data[i] = v;
+}
+
+void nn_bn_reset(const nn_bn *bn)
+{
+    nn_init_const(bn->w, 1);
+    nn_init_const(bn->b, 0);
+    nn_init_const(bn->rm, 0);
+    nn_init_const(bn->rv, 1);
+}

@@ -1,0 +1,213 @@
+/* SGD with momentum and Adam over the flat per-group buffers of an sd_params
+ * set, with torch.optim 1.13 semantics (see optim.h). Not here: schedules
+ * (schedule.c), the training loop. */
+#include "segda/optim.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "segda/core.h"
+
+const char *sd_optim_kind_name(sd_optim_kind k)
+{
+    switch (k) {
+    case SD_OPTIM_SGD: return "sgd";
+    case SD_OPTIM_ADAM: return "adam";
+    default: return "?";
+    }
+}
+
+int sd_optim_kind_parse(const char *s)
+{
+    if (!s)
+        return -1;
+    if (!strcmp(s, "sgd"))
+        return SD_OPTIM_SGD;
+    if (!strcmp(s, "adam"))
+        return SD_OPTIM_ADAM;
+    return -1;
+}
+
+sd_optim_opts sd_optim_opts_sgd(float momentum, float weight_decay)
+{
+    sd_optim_opts o = {0};
+    o.kind = SD_OPTIM_SGD;
+    o.momentum = momentum;
+    o.weight_decay = weight_decay;
+    return o;
+}
+
+sd_optim_opts sd_optim_opts_adam(float beta1, float beta2)
+{
+    sd_optim_opts o = {0};
+    o.kind = SD_OPTIM_ADAM;
+    o.beta1 = beta1;
+    o.beta2 = beta2;
+    o.eps = 1e-8f;
+    return o;
+}
+
+static int slots_of(const sd_optim_opts *o)
+{
+    if (o->kind == SD_OPTIM_ADAM)
+        return 2;
+    return o->momentum != 0.0f ? 1 : 0;
+}
+
+static const char *slot_name(sd_optim_kind k, int s)
+{
+    if (k == SD_OPTIM_ADAM)
+        return s == 0 ? "exp_avg" : "exp_avg_sq";
+    return "momentum";
+}
+
+sd_status sd_optim_init(sd_optim *opt, sd_params *params, const sd_optim_opts *o)
+{
+    memset(opt, 0, sizeof *opt);
+    if (!params || !params->allocated)
+        return sd_fail(SD_ERR_ARG, "optim: parameters not allocated");
+    if (params->n_groups > SD_OPTIM_MAX_GROUPS)
+        return sd_fail(SD_ERR_ARG, "optim: %d parameter groups, at most %d", params->n_groups,
+                       SD_OPTIM_MAX_GROUPS);
+    if (o->kind < 0 || o->kind >= SD_OPTIM_KIND_COUNT)
+        return sd_fail(SD_ERR_ARG, "optim: unknown kind %d", (int)o->kind);
+    if (!(o->momentum >= 0.0f && o->momentum < 1.0f))
+        return sd_fail(SD_ERR_ARG, "optim: momentum %g, expected [0, 1)", o->momentum);
+    if (!(o->weight_decay >= 0.0f))
+        return sd_fail(SD_ERR_ARG, "optim: weight decay %g, expected >= 0", o->weight_decay);
+    if (o->kind == SD_OPTIM_ADAM &&
+        !(o->beta1 >= 0.0f && o->beta1 < 1.0f && o->beta2 >= 0.0f && o->beta2 < 1.0f && o->eps > 0.0f))
+        return sd_fail(SD_ERR_ARG, "optim: adam betas (%g, %g) eps %g, expected betas in [0, 1) and eps > 0",
+                       o->beta1, o->beta2, o->eps);
+    opt->o = *o;
+    opt->params = params;
+    int slots = slots_of(o);
+    for (int g = 0; g < params->n_groups; g++) {
+        const sd_param_group *gr = &params->groups[g];
+        if (gr->is_buffer)
+            continue;
+        for (int s = 0; s < slots; s++) {
+            opt->state[g][s] = calloc(gr->numel ? gr->numel : 1, sizeof(float));
+            if (!opt->state[g][s]) {
+                sd_optim_free(opt);
+                return sd_fail(SD_ERR_NOMEM, "optim: out of memory for state of group '%s' (%zu floats)",
+                               gr->name, gr->numel);
+            }
+        }
+    }
+    return SD_OK;
+}
+
+void sd_optim_free(sd_optim *opt)
+{
+    for (int g = 0; g < SD_OPTIM_MAX_GROUPS; g++)
+        for (int s = 0; s < 2; s++)
+            free(opt->state[g][s]);
+    memset(opt, 0, sizeof *opt);
+}
+
+void sd_optim_reset(sd_optim *opt)
+{
+    if (!opt->params)
+        return;
+    for (int g = 0; g < opt->params->n_groups; g++) {
+        for (int s = 0; s < 2; s++)
+            if (opt->state[g][s])
+                memset(opt->state[g][s], 0, opt->params->groups[g].numel * sizeof(float));
+        opt->steps[g] = 0;
+    }
+}
+
+static void sgd_group(float *w, const float *grad, float *buf, size_t n, float lr, float wd, float m)
+{
+    ptrdiff_t nn = (ptrdiff_t)n;
+    if (buf) {
+#pragma omp parallel for schedule(static) if (nn > 65536)
+        for (ptrdiff_t i = 0; i < nn; i++) {
+            float d = grad[i] + wd * w[i];
+            buf[i] = m * buf[i] + d;
+            w[i] -= lr * buf[i];
+        }
+    } else {
+#pragma omp parallel for schedule(static) if (nn > 65536)
+        for (ptrdiff_t i = 0; i < nn; i++)
+            w[i] -= lr * (grad[i] + wd * w[i]);
+    }
+}
+
+/* Scalars are computed in double as PyTorch's Python code does, then used
+ * as f32 in the element-wise update. */
+static void adam_group(float *w, const float *grad, float *m, float *v, size_t n, double lr, float wd,
+                       float b1, float b2, float eps, int64_t t)
+{
+    double bc1 = 1.0 - pow((double)b1, (double)t);
+    double bc2 = 1.0 - pow((double)b2, (double)t);
+    float step_size = (float)(lr / bc1);
+    float bc2_sqrt = (float)sqrt(bc2);
+    ptrdiff_t nn = (ptrdiff_t)n;
+#pragma omp parallel for schedule(static) if (nn > 65536)
+    for (ptrdiff_t i = 0; i < nn; i++) {
+        float g = grad[i] + wd * w[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * g;
+        v[i] = b2 * v[i] + (1.0f - b2) * g * g;
+        float denom = sqrtf(v[i]) / bc2_sqrt + eps;
+        w[i] -= step_size * (m[i] / denom);
+    }
+}
+
+sd_status sd_optim_step(sd_optim *opt, float lr)
+{
+    sd_params *p = opt->params;
+    if (!p)
+        return sd_fail(SD_ERR_ARG, "optim: step on an uninitialised optimiser");
+    if (!isfinite(lr) || lr < 0.0f)
+        return sd_fail(SD_ERR_NUMERIC, "optim: learning rate %g, expected finite and >= 0", lr);
+    for (int g = 0; g < p->n_groups; g++) {
+        sd_param_group *gr = &p->groups[g];
+        if (gr->is_buffer || gr->frozen || !gr->grad || gr->numel == 0)
+            continue;
+        float glr = lr * gr->lr_mult;
+        float wd = opt->o.weight_decay * gr->wd_mult;
+        opt->steps[g]++;
+        if (opt->o.kind == SD_OPTIM_SGD)
+            sgd_group(gr->data, gr->grad, opt->state[g][0], gr->numel, glr, wd, opt->o.momentum);
+        else
+            adam_group(gr->data, gr->grad, opt->state[g][0], opt->state[g][1], gr->numel,
+                       (double)lr * (double)gr->lr_mult, wd, opt->o.beta1, opt->o.beta2, opt->o.eps,
+                       opt->steps[g]);
+    }
+    return SD_OK;
+}
+
+int sd_optim_state_count(const sd_optim *opt)
+{
+    int n = 0;
+    if (!opt->params)
+        return 0;
+    for (int g = 0; g < opt->params->n_groups; g++)
+        for (int s = 0; s < 2; s++)
+            n += opt->state[g][s] != NULL;
+    return n;
+}
+
+sd_status sd_optim_state_at(sd_optim *opt, int i, const char *prefix, char *name, size_t cap,
+                            float **data, size_t *numel)
+{
+    int k = 0;
+    if (opt->params)
+        for (int g = 0; g < opt->params->n_groups; g++)
+            for (int s = 0; s < 2; s++) {
+                if (!opt->state[g][s])
+                    continue;
+                if (k++ != i)
+                    continue;
+                snprintf(name, cap, "%s%s.%s", prefix ? prefix : "", opt->params->groups[g].name,
+                         slot_name(opt->o.kind, s));
+                *data = opt->state[g][s];
+                *numel = opt->params->groups[g].numel;
+                return SD_OK;
+            }
+    return sd_fail(SD_ERR_ARG, "optim: state index %d out of range (%d buffers)", i, k);
+}
