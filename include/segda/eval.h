@@ -1,8 +1,9 @@
 /* Evaluation as the official Cityscapes evaluator (cityscapesScripts,
  * evalPixelLevelSemanticLabeling) does it: one confusion matrix over the
  * whole split, class IoU, category IoU, the 19/16/13-class means, accuracies,
- * and the table / CSV / JSON writers. Works on plain arrays: no dataset
- * reading and no model code here (the CLI joins those).
+ * and the table / CSV / JSON writers. The core works on plain arrays; the
+ * runners at the end read labels through data.h and predictions as PNGs.
+ * No model code: a model enters as a callback returning logits.
  *
  * Why a 19 x 20 matrix is exactly the official 34 x 34 one. The official
  * script counts every (ground-truth id, predicted id) pair over label ids
@@ -199,7 +200,8 @@ typedef sd_status (*sd_eval_logits_fn)(void *ctx, const struct sd_sample *s, flo
  * upsamples them bilinearly to the label's full resolution (align_corners
  * as given; the field's AdaptSegNet/ADVENT evaluation uses True), takes the
  * argmax and accumulates into cm. Fills setup->images, gt_w/gt_h and
- * align_corners. Errors are prefixed with the sample's label file. */
+ * align_corners. Errors name the sample's image (callback failures) or
+ * label file. */
 sd_status sd_eval_logits(const struct sd_dataset *ds, sd_eval_logits_fn fn, void *ctx,
                          bool align_corners, sd_progress_mode progress, sd_confusion *cm,
                          sd_eval_setup *setup);

@@ -48,7 +48,9 @@ typedef enum sd_gap_svm_kind {
  * cross-validation (folds >= 2; seeded shuffle). Each fold standardises with
  * its training rows' statistics, trains on the other folds, predicts its own
  * rows; the result is the fraction of all n rows predicted right. Both
- * domains need at least `folds` rows. The libraries' printing is silenced. */
+ * domains need at least `folds` rows. The libraries' printing is silenced;
+ * liblinear's solver shuffles with rand(), so the linear kind calls srand()
+ * (from `seed`) before each fold: the answer depends on `seed` alone. */
 sd_status sd_gap_svm_accuracy(const float *x, const uint8_t *domain, int n, int d,
                               sd_gap_svm_kind kind, int folds, uint64_t seed, double *acc);
 

@@ -126,7 +126,7 @@ const sd_knob *sd_train_knobs(void);
 
 /* ---- the trainer ---- */
 
-#define SD_TRAIN_MAX_MODULES 8
+#define SD_TRAIN_MAX_MODULES 72   /* ROAD: up to 64 region classifiers + teacher */
 #define SD_TRAIN_MAX_TERMS 24
 
 /* A set of parameters besides the segmentation network that the run owns

@@ -20,6 +20,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: segda gap --model CKPT --layer NAME --a SPEC --b SPEC [options]\n"
             "       segda gap --features-a FILE --features-b FILE [--a SPEC --b SPEC] [options]\n"
+            "       segda gap --rgb --a SPEC --b SPEC [options]\n"
             "       segda gap --labels-only --a SPEC --b SPEC [--json FILE]\n"
             "\n"
             "Measures the gap between domain A and domain B: held-out accuracy of a linear\n"
@@ -38,10 +39,12 @@ static void usage(FILE *f)
             "  --features-a FILE    A's features instead of a model: a 2-D float32/float64 .npy\n"
             "  --features-b FILE    (numpy.save) or text, one row per line, numbers separated\n"
             "                       by commas or blanks, '#' lines skipped\n"
+            "  --rgb                features without a model: the images' colours, box\n"
+            "                       downsampled 8x (a pixel-statistics baseline)\n"
             "  --labels-only        only class_kl, from --a and --b labels\n"
             "  --n N                images used per dataset, a seeded sample (default: all for\n"
-            "                       labels, %d with --model)\n"
-            "  --pixels K           with --model: K feature-map positions per image (seeded)\n"
+            "                       labels, %d with --model or --rgb)\n"
+            "  --pixels K           with --model/--rgb: K feature-map positions per image (seeded)\n"
             "                       instead of one globally averaged row per image\n"
             "  --max-rows M         feature rows per domain (default 1000); both domains keep the\n"
             "                       same number, min(rows of A, rows of B, M), a seeded sample\n"
@@ -51,7 +54,7 @@ static void usage(FILE *f)
             "  --perm P             MMD permutations (default 200)\n"
             "  --bins B             histogram bins for class_kl (default 20)\n"
             "  --seed S             seed of every sample, split and permutation (default 0)\n"
-            "  --out DIR            write pca.svg, retrieval.png (with --model) and gap.json\n"
+            "  --out DIR            write pca.svg, retrieval.png (--model/--rgb) and gap.json\n"
             "  --json FILE          write the numbers as JSON\n"
             "  --threads N          label files read in parallel (default 4)\n"
             "  -h, --help           this help\n",
@@ -171,6 +174,37 @@ static sd_status gap_model_feature_map(gap_model *gm, const sd_sample *s, float 
 
 static void gap_model_close(gap_model *gm) { (void)gm; }
 
+/* The --rgb baseline: the image itself as a 3-channel feature map, box
+ * downsampled 8x (colour statistics only; no model needed). */
+static sd_status rgb_feature_map(gap_model *gm, const sd_sample *s, float **fmap, int *c, int *h, int *w)
+{
+    (void)gm;
+    int fh = s->h / 8 > 0 ? s->h / 8 : 1, fw = s->w / 8 > 0 ? s->w / 8 : 1;
+    float *f = sd_malloc(sizeof(float) * 3 * (size_t)fh * fw);
+    if (!f)
+        return SD_ERR_NOMEM;
+    for (int y = 0; y < fh; y++) {
+        int y0 = (int)((long)y * s->h / fh), y1 = (int)((long)(y + 1) * s->h / fh);
+        for (int x = 0; x < fw; x++) {
+            int x0 = (int)((long)x * s->w / fw), x1 = (int)((long)(x + 1) * s->w / fw);
+            for (int ch = 0; ch < 3; ch++) {
+                double sum = 0;
+                for (int yy = y0; yy < y1; yy++)
+                    for (int xx = x0; xx < x1; xx++)
+                        sum += s->image[((size_t)yy * s->w + xx) * 3 + ch];
+                f[((size_t)ch * fh + y) * fw + x] = (float)(sum / ((double)(y1 - y0) * (x1 - x0)) / 255.0);
+            }
+        }
+    }
+    *fmap = f;
+    *c = 3;
+    *h = fh;
+    *w = fw;
+    return SD_OK;
+}
+
+typedef sd_status (*feature_map_fn)(gap_model *gm, const sd_sample *s, float **fmap, int *c, int *h, int *w);
+
 /* Box-filtered thumbnail of an RGB image (aspect not kept: every tile of the
  * contact sheet must have one size). */
 static sd_status make_thumb(const uint8_t *rgb, int w, int h, sd_image *t)
@@ -224,8 +258,8 @@ static void gap_rows_free(gap_rows *r)
     memset(r, 0, sizeof *r);
 }
 
-static sd_status model_rows(gap_model *gm, const sd_dataset *ds, const int *idx, int m, int pixels,
-                            uint64_t seed, uint64_t stream, gap_rows *out)
+static sd_status model_rows(gap_model *gm, feature_map_fn fmap_of, const sd_dataset *ds, const int *idx, int m,
+                            int pixels, uint64_t seed, uint64_t stream, gap_rows *out)
 {
     int per = pixels > 0 ? pixels : 1;
     sd_status st = SD_OK;
@@ -247,10 +281,10 @@ static sd_status model_rows(gap_model *gm, const sd_dataset *ds, const int *idx,
         int c, h, w;
         if ((st = sd_dataset_read(ds, idx[i], &s)) != SD_OK)
             break;
-        st = gap_model_feature_map(gm, &s, &fmap, &c, &h, &w);
+        st = fmap_of(gm, &s, &fmap, &c, &h, &w);
         if (st == SD_OK && out->d && c != out->d)
             st = sd_fail(SD_ERR_SHAPE, "%s: layer %s has %d channels on sample %s, %d before", ds->spec,
-                         gm->layer, c, s.stem, out->d);
+                         gm->layer ? gm->layer : "rgb", c, s.stem, out->d);
         if (st == SD_OK && !out->x) {
             out->d = c;
             if (!(out->x = sd_malloc(sizeof(float) * (size_t)m * per * c)))
@@ -312,8 +346,9 @@ static void print_table(const sd_gap_result *r, const char *a, const char *b, co
         printf("  %-24s %10.4f   (cubic kernel)\n", "svm_poly_accuracy", r->svm_poly_accuracy);
         printf("  %-24s %10.6f   (MMD^2_u, Gaussian kernel, sigma %.4g)\n", "mmd", r->mmd, r->mmd_sigma);
         printf("  %-24s %10.4f   (%d permutations)\n", "mmd_p", r->mmd_p, o->n_perm);
-        printf("  %-24s %10.4f   (k = %d, %s; 0.5 = mixed, 0 = apart)\n", "retrieval_other_domain",
-               r->retrieval_other_domain, o->k, o->metric == SD_GAP_METRIC_COSINE ? "cosine" : "L2");
+        printf("  %-24s %10.4f   (k = %d, %s; %.3f = mixed, 0 = apart)\n", "retrieval_other_domain",
+               r->retrieval_other_domain, o->k, o->metric == SD_GAP_METRIC_COSINE ? "cosine" : "L2",
+               (double)r->n_b / (r->n_a + r->n_b - 1));
     }
     if (r->has_class_kl) {
         printf("  class_kl: KL(A||B) in nats, %d bins on [0, 1], +%g per bin; %d images of A, %d of B\n", bins,
@@ -331,7 +366,7 @@ int cli_gap(int argc, char **argv)
 {
     enum {
         OPT_A = 256, OPT_B, OPT_MODEL, OPT_LAYER, OPT_FA, OPT_FB, OPT_LABELS, OPT_N, OPT_PIXELS, OPT_MAXROWS,
-        OPT_K, OPT_METRIC, OPT_FOLDS, OPT_PERM, OPT_BINS, OPT_SEED, OPT_OUT, OPT_JSON, OPT_THREADS,
+        OPT_K, OPT_METRIC, OPT_FOLDS, OPT_PERM, OPT_BINS, OPT_SEED, OPT_OUT, OPT_JSON, OPT_THREADS, OPT_RGB,
     };
     static const struct option longopts[] = {
         {"a", required_argument, 0, OPT_A},           {"b", required_argument, 0, OPT_B},
@@ -343,12 +378,13 @@ int cli_gap(int argc, char **argv)
         {"folds", required_argument, 0, OPT_FOLDS},   {"perm", required_argument, 0, OPT_PERM},
         {"bins", required_argument, 0, OPT_BINS},     {"seed", required_argument, 0, OPT_SEED},
         {"out", required_argument, 0, OPT_OUT},       {"json", required_argument, 0, OPT_JSON},
-        {"threads", required_argument, 0, OPT_THREADS}, {"help", no_argument, 0, 'h'},
+        {"threads", required_argument, 0, OPT_THREADS}, {"rgb", no_argument, 0, OPT_RGB},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *spec[2] = {NULL, NULL}, *ckpt = NULL, *layer = NULL, *feat[2] = {NULL, NULL};
     const char *out_dir = NULL, *json = NULL;
-    bool labels_only = false;
+    bool labels_only = false, rgb = false;
     int n_img = -1, pixels = 0, bins = SD_GAP_KL_BINS, threads = 4;
     sd_gap_options o;
     sd_gap_options_default(&o);
@@ -364,6 +400,7 @@ int cli_gap(int argc, char **argv)
         case OPT_FA: feat[0] = optarg; break;
         case OPT_FB: feat[1] = optarg; break;
         case OPT_LABELS: labels_only = true; break;
+        case OPT_RGB: rgb = true; break;
         case OPT_N: if (parse_int(optarg, 1, 1 << 30, &n_img)) what = "--n: expected an integer >= 1"; break;
         case OPT_PIXELS: if (parse_int(optarg, 1, 1 << 20, &pixels)) what = "--pixels: expected an integer >= 1"; break;
         case OPT_MAXROWS: if (parse_int(optarg, 10, 1 << 16, &o.max_per_domain)) what = "--max-rows: expected 10..65536"; break;
@@ -405,9 +442,11 @@ int cli_gap(int argc, char **argv)
     }
     const char *why = NULL;
     if (!bad) {
-        int modes = (ckpt != NULL) + (feat[0] || feat[1]) + labels_only;
+        int modes = (ckpt != NULL) + (feat[0] || feat[1]) + labels_only + rgb;
         if (modes != 1)
-            why = "choose one of --model, --features-a/--features-b, --labels-only";
+            why = "choose one of --model, --rgb, --features-a/--features-b, --labels-only";
+        else if (rgb && (!spec[0] || !spec[1]))
+            why = "--rgb needs --a SPEC and --b SPEC";
         else if (labels_only && (!spec[0] || !spec[1]))
             why = "--labels-only needs --a SPEC and --b SPEC";
         else if (ckpt && (!layer || !spec[0] || !spec[1]))
@@ -416,8 +455,8 @@ int cli_gap(int argc, char **argv)
             why = "give both --features-a and --features-b";
         else if ((feat[0] || feat[1]) && (!spec[0] != !spec[1]))
             why = "with feature files, give both --a and --b (for class_kl) or neither";
-        else if (pixels && !ckpt)
-            why = "--pixels works with --model only";
+        else if (pixels && !ckpt && !rgb)
+            why = "--pixels works with --model or --rgb only";
         if (why) {
             fprintf(stderr, "segda gap: %s\n", why);
             bad = 1;
@@ -452,7 +491,7 @@ int cli_gap(int argc, char **argv)
                 st = sd_fail(SD_ERR_DATA, "--%c %s: no samples", 'a' + k, spec[k]);
                 break;
             }
-            int want = n_img > 0 ? n_img : ckpt ? DEFAULT_MODEL_IMAGES : 0;
+            int want = n_img > 0 ? n_img : ckpt || rgb ? DEFAULT_MODEL_IMAGES : 0;
             st = pick_samples(ds[k].n, want, o.seed, 0x5a3 + k, &idx[k], &m[k]);
         }
         if (st == SD_OK && (labels_only || (ds[0].has_labels && ds[1].has_labels))) {
@@ -480,15 +519,18 @@ int cli_gap(int argc, char **argv)
             st = sd_fail(SD_ERR_SHAPE, "--features-a %s has %d columns but --features-b %s has %d", feat[0], fd[0],
                          feat[1], fd[1]);
         xa = fx[0], xb = fx[1], na = fn[0], nb = fn[1], d = fd[0];
-    } else if (st == SD_OK && ckpt) {
-        if ((st = gap_model_open(&gm, ckpt, layer)) == SD_OK)
+    } else if (st == SD_OK && (ckpt || rgb)) {
+        if (ckpt && (st = gap_model_open(&gm, ckpt, layer)) == SD_OK)
             have_model = true;
         for (int k = 0; k < 2 && st == SD_OK; k++)
-            st = model_rows(&gm, &ds[k], idx[k], m[k], pixels, o.seed, 0x7e1 + k, &rows[k]);
+            st = model_rows(&gm, ckpt ? gap_model_feature_map : rgb_feature_map, &ds[k], idx[k], m[k], pixels,
+                            o.seed, 0x7e1 + k, &rows[k]);
         if (st == SD_OK && rows[0].d != rows[1].d)
-            st = sd_fail(SD_ERR_SHAPE, "layer %s: %d channels on A, %d on B", layer, rows[0].d, rows[1].d);
+            st = sd_fail(SD_ERR_SHAPE, "layer %s: %d channels on A, %d on B", layer ? layer : "rgb", rows[0].d,
+                         rows[1].d);
         xa = rows[0].x, xb = rows[1].x, na = rows[0].n, nb = rows[1].n, d = rows[0].d;
     }
+    bool images = ckpt || rgb; /* rows that know their images (for the contact sheet) */
     if (st == SD_OK && xa)
         st = sd_gap_measure(xa, na, xb, nb, d, &o, &res);
 
@@ -511,7 +553,7 @@ int cli_gap(int argc, char **argv)
                 st = sd_gap_scatter_svg(path, res.pca, dom, n, spec[0] ? spec[0] : feat[0],
                                         spec[1] ? spec[1] : feat[1], "PCA of the features (standardised)");
             /* The contact sheet needs the images behind the rows: model mode only. */
-            if (st == SD_OK && ckpt) {
+            if (st == SD_OK && images) {
                 thumbs = sd_malloc(sizeof(*thumbs) * n);
                 marks = sd_malloc(sizeof(int) * 2 * n);
                 int nq = res.n_a < SHEET_QUERIES ? res.n_a : SHEET_QUERIES, query[SHEET_QUERIES];
@@ -542,7 +584,7 @@ int cli_gap(int argc, char **argv)
             st = sd_gap_result_write_json(path, &res);
         if (st == SD_OK)
             fprintf(stderr, "segda gap: wrote %s/{%sgap.json}\n", out_dir,
-                    res.has_features ? (ckpt ? "pca.svg,retrieval.png," : "pca.svg,") : "");
+                    res.has_features ? (images ? "pca.svg,retrieval.png," : "pca.svg,") : "");
     }
 
     if (have_model)

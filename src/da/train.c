@@ -22,11 +22,12 @@
 
 /* ---- the method registry ---- */
 
-extern const sd_method sd_method_source_only, sd_method_oracle, sd_method_finetune, sd_method_adaptseg,
-    sd_method_advent;
+extern const sd_method sd_method_source_only, sd_method_oracle, sd_method_finetune, sd_method_feature_adv,
+    sd_method_adaptseg, sd_method_road, sd_method_advent, sd_method_fda, sd_method_selftrain;
 
 static const sd_method *const methods[] = {
-    &sd_method_source_only, &sd_method_oracle, &sd_method_finetune, &sd_method_adaptseg, &sd_method_advent,
+    &sd_method_source_only, &sd_method_oracle, &sd_method_finetune, &sd_method_feature_adv, &sd_method_adaptseg,
+    &sd_method_road, &sd_method_advent, &sd_method_fda, &sd_method_selftrain,
 };
 
 const sd_method *const *sd_method_list(int *n)

@@ -81,4 +81,8 @@ sd_tensor *sd_adversary_loss(sd_trainer *tr, sd_adversary *a, sd_tensor *x, floa
 sd_status sd_train_target_image(sd_trainer *tr, int i, const uint8_t **rgb, int *w, int *h, void **tmp);
 int sd_train_target_count(const sd_trainer *tr);
 
+/* FDA: one channel src (h x w) takes trg's DFT amplitude in the four corner
+ * windows of half-size floor(min(h, w) * beta), keeping its phase. */
+sd_status sd_fda_swap_channel(float *src, const float *trg, int h, int w, float beta);
+
 #endif

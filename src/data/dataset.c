@@ -525,7 +525,7 @@ sd_status sd_dataset_open(sd_dataset *ds, const char *spec, const char *split, c
     for (int i = 0; i < ds->n; i++)
         ds->has_labels |= ds->samples[i].label_path != NULL;
     if (ds->n_problems)
-        sd_log(1, "dataset %s: %d incomplete pair%s left out (first: %s)", spec, ds->n_problems,
+        sd_log(1, "dataset %s: %d incomplete pair%s left out (first: %s)\n", spec, ds->n_problems,
                ds->n_problems == 1 ? "" : "s", ds->problems[0]);
     return SD_OK;
 }

@@ -121,7 +121,7 @@ static void note_bad(sd_loader *l, int idx, const char *msg)
             if (l->skipped[l->n_skipped])
                 l->n_skipped++;
         }
-        sd_log(1, "loader: skipping sample %d: %s", idx, msg);
+        sd_log(1, "loader: skipping sample %d: %s\n", idx, msg);
     }
     pthread_mutex_unlock(&l->mu);
 }

@@ -3,6 +3,7 @@
  * domain: textures, haze, blur, vignetting, exposure and colour cast, sensor
  * noise and JPEG-style 8x8 DCT quantisation. Scene layout is synth_scene.c. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,24 +15,44 @@ static float clampf(float x, float a, float b) { return x < a ? a : x > b ? b : 
 
 /* ---- value noise for the real domain's textures ---- */
 
-static inline float hash01(uint32_t seed, int x, int y)
+/* A 256x256 table of uniform values, filled once; lattice noise looks it up
+ * with the seed as an offset, which costs far less than hashing every corner. */
+#define NT 256
+static float noise_tab[NT * NT];
+static pthread_once_t noise_once = PTHREAD_ONCE_INIT;
+
+static float normal_tab[4096]; /* N(0,1) quantiles for sensor noise */
+
+static void noise_init(void)
 {
-    uint32_t h = seed ^ ((uint32_t)x * 0x8da6b343u) ^ ((uint32_t)y * 0xd8163841u);
-    h ^= h >> 13;
-    h *= 0x5bd1e995u;
-    h ^= h >> 15;
-    return (float)(h & 0xffffu) * (1.0f / 65535.0f);
+    uint32_t x = 0x9e3779b9u;
+    for (int i = 0; i < NT * NT; i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        noise_tab[i] = (float)(x >> 8) * (1.0f / 16777216.0f);
+    }
+    for (int i = 0; i < 4096; i++) { /* inverse CDF by bisection: exact enough, once */
+        double p = (i + 0.5) / 4096.0, lo = -6, hi = 6;
+        for (int it = 0; it < 60; it++) {
+            double mid = 0.5 * (lo + hi);
+            if (0.5 * erfc(-mid / sqrt(2.0)) < p)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        normal_tab[i] = (float)(0.5 * (lo + hi));
+    }
 }
 
 static inline float vnoise(uint32_t seed, float x, float y)
 {
     float fx0 = floorf(x), fy0 = floorf(y);
-    int ix = (int)fx0, iy = (int)fy0;
+    int ix = (int)fx0 + (int)(seed & 255), iy = (int)fy0 + (int)((seed >> 8) & 255);
     float fx = x - fx0, fy = y - fy0;
     fx = fx * fx * (3 - 2 * fx);
     fy = fy * fy * (3 - 2 * fy);
-    float a = hash01(seed, ix, iy), b = hash01(seed, ix + 1, iy);
-    float c = hash01(seed, ix, iy + 1), d = hash01(seed, ix + 1, iy + 1);
+    int x0 = ix & (NT - 1), x1 = (ix + 1) & (NT - 1), y0 = (iy & (NT - 1)) * NT, y1 = ((iy + 1) & (NT - 1)) * NT;
+    float a = noise_tab[y0 + x0], b = noise_tab[y0 + x1];
+    float c = noise_tab[y1 + x0], d = noise_tab[y1 + x1];
     return a + (b - a) * fx + (c - a) * fy + (a - b - c + d) * fx * fy;
 }
 
@@ -42,21 +63,21 @@ static float tex_factor(int tex, uint32_t seed, float u, float v)
 {
     switch (tex) {
     case SY_TEX_ASPHALT:
-        return 1 + 0.22f * (vnoise(seed, u * 0.35f, v * 0.35f) - 0.5f) + 0.3f * (vnoise(seed + 1, u * 7, v * 7) - 0.5f);
+        return 1 + 0.22f * (vnoise(seed, u * 0.35f, v * 0.35f) - 0.5f) + 0.3f * (vnoise(seed + 1u * 0x9e37u, u * 7, v * 7) - 0.5f);
     case SY_TEX_PAVING: {
         float j = (fracf(u * 2.5f) < 0.08f || fracf(v * 2.5f) < 0.08f) ? 0.78f : 1.0f;
         return j * (1 + 0.25f * (vnoise(seed, u * 2.5f, v * 2.5f) - 0.5f));
     }
     case SY_TEX_GRASS:
-        return 1 + 0.55f * (vnoise(seed, u * 5, v * 5) - 0.5f) + 0.35f * (vnoise(seed + 2, u * 0.4f, v * 0.4f) - 0.5f);
+        return 1 + 0.55f * (vnoise(seed, u * 5, v * 5) - 0.5f) + 0.35f * (vnoise(seed + 2u * 0x9e37u, u * 0.4f, v * 0.4f) - 0.5f);
     case SY_TEX_LEAVES:
-        return 1 + 0.9f * (vnoise(seed, u * 3.5f, v * 3.5f) - 0.5f) + 0.4f * (vnoise(seed + 3, u * 9, v * 9) - 0.5f);
+        return 1 + 0.9f * (vnoise(seed, u * 3.5f, v * 3.5f) - 0.5f) + 0.4f * (vnoise(seed + 3u * 0x9e37u, u * 9, v * 9) - 0.5f);
     case SY_TEX_MASONRY: {
         float j = fracf(v * 3.3f) < 0.12f ? 0.88f : 1.0f;
-        return j * (1 + 0.3f * (vnoise(seed, u * 0.4f, v * 0.4f) - 0.5f) + 0.12f * (vnoise(seed + 4, u * 6, v * 6) - 0.5f));
+        return j * (1 + 0.3f * (vnoise(seed, u * 0.4f, v * 0.4f) - 0.5f) + 0.12f * (vnoise(seed + 4u * 0x9e37u, u * 6, v * 6) - 0.5f));
     }
     case SY_TEX_CONCRETE:
-        return 1 + 0.3f * (vnoise(seed, u * 0.8f, v * 0.8f) - 0.5f) + 0.14f * (vnoise(seed + 5, u * 8, v * 8) - 0.5f);
+        return 1 + 0.3f * (vnoise(seed, u * 0.8f, v * 0.8f) - 0.5f) + 0.14f * (vnoise(seed + 5u * 0x9e37u, u * 8, v * 8) - 0.5f);
     case SY_TEX_METAL:
         return 0.85f + 0.3f * vnoise(seed, u * 0.6f, v * 2.5f);
     case SY_TEX_CLOTH:
@@ -133,16 +154,24 @@ typedef struct rast {
     int real;
 } rast;
 
-static inline void put(rast *R, size_t i, float z, int label, const float *c, float k)
+/* Writes a pixel: colour c scaled by k, then mixed with the haze colour by
+ * t (aerial perspective, computed once per row, column or sprite). */
+static inline void put(rast *R, size_t i, float z, int label, const float *c, float k, float t)
 {
+    const float *hz = R->s->st.haze;
     R->zb[i] = z;
     R->lab[i] = (uint8_t)label;
-    R->col[3 * i] = c[0] * k, R->col[3 * i + 1] = c[1] * k, R->col[3 * i + 2] = c[2] * k;
+    for (int j = 0; j < 3; j++) {
+        float v = c[j] * k;
+        R->col[3 * i + j] = v + (hz[j] - v) * t;
+    }
 }
+
+static inline float haze_t(const sy_scene *s, float z) { return z / (z + s->st.haze_dist) * 0.8f; }
 
 /* Evaluates the sprite's parts at (u, v), topmost (last) first. */
 static inline void shade_px(rast *R, const sy_sprite *sp, const sy_part *parts, float (*bb)[4], int n, size_t i,
-                            float z, float u, float v)
+                            float z, float t, float u, float v)
 {
     for (int k = n - 1; k >= 0; k--) {
         const float *b = bb[k];
@@ -155,7 +184,7 @@ static inline void shade_px(rast *R, const sy_sprite *sp, const sy_part *parts, 
         float f = sp->shade;
         if (R->real && p->tex)
             f *= tex_factor(p->tex, R->s->tex_seed + (uint32_t)p->tex * 7919u, u + sp->toff, v);
-        put(R, i, z, p->label, hit == 2 ? p->col2 : p->col, f);
+        put(R, i, z, p->label, hit == 2 ? p->col2 : p->col, f, t);
         return;
     }
 }
@@ -179,7 +208,7 @@ static void draw_sprite(rast *R, const sy_sprite *sp)
         float ya = yh + f * (camh - sp->vmax) / z, yb = yh + f * (camh - sp->vmin) / z;
         int x0 = (int)fmaxf(0, ceilf(xa - 0.5f)), x1 = (int)fminf((float)w - 1, floorf(xb - 0.5f));
         int y0 = (int)fmaxf(0, ceilf(ya - 0.5f)), y1 = (int)fminf((float)h - 1, floorf(yb - 0.5f));
-        float zf = z / f;
+        float zf = z / f, t = haze_t(s, z);
         for (int y = y0; y <= y1; y++) {
             float v = camh - ((float)y + 0.5f - yh) * zf;
             size_t row = (size_t)y * (size_t)w;
@@ -188,7 +217,7 @@ static void draw_sprite(rast *R, const sy_sprite *sp)
                 if (z >= R->zb[i])
                     continue;
                 float u = ((float)x + 0.5f - cx) * zf - sp->x;
-                shade_px(R, sp, parts, bb, n, i, z, u, v);
+                shade_px(R, sp, parts, bb, n, i, z, t, u, v);
             }
         }
         return;
@@ -206,7 +235,7 @@ static void draw_sprite(rast *R, const sy_sprite *sp)
         float z = f * X / dx;
         if (z < za || z > zb)
             continue;
-        float u = z - sp->z, zf = z / f;
+        float u = z - sp->z, zf = z / f, t = haze_t(s, z);
         float ya = yh + (camh - sp->vmax) / zf, yb = yh + (camh - sp->vmin) / zf;
         int y0 = (int)fmaxf(0, ceilf(ya - 0.5f)), y1 = (int)fminf((float)h - 1, floorf(yb - 0.5f));
         for (int y = y0; y <= y1; y++) {
@@ -214,7 +243,7 @@ static void draw_sprite(rast *R, const sy_sprite *sp)
             if (z >= R->zb[i])
                 continue;
             float v = camh - ((float)y + 0.5f - yh) * zf;
-            shade_px(R, sp, parts, bb, n, i, z, u, v);
+            shade_px(R, sp, parts, bb, n, i, z, t, u, v);
         }
     }
 }
@@ -252,19 +281,19 @@ static void draw_background(rast *R)
                 const float *c = base;
                 float m = 0, az = ((float)x + 0.5f - cx) / f;
                 if (R->real) {
-                    float nn = vnoise(ts + 11, az * 3.0f, elev * 9.0f) * 0.65f + vnoise(ts + 12, az * 9, elev * 27) * 0.35f;
+                    float nn = vnoise(ts + 11u * 0x9e37u, az * 3.0f, elev * 9.0f) * 0.65f + vnoise(ts + 12u * 0x9e37u, az * 9, elev * 27) * 0.35f;
                     m = clampf((nn - (1 - st->cloud_amt) * 0.7f - 0.2f) * 2.5f, 0, 1) * 0.85f;
-                } else if (vnoise(ts + 11, az * 2.5f, elev * 10.0f) > 0.78f && elev > 0.03f) {
+                } else if (vnoise(ts + 11u * 0x9e37u, az * 2.5f, elev * 10.0f) > 0.78f && elev > 0.03f) {
                     m = 1;
                 }
                 float out[3];
                 for (int k = 0; k < 3; k++)
                     out[k] = c[k] + (st->cloud[k] - c[k]) * m;
-                put(R, i, INFINITY, SY_SKY, out, 1);
+                put(R, i, INFINITY, SY_SKY, out, 1, 0);
             }
             continue;
         }
-        float z = f * s->camh / (yc - yh), zf = z / f;
+        float z = f * s->camh / (yc - yh), zf = z / f, ht = haze_t(s, z);
         const sy_segment *sg[2] = {seg_at(s, 0, z), seg_at(s, 1, z)};
         int cross = has_cross && z >= s->cross_z0 && z < s->cross_z1;
         int zebra = has_cross && z >= s->cross_z0 - 4.5f && z < s->cross_z0 - 1.0f;
@@ -329,7 +358,7 @@ static void draw_background(rast *R)
             }
             if (R->real && tex)
                 k *= tex_factor(tex, ts + (uint32_t)tex * 7919u, X, z);
-            put(R, i, z, label, c, k);
+            put(R, i, z, label, c, k, ht);
         }
     }
 }
@@ -345,17 +374,17 @@ static void draw_hood(rast *R)
         for (int y = y0 < 0 ? 0 : y0; y < h; y++) {
             float d = ((float)y + 0.5f - top) / (0.04f * (float)h);
             float k = 0.8f + 0.9f * expf(-d) * (0.6f + 0.4f * (1 - t * t));
-            put(R, (size_t)y * (size_t)w + (size_t)x, 0, SY_EGO, s->st.hood, k);
+            put(R, (size_t)y * (size_t)w + (size_t)x, 0, SY_EGO, s->st.hood, k, 0);
         }
     }
 }
 
 /* ---- the camera of the real domain ---- */
 
-static void blur(float *img, float *tmp, int w, int h, float sigma)
+static sd_status blur(float *img, int w, int h, float sigma)
 {
     if (sigma < 0.2f)
-        return;
+        return SD_OK;
     int r = (int)ceilf(2.5f * sigma);
     if (r > 32)
         r = 32;
@@ -364,30 +393,40 @@ static void blur(float *img, float *tmp, int w, int h, float sigma)
         sum += kern[i + r] = expf(-(float)(i * i) / (2 * sigma * sigma));
     for (int i = 0; i < 2 * r + 1; i++)
         kern[i] /= sum;
+    size_t row3 = (size_t)w * 3;
+    float *tmp = sd_malloc((row3 * (size_t)h + (size_t)(w + 2 * r) * 3) * sizeof(float));
+    if (!tmp)
+        return SD_ERR_NOMEM;
+    float *pad = tmp + row3 * (size_t)h;
+    /* rows: replicate the border into a padded copy so the taps need no clamping */
     for (int y = 0; y < h; y++) {
-        const float *src = img + (size_t)y * w * 3;
-        float *dst = tmp + (size_t)y * w * 3;
-        for (int x = 0; x < w; x++) {
-            float a0 = 0, a1 = 0, a2 = 0;
-            for (int k = -r; k <= r; k++) {
-                int xx = x + k < 0 ? 0 : x + k >= w ? w - 1 : x + k;
-                float kk = kern[k + r];
-                a0 += kk * src[3 * xx], a1 += kk * src[3 * xx + 1], a2 += kk * src[3 * xx + 2];
-            }
-            dst[3 * x] = a0, dst[3 * x + 1] = a1, dst[3 * x + 2] = a2;
+        const float *src = img + (size_t)y * row3;
+        for (int x = -r; x < w + r; x++) {
+            int xx = x < 0 ? 0 : x >= w ? w - 1 : x;
+            memcpy(pad + (size_t)(x + r) * 3, src + (size_t)xx * 3, 3 * sizeof(float));
+        }
+        float *restrict dst = tmp + (size_t)y * row3;
+        for (size_t i = 0; i < row3; i++)
+            dst[i] = 0;
+        for (int k = 0; k <= 2 * r; k++) {
+            const float kk = kern[k], *restrict p = pad + (size_t)k * 3;
+            for (size_t i = 0; i < row3; i++)
+                dst[i] += kk * p[i];
         }
     }
     for (int y = 0; y < h; y++) {
-        float *dst = img + (size_t)y * w * 3;
-        for (int x = 0; x < 3 * w; x++) {
-            float a = 0;
-            for (int k = -r; k <= r; k++) {
-                int yy = y + k < 0 ? 0 : y + k >= h ? h - 1 : y + k;
-                a += kern[k + r] * tmp[(size_t)yy * w * 3 + x];
-            }
-            dst[x] = a;
+        float *restrict dst = img + (size_t)y * row3;
+        for (size_t i = 0; i < row3; i++)
+            dst[i] = 0;
+        for (int k = -r; k <= r; k++) {
+            int yy = y + k < 0 ? 0 : y + k >= h ? h - 1 : y + k;
+            const float kk = kern[k + r], *restrict p = tmp + (size_t)yy * row3;
+            for (size_t i = 0; i < row3; i++)
+                dst[i] += kk * p[i];
         }
     }
+    free(tmp);
+    return SD_OK;
 }
 
 static const float dct_c[8][8] = {
@@ -445,7 +484,8 @@ static void dct_quantise(float *pl, int pw, int ph, const uint8_t *table, int qu
                     for (int x = 0; x < 8; x++)
                         a += t[u][x] * dct_c[v][x];
                     float qq = q[u * 8 + v];
-                    blk[u][v] = roundf(a / qq) * qq;
+                    float t2 = a / qq;
+                    blk[u][v] = (float)(int)(t2 + (t2 >= 0 ? 0.5f : -0.5f)) * qq;
                 }
             for (int u = 0; u < 8; u++) /* t = F * C */
                 for (int x = 0; x < 8; x++) {
@@ -503,27 +543,12 @@ static sd_status jpeg_artefacts(uint8_t *rgb, int w, int h, int quality)
     return SD_OK;
 }
 
-/* Approximately normal (Irwin-Hall of four 16-bit uniforms), cheap enough for every pixel. */
-static inline float fast_normal(uint64_t *st)
-{
-    uint64_t x = *st;
-    x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
-    *st = x;
-    x *= 0x2545f4914f6cdd1dULL;
-    float s = (float)(x & 0xffff) + (float)((x >> 16) & 0xffff) + (float)((x >> 32) & 0xffff) + (float)(x >> 48);
-    return (s * (1.0f / 65536.0f) - 2.0f) * 1.7320508f;
-}
-
 static sd_status camera_real(const sy_scene *s, sd_rng *rng, float *col, uint8_t *rgb)
 {
     const sy_style *st = &s->st;
     int w = s->w, h = s->h;
-    size_t n = (size_t)w * h;
-    float *tmp = sd_malloc(n * 3 * sizeof(float));
-    if (!tmp)
+    if (blur(col, w, h, st->blur_sigma * (float)w / 256.0f))
         return SD_ERR_NOMEM;
-    blur(col, tmp, w, h, st->blur_sigma * (float)w / 256.0f);
-    free(tmp);
     uint8_t lut[3][1024];
     for (int c = 0; c < 3; c++)
         for (int i = 0; i < 1024; i++) {
@@ -538,12 +563,15 @@ static sd_status camera_real(const sy_scene *s, sd_rng *rng, float *col, uint8_t
             float dx = ((float)x + 0.5f - 0.5f * (float)w) / (0.5f * (float)w);
             float vig = 1 - st->vignette * 0.5f * (dx * dx + dy * dy);
             size_t i = (size_t)y * w + x;
-            float gl = fast_normal(&ns);
+            ns ^= ns >> 12, ns ^= ns << 25, ns ^= ns >> 27;
+            uint64_t bits = ns * 0x2545f4914f6cdd1dULL;
+            float gl = normal_tab[bits >> 52];
             for (int c = 0; c < 3; c++) {
                 int li = (int)(col[3 * i + c] * vig * 4.0f + 0.5f);
                 li = li < 0 ? 0 : li > 1023 ? 1023 : li;
-                float v = (float)lut[c][li] + sig * (0.7f * gl + 0.5f * fast_normal(&ns));
-                rgb[3 * i + c] = (uint8_t)clampf(v + 0.5f, 0, 255);
+                float v = (float)lut[c][li] + sig * (0.7f * gl + 0.5f * normal_tab[(bits >> (12 * c)) & 4095]);
+                v = v < 0 ? 0 : v > 255 ? 255 : v;
+                rgb[3 * i + c] = (uint8_t)(v + 0.5f);
             }
         }
     }
@@ -554,6 +582,7 @@ sd_status sy_scene_render(const sy_scene *s, sd_rng *rng, uint8_t *rgb, uint8_t 
 {
     int w = s->w, h = s->h;
     size_t n = (size_t)w * h;
+    pthread_once(&noise_once, noise_init);
     rast R = {s, sd_malloc(n * 3 * sizeof(float)), sd_malloc(n * sizeof(float)), sd_malloc(n), s->st.real};
     if (!R.col || !R.zb || !R.lab) {
         free(R.col), free(R.zb), free(R.lab);
@@ -564,17 +593,6 @@ sd_status sy_scene_render(const sy_scene *s, sd_rng *rng, uint8_t *rgb, uint8_t 
         draw_sprite(&R, &s->sprites[i]);
     if (s->ego)
         draw_hood(&R);
-    /* aerial perspective */
-    const float *hz = s->st.haze;
-    float hd = s->st.haze_dist;
-    for (size_t i = 0; i < n; i++) {
-        float z = R.zb[i];
-        if (z < INFINITY && z > 0) {
-            float t = z / (z + hd) * 0.8f;
-            for (int c = 0; c < 3; c++)
-                R.col[3 * i + c] += (hz[c] - R.col[3 * i + c]) * t;
-        }
-    }
     sd_status st = SD_OK;
     if (rgb) {
         if (s->st.real) {

@@ -10,7 +10,7 @@
 
 #include "segda/gap.h"
 
-enum { PCA_MAX_COMP = 8, PCA_MAX_ITER = 500 };
+enum { PCA_MAX_COMP = 8, PCA_MAX_ITER = 300 };
 
 /* Orthonormalises the k columns of V (d x k, row-major) in order; a column
  * that vanished (rank-deficient data) is replaced by a unit vector
@@ -61,7 +61,9 @@ sd_status sd_gap_pca(const float *x, int n, int d, int n_comp, uint64_t seed,
         return sd_fail(SD_ERR_ARG, "pca: need >= 2 rows and >= 1 column (n %d, d %d)", n, d);
     if (n_comp < 1 || n_comp > d || n_comp > PCA_MAX_COMP)
         return sd_fail(SD_ERR_ARG, "pca: %d components, expected 1..%d", n_comp, d < PCA_MAX_COMP ? d : PCA_MAX_COMP);
-    int k = n_comp;
+    /* A few extra vectors: the top n_comp converge at the rate
+     * lambda_{k+1} / lambda_{n_comp} instead of lambda_{n_comp+1} / lambda_{n_comp}. */
+    int k = n_comp + 6 < d ? n_comp + 6 : d;
     double *X = sd_malloc(sizeof(double) * (size_t)n * d), *mean = sd_calloc(d, sizeof(double));
     double *V = sd_malloc(sizeof(double) * (size_t)d * k), *W = sd_malloc(sizeof(double) * (size_t)d * k);
     double *Y = sd_malloc(sizeof(double) * (size_t)n * k);
@@ -88,7 +90,7 @@ sd_status sd_gap_pca(const float *x, int n, int d, int n_comp, uint64_t seed,
         cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, k, n, 1.0, X, d, Y, k, 0.0, W, k);
         orthonormalise(W, d, k);
         double worst = 0;
-        for (int a = 0; a < k; a++) {
+        for (int a = 0; a < n_comp; a++) {
             double dot = 0;
             for (int j = 0; j < d; j++)
                 dot += W[(size_t)j * k + a] * V[(size_t)j * k + a];
@@ -100,7 +102,7 @@ sd_status sd_gap_pca(const float *x, int n, int d, int n_comp, uint64_t seed,
             break;
     }
     /* A fixed sign per component, so plots do not flip between runs. */
-    for (int a = 0; a < k; a++) {
+    for (int a = 0; a < n_comp; a++) {
         int jm = 0;
         for (int j = 1; j < d; j++)
             if (fabs(V[(size_t)j * k + a]) > fabs(V[(size_t)jm * k + a]))
@@ -109,14 +111,14 @@ sd_status sd_gap_pca(const float *x, int n, int d, int n_comp, uint64_t seed,
         for (int j = 0; j < d; j++)
             comp[(size_t)a * d + j] = (float)(s * V[(size_t)j * k + a]);
     }
-    for (int a = 0; a < k; a++) {
+    for (int a = 0; a < n_comp; a++) {
         double ss = 0;
         for (int i = 0; i < n; i++) {
             double p = 0;
             for (int j = 0; j < d; j++)
                 p += X[(size_t)i * d + j] * comp[(size_t)a * d + j];
             if (proj)
-                proj[(size_t)i * k + a] = (float)p;
+                proj[(size_t)i * n_comp + a] = (float)p;
             ss += p * p;
         }
         if (var)

@@ -18,8 +18,9 @@ import zlib
 
 import numpy as np
 
-BUILD = os.environ.get("SEGDA_BUILD", "build")
-BIN = os.environ.get("SEGDA_BIN", os.path.join(BUILD, "segda"))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(ROOT, os.environ.get("SEGDA_BUILD", "build"))  # an absolute value stays as it is
+BIN = os.path.join(ROOT, os.environ.get("SEGDA_BIN", os.path.join(BUILD, "segda")))
 failed = False
 
 # The official label table, typed from cityscapesScripts' labels.py (FIELD.md):

@@ -1,0 +1,225 @@
+/* ROAD (Chen, Li, Van Gool, CVPR 2018), the seed paper: two modules.
+ * Target-guided distillation: the network's features on target images stay
+ * close to those of a frozen copy of the initial (pretrained) network,
+ *   L_dist = mean over positions of || F(x_t) - F0(x_t) ||_2      (lambda1 0.1)
+ * Spatial-aware adaptation: the full image is split into a GH x GW grid;
+ * region r has its own pixel-level domain classifier D_r behind gradient
+ * reversal, trained only on feature positions whose full-image coordinates
+ * (through the loader's crop boxes) fall in r,
+ *   L_sa = mean_r 1/2 [BCE(D_r(R(F_s))|r, 0) + BCE(D_r(R(F_t))|r, 1)]  (lambda2 0.01)
+ * L = L_seg(source) + lambda1 L_dist + lambda2 L_sa. Switches run each module
+ * alone and the paper's alternatives: distillation on source images, and
+ * frozen lower layers (here the whole backbone) instead of distillation.
+ * The paper's batch is 5 source + 5 target 321x321 patches: --batch 5,5
+ * --crop 321x321. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "da/train_internal.h"
+#include "segda/ops.h"
+
+#define ROAD_MAX_REGIONS 64
+
+static const sd_knob knobs[] = {
+    {"distill", SD_KNOB_STR, "target", "target|source|off", "target-guided distillation (or on source images, or none)"},
+    {"spatial", SD_KNOB_BOOL, "true", NULL, "spatial-aware adaptation (grid of region domain classifiers)"},
+    {"freeze-backbone", SD_KNOB_BOOL, "false", NULL, "keep the backbone fixed (the frozen-layers alternative)"},
+    {"lambda-dist", SD_KNOB_FLOAT, "0.1", NULL, "distillation weight lambda1"},
+    {"lambda-spatial", SD_KNOB_FLOAT, "0.01", NULL, "spatial-aware adaptation weight lambda2"},
+    {"grid", SD_KNOB_STR, "3x3", NULL, "regions WxH of the spatial-aware adaptation"},
+    {"grl", SD_KNOB_FLOAT, "1", NULL, "gradient reversal coefficient"},
+    {"disc-width", SD_KNOB_INT, "64", NULL, "hidden width of each region classifier"},
+    {"lambda-aux", SD_KNOB_FLOAT, "0.1", NULL, "weight of the auxiliary segmentation loss (when the model has one)"},
+    {NULL, 0, NULL, NULL, NULL},
+};
+
+typedef struct road {
+    sd_model *teacher;
+    int distill;                       /* 0 off, 1 target, 2 source */
+    bool spatial;
+    int gw, gh;
+    sd_adversary d[ROAD_MAX_REGIONS];
+    float l_dist, l_sa, grl;
+} road;
+
+static void free_state(void *state)
+{
+    road *r = state;
+    if (r->teacher)
+        sd_model_free(r->teacher);
+    for (int i = 0; i < ROAD_MAX_REGIONS; i++)
+        sd_adversary_free(&r->d[i]);
+    free(r);
+}
+
+static sd_status init(sd_trainer *tr, void **state)
+{
+    road *r = calloc(1, sizeof *r);
+    if (!r)
+        return sd_fail(SD_ERR_NOMEM, "road: out of memory");
+    *state = r;
+    const sd_config *c = tr->cfg;
+    const char *dm = sd_config_str(c, "distill");
+    r->distill = !strcmp(dm, "target") ? 1 : !strcmp(dm, "source") ? 2 : 0;
+    r->spatial = sd_config_bool(c, "spatial");
+    r->l_dist = (float)sd_config_float(c, "lambda-dist");
+    r->l_sa = (float)sd_config_float(c, "lambda-spatial");
+    r->grl = (float)sd_config_float(c, "grl");
+    sd_status st = sd_parse_size(sd_config_str(c, "grid"), &r->gw, &r->gh);
+    if (st)
+        return sd_fail_prefix(st, "%s: grid", sd_config_origin(c, "grid"));
+    if (r->gw * r->gh > ROAD_MAX_REGIONS)
+        return sd_fail(SD_ERR_ARG, "%s: grid %dx%d has more than %d regions", sd_config_origin(c, "grid"), r->gw, r->gh,
+                       ROAD_MAX_REGIONS);
+    if (sd_config_bool(c, "freeze-backbone")) {
+        int g = sd_model_group(tr->model, "backbone");
+        if (g < 0)
+            return sd_fail(SD_ERR_ARG, "freeze-backbone: model %s has no 'backbone' group", sd_model_options(tr->model)->name);
+        sd_params_set_frozen(tr->params, g, true);
+    }
+    if (r->distill) {
+        /* the frozen copy of the initial network (after --init) */
+        if ((st = sd_model_create(sd_model_options(tr->model), &r->teacher)))
+            return st;
+        sd_params *tp = sd_model_params(r->teacher);
+        for (int g = 0; g < tp->n_groups; g++) {
+            memcpy(tp->groups[g].data, tr->params->groups[g].data, tp->groups[g].numel * sizeof(float));
+            sd_params_set_frozen(tp, g, true);
+        }
+        if ((st = sd_train_add_module(tr, "teacher:", tp, NULL, 0)))
+            return st;
+    }
+    if (r->spatial) {
+        sd_tape_no_grad_begin(&tr->tape);
+        sd_tensor *x = sd_tensor_zeros(&tr->tape, 4, (int[]){1, 3, 64, 64});
+        sd_model_out o;
+        st = sd_model_forward(tr->model, &tr->tape, x, false, &o);
+        sd_tape_no_grad_end(&tr->tape);
+        if (st)
+            return st;
+        int ch = o.feat->shape[1];
+        sd_tape_reset(&tr->tape);
+        for (int i = 0; i < r->gw * r->gh && !st; i++) {
+            char prefix[32];
+            snprintf(prefix, sizeof prefix, "region%d:", i);
+            st = sd_adversary_init(tr, &r->d[i], SD_DISC_PIXEL, ch, (int)sd_config_int(c, "disc-width"), prefix, false);
+        }
+    }
+    return st;
+}
+
+/* Region index of every feature position of a batch, from its crop boxes. */
+static void region_map(const road *r, const sd_batch *b, int fh, int fw, int *reg)
+{
+    for (int k = 0; k < b->n; k++) {
+        const int *box = b->box[k];
+        double sx = (double)(box[2] - box[0]) / fw, sy = (double)(box[3] - box[1]) / fh;
+        for (int i = 0; i < fh; i++)
+            for (int j = 0; j < fw; j++) {
+                double x = b->flipped[k] ? box[2] - (j + 0.5) * sx : box[0] + (j + 0.5) * sx;
+                double y = box[1] + (i + 0.5) * sy;
+                int gx = (int)(x * r->gw / b->full_w), gy = (int)(y * r->gh / b->full_h);
+                gx = gx < 0 ? 0 : gx >= r->gw ? r->gw - 1 : gx;
+                gy = gy < 0 ? 0 : gy >= r->gh ? r->gh - 1 : gy;
+                reg[((size_t)k * fh + i) * fw + j] = gy * r->gw + gx;
+            }
+    }
+}
+
+/* BCE of D_r over the positions of region `reg_id` only: positions outside
+ * are masked to logit 0 (no gradient), and the mean is corrected for them. */
+static sd_tensor *region_loss(sd_trainer *tr, sd_adversary *d, sd_tensor *f, const int *reg, int reg_id, float label,
+                              int *count)
+{
+    sd_tape *t = &tr->tape;
+    int n = f->shape[0], fh = f->shape[2], fw = f->shape[3];
+    size_t total = (size_t)n * fh * fw;
+    sd_tensor *mask = sd_tensor_new4(t, n, 1, fh, fw);
+    if (!mask)
+        return NULL;
+    int c = 0;
+    for (size_t i = 0; i < total; i++) {
+        mask->data[i] = reg[i] == reg_id ? 1.0f : 0.0f;
+        c += reg[i] == reg_id;
+    }
+    *count = c;
+    if (c == 0)
+        return NULL;
+    sd_tensor *logit = sd_disc_forward(d->d, t, f);
+    sd_tensor *bce = sd_bce_logits_const(t, sd_mul(t, logit, mask), label);
+    double frac = (double)c / (double)total;
+    return sd_scale(t, sd_add_scalar(t, bce, (float)(-log(2.0) * (1.0 - frac))), (float)(1.0 / frac));
+}
+
+static sd_status step(sd_trainer *tr, void *state)
+{
+    road *r = state;
+    sd_tape *t = &tr->tape;
+    sd_status st;
+    sd_model_out os, ot;
+    if ((st = sd_model_forward(tr->model, t, sd_train_input(tr, &tr->src), true, &os)))
+        return st;
+    if ((st = sd_train_loss(tr, "seg", sd_train_seg_loss(tr, os.logits, tr->src.labels, tr->src.h, tr->src.w), 1.0f)))
+        return st;
+    if (os.aux_logits &&
+        (st = sd_train_loss(tr, "seg_aux", sd_train_seg_loss(tr, os.aux_logits, tr->src.labels, tr->src.h, tr->src.w),
+                            (float)sd_config_float(tr->cfg, "lambda-aux"))))
+        return st;
+    bool need_tgt = r->spatial || r->distill == 1;
+    if (need_tgt && (st = sd_model_forward(tr->model, t, sd_train_input(tr, &tr->tgt), true, &ot)))
+        return st;
+    if (r->distill) {
+        const sd_batch *b = r->distill == 1 ? &tr->tgt : &tr->src;
+        sd_model_out o0;
+        sd_tape_no_grad_begin(t);
+        st = sd_model_forward(r->teacher, t, sd_train_input(tr, b), false, &o0);
+        sd_tape_no_grad_end(t);
+        if (st)
+            return st;
+        sd_tensor *f = r->distill == 1 ? ot.feat : os.feat;
+        if ((st = sd_train_loss(tr, "dist", sd_l2_feature_distance(t, f, o0.feat), r->l_dist)))
+            return st;
+    }
+    if (r->spatial) {
+        sd_tensor *fs = sd_grad_reverse(t, os.feat, r->grl), *ft = sd_grad_reverse(t, ot.feat, r->grl);
+        if (!fs || !ft)
+            return t->status;
+        size_t ns = (size_t)fs->shape[0] * fs->shape[2] * fs->shape[3], nt = (size_t)ft->shape[0] * ft->shape[2] * ft->shape[3];
+        int *rs = sd_arena_alloc(&t->arena, ns * sizeof(int)), *rt = sd_arena_alloc(&t->arena, nt * sizeof(int));
+        if (!rs || !rt)
+            return SD_ERR_NOMEM;
+        region_map(r, &tr->src, fs->shape[2], fs->shape[3], rs);
+        region_map(r, &tr->tgt, ft->shape[2], ft->shape[3], rt);
+        sd_tensor *sum = NULL;
+        int used = 0;
+        for (int i = 0; i < r->gw * r->gh; i++) {
+            int cs, ct;
+            sd_tensor *ls = region_loss(tr, &r->d[i], fs, rs, i, 0.0f, &cs);
+            sd_tensor *lt = region_loss(tr, &r->d[i], ft, rt, i, 1.0f, &ct);
+            if (cs && !ls)
+                return t->status;
+            if (ct && !lt)
+                return t->status;
+            sd_tensor *li = ls && lt ? sd_scale(t, sd_add(t, ls, lt), 0.5f) : ls ? ls : lt;
+            if (!li)
+                continue;
+            sum = sum ? sd_add(t, sum, li) : li;
+            used++;
+        }
+        if (sum && (st = sd_train_loss(tr, "spatial", sd_scale(t, sum, 1.0f / (float)used), r->l_sa)))
+            return st;
+    }
+    return SD_OK;
+}
+
+const sd_method sd_method_road = {
+    .name = "road",
+    .summary = "ROAD: target-guided distillation + spatial-aware adaptation (grid of region domain classifiers)",
+    .knobs = knobs,
+    .needs_target = true,
+    .source_batches = true,
+    .init = init,
+    .step = step,
+    .free = free_state,
+};
