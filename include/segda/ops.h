@@ -50,7 +50,9 @@ sd_tensor *sd_relu(sd_tape *t, sd_tensor *x);
 sd_tensor *sd_leaky_relu(sd_tape *t, sd_tensor *x, float slope);
 sd_tensor *sd_tanh(sd_tape *t, sd_tensor *x);
 sd_tensor *sd_sigmoid(sd_tape *t, sd_tensor *x);
-sd_tensor *sd_dropout(sd_tape *t, sd_tensor *x, float p);      /* identity unless t->training */
+/* Inverted dropout (kept values scaled by 1/(1-p)), masks drawn from t->rng.
+ * Returns x itself when !t->training or p == 0; p outside [0,1] is an error. */
+sd_tensor *sd_dropout(sd_tape *t, sd_tensor *x, float p);
 /* Binary ops: b broadcasts over any dims where it has size 1 (e.g. [1,C,1,1]
  * or [N,1,H,W] against [N,C,H,W]). */
 sd_tensor *sd_add(sd_tape *t, sd_tensor *a, sd_tensor *b);
@@ -62,8 +64,9 @@ sd_tensor *sd_detach(sd_tape *t, sd_tensor *x);                /* shares data, n
 sd_tensor *sd_grad_reverse(sd_tape *t, sd_tensor *x, float lambda); /* fwd x, bwd -lambda*g */
 
 /* ---- shape ---- */
-sd_tensor *sd_concat(sd_tape *t, int n, sd_tensor *const *xs, int dim);   /* dim 1 (C), 2 (H) or 3 (W) */
+sd_tensor *sd_concat(sd_tape *t, int n, sd_tensor *const *xs, int dim);   /* any dim: 0 (N), 1 (C), 2 (H), 3 (W) */
 sd_tensor *sd_slice(sd_tape *t, sd_tensor *x, int dim, int start, int end); /* [start, end) along dim */
+/* Shares x's data; one entry of shape may be -1 (inferred). */
 sd_tensor *sd_reshape(sd_tape *t, sd_tensor *x, int ndim, const int *shape);
 sd_tensor *sd_pad2d(sd_tape *t, sd_tensor *x, int top, int bottom, int left, int right, bool reflect);
 /* Resize to out_h x out_w. Bilinear follows PyTorch's F.interpolate exactly for

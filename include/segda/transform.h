@@ -36,18 +36,18 @@ void sd_crop_u8(const uint8_t *src, int sw, int sh, int c, int x, int y, int cw,
 
 /* Normalisation: out[ch] = (pixel[src_ch] * scale - mean[ch]) / std[ch],
  * channel order BGR when bgr (then mean/std are in BGR order too). */
-typedef struct sd_norm {
+typedef struct sd_norm_params {
     float mean[3], std[3];
     float scale;
     bool bgr;
-} sd_norm;
-extern const sd_norm sd_norm_torchvision; /* RGB, /255, ImageNet mean/std */
-extern const sd_norm sd_norm_caffe;       /* BGR, 0..255, mean 104.00698793 116.66876762 122.67891434, std 1 */
+} sd_norm_params;
+extern const sd_norm_params sd_norm_torchvision; /* RGB, /255, ImageNet mean/std */
+extern const sd_norm_params sd_norm_caffe;       /* BGR, 0..255, mean 104.00698793 116.66876762 122.67891434, std 1 */
 
 /* hwc [h][w][3] RGB -> chw [3][h][w]. */
-void sd_normalize(const uint8_t *hwc, int w, int h, const sd_norm *n, float *chw);
+void sd_normalize(const uint8_t *hwc, int w, int h, const sd_norm_params *n, float *chw);
 /* The u8 RGB pixel that normalises closest to 0 (padding colour). */
-void sd_norm_fill(const sd_norm *n, uint8_t rgb[3]);
+void sd_norm_fill(const sd_norm_params *n, uint8_t rgb[3]);
 
 /* torchvision-style factors (1 = unchanged): brightness scales, contrast
  * blends with the image's mean grey, saturation with each pixel's grey. */
@@ -75,7 +75,7 @@ typedef struct sd_augment {
     float brightness, contrast, saturation; /* jitter: factor uniform in [1-v, 1+v]; 0: off */
     float blur_p;                /* probability of a Gaussian blur */
     float blur_sigma_min, blur_sigma_max;
-    sd_norm norm;
+    sd_norm_params norm;
 } sd_augment;
 
 /* Output size for an input of w x h: the crop, else the base size, else w x h. */

@@ -536,12 +536,13 @@ int cli_gap(int argc, char **argv)
 
     if (st == SD_OK)
         print_table(&res, spec[0] ? spec[0] : feat[0], spec[1] ? spec[1] : feat[1], &o, bins, n_kl_img);
+    if (st == SD_OK && out_dir) /* first: --json may point into it */
+        st = mkdir_p(out_dir);
     if (st == SD_OK && json)
         st = sd_gap_result_write_json(json, &res);
     if (st == SD_OK && out_dir) {
         char path[4096];
-        st = mkdir_p(out_dir);
-        if (st == SD_OK && res.has_features) {
+        if (res.has_features) {
             int n = res.n_a + res.n_b;
             uint8_t *dom = sd_malloc((size_t)n);
             if (!dom)

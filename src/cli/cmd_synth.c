@@ -1,12 +1,133 @@
-/* segda synth: not written yet (placeholder so the command table links). */
+/* segda synth: writes the built-in sim/real street-scene benchmark
+ * (src/data/synth*.c does the work; this file only parses options). */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
+#include "segda/synth.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: segda synth --out DIR [options]\n"
+            "\n"
+            "Writes the built-in benchmark: street scenes rendered in a \"sim\" (game-like)\n"
+            "and a \"real\" (camera-like) domain, with exact Cityscapes label ids.\n"
+            "  DIR/sim/images/00001.png, DIR/sim/labels/00001.png          GTA5 layout\n"
+            "  DIR/real/{leftImg8bit,gtFine}/{train,val}/CITY/...          Cityscapes layout\n"
+            "  DIR/synthia/{RGB,GT/LABELS}/0000000.png    (--synthia)      SYNTHIA layout\n"
+            "  DIR/crops/{train,val}/CLASS/00001.png      (--crops N)      image-folder classification\n"
+            "\n"
+            "options:\n"
+            "  --out DIR          output directory (created if missing)\n"
+            "  --n-sim N          sim images (default 400)\n"
+            "  --n-real N         real train images (default 400)\n"
+            "  --n-real-val N     real val images (default 100)\n"
+            "  --size WxH         image size (default 256x128; any size from 8x8 up)\n"
+            "  --seed S           seed (default 1); same seed, same bytes\n"
+            "  --synthia          also write the sim images in SYNTHIA's layout (16-bit labels)\n"
+            "  --crops N          N real-style crops per class for train, ceil(N/4) for val\n"
+            "  --crop-size N      crop side in pixels (default 64)\n"
+            "  --threads N        worker threads (default: all cores)\n"
+            "  --quiet            no progress messages\n"
+            "  --help             this text\n");
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
 
 int cli_synth(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "segda synth: not implemented yet\n");
-    return 2;
+    enum { O_OUT = 1, O_NSIM, O_NREAL, O_NVAL, O_SIZE, O_SEED, O_SYNTHIA, O_CROPS, O_CROPSIZE, O_THREADS, O_QUIET,
+           O_HELP };
+    static const struct option opts[] = {
+        {"out", required_argument, 0, O_OUT},         {"n-sim", required_argument, 0, O_NSIM},
+        {"n-real", required_argument, 0, O_NREAL},    {"n-real-val", required_argument, 0, O_NVAL},
+        {"size", required_argument, 0, O_SIZE},       {"seed", required_argument, 0, O_SEED},
+        {"synthia", no_argument, 0, O_SYNTHIA},       {"crops", required_argument, 0, O_CROPS},
+        {"crop-size", required_argument, 0, O_CROPSIZE}, {"threads", required_argument, 0, O_THREADS},
+        {"quiet", no_argument, 0, O_QUIET},           {"help", no_argument, 0, O_HELP},
+        {0, 0, 0, 0}};
+    sd_synth_opts o;
+    sd_synth_opts_init(&o);
+    const char *out = NULL;
+    long v;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        const char *bad = NULL;
+        switch (c) {
+        case O_OUT: out = optarg; break;
+        case O_NSIM: if (parse_int(optarg, 0, 10000000, &v)) bad = "--n-sim"; else o.n_sim = (int)v; break;
+        case O_NREAL: if (parse_int(optarg, 0, 10000000, &v)) bad = "--n-real"; else o.n_real = (int)v; break;
+        case O_NVAL: if (parse_int(optarg, 0, 10000000, &v)) bad = "--n-real-val"; else o.n_real_val = (int)v; break;
+        case O_CROPS: if (parse_int(optarg, 0, 10000000, &v)) bad = "--crops"; else o.crops = (int)v; break;
+        case O_CROPSIZE: if (parse_int(optarg, 16, 1024, &v)) bad = "--crop-size"; else o.crop_size = (int)v; break;
+        case O_THREADS: if (parse_int(optarg, 0, 4096, &v)) bad = "--threads"; else o.threads = (int)v; break;
+        case O_SIZE: {
+            int w, h, n = 0;
+            if (sscanf(optarg, "%dx%d%n", &w, &h, &n) != 2 || optarg[n] || w < 8 || h < 8 || w > 16384 || h > 16384)
+                bad = "--size";
+            else
+                o.w = w, o.h = h;
+            break;
+        }
+        case O_SEED: {
+            char *end;
+            errno = 0;
+            unsigned long long s = strtoull(optarg, &end, 10);
+            if (errno || end == optarg || *end || optarg[0] == '-')
+                bad = "--seed";
+            else
+                o.seed = (uint64_t)s;
+            break;
+        }
+        case O_SYNTHIA: o.synthia = true; break;
+        case O_QUIET: o.quiet = true; break;
+        case O_HELP: usage(stdout); return 0;
+        default:
+            fprintf(stderr, "segda synth: unknown option or missing value: %s\n", argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "segda synth: bad value '%s' for %s (%s)\n", optarg, bad,
+                    !strcmp(bad, "--size") ? "expected WxH, each 8..16384"
+                    : !strcmp(bad, "--seed") ? "expected a non-negative integer"
+                    : !strcmp(bad, "--crop-size") ? "expected 16..1024" : "expected a non-negative integer");
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "segda synth: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (!out) {
+        fprintf(stderr, "segda synth: --out DIR is required\n");
+        usage(stderr);
+        return 2;
+    }
+    if (o.synthia && o.n_sim == 0) {
+        fprintf(stderr, "segda synth: --synthia needs sim images (--n-sim > 0)\n");
+        usage(stderr);
+        return 2;
+    }
+    if (sd_synth_write(out, &o))
+        return cli_fail("synth");
+    return 0;
 }

@@ -410,6 +410,7 @@ static sd_status blur(float *img, int w, int h, float sigma)
             dst[i] = 0;
         for (int k = 0; k <= 2 * r; k++) {
             const float kk = kern[k], *restrict p = pad + (size_t)k * 3;
+#pragma omp simd
             for (size_t i = 0; i < row3; i++)
                 dst[i] += kk * p[i];
         }
@@ -421,6 +422,7 @@ static sd_status blur(float *img, int w, int h, float sigma)
         for (int k = -r; k <= r; k++) {
             int yy = y + k < 0 ? 0 : y + k >= h ? h - 1 : y + k;
             const float kk = kern[k + r], *restrict p = tmp + (size_t)yy * row3;
+#pragma omp simd
             for (size_t i = 0; i < row3; i++)
                 dst[i] += kk * p[i];
         }

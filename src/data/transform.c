@@ -9,8 +9,8 @@
 #include "segda/labels.h"
 #include "segda/transform.h"
 
-const sd_norm sd_norm_torchvision = {{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}, 1.0f / 255.0f, false};
-const sd_norm sd_norm_caffe = {{104.00698793f, 116.66876762f, 122.67891434f}, {1, 1, 1}, 1.0f, true};
+const sd_norm_params sd_norm_torchvision = {{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}, 1.0f / 255.0f, false};
+const sd_norm_params sd_norm_caffe = {{104.00698793f, 116.66876762f, 122.67891434f}, {1, 1, 1}, 1.0f, true};
 
 static inline uint8_t clip_u8(float v)
 {
@@ -219,7 +219,7 @@ void sd_crop_u8(const uint8_t *src, int sw, int sh, int c, int x, int y, int cw,
     }
 }
 
-void sd_normalize(const uint8_t *hwc, int w, int h, const sd_norm *n, float *chw)
+void sd_normalize(const uint8_t *hwc, int w, int h, const sd_norm_params *n, float *chw)
 {
     size_t hw = (size_t)w * h;
     for (int oc = 0; oc < 3; oc++) {
@@ -232,7 +232,7 @@ void sd_normalize(const uint8_t *hwc, int w, int h, const sd_norm *n, float *chw
     }
 }
 
-void sd_norm_fill(const sd_norm *n, uint8_t rgb[3])
+void sd_norm_fill(const sd_norm_params *n, uint8_t rgb[3])
 {
     for (int oc = 0; oc < 3; oc++) {
         int sc = n->bgr ? 2 - oc : oc;
