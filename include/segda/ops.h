@@ -23,6 +23,8 @@ sd_conv_opts sd_conv_opts_default(void);
 sd_conv_opts sd_conv_opts_make(int stride, int pad, int dil);
 
 sd_tensor *sd_conv2d(sd_tape *t, sd_tensor *x, sd_tensor *w, sd_tensor *b /* or NULL */, sd_conv_opts o);
+/* Output size (H-1)*stride - 2*pad + dil*(k-1) + out_pad + 1; out_pad must be
+ * < stride (PyTorch also accepts out_pad < dilation; segda does not). */
 sd_tensor *sd_conv_transpose2d(sd_tape *t, sd_tensor *x, sd_tensor *w, sd_tensor *b, sd_conv_opts o);
 
 typedef struct sd_pool_opts {
@@ -30,19 +32,26 @@ typedef struct sd_pool_opts {
     bool ceil_mode;
     bool count_include_pad;    /* avg pool only (PyTorch default true) */
 } sd_pool_opts;
+/* count_include_pad true, as PyTorch's default. Output sizes follow PyTorch,
+ * ceil mode included (a last window starting in the right padding is dropped);
+ * padding must be <= kernel/2. */
 sd_pool_opts sd_pool_opts_make(int k, int stride, int pad, bool ceil_mode);
 sd_tensor *sd_max_pool2d(sd_tape *t, sd_tensor *x, sd_pool_opts o);
 sd_tensor *sd_avg_pool2d(sd_tape *t, sd_tensor *x, sd_pool_opts o);
+/* Bin i covers [floor(i*in/out), ceil((i+1)*in/out)), as PyTorch. */
 sd_tensor *sd_adaptive_avg_pool2d(sd_tape *t, sd_tensor *x, int out_h, int out_w);
 
 /* ---- normalisation ---- */
 /* Batch norm over N,H,W. training: batch statistics, and running stats
  * updated as PyTorch does (unbiased variance, running = (1-m)*running + m*batch).
  * !training: running statistics (this is also "frozen BN" when the affine
- * parameters' group is frozen). weight/bias may be NULL (affine=false). */
+ * parameters' group is frozen). weight/bias may be NULL (affine=false).
+ * x may be [N, C] or [N, C, ...]; running stats may be NULL in training
+ * (PyTorch's track_running_stats=False). */
 sd_tensor *sd_batch_norm(sd_tape *t, sd_tensor *x, sd_tensor *weight, sd_tensor *bias,
                          sd_tensor *running_mean, sd_tensor *running_var,
                          bool training, float momentum, float eps);
+/* Statistics per (n, c) over H*W, always from x (PyTorch's InstanceNorm2d default). */
 sd_tensor *sd_instance_norm(sd_tape *t, sd_tensor *x, sd_tensor *weight, sd_tensor *bias, float eps);
 
 /* ---- element-wise ---- */

@@ -57,17 +57,42 @@ void sd_cpu_softmax_fwd(bool log, int n, int c, size_t hw, const float *x, float
 #pragma omp parallel for schedule(static) if ((size_t)n * hw > PAR_MIN_PIX)
     for (size_t b = 0; b < nb; b++) {
         blk k = blk_at(b, nbi, c, hw);
-        float lse[BS];
-        blk_lse(x + k.off, c, hw, k, lse);
+        if (log) {
+            float lse[BS];
+            blk_lse(x + k.off, c, hw, k, lse);
+            for (int ch = 0; ch < c; ch++) {
+                const float *r = x + k.off + (size_t)ch * hw + k.s0;
+                float *o = y + k.off + (size_t)ch * hw + k.s0;
+                for (size_t s = 0; s < k.len; s++)
+                    o[s] = r[s] - lse[s];
+            }
+            continue;
+        }
+        /* one exp per element: exponentials go to y, then are normalised */
+        float m[BS], sum[BS];
+        for (size_t s = 0; s < k.len; s++) {
+            m[s] = -INFINITY;
+            sum[s] = 0.0f;
+        }
+        for (int ch = 0; ch < c; ch++) {
+            const float *r = x + k.off + (size_t)ch * hw + k.s0;
+            for (size_t s = 0; s < k.len; s++)
+                m[s] = r[s] > m[s] ? r[s] : m[s];
+        }
         for (int ch = 0; ch < c; ch++) {
             const float *r = x + k.off + (size_t)ch * hw + k.s0;
             float *o = y + k.off + (size_t)ch * hw + k.s0;
-            if (log)
-                for (size_t s = 0; s < k.len; s++)
-                    o[s] = r[s] - lse[s];
-            else
-                for (size_t s = 0; s < k.len; s++)
-                    o[s] = expf(r[s] - lse[s]);
+            for (size_t s = 0; s < k.len; s++) {
+                o[s] = expf(r[s] - m[s]);
+                sum[s] += o[s];
+            }
+        }
+        for (size_t s = 0; s < k.len; s++)
+            sum[s] = 1.0f / sum[s];
+        for (int ch = 0; ch < c; ch++) {
+            float *o = y + k.off + (size_t)ch * hw + k.s0;
+            for (size_t s = 0; s < k.len; s++)
+                o[s] *= sum[s];
         }
     }
 }

@@ -1,0 +1,350 @@
+/* The training loop and the methods on a tiny generated benchmark: config
+ * errors name their origin; resume is bit-identical to an uninterrupted
+ * run; a NaN loss stops the run with the last checkpoint intact; kill -9
+ * during saves never leaves a broken checkpoint; the discriminator learns
+ * when the generator is frozen; MinEnt lowers target entropy; gradient
+ * reversal flips the sign; FDA's amplitude swap moves the image mean. */
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "da/train_internal.h"
+#include "segda/checkpoint.h"
+#include "segda/ops.h"
+#include "segda/synth.h"
+#include "segda/train.h"
+
+static char bench[256], src_spec[300], tgt_spec[300];
+
+static void make_bench(void)
+{
+    snprintf(bench, sizeof bench, "/tmp/segda-test-train-%d", (int)getpid());
+    sd_synth_opts o;
+    sd_synth_opts_init(&o);
+    o.n_sim = 8;
+    o.n_real = 8;
+    o.n_real_val = 4;
+    o.w = 64;
+    o.h = 32;
+    o.quiet = true;
+    o.threads = 1;
+    if (sd_synth_write(bench, &o)) {
+        fprintf(stderr, "synth: %s\n", sd_errmsg());
+        exit(1);
+    }
+    snprintf(src_spec, sizeof src_spec, "gta5:%s/sim", bench);
+    snprintf(tgt_spec, sizeof tgt_spec, "cityscapes:%s/real", bench);
+}
+
+/* A config for method m writing to bench/run-NAME, plus extra "key=value" pairs. */
+static void base_cfg(sd_config *c, const char *m, const char *name, int n_extra, const char *const *extra)
+{
+    char out[400];
+    snprintf(out, sizeof out, "%s/run-%s", bench, name);
+    sd_config_init(c);
+    sd_config_set(c, "method", m, "test", true);
+    sd_config_set(c, "source", src_spec, "test", true);
+    sd_config_set(c, "target", tgt_spec, "test", true);
+    sd_config_set(c, "out", out, "test", true);
+    sd_config_set(c, "threads", "1", "test", true);
+    sd_config_set(c, "log-every", "1000", "test", true);
+    for (int i = 0; i < n_extra; i++) {
+        char k[64];
+        const char *eq = strchr(extra[i], '=');
+        snprintf(k, sizeof k, "%.*s", (int)(eq - extra[i]), extra[i]);
+        sd_config_set(c, k, eq + 1, "test", true);
+    }
+}
+
+static sd_status run(const char *m, const char *name, int n_extra, const char *const *extra)
+{
+    sd_config c;
+    base_cfg(&c, m, name, n_extra, extra);
+    sd_status st = sd_train_run(&c);
+    sd_config_free(&c);
+    return st;
+}
+
+/* Every tensor of two checkpoints byte-equal (metadata may differ: paths). */
+static bool same_tensors(const char *a, const char *b, int *n_tensors)
+{
+    sd_ckpt x, y;
+    if (sd_ckpt_open(a, &x))
+        return false;
+    if (sd_ckpt_open(b, &y)) {
+        sd_ckpt_close(&x);
+        return false;
+    }
+    bool same = x.st.n == y.st.n;
+    for (int i = 0; same && i < x.st.n; i++) {
+        int j = sd_st_find(&y.st, x.st.tensors[i].name);
+        const sd_st_tensor *tx = &x.st.tensors[i], *ty = j >= 0 ? &y.st.tensors[j] : NULL;
+        same = ty && tx->end - tx->begin == ty->end - ty->begin &&
+               !memcmp(x.st.buf + x.st.data_start + tx->begin, y.st.buf + y.st.data_start + ty->begin,
+                       tx->end - tx->begin);
+        if (!same)
+            fprintf(stderr, "  tensor %s differs\n", tx->name);
+    }
+    *n_tensors = x.st.n;
+    sd_ckpt_close(&x);
+    sd_ckpt_close(&y);
+    return same;
+}
+
+static void path_of(char *buf, size_t cap, const char *name, const char *file)
+{
+    snprintf(buf, cap, "%s/run-%s/%s", bench, name, file);
+}
+
+/* The terms of every iteration line of a run's log.jsonl, as value of `key`. */
+static int read_term(const char *name, const char *key, double *vals, int cap)
+{
+    char path[512], pat[80], line[4096];
+    path_of(path, sizeof path, name, "log.jsonl");
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof line, f) && n < cap) {
+        char *p = strstr(line, pat);
+        if (p && strstr(line, "\"terms\""))
+            vals[n++] = strtod(p + strlen(pat), NULL);
+    }
+    fclose(f);
+    return n;
+}
+
+static void test_config_errors(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/bad.cfg", bench);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "# a comment\nmethod = adaptseg\n\niters = 5\nlamda-adv = 0.1\n");
+    fclose(f);
+    sd_config c;
+    sd_config_init(&c);
+    CHECK_OK(sd_config_read(&c, path));
+    const sd_method *m;
+    CHECK(sd_train_resolve(&c, &m) == SD_ERR_ARG);
+    CHECK_ERR_HAS("bad.cfg:5: unknown key 'lamda-adv'");
+    sd_config_free(&c);
+
+    sd_config_init(&c);
+    sd_config_set(&c, "method", "fda", "--method", true);
+    sd_config_set(&c, "grid", "3x3", "--grid", true);
+    CHECK(sd_train_resolve(&c, &m) == SD_ERR_ARG);
+    CHECK_ERR_HAS("'grid' is a setting of method road, not of fda");
+    sd_config_free(&c);
+
+    sd_config_init(&c);
+    sd_config_set(&c, "method", "adaptseg", "--method", true);
+    sd_config_set(&c, "gan", "wgan", "run.cfg:3", true);
+    CHECK(sd_train_resolve(&c, &m) == SD_ERR_ARG);
+    CHECK_ERR_HAS("run.cfg:3: gan = 'wgan': expected one of vanilla|ls");
+    sd_config_set(&c, "gan", "ls", "run.cfg:3", true);
+    sd_config_set(&c, "iters", "12x", "run.cfg:4", true);
+    CHECK(sd_train_resolve(&c, &m) == SD_ERR_ARG);
+    CHECK_ERR_HAS("run.cfg:4: iters = '12x': expected an integer");
+    sd_config_set(&c, "iters", "12", "run.cfg:4", true);
+    CHECK_OK(sd_train_resolve(&c, &m));
+    CHECK(!strcmp(sd_config_get(&c, "lambda-adv-aux"), "0.0002"));   /* defaults filled */
+    CHECK(!strcmp(sd_config_origin(&c, "levels"), "default"));
+    sd_config_free(&c);
+
+    f = fopen(path, "w");
+    fprintf(f, "iters 5\n");
+    fclose(f);
+    sd_config_init(&c);
+    CHECK(sd_config_read(&c, path) == SD_ERR_FORMAT);
+    CHECK_ERR_HAS("bad.cfg:1: expected 'key = value'");
+    sd_config_free(&c);
+    int w, h;
+    CHECK(sd_parse_size("64x", &w, &h) == SD_ERR_ARG);
+    CHECK_OK(sd_parse_size("321x161", &w, &h));
+    CHECK(w == 321 && h == 161);
+}
+
+static void test_resume_bit_identical(void)
+{
+    /* adaptseg: model, discriminator, SGD momentum and Adam state all resume */
+    const char *a[] = {"iters=4", "disc-width=8"};
+    const char *b[] = {"iters=4", "disc-width=8", "stop-after=2"};
+    CHECK_OK(run("adaptseg", "resA", 2, a));
+    CHECK_OK(run("adaptseg", "resB", 3, b));
+    sd_config c;
+    const char *r[] = {"iters=4", "disc-width=8", "resume=true"};
+    base_cfg(&c, "adaptseg", "resB", 3, r);
+    CHECK_OK(sd_train_run(&c));
+    sd_config_free(&c);
+    char pa[512], pb[512];
+    path_of(pa, sizeof pa, "resA", "last.safetensors");
+    path_of(pb, sizeof pb, "resB", "last.safetensors");
+    int n = 0;
+    CHECK(same_tensors(pa, pb, &n));
+    CHECK(n > 20);   /* model + disc: + opt: tensors */
+    double la[8], lb[8];
+    CHECK(read_term("resA", "adv", la, 8) == 4 && read_term("resB", "adv", lb, 8) == 4);
+    CHECK(la[3] == lb[3]);
+    /* a finished run refuses to start over without --resume */
+    CHECK(run("adaptseg", "resA", 2, a) == SD_ERR_ARG);
+    CHECK_ERR_HAS("already holds a run");
+}
+
+static void test_nan_stops_cleanly(void)
+{
+    setenv("SEGDA_INJECT_NAN_AT", "3", 1);
+    const char *a[] = {"iters=6", "save-every=1"};
+    sd_status st = run("source-only", "nan", 2, a);
+    unsetenv("SEGDA_INJECT_NAN_AT");
+    CHECK(st == SD_ERR_NUMERIC);
+    CHECK_ERR_HAS("iteration 3: loss term 'seg' is NaN");
+    CHECK_ERR_HAS("last.safetensors holds iteration 2");
+    char p[512];
+    path_of(p, sizeof p, "nan", "last.safetensors");
+    sd_ckpt c;
+    CHECK_OK(sd_ckpt_open(p, &c));
+    const char *it = sd_ckpt_meta(&c, SD_META_ITER);
+    CHECK(it && !strcmp(it, "2"));
+    /* the weights saved are finite */
+    bool finite = true;
+    for (int i = 0; i < c.st.n; i++) {
+        float *v = malloc(c.st.tensors[i].numel * sizeof(float) + 4);
+        if (v && !sd_st_to_f32(&c.st, i, v))
+            for (uint64_t j = 0; j < c.st.tensors[i].numel; j++)
+                finite &= isfinite(v[j]) != 0;
+        free(v);
+    }
+    CHECK(finite);
+    sd_ckpt_close(&c);
+}
+
+static void test_kill_during_save(void)
+{
+    /* A child trains saving every iteration; it is killed with SIGKILL at
+     * several moments. Whatever moment, last.safetensors opens. */
+    int opened = 0;
+    for (int k = 0; k < 4; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "kill%d", k);
+        pid_t pid = fork();
+        if (pid == 0) {
+            const char *a[] = {"iters=1000", "save-every=1"};
+            run("source-only", name, 2, a);
+            _exit(0);
+        }
+        usleep(1500000 + 230000 * k);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        char p[512];
+        path_of(p, sizeof p, name, "last.safetensors");
+        if (access(p, F_OK) != 0)
+            continue;
+        sd_ckpt c;
+        CHECK_OK(sd_ckpt_open(p, &c));
+        opened++;
+        sd_ckpt_close(&c);
+    }
+    CHECK_MSG(opened > 0, "no child got as far as a first save");
+}
+
+static void test_disc_learns_with_frozen_generator(void)
+{
+    const char *a[] = {"iters=12", "disc-width=8", "lr=0", "lr-d=1e-3"};
+    CHECK_OK(run("adaptseg", "dfrozen", 4, a));
+    double s[16], t[16];
+    int n = read_term("dfrozen", "d_src", s, 16);
+    CHECK(n == 12 && read_term("dfrozen", "d_tgt", t, 16) == 12);
+    double first = (s[0] + t[0]) / 2, last = (s[n - 1] + t[n - 1]) / 2;
+    CHECK_MSG(last < 0.8 * first, "D loss %g -> %g", first, last);
+}
+
+static void test_minent_lowers_entropy(void)
+{
+    const char *a[] = {"mode=minent", "iters=10", "lambda-ent=0", "lr=0.01"};
+    const char *b[] = {"mode=minent", "iters=10", "lambda-ent=5", "lr=0.01"};
+    CHECK_OK(run("advent", "ent0", 4, a));
+    CHECK_OK(run("advent", "ent1", 4, b));
+    double e0[16], e1[16];
+    CHECK(read_term("ent0", "ent", e0, 16) == 10 && read_term("ent1", "ent", e1, 16) == 10);
+    CHECK(e0[0] == e1[0]);   /* same start */
+    CHECK_MSG(e1[9] < e0[9] && e1[9] < e1[0], "entropy with MinEnt %g (from %g), without %g", e1[9], e1[0], e0[9]);
+}
+
+static void test_grad_reverse_flips_sign(void)
+{
+    sd_tape t;
+    CHECK_OK(sd_tape_init(&t, 1));
+    sd_params p;
+    sd_params_init(&p);
+    int g = sd_params_add_group(&p, "x", 1, 1, false);
+    sd_tensor *x = sd_params_declare(&p, g, "x", 4, (int[]){1, 2, 1, 1});
+    CHECK_OK(sd_params_alloc(&p));
+    x->data[0] = 0.3f;
+    x->data[1] = -1.0f;
+    /* loss = mean(2 * R(x)): without R, dL/dx = 1; with R(lambda 0.25), -0.25 */
+    sd_tensor *loss = sd_mean(&t, sd_scale(&t, sd_grad_reverse(&t, x, 0.25f), 2.0f));
+    CHECK(loss != NULL);
+    if (loss) {
+        CHECK_NEAR(loss->data[0], -0.7, 1e-6);
+        CHECK_OK(sd_backward1(&t, loss));
+        CHECK_NEAR(x->grad[0], -0.25, 1e-6);
+        CHECK_NEAR(x->grad[1], -0.25, 1e-6);
+    }
+    sd_params_free(&p);
+    sd_tape_free(&t);
+}
+
+static void test_fda_swap(void)
+{
+    /* b = floor(min(h,w) * beta) = 1 swaps the amplitudes of the four corner
+     * bins (0,0), (0,w-1), (h-1,0), (h-1,w-1). Bin (0,0) is the sum; both
+     * sums are positive (phase 0), so the result's mean becomes the
+     * target's. Checked on a power-of-two size and an odd one. */
+    int sizes[2][2] = {{8, 16}, {5, 7}};
+    for (int s = 0; s < 2; s++) {
+        int h = sizes[s][0], w = sizes[s][1];
+        float src[128], trg[128], orig[128];
+        double ms = 0, mt = 0;
+        for (int i = 0; i < h * w; i++) {
+            src[i] = orig[i] = 100.0f + 50.0f * sinf((float)i * 0.7f);
+            trg[i] = 30.0f + 10.0f * cosf((float)i * 1.3f);
+            ms += src[i];
+            mt += trg[i];
+        }
+        ms /= h * w;
+        mt /= h * w;
+        CHECK_OK(sd_fda_swap_channel(src, trg, h, w, 0.0f));
+        CHECK(!memcmp(src, orig, sizeof(float) * (size_t)(h * w)));   /* beta 0: unchanged */
+        CHECK_OK(sd_fda_swap_channel(src, trg, h, w, 1.0f / (float)(h < w ? h : w) + 1e-4f));
+        double m = 0;
+        for (int i = 0; i < h * w; i++)
+            m += src[i];
+        m /= h * w;
+        CHECK_NEAR(m, mt, 1e-3);
+        /* with only the corner bins changed, the image is not the target */
+        CHECK(fabs(src[1] - trg[1]) > 1.0f);
+    }
+}
+
+int main(void)
+{
+    make_bench();
+    RUN(test_config_errors);
+    RUN(test_grad_reverse_flips_sign);
+    RUN(test_fda_swap);
+    RUN(test_resume_bit_identical);
+    RUN(test_nan_stops_cleanly);
+    RUN(test_disc_learns_with_frozen_generator);
+    RUN(test_minent_lowers_entropy);
+    RUN(test_kill_during_save);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", bench);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", bench);
+    TESTS_DONE();
+}
