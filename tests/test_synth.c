@@ -264,9 +264,9 @@ static void test_classes_and_ids(void)
 
 typedef struct dom_stats {
     double mean[SD_NUM_CLASSES][3];
-    double hf[SD_NUM_CLASSES];   /* mean |horizontal gradient| inside the class */
+    double flat[SD_NUM_CLASSES]; /* fraction of neighbour pairs inside the class with equal colour */
     long n[SD_NUM_CLASSES], nhf[SD_NUM_CLASSES];
-    double sky_rows;              /* mean row of sky pixels / h */
+    double ground;                /* fraction of road + sidewalk pixels */
     double cars, persons;         /* pixels per image */
 } dom_stats;
 
@@ -276,7 +276,6 @@ static void domain_stats(sd_synth_domain d, int n, dom_stats *s)
     memset(s, 0, sizeof *s);
     uint8_t *rgb = malloc((size_t)w * h * 3), *ids = malloc((size_t)w * h), lut[256];
     sd_labels_id_to_train_lut(lut);
-    long nsky = 0;
     for (int i = 0; i < n; i++) {
         CHECK_OK(sd_synth_render(d, 11, 1, (uint64_t)i, w, h, rgb, ids));
         for (int y = 0; y < h; y++)
@@ -288,12 +287,13 @@ static void domain_stats(sd_synth_domain d, int n, dom_stats *s)
                     s->mean[t][c] += rgb[3 * k + c];
                 s->n[t]++;
                 if (x + 2 < w && lut[ids[k + 1]] == t && lut[ids[k + 2]] == t && (x == 0 || lut[ids[k - 1]] == t)) {
+                    int diff = 0;
                     for (int c = 0; c < 3; c++)
-                        s->hf[t] += fabs((double)rgb[3 * k + 3 + c] - rgb[3 * k + c]);
+                        diff += abs((int)rgb[3 * k + 3 + c] - (int)rgb[3 * k + c]);
+                    s->flat[t] += diff <= 1;
                     s->nhf[t]++;
                 }
-                if (t == 10)
-                    s->sky_rows += (double)y / h, nsky++;
+                s->ground += t <= 1;
                 s->cars += t == 13;
                 s->persons += t == 11;
             }
@@ -301,9 +301,9 @@ static void domain_stats(sd_synth_domain d, int n, dom_stats *s)
     for (int t = 0; t < SD_NUM_CLASSES; t++) {
         for (int c = 0; c < 3; c++)
             s->mean[t][c] /= s->n[t] ? (double)s->n[t] : 1;
-        s->hf[t] /= s->nhf[t] ? 3.0 * (double)s->nhf[t] : 1;
+        s->flat[t] /= s->nhf[t] ? (double)s->nhf[t] : 1;
     }
-    s->sky_rows /= nsky ? (double)nsky : 1;
+    s->ground /= (double)n * w * h;
     s->cars /= n, s->persons /= n;
     free(rgb), free(ids);
 }
@@ -318,8 +318,10 @@ static void test_domain_gap(void)
     const int classes[] = {0, 1, 2, 8, 9, 10};
     for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++) {
         int t = classes[i];
-        CHECK_MSG(real.hf[t] > 1.5 * sim.hf[t] + 1.0, "%s: high-frequency energy real %.2f vs sim %.2f",
-                  sd_class_names[t], real.hf[t], sim.hf[t]);
+        /* flat shading: most neighbours inside a sim region share their colour;
+         * texture and sensor noise make that rare in real images */
+        CHECK_MSG(sim.flat[t] > 0.6 && real.flat[t] < sim.flat[t] - 0.4, "%s: equal-colour neighbours sim %.2f real %.2f",
+                  sd_class_names[t], sim.flat[t], real.flat[t]);
         double dist = 0;
         for (int c = 0; c < 3; c++)
             dist += (real.mean[t][c] - sim.mean[t][c]) * (real.mean[t][c] - sim.mean[t][c]);
@@ -331,8 +333,8 @@ static void test_domain_gap(void)
     double sat_sim = sim.mean[8][1] - (sim.mean[8][0] + sim.mean[8][2]) / 2;
     double sat_real = real.mean[8][1] - (real.mean[8][0] + real.mean[8][2]) / 2;
     CHECK_MSG(sat_sim > 2 * sat_real, "vegetation greenness sim %.1f real %.1f", sat_sim, sat_real);
-    /* the game camera looks further up: sky pixels sit lower in sim images */
-    CHECK_MSG(real.sky_rows < sim.sky_rows - 0.02, "mean sky row real %.3f sim %.3f", real.sky_rows, sim.sky_rows);
+    /* the game camera sits higher and is pitched down: more ground in view */
+    CHECK_MSG(sim.ground > real.ground + 0.03, "road+sidewalk fraction sim %.3f real %.3f", sim.ground, real.ground);
     /* more traffic and pedestrians in the camera domain */
     CHECK_MSG(real.persons > sim.persons, "person pixels/image real %.0f sim %.0f", real.persons, sim.persons);
     /* yet every class keeps a distinct look within each domain: class means differ pairwise */
@@ -345,8 +347,9 @@ static void test_domain_gap(void)
                 double dist = 0;
                 for (int c = 0; c < 3; c++)
                     dist += (s->mean[a][c] - s->mean[b][c]) * (s->mean[a][c] - s->mean[b][c]);
-                CHECK_MSG(sqrt(dist) > 8 || fabs(s->hf[a] - s->hf[b]) > 2, "domain %d: %s and %s look alike", d,
-                          sd_class_names[a], sd_class_names[b]);
+                CHECK_MSG(sqrt(dist) > 10, "domain %d: %s and %s have mean colours %.0f %.0f %.0f and %.0f %.0f %.0f", d,
+                          sd_class_names[a], sd_class_names[b], s->mean[a][0], s->mean[a][1], s->mean[a][2],
+                          s->mean[b][0], s->mean[b][1], s->mean[b][2]);
             }
     }
 }

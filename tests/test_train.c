@@ -254,25 +254,39 @@ static void test_kill_during_save(void)
 
 static void test_disc_learns_with_frozen_generator(void)
 {
-    const char *a[] = {"iters=12", "disc-width=8", "lr=0", "lr-d=1e-3"};
-    CHECK_OK(run("adaptseg", "dfrozen", 4, a));
-    double s[16], t[16];
-    int n = read_term("dfrozen", "d_src", s, 16);
-    CHECK(n == 12 && read_term("dfrozen", "d_tgt", t, 16) == 12);
-    double first = (s[0] + t[0]) / 2, last = (s[n - 1] + t[n - 1]) / 2;
-    CHECK_MSG(last < 0.8 * first, "D loss %g -> %g", first, last);
+    /* A briefly trained source-only model predicts differently on the two
+     * domains; with its learning rate 0 (generator frozen) only D learns,
+     * and its loss must fall well below log 2. */
+    const char *pre[] = {"iters=10", "lr=0.002"};
+    CHECK_OK(run("source-only", "dpre", 2, pre));
+    char init[600];
+    snprintf(init, sizeof init, "init=%s/run-dpre/last.safetensors", bench);
+    const char *a[] = {"iters=30", "disc-width=16", "lr=0", "lr-d=2e-3", init};
+    CHECK_OK(run("adaptseg", "dfrozen", 5, a));
+    double s[40], t[40], g[40];
+    int n = read_term("dfrozen", "d_src", s, 40);
+    CHECK(n == 30 && read_term("dfrozen", "d_tgt", t, 40) == 30 && read_term("dfrozen", "seg", g, 40) == 30);
+    double first = (s[0] + t[0]) / 2, last = 0;
+    for (int i = n - 5; i < n; i++)
+        last += (s[i] + t[i]) / 10;
+    CHECK_MSG(last < 0.85 * first, "D loss %g -> %g (mean of the last 5)", first, last);
 }
 
 static void test_minent_lowers_entropy(void)
 {
-    const char *a[] = {"mode=minent", "iters=10", "lambda-ent=0", "lr=0.01"};
-    const char *b[] = {"mode=minent", "iters=10", "lambda-ent=5", "lr=0.01"};
+    const char *a[] = {"mode=minent", "iters=10", "lambda-ent=0", "lr=0.001"};
+    const char *b[] = {"mode=minent", "iters=10", "lambda-ent=2", "lr=0.001"};
     CHECK_OK(run("advent", "ent0", 4, a));
     CHECK_OK(run("advent", "ent1", 4, b));
-    double e0[16], e1[16];
+    double e0[16], e1[16], m0 = 0, m1 = 0;
     CHECK(read_term("ent0", "ent", e0, 16) == 10 && read_term("ent1", "ent", e1, 16) == 10);
     CHECK(e0[0] == e1[0]);   /* same start */
-    CHECK_MSG(e1[9] < e0[9] && e1[9] < e1[0], "entropy with MinEnt %g (from %g), without %g", e1[9], e1[0], e0[9]);
+    for (int i = 1; i < 10; i++) {
+        m0 += e0[i] / 9;
+        m1 += e1[i] / 9;
+    }
+    CHECK_MSG(m1 < m0 && e1[9] < e0[9], "mean target entropy with MinEnt %g, without %g (last %g vs %g)", m1, m0,
+              e1[9], e0[9]);
 }
 
 static void test_grad_reverse_flips_sign(void)

@@ -37,7 +37,7 @@ void sd_synth_opts_init(sd_synth_opts *o);
  * uint8 [h*w] Cityscapes label ids (not trainIds; void areas are 0, the
  * ego-vehicle bonnet 1, street furniture 4). Either output may be NULL. The
  * result depends only on (domain, seed, stream, index, w, h): streams keep
- * sets apart (sd_synth_write uses 1 sim, 2 real train, 3 real val, 4 crops),
+ * sets apart (sd_synth_write uses 1 sim, 2 real train, 3 real val, 4/5 crops),
  * and the scene itself (its layout) does not depend on w and h. */
 sd_status sd_synth_render(sd_synth_domain dom, uint64_t seed, uint32_t stream, uint64_t index,
                           int w, int h, uint8_t *rgb, uint8_t *label_ids);

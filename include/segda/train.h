@@ -198,6 +198,19 @@ sd_status sd_train_resolve(sd_config *cfg, const sd_method **method);
  * kept). The caller installs the SIGINT handler that calls
  * sd_train_request_stop. */
 sd_status sd_train_run(sd_config *cfg);
+
+/* What a finished run measured (for the demo's table). */
+typedef struct sd_train_summary {
+    bool evaluated;                  /* a final evaluation ran (eval-every > 0) */
+    double miou_19;                  /* of the final model; NAN when not evaluated */
+    double class_iou[19];            /* fractions, NAN absent */
+    double best_miou;                /* best over the run's evaluations */
+    int64_t best_it;
+    int64_t iters;
+    double seconds;                  /* wall-clock time of the loop */
+} sd_train_summary;
+/* sd_train_run that also fills *sum (may be NULL). */
+sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum);
 void sd_train_request_stop(void);   /* async-signal-safe */
 
 /* ---- for methods ---- */

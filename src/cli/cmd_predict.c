@@ -1,12 +1,325 @@
-/* segda predict: not written yet (placeholder so the command table links). */
+/* segda predict: segment one image or every image under a directory with a
+ * checkpoint and write NAME_trainIds.png (+ _color, _overlay, _labelIds).
+ * The inference itself is sd_infer_probs (src/nn/infer.c). */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "segda/checkpoint.h"
+#include "segda/image.h"
+#include "segda/infer.h"
+#include "segda/labels.h"
+#include "segda/progress.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: segda predict --model CKPT --input IMG|DIR --out DIR [options]\n"
+            "\n"
+            "Writes OUT/NAME_trainIds.png for every input image NAME.png/.jpg (directories\n"
+            "are searched recursively; NAME keeps the input's base name).\n"
+            "  --size WxH         resize images to WxH for the network (output keeps the input size)\n"
+            "  --color            also NAME_color.png in the Cityscapes palette\n"
+            "  --overlay          also NAME_overlay.png: the colours blended over the image\n"
+            "  --labelids         also NAME_labelIds.png (Cityscapes label ids, for the test server)\n"
+            "  --flip             average with the mirrored image\n"
+            "  --scales LIST      average over scales of the network size, e.g. 0.75,1,1.25\n"
+            "  --window WxH       sliding-window inference with windows of WxH network pixels\n"
+            "  --overlap F        window overlap fraction (default 0.33)\n"
+            "  --align-corners    upsample logits with align_corners=True\n"
+            "  --strict           fail on any missing, unexpected or mis-shaped checkpoint tensor\n"
+            "  --threads N        CPU threads (default: all cores)\n"
+            "  --quiet            no progress bar\n");
+}
+
+typedef struct file_list {
+    char **v;
+    int n, cap;
+} file_list;
+
+static bool is_image_name(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    return dot && (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
+}
+
+static int list_push(file_list *l, const char *path)
+{
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 64;
+        char **nv = realloc(l->v, (size_t)cap * sizeof *nv);
+        if (!nv)
+            return -1;
+        l->v = nv;
+        l->cap = cap;
+    }
+    l->v[l->n] = strdup(path);
+    return l->v[l->n++] ? 0 : -1;
+}
+
+static sd_status walk(const char *dir, file_list *l, int depth)
+{
+    if (depth > 16)
+        return SD_OK;
+    DIR *d = opendir(dir);
+    if (!d)
+        return sd_fail(SD_ERR_IO, "%s: %s", dir, strerror(errno));
+    struct dirent *e;
+    char path[4096];
+    sd_status st = SD_OK;
+    while (!st && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat sb;
+        if (stat(path, &sb) != 0)
+            continue;
+        if (S_ISDIR(sb.st_mode))
+            st = walk(path, l, depth + 1);
+        else if (S_ISREG(sb.st_mode) && is_image_name(e->d_name) && list_push(l, path))
+            st = sd_fail(SD_ERR_NOMEM, "out of memory listing %s", dir);
+    }
+    closedir(d);
+    return st;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static bool parse_wh(const char *s, int *w, int *h)
+{
+    char tail;
+    return sscanf(s, "%dx%d%c", w, h, &tail) == 2 && *w >= 8 && *h >= 8 && *w <= 16384 && *h <= 16384;
+}
+
+/* The image as 8-bit interleaved grey/RGB/RGBA. */
+static sd_status to_u8(sd_image *img)
+{
+    if (img->depth == 8)
+        return SD_OK;
+    size_t n = (size_t)img->w * img->h * img->c;
+    uint8_t *d = malloc(n ? n : 1);
+    if (!d)
+        return sd_fail(SD_ERR_NOMEM, "out of memory");
+    const uint16_t *s = img->data;
+    for (size_t i = 0; i < n; i++)
+        d[i] = (uint8_t)(s[i] >> 8);
+    free(img->data);
+    img->data = d;
+    img->depth = 8;
+    return SD_OK;
+}
+
+static sd_status predict_one(sd_model *m, sd_tape *t, const sd_infer_opts *io, const char *in, const char *outdir,
+                             bool color, bool overlay, bool labelids, const uint8_t (*pal)[3])
+{
+    sd_image img;
+    sd_status st = sd_image_read(in, &img, false);
+    if (st)
+        return st;
+    if ((st = to_u8(&img))) {
+        sd_image_free(&img);
+        return st;
+    }
+    int C = sd_model_options(m)->classes, w = img.w, h = img.h;
+    size_t hw = (size_t)w * h;
+    float *probs = malloc((size_t)C * hw * sizeof *probs);
+    uint8_t *pred = malloc(hw), *aux = malloc(3 * hw);
+    if (!probs || !pred || !aux) {
+        st = sd_fail(SD_ERR_NOMEM, "%s: out of memory for a %dx%d prediction", in, w, h);
+        goto done;
+    }
+    if ((st = sd_infer_probs(m, t, img.data, w, h, img.c, io, probs))) {
+        sd_fail_prefix(st, "%s", in);
+        goto done;
+    }
+    sd_probs_argmax(probs, C, w, h, pred, NULL);
+    /* NAME: the input's base name without its extension */
+    const char *base = strrchr(in, '/');
+    base = base ? base + 1 : in;
+    char stem[1024], path[4200];
+    snprintf(stem, sizeof stem, "%s", base);
+    char *dot = strrchr(stem, '.');
+    if (dot)
+        *dot = 0;
+    snprintf(path, sizeof path, "%s/%s_trainIds.png", outdir, stem);
+    sd_image out = {.w = w, .h = h, .c = 1, .depth = 8, .data = pred};
+    if ((st = sd_png_write(path, &out)))
+        goto done;
+    if (color) {
+        snprintf(path, sizeof path, "%s/%s_color.png", outdir, stem);
+        if ((st = sd_png_write_palette(path, pred, w, h, pal, 256)))
+            goto done;
+    }
+    if (overlay) {
+        const uint8_t *px = img.data;
+        for (size_t i = 0; i < hw; i++)
+            for (int k = 0; k < 3; k++) {
+                int v = px[i * img.c + (img.c >= 3 ? k : 0)];
+                aux[3 * i + k] = (uint8_t)((v + pal[pred[i]][k] + 1) / 2);
+            }
+        snprintf(path, sizeof path, "%s/%s_overlay.png", outdir, stem);
+        sd_image ov = {.w = w, .h = h, .c = 3, .depth = 8, .data = aux};
+        if ((st = sd_png_write(path, &ov)))
+            goto done;
+    }
+    if (labelids) {
+        for (size_t i = 0; i < hw; i++)
+            aux[i] = (uint8_t)(pred[i] < SD_NUM_CLASSES ? sd_class_label_id[pred[i]] : 0);
+        snprintf(path, sizeof path, "%s/%s_labelIds.png", outdir, stem);
+        sd_image li = {.w = w, .h = h, .c = 1, .depth = 8, .data = aux};
+        if ((st = sd_png_write(path, &li)))
+            goto done;
+    }
+done:
+    free(probs);
+    free(pred);
+    free(aux);
+    sd_image_free(&img);
+    return st;
+}
 
 int cli_predict(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "segda predict: not implemented yet\n");
-    return 2;
+    static const struct option lo[] = {
+        {"model", required_argument, 0, 'm'},  {"input", required_argument, 0, 'i'},
+        {"out", required_argument, 0, 'o'},    {"size", required_argument, 0, 's'},
+        {"color", no_argument, 0, 'c'},        {"overlay", no_argument, 0, 'v'},
+        {"labelids", no_argument, 0, 'l'},     {"flip", no_argument, 0, 'f'},
+        {"scales", required_argument, 0, 'S'}, {"window", required_argument, 0, 'w'},
+        {"overlap", required_argument, 0, 'O'}, {"align-corners", no_argument, 0, 'a'},
+        {"strict", no_argument, 0, 'x'},       {"threads", required_argument, 0, 't'},
+        {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *model = NULL, *input = NULL, *outdir = NULL;
+    bool color = false, overlay = false, labelids = false, strict = false, quiet = false;
+    sd_infer_opts io = sd_infer_opts_default(SD_NORM_IMAGENET);
+    optind = 1;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'm': model = optarg; break;
+        case 'i': input = optarg; break;
+        case 'o': outdir = optarg; break;
+        case 's':
+            if (!parse_wh(optarg, &io.net_w, &io.net_h)) {
+                fprintf(stderr, "segda predict: --size '%s', expected WxH (8..16384)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'w':
+            if (!parse_wh(optarg, &io.win_w, &io.win_h)) {
+                fprintf(stderr, "segda predict: --window '%s', expected WxH (8..16384)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'O': {
+            char *end;
+            io.overlap = strtof(optarg, &end);
+            if (*end || !(io.overlap >= 0 && io.overlap <= 0.9f)) {
+                fprintf(stderr, "segda predict: --overlap '%s', expected 0..0.9\n", optarg);
+                return 2;
+            }
+            break;
+        }
+        case 'S': {
+            io.n_scales = 0;
+            char *s = optarg, *end;
+            for (;;) {
+                float v = strtof(s, &end);
+                if (end == s || !(v >= 0.1f && v <= 4.0f) || io.n_scales == SD_INFER_MAX_SCALES ||
+                    (*end && *end != ',')) {
+                    fprintf(stderr, "segda predict: --scales '%s', expected up to %d numbers in 0.1..4 separated by commas\n",
+                            optarg, SD_INFER_MAX_SCALES);
+                    return 2;
+                }
+                io.scales[io.n_scales++] = v;
+                if (!*end)
+                    break;
+                s = end + 1;
+            }
+            break;
+        }
+        case 'c': color = true; break;
+        case 'v': overlay = true; break;
+        case 'l': labelids = true; break;
+        case 'f': io.flip = true; break;
+        case 'a': io.align_corners = true; break;
+        case 'x': strict = true; break;
+        case 'q': quiet = true; break;
+        case 't': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end || n < 0 || n > 1024) {
+                fprintf(stderr, "segda predict: --threads '%s', expected 0..1024\n", optarg);
+                return 2;
+            }
+            sd_set_threads((int)n);
+            break;
+        }
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc || !model || !input || !outdir) {
+        if (optind < argc)
+            fprintf(stderr, "segda predict: unexpected argument '%s'\n", argv[optind]);
+        else
+            fprintf(stderr, "segda predict: --model, --input and --out are required\n");
+        usage(stderr);
+        return 2;
+    }
+
+    file_list files = {0};
+    struct stat sb;
+    if (stat(input, &sb) != 0) {
+        sd_fail(SD_ERR_IO, "%s: %s", input, strerror(errno));
+        return cli_fail("predict");
+    }
+    sd_status st = S_ISDIR(sb.st_mode) ? walk(input, &files, 0)
+                   : list_push(&files, input) ? sd_fail(SD_ERR_NOMEM, "out of memory")
+                                              : SD_OK;
+    if (!st && !files.n)
+        st = sd_fail(SD_ERR_DATA, "%s: no .png or .jpg images found", input);
+    if (!st)
+        qsort(files.v, (size_t)files.n, sizeof *files.v, cmp_str);
+    if (!st && mkdir(outdir, 0755) != 0 && errno != EEXIST)
+        st = sd_fail(SD_ERR_IO, "%s: cannot create: %s", outdir, strerror(errno));
+
+    sd_model *m = NULL;
+    sd_norm norm = SD_NORM_IMAGENET;
+    if (!st)
+        st = sd_model_load(model, strict, &m, &norm);
+    if (!st && labelids && sd_model_options(m)->classes != SD_NUM_CLASSES)
+        st = sd_fail(SD_ERR_ARG, "--labelids needs a %d-class model; %s has %d classes", SD_NUM_CLASSES, model,
+                     sd_model_options(m)->classes);
+    io.norm = norm;
+    /* trainId colours, then black for everything else (255 = ignore) */
+    uint8_t pal[256][3];
+    memset(pal, 0, sizeof pal);
+    memcpy(pal, sd_class_colors, sizeof sd_class_colors);
+
+    sd_tape t;
+    sd_tape_init(&t, 0);
+    sd_progress pr;
+    sd_progress_init(&pr, "predict", "img", files.n, quiet ? SD_PROGRESS_OFF : SD_PROGRESS_AUTO);
+    for (int i = 0; !st && i < files.n; i++) {
+        st = predict_one(m, &t, &io, files.v[i], outdir, color, overlay, labelids, (const uint8_t(*)[3])pal);
+        sd_progress_update(&pr, i + 1);
+    }
+    sd_progress_finish(&pr);
+    sd_tape_free(&t);
+    sd_model_free(m);
+    for (int i = 0; i < files.n; i++)
+        free(files.v[i]);
+    free(files.v);
+    if (st)
+        return cli_fail("predict");
+    return 0;
 }

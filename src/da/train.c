@@ -875,7 +875,7 @@ static void zero_grads(sd_trainer *tr)
         sd_params_zero_grad(tr->mods[i].params);
 }
 
-static sd_status run_eval(sd_trainer *tr)
+static sd_status run_eval(sd_trainer *tr, sd_train_summary *sum)
 {
     sd_eval_result r;
     double t0 = sd_time_now();
@@ -884,6 +884,11 @@ static sd_status run_eval(sd_trainer *tr)
         return st;
     double miou = r.miou[SD_PROTOCOL_19];
     log_eval(tr, &r);
+    if (sum) {
+        sum->evaluated = true;
+        sum->miou_19 = miou;
+        memcpy(sum->class_iou, r.class_iou, sizeof sum->class_iou);
+    }
     bool best = isfinite(miou) && miou > tr->best_miou;
     fprintf(stderr, "train %s: eval at it %lld: mIoU-19 %.2f%s (%.1f s)\n", tr->method->name, (long long)tr->it,
             100 * miou, best ? " (best)" : "", sd_time_now() - t0);
@@ -931,8 +936,17 @@ static sd_status iterate(sd_trainer *tr)
     return SD_OK;
 }
 
-sd_status sd_train_run(sd_config *cfg)
+sd_status sd_train_run(sd_config *cfg) { return sd_train_run_summary(cfg, NULL); }
+
+sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum)
 {
+    if (sum) {
+        memset(sum, 0, sizeof *sum);
+        sum->miou_19 = NAN;
+        sum->best_miou = NAN;
+        for (int c = 0; c < SD_NUM_CLASSES; c++)
+            sum->class_iou[c] = NAN;
+    }
     const sd_method *m;
     sd_status st = sd_train_resolve(cfg, &m);
     if (st)
@@ -984,11 +998,17 @@ sd_status sd_train_run(sd_config *cfg)
         }
         tr.it++;
         bool do_eval = pv->have_val && (tr.it % tr.eval_every == 0 || tr.it == tr.iters);
-        if (do_eval && (st = run_eval(&tr)))
+        if (do_eval && (st = run_eval(&tr, sum)))
             break;
         if (do_eval || tr.it == tr.iters || (tr.save_every > 0 && tr.it % tr.save_every == 0))
             if ((st = save_last(&tr)))
                 break;
+    }
+    if (sum) {
+        sum->best_miou = tr.best_miou;
+        sum->best_it = tr.best_it;
+        sum->iters = tr.it;
+        sum->seconds = sd_time_now() - t0;
     }
     teardown(&tr);
     return st;

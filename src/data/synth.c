@@ -189,7 +189,7 @@ static sd_status write_real(const char *out, const sd_synth_opts *o, const char 
 
 /* ---- classification crops ---- */
 
-typedef struct crop_win { int x0, y0, s; float frac; int plural; } crop_win;
+typedef struct crop_win { int x0, y0, s; float frac; } crop_win;
 
 static crop_win eval_window(const uint8_t *tid, int w, int h, int cx, int cy, int s, int cls)
 {
@@ -208,34 +208,38 @@ static crop_win eval_window(const uint8_t *tid, int w, int h, int cx, int cy, in
             cnt[t < SD_NUM_CLASSES ? t : SD_NUM_CLASSES]++;
         }
     c.frac = (float)cnt[cls] / (float)(s * s);
-    c.plural = 1;
-    for (int k = 0; k < SD_NUM_CLASSES; k++)
-        if (k != cls && cnt[k] > cnt[cls])
-            c.plural = 0;
     return c;
 }
 
-/* Picks a square window where class `cls` dominates; 0 if the class is absent. */
+/* Share of a crop the class must cover: stuff fills crops, thin objects
+ * (poles, people, two-wheelers) cannot. */
+static float crop_share(int cls)
+{
+    static const float share[SD_NUM_CLASSES] = {0.5f, 0.45f, 0.5f, 0.35f, 0.35f, 0.15f, 0.2f, 0.2f, 0.5f,
+                                                0.4f, 0.5f, 0.2f, 0.2f, 0.35f, 0.35f, 0.35f, 0.35f, 0.2f, 0.15f};
+    return share[cls];
+}
+
+/* Picks the largest square window (from 2 to 1/2 crop side) around a pixel
+ * of class `cls` that the class covers enough of; 0 if there is none. */
 static int pick_window(const uint8_t *tid, int w, int h, int cls, int cs, sd_rng *r, crop_win *best)
 {
     size_t n = (size_t)w * h, count = 0;
     for (size_t i = 0; i < n; i++)
         count += tid[i] == cls;
-    if (count < (size_t)(cs / 8 > 4 ? cs / 8 : 4) * (size_t)(cs / 8 > 4 ? cs / 8 : 4) / 2)
-        return 0;
-    static const float scales[] = {2.0f, 1.5f, 1.0f, 0.75f, 0.5f, 0.375f, 0.25f};
     best->frac = -1;
+    if (count < (size_t)cs * (size_t)cs / 64)
+        return 0;
+    static const float scales[] = {2.0f, 1.5f, 1.0f, 0.75f, 0.5f};
     for (size_t si = 0; si < sizeof scales / sizeof scales[0]; si++) {
         int s = (int)(scales[si] * (float)cs);
-        if (s < 8)
-            s = 8;
-        for (int t = 0; t < 3; t++) {
+        for (int t = 0; t < 4; t++) {
             size_t k = (size_t)(sd_rng_u64(r) % count), j = 0, i = 0;
             for (; i < n; i++)
                 if (tid[i] == cls && j++ == k)
                     break;
             crop_win c = eval_window(tid, w, h, (int)(i % (size_t)w), (int)(i / (size_t)w), s, cls);
-            if (c.plural && c.frac >= 0.25f) {
+            if (c.frac >= crop_share(cls)) {
                 *best = c;
                 return 1;
             }
@@ -243,7 +247,7 @@ static int pick_window(const uint8_t *tid, int w, int h, int cls, int cs, sd_rng
                 *best = c;
         }
     }
-    return best->frac >= 0.2f;
+    return 0;
 }
 
 /* Area-averaged resampling of a window to cs x cs. */
@@ -290,8 +294,8 @@ static sd_status write_crops_scene(const char *out, const sd_synth_opts *o, cons
     uint32_t stream = strcmp(split, "val") ? STREAM_CROPS_TRAIN : STREAM_CROPS_VAL;
     size_t n = (size_t)w * h;
     uint8_t *rgb = sd_malloc(n * 3), *ids = sd_malloc(n), *tid = sd_malloc(n), *crop = sd_malloc((size_t)cs * cs * 3);
-    uint8_t *rgb2 = sd_malloc(n * 3), *tid2 = sd_malloc(n);
-    sd_status st = (rgb && ids && tid && crop && rgb2 && tid2) ? SD_OK : SD_ERR_NOMEM;
+    uint8_t *rgb2 = sd_malloc(n * 3), *tid2 = sd_malloc(n), *rgb3 = sd_malloc(n * 3);
+    sd_status st = (rgb && ids && tid && crop && rgb2 && tid2 && rgb3) ? SD_OK : SD_ERR_NOMEM;
     uint8_t lut[256];
     sd_labels_id_to_train_lut(lut);
     if (!st) {
@@ -302,19 +306,26 @@ static sd_status write_crops_scene(const char *out, const sd_synth_opts *o, cons
     }
     for (int c = 0; c < SD_NUM_CLASSES && !st; c++) {
         sd_rng pr = scene_rng(o->seed, stream + 16, (uint64_t)j * 32 + (uint64_t)c);
-        crop_win win;
+        crop_win win, best = {0, 0, 0, -1};
         const uint8_t *src = rgb;
         int ok = pick_window(tid, w, h, c, cs, &pr, &win);
+        if (!ok && win.frac > best.frac)
+            best = win, memcpy(rgb3, rgb, n * 3);
         for (int t = 0; !ok && t < 6 && !st; t++) {
             sd_rng r2 = scene_rng(o->seed, stream + 32 + (uint32_t)t, (uint64_t)j * 32 + (uint64_t)c);
             st = render_want(SD_SYNTH_REAL, &r2, w, h, c, rgb2, ids);
             for (size_t i = 0; i < n; i++)
                 tid2[i] = lut[ids[i]];
             ok = !st && pick_window(tid2, w, h, c, cs, &pr, &win);
-            src = rgb2;
+            if (ok)
+                src = rgb2;
+            else if (win.frac > best.frac)
+                best = win, memcpy(rgb3, rgb2, n * 3);
         }
         if (st)
             break;
+        if (!ok && best.frac >= 0.1f) /* the best of the tries, if the class is still prominent */
+            win = best, src = rgb3, ok = 1;
         if (!ok) {
             st = sd_fail(SD_ERR_DATA, "synth: could not place class '%s' in crop scene %d of %s", sd_class_names[c],
                          j, split);
@@ -326,7 +337,7 @@ static sd_status write_crops_scene(const char *out, const sd_synth_opts *o, cons
         sd_image im = {cs, cs, 3, 8, crop};
         st = sd_png_write(path, &im);
     }
-    free(rgb), free(ids), free(tid), free(crop), free(rgb2), free(tid2);
+    free(rgb), free(ids), free(tid), free(crop), free(rgb2), free(tid2), free(rgb3);
     return st;
 }
 
@@ -387,7 +398,7 @@ sd_status sd_synth_write(const char *out_dir, const sd_synth_opts *o)
         total += counts[k];
     int threads = o->threads > 0 ? o->threads : sd_threads();
     if (!o->quiet)
-        sd_log(1, "synth: writing %d sim, %d+%d real images (%dx%d) and %d+%d crops per class to %s with %d threads",
+        sd_log(1, "synth: writing %d sim, %d+%d real images (%dx%d) and %d+%d crops per class to %s with %d threads\n",
                o->n_sim, o->n_real, o->n_real_val, o->w, o->h, ncrop[0], ncrop[1], out_dir, threads);
 
     sd_status first = SD_OK;
@@ -430,6 +441,6 @@ sd_status sd_synth_write(const char *out_dir, const sd_synth_opts *o)
     if (first)
         return sd_fail(first, "%s", msg);
     if (!o->quiet)
-        sd_log(1, "synth: done");
+        sd_log(1, "synth: done\n");
     return SD_OK;
 }

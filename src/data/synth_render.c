@@ -278,6 +278,8 @@ static void draw_background(rast *R)
                 base[c] = st->sky_hor[c] + (st->sky_top[c] - st->sky_hor[c]) * t;
             for (int x = 0; x < w; x++) {
                 size_t i = row + (size_t)x;
+                if (R->zb[i] < INFINITY)
+                    continue;
                 const float *c = base;
                 float m = 0, az = ((float)x + 0.5f - cx) / f;
                 if (R->real) {
@@ -314,6 +316,8 @@ static void draw_background(rast *R)
                 act[nact++] = k;
         for (int x = 0; x < w; x++) {
             size_t i = row + (size_t)x;
+            if (z >= R->zb[i])
+                continue;
             float X = ((float)x + 0.5f - cx) * zf;
             int label, tex = SY_TEX_NONE;
             const float *c;
@@ -580,6 +584,24 @@ static sd_status camera_real(const sy_scene *s, sd_rng *rng, float *col, uint8_t
     return jpeg_artefacts(rgb, w, h, st->jpeg_quality);
 }
 
+static float sprite_key(const sy_sprite *sp) { return sp->plane == SY_PLANE_FRONT ? sp->z : fmaxf(sp->z, 0.3f); }
+
+/* Insertion sort by nearest depth, ties by index: deterministic everywhere
+ * and fast on the few hundred sprites, which come out of the builder partly
+ * ordered. */
+static void sort_sprites(const sy_scene *s, int *order)
+{
+    for (int i = 0; i < s->nsprites; i++) {
+        int j = i;
+        float k = sprite_key(&s->sprites[i]);
+        while (j > 0 && sprite_key(&s->sprites[order[j - 1]]) > k) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = i;
+    }
+}
+
 sd_status sy_scene_render(const sy_scene *s, sd_rng *rng, uint8_t *rgb, uint8_t *ids)
 {
     int w = s->w, h = s->h;
@@ -590,11 +612,22 @@ sd_status sy_scene_render(const sy_scene *s, sd_rng *rng, uint8_t *rgb, uint8_t 
         free(R.col), free(R.zb), free(R.lab);
         return sd_fail(SD_ERR_NOMEM, "synth: cannot allocate buffers for a %dx%d image", w, h);
     }
-    draw_background(&R);
-    for (int i = 0; i < s->nsprites; i++)
-        draw_sprite(&R, &s->sprites[i]);
+    /* Near to far, background last: the depth test then rejects hidden
+     * pixels before their parts and textures are evaluated. */
+    for (size_t i = 0; i < n; i++)
+        R.zb[i] = INFINITY;
     if (s->ego)
         draw_hood(&R);
+    int *order = sd_malloc((size_t)(s->nsprites + 1) * sizeof(int));
+    if (!order) {
+        free(R.col), free(R.zb), free(R.lab);
+        return sd_fail(SD_ERR_NOMEM, "synth: cannot allocate buffers for a %dx%d image", w, h);
+    }
+    sort_sprites(s, order);
+    for (int i = 0; i < s->nsprites; i++)
+        draw_sprite(&R, &s->sprites[order[i]]);
+    free(order);
+    draw_background(&R);
     sd_status st = SD_OK;
     if (rgb) {
         if (s->st.real) {

@@ -108,9 +108,9 @@ static void style_init(sy_style *st, int real, sd_rng *r)
         set3(st->sky_hor, 205, 212, 222);
         set3(st->cloud, 225, 228, 232);
         set3(st->haze, 190, 196, 205);
-        set3(st->wall, 128, 122, 112);
-        set3(st->fence, 105, 100, 90);
-        set3(st->fence2, 70, 68, 62);
+        set3(st->wall, 165, 155, 112);
+        set3(st->fence, 125, 108, 82);
+        set3(st->fence2, 78, 72, 60);
         set3(st->pole, 88, 90, 92);
         set3(st->tlbox, 30, 30, 28);
         set3(st->veg, 62, 84, 40);
@@ -903,7 +903,8 @@ void sy_scene_build(sy_scene *s, sd_synth_domain dom, sd_rng *r, int w, int h, i
     style_init(&s->st, real, r);
     s->tex_seed = (uint32_t)sd_rng_u64(r);
 
-    /* camera: the game's chase camera sits higher and looks further up */
+    /* camera: the game's chase camera sits higher and is pitched further down
+     * (horizon higher in the frame); the real car camera has a longer lens */
     s->f = (float)w * (real ? U(r, 0.86f, 0.96f) : U(r, 0.66f, 0.76f));
     s->cx = (float)w * (0.5f + clampf(0.04f * sd_rng_normal(r), -0.09f, 0.09f));
     s->yh = (float)h * (real ? U(r, 0.45f, 0.54f) : U(r, 0.36f, 0.45f));
@@ -1050,11 +1051,11 @@ void sy_scene_build(sy_scene *s, sd_synth_domain dom, sd_rng *r, int w, int h, i
                 add_lamp(s, r, xcurb, z, -sg);
         int ns = sd_rng_int(r, 3) + (want == 7 && sd == 1);
         for (int i = 0; i < ns; i++)
-            add_sign(s, r, xcurb + sg * 0.2f, (want == 7 && i == 0) ? U(r, 6, 10) : U(r, 5, 70));
+            add_sign(s, r, xcurb + sg * 0.2f, (want == 7 && i == 0) ? U(r, 9, 14) : U(r, 5, 70));
         if (s->cross_z1 > s->cross_z0)
             add_traffic_light(s, r, xcurb, s->cross_z0 - U(r, 0.5f, 2.5f), -sg, chance(r, 0.5f));
         if ((want == 6 || want == 5) && sd == 1)
-            add_traffic_light(s, r, xcurb, U(r, 6, 10), -sg, want == 6 && chance(r, 0.5f));
+            add_traffic_light(s, r, xcurb, U(r, 12, 18), -sg, want == 6 && chance(r, 0.5f));
         if (chance(r, real ? 0.5f : 0.35f)) { /* a row of street trees */
             float xt = s->verge[sd] > 0 ? (sd ? s->xr : s->xl) + sg * s->verge[sd] * 0.5f : xcurb + sg * 0.4f;
             float step = U(r, 7, 12);
@@ -1160,8 +1161,9 @@ void sy_scene_build(sy_scene *s, sd_synth_domain dom, sd_rng *r, int w, int h, i
         int sd = sd_rng_int(r, 2);
         float x0 = sd ? s->xr + s->verge[1] : s->xl - s->verge[0], x1 = side_out(s, sd);
         float xc = U(r, fminf(x0, x1) + 0.4f, fmaxf(x0, x1) - 0.4f);
-        float z = (want == 11 && i == np - 1) ? U(r, 5, 9) : U(r, 4, 60);
-        if (chance(r, 0.12f)) /* crossing the road */
+        int forced = want == 11 && i == np - 1;
+        float z = forced ? U(r, 6, 11) : U(r, 4, 60);
+        if (chance(r, 0.12f) || forced) /* crossing the road */
             xc = U(r, s->xl, s->xr);
         int group = chance(r, 0.25f) ? 2 + sd_rng_int(r, 2) : 1;
         for (int g = 0; g < group; g++)

