@@ -477,7 +477,8 @@ int cli_demo(int argc, char **argv)
             sd_config_set(&cfg, "iters", iters_s, "demo", true);
             sd_config_set(&cfg, "eval-every", iters_s, "demo", true);
             sd_config_set(&cfg, "seed", seed_s, "demo", true);
-            sd_config_set(&cfg, "lr", "0.01", "demo", true);
+            sd_config_set(&cfg, "lr", "0.005", "demo", true);
+            sd_config_set(&cfg, "freeze-bn", "false", "demo", true);   /* from scratch: BN must learn its statistics */
             sd_config_set(&cfg, "lr-d", "1e-4", "demo", true);
             sd_config_set(&cfg, "batch", "2,2", "demo", true);
             sd_config_set(&cfg, "flip", "true", "demo", true);
@@ -544,7 +545,7 @@ int cli_demo(int argc, char **argv)
     if (!f)
         return cli_fail("demo");
     fprintf(f, "# segda demo\n\nBuilt-in sim→real benchmark (%s), deeplab-mini from scratch, %d iterations per run "
-               "(batch 2 source + 2 target, SGD lr 0.01 poly 0.9), %d seed(s); mIoU-19 on real val, IoU in %%. "
+               "(batch 2 source + 2 target, SGD lr 0.005 poly 0.9, BN trained), %d seed(s); mIoU-19 on real val, IoU in %%. "
                "Total time %.0f s.\n\n",
             bench, iters, seeds, sd_time_now() - t_start);
     print_table(f, rows, n_rows, true);

@@ -116,6 +116,15 @@ int cli_train(int argc, char **argv)
         }
         const char *key = opts[idx].name;
         const char *val = optarg ? optarg : "true";
+        /* "--flip false" as well as "--flip=false" */
+        if (!optarg && knob_of[idx] && knob_of[idx]->type == SD_KNOB_BOOL && optind < argc) {
+            static const char *const words[] = {"true", "false", "1", "0", "yes", "no", "on", "off"};
+            for (size_t w = 0; w < sizeof words / sizeof words[0]; w++)
+                if (!strcmp(argv[optind], words[w])) {
+                    val = argv[optind++];
+                    break;
+                }
+        }
         snprintf(origin, sizeof origin, "--%s", key);
         if (sd_config_set(&cfg, key, val, origin, true)) {
             rc = cli_fail("train");

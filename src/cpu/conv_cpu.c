@@ -30,7 +30,9 @@ static float *scratch_get(size_t n)
 }
 
 /* Caps the im2col block at 8M floats (32 MiB) by splitting the output rows. */
+#ifndef COL_CAP
 #define COL_CAP ((size_t)8 << 20)
+#endif
 
 static int ceil_div(int a, int b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 
