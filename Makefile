@@ -7,10 +7,11 @@ BUILD    ?= build
 CC       ?= cc
 OPT      ?= -O2
 PYTHON   ?= /usr/bin/python3
+SAN      ?=
 CFLAGS   ?= $(OPT) -g
-CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -fPIC -Iinclude -Isrc -MMD -MP
+override CFLAGS += $(SAN) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -fPIC -Iinclude -Isrc -MMD -MP
+override LDFLAGS += $(SAN)
 LDLIBS   += -lopenblas -lpng -ljpeg -llinear -lsvm -lm -lpthread -fopenmp
-LDFLAGS  ?=
 
 LIB_DIRS := core cpu nn optim io data da eval gap
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard src/$(d)/*.c))
@@ -56,15 +57,14 @@ deps:
 
 # check: build and run the suite without the package step (what test runs after deps)
 check: all
-	@BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run.sh
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) SEGDA_ASAN=$(SEGDA_ASAN) tests/run.sh
 
 test: deps
 	@$(MAKE) --no-print-directory check
 
 asan: deps
-	@$(MAKE) --no-print-directory check BUILD=build-asan OPT=-O1 \
-	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	  LDFLAGS="-fsanitize=address,undefined" SEGDA_ASAN=1
+	@$(MAKE) --no-print-directory check BUILD=build-asan OPT=-O1 SEGDA_ASAN=1 \
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -289,6 +289,41 @@ static void test_minent_lowers_entropy(void)
               e1[9], e0[9]);
 }
 
+static void test_every_method_runs(void)
+{
+    /* each method, two iterations, logs its own terms */
+    static const struct {
+        const char *method, *name, *extra, *term;
+    } cases[] = {
+        {"oracle", "m-oracle", "iters=2", "seg"},
+        {"feature-adv", "m-fadv", "disc-width=8", "dom_tgt"},
+        {"adaptseg", "m-as-multi", "levels=multi", "adv_aux"},
+        {"road", "m-road", "grid=2x2", "spatial"},
+        {"road", "m-road-src", "distill=source", "dist"},
+        {"advent", "m-advent-multi", "levels=multi", "d_tgt_aux"},
+        {"fda", "m-fda", "beta=0.09", "ent"},
+        {"selftrain", "m-cbst", "mode=cbst", "pseudo"},
+        {"selftrain", "m-stuff", "mode=stuff", "pseudo"},
+        {"selftrain", "m-mt", "mode=mean-teacher", "confident"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *a[] = {"iters=2", "disc-width=8", cases[i].extra};
+        sd_status st = run(cases[i].method, cases[i].name, 3, a);
+        CHECK_MSG(st == SD_OK, "%s (%s): %s", cases[i].method, cases[i].extra, sd_errmsg());
+        double v[4];
+        CHECK_MSG(read_term(cases[i].name, cases[i].term, v, 4) == 2, "%s: term %s not logged twice", cases[i].name,
+                  cases[i].term);
+    }
+    /* finetune starts from a checkpoint and keeps a seeded subset */
+    char init[600];
+    snprintf(init, sizeof init, "init=%s/run-m-oracle/last.safetensors", bench);
+    const char *f[] = {"iters=2", "target-labels=3", init};
+    CHECK_OK(run("finetune", "m-ft", 3, f));
+    const char *nf[] = {"iters=2"};
+    CHECK(run("finetune", "m-ft-noinit", 1, nf) == SD_ERR_ARG);
+    CHECK_ERR_HAS("give --init");
+}
+
 static void test_grad_reverse_flips_sign(void)
 {
     sd_tape t;
@@ -354,6 +389,7 @@ int main(void)
     RUN(test_disc_learns_with_frozen_generator);
     RUN(test_minent_lowers_entropy);
     RUN(test_kill_during_save);
+    RUN(test_every_method_runs);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", bench);
     if (system(cmd) != 0)
