@@ -377,10 +377,10 @@ void TEST_infer(void)
     /* normalisation: caffe is BGR minus the mean */
     float n3[3];
     uint8_t px[3] = {10, 20, 30};
-    sd_image_normalize(px, 1, 1, 3, SD_NORM_CAFFE, n3);
+    sd_normalize(px, 1, 1, sd_norm_params_of(SD_NORM_CAFFE), n3);
     CHECK_NEAR(n3[0], 30 - 104.00698793, 1e-5);
     CHECK_NEAR(n3[2], 10 - 122.67891434, 1e-5);
-    sd_image_normalize(px, 1, 1, 3, SD_NORM_IMAGENET, n3);
+    sd_normalize(px, 1, 1, sd_norm_params_of(SD_NORM_IMAGENET), n3);
     CHECK_NEAR(n3[1], (20 / 255.0 - 0.456) / 0.224, 1e-5);
     free(p2);
     free(img);

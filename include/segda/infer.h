@@ -1,8 +1,10 @@
-/* Inference on whole images: normalisation, optional resize to the
- * network's input size, multi-scale and flip averaging of softmax
- * probabilities, sliding windows, and upsampling to the image's full
- * resolution. Shared by `segda predict`, `segda eval --model` and `segda gap`.
- * File writing and directory walking stay in src/cli. */
+/* Inference on whole images: resize to the network's input size,
+ * normalisation (norm.h), multi-scale and flip averaging, sliding windows;
+ * either softmax probabilities at the image's full resolution (`segda
+ * predict`) or raw logits on the network's output grid (`segda eval
+ * --model`, which upsamples them to the ground truth as the field does).
+ * Shared by predict, eval and gap. File writing and directory walking stay
+ * in src/cli. */
 #ifndef SEGDA_INFER_H
 #define SEGDA_INFER_H
 
@@ -21,20 +23,41 @@ typedef struct sd_infer_opts {
     bool flip;                /* also run the mirrored image and average */
     int win_w, win_h;         /* sliding window (network pixels); 0 = whole image */
     float overlap;            /* window overlap fraction in [0, 0.9]; default 1/3 */
-    bool align_corners;       /* for upsampling logits; false as PyTorch's default */
+    bool align_corners;       /* for resizing logits; false as PyTorch's default */
 } sd_infer_opts;
 
 sd_infer_opts sd_infer_opts_default(sd_norm norm);
 
-/* 8-bit interleaved pixels (c = 1 grey, 3 RGB, 4 RGBA) to normalised f32
- * [3, h, w] (Caffe: BGR minus the mean; ImageNet: RGB/255 minus mean over std). */
-void sd_image_normalize(const uint8_t *px, int w, int h, int c, sd_norm norm, float *dst);
+/* Both functions below run the model in eval mode under no_grad on t, which
+ * they reset before and after. px: 8-bit interleaved pixels (c = 1 grey,
+ * 3 RGB, 4 RGBA; grey is repeated, alpha dropped), w x h >= 8 x 8.
+ *
+ * The input: when net_w x net_h differs from the image, the 8-bit image is
+ * resized to it with PIL's bicubic (as the field's Cityscapes loaders do),
+ * then normalised with sd_normalize(sd_norm_params_of(o->norm)). Each scale
+ * s resizes that normalised input bilinearly (align_corners false) to
+ * round(net * s); a flip pass mirrors the input and mirrors its logits back.
+ * One pass's logits: with no window (or one covering the input), the head's
+ * output as it is; with windows, each window's logits upsampled to the window
+ * and averaged where windows overlap, on that pass's input grid. */
 
-/* Softmax probabilities [classes, h, w] at the image's resolution, averaged
- * over scales and flips, into probs (caller-allocated). Runs the model in
- * eval mode under no_grad on t, which it resets before and after. */
+/* Softmax probabilities [classes, h, w] at the image's resolution: each
+ * pass's logits are upsampled bilinearly (o->align_corners) straight to
+ * w x h, softmaxed, and the passes' probabilities averaged, into probs
+ * (caller-allocated). */
 sd_status sd_infer_probs(sd_model *m, sd_tape *t, const uint8_t *px, int w, int h, int c, const sd_infer_opts *o,
                          float *probs);
+
+/* Raw logits (no softmax) [classes, *lh, *lw] on one grid: the first pass's,
+ * and the scale-1.0 pass runs first when 1.0 is among the scales (else the
+ * first scale listed). With one scale 1 and no flip this is exactly the
+ * network's output for the image resized to net_w x net_h (e.g. 1/8 of it
+ * at output stride 8; with windows, net_w x net_h). Every other pass's
+ * logits are resized bilinearly (o->align_corners) to that grid, and all
+ * passes are averaged with equal weight (a plain mean of logits, scales and
+ * flips alike). *logits is malloc'd (NULL on error); the caller frees it. */
+sd_status sd_infer_logits(sd_model *m, sd_tape *t, const uint8_t *px, int w, int h, int c, const sd_infer_opts *o,
+                          float **logits, int *lw, int *lh);
 
 /* Per-pixel argmax of probs [classes, h, w] into pred [h*w]; conf [h*w]
  * (the winning probability) may be NULL. */

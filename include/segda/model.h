@@ -9,16 +9,8 @@
 
 #include <stdbool.h>
 
+#include "segda/norm.h" /* sd_norm: the input convention stored with a model */
 #include "segda/tensor.h"
-
-/* How input images are normalised, stored in checkpoints. */
-typedef enum sd_norm {
-    SD_NORM_CAFFE = 0,   /* BGR, minus (104.00698793, 116.66876762, 122.67891434), no std */
-    SD_NORM_IMAGENET,    /* RGB / 255, minus (0.485, 0.456, 0.406), / (0.229, 0.224, 0.225) */
-    SD_NORM_COUNT
-} sd_norm;
-const char *sd_norm_name(sd_norm n);
-int sd_norm_parse(const char *s);          /* -1 if unknown */
 
 typedef struct sd_model_opts {
     const char *name;        /* "deeplabv2-resnet101", "deeplab-mini", ... */

@@ -1,6 +1,6 @@
 /* Transforms on one sample (u8 HWC image + u8 trainId label): resize,
  * random scale, random crop that records where it came from, horizontal
- * flip, colour jitter, Gaussian blur, and normalisation to f32 CHW. Batching
+ * flip, colour jitter, Gaussian blur, and normalisation to f32 CHW (norm.h). Batching
  * and threads live in loader.h; file reading in data.h.
  *
  * Resampling follows PIL's Image.resize, which the field's loaders call:
@@ -15,6 +15,7 @@
 
 #include "segda/core.h"
 #include "segda/data.h"
+#include "segda/norm.h"
 
 typedef enum sd_interp {
     SD_INTERP_BILINEAR = 0, /* the zero default, for images */
@@ -33,21 +34,6 @@ void sd_flip_u8(uint8_t *img, int w, int h, int c);
  * outside src are filled with fill[0..c-1]. */
 void sd_crop_u8(const uint8_t *src, int sw, int sh, int c, int x, int y, int cw, int ch, const uint8_t *fill,
                 uint8_t *dst);
-
-/* Normalisation: out[ch] = (pixel[src_ch] * scale - mean[ch]) / std[ch],
- * channel order BGR when bgr (then mean/std are in BGR order too). */
-typedef struct sd_norm_params {
-    float mean[3], std[3];
-    float scale;
-    bool bgr;
-} sd_norm_params;
-extern const sd_norm_params sd_norm_torchvision; /* RGB, /255, ImageNet mean/std */
-extern const sd_norm_params sd_norm_caffe;       /* BGR, 0..255, mean 104.00698793 116.66876762 122.67891434, std 1 */
-
-/* hwc [h][w][3] RGB -> chw [3][h][w]. */
-void sd_normalize(const uint8_t *hwc, int w, int h, const sd_norm_params *n, float *chw);
-/* The u8 RGB pixel that normalises closest to 0 (padding colour). */
-void sd_norm_fill(const sd_norm_params *n, uint8_t rgb[3]);
 
 /* torchvision-style factors (1 = unchanged): brightness scales, contrast
  * blends with the image's mean grey, saturation with each pixel's grey. */

@@ -1,16 +1,14 @@
 /* Image and label transforms for training samples: PIL-style separable
  * resampling with precomputed weights (no per-pixel calls through filters),
- * crop with padding, flip, jitter, blur, normalisation, and the augmentation
- * pipeline that ties them to one rng stream. No file I/O, no threads. */
+ * crop with padding, flip, jitter, blur, and the augmentation pipeline that
+ * ties them to one rng stream. Normalisation itself is in norm.c. No file I/O,
+ * no threads. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "segda/labels.h"
 #include "segda/transform.h"
-
-const sd_norm_params sd_norm_torchvision = {{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}, 1.0f / 255.0f, false};
-const sd_norm_params sd_norm_caffe = {{104.00698793f, 116.66876762f, 122.67891434f}, {1, 1, 1}, 1.0f, true};
 
 static inline uint8_t clip_u8(float v)
 {
@@ -216,28 +214,6 @@ void sd_crop_u8(const uint8_t *src, int sw, int sh, int c, int x, int y, int cw,
             memcpy(o + (size_t)x0 * c, src + ((size_t)sy * sw + x + x0) * c, (size_t)(x1 - x0) * c);
         for (int i = x1 > x0 ? x1 : x0; i < cw; i++)
             memcpy(o + (size_t)i * c, fill, c);
-    }
-}
-
-void sd_normalize(const uint8_t *hwc, int w, int h, const sd_norm_params *n, float *chw)
-{
-    size_t hw = (size_t)w * h;
-    for (int oc = 0; oc < 3; oc++) {
-        int sc = n->bgr ? 2 - oc : oc;
-        float a = n->scale / n->std[oc], b = -n->mean[oc] / n->std[oc];
-        float *o = chw + oc * hw;
-        const uint8_t *p = hwc + sc;
-        for (size_t i = 0; i < hw; i++)
-            o[i] = p[3 * i] * a + b;
-    }
-}
-
-void sd_norm_fill(const sd_norm_params *n, uint8_t rgb[3])
-{
-    for (int oc = 0; oc < 3; oc++) {
-        int sc = n->bgr ? 2 - oc : oc;
-        float v = n->mean[oc] / n->scale;
-        rgb[sc] = v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)lrintf(v);
     }
 }
 

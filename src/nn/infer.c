@@ -1,35 +1,20 @@
-/* Whole-image inference: normalise, resize to the network size and scales,
- * whole-image or sliding-window forward passes, flip, upsample logits to the
- * full resolution, softmax, average. Writing PNGs is the CLI's business. */
+/* Whole-image inference: resize to the network size, normalise (norm.h),
+ * scales, whole-image or sliding-window forward passes, flip, and averaging,
+ * either of softmax probabilities at the image's resolution (predict) or of
+ * raw logits on the network's output grid (eval, which upsamples them to the
+ * ground truth itself). Writing PNGs is the CLI's business. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "segda/infer.h"
 #include "segda/ops.h"
+#include "segda/transform.h"
 
 sd_infer_opts sd_infer_opts_default(sd_norm norm)
 {
     sd_infer_opts o = {.norm = norm, .n_scales = 1, .scales = {1.0f}, .overlap = 1.0f / 3.0f};
     return o;
-}
-
-void sd_image_normalize(const uint8_t *px, int w, int h, int c, sd_norm norm, float *dst)
-{
-    static const float caffe_bgr[3] = {104.00698793f, 116.66876762f, 122.67891434f};
-    static const float in_mean[3] = {0.485f, 0.456f, 0.406f}, in_std[3] = {0.229f, 0.224f, 0.225f};
-    size_t hw = (size_t)w * h;
-    for (size_t i = 0; i < hw; i++) {
-        const uint8_t *p = px + i * (size_t)c;
-        float rgb[3] = {p[0], c >= 3 ? p[1] : p[0], c >= 3 ? p[2] : p[0]};
-        if (norm == SD_NORM_CAFFE) {
-            for (int k = 0; k < 3; k++)
-                dst[k * hw + i] = rgb[2 - k] - caffe_bgr[k];
-        } else {
-            for (int k = 0; k < 3; k++)
-                dst[k * hw + i] = (rgb[k] / 255.0f - in_mean[k]) / in_std[k];
-        }
-    }
 }
 
 void sd_probs_argmax(const float *probs, int classes, int w, int h, uint8_t *pred, float *conf)
@@ -70,15 +55,18 @@ static int window_starts(int n, int win, float overlap, int *starts, int cap)
     return k;
 }
 
-/* Logits at the input's resolution [1, C, h, w] for one normalised image x. */
-static sd_tensor *logits_full(sd_model *m, sd_tape *t, sd_tensor *x, const sd_infer_opts *o)
+/* Logits [1, C, lh, lw] of one pass on the normalised input x [1, 3, h, w]:
+ * over the whole image, the head's output as it is (e.g. 1/8 of x for
+ * output stride 8); with sliding windows, each window's logits upsampled to
+ * the window and averaged where windows overlap, on x's own grid. */
+static sd_tensor *pass_logits(sd_model *m, sd_tape *t, sd_tensor *x, const sd_infer_opts *o)
 {
     int h = x->shape[2], w = x->shape[3];
     sd_model_out out;
     if (!o->win_w || !o->win_h || (o->win_w >= w && o->win_h >= h)) {
         if (sd_model_forward(m, t, x, false, &out))
             return NULL;
-        return sd_resize_bilinear(t, out.logits, h, w, o->align_corners);
+        return out.logits;
     }
     int ww = o->win_w < w ? o->win_w : w, wh = o->win_h < h ? o->win_h : h;
     int ys[256], xs[256];
@@ -121,63 +109,151 @@ static sd_tensor *logits_full(sd_model *m, sd_tape *t, sd_tensor *x, const sd_in
     return acc;
 }
 
-sd_status sd_infer_probs(sd_model *m, sd_tape *t, const uint8_t *px, int w, int h, int c, const sd_infer_opts *o,
-                         float *probs)
+/* 8-bit c-channel pixels -> normalised f32 [3][dh][dw]: grey is repeated,
+ * alpha dropped; a size change is PIL's bicubic resize of the 8-bit image, as
+ * the field's Cityscapes loaders (AdaptSegNet, ADVENT) do before normalising. */
+static sd_status input_image(const uint8_t *px, int w, int h, int c, int dw, int dh, sd_norm norm, float **out)
+{
+    const sd_norm_params *np = sd_norm_params_of(norm);
+    if (!np)
+        return sd_fail(SD_ERR_ARG, "inference: normalisation %d unknown, expected caffe or imagenet", (int)norm);
+    size_t hw = (size_t)w * h;
+    uint8_t *rgb = NULL, *sized = NULL;
+    const uint8_t *src = px;
+    if (c != 3) {
+        rgb = malloc(3 * hw);
+        if (!rgb)
+            return sd_fail(SD_ERR_NOMEM, "inference: out of memory for a %dx%d image", w, h);
+        for (size_t i = 0; i < hw; i++)
+            for (int k = 0; k < 3; k++)
+                rgb[3 * i + k] = px[i * (size_t)c + (c >= 3 ? k : 0)];
+        src = rgb;
+    }
+    sd_status st = SD_OK;
+    if (dw != w || dh != h) {
+        sized = malloc((size_t)dw * dh * 3);
+        st = sized ? sd_resize_u8(src, w, h, 3, sized, dw, dh, SD_INTERP_BICUBIC)
+                   : sd_fail(SD_ERR_NOMEM, "inference: out of memory for a %dx%d input", dw, dh);
+        src = sized;
+    }
+    float *img = st ? NULL : malloc((size_t)dw * dh * 3 * sizeof *img);
+    if (!st && !img)
+        st = sd_fail(SD_ERR_NOMEM, "inference: out of memory for a %dx%d input", dw, dh);
+    if (!st)
+        sd_normalize(src, dw, dh, np, img);
+    free(rgb);
+    free(sized);
+    *out = img;
+    return st;
+}
+
+/* The passes (scale x flip) of one image and their average. probs != NULL:
+ * softmax of each pass's logits resized to the image (w x h), averaged into
+ * probs. Otherwise raw logits, each resized to the first pass's grid (the
+ * scale-1 pass runs first when 1 is among the scales), averaged into a
+ * malloc'd *logits [C][*lh][*lw]. */
+static sd_status infer_run(sd_model *m, sd_tape *t, const uint8_t *px, int w, int h, int c, const sd_infer_opts *o,
+                           float *probs, float **logits, int *lw, int *lh)
 {
     if (w < 8 || h < 8 || (c != 1 && c != 3 && c != 4))
         return sd_fail(SD_ERR_ARG, "inference: image %dx%d with %d channels, expected at least 8x8 and 1, 3 or 4 "
                        "channels", w, h, c);
     if (o->n_scales < 1 || o->n_scales > SD_INFER_MAX_SCALES)
         return sd_fail(SD_ERR_ARG, "inference: %d scales, expected 1..%d", o->n_scales, SD_INFER_MAX_SCALES);
+    int bw = o->net_w > 0 ? o->net_w : w, bh = o->net_h > 0 ? o->net_h : h;
+    if (bw < 8 || bh < 8 || bw > 16384 || bh > 16384)
+        return sd_fail(SD_ERR_ARG, "inference: network size %dx%d, expected 8..16384 per side", bw, bh);
+    int order[SD_INFER_MAX_SCALES], n = 0;
+    for (int s = 0; s < o->n_scales; s++)
+        if (o->scales[s] == 1.0f && n == 0)
+            order[n++] = s;
+    for (int s = 0; s < o->n_scales; s++)
+        if (n == 0 || s != order[0])
+            order[n++] = s;
+    float *img = NULL;
+    sd_status st = input_image(px, w, h, c, bw, bh, o->norm, &img);
+    if (st)
+        return st;
     int C = sd_model_options(m)->classes;
-    size_t hw = (size_t)w * h;
-    float *img = malloc(3 * hw * sizeof *img);
-    if (!img)
-        return sd_fail(SD_ERR_NOMEM, "inference: out of memory for a %dx%d image", w, h);
-    sd_image_normalize(px, w, h, c, o->norm, img);
-    memset(probs, 0, (size_t)C * hw * sizeof *probs);
-    int base_w = o->net_w > 0 ? o->net_w : w, base_h = o->net_h > 0 ? o->net_h : h;
+    float *acc = probs;
+    int gw = w, gh = h;
+    if (probs)
+        memset(probs, 0, (size_t)C * w * h * sizeof *probs);
     int passes = 0;
-    sd_status st = SD_OK;
-    for (int s = 0; s < o->n_scales && !st; s++) {
-        int sw = (int)lroundf(base_w * o->scales[s]), sh = (int)lroundf(base_h * o->scales[s]);
+    for (int k = 0; k < n && !st; k++) {
+        float scale = o->scales[order[k]];
+        int sw = (int)lroundf(bw * scale), sh = (int)lroundf(bh * scale);
         if (sw < 8 || sh < 8 || sw > 16384 || sh > 16384) {
-            st = sd_fail(SD_ERR_ARG, "inference: scale %g gives a %dx%d network input, expected 8..16384", o->scales[s],
-                         sw, sh);
+            st = sd_fail(SD_ERR_ARG, "inference: scale %g gives a %dx%d network input, expected 8..16384", scale, sw,
+                         sh);
             break;
         }
         for (int f = 0; f < (o->flip ? 2 : 1) && !st; f++) {
             sd_tape_reset(t);
             sd_tape_no_grad_begin(t);
-            sd_tensor *x = sd_tensor_wrap(t, 4, (int[]){1, 3, h, w}, img);
-            if (x && (sw != w || sh != h))
+            sd_tensor *x = sd_tensor_wrap(t, 4, (int[]){1, 3, bh, bw}, img);
+            if (x && (sw != bw || sh != bh))
                 x = sd_resize_bilinear(t, x, sh, sw, false);
             if (x && f)
                 x = sd_flip_w(t, x);
-            sd_tensor *l = x ? logits_full(m, t, x, o) : NULL;
+            sd_tensor *l = x ? pass_logits(m, t, x, o) : NULL;
             if (l && f)
                 l = sd_flip_w(t, l);
-            if (l && (sw != w || sh != h))
-                l = sd_resize_bilinear(t, l, h, w, o->align_corners);
-            sd_tensor *p = l ? sd_softmax(t, l) : NULL;
+            if (l && !probs && !acc) {
+                gh = l->shape[2];
+                gw = l->shape[3];
+                acc = calloc((size_t)C * gw * gh, sizeof *acc);
+                if (!acc) {
+                    sd_tape_no_grad_end(t);
+                    st = sd_fail(SD_ERR_NOMEM, "inference: out of memory for %dx%d logits", gw, gh);
+                    break;
+                }
+            }
+            if (l && (l->shape[2] != gh || l->shape[3] != gw))
+                l = sd_resize_bilinear(t, l, gh, gw, o->align_corners);
+            if (l && probs)
+                l = sd_softmax(t, l);
             sd_tape_no_grad_end(t);
-            if (!p) {
+            if (!l) {
                 st = t->status ? t->status : SD_ERR_ARG;
                 if (!sd_errmsg()[0])
                     sd_fail(st, "inference failed");
                 break;
             }
-            for (size_t i = 0; i < (size_t)C * hw; i++)
-                probs[i] += p->data[i];
+            for (size_t i = 0; i < (size_t)C * gw * gh; i++)
+                acc[i] += l->data[i];
             passes++;
         }
     }
     sd_tape_reset(t);
     free(img);
-    if (st)
-        return st;
-    float inv = 1.0f / (float)passes;
-    for (size_t i = 0; i < (size_t)C * hw; i++)
-        probs[i] *= inv;
-    return SD_OK;
+    if (!st) {
+        float inv = 1.0f / (float)passes;
+        if (passes > 1)
+            for (size_t i = 0; i < (size_t)C * gw * gh; i++)
+                acc[i] *= inv;
+    }
+    if (!probs) {
+        if (st) {
+            free(acc);
+            acc = NULL;
+        }
+        *logits = acc;
+        *lw = st ? 0 : gw;
+        *lh = st ? 0 : gh;
+    }
+    return st;
+}
+
+sd_status sd_infer_probs(sd_model *m, sd_tape *t, const uint8_t *px, int w, int h, int c, const sd_infer_opts *o,
+                         float *probs)
+{
+    return infer_run(m, t, px, w, h, c, o, probs, NULL, NULL, NULL);
+}
+
+sd_status sd_infer_logits(sd_model *m, sd_tape *t, const uint8_t *px, int w, int h, int c, const sd_infer_opts *o,
+                          float **logits, int *lw, int *lh)
+{
+    *logits = NULL;
+    return infer_run(m, t, px, w, h, c, o, NULL, logits, lw, lh);
 }

@@ -101,22 +101,6 @@ struct sd_model {
     sd_tape *last_tape;
 };
 
-const char *sd_norm_name(sd_norm n)
-{
-    return n == SD_NORM_CAFFE ? "caffe" : n == SD_NORM_IMAGENET ? "imagenet" : "?";
-}
-
-int sd_norm_parse(const char *s)
-{
-    if (!s)
-        return -1;
-    if (!strcmp(s, "caffe"))
-        return SD_NORM_CAFFE;
-    if (!strcmp(s, "imagenet"))
-        return SD_NORM_IMAGENET;
-    return -1;
-}
-
 static const model_def *find_def(const char *name)
 {
     for (int i = 0; name && i < N_DEFS; i++)
