@@ -1,6 +1,6 @@
 /* Tests for src/data/transform.c with hand-derived values: PIL-convention
  * bilinear/bicubic/nearest resizes, crop boxes in full-image coordinates,
- * padding, flip, both normalisation conventions, jitter and blur. */
+ * padding, flip, both normalisation conventions (norm.c), jitter and blur. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +69,31 @@ static void test_normalize(void)
     CHECK(f[0] == 123 && f[1] == 117 && f[2] == 104);
     sd_norm_fill(&sd_norm_torchvision, f);
     CHECK(f[0] == 124 && f[1] == 116 && f[2] == 104);
+    /* the checkpoint names and their parameters */
+    CHECK(sd_norm_params_of(SD_NORM_CAFFE) == &sd_norm_caffe);
+    CHECK(sd_norm_params_of(SD_NORM_IMAGENET) == &sd_norm_torchvision);
+    CHECK(sd_norm_params_of(SD_NORM_COUNT) == NULL);
+    CHECK(sd_norm_parse("caffe") == SD_NORM_CAFFE && sd_norm_parse("imagenet") == SD_NORM_IMAGENET);
+    CHECK(sd_norm_parse("zscore") == -1 && sd_norm_parse(NULL) == -1);
+    CHECK(!strcmp(sd_norm_name(SD_NORM_CAFFE), "caffe") && !strcmp(sd_norm_name(SD_NORM_IMAGENET), "imagenet"));
+    /* the f32 batch path gives the u8 path's values bit for bit */
+    for (int k = 0; k < SD_NORM_COUNT; k++) {
+        const sd_norm_params *np = sd_norm_params_of((sd_norm)k);
+        float in[2][3][2], a[2][3][2], b[2][3][2];
+        for (int im = 0; im < 2; im++)
+            for (int c = 0; c < 3; c++)
+                for (int i = 0; i < 2; i++)
+                    in[im][c][i] = px[3 * i + c] ^ (im * 0x55);
+        sd_normalize_f32(&in[0][0][0], 2, 2, 1, np, &a[0][0][0]);
+        for (int im = 0; im < 2; im++) {
+            uint8_t q[6];
+            for (int i = 0; i < 6; i++)
+                q[i] = (uint8_t)(px[i] ^ (im * 0x55));
+            sd_normalize(q, 2, 1, np, &b[im][0][0]);
+        }
+        CHECK(!memcmp(a, b, sizeof a));
+        CHECK_NEAR(a[1][0][0], np->bgr ? (30 ^ 0x55) - 104.00698793 : ((10 ^ 0x55) / 255.0 - 0.485) / 0.229, 1e-5);
+    }
 }
 
 static void test_jitter_blur(void)

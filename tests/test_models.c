@@ -390,6 +390,112 @@ void TEST_infer(void)
     sd_model_free(m);
 }
 
+/* Network logits of a normalised RGB u8 image, computed here without infer. */
+static float *direct_logits(sd_model *m, sd_tape *t, const uint8_t *rgb, int w, int h, sd_norm norm, int *lw,
+                            int *lh)
+{
+    float *x = malloc((size_t)3 * w * h * sizeof *x);
+    sd_normalize(rgb, w, h, sd_norm_params_of(norm), x);
+    sd_tape_reset(t);
+    sd_tape_no_grad_begin(t);
+    sd_model_out out;
+    sd_tensor *xt = sd_tensor_wrap(t, 4, (int[]){1, 3, h, w}, x);
+    float *r = NULL;
+    if (xt && sd_model_forward(m, t, xt, false, &out) == SD_OK) {
+        *lh = out.logits->shape[2];
+        *lw = out.logits->shape[3];
+        size_t n = (size_t)out.logits->shape[1] * *lh * *lw;
+        r = malloc(n * sizeof *r);
+        memcpy(r, out.logits->data, n * sizeof *r);
+    }
+    sd_tape_no_grad_end(t);
+    sd_tape_reset(t);
+    free(x);
+    return r;
+}
+
+void TEST_infer_logits(void);
+void TEST_infer_logits(void)
+{
+    sd_model *m = make("deeplab-mini", 19, false);
+    sd_model_init_weights(m, 11);
+    int w = 45, h = 31;
+    uint8_t *img = malloc((size_t)w * h * 3), *mir = malloc((size_t)w * h * 3), *grey = malloc((size_t)w * h),
+            *grey3 = malloc((size_t)w * h * 3);
+    for (int i = 0; i < w * h * 3; i++)
+        img[i] = (uint8_t)(i * 37 + (i / 7) * 5);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            memcpy(mir + ((size_t)y * w + x) * 3, img + ((size_t)y * w + (w - 1 - x)) * 3, 3);
+            grey[y * w + x] = (uint8_t)(x * 5 + y * 3);
+            memset(grey3 + ((size_t)y * w + x) * 3, grey[y * w + x], 3);
+        }
+    sd_tape t;
+    sd_tape_init(&t, 0);
+    int dw = 0, dh = 0, lw = 0, lh = 0;
+    float *ref = direct_logits(m, &t, img, w, h, SD_NORM_CAFFE, &dw, &dh);
+    float *refm = direct_logits(m, &t, mir, w, h, SD_NORM_CAFFE, &dw, &dh);
+    CHECK(ref && refm && dw < w && dh < h); /* the head's own grid, not the image's */
+    size_t n = (size_t)19 * dw * dh;
+    /* one scale, no flip: exactly the network's output */
+    sd_infer_opts o = sd_infer_opts_default(SD_NORM_CAFFE);
+    float *lg = NULL;
+    CHECK_OK(sd_infer_logits(m, &t, img, w, h, 3, &o, &lg, &lw, &lh));
+    CHECK(lw == dw && lh == dh && lg && !memcmp(lg, ref, n * sizeof(float)));
+    free(lg);
+    /* flip: the mean of the logits and the mirrored logits of the mirror */
+    o.flip = true;
+    CHECK_OK(sd_infer_logits(m, &t, img, w, h, 3, &o, &lg, &lw, &lh));
+    double err = 0;
+    for (int k = 0; k < 19; k++)
+        for (int y = 0; y < dh; y++)
+            for (int x = 0; x < dw; x++) {
+                size_t i = ((size_t)k * dh + y) * dw + x, j = ((size_t)k * dh + y) * dw + (dw - 1 - x);
+                err = fmax(err, fabs(lg[i] - 0.5 * (ref[i] + refm[j])));
+            }
+    CHECK_MSG(err < 1e-5, "flip average off by %g", err);
+    free(lg);
+    /* scales {0.75, 1}: the grid is scale 1's, listed second */
+    o.flip = false;
+    o.n_scales = 2;
+    o.scales[0] = 0.75f;
+    o.scales[1] = 1.0f;
+    CHECK_OK(sd_infer_logits(m, &t, img, w, h, 3, &o, &lg, &lw, &lh));
+    CHECK(lw == dw && lh == dh);
+    CHECK(lg && memcmp(lg, ref, n * sizeof(float)) != 0);
+    free(lg);
+    /* a network size: the grid follows the network input, not the image */
+    o = sd_infer_opts_default(SD_NORM_CAFFE);
+    o.net_w = 90;
+    o.net_h = 62;
+    CHECK_OK(sd_infer_logits(m, &t, img, w, h, 3, &o, &lg, &lw, &lh));
+    CHECK(lw > dw && lh > dh && lw < 90 && lh < 62);
+    free(lg);
+    /* grey input reads as RGB with three equal channels */
+    o = sd_infer_opts_default(SD_NORM_IMAGENET);
+    float *lg3 = NULL;
+    CHECK_OK(sd_infer_logits(m, &t, grey, w, h, 1, &o, &lg, &lw, &lh));
+    CHECK_OK(sd_infer_logits(m, &t, grey3, w, h, 3, &o, &lg3, &lw, &lh));
+    CHECK(lg && lg3 && !memcmp(lg, lg3, n * sizeof(float)));
+    free(lg);
+    free(lg3);
+    /* errors leave *logits NULL */
+    o.net_w = 4;
+    o.net_h = 4;
+    lg = (float *)1;
+    CHECK(sd_infer_logits(m, &t, img, w, h, 3, &o, &lg, &lw, &lh) == SD_ERR_ARG);
+    CHECK_ERR_HAS("network size 4x4");
+    CHECK(lg == NULL);
+    free(ref);
+    free(refm);
+    free(img);
+    free(mir);
+    free(grey);
+    free(grey3);
+    sd_tape_free(&t);
+    sd_model_free(m);
+}
+
 void TEST_predict_cli(void);
 void TEST_predict_cli(void)
 {
@@ -481,6 +587,7 @@ int main(void)
     RUN(TEST_discriminators);
     RUN(TEST_checkpoint_model);
     RUN(TEST_infer);
+    RUN(TEST_infer_logits);
     RUN(TEST_predict_cli);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

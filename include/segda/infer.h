@@ -41,6 +41,12 @@ sd_infer_opts sd_infer_opts_default(sd_norm norm);
  * output as it is; with windows, each window's logits upsampled to the window
  * and averaged where windows overlap, on that pass's input grid. */
 
+/* The network input of an image as both functions below build it: 8-bit
+ * pixels (c 1, 3 or 4) -> normalised f32 [3][dh][dw], resized with PIL's
+ * bicubic when dw x dh differs from w x h. For callers that run the model
+ * themselves (segda gap). *out is malloc'd (NULL on error). */
+sd_status sd_infer_input(const uint8_t *px, int w, int h, int c, int dw, int dh, sd_norm norm, float **out);
+
 /* Softmax probabilities [classes, h, w] at the image's resolution: each
  * pass's logits are upsampled bilinearly (o->align_corners) straight to
  * w x h, softmaxed, and the passes' probabilities averaged, into probs

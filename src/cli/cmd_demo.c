@@ -38,7 +38,7 @@ static void usage(FILE *f)
             "\n"
             "  --out DIR        where everything goes (default demo-out)\n"
             "  --full           every method, the fine-tuning budgets, 3 seeds each (hours)\n"
-            "  --iters N        iterations per run (default 300; --full 2000)\n"
+            "  --iters N        iterations per run (default 150; --full 2000)\n"
             "  --seeds N        seeds per method (default 1; --full 3)\n"
             "  --methods LIST   comma-separated methods instead of the default set\n"
             "  --threads N      threads (default: all cores)\n"
@@ -153,9 +153,8 @@ static sd_status write_curves(const char *svg_path, const char *log_path, const 
             double x = L + (double)(W - 10 - L) * i / (n - 1), y = H - (H - B) * (s / c) / mx;
             fprintf(f, "%.1f,%.1f ", x, y);
         }
-        fprintf(f, "\"/>\n<text x=\"%d\" y=\"%d\" fill=\"%s\">%s (max %.3g)</text>\n", W - 150, H + 12 + 0 * k, colors[k],
-                names[k], mx);
-        fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"%s\">%s</text>\n", L + 70 * k, H + 24, colors[k], names[k]);
+        fprintf(f, "\"/>\n<text x=\"%d\" y=\"%d\" fill=\"%s\">%s (max %.3g)</text>\n", L + 110 * (k % 4),
+                H + 14 + 12 * (k / 4), colors[k], names[k], mx);
     }
     fprintf(f, "</svg>\n");
     return fclose(f) ? sd_fail(SD_ERR_IO, "%s: write failed", svg_path) : SD_OK;
@@ -385,7 +384,7 @@ int cli_demo(int argc, char **argv)
         return 2;
     }
     if (!iters)
-        iters = full ? 2000 : 300;
+        iters = full ? 2000 : 150;
     if (!seeds)
         seeds = full ? 3 : 1;
     char bench[512], path[1024], src[600], tgt[600];

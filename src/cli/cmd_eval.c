@@ -1,15 +1,17 @@
-/* segda eval: scores prediction folders (or, once model loading exists,
- * checkpoints) on a dataset split as the official Cityscapes evaluator does,
- * and prints the protocol block and the papers' table; --csv/--json write
- * the same numbers. The metrics and writers are in src/eval/. */
+/* segda eval: scores prediction folders or checkpoints on a dataset split as
+ * the official Cityscapes evaluator does, and prints the protocol block and
+ * the papers' table; --csv/--json write the same numbers. The metrics and
+ * writers are in src/eval/, the forward passes in src/nn/infer.c. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "segda/checkpoint.h"
 #include "segda/data.h"
 #include "segda/eval.h"
+#include "segda/infer.h"
 #include "segda/progress.h"
 
 #define MAX_SETS 64
@@ -35,13 +37,24 @@ static void usage(FILE *f)
             "                      server takes them) instead of trainIds (0..18, 255 = none)\n"
             "  --skip-missing      skip samples that lack a prediction (in any set) and count them\n"
             "  --protocol 19|16|13 table columns and main mean (default 19; JSON/CSV have all)\n"
+            "\n"
+            "With --model: each image is resized to the network size, normalised as the\n"
+            "checkpoint says, and the network's logits (not probabilities) are upsampled\n"
+            "bilinearly to the ground truth's full resolution and argmaxed.\n"
+            "  --size WxH          network input size (default: each image's own size;\n"
+            "                      the field uses 1024x512 for Cityscapes). PIL bicubic resize\n"
+            "  --flip              also run the mirrored image\n"
+            "  --scales LIST       also run scales of the network size, e.g. 0.75,1,1.25\n"
+            "                      (with --flip/--scales the raw logits of all passes are\n"
+            "                      averaged on the scale-1 output grid before upsampling)\n"
             "  --align-corners B   bilinear upsampling of logits: true (default, as the\n"
             "                      AdaptSegNet/ADVENT evaluation code) or false\n"
             "  --name NAME         row name (repeat once per --pred/--model; default: the path)\n"
             "  --csv FILE          write the results as CSV (fractions)\n"
             "  --json FILE         write the results as JSON (fractions, null = absent)\n"
             "  --allow-unknown-ids read ground-truth ids outside the table as ignored\n"
-            "  --threads N         images read in parallel (default: all cores)\n"
+            "  --threads N         images read in parallel / CPU threads for --model\n"
+            "                      (default: all cores)\n"
             "  --progress          draw the progress bar even when stderr is not a terminal\n"
             "  --quiet             no progress bar\n"
             "  -h, --help          this help\n");
@@ -72,11 +85,94 @@ static int parse_bool(const char *s, bool *out)
     return -1;
 }
 
+static bool parse_wh(const char *s, int *w, int *h)
+{
+    char tail;
+    return sscanf(s, "%dx%d%c", w, h, &tail) == 2 && *w >= 8 && *h >= 8 && *w <= 16384 && *h <= 16384;
+}
+
+static bool parse_scales(const char *arg, sd_infer_opts *o)
+{
+    o->n_scales = 0;
+    const char *s = arg;
+    for (;;) {
+        char *end;
+        float v = strtof(s, &end);
+        if (end == s || !(v >= 0.1f && v <= 4.0f) || o->n_scales == SD_INFER_MAX_SCALES || (*end && *end != ','))
+            return false;
+        o->scales[o->n_scales++] = v;
+        if (!*end)
+            return true;
+        s = end + 1;
+    }
+}
+
+/* One checkpoint being scored: sd_eval_logits calls model_logits per sample. */
+typedef struct eval_model {
+    sd_model *m;
+    sd_tape tape;
+    sd_infer_opts io;
+} eval_model;
+
+static sd_status model_logits(void *ctx, const sd_sample *s, float **logits, int *c, int *h, int *w)
+{
+    eval_model *em = ctx;
+    *c = sd_model_options(em->m)->classes;
+    return sd_infer_logits(em->m, &em->tape, s->image, s->w, s->h, 3, &em->io, logits, w, h);
+}
+
+/* Scores checkpoint path into cm (setup filled by the runner). */
+static sd_status eval_checkpoint(const sd_dataset *ds, const char *path, const sd_infer_opts *io, bool align_corners,
+                                 sd_progress_mode progress, sd_confusion *cm, sd_eval_setup *setup)
+{
+    eval_model em = {.io = *io};
+    sd_norm norm = SD_NORM_IMAGENET;
+    sd_status st = sd_model_load(path, false, &em.m, &norm);
+    if (st)
+        return st;
+    if (sd_model_options(em.m)->classes != SD_NUM_CLASSES) {
+        st = sd_fail(SD_ERR_ARG, "%s: the model has %d classes, expected %d (Cityscapes trainIds)", path,
+                     sd_model_options(em.m)->classes, SD_NUM_CLASSES);
+        sd_model_free(em.m);
+        return st;
+    }
+    em.io.norm = norm;
+    em.io.align_corners = align_corners;
+    sd_tape_init(&em.tape, 0);
+    st = sd_eval_logits(ds, model_logits, &em, align_corners, progress, cm, setup);
+    if (st)
+        sd_fail_prefix(st, "%s", path);
+    sd_tape_free(&em.tape);
+    sd_model_free(em.m);
+    return st;
+}
+
+/* "network logits (input ...; ...)" for the protocol block. */
+static void describe_model_input(char *buf, size_t n, const sd_infer_opts *io)
+{
+    int k = 0;
+    if (io->net_w)
+        k += snprintf(buf + k, n - k, "network logits (input: image resized to %dx%d, PIL bicubic", io->net_w,
+                      io->net_h);
+    else
+        k += snprintf(buf + k, n - k, "network logits (input: the image at its own size");
+    bool multi = io->flip || io->n_scales > 1 || io->scales[0] != 1.0f;
+    if (!multi) {
+        snprintf(buf + k, n - k, "; one pass)");
+        return;
+    }
+    k += snprintf(buf + k, n - k, "; mean of raw logits over %s", io->flip ? "flip x " : "");
+    k += snprintf(buf + k, n - k, "scales");
+    for (int i = 0; i < io->n_scales && k < (int)n - 16; i++)
+        k += snprintf(buf + k, n - k, "%s%g", i ? "," : " ", io->scales[i]);
+    snprintf(buf + k, n - k, " on the scale-1 output grid)");
+}
+
 int cli_eval(int argc, char **argv)
 {
     enum {
         OPT_LABELIDS = 256, OPT_SKIP, OPT_CSV, OPT_JSON, OPT_PROTOCOL, OPT_ALIGN, OPT_NAME,
-        OPT_UNKNOWN, OPT_THREADS, OPT_PROGRESS, OPT_QUIET, OPT_SPLIT,
+        OPT_UNKNOWN, OPT_THREADS, OPT_PROGRESS, OPT_QUIET, OPT_SPLIT, OPT_SIZE, OPT_FLIP, OPT_SCALES,
     };
     static const struct option longopts[] = {
         {"pred", required_argument, 0, 'p'},
@@ -94,6 +190,9 @@ int cli_eval(int argc, char **argv)
         {"threads", required_argument, 0, OPT_THREADS},
         {"progress", no_argument, 0, OPT_PROGRESS},
         {"quiet", no_argument, 0, OPT_QUIET},
+        {"size", required_argument, 0, OPT_SIZE},
+        {"flip", no_argument, 0, OPT_FLIP},
+        {"scales", required_argument, 0, OPT_SCALES},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -104,6 +203,8 @@ int cli_eval(int argc, char **argv)
     bool allow_unknown = false;
     int protocol = SD_PROTOCOL_19, threads = 0;
     sd_progress_mode progress = SD_PROGRESS_AUTO;
+    sd_infer_opts io = sd_infer_opts_default(SD_NORM_IMAGENET); /* norm: from each checkpoint */
+    bool infer_given = false;
 
     optind = 1;
     int c;
@@ -155,6 +256,22 @@ int cli_eval(int argc, char **argv)
                 return 2;
             }
             break;
+        case OPT_SIZE:
+            if (!parse_wh(optarg, &io.net_w, &io.net_h)) {
+                fprintf(stderr, "segda eval: --size '%s', expected WxH (8..16384)\n", optarg);
+                return 2;
+            }
+            infer_given = true;
+            break;
+        case OPT_FLIP: io.flip = infer_given = true; break;
+        case OPT_SCALES:
+            if (!parse_scales(optarg, &io)) {
+                fprintf(stderr, "segda eval: --scales '%s', expected up to %d numbers in 0.1..4 separated by commas\n",
+                        optarg, SD_INFER_MAX_SCALES);
+                return 2;
+            }
+            infer_given = true;
+            break;
         case OPT_PROGRESS: progress = SD_PROGRESS_ON; break;
         case OPT_QUIET: progress = SD_PROGRESS_OFF; break;
         case 'h': usage(stdout); return 0;
@@ -176,65 +293,74 @@ int cli_eval(int argc, char **argv)
                 n_names, n_pred + n_model);
         return 2;
     }
-    if (n_model) {
-        /* the model API (checkpoint load + forward) is wired by the lead;
-         * sd_confusion_add_logits is the entry point for its logits */
-        sd_fail(SD_ERR_UNSUPPORTED,
-                "--model %s: evaluating checkpoints is not available yet in this build (model "
-                "loading is not wired); score saved predictions with --pred DIR instead",
-                models[0]);
-        return cli_fail("eval");
+    if (n_pred && n_model) {
+        fprintf(stderr, "segda eval: give either --pred or --model, not both (run them separately)\n");
+        return 2;
     }
-    if (align_given)
+    if (n_model && (labelids || skip_missing))
+        fprintf(stderr, "segda eval: note: --labelids and --skip-missing only apply to --pred\n");
+    if (n_pred && infer_given)
+        fprintf(stderr, "segda eval: note: --size, --flip and --scales only apply to --model\n");
+    if (align_given && !n_model)
         fprintf(stderr, "segda eval: note: --align-corners only applies to --model (predictions "
                         "are scored as they are)\n");
+    if (n_model && threads)
+        sd_set_threads(threads);
 
     sd_dataset ds;
     sd_dataset_opts dopts = {.allow_unknown_ids = allow_unknown};
     if (sd_dataset_open(&ds, spec, split ? split : default_split(spec), &dopts))
         return cli_fail("eval");
 
-    sd_confusion *cms = sd_calloc((size_t)n_pred, sizeof *cms);
-    sd_eval_row *rows = sd_calloc((size_t)n_pred, sizeof *rows);
+    int n_sets = n_pred + n_model;
+    sd_confusion *cms = sd_calloc((size_t)n_sets, sizeof *cms);
+    sd_eval_row *rows = sd_calloc((size_t)n_sets, sizeof *rows);
     if (!cms || !rows) {
         free(cms), free(rows);
         sd_dataset_free(&ds);
         return cli_fail("eval");
     }
-    sd_eval_pred_opts po = {
-        .dirs = preds, .n_dirs = n_pred,
-        .kind = labelids ? SD_PRED_LABEL_IDS : SD_PRED_TRAIN_IDS,
-        .skip_missing = skip_missing, .threads = threads, .progress = progress,
-    };
-    char dataset_desc[1024];
+    char dataset_desc[1024], model_desc[512];
     snprintf(dataset_desc, sizeof dataset_desc, "%s (%s, root %s)", ds.spec,
              sd_dataset_kind_name(ds.kind), ds.root);
+    describe_model_input(model_desc, sizeof model_desc, &io);
     sd_eval_setup setup = {
         .protocol = (sd_protocol)protocol, .dataset = dataset_desc, .split = ds.split,
-        .source = labelids ? "prediction PNGs (label ids)" : "prediction PNGs (trainIds)",
+        .source = n_model ? model_desc
+                  : labelids ? "prediction PNGs (label ids)" : "prediction PNGs (trainIds)",
         .align_corners = -1,
     };
     double t0 = sd_time_now();
-    sd_status st = sd_eval_pred_dirs(&ds, &po, cms, &setup);
+    sd_status st = SD_OK;
+    if (n_pred) {
+        sd_eval_pred_opts po = {
+            .dirs = preds, .n_dirs = n_pred,
+            .kind = labelids ? SD_PRED_LABEL_IDS : SD_PRED_TRAIN_IDS,
+            .skip_missing = skip_missing, .threads = threads, .progress = progress,
+        };
+        st = sd_eval_pred_dirs(&ds, &po, cms, &setup);
+    }
+    for (int k = 0; !st && k < n_model; k++)
+        st = eval_checkpoint(&ds, models[k], &io, align_corners, progress, &cms[k], &setup);
     double secs = sd_time_now() - t0;
     int rc = 0;
     if (st) {
         rc = cli_fail("eval");
     } else {
-        for (int d = 0; d < n_pred; d++) {
-            rows[d].name = n_names ? names[d] : preds[d];
+        for (int d = 0; d < n_sets; d++) {
+            rows[d].name = n_names ? names[d] : n_pred ? preds[d] : models[d];
             sd_eval_compute(&cms[d], &rows[d].r);
         }
         sd_eval_setup_write(stdout, &setup);
         printf("\n");
-        sd_eval_table_write(stdout, (sd_protocol)protocol, rows, n_pred);
+        sd_eval_table_write(stdout, (sd_protocol)protocol, rows, n_sets);
         sd_log(2, "eval: %lld images in %.1f s\n", (long long)setup.images, secs);
         if (setup.skipped)
             fprintf(stderr, "segda eval: %lld sample%s skipped for lack of a prediction\n",
                     (long long)setup.skipped, setup.skipped == 1 ? "" : "s");
-        if (csv && sd_eval_csv_write(csv, rows, n_pred))
+        if (csv && sd_eval_csv_write(csv, rows, n_sets))
             rc = cli_fail("eval");
-        if (!rc && json && sd_eval_json_write(json, &setup, rows, n_pred))
+        if (!rc && json && sd_eval_json_write(json, &setup, rows, n_sets))
             rc = cli_fail("eval");
     }
     free(cms);

@@ -10,8 +10,10 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "segda/checkpoint.h"
 #include "segda/data.h"
 #include "segda/gap.h"
+#include "segda/infer.h"
 
 enum { THUMB_W = 128, THUMB_H = 64, SHEET_QUERIES = 8, DEFAULT_MODEL_IMAGES = 200 };
 
@@ -35,7 +37,9 @@ static void usage(FILE *f)
             "  --a SPEC, --b SPEC   datasets: gta5:ROOT, synthia:ROOT, cityscapes:ROOT[:SPLIT],\n"
             "                       folder:ROOT (their labels give class_kl)\n"
             "  --model CKPT         checkpoint whose features are measured (with --layer)\n"
-            "  --layer NAME         layer4, layer3, conv5, logits, softmax, ...\n"
+            "  --layer NAME         layer4, layer3, conv5/fc7 (VGG), logits, softmax, aux_logits\n"
+            "  --size WxH           with --model: resize images to WxH for the network (PIL\n"
+            "                       bicubic; default: each image at its own size)\n"
             "  --features-a FILE    A's features instead of a model: a 2-D float32/float64 .npy\n"
             "  --features-b FILE    (numpy.save) or text, one row per line, numbers separated\n"
             "                       by commas or blanks, '#' lines skipped\n"
@@ -145,34 +149,78 @@ done:
 /* ---- features from a model ------------------------------------------------ */
 
 /* The model side of `segda gap`: open a checkpoint, and for one sample
- * return the feature map [C][H][W] of the chosen layer. These two functions
- * are the only place that calls the model API (segda/model.h: load the
- * checkpoint, normalise the image as the checkpoint says, sd_model_forward
- * under no_grad, sd_model_feature(m, &out, layer), copy to host floats).
- * Until that API is built they refuse with a clear message. */
+ * return the feature map [C][H][W] of the chosen layer: the image as
+ * sd_infer_input builds it (resized to --size if given, normalised as the
+ * checkpoint says), one forward pass in eval mode under no_grad, then
+ * sd_model_feature(layer). */
 typedef struct gap_model {
     const char *ckpt, *layer;
+    int net_w, net_h;    /* 0: each image at its own size */
+    sd_model *m;
+    sd_norm norm;
+    sd_tape tape;
+    bool tape_ready;
 } gap_model;
 
 static sd_status gap_model_open(gap_model *gm, const char *ckpt, const char *layer)
 {
     gm->ckpt = ckpt;
     gm->layer = layer;
-    return sd_fail(SD_ERR_UNSUPPORTED,
-                   "--model %s: features from a checkpoint need the model API (segda/model.h), "
-                   "which this build does not have yet; pass features with --features-a/--features-b",
-                   ckpt);
+    sd_status st = sd_model_load(ckpt, false, &gm->m, &gm->norm);
+    if (st)
+        return st;
+    sd_tape_init(&gm->tape, 0);
+    gm->tape_ready = true;
+    return SD_OK;
 }
 
 static sd_status gap_model_feature_map(gap_model *gm, const sd_sample *s, float **fmap, int *c, int *h, int *w)
 {
-    (void)s;
     *fmap = NULL;
     *c = *h = *w = 0;
-    return sd_fail(SD_ERR_UNSUPPORTED, "--model %s: layer %s: model API not built yet", gm->ckpt, gm->layer);
+    float *x = NULL;
+    int iw = gm->net_w ? gm->net_w : s->w, ih = gm->net_h ? gm->net_h : s->h;
+    sd_status st = sd_infer_input(s->image, s->w, s->h, 3, iw, ih, gm->norm, &x);
+    if (st)
+        return sd_fail_prefix(st, "%s", s->stem);
+    sd_tape_reset(&gm->tape);
+    sd_tape_no_grad_begin(&gm->tape);
+    sd_model_out out;
+    sd_tensor *xt = sd_tensor_wrap(&gm->tape, 4, (int[]){1, 3, ih, iw}, x);
+    sd_tensor *f = NULL;
+    if (!xt)
+        st = gm->tape.status ? gm->tape.status : SD_ERR_NOMEM;
+    else if ((st = sd_model_forward(gm->m, &gm->tape, xt, false, &out)) == SD_OK &&
+             !(f = sd_model_feature(gm->m, &out, gm->layer)))
+        st = sd_fail(SD_ERR_ARG, "--layer %s: %s has no such feature map (expected layer4, layer3, fc7/conv5 for "
+                     "VGG, logits, softmax%s)", gm->layer, gm->ckpt, out.aux_logits ? ", aux_logits" : "");
+    sd_tape_no_grad_end(&gm->tape);
+    if (!st && (f->ndim != 4 || f->shape[0] != 1))
+        st = sd_fail(SD_ERR_SHAPE, "--layer %s: expected a [1, C, H, W] feature map", gm->layer);
+    if (!st) {
+        size_t n = (size_t)f->shape[1] * f->shape[2] * f->shape[3];
+        if (!(*fmap = sd_malloc(n * sizeof(float))))
+            st = SD_ERR_NOMEM;
+        else {
+            memcpy(*fmap, f->data, n * sizeof(float));
+            *c = f->shape[1];
+            *h = f->shape[2];
+            *w = f->shape[3];
+        }
+    }
+    sd_tape_reset(&gm->tape);
+    free(x);
+    return st;
 }
 
-static void gap_model_close(gap_model *gm) { (void)gm; }
+static void gap_model_close(gap_model *gm)
+{
+    if (gm->tape_ready)
+        sd_tape_free(&gm->tape);
+    sd_model_free(gm->m);
+    gm->m = NULL;
+    gm->tape_ready = false;
+}
 
 /* The --rgb baseline: the image itself as a 3-channel feature map, box
  * downsampled 8x (colour statistics only; no model needed). */
@@ -367,6 +415,7 @@ int cli_gap(int argc, char **argv)
     enum {
         OPT_A = 256, OPT_B, OPT_MODEL, OPT_LAYER, OPT_FA, OPT_FB, OPT_LABELS, OPT_N, OPT_PIXELS, OPT_MAXROWS,
         OPT_K, OPT_METRIC, OPT_FOLDS, OPT_PERM, OPT_BINS, OPT_SEED, OPT_OUT, OPT_JSON, OPT_THREADS, OPT_RGB,
+        OPT_SIZE,
     };
     static const struct option longopts[] = {
         {"a", required_argument, 0, OPT_A},           {"b", required_argument, 0, OPT_B},
@@ -379,13 +428,14 @@ int cli_gap(int argc, char **argv)
         {"bins", required_argument, 0, OPT_BINS},     {"seed", required_argument, 0, OPT_SEED},
         {"out", required_argument, 0, OPT_OUT},       {"json", required_argument, 0, OPT_JSON},
         {"threads", required_argument, 0, OPT_THREADS}, {"rgb", no_argument, 0, OPT_RGB},
+        {"size", required_argument, 0, OPT_SIZE},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *spec[2] = {NULL, NULL}, *ckpt = NULL, *layer = NULL, *feat[2] = {NULL, NULL};
     const char *out_dir = NULL, *json = NULL;
     bool labels_only = false, rgb = false;
-    int n_img = -1, pixels = 0, bins = SD_GAP_KL_BINS, threads = 4;
+    int n_img = -1, pixels = 0, bins = SD_GAP_KL_BINS, threads = 4, net_w = 0, net_h = 0;
     sd_gap_options o;
     sd_gap_options_default(&o);
     int c, bad = 0;
@@ -401,6 +451,13 @@ int cli_gap(int argc, char **argv)
         case OPT_FB: feat[1] = optarg; break;
         case OPT_LABELS: labels_only = true; break;
         case OPT_RGB: rgb = true; break;
+        case OPT_SIZE: {
+            char tail;
+            if (sscanf(optarg, "%dx%d%c", &net_w, &net_h, &tail) != 2 || net_w < 8 || net_h < 8 || net_w > 16384 ||
+                net_h > 16384)
+                what = "--size: expected WxH (8..16384)";
+            break;
+        }
         case OPT_N: if (parse_int(optarg, 1, 1 << 30, &n_img)) what = "--n: expected an integer >= 1"; break;
         case OPT_PIXELS: if (parse_int(optarg, 1, 1 << 20, &pixels)) what = "--pixels: expected an integer >= 1"; break;
         case OPT_MAXROWS: if (parse_int(optarg, 10, 1 << 16, &o.max_per_domain)) what = "--max-rows: expected 10..65536"; break;
@@ -457,6 +514,8 @@ int cli_gap(int argc, char **argv)
             why = "with feature files, give both --a and --b (for class_kl) or neither";
         else if (pixels && !ckpt && !rgb)
             why = "--pixels works with --model or --rgb only";
+        else if (net_w && !ckpt)
+            why = "--size works with --model only";
         if (why) {
             fprintf(stderr, "segda gap: %s\n", why);
             bad = 1;
@@ -520,6 +579,8 @@ int cli_gap(int argc, char **argv)
                          feat[1], fd[1]);
         xa = fx[0], xb = fx[1], na = fn[0], nb = fn[1], d = fd[0];
     } else if (st == SD_OK && (ckpt || rgb)) {
+        gm.net_w = net_w;
+        gm.net_h = net_h;
         if (ckpt && (st = gap_model_open(&gm, ckpt, layer)) == SD_OK)
             have_model = true;
         for (int k = 0; k < 2 && st == SD_OK; k++)

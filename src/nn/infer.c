@@ -109,11 +109,15 @@ static sd_tensor *pass_logits(sd_model *m, sd_tape *t, sd_tensor *x, const sd_in
     return acc;
 }
 
-/* 8-bit c-channel pixels -> normalised f32 [3][dh][dw]: grey is repeated,
- * alpha dropped; a size change is PIL's bicubic resize of the 8-bit image, as
- * the field's Cityscapes loaders (AdaptSegNet, ADVENT) do before normalising. */
-static sd_status input_image(const uint8_t *px, int w, int h, int c, int dw, int dh, sd_norm norm, float **out)
+/* The resize happens on the 8-bit image, before normalising, because that
+ * is where the field's loaders do it (PIL), and PIL's antialiasing matters
+ * when shrinking 2048x1024 to 1024x512. */
+sd_status sd_infer_input(const uint8_t *px, int w, int h, int c, int dw, int dh, sd_norm norm, float **out)
 {
+    *out = NULL;
+    if (w < 1 || h < 1 || dw < 1 || dh < 1 || (c != 1 && c != 3 && c != 4))
+        return sd_fail(SD_ERR_ARG, "inference: image %dx%d with %d channels to %dx%d, expected 1, 3 or 4 channels "
+                       "and positive sizes", w, h, c, dw, dh);
     const sd_norm_params *np = sd_norm_params_of(norm);
     if (!np)
         return sd_fail(SD_ERR_ARG, "inference: normalisation %d unknown, expected caffe or imagenet", (int)norm);
@@ -171,7 +175,7 @@ static sd_status infer_run(sd_model *m, sd_tape *t, const uint8_t *px, int w, in
         if (n == 0 || s != order[0])
             order[n++] = s;
     float *img = NULL;
-    sd_status st = input_image(px, w, h, c, bw, bh, o->norm, &img);
+    sd_status st = sd_infer_input(px, w, h, c, bw, bh, o->norm, &img);
     if (st)
         return st;
     int C = sd_model_options(m)->classes;

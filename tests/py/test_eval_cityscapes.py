@@ -232,7 +232,7 @@ def test_cli_errors(tmp, samples):
     rc, out, err = run("--help")
     report("cli_help_exit_0", rc == 0 and "--labelids" in out, "rc %d" % rc)
     rc, out, err = run("--model", "x.safetensors", "--data", data)
-    report("cli_model_not_available", rc == 1 and "not available yet" in err, "rc %d: %s" % (rc, err))
+    report("cli_model_missing_file", rc == 1 and "x.safetensors" in err, "rc %d: %s" % (rc, err))
 
 
 def test_upsample_vs_torch():
