@@ -361,7 +361,7 @@ static void test_match(void)
     char dir[512];
     snprintf(dir, sizeof dir, "%s/pm", tmpdir);
     sd_pred_match m;
-    CHECK_OK(sd_pred_match_dir(&m, dir, keys, 3, SD_MATCH_STEM));
+    CHECK_OK(sd_pred_match_dir(&m, dir, keys, 3, SD_MATCH_STEM, SD_PRED_TRAIN_IDS));
     CHECK(m.n_files == 3 && m.n_unmatched == 1);
     CHECK(m.paths[0] && strstr(m.paths[0], "/pm/a/aachen_000000_000019_leftImg8bit.png"));
     CHECK(m.paths[1] && strstr(m.paths[1], "/pm/b/c/x_aachen_000001_000019.png"));
@@ -369,7 +369,7 @@ static void test_match(void)
     sd_pred_match_free(&m);
 
     touch("pm/z/aachen_000000_000019_pred.png");
-    CHECK(sd_pred_match_dir(&m, dir, keys, 3, SD_MATCH_STEM) == SD_ERR_DATA);
+    CHECK(sd_pred_match_dir(&m, dir, keys, 3, SD_MATCH_STEM, SD_PRED_TRAIN_IDS) == SD_ERR_DATA);
     CHECK_ERR_HAS("two predictions for aachen_000000_000019");
     CHECK_ERR_HAS("aachen_000000_000019_leftImg8bit.png and");
     CHECK_ERR_HAS("z/aachen_000000_000019_pred.png");
@@ -378,13 +378,32 @@ static void test_match(void)
     touch("pb/00001.png");
     touch("pb/x/100001.png");
     snprintf(dir, sizeof dir, "%s/pb", tmpdir);
-    CHECK_OK(sd_pred_match_dir(&m, dir, bk, 2, SD_MATCH_BASENAME));
+    CHECK_OK(sd_pred_match_dir(&m, dir, bk, 2, SD_MATCH_BASENAME, SD_PRED_TRAIN_IDS));
     CHECK(m.paths[0] && strstr(m.paths[0], "pb/00001.png") && m.paths[1] == NULL);
     CHECK(m.n_unmatched == 1);
     sd_pred_match_free(&m);
     snprintf(dir, sizeof dir, "%s/nope", tmpdir);
-    CHECK(sd_pred_match_dir(&m, dir, bk, 2, SD_MATCH_BASENAME) == SD_ERR_IO);
+    CHECK(sd_pred_match_dir(&m, dir, bk, 2, SD_MATCH_BASENAME, SD_PRED_TRAIN_IDS) == SD_ERR_IO);
     CHECK_ERR_HAS("nope");
+
+    /* segda predict's folder: companions of the other kind are passed over,
+     * and in base-name mode the kind's suffix is not part of the name */
+    touch("pp/00001_trainIds.png");
+    touch("pp/00001_labelIds.png");
+    touch("pp/00001_color.png");
+    touch("pp/00001_overlay.png");
+    touch("pp/c/aachen_000000_000019_trainIds.png");
+    touch("pp/c/aachen_000000_000019_labelIds.png");
+    snprintf(dir, sizeof dir, "%s/pp", tmpdir);
+    CHECK_OK(sd_pred_match_dir(&m, dir, bk, 2, SD_MATCH_BASENAME, SD_PRED_TRAIN_IDS));
+    CHECK(m.paths[0] && strstr(m.paths[0], "pp/00001_trainIds.png") && m.paths[1] == NULL);
+    sd_pred_match_free(&m);
+    CHECK_OK(sd_pred_match_dir(&m, dir, bk, 2, SD_MATCH_BASENAME, SD_PRED_LABEL_IDS));
+    CHECK(m.paths[0] && strstr(m.paths[0], "pp/00001_labelIds.png"));
+    sd_pred_match_free(&m);
+    CHECK_OK(sd_pred_match_dir(&m, dir, keys, 3, SD_MATCH_STEM, SD_PRED_LABEL_IDS));
+    CHECK(m.paths[0] && strstr(m.paths[0], "aachen_000000_000019_labelIds.png"));
+    sd_pred_match_free(&m);
 }
 
 /* ---- scoring prediction folders: a Cityscapes fixture written with sd_png_write ---- */

@@ -223,9 +223,9 @@ static void test_class_kl(void)
         CHECK(kl[c] == 0);
     CHECK(h.count[0][0][19] == 1); /* a proportion of 1 falls in the last bin */
 
-    /* Two bins, alpha 0.5: road in A at 0.1, 0.2, 0.9 -> counts (2, 1), in B
-     * at 0.7, 0.8, 0.6 -> (0, 3); P = (2.5, 1.5) / 4, Q = (0.5, 3.5) / 4,
-     * KL = 0.625 ln 5 + 0.375 ln(3/7) = 0.6881619976 (Python). */
+    /* Two bins, alpha 0.5: road in A at 0.1, 0.2, 0.9 -> frequencies
+     * (2/3, 1/3), in B at 0.7, 0.8, 0.6 -> (0, 1); P = (2/3 + .5, 1/3 + .5) / 2,
+     * Q = (.5, 1.5) / 2, KL = sum P ln(P/Q) = 0.2493459748 (Python). */
     CHECK_OK(sd_gap_class_hist_init(&h, 2));
     double a[3] = {0.1, 0.2, 0.9}, b[3] = {0.7, 0.8, 0.6};
     for (int i = 0; i < 3; i++) {
@@ -236,9 +236,20 @@ static void test_class_kl(void)
         CHECK_OK(sd_gap_class_hist_add_props(&h, 1, pb));
     }
     CHECK_OK(sd_gap_class_hist_kl(&h, 0.5, kl));
-    CHECK_NEAR(kl[0], 0.6881619976261113, 1e-12);
+    CHECK_NEAR(kl[0], 0.24934597484998566, 1e-12);
     CHECK(kl[1] > 0);
     CHECK(kl[2] == 0); /* absent in both */
+
+    /* The same distribution from 3 images in A and 6 in B: KL 0. */
+    CHECK_OK(sd_gap_class_hist_init(&h, 4));
+    for (int i = 0; i < 9; i++) {
+        double pr[SD_NUM_CLASSES] = {0};
+        pr[0] = a[i % 3], pr[1] = 1 - a[i % 3];
+        CHECK_OK(sd_gap_class_hist_add_props(&h, i < 3 ? 0 : 1, pr));
+    }
+    CHECK_OK(sd_gap_class_hist_kl(&h, SD_GAP_KL_ALPHA, kl));
+    for (int c = 0; c < SD_NUM_CLASSES; c++)
+        CHECK_MSG(fabs(kl[c]) < 1e-12, "class %d: KL %g for one distribution", c, kl[c]);
 
     /* From a label image: 2 road, 1 sidewalk, 1 ignored, 1 unknown id. */
     uint8_t lab[5] = {0, 0, 1, 255, 40};

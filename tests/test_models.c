@@ -140,6 +140,20 @@ void TEST_param_counts(void)
     size_t head = 2048 * 256 + 3 * 2048 * 256 * 9 + 2048 * 256 + 1280 * 256 + 256 * 256 * 9 + 256 * 19 + 19 +
                   7 * 2 * 256; /* seven BN layers of 256 */
     CHECK_MSG(n == 25557032 - 2049000 + head, "%zu", n);
+    /* Each ResNet-101 model is its ResNet-50 twin with 17 more layer3 blocks:
+     * torchvision's resnet101 - resnet50. The PyTorch parity script runs one
+     * model of each pair and relies on this. */
+    const char *twins[3][2] = {{"deeplabv2-resnet101", "deeplabv2-resnet50"},
+                               {"deeplabv3-resnet101", "deeplabv3-resnet50"},
+                               {"pspnet-resnet101", "pspnet-resnet50"}};
+    for (int i = 0; i < 3; i++) {
+        size_t n101 = 0, n50 = 0;
+        o = sd_model_opts_default(twins[i][0]);
+        CHECK_OK(sd_model_cost(&o, 64, 64, &n101, &gf));
+        o = sd_model_opts_default(twins[i][1]);
+        CHECK_OK(sd_model_cost(&o, 64, 64, &n50, &gf));
+        CHECK_MSG(n101 - n50 == 44549160 - 25557032, "%s - %s: %zu", twins[i][0], twins[i][1], n101 - n50);
+    }
 }
 
 void TEST_forward_shapes(void);

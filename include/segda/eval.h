@@ -145,7 +145,11 @@ extern const char *const sd_class_short_names[SD_NUM_CLASSES];
  * CITY_SSSSSS_FFFFFF, which must appear in the file name (followed by a
  * non-digit or the end), or, for other datasets, its base name without
  * extension, which must equal the file's. Two candidates for one key is an
- * error naming both files. */
+ * error naming both files.
+ * `segda predict` writes NAME_trainIds.png, NAME_labelIds.png, NAME_color.png
+ * and NAME_overlay.png side by side; so that its output folder can be scored
+ * as it is, the companions that are not predictions of `kind` are passed
+ * over, and in base-name mode the suffix of `kind` is not part of the name. */
 typedef enum sd_match_mode {
     SD_MATCH_STEM = 0,   /* key appears in the file name (Cityscapes stems) */
     SD_MATCH_BASENAME,   /* key equals the file's base name without extension */
@@ -159,7 +163,7 @@ typedef struct sd_pred_match {
 } sd_pred_match;
 
 sd_status sd_pred_match_dir(sd_pred_match *m, const char *dir, const char *const *keys, int n_keys,
-                            sd_match_mode mode);
+                            sd_match_mode mode, sd_pred_kind kind);
 void sd_pred_match_free(sd_pred_match *m);
 
 /* ---- scoring prediction folders against a dataset (data.h) ---- */

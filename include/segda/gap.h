@@ -85,7 +85,7 @@ sd_status sd_gap_pca(const float *x, int n, int d, int n_comp, uint64_t seed,
 
 #define SD_GAP_MAX_BINS 100
 #define SD_GAP_KL_BINS 20       /* default bins on [0, 1] */
-#define SD_GAP_KL_ALPHA 0.5     /* default additive smoothing per bin (counts) */
+#define SD_GAP_KL_ALPHA 0.01    /* default additive smoothing per bin (probability mass) */
 
 /* Per class c and domain, a histogram of p_c = (#pixels of trainId c) /
  * (#pixels with a valid trainId) over images; bin = min(floor(p * bins),
@@ -102,8 +102,8 @@ sd_status sd_gap_class_hist_add(sd_gap_class_hist *h, int domain, const uint8_t 
 /* Adds one image's class proportions directly (prop[SD_NUM_CLASSES], in [0, 1]). */
 sd_status sd_gap_class_hist_add_props(sd_gap_class_hist *h, int domain, const double *prop);
 /* kl[c] = KL(P_A,c || P_B,c) in nats, each histogram smoothed as
- * (count + alpha) / (n_images + bins * alpha), so KL is finite; identical
- * histograms give 0. Both domains need at least one image. */
+ * (count / n_images + alpha) / (1 + bins * alpha), so KL is finite and
+ * histograms of the same shape give 0 whatever the two image counts. Both domains need at least one image. */
 sd_status sd_gap_class_hist_kl(const sd_gap_class_hist *h, double alpha, double kl[SD_NUM_CLASSES]);
 /* KL(p || q) = sum p_i log(p_i / q_i) over i with p_i > 0; q_i must be > 0 there. */
 double sd_gap_kl(const double *p, const double *q, int n);

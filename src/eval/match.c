@@ -30,7 +30,15 @@ typedef struct walk_state {
     const key_ref *refs;
     int n_refs;
     sd_match_mode mode;
+    sd_pred_kind kind;
 } walk_state;
+
+/* segda predict's file suffixes (see eval.h) */
+static bool has_suffix(const char *name, size_t len, const char *suf)
+{
+    size_t n = strlen(suf);
+    return len >= n && !strcasecmp(name + len - n, suf);
+}
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -58,10 +66,15 @@ static sd_status match_file(walk_state *ws, const char *path, const char *name)
     size_t len = strlen(name);
     if (len < 4 || strcasecmp(name + len - 4, ".png"))
         return SD_OK;
+    const char *own = ws->kind == SD_PRED_LABEL_IDS ? "_labelIds.png" : "_trainIds.png";
+    const char *other = ws->kind == SD_PRED_LABEL_IDS ? "_trainIds.png" : "_labelIds.png";
+    if (has_suffix(name, len, other) || has_suffix(name, len, "_color.png") || has_suffix(name, len, "_overlay.png"))
+        return SD_OK;
     ws->m->n_files++;
     int hits = 0;
     if (ws->mode == SD_MATCH_BASENAME) {
-        const key_ref *k = find_key(ws, name, len - 4);
+        size_t base = has_suffix(name, len, own) ? len - strlen(own) : len - 4;
+        const key_ref *k = find_key(ws, name, base);
         if (k) {
             hits++;
             sd_status st = claim(ws, k, path);
@@ -134,7 +147,7 @@ static sd_status walk(walk_state *ws, const char *dir, int depth)
 }
 
 sd_status sd_pred_match_dir(sd_pred_match *m, const char *dir, const char *const *keys, int n_keys,
-                            sd_match_mode mode)
+                            sd_match_mode mode, sd_pred_kind kind)
 {
     memset(m, 0, sizeof *m);
     struct stat sb;
@@ -163,7 +176,7 @@ sd_status sd_pred_match_dir(sd_pred_match *m, const char *dir, const char *const
             sd_pred_match_free(m);
             return st;
         }
-    walk_state ws = {m, refs, n_keys, mode};
+    walk_state ws = {m, refs, n_keys, mode, kind};
     sd_status st = walk(&ws, dir, 0);
     free(refs);
     if (st != SD_OK) {

@@ -86,7 +86,7 @@ sd_status sd_eval_pred_dirs(const sd_dataset *ds, const sd_eval_pred_opts *o, sd
     for (int i = 0; !st && i < n; i++)
         keys[i] = ds->samples[i].stem;
     for (int d = 0; !st && d < nd; d++)
-        st = sd_pred_match_dir(&m[d], o->dirs[d], keys, n, mode);
+        st = sd_pred_match_dir(&m[d], o->dirs[d], keys, n, mode, o->kind);
 
     /* every missing prediction is known before any image is read */
     int64_t skipped = 0;

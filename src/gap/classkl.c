@@ -72,8 +72,11 @@ sd_status sd_gap_class_hist_kl(const sd_gap_class_hist *h, double alpha, double 
     double p[SD_GAP_MAX_BINS], q[SD_GAP_MAX_BINS];
     for (int c = 0; c < SD_NUM_CLASSES; c++) {
         for (int b = 0; b < nb; b++) {
-            p[b] = (h->count[0][c][b] + alpha) / (h->n_images[0] + nb * alpha);
-            q[b] = (h->count[1][c][b] + alpha) / (h->n_images[1] + nb * alpha);
+            /* smoothing on frequencies, not counts: with counts, two domains
+             * with the same distribution but different image counts would
+             * differ (an absent class would get KL > 0) */
+            p[b] = ((double)h->count[0][c][b] / h->n_images[0] + alpha) / (1 + nb * alpha);
+            q[b] = ((double)h->count[1][c][b] / h->n_images[1] + alpha) / (1 + nb * alpha);
         }
         kl[c] = sd_gap_kl(p, q, nb);
     }

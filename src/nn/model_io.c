@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/nn.h"
 #include "segda/checkpoint.h"
 
 sd_status sd_ckpt_writer_add_model(sd_ckpt_writer *w, sd_model *m, sd_norm norm)
@@ -125,7 +126,9 @@ sd_status sd_model_load(const char *path, bool strict, sd_model **out, sd_norm *
         return st;
     sd_model_opts o;
     sd_model *m = NULL;
-    if (!(st = sd_ckpt_model_opts(&c, &o, norm)) && !(st = sd_model_create(&o, &m)))
+    /* a strict load overwrites every tensor; otherwise missing ones keep their initialisation */
+    if (!(st = sd_ckpt_model_opts(&c, &o, norm)) &&
+        !(st = strict ? nn_model_create_zeroed(&o, &m) : sd_model_create(&o, &m)))
         st = sd_ckpt_load_params(&c, "", sd_model_params(m), strict, NULL);
     if (st && m) {
         sd_model_free(m);

@@ -339,6 +339,8 @@ static sd_status model_build(const sd_model_opts *o, bool alloc, sd_model **out)
     return SD_OK;
 }
 
+sd_status nn_model_create_zeroed(const sd_model_opts *o, sd_model **out) { return model_build(o, true, out); }
+
 sd_status sd_model_create(const sd_model_opts *o, sd_model **out)
 {
     sd_status st = model_build(o, true, out);

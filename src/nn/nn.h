@@ -61,4 +61,9 @@ void nn_init_uniform_fanin(sd_tensor *w, sd_tensor *b, sd_rng *r); /* PyTorch's 
 void nn_init_const(sd_tensor *w, float v);
 void nn_bn_reset(const nn_bn *bn);                        /* weight 1, bias 0, mean 0, var 1 */
 
+/* sd_model_create without the weight initialisation (every tensor zero), for
+ * loaders that overwrite every tensor: initialising a ResNet-101 costs
+ * seconds. */
+sd_status nn_model_create_zeroed(const sd_model_opts *o, sd_model **out);
+
 #endif
