@@ -1,17 +1,23 @@
 # `make fuzz`: builds fuzz/fuzz_image.c with libFuzzer + ASan/UBSan (clang)
 # and runs it for FUZZ_TIME seconds from the seeds in fuzz/corpus. New inputs
 # go to $(FUZZ_BUILD)/corpus; a crash leaves crash-* files there and fails.
+# The toolchain comes from `tools/deps.sh fuzz` (clang, libclang-rt-dev for
+# libFuzzer and the sanitizers, libomp-dev for -fopenmp).
 FUZZ_BUILD ?= build-fuzz
 FUZZ_TIME  ?= 60
 FUZZ_CC    ?= clang
 FUZZ_SRC   := fuzz/fuzz_image.c src/io/image.c src/core/error.c src/core/rng.c
+
+.PHONY: fuzz-deps fuzz-safetensors
+fuzz-deps:
+	@tools/deps.sh fuzz
 
 fuzz: $(FUZZ_BUILD)/fuzz_image
 	@mkdir -p $(FUZZ_BUILD)/corpus
 	cd $(FUZZ_BUILD) && ./fuzz_image -max_total_time=$(FUZZ_TIME) -rss_limit_mb=2048 \
 	  -timeout=10 -print_final_stats=1 corpus ../fuzz/corpus
 
-$(FUZZ_BUILD)/fuzz_image: $(FUZZ_SRC) include/segda/image.h include/segda/core.h
+$(FUZZ_BUILD)/fuzz_image: $(FUZZ_SRC) include/segda/image.h include/segda/core.h | fuzz-deps
 	@mkdir -p $(FUZZ_BUILD)
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fopenmp -Iinclude -Isrc \
 	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
@@ -24,7 +30,7 @@ fuzz-safetensors: $(FUZZ_BUILD)/fuzz_safetensors
 	@mkdir -p $(FUZZ_BUILD)/corpus_safetensors
 	cd $(FUZZ_BUILD) && ./fuzz_safetensors -max_total_time=$(FUZZ_TIME) -rss_limit_mb=2048 \
 	  -timeout=10 -print_final_stats=1 corpus_safetensors ../fuzz/corpus_safetensors
-$(FUZZ_BUILD)/fuzz_safetensors: $(FUZZ_ST_SRC) include/segda/safetensors.h include/segda/core.h
+$(FUZZ_BUILD)/fuzz_safetensors: $(FUZZ_ST_SRC) include/segda/safetensors.h include/segda/core.h | fuzz-deps
 	@mkdir -p $(FUZZ_BUILD)
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fopenmp -Iinclude -Isrc \
 	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "nn/nn.h"
 #include "segda/checkpoint.h"
 #include "segda/image.h"
 #include "segda/infer.h"
@@ -44,10 +45,52 @@ static sd_model *make(const char *name, int classes, bool aux)
     return m;
 }
 
+/* Names and shapes need no weights: skip the (slow) initialisation. */
+static sd_model *make_zeroed(const char *name, int classes, bool aux)
+{
+    sd_model_opts o = sd_model_opts_default(name);
+    o.classes = classes;
+    o.aux = aux;
+    sd_model *m = NULL;
+    CHECK_OK(nn_model_create_zeroed(&o, &m));
+    return m;
+}
+
+/* The parallel initialisation must give sd_rng_normal's stream exactly:
+ * every backbone conv is std * sd_rng_normal() in declaration order. */
+void TEST_init_matches_rng(void);
+void TEST_init_matches_rng(void)
+{
+    sd_model *m = make("deeplab-mini", 19, false);
+    if (!m)
+        return;
+    sd_model_init_weights(m, 7);
+    sd_rng r;
+    sd_rng_seed(&r, 7);
+    sd_params *p = sd_model_params(m);
+    int compared = 0, bad = 0;
+    for (int i = 0; i < p->n; i++) {
+        sd_tensor *x = p->tensors[i];
+        if (x->ndim != 4)
+            continue;
+        float std = sqrtf(2.0f / (float)(x->shape[0] * x->shape[2] * x->shape[3]));
+        bool head = !strncmp(x->name, "layer5.", 7); /* re-drawn from N(0, 0.01) afterwards */
+        for (size_t j = 0; j < x->numel; j++) {
+            float want = std * sd_rng_normal(&r);
+            if (!head && x->data[j] != want && bad++ < 3)
+                fprintf(stderr, "  %s[%zu] = %.9g, sd_rng_normal gives %.9g\n", x->name, j, x->data[j], want);
+        }
+        compared += !head && x->numel > 4096; /* spans the fill's chunks */
+    }
+    CHECK(bad == 0);
+    CHECK(compared >= 4);
+    sd_model_free(m);
+}
+
 void TEST_published_names(void);
 void TEST_published_names(void)
 {
-    sd_model *m = make("deeplabv2-resnet50", 19, true);
+    sd_model *m = make_zeroed("deeplabv2-resnet50", 19, true);
     if (!m)
         return;
     /* Caffe style: the stride sits on layer2.0.conv1 (1x1), and dilated
@@ -72,7 +115,7 @@ void TEST_published_names(void)
     CHECK(sd_model_channels(m, "layer3") == 1024 && sd_model_channels(m, "layer4") == 2048);
     sd_model_free(m);
 
-    m = make("deeplabv2-vgg16", 16, false);
+    m = make_zeroed("deeplabv2-vgg16", 16, false);
     CHECK(has_shape(m, "features.0.weight", 4, (int[]){64, 3, 3, 3}));
     CHECK(sd_params_find(sd_model_params(m), "features.28.bias") == NULL); /* a ReLU's index */
     CHECK(has_shape(m, "features.27.weight", 4, (int[]){512, 512, 3, 3}));
@@ -83,7 +126,7 @@ void TEST_published_names(void)
 
     sd_model_opts o = sd_model_opts_default("deeplabv3-resnet50");
     o.aux = true;
-    CHECK_OK(sd_model_create(&o, &m));
+    CHECK_OK(nn_model_create_zeroed(&o, &m));
     CHECK(has_shape(m, "backbone.layer4.0.conv2.weight", 4, (int[]){512, 512, 3, 3}));
     CHECK(has_shape(m, "backbone.layer3.0.downsample.0.weight", 4, (int[]){1024, 512, 1, 1}));
     CHECK(has_shape(m, "classifier.0.convs.4.1.weight", 4, (int[]){256, 2048, 1, 1}));
@@ -92,7 +135,7 @@ void TEST_published_names(void)
     CHECK(has_shape(m, "aux_classifier.4.weight", 4, (int[]){19, 256, 1, 1}));
     sd_model_free(m);
 
-    m = make("pspnet-resnet50", 19, false);
+    m = make_zeroed("pspnet-resnet50", 19, false);
     CHECK(has_shape(m, "layer0.6.weight", 4, (int[]){128, 64, 3, 3}));
     CHECK(has_shape(m, "layer1.0.conv1.weight", 4, (int[]){64, 128, 1, 1}));
     CHECK(has_shape(m, "ppm.features.3.1.weight", 4, (int[]){512, 2048, 1, 1}));
@@ -313,6 +356,32 @@ void TEST_checkpoint_model(void)
     sd_ckpt_close(&c);
     CHECK_OK(sd_model_load(p2, true, &m2, &norm));
     CHECK(m2 && sd_model_options(m2)->classes == 5 && sd_model_options(m2)->aux && norm == SD_NORM_IMAGENET);
+    sd_model_free(m2);
+
+    /* a tensor absent from the file keeps the initial value sd_model_create
+     * gives it (not zero); the others are the file's */
+    sd_ckpt_writer_init(&w);
+    for (int i = 0; i < a->n; i++)
+        if (strcmp(a->tensors[i]->name, "layer1.0.conv1.weight"))
+            CHECK_OK(sd_ckpt_writer_add_tensor(&w, a->tensors[i]->name, a->tensors[i]->ndim, a->tensors[i]->shape,
+                                               a->tensors[i]->data));
+    CHECK_OK(sd_ckpt_writer_set_meta(&w, SD_META_MODEL, "deeplab-mini"));
+    CHECK_OK(sd_ckpt_writer_save(&w, p2));
+    sd_ckpt_writer_free(&w);
+    sd_log_set_level(0);
+    CHECK_OK(sd_model_load(p2, false, &m2, &norm));
+    sd_log_set_level(1);
+    sd_model *fresh = NULL;
+    CHECK_OK(sd_model_create(&o, &fresh));
+    if (m2 && fresh) {
+        const sd_tensor *got = sd_params_find(sd_model_params(m2), "layer1.0.conv1.weight");
+        const sd_tensor *want = sd_params_find(sd_model_params(fresh), "layer1.0.conv1.weight");
+        CHECK(got && want && !memcmp(got->data, want->data, want->numel * sizeof(float)) && want->data[0] != 0);
+        got = sd_params_find(sd_model_params(m2), "layer1.0.conv2.weight");
+        want = sd_params_find(a, "layer1.0.conv2.weight");
+        CHECK(got && want && !memcmp(got->data, want->data, want->numel * sizeof(float)));
+    }
+    sd_model_free(fresh);
     sd_model_free(m2);
 
     /* the model says 5 classes, the checkpoint metadata 7: strict load fails naming a tensor */
@@ -594,6 +663,7 @@ int main(void)
     snprintf(tmpdir, sizeof tmpdir, "/tmp/segda-test-models-XXXXXX");
     if (!mkdtemp(tmpdir))
         return 1;
+    RUN(TEST_init_matches_rng);
     RUN(TEST_published_names);
     RUN(TEST_param_counts);
     RUN(TEST_forward_shapes);

@@ -2,9 +2,17 @@
 # Installs the Debian packages segda builds and tests with, when missing.
 # Runtime: OpenBLAS, libpng, libjpeg-turbo, liblinear, libsvm.
 # Test-only: python3-torch and python3-numpy (PyTorch parity checks).
+# `tools/deps.sh fuzz` adds what `make fuzz` needs: clang, its libFuzzer and
+# sanitizer runtimes, and its OpenMP runtime (the default clang's versions).
 set -eu
 pkgs=(build-essential libopenblas-dev libpng-dev libjpeg62-turbo-dev liblinear-dev libsvm-dev
       python3-torch python3-numpy)
+for group in "$@"; do
+  case $group in
+    fuzz) pkgs+=(clang libclang-rt-dev libomp-dev) ;;
+    *) echo "deps: unknown group '$group' (known: fuzz)" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

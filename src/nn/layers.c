@@ -3,6 +3,7 @@
  * shape-and-MAC counting mode. No model topology here (see models.c). */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn/nn.h"
@@ -169,23 +170,30 @@ sd_tensor *nn_dropout(nn_ctx *c, sd_tensor *x, float p)
 
 /* std * sd_rng_normal(r), n times, bit for bit: Box-Muller's log and cos
  * were most of a ResNet-101's creation time, so the cheap uniform stream is
- * drawn in order and only the transform runs in parallel. The formula is
+ * drawn in order and only the transform runs in parallel, in few large
+ * regions (many small ones stall on a busy machine). The formula is
  * sd_rng_normal's (rng.c); tests/test_models.c checks that they agree. */
 static void fill_normal(float *dst, size_t n, float std, sd_rng *r)
 {
-    enum { CHUNK = 1 << 12 };
-    uint64_t u[2 * CHUNK];
+    enum { CHUNK = 1 << 20 };
+    uint64_t *u = n >= 65536 ? malloc(2 * sizeof *u * (n < CHUNK ? n : CHUNK)) : NULL;
+    if (!u) { /* small tensors, or no memory for the stream: one by one */
+        for (size_t i = 0; i < n; i++)
+            dst[i] = std * sd_rng_normal(r);
+        return;
+    }
     for (size_t at = 0; at < n; at += CHUNK) {
-        int len = n - at < CHUNK ? (int)(n - at) : CHUNK;
-        for (int i = 0; i < 2 * len; i++)
+        long len = n - at < CHUNK ? (long)(n - at) : CHUNK;
+        for (long i = 0; i < 2 * len; i++)
             u[i] = sd_rng_u64(r);
-#pragma omp parallel for schedule(static) if (len >= 1024)
-        for (int i = 0; i < len; i++) {
+#pragma omp parallel for schedule(static)
+        for (long i = 0; i < len; i++) {
             double u1 = ((u[2 * i] >> 11) + 1.0) * (1.0 / 9007199254740993.0);
             double u2 = (u[2 * i + 1] >> 11) * (1.0 / 9007199254740992.0);
             dst[at + (size_t)i] = std * (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
         }
     }
+    free(u);
 }
 
 void nn_init_kaiming_out(sd_tensor *w, sd_rng *r)
