@@ -14,6 +14,17 @@ const sd_backend *sd_backend_for(sd_device dev)
     }
 }
 
+const sd_backend *sd_backend_check(sd_tape *t, const char *op, const sd_tensor *x)
+{
+    const sd_backend *be = sd_backend_for(x->device);
+    if (!be || !be->supports(op, x->dtype)) {
+        sd_tape_fail(t, SD_ERR_UNSUPPORTED, "%s: input %s: no kernel for device %d, dtype %d", op, sd_shape_str(x),
+                     (int)x->device, (int)x->dtype);
+        return NULL;
+    }
+    return be;
+}
+
 const char *sd_backend_missing(const sd_backend *b)
 {
 #define SD_NEED(f)     \

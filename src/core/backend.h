@@ -165,6 +165,10 @@ typedef struct sd_backend {
 
 /* The table for a device, or NULL when this build has none (CUDA today). */
 const sd_backend *sd_backend_for(sd_device dev);
+/* What every op does before its kernels: the table for x's device if it
+ * supports op at x's dtype; otherwise NULL, with the tape failed
+ * (SD_ERR_UNSUPPORTED, naming op, x's shape, device and dtype). */
+const sd_backend *sd_backend_check(sd_tape *t, const char *op, const sd_tensor *x);
 /* The name of the first opsA kernel a table leaves NULL, or NULL when complete. */
 const char *sd_backend_missing(const sd_backend *b);
 

@@ -7,17 +7,6 @@
 #include "core/backend.h"
 #include "segda/ops.h"
 
-static const sd_backend *backend_of(sd_tape *t, const char *op, const sd_tensor *x)
-{
-    const sd_backend *be = sd_backend_for(x->device);
-    if (!be || !be->supports(op, x->dtype)) {
-        sd_tape_fail(t, SD_ERR_UNSUPPORTED, "%s: no kernel for device %d dtype %d", op, (int)x->device,
-                     (int)x->dtype);
-        return NULL;
-    }
-    return be;
-}
-
 /* x viewed as [outer, shape[dim], inner] */
 static size_t outer_of(const sd_tensor *x, int dim)
 {
@@ -93,7 +82,7 @@ sd_tensor *sd_concat(sd_tape *t, int n, sd_tensor *const *xs, int dim)
         }
         return sd_concat(t, np, parts, dim);
     }
-    const sd_backend *be = backend_of(t, "concat", x0);
+    const sd_backend *be = sd_backend_check(t, "concat", x0);
     if (!be)
         return NULL;
     int shape[SD_MAX_DIMS];
@@ -150,7 +139,7 @@ sd_tensor *sd_slice(sd_tape *t, sd_tensor *x, int dim, int start, int end)
     if (start < 0 || end > x->shape[dim] || start >= end)
         return sd_tape_fail(t, SD_ERR_SHAPE, "slice: [%d, %d) along dim %d of %s, expected 0 <= start < end <= %d",
                             start, end, dim, sd_shape_str(x), x->shape[dim]);
-    const sd_backend *be = backend_of(t, "slice", x);
+    const sd_backend *be = sd_backend_check(t, "slice", x);
     if (!be)
         return NULL;
     int shape[SD_MAX_DIMS];
@@ -222,7 +211,7 @@ sd_tensor *sd_reshape(sd_tape *t, sd_tensor *x, int ndim, const int *shape)
         return sd_tape_fail(t, SD_ERR_SHAPE, "reshape: %s (%zu elements) cannot become %s", sd_shape_str(x),
                             x->numel, want);
     }
-    const sd_backend *be = backend_of(t, "reshape", x);
+    const sd_backend *be = sd_backend_check(t, "reshape", x);
     if (!be)
         return NULL;
     sd_tensor *y = sd_tensor_wrap(t, ndim, s, x->data);

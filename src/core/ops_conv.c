@@ -46,13 +46,7 @@ static const sd_backend *conv_check(sd_tape *t, const char *op, sd_tensor *x, sd
                      sd_shape_str(x), sd_shape_str(w));
         return NULL;
     }
-    const sd_backend *be = sd_backend_for(x->device);
-    if (!be || !be->supports(op, x->dtype)) {
-        sd_tape_fail(t, SD_ERR_UNSUPPORTED, "%s: input %s: no kernel for this device and dtype", op,
-                     sd_shape_str(x));
-        return NULL;
-    }
-    return be;
+    return sd_backend_check(t, op, x);
 }
 
 static void conv2d_backward(sd_node *n)

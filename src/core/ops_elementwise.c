@@ -11,17 +11,6 @@
 
 #define GRAD(x) ((x) && (x)->requires_grad ? (x)->grad : NULL)
 
-static const sd_backend *backend_of(sd_tape *t, const char *op, const sd_tensor *x)
-{
-    const sd_backend *be = sd_backend_for(x->device);
-    if (!be || !be->supports(op, x->dtype)) {
-        sd_tape_fail(t, SD_ERR_UNSUPPORTED, "%s: no kernel for device %d dtype %d", op, (int)x->device,
-                     (int)x->dtype);
-        return NULL;
-    }
-    return be;
-}
-
 static sd_tensor *like(sd_tape *t, const sd_tensor *x)
 {
     sd_tensor *y = sd_tensor_new(t, x->ndim, x->shape);
@@ -65,7 +54,7 @@ sd_tensor *sd_relu(sd_tape *t, sd_tensor *x)
 {
     if (!x)
         return sd_tape_fail(t, SD_ERR_ARG, "relu: input is NULL");
-    const sd_backend *be = backend_of(t, "relu", x);
+    const sd_backend *be = sd_backend_check(t, "relu", x);
     sd_tensor *y = be ? like(t, x) : NULL;
     if (!y)
         return NULL;
@@ -85,7 +74,7 @@ sd_tensor *sd_leaky_relu(sd_tape *t, sd_tensor *x, float slope)
 {
     if (!x)
         return sd_tape_fail(t, SD_ERR_ARG, "leaky_relu: input is NULL");
-    const sd_backend *be = backend_of(t, "leaky_relu", x);
+    const sd_backend *be = sd_backend_check(t, "leaky_relu", x);
     sd_tensor *y = be ? like(t, x) : NULL;
     if (!y)
         return NULL;
@@ -104,7 +93,7 @@ sd_tensor *sd_tanh(sd_tape *t, sd_tensor *x)
 {
     if (!x)
         return sd_tape_fail(t, SD_ERR_ARG, "tanh: input is NULL");
-    const sd_backend *be = backend_of(t, "tanh", x);
+    const sd_backend *be = sd_backend_check(t, "tanh", x);
     sd_tensor *y = be ? like(t, x) : NULL;
     if (!y)
         return NULL;
@@ -123,7 +112,7 @@ sd_tensor *sd_sigmoid(sd_tape *t, sd_tensor *x)
 {
     if (!x)
         return sd_tape_fail(t, SD_ERR_ARG, "sigmoid: input is NULL");
-    const sd_backend *be = backend_of(t, "sigmoid", x);
+    const sd_backend *be = sd_backend_check(t, "sigmoid", x);
     sd_tensor *y = be ? like(t, x) : NULL;
     if (!y)
         return NULL;
@@ -143,7 +132,7 @@ sd_tensor *sd_scale(sd_tape *t, sd_tensor *x, float s)
 {
     if (!x)
         return sd_tape_fail(t, SD_ERR_ARG, "scale: input is NULL");
-    const sd_backend *be = backend_of(t, "scale", x);
+    const sd_backend *be = sd_backend_check(t, "scale", x);
     sd_tensor *y = be ? like(t, x) : NULL;
     if (!y)
         return NULL;
@@ -156,7 +145,7 @@ sd_tensor *sd_add_scalar(sd_tape *t, sd_tensor *x, float s)
 {
     if (!x)
         return sd_tape_fail(t, SD_ERR_ARG, "add_scalar: input is NULL");
-    const sd_backend *be = backend_of(t, "add_scalar", x);
+    const sd_backend *be = sd_backend_check(t, "add_scalar", x);
     sd_tensor *y = be ? like(t, x) : NULL;
     if (!y)
         return NULL;
@@ -188,7 +177,7 @@ sd_tensor *sd_grad_reverse(sd_tape *t, sd_tensor *x, float lambda)
 {
     if (!x)
         return sd_tape_fail(t, SD_ERR_ARG, "grad_reverse: input is NULL");
-    const sd_backend *be = backend_of(t, "grad_reverse", x);
+    const sd_backend *be = sd_backend_check(t, "grad_reverse", x);
     sd_tensor *y = be ? view_of(t, x, x->ndim, x->shape) : NULL;
     if (!y)
         return NULL;
@@ -217,7 +206,7 @@ sd_tensor *sd_dropout(sd_tape *t, sd_tensor *x, float p)
         return sd_tape_fail(t, SD_ERR_ARG, "dropout: p = %g, expected 0 <= p <= 1", p);
     if (!t->training || p == 0.0f)
         return x;
-    const sd_backend *be = backend_of(t, "dropout", x);
+    const sd_backend *be = sd_backend_check(t, "dropout", x);
     sd_tensor *y = be ? like(t, x) : NULL;
     float *mask = y ? sd_arena_alloc(&t->arena, x->numel * sizeof(float)) : NULL;
     if (!mask)
@@ -263,7 +252,7 @@ static sd_tensor *binary(sd_tape *t, const char *name, char op, sd_tensor *a, sd
         return sd_tape_fail(t, SD_ERR_SHAPE,
                             "%s: %s and %s: b must have a's number of dims and, in each, a's size or 1",
                             name, sd_shape_str(a), sd_shape_str(b));
-    const sd_backend *be = backend_of(t, name, a);
+    const sd_backend *be = sd_backend_check(t, name, a);
     sd_tensor *y = be ? like(t, a) : NULL;
     if (!y)
         return NULL;

@@ -13,17 +13,6 @@
 
 #define GRAD(x) ((x) && (x)->requires_grad ? (x)->grad : NULL)
 
-static const sd_backend *backend_of(sd_tape *t, const char *op, const sd_tensor *x)
-{
-    const sd_backend *be = sd_backend_for(x->device);
-    if (!be || !be->supports(op, x->dtype)) {
-        sd_tape_fail(t, SD_ERR_UNSUPPORTED, "%s: no kernel for device %d dtype %d", op, (int)x->device,
-                     (int)x->dtype);
-        return NULL;
-    }
-    return be;
-}
-
 static sd_tensor *scalar_new(sd_tape *t, float v)
 {
     sd_tensor *y = sd_tensor_new(t, 1, (int[]){1});
@@ -95,7 +84,7 @@ static sd_tensor *softmax_common(sd_tape *t, sd_tensor *x, bool log)
     if (x->ndim < 2)
         return sd_tape_fail(t, SD_ERR_SHAPE, "%s: %s, expected [N,C,...] (channels on dim 1)", op,
                             sd_shape_str(x));
-    const sd_backend *be = backend_of(t, op, x);
+    const sd_backend *be = sd_backend_check(t, op, x);
     sd_tensor *y = be ? sd_tensor_new(t, x->ndim, x->shape) : NULL;
     if (!y)
         return NULL;
@@ -126,7 +115,7 @@ static sd_tensor *reduce(sd_tape *t, sd_tensor *x, bool mean)
         return sd_tape_fail(t, SD_ERR_ARG, "%s: input is NULL", op);
     if (mean && x->numel == 0)
         return sd_tape_fail(t, SD_ERR_SHAPE, "mean: %s has no elements", sd_shape_str(x));
-    const sd_backend *be = backend_of(t, op, x);
+    const sd_backend *be = sd_backend_check(t, op, x);
     if (!be)
         return NULL;
     double s = be->sum(x->numel, x->data);
@@ -172,7 +161,7 @@ static sd_tensor *cross_entropy_common(sd_tape *t, const char *op, sd_tensor *x,
         if (labels[i] != ignore && labels[i] >= v.c)
             return sd_tape_fail(t, SD_ERR_DATA, "%s: label %d at pixel %zu of logits %s: expected < %d classes or %d (ignore)",
                                 op, labels[i], i, sd_shape_str(x), v.c, ignore);
-    const sd_backend *be = backend_of(t, op, x);
+    const sd_backend *be = sd_backend_check(t, op, x);
     if (!be)
         return NULL;
     float *lse = sd_arena_alloc(&t->arena, (npix ? npix : 1) * sizeof(float));
@@ -236,7 +225,7 @@ static sd_tensor *bce_common(sd_tape *t, const char *op, sd_tensor *x, sd_tensor
     if (target && !sd_shape_eq(x, target))
         return sd_tape_fail(t, SD_ERR_SHAPE, "%s: input %s and target %s differ", op, sd_shape_str(x),
                             sd_shape_str(target));
-    const sd_backend *be = backend_of(t, op, x);
+    const sd_backend *be = sd_backend_check(t, op, x);
     if (!be)
         return NULL;
     const float *td = target ? target->data : NULL;
@@ -282,7 +271,7 @@ static sd_tensor *mse_common(sd_tape *t, const char *op, sd_tensor *a, sd_tensor
         return sd_tape_fail(t, SD_ERR_SHAPE, "%s: %s has no elements", op, sd_shape_str(a));
     if (b && !sd_shape_eq(a, b))
         return sd_tape_fail(t, SD_ERR_SHAPE, "%s: %s and %s differ", op, sd_shape_str(a), sd_shape_str(b));
-    const sd_backend *be = backend_of(t, op, a);
+    const sd_backend *be = sd_backend_check(t, op, a);
     if (!be)
         return NULL;
     sd_tensor *y = scalar_new(t, (float)(be->sqdiff_fwd(a->numel, a->data, b ? b->data : NULL, bc) /
@@ -332,7 +321,7 @@ static sd_tensor *entropy_common(sd_tape *t, sd_tensor *x, bool map)
     if (x->ndim < 2 || x->shape[1] < 2)
         return sd_tape_fail(t, SD_ERR_SHAPE, "%s: logits %s, expected [N,C,...] with C >= 2 (normalised by log C)",
                             op, sd_shape_str(x));
-    const sd_backend *be = backend_of(t, op, x);
+    const sd_backend *be = sd_backend_check(t, op, x);
     if (!be)
         return NULL;
     int shape[SD_MAX_DIMS];
@@ -379,7 +368,7 @@ sd_tensor *sd_l2_feature_distance(sd_tape *t, sd_tensor *a, sd_tensor *b)
     if (a->ndim < 2 || !sd_shape_eq(a, b) || a->numel == 0)
         return sd_tape_fail(t, SD_ERR_SHAPE, "l2_feature_distance: %s and %s, expected one shape [N,C,...]",
                             sd_shape_str(a), sd_shape_str(b));
-    const sd_backend *be = backend_of(t, "l2_feature_distance", a);
+    const sd_backend *be = sd_backend_check(t, "l2_feature_distance", a);
     if (!be)
         return NULL;
     nchw v = view_nchw(a);

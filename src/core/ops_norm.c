@@ -68,9 +68,9 @@ sd_tensor *sd_batch_norm(sd_tape *t, sd_tensor *x, sd_tensor *weight, sd_tensor 
         return sd_tape_fail(t, SD_ERR_SHAPE,
                             "batch_norm: input %s: expected more than 1 value per channel when training",
                             sd_shape_str(x));
-    const sd_backend *be = sd_backend_for(x->device);
-    if (!be || !be->supports("batch_norm", x->dtype))
-        return sd_tape_fail(t, SD_ERR_UNSUPPORTED, "batch_norm: input %s: no kernel", sd_shape_str(x));
+    const sd_backend *be = sd_backend_check(t, "batch_norm", x);
+    if (!be)
+        return NULL;
     sd_tensor *y = sd_tensor_new(t, x->ndim, x->shape);
     float *mean = sd_arena_alloc(&t->arena, 3 * (size_t)C * sizeof(float));
     if (!y || !mean)
@@ -111,9 +111,9 @@ sd_tensor *sd_instance_norm(sd_tape *t, sd_tensor *x, sd_tensor *weight, sd_tens
         return sd_tape_fail(t, SD_ERR_SHAPE,
                             "instance_norm: input %s: expected more than 1 spatial element per channel",
                             sd_shape_str(x));
-    const sd_backend *be = sd_backend_for(x->device);
-    if (!be || !be->supports("instance_norm", x->dtype))
-        return sd_tape_fail(t, SD_ERR_UNSUPPORTED, "instance_norm: input %s: no kernel", sd_shape_str(x));
+    const sd_backend *be = sd_backend_check(t, "instance_norm", x);
+    if (!be)
+        return NULL;
     sd_norm_geom g = {.outer = 1, .ch = N * C, .inner = HW, .affine_ch = C};
     sd_tensor *y = sd_tensor_new(t, 4, x->shape);
     float *mean = sd_arena_alloc(&t->arena, 2 * (size_t)N * C * sizeof(float));

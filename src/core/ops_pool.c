@@ -56,13 +56,7 @@ static const sd_backend *pool_setup(sd_tape *t, const char *op, sd_tensor *x, sd
                      op, sd_shape_str(x), o.kh, o.kw, o.pad_h, o.pad_w, g->oh, g->ow);
         return NULL;
     }
-    const sd_backend *be = sd_backend_for(x->device);
-    if (!be || !be->supports(op, x->dtype)) {
-        sd_tape_fail(t, SD_ERR_UNSUPPORTED, "%s: input %s: no kernel for this device and dtype", op,
-                     sd_shape_str(x));
-        return NULL;
-    }
-    return be;
+    return sd_backend_check(t, op, x);
 }
 
 static sd_tensor *pool_output(sd_tape *t, sd_tensor *x, const sd_pool_geom *g)
@@ -153,9 +147,9 @@ sd_tensor *sd_adaptive_avg_pool2d(sd_tape *t, sd_tensor *x, int out_h, int out_w
                             "adaptive_avg_pool2d: input %s to %dx%d: expected a non-empty 4-D NCHW input and "
                             "an output size >= 1",
                             sd_shape_str(x), out_h, out_w);
-    const sd_backend *be = sd_backend_for(x->device);
-    if (!be || !be->supports("adaptive_avg_pool2d", x->dtype))
-        return sd_tape_fail(t, SD_ERR_UNSUPPORTED, "adaptive_avg_pool2d: input %s: no kernel", sd_shape_str(x));
+    const sd_backend *be = sd_backend_check(t, "adaptive_avg_pool2d", x);
+    if (!be)
+        return NULL;
     sd_pool_geom g = {.planes = x->shape[0] * x->shape[1], .h = x->shape[2], .w = x->shape[3],
                       .oh = out_h, .ow = out_w};
     sd_tensor *y = pool_output(t, x, &g);

@@ -17,13 +17,7 @@ static const sd_backend *spatial_check(sd_tape *t, const char *op, sd_tensor *x)
         sd_tape_fail(t, SD_ERR_SHAPE, "%s: input %s: expected a non-empty 4-D NCHW tensor", op, sd_shape_str(x));
         return NULL;
     }
-    const sd_backend *be = sd_backend_for(x->device);
-    if (!be || !be->supports(op, x->dtype)) {
-        sd_tape_fail(t, SD_ERR_UNSUPPORTED, "%s: input %s: no kernel for this device and dtype", op,
-                     sd_shape_str(x));
-        return NULL;
-    }
-    return be;
+    return sd_backend_check(t, op, x);
 }
 
 static sd_tensor *spatial_out(sd_tape *t, sd_tensor *x, int oh, int ow)
