@@ -6,7 +6,7 @@
 FUZZ_BUILD ?= build-fuzz
 FUZZ_TIME  ?= 60
 FUZZ_CC    ?= clang
-FUZZ_SRC   := fuzz/fuzz_image.c src/io/image.c src/core/error.c src/core/rng.c
+FUZZ_SRC   := fuzz/fuzz_image.c src/io/image.c src/io/file.c src/core/error.c src/core/rng.c
 
 .PHONY: fuzz-deps fuzz-safetensors
 fuzz-deps:
@@ -24,7 +24,7 @@ $(FUZZ_BUILD)/fuzz_image: $(FUZZ_SRC) include/segda/image.h include/segda/core.h
 	  -o $@ $(FUZZ_SRC) -lpng -ljpeg -lopenblas -lm
 
 # safetensors header parser (models engineer): `make fuzz` runs it after fuzz_image.
-FUZZ_ST_SRC := fuzz/fuzz_safetensors.c src/io/safetensors.c src/core/error.c src/core/rng.c
+FUZZ_ST_SRC := fuzz/fuzz_safetensors.c src/io/safetensors.c src/io/file.c src/core/error.c src/core/rng.c
 fuzz: fuzz-safetensors
 fuzz-safetensors: $(FUZZ_BUILD)/fuzz_safetensors
 	@mkdir -p $(FUZZ_BUILD)/corpus_safetensors

@@ -35,26 +35,23 @@ static bool has_shape(sd_model *m, const char *name, int ndim, const int *shape)
     return true;
 }
 
-static sd_model *make(const char *name, int classes, bool aux)
+/* init false: every tensor zero, for tests of names and shapes only (the
+ * initialisation of a big model takes seconds) */
+static sd_model *build(const char *name, int classes, bool aux, bool init)
 {
     sd_model_opts o = sd_model_opts_default(name);
     o.classes = classes;
     o.aux = aux;
     sd_model *m = NULL;
-    CHECK_OK(sd_model_create(&o, &m));
+    if (init)
+        CHECK_OK(sd_model_create(&o, &m));
+    else
+        CHECK_OK(nn_model_create_zeroed(&o, &m));
     return m;
 }
 
-/* Names and shapes need no weights: skip the (slow) initialisation. */
-static sd_model *make_zeroed(const char *name, int classes, bool aux)
-{
-    sd_model_opts o = sd_model_opts_default(name);
-    o.classes = classes;
-    o.aux = aux;
-    sd_model *m = NULL;
-    CHECK_OK(nn_model_create_zeroed(&o, &m));
-    return m;
-}
+static sd_model *make(const char *name, int classes, bool aux) { return build(name, classes, aux, true); }
+static sd_model *make_zeroed(const char *name, int classes, bool aux) { return build(name, classes, aux, false); }
 
 /* The parallel initialisation must give sd_rng_normal's stream exactly:
  * every backbone conv is std * sd_rng_normal() in declaration order. */

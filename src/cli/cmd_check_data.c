@@ -3,12 +3,14 @@
  * channels, unknown label ids, image/label size mismatches) and the
  * per-class pixel frequencies. The checking is library calls; this file
  * only decides what to print and the exit code. */
+#include <errno.h>
 #include <getopt.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "segda/data.h"
 #include "segda/image.h"
@@ -37,7 +39,17 @@ static void usage(FILE *f)
             "  unknown label ids, image/label size mismatches and per-class pixel\n"
             "  frequencies. Exit status 1 when errors were found, unless --skip-bad\n"
             "  (training would then skip the listed samples) and good samples remain.\n"
-            "  Size mismatches are warnings: training resizes labels to the image size.\n");
+            "  Size mismatches are warnings: training resizes labels to the image size.\n"
+            "options:\n"
+            "  --split S              Cityscapes split: train, val or test (overrides\n"
+            "                         the one in SPEC; default train)\n"
+            "  --skip-bad             exit 0 when good samples remain despite errors\n"
+            "  --json FILE            also write the report as JSON to FILE\n"
+            "  --threads N            reader threads, 0..1024 (default 0: all cores)\n"
+            "  --lanemarking-as-road  SYNTHIA: count lane markings (id 22) as road, as\n"
+            "                         CBST/CRST do (default: ignored)\n"
+            "  --quiet                list at most 5 files per problem (default 50)\n"
+            "  --help                 this text\n");
 }
 
 static void check_one(const sd_dataset *ds, int i, result *r)
@@ -104,7 +116,7 @@ static int write_json(const char *path, const sd_dataset *ds, const result *r, c
 {
     FILE *f = fopen(path, "w");
     if (!f) {
-        fprintf(stderr, "segda check-data: cannot write %s\n", path);
+        fprintf(stderr, "segda check-data: cannot write %s: %s\n", path, strerror(errno));
         return 1;
     }
     fprintf(f, "{\n  \"spec\": ");
@@ -148,7 +160,7 @@ static int write_json(const char *path, const sd_dataset *ds, const result *r, c
                 c + 1 < SD_NUM_CLASSES ? "," : "");
     fprintf(f, "  ]\n}\n");
     if (fclose(f) != 0) {
-        fprintf(stderr, "segda check-data: write error on %s\n", path);
+        fprintf(stderr, "segda check-data: write error on %s: %s\n", path, strerror(errno));
         return 1;
     }
     return 0;
@@ -167,32 +179,26 @@ int cli_check_data(int argc, char **argv)
     sd_dataset_opts dopts = {.skip_bad = true, .allow_unknown_ids = true};
     int c;
     optind = 1;
+    opterr = 0;
     while ((c = getopt_long(argc, argv, "s:kj:t:lqh", longopts, NULL)) != -1) {
         switch (c) {
         case 's': split = optarg; break;
         case 'k': skip_bad = true; break;
         case 'j': json = optarg; break;
-        case 't': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 0 || v > 1024) {
-                fprintf(stderr, "segda check-data: --threads %s (expected 0..1024)\n", optarg);
-                usage(stderr);
-                return 2;
-            }
-            threads = (int)v;
+        case 't':
+            if (!cli_parse_int(optarg, 0, 1024, &threads))
+                return cli_usage_error("check-data", usage, "--threads '%s', expected 0..1024", optarg);
             break;
-        }
         case 'l': dopts.synthia_lanemarking_as_road = true; break;
         case 'q': quiet = true; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: return cli_bad_option("check-data", usage, argv);
         }
     }
-    if (optind != argc - 1) {
-        usage(stderr);
-        return 2;
-    }
+    if (optind == argc)
+        return cli_usage_error("check-data", usage, "expected a dataset SPEC");
+    if (optind < argc - 1)
+        return cli_usage_error("check-data", usage, "unexpected argument '%s'", argv[optind + 1]);
     sd_dataset ds;
     int level = sd_log_level();
     sd_log_set_level(0); /* the incomplete pairs are printed below, in full */

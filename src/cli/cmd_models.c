@@ -3,21 +3,31 @@
  * tools/pth2safetensors.py checks converted checkpoints against. */
 #include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
+#include "nn/nn.h"
 #include "segda/model.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: segda models [--size WxH] [--classes N] [--aux] [--aspp-two-branch] [--output-stride 8|16]\n"
-            "       segda models --names NAME [--classes N] [--aux] [--aspp-two-branch]\n"
+            "       segda models --names NAME [--classes N] [--aux] [--aspp-two-branch] [--output-stride 8|16]\n"
             "\n"
             "Lists the models segda builds, with parameters and GFLOPs (2 x multiply-adds\n"
-            "of the convolutions, batch 1) at --size (default 1024x512). --names prints\n"
-            "every tensor NAME expects, one per line: name, then the shape.\n");
+            "of the convolutions, batch 1) at --size, and each model's input normalisation.\n"
+            "  --size WxH           input size for the GFLOPs (default 1024x512)\n"
+            "  --classes N          output classes, 1..1000 (default 19)\n"
+            "  --aux                count the auxiliary head (on layer3/conv4) as well\n"
+            "  --aspp-two-branch    DeepLab-v2 classifier summing only the first two ASPP\n"
+            "                       branches, as the AdaptSegNet code does\n"
+            "  --output-stride N    8 (default) or 16; ResNet models only\n"
+            "  --names NAME         print every tensor model NAME expects, one per line:\n"
+            "                       the name, then the shape (what tools/pth2safetensors.py\n"
+            "                       checks converted checkpoints against)\n"
+            "  --help               this text\n");
 }
 
 int cli_models(int argc, char **argv)
@@ -32,44 +42,31 @@ int cli_models(int argc, char **argv)
     bool aux = false, two = false;
     const char *names = NULL;
     optind = 1;
+    opterr = 0;
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
         case 's':
-            if (sscanf(optarg, "%dx%d", &w, &h) != 2 || w < 8 || h < 8 || w > 16384 || h > 16384) {
-                fprintf(stderr, "segda models: --size '%s', expected WxH (8..16384)\n", optarg);
-                return 2;
-            }
+            if (!cli_parse_size(optarg, &w, &h))
+                return cli_usage_error("models", usage, "--size '%s', expected WxH (8..16384)", optarg);
             break;
-        case 'c': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 1000) {
-                fprintf(stderr, "segda models: --classes '%s', expected 1..1000\n", optarg);
-                return 2;
-            }
-            classes = (int)v;
+        case 'c':
+            if (!cli_parse_int(optarg, 1, 1000, &classes))
+                return cli_usage_error("models", usage, "--classes '%s', expected 1..1000", optarg);
             break;
-        }
         case 'o':
-            os = atoi(optarg);
-            if (os != 8 && os != 16) {
-                fprintf(stderr, "segda models: --output-stride '%s', expected 8 or 16\n", optarg);
-                return 2;
-            }
+            if (!cli_parse_int(optarg, 8, 16, &os) || (os != 8 && os != 16))
+                return cli_usage_error("models", usage, "--output-stride '%s', expected 8 or 16", optarg);
             break;
         case 'n': names = optarg; break;
         case 'a': aux = true; break;
         case '2': two = true; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: return cli_bad_option("models", usage, argv);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "segda models: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
-        return 2;
-    }
+    if (optind < argc)
+        return cli_usage_error("models", usage, "unexpected argument '%s'", argv[optind]);
     if (names) {
         sd_model_opts o = sd_model_opts_default(names);
         o.classes = classes;
@@ -77,7 +74,7 @@ int cli_models(int argc, char **argv)
         o.aspp_two_branch = two;
         o.output_stride = os;
         sd_model *m;
-        if (sd_model_create(&o, &m))
+        if (nn_model_create_zeroed(&o, &m)) /* names and shapes only: no initialisation */
             return cli_fail("models");
         sd_params *p = sd_model_params(m);
         for (int i = 0; i < p->n; i++) {

@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "segda/checkpoint.h"
 #include "segda/image.h"
@@ -35,7 +36,9 @@ static void usage(FILE *f)
             "  --align-corners    upsample logits with align_corners=True\n"
             "  --strict           fail on any missing, unexpected or mis-shaped checkpoint tensor\n"
             "  --threads N        CPU threads (default: all cores)\n"
-            "  --quiet            no progress bar\n");
+            "  --quiet            no progress bar\n"
+            "  --help             this text\n"
+            "The checkpoint's metadata gives the model, classes and input normalisation.\n");
 }
 
 typedef struct file_list {
@@ -90,12 +93,6 @@ static sd_status walk(const char *dir, file_list *l, int depth)
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-static bool parse_wh(const char *s, int *w, int *h)
-{
-    char tail;
-    return sscanf(s, "%dx%d%c", w, h, &tail) == 2 && *w >= 8 && *h >= 8 && *w <= 16384 && *h <= 16384;
-}
 
 /* The image as 8-bit interleaved grey/RGB/RGBA. */
 static sd_status to_u8(sd_image *img)
@@ -201,44 +198,35 @@ int cli_predict(int argc, char **argv)
     bool color = false, overlay = false, labelids = false, strict = false, quiet = false;
     sd_infer_opts io = sd_infer_opts_default(SD_NORM_IMAGENET);
     optind = 1;
-    int ch;
+    opterr = 0;
+    int ch, threads;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
         case 'm': model = optarg; break;
         case 'i': input = optarg; break;
         case 'o': outdir = optarg; break;
         case 's':
-            if (!parse_wh(optarg, &io.net_w, &io.net_h)) {
-                fprintf(stderr, "segda predict: --size '%s', expected WxH (8..16384)\n", optarg);
-                return 2;
-            }
+            if (!cli_parse_size(optarg, &io.net_w, &io.net_h))
+                return cli_usage_error("predict", usage, "--size '%s', expected WxH (8..16384)", optarg);
             break;
         case 'w':
-            if (!parse_wh(optarg, &io.win_w, &io.win_h)) {
-                fprintf(stderr, "segda predict: --window '%s', expected WxH (8..16384)\n", optarg);
-                return 2;
-            }
+            if (!cli_parse_size(optarg, &io.win_w, &io.win_h))
+                return cli_usage_error("predict", usage, "--window '%s', expected WxH (8..16384)", optarg);
             break;
-        case 'O': {
-            char *end;
-            io.overlap = strtof(optarg, &end);
-            if (*end || !(io.overlap >= 0 && io.overlap <= 0.9f)) {
-                fprintf(stderr, "segda predict: --overlap '%s', expected 0..0.9\n", optarg);
-                return 2;
-            }
+        case 'O':
+            if (!cli_parse_float(optarg, 0.0f, 0.9f, &io.overlap))
+                return cli_usage_error("predict", usage, "--overlap '%s', expected 0..0.9", optarg);
             break;
-        }
         case 'S': {
             io.n_scales = 0;
             char *s = optarg, *end;
             for (;;) {
                 float v = strtof(s, &end);
                 if (end == s || !(v >= 0.1f && v <= 4.0f) || io.n_scales == SD_INFER_MAX_SCALES ||
-                    (*end && *end != ',')) {
-                    fprintf(stderr, "segda predict: --scales '%s', expected up to %d numbers in 0.1..4 separated by commas\n",
-                            optarg, SD_INFER_MAX_SCALES);
-                    return 2;
-                }
+                    (*end && *end != ','))
+                    return cli_usage_error("predict", usage,
+                                           "--scales '%s', expected up to %d numbers in 0.1..4 separated by commas",
+                                           optarg, SD_INFER_MAX_SCALES);
                 io.scales[io.n_scales++] = v;
                 if (!*end)
                     break;
@@ -253,28 +241,19 @@ int cli_predict(int argc, char **argv)
         case 'a': io.align_corners = true; break;
         case 'x': strict = true; break;
         case 'q': quiet = true; break;
-        case 't': {
-            char *end;
-            long n = strtol(optarg, &end, 10);
-            if (*end || n < 0 || n > 1024) {
-                fprintf(stderr, "segda predict: --threads '%s', expected 0..1024\n", optarg);
-                return 2;
-            }
-            sd_set_threads((int)n);
+        case 't':
+            if (!cli_parse_int(optarg, 0, 1024, &threads))
+                return cli_usage_error("predict", usage, "--threads '%s', expected 0..1024", optarg);
+            sd_set_threads(threads);
             break;
-        }
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: return cli_bad_option("predict", usage, argv);
         }
     }
-    if (optind < argc || !model || !input || !outdir) {
-        if (optind < argc)
-            fprintf(stderr, "segda predict: unexpected argument '%s'\n", argv[optind]);
-        else
-            fprintf(stderr, "segda predict: --model, --input and --out are required\n");
-        usage(stderr);
-        return 2;
-    }
+    if (optind < argc)
+        return cli_usage_error("predict", usage, "unexpected argument '%s'", argv[optind]);
+    if (!model || !input || !outdir)
+        return cli_usage_error("predict", usage, "--model, --input and --out are required");
 
     file_list files = {0};
     struct stat sb;
@@ -289,8 +268,6 @@ int cli_predict(int argc, char **argv)
         st = sd_fail(SD_ERR_DATA, "%s: no .png or .jpg images found", input);
     if (!st)
         qsort(files.v, (size_t)files.n, sizeof *files.v, cmp_str);
-    if (!st && mkdir(outdir, 0755) != 0 && errno != EEXIST)
-        st = sd_fail(SD_ERR_IO, "%s: cannot create: %s", outdir, strerror(errno));
 
     sd_model *m = NULL;
     sd_norm norm = SD_NORM_IMAGENET;
@@ -299,6 +276,9 @@ int cli_predict(int argc, char **argv)
     if (!st && labelids && sd_model_options(m)->classes != SD_NUM_CLASSES)
         st = sd_fail(SD_ERR_ARG, "--labelids needs a %d-class model; %s has %d classes", SD_NUM_CLASSES, model,
                      sd_model_options(m)->classes);
+    /* only once the inputs and the model are good, so a mistake leaves no empty directory */
+    if (!st && mkdir(outdir, 0755) != 0 && errno != EEXIST)
+        st = sd_fail(SD_ERR_IO, "%s: cannot create: %s", outdir, strerror(errno));
     io.norm = norm;
     /* trainId colours, then black for everything else (255 = ignore) */
     uint8_t pal[256][3];

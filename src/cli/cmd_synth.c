@@ -2,11 +2,11 @@
  * (src/data/synth*.c does the work; this file only parses options). */
 #include <errno.h>
 #include <getopt.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "segda/synth.h"
 
@@ -37,17 +37,6 @@ static void usage(FILE *f)
             "  --help             this text\n");
 }
 
-static int parse_int(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 int cli_synth(int argc, char **argv)
 {
     enum { O_OUT = 1, O_NSIM, O_NREAL, O_NVAL, O_SIZE, O_SEED, O_SYNTHIA, O_CROPS, O_CROPSIZE, O_THREADS, O_QUIET,
@@ -63,28 +52,26 @@ int cli_synth(int argc, char **argv)
     sd_synth_opts o;
     sd_synth_opts_init(&o);
     const char *out = NULL;
-    long v;
     int c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        const char *bad = NULL;
+        const char *bad = NULL, *want = "a non-negative integer";
         switch (c) {
         case O_OUT: out = optarg; break;
-        case O_NSIM: if (parse_int(optarg, 0, 10000000, &v)) bad = "--n-sim"; else o.n_sim = (int)v; break;
-        case O_NREAL: if (parse_int(optarg, 0, 10000000, &v)) bad = "--n-real"; else o.n_real = (int)v; break;
-        case O_NVAL: if (parse_int(optarg, 0, 10000000, &v)) bad = "--n-real-val"; else o.n_real_val = (int)v; break;
-        case O_CROPS: if (parse_int(optarg, 0, 10000000, &v)) bad = "--crops"; else o.crops = (int)v; break;
-        case O_CROPSIZE: if (parse_int(optarg, 16, 1024, &v)) bad = "--crop-size"; else o.crop_size = (int)v; break;
-        case O_THREADS: if (parse_int(optarg, 0, 4096, &v)) bad = "--threads"; else o.threads = (int)v; break;
-        case O_SIZE: {
-            int w, h, n = 0;
-            if (sscanf(optarg, "%dx%d%n", &w, &h, &n) != 2 || optarg[n] || w < 8 || h < 8 || w > 16384 || h > 16384)
-                bad = "--size";
-            else
-                o.w = w, o.h = h;
+        case O_NSIM: bad = cli_parse_int(optarg, 0, 10000000, &o.n_sim) ? NULL : "--n-sim"; break;
+        case O_NREAL: bad = cli_parse_int(optarg, 0, 10000000, &o.n_real) ? NULL : "--n-real"; break;
+        case O_NVAL: bad = cli_parse_int(optarg, 0, 10000000, &o.n_real_val) ? NULL : "--n-real-val"; break;
+        case O_CROPS: bad = cli_parse_int(optarg, 0, 10000000, &o.crops) ? NULL : "--crops"; break;
+        case O_CROPSIZE:
+            bad = cli_parse_int(optarg, 16, 1024, &o.crop_size) ? NULL : "--crop-size";
+            want = "16..1024";
             break;
-        }
+        case O_THREADS: bad = cli_parse_int(optarg, 0, 4096, &o.threads) ? NULL : "--threads"; break;
+        case O_SIZE:
+            bad = cli_parse_size(optarg, &o.w, &o.h) ? NULL : "--size";
+            want = "WxH, each 8..16384";
+            break;
         case O_SEED: {
             char *end;
             errno = 0;
@@ -98,35 +85,17 @@ int cli_synth(int argc, char **argv)
         case O_SYNTHIA: o.synthia = true; break;
         case O_QUIET: o.quiet = true; break;
         case O_HELP: usage(stdout); return 0;
-        default:
-            fprintf(stderr, "segda synth: unknown option or missing value: %s\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
+        default: return cli_bad_option("synth", usage, argv);
         }
-        if (bad) {
-            fprintf(stderr, "segda synth: bad value '%s' for %s (%s)\n", optarg, bad,
-                    !strcmp(bad, "--size") ? "expected WxH, each 8..16384"
-                    : !strcmp(bad, "--seed") ? "expected a non-negative integer"
-                    : !strcmp(bad, "--crop-size") ? "expected 16..1024" : "expected a non-negative integer");
-            usage(stderr);
-            return 2;
-        }
+        if (bad)
+            return cli_usage_error("synth", usage, "bad value '%s' for %s (expected %s)", optarg, bad, want);
     }
-    if (optind < argc) {
-        fprintf(stderr, "segda synth: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
-        return 2;
-    }
-    if (!out) {
-        fprintf(stderr, "segda synth: --out DIR is required\n");
-        usage(stderr);
-        return 2;
-    }
-    if (o.synthia && o.n_sim == 0) {
-        fprintf(stderr, "segda synth: --synthia needs sim images (--n-sim > 0)\n");
-        usage(stderr);
-        return 2;
-    }
+    if (optind < argc)
+        return cli_usage_error("synth", usage, "unexpected argument '%s'", argv[optind]);
+    if (!out)
+        return cli_usage_error("synth", usage, "--out DIR is required");
+    if (o.synthia && o.n_sim == 0)
+        return cli_usage_error("synth", usage, "--synthia needs sim images (--n-sim > 0)");
     if (sd_synth_write(out, &o))
         return cli_fail("synth");
     return 0;

@@ -7,13 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jpeglib.h>
 #include <jerror.h>
 #include <png.h>
 
+#include "io/file.h"
 #include "segda/image.h"
 
 /* Caps that keep a hostile header from asking for gigabytes: the largest
@@ -51,38 +51,6 @@ void sd_image_free(sd_image *img)
         return;
     free(img->data);
     memset(img, 0, sizeof *img);
-}
-
-/* ---- reading a whole file ---- */
-
-static sd_status read_file(const char *path, uint8_t **buf, size_t *len)
-{
-    *buf = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return sd_fail(SD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat stt;
-    if (fstat(fileno(f), &stt) != 0 || !S_ISREG(stt.st_mode)) {
-        fclose(f);
-        return sd_fail(SD_ERR_IO, "%s: not a regular file", path);
-    }
-    size_t n = (size_t)stt.st_size;
-    uint8_t *b = malloc(n ? n : 1);
-    if (!b) {
-        fclose(f);
-        return sd_fail(SD_ERR_NOMEM, "%s: cannot allocate %zu bytes to read it", path, n);
-    }
-    size_t got = fread(b, 1, n, f);
-    int err = ferror(f);
-    fclose(f);
-    if (err || got != n) {
-        free(b);
-        return sd_fail(SD_ERR_IO, "%s: read error after %zu of %zu bytes", path, got, n);
-    }
-    *buf = b;
-    *len = n;
-    return SD_OK;
 }
 
 /* ---- PNG decoding ---- */
@@ -344,7 +312,7 @@ sd_status sd_image_read(const char *path, sd_image *out, bool keep_palette)
     uint8_t *buf;
     size_t len;
     memset(out, 0, sizeof *out);
-    sd_status st = read_file(path, &buf, &len);
+    sd_status st = io_read_file(path, &buf, &len);
     if (st)
         return st;
     st = decode_any(buf, len, path, out, keep_palette, false);
@@ -373,7 +341,7 @@ sd_status sd_image_info(const char *path, int *w, int *h, int *c, int *depth)
     if (st != SD_OK && n == cap) {
         uint8_t *all;
         size_t len;
-        st = read_file(path, &all, &len);
+        st = io_read_file(path, &all, &len);
         if (st)
             return st;
         st = decode_any(all, len, path, &img, false, true);

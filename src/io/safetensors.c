@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/file.h"
 #include "segda/safetensors.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -632,29 +632,12 @@ sd_status sd_st_parse(const uint8_t *buf, size_t len, const char *name, sd_st_fi
 sd_status sd_st_read(const char *path, sd_st_file *out)
 {
     memset(out, 0, sizeof *out);
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return sd_fail(SD_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(fp);
-        return sd_fail(SD_ERR_IO, "%s: not a regular file", path);
-    }
-    size_t len = (size_t)sb.st_size;
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf) {
-        fclose(fp);
-        return sd_fail(SD_ERR_NOMEM, "%s: out of memory for %zu bytes", path, len);
-    }
-    size_t got = fread(buf, 1, len, fp);
-    int err = ferror(fp);
-    fclose(fp);
-    if (got != len || err) {
-        free(buf);
-        return sd_fail(SD_ERR_IO, "%s: read %zu of %zu bytes", path, got, len);
-    }
-    sd_status st = sd_st_parse(buf, len, path, out);
-    if (st) {
+    uint8_t *buf;
+    size_t len;
+    sd_status st = io_read_file(path, &buf, &len);
+    if (st)
+        return st;
+    if ((st = sd_st_parse(buf, len, path, out))) {
         free(buf);
         return st;
     }

@@ -1,0 +1,67 @@
+/* Option-value parsing and usage errors for src/cli/cmd_*.c (see args.h).
+ * Library code never gets here: only the CLI prints usage. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+
+#include "cli/args.h"
+
+bool cli_parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool cli_parse_int(const char *s, int lo, int hi, int *out)
+{
+    long v;
+    if (!cli_parse_long(s, lo, hi, &v))
+        return false;
+    *out = (int)v;
+    return true;
+}
+
+bool cli_parse_float(const char *s, float lo, float hi, float *out)
+{
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi))
+        return false;
+    *out = v;
+    return true;
+}
+
+bool cli_parse_size(const char *s, int *w, int *h)
+{
+    int a, b, n = 0;
+    if (sscanf(s, "%dx%d%n", &a, &b, &n) != 2 || s[n] || a < 8 || b < 8 || a > 16384 || b > 16384)
+        return false;
+    *w = a;
+    *h = b;
+    return true;
+}
+
+int cli_usage_error(const char *cmd, void (*usage)(FILE *), const char *fmt, ...)
+{
+    fprintf(stderr, "segda %s: ", cmd);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    usage(stderr);
+    return 2;
+}
+
+int cli_bad_option(const char *cmd, void (*usage)(FILE *), char **argv)
+{
+    /* getopt_long has moved optind past the offending word */
+    return cli_usage_error(cmd, usage, "unknown option or missing value: %s", argv[optind - 1]);
+}

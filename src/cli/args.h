@@ -1,0 +1,26 @@
+/* Option values and usage errors shared by the subcommands: whole-string
+ * number parsing with ranges, WxH sizes, and the "message, usage, exit 2"
+ * path. Each command keeps its own option table and usage text. */
+#ifndef SEGDA_CLI_ARGS_H
+#define SEGDA_CLI_ARGS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+/* Decimal integer in lo..hi, the whole string (no sign games: "-0" is 0). */
+bool cli_parse_long(const char *s, long lo, long hi, long *out);
+bool cli_parse_int(const char *s, int lo, int hi, int *out);
+/* A number in lo..hi, the whole string. */
+bool cli_parse_float(const char *s, float lo, float hi, float *out);
+/* "WxH" with each side in 8..16384. */
+bool cli_parse_size(const char *s, int *w, int *h);
+
+/* Prints "segda CMD: <message>" and then the usage to stderr; returns 2, the
+ * exit code of bad usage. */
+int cli_usage_error(const char *cmd, void (*usage)(FILE *), const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The same for what getopt_long returned '?' or ':' for (opterr = 0): an
+ * unknown option or one missing its value, named from argv. */
+int cli_bad_option(const char *cmd, void (*usage)(FILE *), char **argv);
+
+#endif
