@@ -150,6 +150,10 @@ sd_status sd_gap_measure(const float *xa, int na, const float *xb, int nb, int d
                          const sd_gap_options *opts, sd_gap_result *res);
 void sd_gap_result_free(sd_gap_result *res);
 
+/* A seeded choice of m of 0..n-1 (all when m <= 0 or m >= n), sorted, by a
+ * partial Fisher-Yates shuffle; *out_m gets the count. malloc'd; NULL on OOM. */
+int *sd_gap_pick(int n, int m, sd_rng *rng, int *out_m);
+
 /* Writes {"svm_linear_accuracy": .., "svm_poly_accuracy": .., "mmd": ..,
  * "mmd_p": .., "class_kl": {"road": .., ...}, "retrieval_other_domain": ..};
  * the feature keys only when has_features, class_kl always ({} when not

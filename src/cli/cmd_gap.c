@@ -80,31 +80,9 @@ static int parse_int(const char *s, int lo, int hi, int *out)
  * dataset order. */
 static sd_status pick_samples(int n, int m, uint64_t seed, uint64_t stream, int **out, int *out_m)
 {
-    int *idx = sd_malloc(sizeof(int) * (n > 0 ? n : 1));
-    if (!idx)
-        return SD_ERR_NOMEM;
-    for (int i = 0; i < n; i++)
-        idx[i] = i;
-    if (m > 0 && m < n) {
-        sd_rng r = sd_rng_fork(seed, stream);
-        for (int i = 0; i < m; i++) {
-            int j = i + sd_rng_int(&r, n - i), t = idx[i];
-            idx[i] = idx[j];
-            idx[j] = t;
-        }
-        for (int i = 1; i < m; i++) {
-            int v = idx[i], j = i;
-            while (j > 0 && idx[j - 1] > v) {
-                idx[j] = idx[j - 1];
-                j--;
-            }
-            idx[j] = v;
-        }
-        n = m;
-    }
-    *out = idx;
-    *out_m = n;
-    return SD_OK;
+    sd_rng r = sd_rng_fork(seed, stream);
+    *out = sd_gap_pick(n, m, &r, out_m);
+    return *out ? SD_OK : SD_ERR_NOMEM;
 }
 
 /* Adds the labels of the chosen samples of ds to domain `dom` of h. */

@@ -317,15 +317,14 @@ void sd_gap_options_default(sd_gap_options *o)
     o->seed = 0;
 }
 
-/* m of 0..n-1 (all when m >= n), sorted, by a partial Fisher-Yates shuffle. */
-static int *pick_rows(int n, int m, sd_rng *rng, int *out_m)
+int *sd_gap_pick(int n, int m, sd_rng *rng, int *out_m)
 {
-    int *idx = sd_malloc(sizeof(int) * n);
+    int *idx = sd_malloc(sizeof(int) * (n > 0 ? n : 1));
     if (!idx)
         return NULL;
     for (int i = 0; i < n; i++)
         idx[i] = i;
-    if (m < n) {
+    if (m > 0 && m < n) {
         for (int i = 0; i < m; i++) {
             int j = i + sd_rng_int(rng, n - i), t = idx[i];
             idx[i] = idx[j];
@@ -380,8 +379,8 @@ sd_status sd_gap_measure(const float *xa, int na, const float *xb, int nb, int d
     int keep = na < nb ? na : nb;
     if (keep > opts->max_per_domain)
         keep = opts->max_per_domain;
-    res->rows_a = pick_rows(na, keep, &rng, &ma);
-    res->rows_b = pick_rows(nb, keep, &rng, &mb);
+    res->rows_a = sd_gap_pick(na, keep, &rng, &ma);
+    res->rows_b = sd_gap_pick(nb, keep, &rng, &mb);
     int n = ma + mb;
     float *x = sd_malloc(sizeof(float) * (size_t)n * d);
     uint8_t *dom = sd_malloc((size_t)n);
