@@ -11,6 +11,7 @@ SAN      ?=
 CFLAGS   ?= $(OPT) -g
 override CFLAGS += $(SAN) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -fPIC -Iinclude -Isrc -MMD -MP
 override LDFLAGS += $(SAN)
+JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 LDLIBS   += -lopenblas -lpng -ljpeg -llinear -lsvm -lm -lpthread -fopenmp
 
 LIB_DIRS := core cpu nn optim io data da eval gap
@@ -60,14 +61,17 @@ check: all
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) SEGDA_ASAN=$(SEGDA_ASAN) tests/run.sh
 
 test: deps
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@$(MAKE) --no-print-directory check
 
+ASAN_ARGS := BUILD=build-asan OPT=-O1 SEGDA_ASAN=1 \
+  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
 asan: deps
-	@$(MAKE) --no-print-directory check BUILD=build-asan OPT=-O1 SEGDA_ASAN=1 \
-	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+	@$(MAKE) --no-print-directory -j$(JOBS) all $(ASAN_ARGS)
+	@$(MAKE) --no-print-directory check $(ASAN_ARGS)
 
 demo: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	$(BUILD)/segda demo --out demo-out
 
 bench: deps
