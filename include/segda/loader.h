@@ -33,14 +33,23 @@ typedef struct sd_loader_opts {
     float rcs_temperature;
     int rcs_min_pixels;
     const uint64_t *class_pixels;
+    /* Read only these dataset indices (a labelled budget, a split): epochs
+     * permute the list, rare-class sampling picks within it, and skip_bad
+     * replaces a sample by the next readable one in it. The loader keeps a
+     * copy. NULL: every sample. */
+    const int *subset;
+    int n_subset;
+    /* Images only: the batch's label is NULL and no label is resized (the
+     * target images of unsupervised adaptation). */
+    bool images_only;
     sd_augment aug;
 } sd_loader_opts;
 
 typedef struct sd_batch {
     int64_t iter;
     int n, h, w;
-    float *image;             /* [n][3][h][w], normalised */
-    uint8_t *label;           /* [n][h][w] trainIds, 255 ignored */
+    float *image;             /* [n][3][h][w], normalised (RGB 0..255 with aug.raw_rgb) */
+    uint8_t *label;           /* [n][h][w] trainIds, 255 ignored; NULL with images_only */
     sd_crop_box *box;         /* [n] where each crop came from */
     int *index;               /* [n] dataset sample indices */
 } sd_batch;

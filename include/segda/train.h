@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "segda/loader.h"
 #include "segda/model.h"
 #include "segda/optim.h"
 #include "segda/tensor.h"
@@ -83,18 +84,6 @@ sd_status sd_parse_pair(const char *s, int *a, int *b);
 /* ---- methods ---- */
 
 struct sd_trainer;
-
-/* One training batch of a domain, as the loop prepares it for iteration it. */
-typedef struct sd_batch {
-    int n, h, w;
-    float *rgb;            /* [n,3,h,w] RGB in 0..255 before normalisation; methods may edit it
-                            * (FDA's amplitude swap, ClassMix) before calling sd_train_input */
-    uint8_t *labels;       /* [n*h*w] trainIds (255 ignored); NULL when the domain is unlabelled here */
-    int (*box)[4];         /* [n] crop box x0, y0, x1, y1 (exclusive) in full-image coordinates */
-    int full_w, full_h;    /* the size of the (resized) full image the boxes refer to */
-    int *index;            /* [n] dataset indices */
-    bool *flipped;         /* [n] horizontally flipped (box already refers to the unflipped image) */
-} sd_batch;
 
 /* What a method is: its name, its knobs, and the hooks the loop calls. */
 typedef struct sd_method {
@@ -171,7 +160,14 @@ typedef struct sd_trainer {
 
     sd_tape tape;
     int64_t it;                      /* the iteration being run (0-based) */
-    sd_batch src, tgt;               /* this iteration's batches (n = 0 when unused) */
+    /* This iteration's batches from the loaders (loader.h; NULL when the
+     * method reads no such batch). Differences from the loader's defaults:
+     * image holds RGB 0..255 before normalisation, so methods may edit it
+     * (FDA's amplitude swap) before sd_train_input normalises; label is NULL
+     * for target images of unsupervised methods; box[k] is the crop in the
+     * image as read (sd_crop_box_point maps crop pixels to it), index[k] the
+     * dataset sample. Valid for the iteration only. */
+    const sd_batch *src, *tgt;
 
     sd_train_term terms[SD_TRAIN_MAX_TERMS];
     int n_terms;
@@ -215,7 +211,7 @@ void sd_train_request_stop(void);   /* async-signal-safe */
 
 /* ---- for methods ---- */
 
-/* Normalises the batch's images (rgb) for the model as a tape tensor. */
+/* Normalises the batch's images (RGB 0..255) for the model as a tape tensor. */
 sd_tensor *sd_train_input(sd_trainer *tr, const sd_batch *b);
 /* Adds weight * loss to the next backward and logs its value under name. A
  * non-finite value stops the run: SD_ERR_NUMERIC naming the term and the

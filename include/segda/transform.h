@@ -52,6 +52,12 @@ typedef struct sd_crop_box {
     bool flipped;            /* mirrored after cropping */
 } sd_crop_box;
 
+/* The full-image position (x, y), in pixels of the image as read, of the
+ * point (u, v) of a crop that came out as ow x oh pixels (u, v continuous:
+ * pixel j's centre is j + 0.5); the flip is undone. Points of padding fall
+ * outside [0, full_w) x [0, full_h). */
+void sd_crop_box_point(const sd_crop_box *b, int ow, int oh, double u, double v, double *x, double *y);
+
 typedef struct sd_augment {
     int base_w, base_h;          /* resize first to this (0: keep the image's size) */
     sd_interp image_interp;      /* for images: BILINEAR (the zero default) or BICUBIC */
@@ -62,6 +68,11 @@ typedef struct sd_augment {
     float blur_p;                /* probability of a Gaussian blur */
     float blur_sigma_min, blur_sigma_max;
     sd_norm_params norm;
+    /* img_out gets RGB values 0..255 as floats instead of normalised ones,
+     * for callers that edit images before normalising (FDA, ClassMix) and
+     * then call sd_normalize_f32 (bit-identical to normalising here); norm
+     * still chooses the padding colour. */
+    bool raw_rgb;
 } sd_augment;
 
 /* Output size for an input of w x h: the crop, else the base size, else w x h. */
@@ -71,7 +82,7 @@ void sd_augment_out_size(const sd_augment *a, int w, int h, int *ow, int *oh);
  * blur, normalise) to a sample. All randomness comes from rng, so one
  * stream per sample gives the same result on any thread. img_out: [3][oh][ow];
  * label_out: [oh][ow] (255 where padded, or everywhere if the sample has no
- * label); box may be NULL. */
+ * label), or NULL when no label is wanted; box may be NULL. */
 sd_status sd_augment_sample(const sd_augment *a, sd_rng *rng, const sd_sample *s, float *img_out,
                             uint8_t *label_out, sd_crop_box *box);
 

@@ -1,12 +1,140 @@
-/* segda pretrain: not written yet (placeholder so the command table links). */
+/* segda pretrain: classification pretraining of a backbone on an image-folder
+ * dataset (src/da/pretrain.c does the work; this file only parses options). */
+#include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
+#include "segda/pretrain.h"
+
+static void usage(FILE *f)
+{
+    sd_pretrain_opts d;
+    sd_pretrain_opts_init(&d);
+    fprintf(f,
+            "usage: segda pretrain --data DIR --out CKPT [options]\n"
+            "\n"
+            "Trains a segmentation model's backbone as an image classifier (global average\n"
+            "pool of the last backbone block, a linear layer, cross-entropy): the stand-in\n"
+            "for ImageNet initialisation. DIR/train/CLASS/*.png|jpg and DIR/val/CLASS/*\n"
+            "(classes = sorted folder names; `segda synth --crops N` writes DIR/crops).\n"
+            "The checkpoint holds the whole model (segmentation head at its initial values)\n"
+            "plus the classifier under \"pretrain:\"; start from it with\n"
+            "`segda train --init CKPT --model NAME`.\n"
+            "\n"
+            "options:\n"
+            "  --data DIR       image-folder dataset (train/ and val/)\n"
+            "  --out CKPT       checkpoint to write (.safetensors)\n"
+            "  --model NAME     model whose backbone to train (default %s; see `segda models`)\n"
+            "  --iters N        iterations (default %d)\n"
+            "  --batch B        images per iteration (default %d)\n"
+            "  --lr X           SGD learning rate, momentum 0.9, poly decay 0.9 (default %g)\n"
+            "  --weight-decay X (default %g)\n"
+            "  --size S         network input side in pixels (default %d)\n"
+            "  --scale-min X    random crops cover [X, 1] of the image's area (default %g)\n"
+            "  --seed S         seed (default %llu); same seed and threads, same bytes\n"
+            "  --threads N      threads (default: all cores)\n"
+            "  --val-every K    val top-1 every K iterations, 0 = only at the end (default %d)\n"
+            "  --log-every K    progress line every K iterations (default %d)\n"
+            "  --quiet          no progress lines\n"
+            "  --help           this text\n",
+            d.model, d.iters, d.batch, (double)d.lr, (double)d.weight_decay, d.size, (double)d.scale_min,
+            (unsigned long long)d.seed, d.val_every, d.log_every);
+}
 
 int cli_pretrain(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "segda pretrain: not implemented yet\n");
-    return 2;
+    enum { O_DATA = 1, O_OUT, O_MODEL, O_ITERS, O_BATCH, O_LR, O_WD, O_SIZE, O_SCALE, O_SEED, O_THREADS, O_VAL,
+           O_LOG, O_QUIET, O_HELP };
+    static const struct option opts[] = {
+        {"data", required_argument, 0, O_DATA},       {"out", required_argument, 0, O_OUT},
+        {"model", required_argument, 0, O_MODEL},     {"iters", required_argument, 0, O_ITERS},
+        {"batch", required_argument, 0, O_BATCH},     {"lr", required_argument, 0, O_LR},
+        {"weight-decay", required_argument, 0, O_WD}, {"size", required_argument, 0, O_SIZE},
+        {"scale-min", required_argument, 0, O_SCALE}, {"seed", required_argument, 0, O_SEED},
+        {"threads", required_argument, 0, O_THREADS}, {"val-every", required_argument, 0, O_VAL},
+        {"log-every", required_argument, 0, O_LOG},   {"quiet", no_argument, 0, O_QUIET},
+        {"help", no_argument, 0, O_HELP},             {0, 0, 0, 0}};
+    sd_pretrain_opts o;
+    sd_pretrain_opts_init(&o);
+    int threads = 0;
+    bool quiet = false;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        const char *bad = NULL, *want = "a positive integer";
+        switch (c) {
+        case O_DATA: o.data = optarg; break;
+        case O_OUT: o.out = optarg; break;
+        case O_MODEL: o.model = optarg; break;
+        case O_ITERS: bad = cli_parse_int(optarg, 1, 100000000, &o.iters) ? NULL : "--iters"; break;
+        case O_BATCH:
+            bad = cli_parse_int(optarg, 1, 4096, &o.batch) ? NULL : "--batch";
+            want = "1..4096";
+            break;
+        case O_LR:
+            bad = cli_parse_float(optarg, 0, 100, &o.lr) ? NULL : "--lr";
+            want = "a number in 0..100";
+            break;
+        case O_WD:
+            bad = cli_parse_float(optarg, 0, 1, &o.weight_decay) ? NULL : "--weight-decay";
+            want = "a number in 0..1";
+            break;
+        case O_SIZE:
+            bad = cli_parse_int(optarg, 8, 4096, &o.size) ? NULL : "--size";
+            want = "8..4096";
+            break;
+        case O_SCALE:
+            bad = cli_parse_float(optarg, 0.01f, 1, &o.scale_min) ? NULL : "--scale-min";
+            want = "a number in 0.01..1";
+            break;
+        case O_SEED: {
+            char *end;
+            errno = 0;
+            unsigned long long s = strtoull(optarg, &end, 10);
+            if (errno || end == optarg || *end || optarg[0] == '-')
+                bad = "--seed", want = "a non-negative integer";
+            else
+                o.seed = (uint64_t)s;
+            break;
+        }
+        case O_THREADS:
+            bad = cli_parse_int(optarg, 0, 4096, &threads) ? NULL : "--threads";
+            want = "0..4096 (0 = all cores)";
+            break;
+        case O_VAL:
+            bad = cli_parse_int(optarg, 0, 100000000, &o.val_every) ? NULL : "--val-every";
+            want = "a non-negative integer";
+            break;
+        case O_LOG:
+            bad = cli_parse_int(optarg, 0, 100000000, &o.log_every) ? NULL : "--log-every";
+            want = "a non-negative integer";
+            break;
+        case O_QUIET: quiet = true; break;
+        case O_HELP: usage(stdout); return 0;
+        default: return cli_bad_option("pretrain", usage, argv);
+        }
+        if (bad)
+            return cli_usage_error("pretrain", usage, "bad value '%s' for %s (expected %s)", optarg, bad, want);
+    }
+    if (optind < argc)
+        return cli_usage_error("pretrain", usage, "unexpected argument '%s'", argv[optind]);
+    if (!o.data)
+        return cli_usage_error("pretrain", usage, "--data DIR is required");
+    if (!o.out)
+        return cli_usage_error("pretrain", usage, "--out CKPT is required");
+    if (threads > 0)
+        sd_set_threads(threads);
+    if (quiet)
+        sd_log_set_level(0);
+    sd_pretrain_result r;
+    if (sd_pretrain_run(&o, &r))
+        return cli_fail("pretrain");
+    printf("pretrain: %s: %d classes, val top-1 %.4f (best %.4f, chance %.4f), train loss %.4f, %.0f s\n", o.out,
+           r.classes, r.val_top1, r.best_val_top1, 1.0 / r.classes, r.train_loss, r.seconds);
+    return 0;
 }

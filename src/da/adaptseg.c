@@ -75,23 +75,23 @@ static sd_status step(sd_trainer *tr, void *state)
     if (a->multi)
         sd_adversary_freeze(&a->d_aux, true);
     sd_model_out os, ot;
-    if ((st = sd_model_forward(tr->model, &tr->tape, sd_train_input(tr, &tr->src), true, &os)))
+    if ((st = sd_model_forward(tr->model, &tr->tape, sd_train_input(tr, tr->src), true, &os)))
         return st;
-    if ((st = sd_train_loss(tr, "seg", sd_train_seg_loss(tr, os.logits, tr->src.labels, tr->src.h, tr->src.w), 1.0f)))
+    if ((st = sd_train_loss(tr, "seg", sd_train_seg_loss(tr, os.logits, tr->src->label, tr->src->h, tr->src->w), 1.0f)))
         return st;
     if (a->multi && (st = sd_train_loss(tr, "seg_aux",
-                                        sd_train_seg_loss(tr, os.aux_logits, tr->src.labels, tr->src.h, tr->src.w),
+                                        sd_train_seg_loss(tr, os.aux_logits, tr->src->label, tr->src->h, tr->src->w),
                                         a->l_aux)))
         return st;
     /* (2) target predictions should fool D: labelled as source (0) */
-    if ((st = sd_model_forward(tr->model, &tr->tape, sd_train_input(tr, &tr->tgt), true, &ot)))
+    if ((st = sd_model_forward(tr->model, &tr->tape, sd_train_input(tr, tr->tgt), true, &ot)))
         return st;
-    sd_tensor *pt = prob(tr, ot.logits, &tr->tgt, false);
+    sd_tensor *pt = prob(tr, ot.logits, tr->tgt, false);
     if ((st = sd_train_loss(tr, "adv", sd_adversary_loss(tr, &a->d, pt, 0.0f), a->l_adv)))
         return st;
     sd_tensor *pt_aux = NULL;
     if (a->multi) {
-        pt_aux = prob(tr, ot.aux_logits, &tr->tgt, false);
+        pt_aux = prob(tr, ot.aux_logits, tr->tgt, false);
         if ((st = sd_train_loss(tr, "adv_aux", sd_adversary_loss(tr, &a->d_aux, pt_aux, 0.0f), a->l_adv_aux)))
             return st;
     }
@@ -99,13 +99,13 @@ static sd_status step(sd_trainer *tr, void *state)
         return st;
     /* (3) D learns source 0 / target 1 on detached outputs, each half */
     sd_adversary_freeze(&a->d, false);
-    if ((st = sd_train_loss(tr, "d_src", sd_adversary_loss(tr, &a->d, prob(tr, os.logits, &tr->src, true), 0.0f), 0.5f)) ||
+    if ((st = sd_train_loss(tr, "d_src", sd_adversary_loss(tr, &a->d, prob(tr, os.logits, tr->src, true), 0.0f), 0.5f)) ||
         (st = sd_train_loss(tr, "d_tgt", sd_adversary_loss(tr, &a->d, sd_detach(&tr->tape, pt), 1.0f), 0.5f)))
         return st;
     if (a->multi) {
         sd_adversary_freeze(&a->d_aux, false);
         if ((st = sd_train_loss(tr, "d_src_aux",
-                                sd_adversary_loss(tr, &a->d_aux, prob(tr, os.aux_logits, &tr->src, true), 0.0f), 0.5f)) ||
+                                sd_adversary_loss(tr, &a->d_aux, prob(tr, os.aux_logits, tr->src, true), 0.0f), 0.5f)) ||
             (st = sd_train_loss(tr, "d_tgt_aux", sd_adversary_loss(tr, &a->d_aux, sd_detach(&tr->tape, pt_aux), 1.0f),
                                 0.5f)))
             return st;

@@ -67,12 +67,12 @@ static sd_status level(sd_trainer *tr, advent *a, sd_adversary *d, sd_tensor *sr
     const sd_config *c = tr->cfg;
     sd_status st;
     if (!a->adv) {
-        sd_tensor *ent = sd_mean(&tr->tape, sd_entropy_map(&tr->tape, sd_train_upsample(tr, tgt_logits, tr->tgt.h, tr->tgt.w)));
+        sd_tensor *ent = sd_mean(&tr->tape, sd_entropy_map(&tr->tape, sd_train_upsample(tr, tgt_logits, tr->tgt->h, tr->tgt->w)));
         return sd_train_loss(tr, aux ? "ent_aux" : "ent", ent,
                              (float)sd_config_float(c, aux ? "lambda-ent-aux" : "lambda-ent"));
     }
     sd_adversary_freeze(d, true);
-    sd_tensor *it = self_info(tr, tgt_logits, &tr->tgt, false);
+    sd_tensor *it = self_info(tr, tgt_logits, tr->tgt, false);
     if ((st = sd_train_loss(tr, aux ? "adv_aux" : "adv", sd_adversary_loss(tr, d, it, 0.0f),
                             (float)sd_config_float(c, aux ? "lambda-adv-aux" : "lambda-adv"))))
         return st;
@@ -80,7 +80,7 @@ static sd_status level(sd_trainer *tr, advent *a, sd_adversary *d, sd_tensor *sr
         return st;
     sd_adversary_freeze(d, false);
     if ((st = sd_train_loss(tr, aux ? "d_src_aux" : "d_src",
-                            sd_adversary_loss(tr, d, self_info(tr, src_logits, &tr->src, true), 0.0f), 0.5f)))
+                            sd_adversary_loss(tr, d, self_info(tr, src_logits, tr->src, true), 0.0f), 0.5f)))
         return st;
     return sd_train_loss(tr, aux ? "d_tgt_aux" : "d_tgt", sd_adversary_loss(tr, d, sd_detach(&tr->tape, it), 1.0f),
                          0.5f);
@@ -91,15 +91,15 @@ static sd_status step(sd_trainer *tr, void *state)
     advent *a = state;
     sd_status st;
     sd_model_out os, ot;
-    if ((st = sd_model_forward(tr->model, &tr->tape, sd_train_input(tr, &tr->src), true, &os)))
+    if ((st = sd_model_forward(tr->model, &tr->tape, sd_train_input(tr, tr->src), true, &os)))
         return st;
-    if ((st = sd_train_loss(tr, "seg", sd_train_seg_loss(tr, os.logits, tr->src.labels, tr->src.h, tr->src.w), 1.0f)))
+    if ((st = sd_train_loss(tr, "seg", sd_train_seg_loss(tr, os.logits, tr->src->label, tr->src->h, tr->src->w), 1.0f)))
         return st;
     if (a->multi && (st = sd_train_loss(tr, "seg_aux",
-                                        sd_train_seg_loss(tr, os.aux_logits, tr->src.labels, tr->src.h, tr->src.w),
+                                        sd_train_seg_loss(tr, os.aux_logits, tr->src->label, tr->src->h, tr->src->w),
                                         (float)sd_config_float(tr->cfg, "lambda-aux"))))
         return st;
-    if ((st = sd_model_forward(tr->model, &tr->tape, sd_train_input(tr, &tr->tgt), true, &ot)))
+    if ((st = sd_model_forward(tr->model, &tr->tape, sd_train_input(tr, tr->tgt), true, &ot)))
         return st;
     /* The generator's terms of both levels go into one backward before any
      * D update: freeze both Ds first. */

@@ -137,7 +137,7 @@ static sd_status step(sd_trainer *tr, void *state)
 {
     (void)state;
     sd_tape *t = &tr->tape;
-    sd_batch *s = &tr->src, *g = &tr->tgt;
+    const sd_batch *s = tr->src, *g = tr->tgt;
     if (s->h != g->h || s->w != g->w)
         return sd_fail(SD_ERR_ARG, "fda: source crops %dx%d and target crops %dx%d must have one size (give --crop)",
                        s->w, s->h, g->w, g->h);
@@ -146,7 +146,7 @@ static sd_status step(sd_trainer *tr, void *state)
     sd_status st;
     for (int k = 0; k < s->n; k++)
         for (int c = 0; c < 3; c++)
-            if ((st = sd_fda_swap_channel(s->rgb + ((size_t)k * 3 + c) * hw, g->rgb + ((size_t)(k % g->n) * 3 + c) * hw,
+            if ((st = sd_fda_swap_channel(s->image + ((size_t)k * 3 + c) * hw, g->image + ((size_t)(k % g->n) * 3 + c) * hw,
                                           s->h, s->w, beta)))
                 return st;
     if ((st = sd_train_supervised(tr, s, "seg", (float)sd_config_float(tr->cfg, "lambda-aux"))))

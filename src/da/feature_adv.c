@@ -56,15 +56,15 @@ static sd_status step(sd_trainer *tr, void *state)
     feature_adv *a = state;
     sd_status st;
     sd_model_out os, ot;
-    if ((st = sd_model_forward(tr->model, &tr->tape, sd_train_input(tr, &tr->src), true, &os)))
+    if ((st = sd_model_forward(tr->model, &tr->tape, sd_train_input(tr, tr->src), true, &os)))
         return st;
-    if ((st = sd_train_loss(tr, "seg", sd_train_seg_loss(tr, os.logits, tr->src.labels, tr->src.h, tr->src.w), 1.0f)))
+    if ((st = sd_train_loss(tr, "seg", sd_train_seg_loss(tr, os.logits, tr->src->label, tr->src->h, tr->src->w), 1.0f)))
         return st;
     if (os.aux_logits &&
-        (st = sd_train_loss(tr, "seg_aux", sd_train_seg_loss(tr, os.aux_logits, tr->src.labels, tr->src.h, tr->src.w),
+        (st = sd_train_loss(tr, "seg_aux", sd_train_seg_loss(tr, os.aux_logits, tr->src->label, tr->src->h, tr->src->w),
                             (float)sd_config_float(tr->cfg, "lambda-aux"))))
         return st;
-    if ((st = sd_model_forward(tr->model, &tr->tape, sd_train_input(tr, &tr->tgt), true, &ot)))
+    if ((st = sd_model_forward(tr->model, &tr->tape, sd_train_input(tr, tr->tgt), true, &ot)))
         return st;
     sd_tensor *fs = sd_grad_reverse(&tr->tape, os.feat, a->grl), *ft = sd_grad_reverse(&tr->tape, ot.feat, a->grl);
     if ((st = sd_train_loss(tr, "dom_src", sd_adversary_loss(tr, &a->d, fs, 0.0f), 0.5f * a->lambda)))

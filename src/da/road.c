@@ -109,17 +109,18 @@ static sd_status init(sd_trainer *tr, void **state)
     return st;
 }
 
-/* Region index of every feature position of a batch, from its crop boxes. */
+/* Region index of every feature position of a batch, from its crop boxes:
+ * the grid divides the whole image (as read; the same fractions of it after
+ * any resize), so a region means one part of the scene whatever the crop. */
 static void region_map(const road *r, const sd_batch *b, int fh, int fw, int *reg)
 {
     for (int k = 0; k < b->n; k++) {
-        const int *box = b->box[k];
-        double sx = (double)(box[2] - box[0]) / fw, sy = (double)(box[3] - box[1]) / fh;
+        const sd_crop_box *box = &b->box[k];
         for (int i = 0; i < fh; i++)
             for (int j = 0; j < fw; j++) {
-                double x = b->flipped[k] ? box[2] - (j + 0.5) * sx : box[0] + (j + 0.5) * sx;
-                double y = box[1] + (i + 0.5) * sy;
-                int gx = (int)(x * r->gw / b->full_w), gy = (int)(y * r->gh / b->full_h);
+                double x, y;
+                sd_crop_box_point(box, b->w, b->h, (j + 0.5) * b->w / fw, (i + 0.5) * b->h / fh, &x, &y);
+                int gx = (int)floor(x * r->gw / box->full_w), gy = (int)floor(y * r->gh / box->full_h);
                 gx = gx < 0 ? 0 : gx >= r->gw ? r->gw - 1 : gx;
                 gy = gy < 0 ? 0 : gy >= r->gh ? r->gh - 1 : gy;
                 reg[((size_t)k * fh + i) * fw + j] = gy * r->gw + gx;
@@ -158,19 +159,19 @@ static sd_status step(sd_trainer *tr, void *state)
     sd_tape *t = &tr->tape;
     sd_status st;
     sd_model_out os, ot;
-    if ((st = sd_model_forward(tr->model, t, sd_train_input(tr, &tr->src), true, &os)))
+    if ((st = sd_model_forward(tr->model, t, sd_train_input(tr, tr->src), true, &os)))
         return st;
-    if ((st = sd_train_loss(tr, "seg", sd_train_seg_loss(tr, os.logits, tr->src.labels, tr->src.h, tr->src.w), 1.0f)))
+    if ((st = sd_train_loss(tr, "seg", sd_train_seg_loss(tr, os.logits, tr->src->label, tr->src->h, tr->src->w), 1.0f)))
         return st;
     if (os.aux_logits &&
-        (st = sd_train_loss(tr, "seg_aux", sd_train_seg_loss(tr, os.aux_logits, tr->src.labels, tr->src.h, tr->src.w),
+        (st = sd_train_loss(tr, "seg_aux", sd_train_seg_loss(tr, os.aux_logits, tr->src->label, tr->src->h, tr->src->w),
                             (float)sd_config_float(tr->cfg, "lambda-aux"))))
         return st;
     bool need_tgt = r->spatial || r->distill == 1;
-    if (need_tgt && (st = sd_model_forward(tr->model, t, sd_train_input(tr, &tr->tgt), true, &ot)))
+    if (need_tgt && (st = sd_model_forward(tr->model, t, sd_train_input(tr, tr->tgt), true, &ot)))
         return st;
     if (r->distill) {
-        const sd_batch *b = r->distill == 1 ? &tr->tgt : &tr->src;
+        const sd_batch *b = r->distill == 1 ? tr->tgt : tr->src;
         sd_model_out o0;
         sd_tape_no_grad_begin(t);
         st = sd_model_forward(r->teacher, t, sd_train_input(tr, b), false, &o0);
@@ -189,8 +190,8 @@ static sd_status step(sd_trainer *tr, void *state)
         int *rs = sd_arena_alloc(&t->arena, ns * sizeof(int)), *rt = sd_arena_alloc(&t->arena, nt * sizeof(int));
         if (!rs || !rt)
             return SD_ERR_NOMEM;
-        region_map(r, &tr->src, fs->shape[2], fs->shape[3], rs);
-        region_map(r, &tr->tgt, ft->shape[2], ft->shape[3], rt);
+        region_map(r, tr->src, fs->shape[2], fs->shape[3], rs);
+        region_map(r, tr->tgt, ft->shape[2], ft->shape[3], rt);
         sd_tensor *sum = NULL;
         int used = 0;
         for (int i = 0; i < r->gw * r->gh; i++) {

@@ -90,25 +90,17 @@ static sd_status init(sd_trainer *tr, void **state)
 /* Softmax probabilities [C][h][w] of target image i at full size, eval mode. */
 static sd_status predict_full(sd_trainer *tr, sd_model *m, int i, float **prob, int *w, int *h, int *c)
 {
-    const uint8_t *rgb;
-    void *tmp;
-    sd_status st = sd_train_target_image(tr, i, &rgb, w, h, &tmp);
+    float *rgb;
+    sd_status st = sd_train_target_image(tr, i, &rgb, w, h);
     if (st)
         return st;
     sd_tape *t = &tr->tape;
     sd_tape_reset(t);
     sd_tape_no_grad_begin(t);
-    sd_batch b = {.n = 1, .h = *h, .w = *w};
-    b.rgb = sd_arena_alloc(&t->arena, (size_t)3 * *w * *h * sizeof(float));
-    if (b.rgb) {
-        size_t hw = (size_t)*w * *h;
-        for (size_t p = 0; p < hw; p++)
-            for (int ch = 0; ch < 3; ch++)
-                b.rgb[ch * hw + p] = rgb[p * 3 + ch];
-    }
-    free(tmp);
+    sd_batch b = {.n = 1, .h = *h, .w = *w, .image = rgb};
     sd_model_out o;
-    st = b.rgb ? sd_model_forward(m, t, sd_train_input(tr, &b), false, &o) : SD_ERR_NOMEM;
+    st = sd_model_forward(m, t, sd_train_input(tr, &b), false, &o);
+    free(rgb);
     sd_tensor *p = st ? NULL : sd_softmax(t, sd_train_upsample(tr, o.logits, *h, *w));
     sd_tape_no_grad_end(t);
     if (!st && !p)
@@ -223,7 +215,9 @@ static sd_status make_pseudo(sd_trainer *tr, selftrain *s, int round)
     return SD_OK;
 }
 
-/* The batch's crops of the stored full-size pseudo-labels. */
+/* The batch's crops of the stored full-size pseudo-labels: each crop
+ * pixel's centre mapped through its box to the whole image, nearest (exact
+ * for crops of the resized image; padding is ignored). */
 static uint8_t *crop_pseudo(sd_trainer *tr, selftrain *s, const sd_batch *b)
 {
     uint8_t *out = sd_arena_alloc(&tr->tape.arena, (size_t)b->n * b->w * b->h);
@@ -231,10 +225,14 @@ static uint8_t *crop_pseudo(sd_trainer *tr, selftrain *s, const sd_batch *b)
         return NULL;
     for (int k = 0; k < b->n; k++) {
         const uint8_t *src = s->pseudo + (size_t)b->index[k] * s->w * s->h;
+        const sd_crop_box *box = &b->box[k];
         for (int y = 0; y < b->h; y++)
             for (int x = 0; x < b->w; x++) {
-                int sx = b->box[k][0] + (b->flipped[k] ? b->w - 1 - x : x);
-                out[((size_t)k * b->h + y) * b->w + x] = src[(size_t)(b->box[k][1] + y) * s->w + sx];
+                double fx, fy;
+                sd_crop_box_point(box, b->w, b->h, x + 0.5, y + 0.5, &fx, &fy);
+                int px = (int)floor(fx * s->w / box->full_w), py = (int)floor(fy * s->h / box->full_h);
+                out[((size_t)k * b->h + y) * b->w + x] =
+                    px >= 0 && px < s->w && py >= 0 && py < s->h ? src[(size_t)py * s->w + px] : 255;
             }
     }
     return out;
@@ -247,26 +245,23 @@ static sd_status offline_step(sd_trainer *tr, selftrain *s)
     if (round != s->round && (st = make_pseudo(tr, s, round)))
         return st;
     sd_tape_reset(&tr->tape);
-    if (tr->tgt.full_w != s->w || tr->tgt.full_h != s->h)
-        return sd_fail(SD_ERR_DATA, "selftrain: target crops come from %dx%d images, pseudo-labels are %dx%d",
-                       tr->tgt.full_w, tr->tgt.full_h, s->w, s->h);
     float la = (float)sd_config_float(tr->cfg, "lambda-aux");
-    if ((st = sd_train_supervised(tr, &tr->src, "seg", la)))
+    if ((st = sd_train_supervised(tr, tr->src, "seg", la)))
         return st;
-    uint8_t *pl = crop_pseudo(tr, s, &tr->tgt);
+    uint8_t *pl = crop_pseudo(tr, s, tr->tgt);
     if (!pl)
         return SD_ERR_NOMEM;
     sd_model_out ot;
-    if ((st = sd_model_forward(tr->model, &tr->tape, sd_train_input(tr, &tr->tgt), true, &ot)))
+    if ((st = sd_model_forward(tr->model, &tr->tape, sd_train_input(tr, tr->tgt), true, &ot)))
         return st;
-    return sd_train_loss(tr, "pseudo", sd_train_seg_loss(tr, ot.logits, pl, tr->tgt.h, tr->tgt.w),
+    return sd_train_loss(tr, "pseudo", sd_train_seg_loss(tr, ot.logits, pl, tr->tgt->h, tr->tgt->w),
                          (float)sd_config_float(tr->cfg, "lambda-pseudo"));
 }
 
 static sd_status mean_teacher_step(sd_trainer *tr, selftrain *s)
 {
     sd_tape *t = &tr->tape;
-    sd_batch *src = &tr->src, *tgt = &tr->tgt;
+    const sd_batch *src = tr->src, *tgt = tr->tgt;
     sd_status st;
     if (src->h != tgt->h || src->w != tgt->w)
         return sd_fail(SD_ERR_ARG, "mean teacher: source crops %dx%d and target crops %dx%d must have one size (give --crop)",
@@ -286,10 +281,10 @@ static sd_status mean_teacher_step(sd_trainer *tr, selftrain *s)
     uint8_t *lab = sd_arena_alloc(&t->arena, (size_t)n * hw);
     float *wt = sd_arena_alloc(&t->arena, (size_t)n * hw * sizeof(float));
     sd_batch mix = *tgt;
-    mix.rgb = sd_arena_alloc(&t->arena, (size_t)n * 3 * hw * sizeof(float));
-    if (!lab || !wt || !mix.rgb)
+    mix.image = sd_arena_alloc(&t->arena, (size_t)n * 3 * hw * sizeof(float));
+    if (!lab || !wt || !mix.image)
         return SD_ERR_NOMEM;
-    memcpy(mix.rgb, tgt->rgb, (size_t)n * 3 * hw * sizeof(float));
+    memcpy(mix.image, tgt->image, (size_t)n * 3 * hw * sizeof(float));
     float tau = (float)sd_config_float(tr->cfg, "threshold");
     bool classmix = sd_config_bool(tr->cfg, "classmix");
     sd_rng rng = sd_rng_fork(tr->seed, 0xC1A55000000ULL + (uint64_t)tr->it);
@@ -310,7 +305,7 @@ static sd_status mean_teacher_step(sd_trainer *tr, selftrain *s)
         bool pick[256] = {false};
         if (classmix) {
             /* half of the classes present in the source crop (rounded up) */
-            const uint8_t *sl = src->labels + (size_t)(k % src->n) * hw;
+            const uint8_t *sl = src->label + (size_t)(k % src->n) * hw;
             int present[SD_NUM_CLASSES], np = 0;
             bool seen[256] = {false};
             for (size_t i = 0; i < hw; i++)
@@ -326,14 +321,14 @@ static sd_status mean_teacher_step(sd_trainer *tr, selftrain *s)
             for (int i = 0; i < (np + 1) / 2; i++)
                 pick[present[i]] = true;
         }
-        const uint8_t *sl = src->labels + (size_t)(k % src->n) * hw;
-        const float *srgb = src->rgb + (size_t)(k % src->n) * 3 * hw;
+        const uint8_t *sl = src->label + (size_t)(k % src->n) * hw;
+        const float *srgb = src->image + (size_t)(k % src->n) * 3 * hw;
         for (size_t i = 0; i < hw; i++) {
             if (pick[sl[i]]) {
                 lab[k * hw + i] = sl[i];
                 wt[k * hw + i] = 1.0f;
                 for (int ch = 0; ch < 3; ch++)
-                    mix.rgb[((size_t)k * 3 + ch) * hw + i] = srgb[ch * hw + i];
+                    mix.image[((size_t)k * 3 + ch) * hw + i] = srgb[ch * hw + i];
             } else {
                 wt[k * hw + i] = q;
             }

@@ -15,13 +15,13 @@ static const sd_knob supervised_knobs[] = {
 static sd_status source_step(sd_trainer *tr, void *state)
 {
     (void)state;
-    return sd_train_supervised(tr, &tr->src, "seg", (float)sd_config_float(tr->cfg, "lambda-aux"));
+    return sd_train_supervised(tr, tr->src, "seg", (float)sd_config_float(tr->cfg, "lambda-aux"));
 }
 
 static sd_status target_step(sd_trainer *tr, void *state)
 {
     (void)state;
-    return sd_train_supervised(tr, &tr->tgt, "seg", (float)sd_config_float(tr->cfg, "lambda-aux"));
+    return sd_train_supervised(tr, tr->tgt, "seg", (float)sd_config_float(tr->cfg, "lambda-aux"));
 }
 
 const sd_method sd_method_source_only = {

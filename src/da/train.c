@@ -2,8 +2,9 @@
  * iteration batches, the method's step, one or more backward passes,
  * optimiser steps on the poly schedule, logging, evaluation on target val,
  * checkpoints (last / best, with everything --resume needs) and clean stops.
- * Not here: what a method computes (src/da/<method>.c), batch making
- * (batch.c), configuration parsing (config.c). */
+ * Batches come from two threaded loaders (loader.h), never from images
+ * held in memory. Not here: what a method computes (src/da/<method>.c),
+ * reading and augmenting samples (src/data), configuration (config.c). */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include "da/train_internal.h"
 #include "segda/checkpoint.h"
 #include "segda/eval.h"
+#include "segda/infer.h"
 #include "segda/ops.h"
 #include "segda/progress.h"
 #include "segda/train.h"
@@ -55,7 +57,8 @@ static const sd_knob shared_knobs[] = {
     {"stop-after", SD_KNOB_INT, "0", NULL, "stop and save after this many iterations, as an interrupt would (0 = run all)"},
     {"batch", SD_KNOB_STR, "1,1", NULL, "source,target images per iteration"},
     {"crop", SD_KNOB_STR, "", NULL, "training crop WxH (default: whole images)"},
-    {"source-size", SD_KNOB_STR, "", NULL, "resize source images to WxH before cropping (default: as stored)"},
+    {"source-size", SD_KNOB_STR, "", NULL, "resize source images to WxH before cropping (PIL bicubic, labels "
+                                           "nearest; default: as stored)"},
     {"target-size", SD_KNOB_STR, "", NULL, "resize target images to WxH before cropping and for evaluation"},
     {"lr", SD_KNOB_FLOAT, "2.5e-4", NULL, "base learning rate of the segmentation network (classifier x10)"},
     {"lr-d", SD_KNOB_FLOAT, "1e-4", NULL, "base learning rate of discriminators (Adam)"},
@@ -74,6 +77,10 @@ static const sd_knob shared_knobs[] = {
     {"freeze-bn", SD_KNOB_BOOL, "true", NULL, "batch norm frozen (DeepLab-v2 practice)"},
     {"aux", SD_KNOB_STR, "auto", "auto|on|off", "auxiliary classifier (auto: when the method is multi-level)"},
     {"threads", SD_KNOB_INT, "0", NULL, "threads (0 = all cores)"},
+    {"workers", SD_KNOB_INT, "2", NULL, "loader threads reading batches ahead (0 = in the training thread); "
+                                        "batches are the same for any number"},
+    {"skip-bad", SD_KNOB_BOOL, "false", NULL, "replace unreadable samples by the next readable one (counted and "
+                                              "listed) instead of stopping"},
     {"log-every", SD_KNOB_INT, "0", NULL, "progress line every N iterations (0 = every 2 s)"},
     {"resume", SD_KNOB_BOOL, "false", NULL, "continue the run in --out from its last.safetensors"},
     {"config", SD_KNOB_STR, "", NULL, "configuration file of key = value lines"},
@@ -89,12 +96,12 @@ sd_status sd_train_supervised(sd_trainer *tr, const sd_batch *b, const char *nam
     sd_status st = sd_model_forward(tr->model, &tr->tape, x, true, &out);
     if (st)
         return st;
-    if ((st = sd_train_loss(tr, name, sd_train_seg_loss(tr, out.logits, b->labels, b->h, b->w), 1.0f)))
+    if ((st = sd_train_loss(tr, name, sd_train_seg_loss(tr, out.logits, b->label, b->h, b->w), 1.0f)))
         return st;
     if (out.aux_logits && aux_weight > 0) {
         char aux[40];
         snprintf(aux, sizeof aux, "%s_aux", name);
-        st = sd_train_loss(tr, aux, sd_train_seg_loss(tr, out.aux_logits, b->labels, b->h, b->w), aux_weight);
+        st = sd_train_loss(tr, aux, sd_train_seg_loss(tr, out.aux_logits, b->label, b->h, b->w), aux_weight);
     }
     return st;
 }
@@ -109,7 +116,7 @@ sd_tensor *sd_train_input(sd_trainer *tr, const sd_batch *b)
     sd_tensor *x = sd_tensor_new4(&tr->tape, b->n, 3, b->h, b->w);
     if (!x)
         return NULL;
-    sd_normalise_rgb(tr->norm, b->rgb, b->n, b->h, b->w, x->data);
+    sd_normalize_f32(b->image, b->n, b->w, b->h, sd_norm_params_of(tr->norm), x->data);
     return x;
 }
 
@@ -202,44 +209,153 @@ sd_tensor *sd_train_seg_loss(sd_trainer *tr, sd_tensor *logits, const uint8_t *l
 
 /* ---- private state of the loop ---- */
 
+/* One domain's training stream: its dataset, the loader's pipeline and
+ * the loader, started once the iteration to begin at is known. */
+typedef struct domain {
+    sd_dataset ds;
+    bool opened;
+    bool images_only;            /* unlabelled here (target of an adaptation method) */
+    uint32_t stream;             /* separates the domains' orders and crops */
+    int batch;
+    int *subset, n_subset;       /* dataset indices read (NULL: all) */
+    sd_augment aug;
+    sd_loader *loader;
+} domain;
+
+/* The target validation set, read image by image at every evaluation. */
 typedef struct val_set {
     sd_dataset ds;
     bool opened;
     int n;
     int in_w, in_h;              /* network input size (0: as stored) */
-    float **rgb;                 /* [n] cached [3,h,w] */
-    int *w, *h;
-    uint8_t **gt;                /* [n] labels at full resolution */
-    int *gw, *gh;
 } val_set;
 
 typedef struct loop_priv {
-    sd_train_source src, tgt;
+    domain src, tgt;
     bool have_src, have_tgt;
     val_set val;
     bool have_val;
-    bool flip, align_corners;
-    int log_every;
+    bool align_corners;
+    int log_every, workers;
+    bool skip_bad;
     char *config_text;
 } loop_priv;
+
+static sd_status domain_open(domain *d, const char *spec, bool use_labels, bool skip_bad, uint32_t stream)
+{
+    memset(d, 0, sizeof *d);
+    sd_dataset_opts o = {.skip_bad = skip_bad};
+    sd_status st = sd_dataset_open(&d->ds, spec, NULL, &o);
+    if (st)
+        return st;
+    d->opened = true;
+    if (d->ds.n == 0)
+        return sd_fail(SD_ERR_DATA, "%s: no samples", spec);
+    if (use_labels && !d->ds.has_labels)
+        return sd_fail(SD_ERR_DATA, "%s: training needs its labels, but the split has none", spec);
+    d->images_only = !use_labels;
+    d->stream = stream;
+    return SD_OK;
+}
+
+static void domain_free(domain *d)
+{
+    if (d->loader) {
+        int n = sd_loader_n_skipped(d->loader);
+        if (n > 0) {
+            sd_log(1, "train: %d unreadable sample(s) of %s were replaced (--skip-bad):\n", n, d->ds.spec);
+            for (int i = 0; i < n; i++)
+                sd_log(1, "  %s\n", sd_loader_skipped(d->loader, i));
+        }
+        sd_loader_free(d->loader);
+    }
+    free(d->subset);
+    if (d->opened)
+        sd_dataset_free(&d->ds);
+    memset(d, 0, sizeof *d);
+}
+
+/* The pipeline of a domain: resize to the run's size for it (PIL bicubic,
+ * as the field's GTA5/Cityscapes loaders; labels nearest), crop, flip. */
+static void domain_pipeline(domain *d, const sd_trainer *tr, int full_w, int full_h, bool flip)
+{
+    d->aug = (sd_augment){.base_w = full_w, .base_h = full_h, .image_interp = SD_INTERP_BICUBIC,
+                          .crop_w = tr->crop_w, .crop_h = tr->crop_h, .flip = flip,
+                          .norm = *sd_norm_params_of(tr->norm), .raw_rgb = true};
+}
+
+static sd_status domain_start(domain *d, const sd_trainer *tr, int workers, bool skip_bad)
+{
+    d->aug.norm = *sd_norm_params_of(tr->norm);   /* padding colour; known once --init is read */
+    sd_rng r = sd_rng_fork(tr->seed, 0x10ade40000ULL + d->stream);
+    sd_loader_opts o = {.batch = d->batch, .workers = workers, .seed = sd_rng_u64(&r), .shuffle = true,
+                        .start_iter = tr->it, .skip_bad = skip_bad, .subset = d->subset, .n_subset = d->n_subset,
+                        .images_only = d->images_only, .aug = d->aug};
+    return sd_loader_init(&d->loader, &d->ds, &o);
+}
 
 sd_status sd_train_target_subset(sd_trainer *tr, int n)
 {
     loop_priv *pv = tr->priv;
+    domain *d = &pv->tgt;
     if (!pv->have_tgt)
         return sd_fail(SD_ERR_ARG, "no target set to take a labelled subset of");
-    if (n > pv->tgt.ds.n)
-        return sd_fail(SD_ERR_ARG, "target-labels %d: the target set has only %d images", n, pv->tgt.ds.n);
-    return sd_train_source_subset(&pv->tgt, n, tr->seed);
+    if (n > d->ds.n)
+        return sd_fail(SD_ERR_ARG, "target-labels %d: the target set has only %d images", n, d->ds.n);
+    if (n <= 0 || n == d->ds.n)
+        return SD_OK;
+    /* A seeded partial Fisher-Yates over all indices, then sorted, so budget
+     * n of seed s is a fixed set whatever the run length. */
+    int *all = malloc((size_t)d->ds.n * sizeof *all);
+    if (!all)
+        return sd_fail(SD_ERR_NOMEM, "subset: out of memory");
+    for (int i = 0; i < d->ds.n; i++)
+        all[i] = i;
+    sd_rng r = sd_rng_fork(tr->seed, 0x5b5e7ULL);
+    for (int i = 0; i < n; i++) {
+        int j = i + sd_rng_int(&r, d->ds.n - i), t = all[i];
+        all[i] = all[j];
+        all[j] = t;
+    }
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && all[j - 1] > all[j]; j--) {
+            int t = all[j];
+            all[j] = all[j - 1];
+            all[j - 1] = t;
+        }
+    free(d->subset);
+    d->subset = all;
+    d->n_subset = n;
+    return SD_OK;
 }
 
-sd_status sd_train_target_image(sd_trainer *tr, int i, const uint8_t **rgb, int *w, int *h, void **tmp)
+sd_status sd_train_target_image(sd_trainer *tr, int i, float **rgb, int *w, int *h)
 {
     loop_priv *pv = tr->priv;
-    const uint8_t *lab;
-    void *tl;
-    sd_status st = sd_train_source_get(&pv->tgt, i, rgb, &lab, w, h, tmp, &tl);
-    free(tl);
+    domain *d = &pv->tgt;
+    *rgb = NULL;
+    if (!pv->have_tgt || i < 0 || i >= d->ds.n)
+        return sd_fail(SD_ERR_ARG, "target sample %d: expected 0..%d", i, pv->have_tgt ? d->ds.n - 1 : -1);
+    sd_sample smp;
+    sd_status st = sd_dataset_read(&d->ds, i, &smp);
+    if (st)
+        return st;
+    free(smp.label);
+    smp.label = NULL;
+    sd_augment a = d->aug;   /* the same resize, without crop and flip (nothing random left) */
+    a.crop_w = a.crop_h = 0;
+    a.flip = false;
+    a.norm = *sd_norm_params_of(tr->norm);
+    sd_augment_out_size(&a, smp.w, smp.h, w, h);
+    sd_rng unused = sd_rng_fork(tr->seed, 0);
+    *rgb = malloc((size_t)3 * *w * *h * sizeof(float));
+    st = *rgb ? sd_augment_sample(&a, &unused, &smp, *rgb, NULL, NULL)
+              : sd_fail(SD_ERR_NOMEM, "out of memory for target image %d (%dx%d)", i, *w, *h);
+    sd_sample_free(&smp);
+    if (st) {
+        free(*rgb);
+        *rgb = NULL;
+    }
     return st;
 }
 
@@ -251,16 +367,6 @@ int sd_train_target_count(const sd_trainer *tr)
 
 static void val_free(val_set *v)
 {
-    for (int i = 0; v->rgb && i < v->n; i++) {
-        free(v->rgb[i]);
-        free(v->gt[i]);
-    }
-    free(v->rgb);
-    free(v->gt);
-    free(v->w);
-    free(v->h);
-    free(v->gw);
-    free(v->gh);
     if (v->opened)
         sd_dataset_free(&v->ds);
     memset(v, 0, sizeof *v);
@@ -280,60 +386,6 @@ static sd_status val_open(val_set *v, const char *spec, const char *split, int l
     v->n = limit > 0 && limit < v->ds.n ? limit : v->ds.n;
     v->in_w = in_w;
     v->in_h = in_h;
-    v->rgb = calloc((size_t)v->n, sizeof *v->rgb);
-    v->gt = calloc((size_t)v->n, sizeof *v->gt);
-    v->w = calloc((size_t)v->n, sizeof(int));
-    v->h = calloc((size_t)v->n, sizeof(int));
-    v->gw = calloc((size_t)v->n, sizeof(int));
-    v->gh = calloc((size_t)v->n, sizeof(int));
-    if (!v->rgb || !v->gt || !v->w || !v->h || !v->gw || !v->gh) {
-        val_free(v);
-        return sd_fail(SD_ERR_NOMEM, "validation set: out of memory");
-    }
-    return SD_OK;
-}
-
-static sd_status val_get(val_set *v, int i)
-{
-    if (v->rgb[i])
-        return SD_OK;
-    sd_sample s;
-    sd_status st = sd_dataset_read(&v->ds, i, &s);
-    if (st)
-        return st;
-    int w = v->in_w ? v->in_w : s.w, h = v->in_h ? v->in_h : s.h;
-    uint8_t *img = s.image, *rs = NULL;
-    if (w != s.w || h != s.h) {
-        rs = malloc((size_t)w * h * 3);
-        if (!rs) {
-            sd_sample_free(&s);
-            return sd_fail(SD_ERR_NOMEM, "validation: out of memory");
-        }
-        sd_resize_rgb_u8(s.image, s.w, s.h, rs, w, h);
-        img = rs;
-    }
-    float *rgb = malloc((size_t)w * h * 3 * sizeof(float));
-    uint8_t *gt = malloc((size_t)s.lw * s.lh);
-    if (!rgb || !gt) {
-        free(rs);
-        free(rgb);
-        free(gt);
-        sd_sample_free(&s);
-        return sd_fail(SD_ERR_NOMEM, "validation: out of memory");
-    }
-    size_t hw = (size_t)w * h;
-    for (size_t p = 0; p < hw; p++)
-        for (int c = 0; c < 3; c++)
-            rgb[c * hw + p] = img[p * 3 + c];
-    memcpy(gt, s.label, (size_t)s.lw * s.lh);
-    v->rgb[i] = rgb;
-    v->gt[i] = gt;
-    v->w[i] = w;
-    v->h[i] = h;
-    v->gw[i] = s.lw;
-    v->gh[i] = s.lh;
-    free(rs);
-    sd_sample_free(&s);
     return SD_OK;
 }
 
@@ -347,22 +399,32 @@ static sd_status evaluate(sd_trainer *tr, sd_eval_result *res)
     sd_status st = SD_OK;
     sd_tape_reset(&tr->tape);
     for (int i = 0; i < v->n && !st; i++) {
-        if ((st = val_get(v, i)))
+        /* the input as `segda eval --model --size` makes it (PIL bicubic, then
+         * normalised), scored against the label at its full resolution */
+        sd_sample smp;
+        if ((st = sd_dataset_read(&v->ds, i, &smp)))
             break;
-        sd_tape_no_grad_begin(&tr->tape);
-        sd_tensor *x = sd_tensor_new4(&tr->tape, 1, 3, v->h[i], v->w[i]);
+        int w = v->in_w ? v->in_w : smp.w, h = v->in_h ? v->in_h : smp.h;
+        float *img;
+        st = sd_infer_input(smp.image, smp.w, smp.h, 3, w, h, tr->norm, &img);
         sd_model_out out;
-        if (!x)
-            st = tr->tape.status ? tr->tape.status : SD_ERR_NOMEM;
-        else {
-            sd_normalise_rgb(tr->norm, v->rgb[i], 1, v->h[i], v->w[i], x->data);
-            st = sd_model_forward(tr->model, &tr->tape, x, false, &out);
+        if (!st) {
+            sd_tape_no_grad_begin(&tr->tape);
+            sd_tensor *x = sd_tensor_new4(&tr->tape, 1, 3, h, w);
+            if (!x)
+                st = tr->tape.status ? tr->tape.status : SD_ERR_NOMEM;
+            else {
+                memcpy(x->data, img, (size_t)3 * w * h * sizeof(float));
+                st = sd_model_forward(tr->model, &tr->tape, x, false, &out);
+            }
+            sd_tape_no_grad_end(&tr->tape);
+            free(img);
         }
-        sd_tape_no_grad_end(&tr->tape);
         if (!st)
             st = sd_confusion_add_logits(&cm, out.logits->data, out.logits->shape[1], out.logits->shape[2],
-                                         out.logits->shape[3], v->gt[i], v->gw[i], v->gh[i], pv->align_corners,
+                                         out.logits->shape[3], smp.label, smp.lw, smp.lh, pv->align_corners,
                                          v->ds.samples[i].image_path);
+        sd_sample_free(&smp);
         sd_tape_reset(&tr->tape);
     }
     if (st)
@@ -712,7 +774,8 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     tr->save_every = sd_config_int(cfg, "save-every");
     tr->seed = (uint64_t)sd_config_int(cfg, "seed");
     tr->threads = (int)sd_config_int(cfg, "threads");
-    pv->flip = sd_config_bool(cfg, "flip");
+    pv->workers = (int)sd_config_int(cfg, "workers");
+    pv->skip_bad = sd_config_bool(cfg, "skip-bad");
     pv->align_corners = sd_config_bool(cfg, "align-corners");
     pv->log_every = (int)sd_config_int(cfg, "log-every");
     if (tr->iters <= 0)
@@ -733,6 +796,15 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     }
     if (tr->threads > 0)
         sd_set_threads(tr->threads);
+    if (pv->workers < 0 || pv->workers > 64)
+        return sd_fail(SD_ERR_ARG, "%s: workers = %d, expected 0..64", sd_config_origin(cfg, "workers"), pv->workers);
+    /* (without a size, images larger than the crop are cut and smaller ones padded, label 255) */
+    for (int d = 0; d < 2 && tr->crop_w; d++) {
+        int w = d ? tr->tgt_w : tr->src_w, h = d ? tr->tgt_h : tr->src_h;
+        if (w && (tr->crop_w > w || tr->crop_h > h))
+            return sd_fail(SD_ERR_ARG, "%s: crop %dx%d is larger than %s %dx%d", sd_config_origin(cfg, "crop"),
+                           tr->crop_w, tr->crop_h, d ? "target-size" : "source-size", w, h);
+    }
 
     bool resume = sd_config_bool(cfg, "resume");
     char path[4096];
@@ -751,9 +823,10 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
         if (tr->batch_src <= 0)
             return sd_fail(SD_ERR_ARG, "method %s needs source images: batch %s", m->name,
                            sd_config_str(cfg, "batch"));
-        if ((st = sd_train_source_open(&pv->src, src, NULL, tr->src_w, tr->src_h, true, 1)))
-            return sd_fail_prefix(st, "source");
         pv->have_src = true;
+        if ((st = domain_open(&pv->src, src, true, pv->skip_bad, 1)))
+            return sd_fail_prefix(st, "source");
+        pv->src.batch = tr->batch_src;
     }
     if (m->needs_target || m->target_labels) {
         if (!*tgt)
@@ -761,9 +834,10 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
         if (tr->batch_tgt <= 0)
             return sd_fail(SD_ERR_ARG, "method %s needs target images: batch %s", m->name,
                            sd_config_str(cfg, "batch"));
-        if ((st = sd_train_source_open(&pv->tgt, tgt, NULL, tr->tgt_w, tr->tgt_h, m->target_labels, 2)))
-            return sd_fail_prefix(st, "target");
         pv->have_tgt = true;
+        if ((st = domain_open(&pv->tgt, tgt, m->target_labels, pv->skip_bad, 2)))
+            return sd_fail_prefix(st, "target");
+        pv->tgt.batch = tr->batch_tgt;
     }
     const char *val = sd_config_str(cfg, "val");
     if (tr->eval_every > 0) {
@@ -827,10 +901,20 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
         return st;
     if ((st = sd_tape_init(&tr->tape, tr->seed)))
         return st;
+    bool flip = sd_config_bool(cfg, "flip");
+    if (pv->have_src)
+        domain_pipeline(&pv->src, tr, tr->src_w, tr->src_h, flip);
+    if (pv->have_tgt)
+        domain_pipeline(&pv->tgt, tr, tr->tgt_w, tr->tgt_h, flip);
     if (m->init && (st = m->init(tr, &tr->mstate)))
         return sd_fail_prefix(st, "method %s", m->name);
     if (resume && (st = resume_from(tr)))
         return st;
+    /* the loaders start at the iteration the run continues from */
+    if (pv->have_src && (st = domain_start(&pv->src, tr, pv->workers, pv->skip_bad)))
+        return sd_fail_prefix(st, "source");
+    if (pv->have_tgt && (st = domain_start(&pv->tgt, tr, pv->workers, pv->skip_bad)))
+        return sd_fail_prefix(st, "target");
     if ((st = write_config(tr)))
         return st;
     return log_open(tr, resume);
@@ -850,16 +934,14 @@ static void teardown(sd_trainer *tr)
     loop_priv *pv = tr->priv;
     if (pv) {
         if (pv->have_src)
-            sd_train_source_free(&pv->src);
+            domain_free(&pv->src);
         if (pv->have_tgt)
-            sd_train_source_free(&pv->tgt);
+            domain_free(&pv->tgt);
         if (pv->have_val)
             val_free(&pv->val);
         free(pv->config_text);
         free(pv);
     }
-    sd_batch_free(&tr->src);
-    sd_batch_free(&tr->tgt);
     if (tr->log)
         fclose(tr->log);
     free(tr->rundir);
@@ -913,14 +995,11 @@ static sd_status iterate(sd_trainer *tr)
     tr->tape.rng = sd_rng_fork(tr->seed, 0x7a9e000000ULL + (uint64_t)tr->it);
     tr->tape.training = true;
     zero_grads(tr);
-    if (pv->have_src &&
-        (st = sd_train_source_batch(&pv->src, tr->seed, tr->it, tr->batch_src, tr->crop_w, tr->crop_h, pv->flip,
-                                    &tr->src)))
-        return st;
-    if (pv->have_tgt &&
-        (st = sd_train_source_batch(&pv->tgt, tr->seed, tr->it, tr->batch_tgt, tr->crop_w, tr->crop_h, pv->flip,
-                                    &tr->tgt)))
-        return st;
+    tr->src = tr->tgt = NULL;
+    if (pv->have_src && (st = sd_loader_next(pv->src.loader, &tr->src)))
+        return sd_fail_prefix(st, "source");
+    if (pv->have_tgt && (st = sd_loader_next(pv->tgt.loader, &tr->tgt)))
+        return sd_fail_prefix(st, "target");
     if ((st = tr->method->step(tr, tr->mstate)))
         return st;
     if ((st = sd_train_backward(tr)))

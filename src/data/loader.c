@@ -32,6 +32,7 @@ typedef struct perm_cache {
 struct sd_loader {
     const sd_dataset *ds;
     sd_loader_opts o;
+    int *pool, npool;             /* the dataset indices read (opts.subset or all) */
     int nslots;
     slot *slots;
     pthread_t *threads;
@@ -55,7 +56,7 @@ struct sd_loader {
 
 static const int *epoch_perm(const sd_loader *l, perm_cache *pc, int64_t epoch)
 {
-    int n = l->ds->n;
+    int n = l->npool;
     if (!pc->perm) {
         pc->perm = malloc(sizeof(int) * n);
         if (!pc->perm)
@@ -77,9 +78,10 @@ static const int *epoch_perm(const sd_loader *l, perm_cache *pc, int64_t epoch)
     return pc->perm;
 }
 
+/* Slot p's position in the pool (pool[pos] is the dataset index). */
 static int pick(const sd_loader *l, perm_cache *pc, int64_t p)
 {
-    int n = l->ds->n;
+    int n = l->npool;
     if (l->o.rcs_temperature > 0) {
         sd_rng r = sd_rng_fork(l->o.seed ^ PICK_SALT, (uint64_t)p);
         double u = sd_rng_uniform(&r) * l->rcs_cum[SD_NUM_CLASSES - 1];
@@ -102,7 +104,7 @@ static int pick(const sd_loader *l, perm_cache *pc, int64_t p)
 int sd_loader_pick(const sd_loader *l, int64_t p)
 {
     perm_cache pc = {0};
-    int i = pick(l, &pc, p);
+    int i = l->pool[pick(l, &pc, p)];
     free(pc.perm);
     return i;
 }
@@ -126,15 +128,15 @@ static void note_bad(sd_loader *l, int idx, const char *msg)
     pthread_mutex_unlock(&l->mu);
 }
 
-static sd_status ensure_capacity(slot *s, int n, int h, int w)
+static sd_status ensure_capacity(slot *s, int n, int h, int w, bool labels)
 {
     size_t px = (size_t)h * w;
     if (px > s->cap_pixels || !s->b.image) {
         free(s->b.image);
         free(s->b.label);
         s->b.image = malloc(sizeof(float) * 3 * px * n);
-        s->b.label = malloc(px * n);
-        if (!s->b.image || !s->b.label) {
+        s->b.label = labels ? malloc(px * n) : NULL;
+        if (!s->b.image || (labels && !s->b.label)) {
             s->cap_pixels = 0;
             return sd_fail(SD_ERR_NOMEM, "loader: cannot allocate a batch of %d x %dx%d", n, w, h);
         }
@@ -153,11 +155,11 @@ static sd_status fill_batch(sd_loader *l, perm_cache *pc, slot *s, int64_t k)
     s->b.n = B;
     for (int j = 0; j < B; j++) {
         int64_t p = k * B + j;
-        int idx = pick(l, pc, p);
+        int pos = pick(l, pc, p), idx = l->pool[pos];
         sd_sample smp;
         sd_status st = SD_OK;
-        for (int t = 0; t < ds->n; t++) {
-            int cand = (idx + t) % ds->n;
+        for (int t = 0; t < l->npool; t++) {
+            int cand = l->pool[(pos + t) % l->npool];
             st = sd_dataset_read(ds, cand, &smp);
             if (st == SD_OK) {
                 idx = cand;
@@ -169,10 +171,14 @@ static sd_status fill_batch(sd_loader *l, perm_cache *pc, slot *s, int64_t k)
         }
         if (st)
             return sd_fail(st, "loader: no readable sample left in \"%s\" (%d skipped)", ds->spec, l->n_skipped);
+        if (l->o.images_only && smp.label) {
+            free(smp.label);
+            smp.label = NULL;
+        }
         int ow, oh;
         sd_augment_out_size(&l->o.aug, smp.w, smp.h, &ow, &oh);
         if (j == 0)
-            st = ensure_capacity(s, B, oh, ow);
+            st = ensure_capacity(s, B, oh, ow, !l->o.images_only);
         else if (ow != s->b.w || oh != s->b.h)
             st = sd_fail(SD_ERR_DATA,
                          "loader: sample %s is %dx%d after augmentation but the batch is %dx%d (set a crop or base size)",
@@ -180,8 +186,8 @@ static sd_status fill_batch(sd_loader *l, perm_cache *pc, slot *s, int64_t k)
         if (!st) {
             sd_rng r = sd_rng_fork(l->o.seed, (uint64_t)p);
             size_t px = (size_t)oh * ow;
-            st = sd_augment_sample(&l->o.aug, &r, &smp, s->b.image + (size_t)j * 3 * px, s->b.label + (size_t)j * px,
-                                   &s->b.box[j]);
+            st = sd_augment_sample(&l->o.aug, &r, &smp, s->b.image + (size_t)j * 3 * px,
+                                   s->b.label ? s->b.label + (size_t)j * px : NULL, &s->b.box[j]);
             s->b.index[j] = idx;
         }
         sd_sample_free(&smp);
@@ -262,9 +268,9 @@ static sd_status rcs_setup(sd_loader *l)
     if (!cp)
         return sd_fail(SD_ERR_ARG, "loader: rare-class sampling needs class_pixels (sd_dataset_class_pixels)");
     double tot[SD_NUM_CLASSES] = {0}, all = 0;
-    for (int i = 0; i < ds->n; i++)
+    for (int q = 0; q < l->npool; q++)
         for (int c = 0; c < SD_NUM_CLASSES; c++)
-            tot[c] += (double)cp[(size_t)i * SD_NUM_CLASSES + c];
+            tot[c] += (double)cp[(size_t)l->pool[q] * SD_NUM_CLASSES + c];
     for (int c = 0; c < SD_NUM_CLASSES; c++)
         all += tot[c];
     if (all <= 0)
@@ -273,12 +279,12 @@ static sd_status rcs_setup(sd_loader *l)
     int min_px = l->o.rcs_min_pixels > 0 ? l->o.rcs_min_pixels : 1;
     for (int c = 0; c < SD_NUM_CLASSES; c++) {
         int m = 0;
-        l->rcs_samples[c] = malloc(sizeof(int) * ds->n);
+        l->rcs_samples[c] = malloc(sizeof(int) * l->npool);
         if (!l->rcs_samples[c])
             return sd_fail(SD_ERR_NOMEM, "loader: out of memory");
-        for (int i = 0; i < ds->n; i++)
-            if (cp[(size_t)i * SD_NUM_CLASSES + c] >= (uint64_t)min_px)
-                l->rcs_samples[c][m++] = i;
+        for (int q = 0; q < l->npool; q++)
+            if (cp[(size_t)l->pool[q] * SD_NUM_CLASSES + c] >= (uint64_t)min_px)
+                l->rcs_samples[c][m++] = q;
         l->rcs_n[c] = m;
         /* classes absent from every sample get no probability */
         if (m > 0)
@@ -295,6 +301,12 @@ sd_status sd_loader_init(sd_loader **out, const sd_dataset *ds, const sd_loader_
     *out = NULL;
     if (!ds || ds->n <= 0)
         return sd_fail(SD_ERR_ARG, "loader: empty dataset");
+    if (opts->subset && opts->n_subset < 1)
+        return sd_fail(SD_ERR_ARG, "loader: empty subset of \"%s\"", ds->spec);
+    for (int q = 0; opts->subset && q < opts->n_subset; q++)
+        if (opts->subset[q] < 0 || opts->subset[q] >= ds->n)
+            return sd_fail(SD_ERR_ARG, "loader: subset entry %d is sample %d, expected 0..%d (\"%s\")", q,
+                           opts->subset[q], ds->n - 1, ds->spec);
     if (opts->batch < 1 || opts->workers < 0 || opts->workers > 256 || opts->prefetch < 0 || opts->start_iter < 0)
         return sd_fail(SD_ERR_ARG, "loader: batch %d, workers %d, prefetch %d, start %lld (expected batch >= 1, 0..256 workers, prefetch and start >= 0)",
                        opts->batch, opts->workers, opts->prefetch, (long long)opts->start_iter);
@@ -303,6 +315,15 @@ sd_status sd_loader_init(sd_loader **out, const sd_dataset *ds, const sd_loader_
         return sd_fail(SD_ERR_NOMEM, "loader: out of memory");
     l->ds = ds;
     l->o = *opts;
+    l->o.subset = NULL;   /* the loader's copy is l->pool */
+    l->npool = opts->subset ? opts->n_subset : ds->n;
+    l->pool = malloc(sizeof(int) * (l->npool > 0 ? l->npool : 1));
+    if (!l->pool) {
+        free(l);
+        return sd_fail(SD_ERR_NOMEM, "loader: out of memory");
+    }
+    for (int q = 0; q < l->npool; q++)
+        l->pool[q] = opts->subset ? opts->subset[q] : q;
     int pf = opts->prefetch ? opts->prefetch : 2 * (opts->workers ? opts->workers : 1);
     l->nslots = opts->workers ? pf + 1 : 1;
     l->slots = calloc(l->nslots, sizeof(slot));
@@ -353,6 +374,7 @@ void sd_loader_free(sd_loader *l)
         free(l->skipped[i]);
     free(l->skipped);
     free(l->bad_seen);
+    free(l->pool);
     free(l);
 }
 

@@ -325,6 +325,12 @@ static sd_status resize_owned(uint8_t **buf, int w, int h, int c, int nw, int nh
     return SD_OK;
 }
 
+void sd_crop_box_point(const sd_crop_box *b, int ow, int oh, double u, double v, double *x, double *y)
+{
+    *x = b->x + (b->flipped ? ow - u : u) * b->w / ow;
+    *y = b->y + v * b->h / oh;
+}
+
 sd_status sd_augment_sample(const sd_augment *a, sd_rng *rng, const sd_sample *s, float *img_out,
                             uint8_t *label_out, sd_crop_box *box)
 {
@@ -408,10 +414,17 @@ sd_status sd_augment_sample(const sd_augment *a, sd_rng *rng, const sd_sample *s
             st = sd_gaussian_blur(img, ow, oh, 3, sg);
     }
     if (!st) {
-        sd_normalize(img, ow, oh, &a->norm, img_out);
-        if (lab)
+        if (a->raw_rgb) {
+            size_t hw = (size_t)ow * oh;
+            for (size_t i = 0; i < hw; i++)
+                for (int c = 0; c < 3; c++)
+                    img_out[c * hw + i] = img[i * 3 + c];
+        } else {
+            sd_normalize(img, ow, oh, &a->norm, img_out);
+        }
+        if (label_out && lab)
             memcpy(label_out, lab, (size_t)ow * oh);
-        else
+        else if (label_out)
             memset(label_out, SD_IGNORE, (size_t)ow * oh);
         if (box) {
             float sx = (float)w / W, sy = (float)h / H;

@@ -1,0 +1,747 @@
+/* Classification pretraining of a segmentation model's backbone on an image
+ * folder (pretrain.h): the folder reader, batches with random-resized crops
+ * and flips, the pooled linear head, the SGD loop and the checkpoint.
+ * Not here: segmentation training (train.c), the command line (cmd_pretrain.c). */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "segda/checkpoint.h"
+#include "segda/image.h"
+#include "segda/model.h"
+#include "segda/norm.h"
+#include "segda/ops.h"
+#include "segda/optim.h"
+#include "segda/pretrain.h"
+#include "segda/tensor.h"
+#include "segda/transform.h"
+
+#define PT_HEAD_PREFIX "pretrain:"
+
+/* Streams of the seed: per-epoch shuffles and per-sample augmentation are
+ * pure functions of (seed, position), so a run never depends on what came
+ * before it in the process. */
+#define STREAM_SHUFFLE (1ull << 40)
+#define STREAM_AUGMENT (2ull << 40)
+
+/* ---- image folders ---- */
+
+typedef struct name_list {
+    int n, cap;
+    char **v;
+} name_list;
+
+static void names_free(name_list *l)
+{
+    for (int i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool is_image_name(const char *s)
+{
+    const char *dot = strrchr(s, '.');
+    return dot && (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
+}
+
+/* Sorted entries of dir that are directories (want_dirs) or image files. */
+static sd_status list_dir(const char *dir, bool want_dirs, name_list *out)
+{
+    memset(out, 0, sizeof *out);
+    DIR *d = opendir(dir);
+    if (!d)
+        return sd_fail(SD_ERR_IO, "%s: cannot open folder: %s", dir, strerror(errno));
+    struct dirent *e;
+    sd_status st = SD_OK;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (!want_dirs && !is_image_name(e->d_name))
+            continue;
+        size_t len = strlen(dir) + strlen(e->d_name) + 2;
+        char *full = sd_malloc(len);
+        if (!full) {
+            st = SD_ERR_NOMEM;
+            break;
+        }
+        snprintf(full, len, "%s/%s", dir, e->d_name);
+        struct stat sb;
+        bool keep = stat(full, &sb) == 0 && (want_dirs ? S_ISDIR(sb.st_mode) : S_ISREG(sb.st_mode));
+        free(full);
+        if (!keep)
+            continue;
+        if (out->n == out->cap) {
+            int cap = out->cap ? 2 * out->cap : 64;
+            char **v = realloc(out->v, sizeof *v * (size_t)cap);
+            if (!v) {
+                st = sd_fail(SD_ERR_NOMEM, "%s: out of memory listing the folder", dir);
+                break;
+            }
+            out->v = v, out->cap = cap;
+        }
+        if (!(out->v[out->n] = sd_strdup(e->d_name))) {
+            st = SD_ERR_NOMEM;
+            break;
+        }
+        out->n++;
+    }
+    closedir(d);
+    if (st) {
+        names_free(out);
+        return st;
+    }
+    if (out->n > 1)
+        qsort(out->v, (size_t)out->n, sizeof *out->v, cmp_str);
+    return SD_OK;
+}
+
+/* Decodes one file to RGB u8, shrinking it when its shorter side exceeds max_side. */
+static sd_status load_rgb(const char *path, int max_side, uint8_t **rgb, int *w, int *h)
+{
+    sd_image img;
+    sd_status st = sd_image_read(path, &img, false);
+    if (st)
+        return st;
+    size_t np = (size_t)img.w * img.h;
+    uint8_t *o = sd_malloc(np * 3);
+    if (!o) {
+        sd_image_free(&img);
+        return SD_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < np; i++)
+        for (int ch = 0; ch < 3; ch++) {
+            int src = img.c >= 3 ? ch : 0; /* grey (+alpha) replicates; alpha dropped */
+            size_t k = i * (size_t)img.c + (size_t)src;
+            o[i * 3 + ch] = img.depth == 16 ? (uint8_t)(((const uint16_t *)img.data)[k] >> 8)
+                                             : ((const uint8_t *)img.data)[k];
+        }
+    *w = img.w, *h = img.h;
+    sd_image_free(&img);
+    int side = *w < *h ? *w : *h;
+    if (max_side > 0 && side > max_side) {
+        int nw = (int)lround((double)*w * max_side / side), nh = (int)lround((double)*h * max_side / side);
+        if (nw < 1)
+            nw = 1;
+        if (nh < 1)
+            nh = 1;
+        uint8_t *r = sd_malloc((size_t)nw * nh * 3);
+        if (!r || (st = sd_resize_u8(o, *w, *h, 3, r, nw, nh, SD_INTERP_BILINEAR))) {
+            free(o);
+            free(r);
+            return r ? sd_fail_prefix(st, "%s", path) : SD_ERR_NOMEM;
+        }
+        free(o);
+        o = r, *w = nw, *h = nh;
+    }
+    *rgb = o;
+    return SD_OK;
+}
+
+void sd_image_folder_free(sd_image_folder *f)
+{
+    for (int i = 0; i < f->n_classes; i++)
+        free(f->classes[i]);
+    for (int i = 0; i < f->n; i++) {
+        free(f->rgb[i]);
+        free(f->paths[i]);
+    }
+    free(f->classes);
+    free(f->rgb);
+    free(f->paths);
+    free(f->label);
+    free(f->w);
+    free(f->h);
+    memset(f, 0, sizeof *f);
+}
+
+static sd_status folder_grow(sd_image_folder *f, int need, int *cap)
+{
+    if (need <= *cap)
+        return SD_OK;
+    int c = *cap ? *cap : 256;
+    while (c < need)
+        c *= 2;
+    int *label = realloc(f->label, sizeof *label * (size_t)c);
+    if (label)
+        f->label = label;
+    int *w = realloc(f->w, sizeof *w * (size_t)c);
+    if (w)
+        f->w = w;
+    int *h = realloc(f->h, sizeof *h * (size_t)c);
+    if (h)
+        f->h = h;
+    uint8_t **rgb = realloc(f->rgb, sizeof *rgb * (size_t)c);
+    if (rgb)
+        f->rgb = rgb;
+    char **paths = realloc(f->paths, sizeof *paths * (size_t)c);
+    if (paths)
+        f->paths = paths;
+    if (!label || !w || !h || !rgb || !paths)
+        return sd_fail(SD_ERR_NOMEM, "image folder: out of memory for %d images", c);
+    *cap = c;
+    return SD_OK;
+}
+
+sd_status sd_image_folder_load(sd_image_folder *f, const char *dir, const char *split,
+                               char *const *classes, int n_classes, int max_side)
+{
+    memset(f, 0, sizeof *f);
+    if (!dir || !*dir || !split || !*split)
+        return sd_fail(SD_ERR_ARG, "image folder: no folder given");
+    size_t rlen = strlen(dir) + strlen(split) + 2;
+    char *root = sd_malloc(rlen);
+    if (!root)
+        return SD_ERR_NOMEM;
+    snprintf(root, rlen, "%s/%s", dir, split);
+    struct stat sb;
+    sd_status st = SD_OK;
+    name_list cls = {0};
+    if (stat(root, &sb) != 0) {
+        st = sd_fail(SD_ERR_IO, "%s: missing folder (expected %s/%s/CLASS/*.png|jpg): %s", root, dir, split,
+                     strerror(errno));
+        goto done;
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        st = sd_fail(SD_ERR_IO, "%s: not a folder (expected %s/%s/CLASS/*.png|jpg)", root, dir, split);
+        goto done;
+    }
+    if ((st = list_dir(root, true, &cls)))
+        goto done;
+    if (cls.n == 0) {
+        st = sd_fail(SD_ERR_DATA, "%s: no class folders (expected %s/CLASS/*.png|jpg)", root, root);
+        goto done;
+    }
+    if (cls.n > 255) {
+        st = sd_fail(SD_ERR_DATA, "%s: %d class folders, at most 255 supported", root, cls.n);
+        goto done;
+    }
+    if (classes) {
+        for (int i = 0; i < n_classes || i < cls.n; i++) {
+            const char *want = i < n_classes ? classes[i] : NULL, *got = i < cls.n ? cls.v[i] : NULL;
+            if (want && got && !strcmp(want, got))
+                continue;
+            if (!got || (want && strcmp(want, got) < 0))
+                st = sd_fail(SD_ERR_DATA, "%s: class folder '%s' missing (the classes must match train's %d)",
+                             root, want, n_classes);
+            else
+                st = sd_fail(SD_ERR_DATA, "%s: class folder '%s' is not one of train's %d classes", root, got,
+                             n_classes);
+            goto done;
+        }
+    }
+    f->n_classes = cls.n;
+    f->classes = cls.v;
+    cls.v = NULL, cls.n = 0;
+    int cap = 0;
+    for (int c = 0; c < f->n_classes; c++) {
+        size_t clen = strlen(root) + strlen(f->classes[c]) + 2;
+        char *cdir = sd_malloc(clen);
+        if (!cdir) {
+            st = SD_ERR_NOMEM;
+            goto done;
+        }
+        snprintf(cdir, clen, "%s/%s", root, f->classes[c]);
+        name_list files;
+        if ((st = list_dir(cdir, false, &files))) {
+            free(cdir);
+            goto done;
+        }
+        if (files.n == 0) {
+            st = sd_fail(SD_ERR_DATA, "%s: class folder has no images (.png, .jpg, .jpeg)", cdir);
+            free(cdir);
+            names_free(&files);
+            goto done;
+        }
+        if ((st = folder_grow(f, f->n + files.n, &cap))) {
+            free(cdir);
+            names_free(&files);
+            goto done;
+        }
+        for (int i = 0; i < files.n && !st; i++) {
+            size_t plen = clen + strlen(files.v[i]) + 1;
+            char *path = sd_malloc(plen);
+            if (!path) {
+                st = SD_ERR_NOMEM;
+                break;
+            }
+            snprintf(path, plen, "%s/%s", cdir, files.v[i]);
+            int k = f->n;
+            if ((st = load_rgb(path, max_side, &f->rgb[k], &f->w[k], &f->h[k]))) {
+                free(path);
+                break;
+            }
+            f->paths[k] = path;
+            f->label[k] = c;
+            f->n++;
+        }
+        free(cdir);
+        names_free(&files);
+        if (st)
+            goto done;
+    }
+done:
+    names_free(&cls);
+    free(root);
+    if (st)
+        sd_image_folder_free(f);
+    return st;
+}
+
+/* ---- batches ---- */
+
+/* One training view: a square of a random area fraction in [scale_min, 1] of
+ * the shorter side's square, at a random place, resized to size, flipped
+ * with p = 0.5. Evaluation views (rng NULL) take the centred square. */
+static sd_status make_view(const sd_image_folder *f, int i, int size, float scale_min, sd_rng *rng,
+                           const sd_norm_params *np, uint8_t *crop, uint8_t *view, float *chw)
+{
+    int w = f->w[i], h = f->h[i], side = w < h ? w : h, x, y;
+    if (rng) {
+        float a = scale_min + (1.0f - scale_min) * sd_rng_uniform(rng);
+        int s = (int)lroundf(sqrtf(a) * (float)side);
+        side = s < 1 ? 1 : s > side ? side : s;
+        x = sd_rng_int(rng, w - side + 1);
+        y = sd_rng_int(rng, h - side + 1);
+    } else {
+        x = (w - side) / 2;
+        y = (h - side) / 2;
+    }
+    static const uint8_t fill[3] = {0, 0, 0};
+    sd_crop_u8(f->rgb[i], w, h, 3, x, y, side, side, fill, crop);
+    sd_status st = sd_resize_u8(crop, side, side, 3, view, size, size, SD_INTERP_BILINEAR);
+    if (st)
+        return sd_fail_prefix(st, "%s", f->paths[i]);
+    if (rng && sd_rng_uniform(rng) < 0.5f)
+        sd_flip_u8(view, size, size, 3);
+    sd_normalize(view, size, size, np, chw);
+    return SD_OK;
+}
+
+/* Fisher-Yates permutation of the training set for one epoch. */
+static void epoch_perm(uint64_t seed, int64_t epoch, int n, int *perm)
+{
+    sd_rng r = sd_rng_fork(seed, STREAM_SHUFFLE ^ (uint64_t)epoch);
+    for (int i = 0; i < n; i++)
+        perm[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = sd_rng_int(&r, i + 1), t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+}
+
+/* ---- the network: model backbone + pooled linear head ---- */
+
+typedef struct pt_net {
+    sd_model *model;
+    sd_norm norm;
+    sd_params head;
+    sd_tensor *fc_w, *fc_b;   /* [K, C, 1, 1], [K] */
+    int classes, channels;
+} pt_net;
+
+static void net_free(pt_net *n)
+{
+    sd_model_free(n->model);
+    sd_params_free(&n->head);
+    memset(n, 0, sizeof *n);
+}
+
+static sd_status head_init(pt_net *n, int classes)
+{
+    n->classes = classes;
+    n->channels = sd_model_channels(n->model, "feat");
+    if (n->channels <= 0)
+        return sd_fail(SD_ERR_UNSUPPORTED, "model %s: no backbone feature map to pool",
+                       sd_model_options(n->model)->name);
+    sd_params_init(&n->head);
+    int g = sd_params_add_group(&n->head, "head", 1.0f, 1.0f, false);
+    if (g < 0)
+        return SD_ERR_NOMEM;
+    int ws[4] = {classes, n->channels, 1, 1}, bs[1] = {classes};
+    n->fc_w = sd_params_declare(&n->head, g, "fc.weight", 4, ws);
+    n->fc_b = sd_params_declare(&n->head, g, "fc.bias", 1, bs);
+    if (!n->fc_w || !n->fc_b)
+        return SD_ERR_NOMEM;
+    return sd_params_alloc(&n->head);
+}
+
+/* logits [N, K, 1, 1] of normalised images x. */
+static sd_tensor *net_forward(pt_net *n, sd_tape *t, sd_tensor *x, bool training)
+{
+    sd_model_out out;
+    if (sd_model_forward(n->model, t, x, training, &out) || !out.feat)
+        return NULL;
+    sd_tensor *pooled = sd_adaptive_avg_pool2d(t, out.feat, 1, 1);
+    return sd_conv2d(t, pooled, n->fc_w, n->fc_b, sd_conv_opts_default());
+}
+
+/* Top-1 accuracy over a folder split, eval mode, no gradient. */
+static sd_status net_eval(pt_net *n, sd_tape *t, const sd_image_folder *f, int size, int batch, double *top1)
+{
+    const sd_norm_params *np = sd_norm_params_of(n->norm);
+    size_t plane = (size_t)3 * size * size;
+    int max_side = 0;
+    for (int i = 0; i < f->n; i++) {
+        int s = f->w[i] < f->h[i] ? f->w[i] : f->h[i];
+        max_side = s > max_side ? s : max_side;
+    }
+    uint8_t *crop = sd_malloc((size_t)max_side * max_side * 3), *view = sd_malloc(plane);
+    float *xb = sd_malloc(sizeof *xb * plane * (size_t)batch);
+    sd_status st = (!crop || !view || !xb) ? SD_ERR_NOMEM : SD_OK;
+    long correct = 0;
+    sd_tape_no_grad_begin(t);
+    for (int i0 = 0; i0 < f->n && !st; i0 += batch) {
+        int nb = f->n - i0 < batch ? f->n - i0 : batch;
+        for (int j = 0; j < nb && !st; j++)
+            st = make_view(f, i0 + j, size, 1.0f, NULL, np, crop, view, xb + plane * (size_t)j);
+        if (st)
+            break;
+        sd_tape_reset(t);
+        int xs[4] = {nb, 3, size, size};
+        sd_tensor *logits = net_forward(n, t, sd_tensor_wrap(t, 4, xs, xb), false);
+        if (!logits) {
+            st = t->status ? t->status : SD_ERR_ARG;
+            break;
+        }
+        for (int j = 0; j < nb; j++) {
+            const float *l = logits->data + (size_t)j * n->classes;
+            int best = 0;
+            for (int k = 1; k < n->classes; k++)
+                if (l[k] > l[best])
+                    best = k;
+            correct += best == f->label[i0 + j];
+        }
+    }
+    sd_tape_no_grad_end(t);
+    sd_tape_reset(t);
+    free(crop);
+    free(view);
+    free(xb);
+    if (!st)
+        *top1 = f->n ? (double)correct / f->n : 0.0;
+    return st;
+}
+
+/* ---- the run ---- */
+
+void sd_pretrain_opts_init(sd_pretrain_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->model = "deeplab-mini";
+    o->iters = 1500;
+    o->batch = 32;
+    o->lr = 0.05f;
+    o->momentum = 0.9f;
+    o->weight_decay = 1e-4f;
+    o->size = 64;
+    o->scale_min = 0.35f;
+    o->seed = 1;
+    o->val_every = 500;
+    o->log_every = 50;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static sd_status check_opts(const sd_pretrain_opts *o)
+{
+    if (!o->data || !*o->data)
+        return sd_fail(SD_ERR_ARG, "pretrain: no data folder given (expected DIR with train/ and val/)");
+    if (!o->model || !*o->model)
+        return sd_fail(SD_ERR_ARG, "pretrain: no model name given");
+    if (!o->out || !*o->out)
+        return sd_fail(SD_ERR_ARG, "pretrain: no output checkpoint path given");
+    if (o->iters < 1)
+        return sd_fail(SD_ERR_ARG, "pretrain: iters %d (expected >= 1)", o->iters);
+    if (o->batch < 1 || o->batch > 4096)
+        return sd_fail(SD_ERR_ARG, "pretrain: batch %d (expected 1..4096)", o->batch);
+    if (o->size < 8 || o->size > 4096)
+        return sd_fail(SD_ERR_ARG, "pretrain: size %d (expected 8..4096)", o->size);
+    if (!(o->lr >= 0 && isfinite(o->lr)))
+        return sd_fail(SD_ERR_ARG, "pretrain: lr %g (expected a finite number >= 0)", (double)o->lr);
+    if (!(o->momentum >= 0 && o->momentum < 1))
+        return sd_fail(SD_ERR_ARG, "pretrain: momentum %g (expected 0 <= m < 1)", (double)o->momentum);
+    if (!(o->weight_decay >= 0 && isfinite(o->weight_decay)))
+        return sd_fail(SD_ERR_ARG, "pretrain: weight decay %g (expected >= 0)", (double)o->weight_decay);
+    if (!(o->scale_min > 0 && o->scale_min <= 1))
+        return sd_fail(SD_ERR_ARG, "pretrain: scale_min %g (expected 0 < s <= 1)", (double)o->scale_min);
+    if (o->val_every < 0 || o->log_every < 0)
+        return sd_fail(SD_ERR_ARG, "pretrain: val_every %d / log_every %d (expected >= 0)", o->val_every,
+                       o->log_every);
+    return SD_OK;
+}
+
+static sd_status save_ckpt(const sd_pretrain_opts *o, pt_net *n, const sd_image_folder *tr,
+                           const sd_pretrain_result *r)
+{
+    sd_ckpt_writer w;
+    sd_ckpt_writer_init(&w);
+    char info[1024], it[32];
+    snprintf(info, sizeof info,
+             "data=%s classes=%d train=%d val=%d iters=%d batch=%d lr=%g momentum=%g weight_decay=%g size=%d "
+             "scale_min=%g seed=%llu train_loss=%.4f val_top1=%.4f",
+             o->data, n->classes, r->n_train, r->n_val, o->iters, o->batch, (double)o->lr, (double)o->momentum,
+             (double)o->weight_decay, o->size, (double)o->scale_min, (unsigned long long)o->seed, r->train_loss,
+             r->val_top1);
+    snprintf(it, sizeof it, "%d", o->iters);
+    size_t cap = 1;
+    for (int c = 0; c < tr->n_classes; c++)
+        cap += strlen(tr->classes[c]) + 1;
+    char *names = sd_malloc(cap);
+    sd_status st = names ? SD_OK : SD_ERR_NOMEM;
+    if (!st) {
+        names[0] = 0;
+        for (int c = 0; c < tr->n_classes; c++) {
+            if (c)
+                strcat(names, ",");
+            strcat(names, tr->classes[c]);
+        }
+    }
+    if (!st)
+        st = sd_ckpt_writer_add_model(&w, n->model, n->norm);
+    if (!st)
+        st = sd_ckpt_writer_add_params(&w, PT_HEAD_PREFIX, &n->head);
+    if (!st)
+        st = sd_ckpt_writer_set_meta(&w, SD_META_METHOD, "pretrain");
+    if (!st)
+        st = sd_ckpt_writer_set_meta(&w, SD_META_ITER, it);
+    if (!st)
+        st = sd_ckpt_writer_set_meta(&w, "pretrain", info);
+    if (!st)
+        st = sd_ckpt_writer_set_meta(&w, "pretrain_classes", names);
+    if (!st)
+        st = sd_ckpt_writer_save(&w, o->out);
+    free(names);
+    sd_ckpt_writer_free(&w);
+    return st;
+}
+
+sd_status sd_pretrain_run(const sd_pretrain_opts *o, sd_pretrain_result *res)
+{
+    sd_status st = check_opts(o);
+    if (st)
+        return st;
+    sd_pretrain_result r;
+    memset(&r, 0, sizeof r);
+    sd_image_folder tr = {0}, va = {0};
+    pt_net net = {0};
+    sd_tape tape;
+    bool have_tape = false, have_opt = false, have_hopt = false;
+    sd_optim opt, hopt;
+    int *perm = NULL;
+    uint8_t *crop = NULL, *view = NULL, *labels = NULL;
+    float *xb = NULL;
+    /* Keep at most twice the input side in memory: random crops never need more. */
+    int max_side = 2 * o->size;
+    if ((st = sd_image_folder_load(&tr, o->data, "train", NULL, 0, max_side)))
+        goto done;
+    if ((st = sd_image_folder_load(&va, o->data, "val", tr.classes, tr.n_classes, max_side)))
+        goto done;
+    r.classes = tr.n_classes, r.n_train = tr.n, r.n_val = va.n;
+    sd_log(1, "pretrain: %d classes, %d train / %d val images from %s\n", tr.n_classes, tr.n, va.n, o->data);
+
+    sd_model_opts mo = sd_model_opts_default(o->model);
+    mo.freeze_bn = false; /* batch statistics are what pretraining learns for BN */
+    mo.aux = false;
+    if ((st = sd_model_create(&mo, &net.model))) {
+        st = sd_fail_prefix(st, "pretrain: model %s", o->model);
+        goto done;
+    }
+    sd_model_init_weights(net.model, o->seed);
+    net.norm = sd_model_default_norm(o->model);
+    if ((st = head_init(&net, tr.n_classes)))
+        goto done;
+    {
+        /* N(0, 0.01) weights, zero bias, from their own stream of the seed. */
+        sd_rng hr = sd_rng_fork(o->seed, 3ull << 40);
+        for (size_t i = 0; i < net.fc_w->numel; i++)
+            net.fc_w->data[i] = 0.01f * sd_rng_normal(&hr);
+    }
+    /* The segmentation head is not in the loss; freezing it keeps weight decay
+     * and momentum from moving it, so it leaves as it was initialised. */
+    sd_params *mp = sd_model_params(net.model);
+    int gcls = sd_model_group(net.model, "classifier");
+    if (gcls >= 0)
+        sd_params_set_frozen(mp, gcls, true);
+    for (int g = 0; g < mp->n_groups; g++)
+        mp->groups[g].lr_mult = 1.0f; /* one rate for the whole backbone while pretraining */
+
+    sd_optim_opts oo = sd_optim_opts_sgd(o->momentum, o->weight_decay);
+    if ((st = sd_optim_init(&opt, mp, &oo)))
+        goto done;
+    have_opt = true;
+    if ((st = sd_optim_init(&hopt, &net.head, &oo)))
+        goto done;
+    have_hopt = true;
+    if ((st = sd_tape_init(&tape, o->seed)))
+        goto done;
+    have_tape = true;
+
+    size_t plane = (size_t)3 * o->size * o->size;
+    perm = sd_malloc(sizeof *perm * (size_t)tr.n);
+    crop = sd_malloc((size_t)max_side * max_side * 3);
+    view = sd_malloc(plane);
+    labels = sd_malloc((size_t)o->batch);
+    xb = sd_malloc(sizeof *xb * plane * (size_t)o->batch);
+    if (!perm || !crop || !view || !labels || !xb) {
+        st = SD_ERR_NOMEM;
+        goto done;
+    }
+    const sd_norm_params *np = sd_norm_params_of(net.norm);
+    sd_lr_schedule sched = sd_lr_poly(o->lr, o->iters, 0.9f);
+    int64_t cur_epoch = -1;
+    double t0 = now_s(), t_log = t0, loss_sum = 0;
+    int loss_n = 0, log_every = o->log_every > 0 ? o->log_every : o->iters;
+    r.best_val_top1 = -1;
+    for (int it = 0; it < o->iters; it++) {
+        for (int j = 0; j < o->batch; j++) {
+            int64_t pos = (int64_t)it * o->batch + j, epoch = pos / tr.n;
+            if (epoch != cur_epoch) {
+                epoch_perm(o->seed, epoch, tr.n, perm);
+                cur_epoch = epoch;
+            }
+            int i = perm[pos % tr.n];
+            sd_rng ar = sd_rng_fork(o->seed, STREAM_AUGMENT ^ (uint64_t)pos);
+            if ((st = make_view(&tr, i, o->size, o->scale_min, &ar, np, crop, view, xb + plane * (size_t)j)))
+                goto done;
+            labels[j] = (uint8_t)tr.label[i];
+        }
+        sd_tape_reset(&tape);
+        sd_params_zero_grad(mp);
+        sd_params_zero_grad(&net.head);
+        int xs[4] = {o->batch, 3, o->size, o->size};
+        sd_tensor *logits = net_forward(&net, &tape, sd_tensor_wrap(&tape, 4, xs, xb), true);
+        sd_tensor *loss = logits ? sd_cross_entropy(&tape, logits, labels, NULL, 255) : NULL;
+        if (!loss) {
+            st = sd_fail_prefix(tape.status ? tape.status : SD_ERR_ARG, "pretrain: iteration %d", it + 1);
+            goto done;
+        }
+        double lv = loss->data[0];
+        if (!isfinite(lv)) {
+            st = sd_fail(SD_ERR_NUMERIC, "pretrain: iteration %d: loss is %s (lr %g too high?); nothing written",
+                         it + 1, isnan(lv) ? "NaN" : "infinite", (double)o->lr);
+            goto done;
+        }
+        if ((st = sd_backward1(&tape, loss)))
+            goto done;
+        float lr = sd_lr_at(&sched, it);
+        if ((st = sd_optim_step(&opt, lr)) || (st = sd_optim_step(&hopt, lr)))
+            goto done;
+        loss_sum += lv, loss_n++;
+        if ((it + 1) % log_every == 0 || it + 1 == o->iters) {
+            double t = now_s();
+            r.train_loss = loss_sum / loss_n;
+            sd_log(1, "pretrain: it %d/%d loss %.4f lr %.4g %.2f it/s\n", it + 1, o->iters, r.train_loss,
+                   (double)lr, loss_n / (t - t_log > 1e-9 ? t - t_log : 1e-9));
+            loss_sum = 0, loss_n = 0, t_log = t;
+        }
+        if ((o->val_every > 0 && (it + 1) % o->val_every == 0) || it + 1 == o->iters) {
+            if ((st = net_eval(&net, &tape, &va, o->size, o->batch, &r.val_top1)))
+                goto done;
+            if (r.val_top1 > r.best_val_top1)
+                r.best_val_top1 = r.val_top1;
+            sd_log(1, "pretrain: it %d/%d val top-1 %.4f (%d images, chance %.4f) %.0f s\n", it + 1, o->iters,
+                   r.val_top1, va.n, 1.0 / tr.n_classes, now_s() - t0);
+            t_log = now_s();
+        }
+    }
+    r.seconds = now_s() - t0;
+    if ((st = save_ckpt(o, &net, &tr, &r)))
+        goto done;
+    sd_log(1, "pretrain: wrote %s (val top-1 %.4f, %.0f s)\n", o->out, r.val_top1, r.seconds);
+    if (res)
+        *res = r;
+done:
+    if (have_tape)
+        sd_tape_free(&tape);
+    if (have_opt)
+        sd_optim_free(&opt);
+    if (have_hopt)
+        sd_optim_free(&hopt);
+    net_free(&net);
+    sd_image_folder_free(&tr);
+    sd_image_folder_free(&va);
+    free(perm);
+    free(crop);
+    free(view);
+    free(labels);
+    free(xb);
+    return st;
+}
+
+sd_status sd_pretrain_eval(const char *ckpt, const char *data, int size, int batch, double *top1)
+{
+    if (size < 8 || batch < 1)
+        return sd_fail(SD_ERR_ARG, "pretrain eval: size %d, batch %d (expected >= 8, >= 1)", size, batch);
+    pt_net net = {0};
+    sd_image_folder va = {0};
+    sd_tape tape;
+    bool have_tape = false;
+    sd_ckpt c;
+    sd_status st = sd_model_load(ckpt, true, &net.model, &net.norm);
+    if (st)
+        return st;
+    if ((st = sd_ckpt_open(ckpt, &c)))
+        goto done;
+    const char *names = sd_ckpt_meta(&c, "pretrain_classes");
+    if (!names) {
+        sd_ckpt_close(&c);
+        st = sd_fail(SD_ERR_DATA, "%s: no 'pretrain_classes' metadata (not written by segda pretrain)", ckpt);
+        goto done;
+    }
+    int k = 1;
+    for (const char *p = names; *p; p++)
+        k += *p == ',';
+    if ((st = head_init(&net, k)) || (st = sd_ckpt_load_params(&c, PT_HEAD_PREFIX, &net.head, true, NULL))) {
+        sd_ckpt_close(&c);
+        goto done;
+    }
+    /* The class list lives in the checkpoint: val folders must match it. */
+    char *copy = sd_strdup(names), **cls = sd_malloc(sizeof *cls * (size_t)k);
+    if (!copy || !cls) {
+        free(copy);
+        free(cls);
+        sd_ckpt_close(&c);
+        st = SD_ERR_NOMEM;
+        goto done;
+    }
+    int n = 0;
+    for (char *s = copy, *e; s; s = e) {
+        e = strchr(s, ',');
+        if (e)
+            *e++ = 0;
+        cls[n++] = s;
+    }
+    sd_ckpt_close(&c);
+    st = sd_image_folder_load(&va, data, "val", cls, n, 2 * size);
+    free(cls);
+    free(copy);
+    if (st)
+        goto done;
+    if ((st = sd_tape_init(&tape, 0)))
+        goto done;
+    have_tape = true;
+    st = net_eval(&net, &tape, &va, size, batch, top1);
+done:
+    if (have_tape)
+        sd_tape_free(&tape);
+    net_free(&net);
+    sd_image_folder_free(&va);
+    return st;
+}
