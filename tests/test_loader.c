@@ -282,6 +282,33 @@ static void test_subset_images_only(void)
     }
     free(r0), free(r3);
     sd_dataset_free(&ds);
+
+    /* images only never opens a label: a truncated one does not matter */
+    make_tree("subbad", 3);
+    snprintf(spec, sizeof spec, "gta5:%s/subbad", dir);
+    CHECK_OK(sd_dataset_open(&ds, spec, NULL, NULL));
+    o = base_opts(1);
+    o.images_only = true;
+    CHECK_OK(sd_loader_init(&l, &ds, &o));
+    if (l) {
+        for (int k = 0; k < 2 * NS / B; k++) {
+            const sd_batch *b;
+            CHECK_OK(sd_loader_next(l, &b));
+        }
+        sd_loader_free(l);
+    }
+    o.images_only = false;
+    CHECK_OK(sd_loader_init(&l, &ds, &o));
+    if (l) {
+        sd_status st = SD_OK;
+        for (int k = 0; k < 2 * NS / B && !st; k++) {
+            const sd_batch *b;
+            st = sd_loader_next(l, &b);
+        }
+        CHECK(st != SD_OK); /* with labels, the truncated one is an error */
+        sd_loader_free(l);
+    }
+    sd_dataset_free(&ds);
 }
 
 int main(void)

@@ -93,6 +93,9 @@ void sd_dataset_free(sd_dataset *ds);
 /* Reads sample i. Errors name the file and the problem: unreadable image,
  * wrong label bit depth or channel count, unknown ids. */
 sd_status sd_dataset_read(const sd_dataset *ds, int i, sd_sample *out);
+/* The image only (out->label NULL): unlabelled target streams never open
+ * the label file, so a broken label cannot stop adaptation. */
+sd_status sd_dataset_read_image(const sd_dataset *ds, int i, sd_sample *out);
 void sd_sample_free(sd_sample *s);
 
 /* The label of sample i as stored ids (before the trainId map), widened to

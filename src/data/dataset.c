@@ -642,7 +642,7 @@ void sd_sample_free(sd_sample *s)
     memset(s, 0, sizeof *s);
 }
 
-sd_status sd_dataset_read(const sd_dataset *ds, int i, sd_sample *out)
+static sd_status read_sample(const sd_dataset *ds, int i, sd_sample *out, bool with_label)
 {
     memset(out, 0, sizeof *out);
     if (i < 0 || i >= ds->n)
@@ -660,7 +660,7 @@ sd_status sd_dataset_read(const sd_dataset *ds, int i, sd_sample *out)
     sd_image_free(&img);
     if (st)
         return st;
-    if (!e->label_path)
+    if (!e->label_path || !with_label)
         return SD_OK;
     st = read_label_image(ds, e->label_path, &img);
     if (st) {
@@ -676,6 +676,9 @@ sd_status sd_dataset_read(const sd_dataset *ds, int i, sd_sample *out)
         sd_sample_free(out);
     return st;
 }
+
+sd_status sd_dataset_read(const sd_dataset *ds, int i, sd_sample *out) { return read_sample(ds, i, out, true); }
+sd_status sd_dataset_read_image(const sd_dataset *ds, int i, sd_sample *out) { return read_sample(ds, i, out, false); }
 
 sd_status sd_dataset_read_ids(const sd_dataset *ds, int i, uint16_t **ids, int *w, int *h)
 {

@@ -160,7 +160,7 @@ static sd_status fill_batch(sd_loader *l, perm_cache *pc, slot *s, int64_t k)
         sd_status st = SD_OK;
         for (int t = 0; t < l->npool; t++) {
             int cand = l->pool[(pos + t) % l->npool];
-            st = sd_dataset_read(ds, cand, &smp);
+            st = l->o.images_only ? sd_dataset_read_image(ds, cand, &smp) : sd_dataset_read(ds, cand, &smp);
             if (st == SD_OK) {
                 idx = cand;
                 break;
@@ -171,10 +171,6 @@ static sd_status fill_batch(sd_loader *l, perm_cache *pc, slot *s, int64_t k)
         }
         if (st)
             return sd_fail(st, "loader: no readable sample left in \"%s\" (%d skipped)", ds->spec, l->n_skipped);
-        if (l->o.images_only && smp.label) {
-            free(smp.label);
-            smp.label = NULL;
-        }
         int ow, oh;
         sd_augment_out_size(&l->o.aug, smp.w, smp.h, &ow, &oh);
         if (j == 0)
