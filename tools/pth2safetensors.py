@@ -84,6 +84,24 @@ def write_safetensors(path, tensors, meta):
     os.replace(tmp, path)
 
 
+def torchvision_vgg_to_deeplab(sd):
+    """torchvision's VGG-16 numbers conv5_1..3 features.24/26/28; DeepLab-v2 VGG
+    (AdaptSegNet) removes pool4 (index 23) and so numbers them 23/25/27. An
+    ImageNet state dict (conv5_1 at 24, no 23) is renumbered; its fc layers
+    (classifier.0/3/6) are not DeepLab's fc6/fc7 convolutions and are dropped
+    by the name check below."""
+    if "features.24.weight" not in sd or "features.23.weight" in sd:
+        return sd
+    out = {}
+    for k, v in sd.items():
+        parts = k.split(".")
+        if parts[0] == "features" and parts[1].isdigit() and int(parts[1]) >= 24:
+            parts[1] = str(int(parts[1]) - 1)
+        out[".".join(parts)] = v
+    print("pth2safetensors: torchvision VGG-16 layout: conv5 renumbered 24/26/28 -> 23/25/27", file=sys.stderr)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("input")
@@ -104,6 +122,8 @@ def main():
         if k.endswith("num_batches_tracked"):
             continue
         clean[k] = v.detach().float().cpu().numpy()
+    if a.model.endswith("vgg16"):
+        clean = torchvision_vgg_to_deeplab(clean)
     aux = any(k.startswith(("layer6.", "aux_classifier.", "aux.")) for k in clean)
     two = (("layer5.conv2d_list.0.weight" in clean and "layer5.conv2d_list.2.weight" not in clean) or
            ("classifier.conv2d_list.0.weight" in clean and "classifier.conv2d_list.2.weight" not in clean))
