@@ -67,7 +67,7 @@ void sd_pretrain_opts_init(sd_pretrain_opts *o);
 typedef struct sd_pretrain_result {
     int classes;             /* classes of the dataset */
     int n_train, n_val;      /* images */
-    double train_loss;       /* mean loss over the last log_every iterations */
+    double train_loss;       /* mean training loss over the last 10% of iterations */
     double val_top1;         /* top-1 accuracy on val after the last iteration, in [0, 1] */
     double best_val_top1;    /* best of the evaluations */
     double seconds;          /* wall-clock time of the training loop (evaluations included) */

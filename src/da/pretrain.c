@@ -606,8 +606,9 @@ sd_status sd_pretrain_run(const sd_pretrain_opts *o, sd_pretrain_result *res)
     const sd_norm_params *np = sd_norm_params_of(net.norm);
     sd_lr_schedule sched = sd_lr_poly(o->lr, o->iters, 0.9f);
     int64_t cur_epoch = -1;
-    double t0 = now_s(), t_log = t0, loss_sum = 0;
-    int loss_n = 0, log_every = o->log_every > 0 ? o->log_every : o->iters;
+    double t0 = now_s(), t_log = t0, loss_sum = 0, tail_sum = 0;
+    int loss_n = 0, tail = o->iters / 10 > 1 ? o->iters / 10 : 1;
+    int log_every = o->log_every > 0 ? o->log_every : o->iters;
     r.best_val_top1 = -1;
     for (int it = 0; it < o->iters; it++) {
         for (int j = 0; j < o->batch; j++) {
@@ -644,10 +645,11 @@ sd_status sd_pretrain_run(const sd_pretrain_opts *o, sd_pretrain_result *res)
         if ((st = sd_optim_step(&opt, lr)) || (st = sd_optim_step(&hopt, lr)))
             goto done;
         loss_sum += lv, loss_n++;
+        if (it >= o->iters - tail)
+            tail_sum += lv;
         if ((it + 1) % log_every == 0 || it + 1 == o->iters) {
             double t = now_s();
-            r.train_loss = loss_sum / loss_n;
-            sd_log(1, "pretrain: it %d/%d loss %.4f lr %.4g %.2f it/s\n", it + 1, o->iters, r.train_loss,
+            sd_log(1, "pretrain: it %d/%d loss %.4f lr %.4g %.2f it/s\n", it + 1, o->iters, loss_sum / loss_n,
                    (double)lr, loss_n / (t - t_log > 1e-9 ? t - t_log : 1e-9));
             loss_sum = 0, loss_n = 0, t_log = t;
         }
@@ -662,6 +664,7 @@ sd_status sd_pretrain_run(const sd_pretrain_opts *o, sd_pretrain_result *res)
         }
     }
     r.seconds = now_s() - t0;
+    r.train_loss = tail_sum / tail;
     if ((st = save_ckpt(o, &net, &tr, &r)))
         goto done;
     sd_log(1, "pretrain: wrote %s (val top-1 %.4f, %.0f s)\n", o->out, r.val_top1, r.seconds);
