@@ -93,7 +93,7 @@ char *sd_strdup(const char *s)
     return p;
 }
 
-/* OpenBLAS built for pthreads exposes this; declared here to avoid pulling
+/* OpenBLAS exposes this; declared here to avoid pulling
  * cblas.h into the core. */
 extern void openblas_set_num_threads(int);
 
@@ -101,7 +101,9 @@ void sd_set_threads(int n)
 {
     n_threads = n > 0 ? n : omp_get_num_procs();
     omp_set_num_threads(n_threads);
-    openblas_set_num_threads(n_threads);
+    /* One thread pool: kernels split their GEMMs over OpenMP threads and
+     * call OpenBLAS single-threaded (see src/cpu/conv_cpu.c). */
+    openblas_set_num_threads(1);
 }
 
 int sd_threads(void) { return n_threads > 0 ? n_threads : omp_get_max_threads(); }
