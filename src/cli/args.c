@@ -65,3 +65,18 @@ int cli_bad_option(const char *cmd, void (*usage)(FILE *), char **argv)
     /* getopt_long has moved optind past the offending word */
     return cli_usage_error(cmd, usage, "unknown option or missing value: %s", argv[optind - 1]);
 }
+
+bool cli_parse_scales(const char *s, float *scales, int max, int *n)
+{
+    *n = 0;
+    for (;;) {
+        char *end;
+        float v = strtof(s, &end);
+        if (end == s || !(v >= 0.1f && v <= 4.0f) || *n == max || (*end && *end != ','))
+            return false;
+        scales[(*n)++] = v;
+        if (!*end)
+            return true;
+        s = end + 1;
+    }
+}

@@ -12,6 +12,8 @@ bool cli_parse_long(const char *s, long lo, long hi, long *out);
 bool cli_parse_int(const char *s, int lo, int hi, int *out);
 /* A number in lo..hi, the whole string. */
 bool cli_parse_float(const char *s, float lo, float hi, float *out);
+/* "0.75,1,1.25": up to max numbers in 0.1..4, comma-separated. */
+bool cli_parse_scales(const char *s, float *scales, int max, int *n);
 /* "WxH" with each side in 8..16384. */
 bool cli_parse_size(const char *s, int *w, int *h);
 

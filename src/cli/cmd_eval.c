@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "segda/checkpoint.h"
 #include "segda/data.h"
@@ -84,28 +85,6 @@ static int parse_bool(const char *s, bool *out)
         return 0;
     }
     return -1;
-}
-
-static bool parse_wh(const char *s, int *w, int *h)
-{
-    char tail;
-    return sscanf(s, "%dx%d%c", w, h, &tail) == 2 && *w >= 8 && *h >= 8 && *w <= 16384 && *h <= 16384;
-}
-
-static bool parse_scales(const char *arg, sd_infer_opts *o)
-{
-    o->n_scales = 0;
-    const char *s = arg;
-    for (;;) {
-        char *end;
-        float v = strtof(s, &end);
-        if (end == s || !(v >= 0.1f && v <= 4.0f) || o->n_scales == SD_INFER_MAX_SCALES || (*end && *end != ','))
-            return false;
-        o->scales[o->n_scales++] = v;
-        if (!*end)
-            return true;
-        s = end + 1;
-    }
 }
 
 /* One checkpoint being scored: sd_eval_logits calls model_logits per sample. */
@@ -258,7 +237,7 @@ int cli_eval(int argc, char **argv)
             }
             break;
         case OPT_SIZE:
-            if (!parse_wh(optarg, &io.net_w, &io.net_h)) {
+            if (!cli_parse_size(optarg, &io.net_w, &io.net_h)) {
                 fprintf(stderr, "segda eval: --size '%s', expected WxH (8..16384)\n", optarg);
                 return 2;
             }
@@ -266,7 +245,7 @@ int cli_eval(int argc, char **argv)
             break;
         case OPT_FLIP: io.flip = infer_given = true; break;
         case OPT_SCALES:
-            if (!parse_scales(optarg, &io)) {
+            if (!cli_parse_scales(optarg, io.scales, SD_INFER_MAX_SCALES, &io.n_scales)) {
                 fprintf(stderr, "segda eval: --scales '%s', expected up to %d numbers in 0.1..4 separated by commas\n",
                         optarg, SD_INFER_MAX_SCALES);
                 return 2;

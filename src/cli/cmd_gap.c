@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "segda/checkpoint.h"
 #include "segda/data.h"
@@ -63,17 +64,6 @@ static void usage(FILE *f)
             "  --threads N          label files read in parallel (default 4)\n"
             "  -h, --help           this help\n",
             DEFAULT_MODEL_IMAGES);
-}
-
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return -1;
-    *out = (int)v;
-    return 0;
 }
 
 /* A seeded choice of m of the n samples (all when m <= 0 or m >= n), in
@@ -436,14 +426,14 @@ int cli_gap(int argc, char **argv)
                 what = "--size: expected WxH (8..16384)";
             break;
         }
-        case OPT_N: if (parse_int(optarg, 1, 1 << 30, &n_img)) what = "--n: expected an integer >= 1"; break;
-        case OPT_PIXELS: if (parse_int(optarg, 1, 1 << 20, &pixels)) what = "--pixels: expected an integer >= 1"; break;
-        case OPT_MAXROWS: if (parse_int(optarg, 10, 1 << 16, &o.max_per_domain)) what = "--max-rows: expected 10..65536"; break;
-        case OPT_K: if (parse_int(optarg, 1, 1000, &o.k)) what = "--k: expected 1..1000"; break;
-        case OPT_FOLDS: if (parse_int(optarg, 2, 100, &o.folds)) what = "--folds: expected 2..100"; break;
-        case OPT_PERM: if (parse_int(optarg, 0, 1000000, &o.n_perm)) what = "--perm: expected 0..1000000"; break;
-        case OPT_BINS: if (parse_int(optarg, 1, SD_GAP_MAX_BINS, &bins)) what = "--bins: expected 1..100"; break;
-        case OPT_THREADS: if (parse_int(optarg, 1, 1024, &threads)) what = "--threads: expected 1..1024"; break;
+        case OPT_N: if (!cli_parse_int(optarg, 1, 1 << 30, &n_img)) what = "--n: expected an integer >= 1"; break;
+        case OPT_PIXELS: if (!cli_parse_int(optarg, 1, 1 << 20, &pixels)) what = "--pixels: expected an integer >= 1"; break;
+        case OPT_MAXROWS: if (!cli_parse_int(optarg, 10, 1 << 16, &o.max_per_domain)) what = "--max-rows: expected 10..65536"; break;
+        case OPT_K: if (!cli_parse_int(optarg, 1, 1000, &o.k)) what = "--k: expected 1..1000"; break;
+        case OPT_FOLDS: if (!cli_parse_int(optarg, 2, 100, &o.folds)) what = "--folds: expected 2..100"; break;
+        case OPT_PERM: if (!cli_parse_int(optarg, 0, 1000000, &o.n_perm)) what = "--perm: expected 0..1000000"; break;
+        case OPT_BINS: if (!cli_parse_int(optarg, 1, SD_GAP_MAX_BINS, &bins)) what = "--bins: expected 1..100"; break;
+        case OPT_THREADS: if (!cli_parse_int(optarg, 1, 1024, &threads)) what = "--threads: expected 1..1024"; break;
         case OPT_SEED: {
             char *end;
             errno = 0;

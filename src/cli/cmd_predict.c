@@ -217,23 +217,12 @@ int cli_predict(int argc, char **argv)
             if (!cli_parse_float(optarg, 0.0f, 0.9f, &io.overlap))
                 return cli_usage_error("predict", usage, "--overlap '%s', expected 0..0.9", optarg);
             break;
-        case 'S': {
-            io.n_scales = 0;
-            char *s = optarg, *end;
-            for (;;) {
-                float v = strtof(s, &end);
-                if (end == s || !(v >= 0.1f && v <= 4.0f) || io.n_scales == SD_INFER_MAX_SCALES ||
-                    (*end && *end != ','))
-                    return cli_usage_error("predict", usage,
-                                           "--scales '%s', expected up to %d numbers in 0.1..4 separated by commas",
-                                           optarg, SD_INFER_MAX_SCALES);
-                io.scales[io.n_scales++] = v;
-                if (!*end)
-                    break;
-                s = end + 1;
-            }
+        case 'S':
+            if (!cli_parse_scales(optarg, io.scales, SD_INFER_MAX_SCALES, &io.n_scales))
+                return cli_usage_error("predict", usage,
+                                       "--scales '%s', expected up to %d numbers in 0.1..4 separated by commas",
+                                       optarg, SD_INFER_MAX_SCALES);
             break;
-        }
         case 'c': color = true; break;
         case 'v': overlay = true; break;
         case 'l': labelids = true; break;
