@@ -51,6 +51,8 @@ sd_tensor *sdt_dispatch_b(const char *op, const sdt_args *a, bool *found)
         return sd_scale(t, x, sdt_fp(a, 0, 1.0f));
     if (!strcmp(op, "add_scalar")) /* fp: s */
         return sd_add_scalar(t, x, sdt_fp(a, 0, 0.0f));
+    if (!strcmp(op, "pow_scalar")) /* fp: exponent */
+        return sd_pow_scalar(t, x, sdt_fp(a, 0, 1.0f));
     if (!strcmp(op, "detach"))
         return sd_detach(t, x);
     if (!strcmp(op, "grad_reverse")) /* fp: lambda */

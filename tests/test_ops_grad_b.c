@@ -149,6 +149,7 @@ static sd_tensor *f_sub(sd_tape *t, sd_tensor **x, const void *c) { (void)c; ret
 static sd_tensor *f_mul(sd_tape *t, sd_tensor **x, const void *c) { (void)c; return sd_mul(t, x[0], x[1]); }
 static sd_tensor *f_scale(sd_tape *t, sd_tensor **x, const void *c) { (void)c; return sd_scale(t, x[0], -1.7f); }
 static sd_tensor *f_add_scalar(sd_tape *t, sd_tensor **x, const void *c) { (void)c; return sd_add_scalar(t, x[0], 0.4f); }
+static sd_tensor *f_pow(sd_tape *t, sd_tensor **x, const void *c) { return sd_pow_scalar(t, x[0], *(const float *)c); }
 static sd_tensor *f_concat(sd_tape *t, sd_tensor **x, const void *c)
 {
     const int *k = c; /* {n, dim} */
@@ -214,6 +215,10 @@ static void test_fd_elementwise(void)
     check_case((case_def){"dropout", f_dropout, NULL, 1, 4, {S4(2, 3, 9, 9)}, {0}, 0, 0});
     check_case((case_def){"scale", f_scale, NULL, 1, 4, {S4(2, 3, 2, 2)}, {0}, 0, 0});
     check_case((case_def){"add_scalar", f_add_scalar, NULL, 1, 4, {S4(2, 3, 2, 2)}, {0}, 0, 0});
+    /* positive inputs, as the op's domain; real, integer and negative exponents */
+    static const float pw[] = {2.5f, 1.5f, 2.0f, 0.5f, -0.7f};
+    for (int i = 0; i < 5; i++)
+        check_case((case_def){"pow_scalar", f_pow, &pw[i], 1, 4, {S4(2, 3, 2, 3)}, {0}, 0.2f, 2.0f});
 }
 
 static void test_fd_broadcast(void)

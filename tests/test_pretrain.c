@@ -1,7 +1,10 @@
 /* Tests of classification pretraining (src/da/pretrain.c, segda pretrain):
  * it learns the synth crops well above chance, the checkpoint holds a
  * trained backbone with the segmentation head untouched and loads as a
- * model, runs are byte-identical per seed, and bad folders are named. */
+ * model, runs are byte-identical per seed, bad folders are named, and a run
+ * stopped (--stop-after, SIGINT, a NaN loss) resumes to the bytes of an
+ * uninterrupted one. */
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,7 +278,198 @@ void TEST_errors(void)
     CHECK(access(out, F_OK) != 0);
 }
 
-/* The command: --help 0, bad usage 2, a failure 1 naming the folder. */
+
+/* The resume fixture: 8 iterations with evaluations at 3 and 6, so that a
+ * stop at 4 has a best top-1 and momentum to carry over. */
+static sd_pretrain_opts resume_opts(const char *out)
+{
+    sd_pretrain_opts o = small_opts(out);
+    o.iters = 8;
+    o.batch = 8;
+    o.seed = 5;
+    o.val_every = 3;
+    return o;
+}
+
+static int meta_int(const char *path, const char *key)
+{
+    sd_ckpt c;
+    if (sd_ckpt_open(path, &c))
+        return -1;
+    const char *v = sd_ckpt_meta(&c, key);
+    int x = v ? atoi(v) : -1;
+    sd_ckpt_close(&c);
+    return x;
+}
+
+/* Stop after 4 of 8 iterations, resume: the checkpoint is byte-identical to
+ * an uninterrupted 8-iteration run (model, head, momentum, losses, metadata),
+ * and loads strictly as a model and as a head, as `segda train --init` and
+ * sd_pretrain_eval need. A resume of the finished run does nothing and says
+ * so; a fresh run over it and a resume with another batch are refused. */
+void TEST_resume_identical(void);
+void TEST_resume_identical(void)
+{
+    char full[700], part[700];
+    snprintf(full, sizeof full, "%s/res-full.safetensors", tmpdir);
+    snprintf(part, sizeof part, "%s/res-part.safetensors", tmpdir);
+    sd_pretrain_opts o = resume_opts(full);
+    sd_pretrain_result rf, rp, rr;
+    CHECK_OK(sd_pretrain_run(&o, &rf));
+    CHECK(rf.finished && rf.start_iteration == 0 && rf.iterations == 8);
+
+    o.out = part;
+    o.stop_after = 4;
+    CHECK_OK(sd_pretrain_run(&o, &rp));
+    CHECK(!rp.finished && rp.iterations == 4);
+    CHECK(meta_int(part, "iteration") == 4);
+    CHECK(!files_equal(full, part));
+
+    o.stop_after = 0;
+    o.resume = true;
+    CHECK_OK(sd_pretrain_run(&o, &rr));
+    CHECK(rr.finished && rr.start_iteration == 4 && rr.iterations == 8);
+    CHECK_MSG(files_equal(full, part), "resumed checkpoint differs from the uninterrupted one");
+    CHECK(rr.train_loss == rf.train_loss && rr.val_top1 == rf.val_top1 && rr.best_val_top1 == rf.best_val_top1);
+
+    /* the state is in the file, in namespaces model loads skip */
+    sd_ckpt c;
+    CHECK_OK(sd_ckpt_open(part, &c));
+    CHECK(sd_ckpt_has(&c, "pretrain_state:loss") && sd_ckpt_has(&c, "opt:pretrain.head.momentum"));
+    CHECK(sd_ckpt_meta(&c, "opt_steps") && sd_ckpt_meta(&c, SD_META_CONFIG));
+    sd_model_opts mo = sd_model_opts_default("deeplab-mini");
+    mo.freeze_bn = false;
+    sd_model *init = NULL;
+    CHECK_OK(sd_model_create(&mo, &init));
+    if (init) {
+        sd_ckpt_report rep = {0};
+        CHECK_OK(sd_ckpt_load_params(&c, "", sd_model_params(init), true, &rep));
+        CHECK(rep.missing == 0 && rep.unexpected == 0 && rep.mismatched == 0);
+        CHECK(rep.loaded == sd_model_params(init)->n);
+    }
+    sd_ckpt_close(&c);
+    sd_model_free(init);
+    sd_model *m = NULL;
+    CHECK_OK(sd_model_load(part, true, &m, NULL));
+    sd_model_free(m);
+    double top1 = -1;
+    CHECK_OK(sd_pretrain_eval(part, crops, 32, 16, &top1));
+    CHECK_NEAR(top1, rf.val_top1, 1e-12);
+
+    /* finished: nothing to do, file untouched */
+    memset(&rr, 0, sizeof rr);
+    CHECK_OK(sd_pretrain_run(&o, &rr));
+    CHECK(rr.finished && rr.start_iteration == 8 && rr.iterations == 8);
+    CHECK(rr.val_top1 == rf.val_top1 && rr.train_loss == rf.train_loss);
+    CHECK(files_equal(full, part));
+
+    /* a run's options are fixed; a fresh run does not overwrite a run */
+    o.batch = 4;
+    CHECK(sd_pretrain_run(&o, NULL) == SD_ERR_ARG);
+    CHECK_ERR_HAS("--batch 4, but the run was started with 8");
+    o = resume_opts(part);
+    CHECK(sd_pretrain_run(&o, NULL) == SD_ERR_ARG);
+    CHECK_ERR_HAS("res-part.safetensors already exists");
+    CHECK(files_equal(full, part));
+
+    /* the options as saved */
+    sd_pretrain_opts s;
+    sd_pretrain_opts_init(&s);
+    char *store = NULL;
+    CHECK_OK(sd_pretrain_read_opts(part, &s, &store));
+    CHECK(s.data && !strcmp(s.data, crops) && s.model && !strcmp(s.model, "deeplab-mini"));
+    CHECK(s.iters == 8 && s.batch == 8 && s.size == 32 && s.seed == 5 && s.val_every == 3);
+    CHECK(s.lr == o.lr && s.weight_decay == o.weight_decay && s.scale_min == o.scale_min);
+    free(store);
+}
+
+/* A NaN loss at iteration 6 stops the run and leaves the state of
+ * iteration 4 (save every 2) whole; resuming from it ends on the bytes of the
+ * uninterrupted run. */
+void TEST_nan_keeps_last(void);
+void TEST_nan_keeps_last(void)
+{
+    char full[700], out[700];
+    snprintf(full, sizeof full, "%s/res-full.safetensors", tmpdir);
+    snprintf(out, sizeof out, "%s/nan.safetensors", tmpdir);
+    sd_pretrain_opts o = resume_opts(out);
+    o.save_every = 2;
+    setenv("SEGDA_INJECT_NAN_AT", "6", 1);
+    CHECK(sd_pretrain_run(&o, NULL) == SD_ERR_NUMERIC);
+    unsetenv("SEGDA_INJECT_NAN_AT");
+    CHECK_ERR_HAS("iteration 6: loss is NaN");
+    CHECK_ERR_HAS("nan.safetensors keeps iteration 4");
+    CHECK(meta_int(out, "iteration") == 4);
+    o.resume = true;
+    o.save_every = 0; /* not a run-defining option: as the uninterrupted run had it */
+    sd_pretrain_result r;
+    CHECK_OK(sd_pretrain_run(&o, &r));
+    CHECK(r.start_iteration == 4 && r.finished);
+    CHECK_MSG(files_equal(full, out), "resumed after NaN differs from the uninterrupted run");
+
+    /* a NaN before any save writes nothing */
+    snprintf(out, sizeof out, "%s/nan0.safetensors", tmpdir);
+    o = resume_opts(out);
+    setenv("SEGDA_INJECT_NAN_AT", "1", 1);
+    CHECK(sd_pretrain_run(&o, NULL) == SD_ERR_NUMERIC);
+    unsetenv("SEGDA_INJECT_NAN_AT");
+    CHECK_ERR_HAS("nothing written");
+    CHECK(access(out, F_OK) != 0);
+}
+
+/* --resume of a missing, corrupt or foreign file fails naming it. */
+void TEST_resume_errors(void);
+void TEST_resume_errors(void)
+{
+    char p[700], full[700];
+    snprintf(full, sizeof full, "%s/res-full.safetensors", tmpdir);
+    snprintf(p, sizeof p, "%s/absent.safetensors", tmpdir);
+    sd_pretrain_opts o = resume_opts(p);
+    o.resume = true;
+    CHECK(sd_pretrain_run(&o, NULL) != SD_OK);
+    CHECK_ERR_HAS("absent.safetensors");
+
+    /* a truncated copy of a good checkpoint */
+    snprintf(p, sizeof p, "%s/trunc.safetensors", tmpdir);
+    sh("head -c 3000 '%s' > '%s'", full, p);
+    o.out = p;
+    CHECK(sd_pretrain_run(&o, NULL) == SD_ERR_FORMAT);
+    CHECK_ERR_HAS("trunc.safetensors");
+    char *store = NULL;
+    sd_pretrain_opts s = o;
+    CHECK(sd_pretrain_read_opts(p, &s, &store) != SD_OK);
+    CHECK_ERR_HAS("trunc.safetensors");
+    CHECK(store == NULL);
+
+    /* garbage */
+    snprintf(p, sizeof p, "%s/garbage.safetensors", tmpdir);
+    FILE *f = fopen(p, "w");
+    if (f) {
+        fputs("this is not a checkpoint at all, just text", f);
+        fclose(f);
+    }
+    o.out = p;
+    CHECK(sd_pretrain_run(&o, NULL) != SD_OK);
+    CHECK_ERR_HAS("garbage.safetensors");
+
+    /* a model-only checkpoint has no run to continue */
+    snprintf(p, sizeof p, "%s/model-only.safetensors", tmpdir);
+    sd_model *m = NULL;
+    sd_norm norm;
+    CHECK_OK(sd_model_load(full, true, &m, &norm));
+    if (m)
+        CHECK_OK(sd_model_save(m, norm, p));
+    sd_model_free(m);
+    o.out = p;
+    CHECK(sd_pretrain_run(&o, NULL) == SD_ERR_DATA);
+    CHECK_ERR_HAS("model-only.safetensors");
+    CHECK_ERR_HAS("not by segda pretrain");
+}
+
+/* The command: --help 0, bad usage 2, a failure 1 naming the folder;
+ * --stop-after, --resume (options from the file, a conflicting one is
+ * usage error 2, a finished run says so and exits 0) and SIGINT (exit 130,
+ * state saved). */
 void TEST_cli(void);
 void TEST_cli(void)
 {
@@ -304,6 +498,56 @@ void TEST_cli(void)
              bin, crops, out, log);
     CHECK(WEXITSTATUS(system(cmd)) == 0);
     CHECK(access(out, F_OK) == 0);
+
+    /* stop after 2 of 3, resume with no options but --out: the saved ones */
+    char part[700];
+    snprintf(part, sizeof part, "%s/cli-part.safetensors", tmpdir);
+    snprintf(cmd, sizeof cmd,
+             "'%s' pretrain --data '%s' --out '%s' --iters 3 --batch 4 --size 32 --threads 1 --quiet "
+             "--stop-after 2 > '%s' 2>&1", bin, crops, part, log);
+    CHECK(WEXITSTATUS(system(cmd)) == 0);
+    snprintf(cmd, sizeof cmd, "grep -q 'stopped at iteration 2 of 3' '%s'", log);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "'%s' pretrain --out '%s' --resume --batch 8 > '%s' 2>&1", bin, part, log);
+    CHECK(WEXITSTATUS(system(cmd)) == 2);
+    snprintf(cmd, sizeof cmd, "grep -q -- '--batch 8, but the run was started with 4' '%s'", log);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "'%s' pretrain --out '%s' --resume --threads 1 --quiet > '%s' 2>&1", bin, part, log);
+    CHECK(WEXITSTATUS(system(cmd)) == 0);
+    CHECK(meta_int(part, "iteration") == 3);
+    snprintf(cmd, sizeof cmd, "'%s' pretrain --out '%s' --resume --quiet > '%s' 2>&1", bin, part, log);
+    CHECK(WEXITSTATUS(system(cmd)) == 0);
+    snprintf(cmd, sizeof cmd, "grep -q 'already finished (iteration 3 of 3)' '%s'", log);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "'%s' pretrain --out '%s/nothing.safetensors' --resume > '%s' 2>&1", bin, tmpdir, log);
+    CHECK(WEXITSTATUS(system(cmd)) == 1);
+    snprintf(cmd, sizeof cmd, "grep -q 'nothing.safetensors' '%s'", log);
+    CHECK(system(cmd) == 0);
+
+    /* SIGINT once a state exists (saved every iteration): exit 130, state whole */
+    char sig[700];
+    snprintf(sig, sizeof sig, "%s/cli-sig.safetensors", tmpdir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen(log, "w", stderr) || !freopen("/dev/null", "w", stdout))
+            _exit(99);
+        execl(bin, bin, "pretrain", "--data", crops, "--out", sig, "--iters", "100000", "--batch", "4", "--size",
+              "32", "--threads", "1", "--quiet", "--save-every", "1", (char *)NULL);
+        _exit(98);
+    }
+    int status = 0;
+    for (int i = 0; i < 3000 && access(sig, F_OK) != 0; i++)
+        usleep(10000);
+    if (pid > 0) {
+        kill(pid, SIGINT);
+        waitpid(pid, &status, 0);
+    }
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 130, "exit status %d, expected 130",
+              WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    snprintf(cmd, sizeof cmd, "grep -q 'interrupted at iteration' '%s'", log);
+    CHECK(system(cmd) == 0);
+    int it = meta_int(sig, "iteration");
+    CHECK_MSG(it >= 1 && it < 100000, "interrupted checkpoint at iteration %d", it);
 }
 
 int main(void)
@@ -333,6 +577,9 @@ int main(void)
     RUN(TEST_errors);
     RUN(TEST_deterministic);
     RUN(TEST_learns_and_saves);
+    RUN(TEST_resume_identical);
+    RUN(TEST_nan_keeps_last);
+    RUN(TEST_resume_errors);
     RUN(TEST_cli);
     sh("rm -rf '%s'%s", tmpdir, "");
     TESTS_DONE();

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 
 #include "segda/model.h"
+#include "segda/optim.h"
 #include "segda/safetensors.h"
 #include "segda/tensor.h"
 
@@ -49,6 +50,12 @@ sd_status sd_ckpt_writer_add_params(sd_ckpt_writer *w, const char *prefix, const
 sd_status sd_ckpt_writer_add_tensor(sd_ckpt_writer *w, const char *name, int ndim, const int *shape,
                                     const float *data);
 sd_status sd_ckpt_writer_set_meta(sd_ckpt_writer *w, const char *key, const char *value);
+/* An optimiser's state, so that a resumed run continues it exactly: each
+ * state buffer as a 1-D tensor ns+"<group>.<slot>" (sd_optim_state_at) and
+ * the per-group step counts as metadata steps_key ("12,12,0"). ns is a
+ * namespace or a sub-prefix inside one ("opt:", "opt:disc."). Data is read
+ * at save time. */
+sd_status sd_ckpt_writer_add_optim(sd_ckpt_writer *w, sd_optim *o, const char *ns, const char *steps_key);
 sd_status sd_ckpt_writer_save(sd_ckpt_writer *w, const char *path);
 
 /* ---- reading ---- */
@@ -76,6 +83,11 @@ sd_status sd_ckpt_load_params(sd_ckpt *c, const char *prefix, sd_params *p, bool
  * or of another size. */
 sd_status sd_ckpt_read_tensor(sd_ckpt *c, const char *name, size_t numel, float *dst);
 bool sd_ckpt_has(const sd_ckpt *c, const char *name);
+/* Reads back into o (built on the same parameter set) what
+ * sd_ckpt_writer_add_optim wrote with the same ns and steps_key. SD_ERR_DATA
+ * naming the file and the tensor or metadata key that is missing, mis-sized
+ * or malformed. */
+sd_status sd_ckpt_read_optim(sd_ckpt *c, sd_optim *o, const char *ns, const char *steps_key);
 
 /* ---- models (src/nn/model_io.c) ---- */
 /* Adds the model's tensors (no namespace) and the metadata that rebuilds it:

@@ -5,6 +5,7 @@
 #define SEGDA_CORE_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,15 @@ int sd_rng_int(sd_rng *r, int n);                /* [0, n) */
 void *sd_malloc(size_t n);
 void *sd_calloc(size_t count, size_t size);
 char *sd_strdup(const char *s);
+
+/* One stop request for the whole process (src/core/stop.c). A SIGINT
+ * handler calls sd_request_stop (it is async-signal-safe); a long-running
+ * loop clears the request when it starts and, while it runs, checks
+ * sd_stop_requested at each iteration boundary, saves its state and returns
+ * SD_ERR_INTERRUPTED. */
+void sd_request_stop(void);
+bool sd_stop_requested(void);
+void sd_stop_clear(void);
 
 /* Number of threads kernels may use (OpenMP and BLAS); 0 = all cores. */
 void sd_set_threads(int n);

@@ -69,6 +69,11 @@ sd_tensor *sd_sub(sd_tape *t, sd_tensor *a, sd_tensor *b);
 sd_tensor *sd_mul(sd_tape *t, sd_tensor *a, sd_tensor *b);
 sd_tensor *sd_scale(sd_tape *t, sd_tensor *x, float s);        /* s * x */
 sd_tensor *sd_add_scalar(sd_tape *t, sd_tensor *x, float s);   /* x + s */
+/* y = x^p element-wise, for a real exponent p (FDA's robust entropy, eta 2.5);
+ * backward dx += dy * p * x^(p-1). Meant for x > 0: at x = 0 the value is
+ * 0 (p > 0) but the gradient is infinite when p < 1, and negative x gives
+ * NaN unless p is an integer (C's powf). A non-finite p is an error. */
+sd_tensor *sd_pow_scalar(sd_tape *t, sd_tensor *x, float p);
 sd_tensor *sd_detach(sd_tape *t, sd_tensor *x);                /* shares data, no gradient */
 sd_tensor *sd_grad_reverse(sd_tape *t, sd_tensor *x, float lambda); /* fwd x, bwd -lambda*g */
 

@@ -11,7 +11,15 @@
  * statistics) and the classifier under the "pretrain:" namespace
  * ("pretrain:fc.weight" [K,C,1,1], "pretrain:fc.bias" [K]), which model loads
  * never look at; metadata "method" = "pretrain", "pretrain" = a one-line
- * summary, "pretrain_classes" = the class names, comma-separated. */
+ * summary, "pretrain_classes" = the class names, comma-separated.
+ *
+ * The same file is the run's resumable state, saved atomically at every
+ * evaluation, every save_every iterations, on a stop and at the end: SGD
+ * momentum under "opt:" (model groups) and "opt:pretrain." (the head) with
+ * step counts in metadata "opt_steps" / "opt_steps:pretrain:", the loss of
+ * every iteration done under "pretrain_state:loss", "iteration", and the
+ * options of the run as `key = value` lines in "config". All of these are in
+ * namespaces that model and head loads skip. */
 #ifndef SEGDA_PRETRAIN_H
 #define SEGDA_PRETRAIN_H
 
@@ -60,6 +68,9 @@ typedef struct sd_pretrain_opts {
     uint64_t seed;           /* default 1; same seed and threads -> byte-identical checkpoint */
     int val_every;           /* evaluate on val every K iterations (0: only at the end); default 500 */
     int log_every;           /* progress line every K iterations; default 50 */
+    int save_every;          /* also save every K iterations (0: at evaluations and the end only); default 0 */
+    int stop_after;          /* stop and save after this many iterations, as an interrupt would (0: run all) */
+    bool resume;             /* continue the run saved in out (see sd_pretrain_run) */
 } sd_pretrain_opts;
 
 void sd_pretrain_opts_init(sd_pretrain_opts *o);
@@ -71,13 +82,34 @@ typedef struct sd_pretrain_result {
     double val_top1;         /* top-1 accuracy on val after the last iteration, in [0, 1] */
     double best_val_top1;    /* best of the evaluations */
     double seconds;          /* wall-clock time of the training loop (evaluations included) */
+    int start_iteration;     /* 0, or the iteration a resumed run continued from */
+    int iterations;          /* iterations done when the run returned */
+    bool finished;           /* iterations == iters: the checkpoint is the final one */
 } sd_pretrain_result;
 
-/* Trains and writes o->out (atomically). Progress goes to sd_log level 1.
- * res may be NULL. Errors name the folder, file or option at fault; a
- * non-finite loss stops with SD_ERR_NUMERIC naming the iteration and writes
- * nothing. */
+/* Trains and writes o->out. Progress goes to sd_log level 1. res may be NULL.
+ * Errors name the folder, file or option at fault.
+ * - A fresh run (resume false) refuses an existing o->out (SD_ERR_ARG).
+ * - resume: continues the run saved in o->out; the result is byte-identical
+ *   to an uninterrupted run. The options that define the run (data, model,
+ *   batch, lr, momentum, weight_decay, size, scale_min, seed) must equal the
+ *   saved ones: a difference is SD_ERR_ARG naming the option. iters may
+ *   differ, as in `segda train --resume`: the poly schedule then follows the
+ *   new count. A finished run returns SD_OK at once with res->finished and
+ *   start_iteration == iterations. A missing or unreadable checkpoint is an
+ *   error naming the file.
+ * - stop_after N: after iteration N the state is saved and SD_OK returned
+ *   with finished false. sd_request_stop (core.h; a SIGINT handler) does
+ *   the same at the next iteration boundary but returns SD_ERR_INTERRUPTED.
+ * - A non-finite loss stops with SD_ERR_NUMERIC naming the iteration; o->out
+ *   keeps the last state saved (the message says which iteration). */
 sd_status sd_pretrain_run(const sd_pretrain_opts *o, sd_pretrain_result *res);
+
+/* The options a checkpoint written by sd_pretrain_run was run with (every
+ * field of sd_pretrain_opts but out, log_every, stop_after and resume, which
+ * keep their values in *o). data and model point into *store, which the
+ * caller frees. Errors name the file. */
+sd_status sd_pretrain_read_opts(const char *ckpt, sd_pretrain_opts *o, char **store);
 
 /* Top-1 accuracy of the checkpoint written by sd_pretrain_run on DIR/val
  * (its "pretrain:" head and the model's backbone), at input side `size`. */

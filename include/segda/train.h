@@ -191,8 +191,8 @@ sd_status sd_train_resolve(sd_config *cfg, const sd_method **method);
 /* Runs (or with resume = true in cfg, continues) a training run as cfg
  * describes. Returns SD_ERR_INTERRUPTED after a clean stop on SIGINT (state
  * saved), SD_ERR_NUMERIC when a loss turned non-finite (previous checkpoint
- * kept). The caller installs the SIGINT handler that calls
- * sd_train_request_stop. */
+ * kept). The caller installs the SIGINT handler that calls sd_request_stop
+ * (core.h); the run clears any earlier request when it starts. */
 sd_status sd_train_run(sd_config *cfg);
 
 /* What a finished run measured (for the demo's table). */
@@ -207,7 +207,6 @@ typedef struct sd_train_summary {
 } sd_train_summary;
 /* sd_train_run that also fills *sum (may be NULL). */
 sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum);
-void sd_train_request_stop(void);   /* async-signal-safe */
 
 /* ---- for methods ---- */
 

@@ -2,10 +2,13 @@
  * Library code never gets here: only the CLI prints usage. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/args.h"
+#include "segda/core.h"
 
 bool cli_parse_long(const char *s, long lo, long hi, long *out)
 {
@@ -80,3 +83,22 @@ bool cli_parse_scales(const char *s, float *scales, int max, int *n)
         s = end + 1;
     }
 }
+
+static struct sigaction prev_sigint;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    sd_request_stop();
+}
+
+void cli_catch_interrupt(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &prev_sigint);
+}
+
+void cli_release_interrupt(void) { sigaction(SIGINT, &prev_sigint, NULL); }

@@ -1,6 +1,6 @@
 /* Option values and usage errors shared by the subcommands: whole-string
- * number parsing with ranges, WxH sizes, and the "message, usage, exit 2"
- * path. Each command keeps its own option table and usage text. */
+ * number parsing with ranges, WxH sizes, the "message, usage, exit 2" path
+ * and Ctrl-C handling. Each command keeps its own option table and usage text. */
 #ifndef SEGDA_CLI_ARGS_H
 #define SEGDA_CLI_ARGS_H
 
@@ -24,5 +24,12 @@ int cli_usage_error(const char *cmd, void (*usage)(FILE *), const char *fmt, ...
 /* The same for what getopt_long returned '?' or ':' for (opterr = 0): an
  * unknown option or one missing its value, named from argv. */
 int cli_bad_option(const char *cmd, void (*usage)(FILE *), char **argv);
+
+/* Ctrl-C while a training loop runs: the handler calls sd_request_stop, so
+ * the loop saves its state at the next iteration boundary and returns
+ * SD_ERR_INTERRUPTED (the command exits 130). cli_release_interrupt puts
+ * back the handler that was there before. Calls must pair, unnested. */
+void cli_catch_interrupt(void);
+void cli_release_interrupt(void);
 
 #endif

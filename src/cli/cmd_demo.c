@@ -30,7 +30,10 @@
 
 /* The default recipe (measured on the benchmark: see README "The demo"). */
 enum {
-    DEMO_ITERS = 800,            /* source-base from scratch */
+    DEMO_PRETRAIN_ITERS = 600,   /* classification pretraining on real-style crops (the ImageNet stand-in) */
+    DEMO_CROPS = 200,            /* crops per class for it (val gets a quarter) */
+    DEMO_WARMUP = 100,           /* linear warm-up of the runs that start from the pretrained backbone */
+    DEMO_ITERS = 800,            /* source-base from the pretrained backbone */
     DEMO_ADAPT_ITERS = 200,      /* every row from source-base; the oracle gets both */
     DEMO_FULL_ITERS = 2000,
     DEMO_FULL_ADAPT_ITERS = 600,
@@ -41,19 +44,23 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: segda demo [--full] [--out DIR] [options]\n"
             "\n"
-            "Generates the built-in sim->real benchmark, trains deeplab-mini: source-only on\n"
-            "sim (source-base), then each adaptation method and source-only itself for more\n"
-            "iterations from that checkpoint, and the oracle (real labels) from scratch for\n"
-            "the sum; evaluates each on real val, measures the domain gap (segda gap) for the\n"
+            "Generates the built-in sim->real benchmark and real-style object crops,\n"
+            "pretrains deeplab-mini's backbone on the crops (segda pretrain: the stand-in for\n"
+            "ImageNet weights), trains source-only on sim from it (source-base), then each\n"
+            "adaptation method and source-only itself for more iterations from that\n"
+            "checkpoint, and the oracle (real labels) from the pretrained backbone for the\n"
+            "sum; evaluates each on real val, measures the domain gap (segda gap) for the\n"
             "source-only and the best adapted checkpoint, prints the table (per-class IoU,\n"
             "mIoU-19, gap closed) and writes DIR/results.json and DIR/report.md (gap table,\n"
             "loss curves, example predictions). Runs go side by side as child processes.\n"
             "\n"
             "  --out DIR          where everything goes (default demo-out)\n"
             "  --full             every method, the fine-tuning budgets, 3 seeds each (hours)\n"
-            "  --iters N          source-base iterations from scratch (default %d; --full %d)\n"
+            "  --pretrain-iters N classification pretraining iterations (default %d; 0: start\n"
+            "                     from random weights)\n"
+            "  --iters N          source-base iterations (default %d; --full %d)\n"
             "  --adapt-iters N    iterations of each row from source-base (default %d; --full %d)\n"
-            "  --lr X             LR from scratch (default 0.01)\n"
+            "  --lr X             LR of source-base and oracle (default 0.01)\n"
             "  --adapt-lr X       LR from source-base (default 0.0025)\n"
             "  --seeds N          seeds per method (default 1; --full 3)\n"
             "  --methods LIST     comma-separated methods instead of the default set\n"
@@ -61,7 +68,7 @@ static void usage(FILE *f)
             "  --threads N        threads per run (default: cores / jobs)\n"
             "  --no-gap           skip the domain-gap measures\n"
             "  -h, --help         this help\n",
-            DEMO_ITERS, DEMO_FULL_ITERS, DEMO_ADAPT_ITERS, DEMO_FULL_ADAPT_ITERS);
+            DEMO_PRETRAIN_ITERS, DEMO_ITERS, DEMO_FULL_ITERS, DEMO_ADAPT_ITERS, DEMO_FULL_ADAPT_ITERS);
 }
 
 typedef struct demo_run {
@@ -379,7 +386,7 @@ static void print_table(FILE *f, const row_stat *rows, int n, bool markdown)
  * beat one two-thread run at these image sizes) and a crash stays in its run.
  * Children are exec'd, never merely forked: OpenMP is not fork-safe. ---- */
 enum { JOB_WAIT, JOB_RUN, JOB_OK, JOB_FAIL };
-enum { JOB_TRAIN, JOB_GAP };
+enum { JOB_TRAIN, JOB_GAP, JOB_PRETRAIN };
 #define DEMO_MAX_ARGS 32
 
 typedef struct demo_job {
@@ -388,10 +395,11 @@ typedef struct demo_job {
     char method[32];
     const char *extra[8];   /* "key=value" */
     int n_extra;
-    int seed, iters, dep;   /* dep: job whose last.safetensors is --init (-1: none) */
+    int seed, iters, dep;   /* dep: job whose checkpoint is --init (-1: none) */
+    int threads;            /* 0: demo_setup's */
     const char *lr;
     bool row;               /* a row of the table */
-    char rundir[512], log[600], cfg[600];
+    char rundir[512], log[600], cfg[600];   /* pretrain: rundir is the checkpoint file */
     char args[DEMO_MAX_ARGS][600];
     int n_args;
     pid_t pid;
@@ -481,15 +489,24 @@ static sd_status job_write_config(const demo_setup *ds, demo_job *jobs, demo_job
     sd_config_set(&cfg, "eval-every", iters_s, "demo", true);
     sd_config_set(&cfg, "seed", seed_s, "demo", true);
     sd_config_set(&cfg, "lr", j->lr, "demo", true);
-    sd_config_set(&cfg, "freeze-bn", "false", "demo", true);   /* from scratch: BN must learn its statistics */
+    /* BN trained: the pretrained statistics are those of 64-px crops, not of
+     * 256x128 street frames */
+    sd_config_set(&cfg, "freeze-bn", "false", "demo", true);
     sd_config_set(&cfg, "lr-d", "1e-4", "demo", true);
     sd_config_set(&cfg, "batch", "2,2", "demo", true);
     sd_config_set(&cfg, "flip", "true", "demo", true);
     char th[16];
-    snprintf(th, sizeof th, "%d", ds->threads);
+    snprintf(th, sizeof th, "%d", j->threads ? j->threads : ds->threads);
     sd_config_set(&cfg, "threads", th, "demo", true);
     sd_config_set(&cfg, "log-every", "100", "demo", true);
-    if (j->dep >= 0) {
+    if (j->dep >= 0 && jobs[j->dep].kind == JOB_PRETRAIN) {
+        sd_config_set(&cfg, "init", jobs[j->dep].rundir, "demo", true);
+        /* the pretrained backbone meets a fresh head: without a warm-up the
+         * first steps' large gradients wreck its features */
+        char wu[16];
+        snprintf(wu, sizeof wu, "%d", DEMO_WARMUP);
+        sd_config_set(&cfg, "warmup", wu, "demo", true);
+    } else if (j->dep >= 0) {
         snprintf(init_s, sizeof init_s, "%.600s/last.safetensors", jobs[j->dep].rundir);
         sd_config_set(&cfg, "init", init_s, "demo", true);
     }
@@ -521,7 +538,9 @@ static sd_status job_start(const demo_setup *ds, demo_job *jobs, demo_job *j)
         argv[a++] = "--config";
         argv[a++] = j->cfg;
     } else {
-        argv[a++] = "gap";
+        if (j->kind == JOB_PRETRAIN && unlink(j->rundir) && errno != ENOENT)
+            return sd_fail(SD_ERR_IO, "%s: could not remove the old checkpoint: %s", j->rundir, strerror(errno));
+        argv[a++] = j->kind == JOB_GAP ? "gap" : "pretrain";
         for (int k = 0; k < j->n_args; k++)
             argv[a++] = j->args[k];
     }
@@ -537,7 +556,7 @@ static sd_status job_start(const demo_setup *ds, demo_job *jobs, demo_job *j)
             dup2(fileno(lf), 2);
         }
         char th[16];
-        snprintf(th, sizeof th, "%d", ds->threads);
+        snprintf(th, sizeof th, "%d", j->threads ? j->threads : ds->threads);
         setenv("OMP_NUM_THREADS", th, 1);
         execv(ds->self, argv);
         fprintf(stderr, "exec %s: %s\n", ds->self, strerror(errno));
@@ -606,8 +625,8 @@ static int pool_run(const demo_setup *ds, demo_job *jobs, int n)
             else if (j->kind == JOB_TRAIN)
                 fprintf(stderr, "demo: %-16s seed %d  %5d it  mIoU-19 %5.1f  (%.0f s)\n", j->name, j->seed, j->iters,
                         100 * j->miou, j->seconds);
-            else if (ds->verbose)
-                fprintf(stderr, "demo: gap %s done (%.0f s)\n", j->name, j->seconds);
+            else if (ds->verbose || j->kind == JOB_PRETRAIN)
+                fprintf(stderr, "demo: %s%s done (%.0f s)\n", j->kind == JOB_GAP ? "gap " : "", j->name, j->seconds);
         }
     }
     return failed;
@@ -682,11 +701,12 @@ int cli_demo(int argc, char **argv)
         {"threads", required_argument, NULL, 't'}, {"jobs", required_argument, NULL, 'j'},
         {"lr", required_argument, NULL, 'l'},      {"adapt-lr", required_argument, NULL, 'L'},
         {"no-gap", no_argument, NULL, 'G'},        {"help", no_argument, NULL, 'h'},
+        {"pretrain-iters", required_argument, NULL, 'p'},
         {NULL, 0, NULL, 0},
     };
     const char *out = "demo-out", *methods = NULL, *lr = "0.01", *adapt_lr = "0.0025";
     bool full = false, gap = true;
-    int iters = 0, adapt_iters = 0, seeds = 0, threads = 0, par = 0, c;
+    int iters = 0, adapt_iters = 0, seeds = 0, threads = 0, par = 0, pretrain_iters = DEMO_PRETRAIN_ITERS, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -701,11 +721,12 @@ int cli_demo(int argc, char **argv)
         case 'l': lr = optarg; break;
         case 'L': adapt_lr = optarg; break;
         case 'G': gap = false; break;
+        case 'p': pretrain_iters = atoi(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (optind < argc || iters < 0 || adapt_iters < 0 || seeds < 0 || threads < 0 || par < 0 || atof(lr) <= 0 ||
+    if (optind < argc || iters < 0 || pretrain_iters < 0 || adapt_iters < 0 || seeds < 0 || threads < 0 || par < 0 || atof(lr) <= 0 ||
         atof(adapt_lr) <= 0) {
         usage(stderr);
         return 2;
@@ -746,6 +767,17 @@ int cli_demo(int argc, char **argv)
         sd_synth_opts_init(&so);
         fprintf(stderr, "demo: generating the benchmark in %s (%d sim, %d real train, %d real val, %dx%d)\n", bench,
                 so.n_sim, so.n_real, so.n_real_val, so.w, so.h);
+        if (sd_synth_write(bench, &so))
+            return cli_fail("demo");
+    }
+    snprintf(path, sizeof path, "%s/crops/val", bench);
+    if (pretrain_iters > 0 && access(path, F_OK) != 0) {
+        sd_synth_opts so;
+        sd_synth_opts_init(&so);
+        so.n_sim = so.n_real = so.n_real_val = 0;
+        so.crops = DEMO_CROPS;
+        fprintf(stderr, "demo: generating real-style object crops for pretraining in %s/crops (%d per class)\n", bench,
+                so.crops);
         if (sd_synth_write(bench, &so))
             return cli_fail("demo");
     }
@@ -799,15 +831,41 @@ int cli_demo(int argc, char **argv)
         nr = add_run(runs, nr, "finetune-200", "finetune", 1, "target-labels=200");
     }
 
-    /* The jobs, per seed: source-base (iters, from scratch) first; then every
-     * other row from its last checkpoint for adapt_iters at the fine-tuning
-     * LR, source-only included (so it has the same budget as the methods);
-     * the oracle from scratch for iters + adapt_iters. */
+    /* The jobs: one classification pretraining on the crops (the ImageNet
+     * stand-in, shared by every seed as published weights are), on all
+     * cores since everything waits for it; then per seed source-base (iters
+     * from the pretrained backbone), every other row from its last checkpoint
+     * for adapt_iters at the fine-tuning LR, source-only included (so it has
+     * the same budget as the methods), and the oracle from the pretrained
+     * backbone for iters + adapt_iters. */
     int max_jobs = seeds * (nr + 1) + 16;
     demo_job *jobs = calloc((size_t)max_jobs, sizeof *jobs);
     if (!jobs)
         return cli_fail("demo");
-    int nj = 0;
+    int nj = 0, pre = -1;
+    if (pretrain_iters > 0) {
+        demo_job *j = job_add(jobs, &nj, JOB_PRETRAIN, "pretrain");
+        pre = 0;
+        j->seed = 1;
+        j->iters = pretrain_iters;
+        j->threads = par * threads;
+        snprintf(j->rundir, sizeof j->rundir, "%.480s/pretrain.safetensors", runs_dir);
+        snprintf(j->log, sizeof j->log, "%.500s/pretrain.log", runs_dir);
+        job_arg(j, "--data");
+        job_arg(j, "%s/crops", bench);
+        job_arg(j, "--out");
+        job_arg(j, "%s", j->rundir);
+        job_arg(j, "--model");
+        job_arg(j, "deeplab-mini");
+        job_arg(j, "--iters");
+        job_arg(j, "%d", pretrain_iters);
+        job_arg(j, "--threads");
+        job_arg(j, "%d", j->threads);
+        job_arg(j, "--val-every");
+        job_arg(j, "%d", pretrain_iters);
+        job_arg(j, "--log-every");
+        job_arg(j, "100");
+    }
     for (int s = 1; s <= seeds; s++) {
         int base = nj;
         for (int i = -1; i < nr; i++) {
@@ -820,7 +878,7 @@ int cli_demo(int argc, char **argv)
                 memcpy(j->extra, runs[i].extra, sizeof j->extra);
             }
             bool scratch = i < 0 || !strcmp(runs[i].name, "oracle");
-            j->dep = scratch ? -1 : base;
+            j->dep = scratch ? pre : base;
             j->iters = i < 0 ? iters : scratch ? iters + adapt_iters : adapt_iters;
             j->lr = scratch ? lr : adapt_lr;
             snprintf(j->rundir, sizeof j->rundir, "%s/%.60s-s%d", runs_dir, j->name, s);
@@ -830,9 +888,11 @@ int cli_demo(int argc, char **argv)
     }
     demo_setup ds = {.self = self, .src = src, .tgt = tgt, .runs_dir = runs_dir, .threads = threads, .par = par,
                      .verbose = true};
-    fprintf(stderr, "demo: %d training runs (%d seed(s)): source-base %d it and oracle %d it from scratch at lr %s, "
+    const char *start = pre >= 0 ? "from the pretrained backbone" : "from random weights";
+    fprintf(stderr, "demo: %d runs (%d seed(s)): %s source-base %d it and oracle %d it %s at lr %s, "
                     "the rest %d it from source-base at lr %s; %d at a time, %d thread(s) each\n",
-            nj, seeds, iters, iters + adapt_iters, lr, adapt_iters, adapt_lr, par, threads);
+            nj, seeds, pre >= 0 ? "pretrain, then" : "", iters, iters + adapt_iters, start, lr, adapt_iters, adapt_lr,
+            par, threads);
     int n_fail = pool_run(&ds, jobs, nj);
 
     demo_result *res = calloc((size_t)nj, sizeof *res);
@@ -946,7 +1006,7 @@ int cli_demo(int argc, char **argv)
             bool scratch = !strcmp(res[i].name, "oracle");
             fprintf(f, "  {\"method\": \"%s\", \"seed\": %d, \"iters\": %d, \"init\": %s, \"seconds\": %.1f, \"miou_19\": ",
                     res[i].name, res[i].seed, scratch ? iters + adapt_iters : adapt_iters,
-                    scratch ? "null" : "\"source-base\"", res[i].seconds);
+                    scratch ? (pre >= 0 ? "\"pretrain\"" : "null") : "\"source-base\"", res[i].seconds);
             json_num(f, res[i].miou);
             fprintf(f, ", \"class_iou\": {");
             for (int c = 0; c < SD_NUM_CLASSES; c++) {
@@ -968,16 +1028,25 @@ int cli_demo(int argc, char **argv)
         free(jobs);
         return cli_fail("demo");
     }
+    char pre_desc[400];
+    if (pre >= 0)
+        snprintf(pre_desc, sizeof pre_desc,
+                 "with its backbone pretrained as a 19-way classifier of real-style object crops (`segda pretrain`, "
+                 "%d iterations of 32 crops at 64 px: the stand-in for ImageNet weights)",
+                 pretrain_iters);
+    else
+        snprintf(pre_desc, sizeof pre_desc, "from random weights");
     fprintf(f, "# segda demo\n\nBuilt-in sim→real benchmark (`%s`, 400 sim / 400 real train / 100 real val, 256×128), "
-               "deeplab-mini with random initial weights, whole 256×128 images with flips, batch 2 source + 2 target, "
+               "deeplab-mini %s, whole 256×128 images with flips, batch 2 source + 2 target, "
                "SGD momentum 0.9 with poly decay, BN trained; %d seed(s); mIoU-19 on real val (final weights, no "
                "snapshot selection), IoU in %%.\n\n"
-               "- oracle: trained on real train labels, %d iterations from scratch, lr %s.\n"
-               "- source-base: sim labels only, %d iterations from scratch, lr %s (not a row).\n"
+               "- oracle: trained on real train labels, %d iterations %s, lr %s.\n"
+               "- source-base: sim labels only, %d iterations %s, lr %s (not a row).\n"
                "- every other row, source-only included: %d more iterations from source-base at lr %s, so all rows but "
                "the oracle have the same budget and the same start.\n\n"
                "Training took %.0f s (%d runs, %d at a time, %d thread(s) each)%s.\n\n",
-            bench, seeds, iters + adapt_iters, lr, iters, lr, adapt_iters, adapt_lr, t_train, nj, par, threads,
+            bench, pre_desc, seeds, iters + adapt_iters, start, lr, iters, start, lr, adapt_iters, adapt_lr, t_train, nj,
+            par, threads,
             n_fail ? "; SOME RUNS FAILED (see runs/*.log)" : "");
     print_table(f, rows, n_rows, true);
     if (ng > 0) {

@@ -3,6 +3,7 @@
  * the papers' table; --csv/--json write the same numbers. The metrics and
  * writers are in src/eval/, the forward passes in src/nn/infer.c. */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,9 @@ static void usage(FILE *f)
             "  --pred DIR          folder of prediction PNGs (searched recursively). Cityscapes:\n"
             "                      the file name must contain CITY_SSSSSS_FFFFFF; other datasets:\n"
             "                      STEM.png. Two candidates for one sample is an error.\n"
-            "  --model CKPT        checkpoint to run (several allowed: one table row each)\n"
+            "  --model CKPT        checkpoint to run (several allowed: one table row each);\n"
+            "                      A,B,C: an ensemble of one model's checkpoints scored on the\n"
+            "                      mean of their softmax (FDA's multi-band transfer)\n"
             "  --data SPEC         gta5:ROOT, synthia:ROOT, cityscapes:ROOT[:SPLIT], folder:ROOT\n"
             "  --split NAME        split to score (default: val for Cityscapes)\n"
             "  --labelids          predictions hold Cityscapes label ids (0..33, as the test\n"
@@ -87,43 +90,114 @@ static int parse_bool(const char *s, bool *out)
     return -1;
 }
 
-/* One checkpoint being scored: sd_eval_logits calls model_logits per sample. */
+#define MAX_ENSEMBLE 8
+
+/* One checkpoint (or ensemble) being scored: sd_eval_logits calls
+ * model_logits per sample. */
 typedef struct eval_model {
-    sd_model *m;
+    sd_model *m[MAX_ENSEMBLE];
+    sd_infer_opts io[MAX_ENSEMBLE];   /* each member's normalisation */
+    int n;
     sd_tape tape;
-    sd_infer_opts io;
 } eval_model;
 
+/* In place over c of x [c][hw]. */
+static void softmax_planes(float *x, int c, size_t hw)
+{
+    for (size_t i = 0; i < hw; i++) {
+        float mx = x[i];
+        for (int k = 1; k < c; k++)
+            mx = fmaxf(mx, x[k * hw + i]);
+        double sum = 0;
+        for (int k = 0; k < c; k++)
+            sum += x[k * hw + i] = expf(x[k * hw + i] - mx);
+        for (int k = 0; k < c; k++)
+            x[k * hw + i] = (float)(x[k * hw + i] / sum);
+    }
+}
+
+/* One model: its logits. An ensemble: the mean of the members' softmax on
+ * their common output grid, which the scorer upsamples and argmaxes as it
+ * does logits (bilinear is linear, so this is the argmax of the upsampled
+ * mean probability). */
 static sd_status model_logits(void *ctx, const sd_sample *s, float **logits, int *c, int *h, int *w)
 {
     eval_model *em = ctx;
-    *c = sd_model_options(em->m)->classes;
-    return sd_infer_logits(em->m, &em->tape, s->image, s->w, s->h, 3, &em->io, logits, w, h);
+    *c = sd_model_options(em->m[0])->classes;
+    sd_status st = sd_infer_logits(em->m[0], &em->tape, s->image, s->w, s->h, 3, &em->io[0], logits, w, h);
+    if (st || em->n == 1)
+        return st;
+    size_t hw = (size_t)*w * *h;
+    softmax_planes(*logits, *c, hw);
+    for (int k = 1; k < em->n && !st; k++) {
+        float *o;
+        int ow, oh;
+        if ((st = sd_infer_logits(em->m[k], &em->tape, s->image, s->w, s->h, 3, &em->io[k], &o, &ow, &oh)))
+            break;
+        if (ow != *w || oh != *h)
+            st = sd_fail(SD_ERR_ARG, "ensemble member %d has a %dx%d output grid, member 1 %dx%d", k + 1, ow, oh,
+                         *w, *h);
+        else
+            softmax_planes(o, *c, hw);
+        for (size_t i = 0; !st && i < (size_t)*c * hw; i++)
+            (*logits)[i] += o[i];
+        free(o);
+    }
+    for (size_t i = 0; !st && i < (size_t)*c * hw; i++)
+        (*logits)[i] /= (float)em->n;
+    if (st) {
+        free(*logits);
+        *logits = NULL;
+    }
+    return st;
+}
+
+static void free_members(eval_model *em)
+{
+    for (int k = 0; k < em->n; k++)
+        sd_model_free(em->m[k]);
+    em->n = 0;
 }
 
 /* Scores checkpoint path into cm (setup filled by the runner). */
 static sd_status eval_checkpoint(const sd_dataset *ds, const char *path, const sd_infer_opts *io, bool align_corners,
                                  sd_progress_mode progress, sd_confusion *cm, sd_eval_setup *setup)
 {
-    eval_model em = {.io = *io};
-    sd_norm norm = SD_NORM_IMAGENET;
-    sd_status st = sd_model_load(path, false, &em.m, &norm);
-    if (st)
-        return st;
-    if (sd_model_options(em.m)->classes != SD_NUM_CLASSES) {
-        st = sd_fail(SD_ERR_ARG, "%s: the model has %d classes, expected %d (Cityscapes trainIds)", path,
-                     sd_model_options(em.m)->classes, SD_NUM_CLASSES);
-        sd_model_free(em.m);
+    eval_model em = {.n = 0};
+    sd_status st = SD_OK;
+    for (const char *p = path; *p && !st;) {   /* A[,B...] */
+        size_t len = strcspn(p, ",");
+        char one[4096];
+        snprintf(one, sizeof one, "%.*s", (int)len, p);
+        p += len + (p[len] == ',');
+        if (em.n == MAX_ENSEMBLE) {
+            st = sd_fail(SD_ERR_ARG, "%s: more than %d checkpoints in one ensemble", path, MAX_ENSEMBLE);
+            break;
+        }
+        sd_norm norm = SD_NORM_IMAGENET;
+        if ((st = sd_model_load(one, false, &em.m[em.n], &norm)))
+            break;
+        const sd_model_opts *mo = sd_model_options(em.m[em.n++]);
+        if (mo->classes != SD_NUM_CLASSES)
+            st = sd_fail(SD_ERR_ARG, "%s: the model has %d classes, expected %d (Cityscapes trainIds)", one,
+                         mo->classes, SD_NUM_CLASSES);
+        else if (strcmp(mo->name, sd_model_options(em.m[0])->name))
+            st = sd_fail(SD_ERR_ARG, "%s: a %s in an ensemble of %s (members must be one model)", one, mo->name,
+                         sd_model_options(em.m[0])->name);
+        em.io[em.n - 1] = *io;
+        em.io[em.n - 1].norm = norm;
+        em.io[em.n - 1].align_corners = align_corners;
+    }
+    if (st) {
+        free_members(&em);
         return st;
     }
-    em.io.norm = norm;
-    em.io.align_corners = align_corners;
     sd_tape_init(&em.tape, 0);
     st = sd_eval_logits(ds, model_logits, &em, align_corners, progress, cm, setup);
     if (st)
         sd_fail_prefix(st, "%s", path);
     sd_tape_free(&em.tape);
-    sd_model_free(em.m);
+    free_members(&em);
     return st;
 }
 

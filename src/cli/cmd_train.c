@@ -3,11 +3,11 @@
  * precedence, and hands it to the training library (src/da/). The flags are
  * generated from the knob tables, so every method setting is a flag. */
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "segda/train.h"
 
@@ -86,12 +86,6 @@ static struct option *build_options(const sd_knob ***knob_of, int *count)
     return o;
 }
 
-static void on_sigint(int sig)
-{
-    (void)sig;
-    sd_train_request_stop();
-}
-
 int cli_train(int argc, char **argv)
 {
     const sd_knob **knob_of;
@@ -163,13 +157,9 @@ int cli_train(int argc, char **argv)
         rc = 2;
         goto done;
     }
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old);
+    cli_catch_interrupt();
     sd_status st = sd_train_run(&cfg);
-    sigaction(SIGINT, &old, NULL);
+    cli_release_interrupt();
     if (st == SD_ERR_INTERRUPTED) {
         fprintf(stderr, "segda train: %s\n", sd_errmsg());
         rc = 130;

@@ -117,6 +117,8 @@ typedef struct sd_backend {
     void (*sigmoid_bwd)(size_t n, const float *y, const float *dy, float *dx);
     void (*scale_fwd)(size_t n, float s, const float *x, float *y);           /* y = s*x */
     void (*add_scalar_fwd)(size_t n, float s, const float *x, float *y);      /* y = x + s */
+    void (*pow_fwd)(size_t n, float p, const float *x, float *y);             /* y = x^p */
+    void (*pow_bwd)(size_t n, float p, const float *x, const float *dy, float *dx); /* dx += dy*p*x^(p-1) */
     void (*axpy)(size_t n, float alpha, const float *x, float *y);            /* y += alpha*x */
     void (*add_const)(size_t n, float v, float *y);                           /* y += v */
     void (*mul)(size_t n, const float *a, const float *b, float *y, bool accumulate); /* y (+)= a*b */

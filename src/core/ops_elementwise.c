@@ -4,6 +4,7 @@
  * (ops_concat.c, ops_loss.c).
  * Every backward ACCUMULATES (+=) into in[i]->grad, and only for inputs that
  * require grad. */
+#include <math.h>
 #include <string.h>
 
 #include "core/backend.h"
@@ -151,6 +152,28 @@ sd_tensor *sd_add_scalar(sd_tape *t, sd_tensor *x, float s)
         return NULL;
     be->add_scalar_fwd(x->numel, s, x->data, y->data);
     record1(t, "add_scalar", axpy_backward, y, x, be, 1.0f);
+    return t->status == SD_OK ? y : NULL;
+}
+
+static void pow_backward(sd_node *n)
+{
+    unary_saved *s = n->saved;
+    sd_tensor *x = n->in[0];
+    s->be->pow_bwd(x->numel, s->alpha, x->data, n->out->grad, x->grad);
+}
+
+sd_tensor *sd_pow_scalar(sd_tape *t, sd_tensor *x, float p)
+{
+    if (!x)
+        return sd_tape_fail(t, SD_ERR_ARG, "pow_scalar: input is NULL");
+    if (!isfinite(p))
+        return sd_tape_fail(t, SD_ERR_ARG, "pow_scalar: exponent %g, expected a finite number", p);
+    const sd_backend *be = sd_backend_check(t, "pow_scalar", x);
+    sd_tensor *y = be ? like(t, x) : NULL;
+    if (!y)
+        return NULL;
+    be->pow_fwd(x->numel, p, x->data, y->data);
+    record1(t, "pow_scalar", pow_backward, y, x, be, p);
     return t->status == SD_OK ? y : NULL;
 }
 

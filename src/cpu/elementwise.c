@@ -94,6 +94,21 @@ void sd_cpu_add_scalar_fwd(size_t n, float s, const float *x, float *y)
         y[i] = x[i] + s;
 }
 
+void sd_cpu_pow_fwd(size_t n, float p, const float *x, float *y)
+{
+#pragma omp parallel for schedule(static) if (n > PAR_MIN / 8)
+    for (size_t i = 0; i < n; i++)
+        y[i] = powf(x[i], p);
+}
+
+/* from the input: p * x^(p-1) stays finite at small x where p * y / x would not */
+void sd_cpu_pow_bwd(size_t n, float p, const float *x, const float *dy, float *dx)
+{
+#pragma omp parallel for schedule(static) if (n > PAR_MIN / 8)
+    for (size_t i = 0; i < n; i++)
+        dx[i] += dy[i] * p * powf(x[i], p - 1.0f);
+}
+
 void sd_cpu_dropout_mask(uint64_t seed, float p, size_t n, float *mask)
 {
     float keep = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;

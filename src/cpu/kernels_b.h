@@ -20,6 +20,8 @@ void sd_cpu_sigmoid_fwd(size_t n, const float *x, float *y);
 void sd_cpu_sigmoid_bwd(size_t n, const float *y, const float *dy, float *dx);
 void sd_cpu_scale_fwd(size_t n, float s, const float *x, float *y);
 void sd_cpu_add_scalar_fwd(size_t n, float s, const float *x, float *y);
+void sd_cpu_pow_fwd(size_t n, float p, const float *x, float *y);
+void sd_cpu_pow_bwd(size_t n, float p, const float *x, const float *dy, float *dx);
 void sd_cpu_axpy(size_t n, float alpha, const float *x, float *y);
 void sd_cpu_add_const(size_t n, float v, float *y);
 void sd_cpu_mul(size_t n, const float *a, const float *b, float *y, bool accumulate);
@@ -55,7 +57,8 @@ void sd_cpu_l2dist_bwd(int n, int c, size_t hw, const float *a, const float *b, 
     .relu_fwd = sd_cpu_relu_fwd, .relu_bwd = sd_cpu_relu_bwd, .leaky_relu_fwd = sd_cpu_leaky_relu_fwd,    \
     .leaky_relu_bwd = sd_cpu_leaky_relu_bwd, .tanh_fwd = sd_cpu_tanh_fwd, .tanh_bwd = sd_cpu_tanh_bwd,    \
     .sigmoid_fwd = sd_cpu_sigmoid_fwd, .sigmoid_bwd = sd_cpu_sigmoid_bwd, .scale_fwd = sd_cpu_scale_fwd, \
-    .add_scalar_fwd = sd_cpu_add_scalar_fwd, .axpy = sd_cpu_axpy, .add_const = sd_cpu_add_const,         \
+    .add_scalar_fwd = sd_cpu_add_scalar_fwd, .pow_fwd = sd_cpu_pow_fwd, .pow_bwd = sd_cpu_pow_bwd,       \
+    .axpy = sd_cpu_axpy, .add_const = sd_cpu_add_const,                                                  \
     .mul = sd_cpu_mul, .dropout_mask = sd_cpu_dropout_mask, .binary_fwd = sd_cpu_binary_fwd,             \
     .binary_bwd = sd_cpu_binary_bwd, .copy_blocks = sd_cpu_copy_blocks, .sum = sd_cpu_sum,               \
     .softmax_fwd = sd_cpu_softmax_fwd, .softmax_bwd = sd_cpu_softmax_bwd,                                \

@@ -1,16 +1,18 @@
 /* Classification pretraining of a segmentation model's backbone on an image
  * folder (pretrain.h): the folder reader, batches with random-resized crops
- * and flips, the pooled linear head, the SGD loop and the checkpoint.
+ * and flips, the pooled linear head, the SGD loop and the checkpoint with the
+ * state --resume needs.
  * Not here: segmentation training (train.c), the command line (cmd_pretrain.c). */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <time.h>
+#include <unistd.h>
 
 #include "segda/checkpoint.h"
 #include "segda/image.h"
@@ -19,6 +21,7 @@
 #include "segda/ops.h"
 #include "segda/optim.h"
 #include "segda/pretrain.h"
+#include "segda/progress.h"
 #include "segda/tensor.h"
 #include "segda/transform.h"
 
@@ -29,6 +32,7 @@
  * before it in the process. */
 #define STREAM_SHUFFLE (1ull << 40)
 #define STREAM_AUGMENT (2ull << 40)
+#define STREAM_DROPOUT (4ull << 40)
 
 /* ---- image folders ---- */
 
@@ -436,6 +440,13 @@ static sd_status net_eval(pt_net *n, sd_tape *t, const sd_image_folder *f, int s
 
 /* ---- the run ---- */
 
+/* Names of the resumable state in the checkpoint (pretrain.h). */
+#define PT_OPT_MODEL "opt:"
+#define PT_OPT_HEAD "opt:pretrain."
+#define PT_STEPS_MODEL "opt_steps"
+#define PT_STEPS_HEAD "opt_steps:pretrain:"
+#define PT_LOSS "pretrain_state:loss"
+
 void sd_pretrain_opts_init(sd_pretrain_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -452,13 +463,6 @@ void sd_pretrain_opts_init(sd_pretrain_opts *o)
     o->log_every = 50;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static sd_status check_opts(const sd_pretrain_opts *o)
 {
     if (!o->data || !*o->data)
@@ -467,6 +471,8 @@ static sd_status check_opts(const sd_pretrain_opts *o)
         return sd_fail(SD_ERR_ARG, "pretrain: no model name given");
     if (!o->out || !*o->out)
         return sd_fail(SD_ERR_ARG, "pretrain: no output checkpoint path given");
+    if (strchr(o->data, '\n') || strchr(o->model, '\n'))
+        return sd_fail(SD_ERR_ARG, "pretrain: data folder or model name contains a newline");
     if (o->iters < 1)
         return sd_fail(SD_ERR_ARG, "pretrain: iters %d (expected >= 1)", o->iters);
     if (o->batch < 1 || o->batch > 4096)
@@ -484,39 +490,237 @@ static sd_status check_opts(const sd_pretrain_opts *o)
     if (o->val_every < 0 || o->log_every < 0)
         return sd_fail(SD_ERR_ARG, "pretrain: val_every %d / log_every %d (expected >= 0)", o->val_every,
                        o->log_every);
+    if (o->save_every < 0 || o->stop_after < 0)
+        return sd_fail(SD_ERR_ARG, "pretrain: save_every %d / stop_after %d (expected >= 0)", o->save_every,
+                       o->stop_after);
     return SD_OK;
 }
 
-static sd_status save_ckpt(const sd_pretrain_opts *o, pt_net *n, const sd_image_folder *tr,
-                           const sd_pretrain_result *r)
+/* ---- the run's options in the checkpoint ("config" metadata) ---- */
+
+static char *opts_text(const sd_pretrain_opts *o)
 {
+    size_t n = strlen(o->data) + strlen(o->model) + 512;
+    char *s = sd_malloc(n);
+    if (s)
+        snprintf(s, n,
+                 "data = %s\nmodel = %s\niters = %d\nbatch = %d\nlr = %.9g\nmomentum = %.9g\nweight-decay = %.9g\n"
+                 "size = %d\nscale-min = %.9g\nseed = %llu\nval-every = %d\nsave-every = %d\n",
+                 o->data, o->model, o->iters, o->batch, (double)o->lr, (double)o->momentum,
+                 (double)o->weight_decay, o->size, (double)o->scale_min, (unsigned long long)o->seed, o->val_every,
+                 o->save_every);
+    return s;
+}
+
+static bool parse_i(const char *v, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi)
+        return false;
+    *out = x;
+    return true;
+}
+
+static bool parse_f(const char *v, float *out)
+{
+    char *end;
+    errno = 0;
+    float x = strtof(v, &end);
+    if (errno || end == v || *end || !isfinite(x))
+        return false;
+    *out = x;
+    return true;
+}
+
+/* Fills the run-defining fields of *o from text (opts_text's format); data
+ * and model point into *store. */
+static sd_status opts_parse(const char *path, const char *text, sd_pretrain_opts *o, char **store)
+{
+    static const char *const keys[] = {"data", "model", "iters", "batch", "lr", "momentum", "weight-decay",
+                                       "size", "scale-min", "seed", "val-every", "save-every"};
+    enum { NKEYS = sizeof keys / sizeof keys[0] };
+    *store = NULL;
+    if (!text)
+        return sd_fail(SD_ERR_DATA,
+                       "%s: no 'config' metadata: not a resumable segda pretrain checkpoint (written before "
+                       "--resume existed?)", path);
+    char *copy = sd_strdup(text);
+    if (!copy)
+        return SD_ERR_NOMEM;
+    bool seen[NKEYS] = {false};
+    sd_status st = SD_OK;
+    for (char *line = copy, *next; line && *line && !st; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = 0;
+        char *eq = strstr(line, " = ");
+        if (!eq) {
+            st = sd_fail(SD_ERR_DATA, "%s: 'config' metadata line '%s' is not 'key = value'", path, line);
+            break;
+        }
+        *eq = 0;
+        const char *k = line, *v = eq + 3;
+        int ki = -1;
+        for (int i = 0; i < NKEYS; i++)
+            if (!strcmp(k, keys[i]))
+                ki = i;
+        if (ki < 0)
+            continue; /* a later version's key: not needed to continue this run */
+        long long x = 0;
+        bool ok = true;
+        switch (ki) {
+        case 0: o->data = v; break;
+        case 1: o->model = v; break;
+        case 2: ok = parse_i(v, 1, INT_MAX, &x) && ((o->iters = (int)x), true); break;
+        case 3: ok = parse_i(v, 1, 4096, &x) && ((o->batch = (int)x), true); break;
+        case 4: ok = parse_f(v, &o->lr); break;
+        case 5: ok = parse_f(v, &o->momentum); break;
+        case 6: ok = parse_f(v, &o->weight_decay); break;
+        case 7: ok = parse_i(v, 8, 4096, &x) && ((o->size = (int)x), true); break;
+        case 8: ok = parse_f(v, &o->scale_min); break;
+        case 9: {
+            char *end;
+            errno = 0;
+            unsigned long long s = strtoull(v, &end, 10);
+            ok = !errno && end != v && !*end && v[0] != '-';
+            o->seed = (uint64_t)s;
+            break;
+        }
+        case 10: ok = parse_i(v, 0, INT_MAX, &x) && ((o->val_every = (int)x), true); break;
+        default: ok = parse_i(v, 0, INT_MAX, &x) && ((o->save_every = (int)x), true); break;
+        }
+        if (!ok)
+            st = sd_fail(SD_ERR_DATA, "%s: 'config' metadata: %s = '%s' is not a valid value", path, k, v);
+        seen[ki] = true;
+    }
+    for (int i = 0; i < NKEYS && !st; i++)
+        if (!seen[i])
+            st = sd_fail(SD_ERR_DATA, "%s: 'config' metadata has no '%s'", path, keys[i]);
+    if (st)
+        free(copy);
+    else
+        *store = copy;
+    return st;
+}
+
+static sd_status open_run(const char *path, sd_ckpt *c, sd_pretrain_opts *o, char **store)
+{
+    sd_status st = sd_ckpt_open(path, c);
+    if (st)
+        return st;
+    const char *m = sd_ckpt_meta(c, SD_META_METHOD);
+    if (!m || strcmp(m, "pretrain"))
+        st = sd_fail(SD_ERR_DATA, "%s: saved by method '%s', not by segda pretrain", path, m ? m : "(none)");
+    else
+        st = opts_parse(path, sd_ckpt_meta(c, SD_META_CONFIG), o, store);
+    if (st)
+        sd_ckpt_close(c);
+    return st;
+}
+
+sd_status sd_pretrain_read_opts(const char *ckpt, sd_pretrain_opts *o, char **store)
+{
+    sd_ckpt c;
+    sd_status st = open_run(ckpt, &c, o, store);
+    if (!st)
+        sd_ckpt_close(&c);
+    return st;
+}
+
+/* Same folder: the same string, or the same real path. */
+static bool same_folder(const char *a, const char *b)
+{
+    if (!strcmp(a, b))
+        return true;
+    char *ra = realpath(a, NULL), *rb = realpath(b, NULL);
+    bool same = ra && rb && !strcmp(ra, rb);
+    free(ra);
+    free(rb);
+    return same;
+}
+
+/* The options a resumed run may not change (iters may: train's rule). */
+static sd_status check_same_run(const char *path, const sd_pretrain_opts *o, const sd_pretrain_opts *s)
+{
+    const char *fixed = "the options of a run are fixed when it starts: leave it out, or start a new --out";
+    if (!same_folder(o->data, s->data))
+        return sd_fail(SD_ERR_ARG, "%s: --resume with --data %s, but the run was started with %s (%s)", path,
+                       o->data, s->data, fixed);
+    if (strcmp(o->model, s->model))
+        return sd_fail(SD_ERR_ARG, "%s: --resume with --model %s, but the run was started with %s (%s)", path,
+                       o->model, s->model, fixed);
+#define SAME_INT(field, flag)                                                                                    \
+    if (o->field != s->field)                                                                                    \
+        return sd_fail(SD_ERR_ARG, "%s: --resume with " flag " %lld, but the run was started with %lld (%s)", path, \
+                       (long long)o->field, (long long)s->field, fixed);
+#define SAME_FLOAT(field, flag)                                                                                  \
+    if (o->field != s->field)                                                                                    \
+        return sd_fail(SD_ERR_ARG, "%s: --resume with " flag " %.9g, but the run was started with %.9g (%s)", path, \
+                       (double)o->field, (double)s->field, fixed);
+    SAME_INT(batch, "--batch")
+    SAME_INT(size, "--size")
+    SAME_INT(seed, "--seed")
+    SAME_FLOAT(lr, "--lr")
+    SAME_FLOAT(momentum, "momentum")
+    SAME_FLOAT(weight_decay, "--weight-decay")
+    SAME_FLOAT(scale_min, "--scale-min")
+#undef SAME_INT
+#undef SAME_FLOAT
+    return SD_OK;
+}
+
+/* ---- the state in the checkpoint ---- */
+
+/* Mean loss over the last 10% of the run's iterations (of those done so far
+ * for an unfinished run), summed in iteration order. */
+static double tail_loss(const float *losses, int done, int iters)
+{
+    int tail = iters / 10 > 1 ? iters / 10 : 1;
+    if (tail > done)
+        tail = done;
+    double s = 0;
+    for (int i = done - tail; i < done; i++)
+        s += losses[i];
+    return tail > 0 ? s / tail : 0.0;
+}
+
+typedef struct pt_state {
+    pt_net *net;
+    sd_optim *opt, *hopt;
+    const char *classes;       /* comma-separated */
+    const float *losses;       /* [done] */
+    int done;
+    const sd_pretrain_result *r;
+} pt_state;
+
+static sd_status save_ckpt(const sd_pretrain_opts *o, const pt_state *s)
+{
+    const sd_pretrain_result *r = s->r;
     sd_ckpt_writer w;
     sd_ckpt_writer_init(&w);
-    char info[1024], it[32];
+    char info[1024], it[32], buf[64];
     snprintf(info, sizeof info,
              "data=%s classes=%d train=%d val=%d iters=%d batch=%d lr=%g momentum=%g weight_decay=%g size=%d "
              "scale_min=%g seed=%llu train_loss=%.4f val_top1=%.4f",
-             o->data, n->classes, r->n_train, r->n_val, o->iters, o->batch, (double)o->lr, (double)o->momentum,
-             (double)o->weight_decay, o->size, (double)o->scale_min, (unsigned long long)o->seed, r->train_loss,
-             r->val_top1);
-    snprintf(it, sizeof it, "%d", o->iters);
-    size_t cap = 1;
-    for (int c = 0; c < tr->n_classes; c++)
-        cap += strlen(tr->classes[c]) + 1;
-    char *names = sd_malloc(cap);
-    sd_status st = names ? SD_OK : SD_ERR_NOMEM;
-    if (!st) {
-        names[0] = 0;
-        for (int c = 0; c < tr->n_classes; c++) {
-            if (c)
-                strcat(names, ",");
-            strcat(names, tr->classes[c]);
-        }
-    }
+             o->data, s->net->classes, r->n_train, r->n_val, o->iters, o->batch, (double)o->lr,
+             (double)o->momentum, (double)o->weight_decay, o->size, (double)o->scale_min,
+             (unsigned long long)o->seed, tail_loss(s->losses, s->done, o->iters), r->val_top1);
+    snprintf(it, sizeof it, "%d", s->done);
+    char *cfg = opts_text(o);
+    sd_status st = cfg ? SD_OK : SD_ERR_NOMEM;
+    int lshape[1] = {s->done};
     if (!st)
-        st = sd_ckpt_writer_add_model(&w, n->model, n->norm);
+        st = sd_ckpt_writer_add_model(&w, s->net->model, s->net->norm);
     if (!st)
-        st = sd_ckpt_writer_add_params(&w, PT_HEAD_PREFIX, &n->head);
+        st = sd_ckpt_writer_add_params(&w, PT_HEAD_PREFIX, &s->net->head);
+    if (!st)
+        st = sd_ckpt_writer_add_optim(&w, s->opt, PT_OPT_MODEL, PT_STEPS_MODEL);
+    if (!st)
+        st = sd_ckpt_writer_add_optim(&w, s->hopt, PT_OPT_HEAD, PT_STEPS_HEAD);
+    if (!st)
+        st = sd_ckpt_writer_add_tensor(&w, PT_LOSS, 1, lshape, s->losses);
     if (!st)
         st = sd_ckpt_writer_set_meta(&w, SD_META_METHOD, "pretrain");
     if (!st)
@@ -524,12 +728,70 @@ static sd_status save_ckpt(const sd_pretrain_opts *o, pt_net *n, const sd_image_
     if (!st)
         st = sd_ckpt_writer_set_meta(&w, "pretrain", info);
     if (!st)
-        st = sd_ckpt_writer_set_meta(&w, "pretrain_classes", names);
+        st = sd_ckpt_writer_set_meta(&w, "pretrain_classes", s->classes);
+    if (!st)
+        st = sd_ckpt_writer_set_meta(&w, SD_META_CONFIG, cfg);
+    if (!st) {
+        snprintf(buf, sizeof buf, "%d,%d", r->n_train, r->n_val);
+        st = sd_ckpt_writer_set_meta(&w, "pretrain_images", buf);
+    }
+    if (!st) {
+        snprintf(buf, sizeof buf, "%.17g", r->val_top1);
+        st = sd_ckpt_writer_set_meta(&w, "pretrain_val_top1", buf);
+    }
+    if (!st) {
+        snprintf(buf, sizeof buf, "%.17g", r->best_val_top1);
+        st = sd_ckpt_writer_set_meta(&w, "pretrain_best_val_top1", buf);
+    }
     if (!st)
         st = sd_ckpt_writer_save(&w, o->out);
-    free(names);
+    free(cfg);
     sd_ckpt_writer_free(&w);
     return st;
+}
+
+/* What a resumed run needs before its data is loaded: the iteration, the
+ * loss history and the results so far. */
+static sd_status read_progress(sd_ckpt *c, const char *path, int iters, float **losses, sd_pretrain_result *r,
+                               const char **classes)
+{
+    const char *it = sd_ckpt_meta(c, SD_META_ITER), *im = sd_ckpt_meta(c, "pretrain_images");
+    const char *v = sd_ckpt_meta(c, "pretrain_val_top1"), *b = sd_ckpt_meta(c, "pretrain_best_val_top1");
+    *classes = sd_ckpt_meta(c, "pretrain_classes");
+    long long done;
+    if (!it || !parse_i(it, 1, INT_MAX, &done))
+        return sd_fail(SD_ERR_DATA, "%s: metadata 'iteration' = '%s' (expected a count >= 1)", path,
+                       it ? it : "(none)");
+    if (!im || sscanf(im, "%d,%d", &r->n_train, &r->n_val) != 2 || !v || !b || !*classes)
+        return sd_fail(SD_ERR_DATA, "%s: pretrain metadata missing (pretrain_images, pretrain_val_top1, "
+                       "pretrain_best_val_top1, pretrain_classes)", path);
+    r->val_top1 = strtod(v, NULL);
+    r->best_val_top1 = strtod(b, NULL);
+    r->classes = 1;
+    for (const char *p = *classes; *p; p++)
+        r->classes += *p == ',';
+    r->start_iteration = r->iterations = (int)done;
+    size_t cap = (size_t)(iters > done ? iters : done);
+    if (!(*losses = sd_malloc(sizeof **losses * cap)))
+        return SD_ERR_NOMEM;
+    return sd_ckpt_read_tensor(c, PT_LOSS, (size_t)done, *losses);
+}
+
+static char *join_classes(const sd_image_folder *f)
+{
+    size_t cap = 1;
+    for (int c = 0; c < f->n_classes; c++)
+        cap += strlen(f->classes[c]) + 1;
+    char *names = sd_malloc(cap);
+    if (names) {
+        names[0] = 0;
+        for (int c = 0; c < f->n_classes; c++) {
+            if (c)
+                strcat(names, ",");
+            strcat(names, f->classes[c]);
+        }
+    }
+    return names;
 }
 
 sd_status sd_pretrain_run(const sd_pretrain_opts *o, sd_pretrain_result *res)
@@ -537,22 +799,65 @@ sd_status sd_pretrain_run(const sd_pretrain_opts *o, sd_pretrain_result *res)
     sd_status st = check_opts(o);
     if (st)
         return st;
+    sd_stop_clear();
     sd_pretrain_result r;
     memset(&r, 0, sizeof r);
+    r.best_val_top1 = -1;
     sd_image_folder tr = {0}, va = {0};
     pt_net net = {0};
     sd_tape tape;
-    bool have_tape = false, have_opt = false, have_hopt = false;
+    bool have_tape = false, have_opt = false, have_hopt = false, have_ck = false;
     sd_optim opt, hopt;
+    sd_ckpt ck;
     int *perm = NULL;
     uint8_t *crop = NULL, *view = NULL, *labels = NULL;
-    float *xb = NULL;
+    float *xb = NULL, *losses = NULL;
+    char *store = NULL, *names = NULL;
+    const char *saved_classes = NULL;
+    int start = 0, saved = -1;
+    double t0 = sd_time_now();
+    if (!o->resume) {
+        if (access(o->out, F_OK) == 0)
+            return sd_fail(SD_ERR_ARG, "%s already exists: continue its run with --resume, or choose another --out",
+                           o->out);
+    } else {
+        sd_pretrain_opts s = *o;
+        if ((st = open_run(o->out, &ck, &s, &store)))
+            return sd_fail_prefix(st, "--resume");
+        have_ck = true;
+        if ((st = check_same_run(o->out, o, &s)))
+            goto done;
+        if (s.iters != o->iters)
+            sd_log(1, "pretrain: resuming with iters %d (the run was started with %d): the poly schedule follows "
+                      "%d\n", o->iters, s.iters, o->iters);
+        if ((st = read_progress(&ck, o->out, o->iters, &losses, &r, &saved_classes)))
+            goto done;
+        start = saved = r.iterations;
+        if (start >= o->iters) {
+            r.finished = true;
+            r.train_loss = tail_loss(losses, start, o->iters);
+            sd_log(1, "pretrain: %s is finished (iteration %d of %d); nothing to do\n", o->out, start, o->iters);
+            goto done;
+        }
+    }
     /* Keep at most twice the input side in memory: random crops never need more. */
     int max_side = 2 * o->size;
     if ((st = sd_image_folder_load(&tr, o->data, "train", NULL, 0, max_side)))
         goto done;
     if ((st = sd_image_folder_load(&va, o->data, "val", tr.classes, tr.n_classes, max_side)))
         goto done;
+    if (!(names = join_classes(&tr))) {
+        st = SD_ERR_NOMEM;
+        goto done;
+    }
+    /* Batches are functions of (seed, position, image count): a changed folder
+     * would continue another run. */
+    if (o->resume && (strcmp(names, saved_classes) || tr.n != r.n_train || va.n != r.n_val)) {
+        st = sd_fail(SD_ERR_DATA, "%s: --resume: %s now has %d classes and %d/%d train/val images, the run was "
+                     "started with %d classes and %d/%d", o->out, o->data, tr.n_classes, tr.n, va.n, r.classes,
+                     r.n_train, r.n_val);
+        goto done;
+    }
     r.classes = tr.n_classes, r.n_train = tr.n, r.n_val = va.n;
     sd_log(1, "pretrain: %d classes, %d train / %d val images from %s\n", tr.n_classes, tr.n, va.n, o->data);
 
@@ -589,6 +894,25 @@ sd_status sd_pretrain_run(const sd_pretrain_opts *o, sd_pretrain_result *res)
     if ((st = sd_optim_init(&hopt, &net.head, &oo)))
         goto done;
     have_hopt = true;
+    if (have_ck) {
+        st = sd_ckpt_load_params(&ck, "", mp, true, NULL);
+        if (!st)
+            st = sd_ckpt_load_params(&ck, PT_HEAD_PREFIX, &net.head, true, NULL);
+        if (!st)
+            st = sd_ckpt_read_optim(&ck, &opt, PT_OPT_MODEL, PT_STEPS_MODEL);
+        if (!st)
+            st = sd_ckpt_read_optim(&ck, &hopt, PT_OPT_HEAD, PT_STEPS_HEAD);
+        if (st) {
+            st = sd_fail_prefix(st, "--resume");
+            goto done;
+        }
+        sd_ckpt_close(&ck);
+        have_ck = false;
+        sd_log(1, "pretrain: resuming %s at iteration %d of %d\n", o->out, start, o->iters);
+    } else if (!(losses = sd_malloc(sizeof *losses * (size_t)o->iters))) {
+        st = SD_ERR_NOMEM;
+        goto done;
+    }
     if ((st = sd_tape_init(&tape, o->seed)))
         goto done;
     have_tape = true;
@@ -603,14 +927,33 @@ sd_status sd_pretrain_run(const sd_pretrain_opts *o, sd_pretrain_result *res)
         st = SD_ERR_NOMEM;
         goto done;
     }
+    const char *inj = getenv("SEGDA_INJECT_NAN_AT"); /* test hook, as in segda train */
+    long long inject_nan_at = inj && *inj ? strtoll(inj, NULL, 10) : -1;
     const sd_norm_params *np = sd_norm_params_of(net.norm);
     sd_lr_schedule sched = sd_lr_poly(o->lr, o->iters, 0.9f);
+    pt_state ps = {&net, &opt, &hopt, names, losses, start, &r};
     int64_t cur_epoch = -1;
-    double t0 = now_s(), t_log = t0, loss_sum = 0, tail_sum = 0;
-    int loss_n = 0, tail = o->iters / 10 > 1 ? o->iters / 10 : 1;
+    double t_log = t0 = sd_time_now(), loss_sum = 0;
+    int loss_n = 0;
     int log_every = o->log_every > 0 ? o->log_every : o->iters;
-    r.best_val_top1 = -1;
-    for (int it = 0; it < o->iters; it++) {
+    for (int it = start; it < o->iters; it++) {
+        if (sd_stop_requested() || (o->stop_after > 0 && it == o->stop_after && it > start)) {
+            bool sig = sd_stop_requested();
+            if (it > 0 && saved != it) {
+                ps.done = it;
+                if ((st = save_ckpt(o, &ps)))
+                    goto done;
+                saved = it;
+            }
+            r.iterations = it;
+            if (saved == it)
+                sd_log(1, "pretrain: %s at iteration %d of %d; state saved to %s (continue with --resume)\n",
+                       sig ? "interrupted" : "stopped", it, o->iters, o->out);
+            if (sig)
+                st = sd_fail(SD_ERR_INTERRUPTED, "pretrain: interrupted at iteration %d of %d; %s", it, o->iters,
+                             saved == it ? "state saved (continue with --resume)" : "nothing saved yet");
+            goto finish;
+        }
         for (int j = 0; j < o->batch; j++) {
             int64_t pos = (int64_t)it * o->batch + j, epoch = pos / tr.n;
             if (epoch != cur_epoch) {
@@ -624,6 +967,9 @@ sd_status sd_pretrain_run(const sd_pretrain_opts *o, sd_pretrain_result *res)
             labels[j] = (uint8_t)tr.label[i];
         }
         sd_tape_reset(&tape);
+        /* dropout and other stochastic ops: a stream per iteration, so a
+         * resumed run draws what the uninterrupted one did */
+        tape.rng = sd_rng_fork(o->seed, STREAM_DROPOUT ^ (uint64_t)it);
         sd_params_zero_grad(mp);
         sd_params_zero_grad(&net.head);
         int xs[4] = {o->batch, 3, o->size, o->size};
@@ -633,10 +979,17 @@ sd_status sd_pretrain_run(const sd_pretrain_opts *o, sd_pretrain_result *res)
             st = sd_fail_prefix(tape.status ? tape.status : SD_ERR_ARG, "pretrain: iteration %d", it + 1);
             goto done;
         }
+        if (inject_nan_at == it + 1)
+            loss->data[0] = NAN; /* as if the loss had diverged */
         double lv = loss->data[0];
         if (!isfinite(lv)) {
-            st = sd_fail(SD_ERR_NUMERIC, "pretrain: iteration %d: loss is %s (lr %g too high?); nothing written",
-                         it + 1, isnan(lv) ? "NaN" : "infinite", (double)o->lr);
+            char kept[160];
+            if (saved > 0)
+                snprintf(kept, sizeof kept, "%s keeps iteration %d (continue with --resume)", o->out, saved);
+            else
+                snprintf(kept, sizeof kept, "nothing written");
+            st = sd_fail(SD_ERR_NUMERIC, "pretrain: iteration %d: loss is %s (lr %g too high?); %s", it + 1,
+                         isnan(lv) ? "NaN" : "infinite", (double)o->lr, kept);
             goto done;
         }
         if ((st = sd_backward1(&tape, loss)))
@@ -644,33 +997,44 @@ sd_status sd_pretrain_run(const sd_pretrain_opts *o, sd_pretrain_result *res)
         float lr = sd_lr_at(&sched, it);
         if ((st = sd_optim_step(&opt, lr)) || (st = sd_optim_step(&hopt, lr)))
             goto done;
+        losses[it] = (float)lv;
+        int done_it = it + 1;
         loss_sum += lv, loss_n++;
-        if (it >= o->iters - tail)
-            tail_sum += lv;
-        if ((it + 1) % log_every == 0 || it + 1 == o->iters) {
-            double t = now_s();
-            sd_log(1, "pretrain: it %d/%d loss %.4f lr %.4g %.2f it/s\n", it + 1, o->iters, loss_sum / loss_n,
+        if (done_it % log_every == 0 || done_it == o->iters) {
+            double t = sd_time_now();
+            sd_log(1, "pretrain: it %d/%d loss %.4f lr %.4g %.2f it/s\n", done_it, o->iters, loss_sum / loss_n,
                    (double)lr, loss_n / (t - t_log > 1e-9 ? t - t_log : 1e-9));
             loss_sum = 0, loss_n = 0, t_log = t;
         }
-        if ((o->val_every > 0 && (it + 1) % o->val_every == 0) || it + 1 == o->iters) {
+        bool do_eval = (o->val_every > 0 && done_it % o->val_every == 0) || done_it == o->iters;
+        if (do_eval) {
             if ((st = net_eval(&net, &tape, &va, o->size, o->batch, &r.val_top1)))
                 goto done;
             if (r.val_top1 > r.best_val_top1)
                 r.best_val_top1 = r.val_top1;
-            sd_log(1, "pretrain: it %d/%d val top-1 %.4f (%d images, chance %.4f) %.0f s\n", it + 1, o->iters,
-                   r.val_top1, va.n, 1.0 / tr.n_classes, now_s() - t0);
-            t_log = now_s();
+            sd_log(1, "pretrain: it %d/%d val top-1 %.4f (%d images, chance %.4f) %.0f s\n", done_it, o->iters,
+                   r.val_top1, va.n, 1.0 / tr.n_classes, sd_time_now() - t0);
+            t_log = sd_time_now();
         }
+        if (do_eval || done_it == o->iters || (o->save_every > 0 && done_it % o->save_every == 0)) {
+            ps.done = done_it;
+            if ((st = save_ckpt(o, &ps)))
+                goto done;
+            saved = done_it;
+        }
+        r.iterations = done_it;
     }
-    r.seconds = now_s() - t0;
-    r.train_loss = tail_sum / tail;
-    if ((st = save_ckpt(o, &net, &tr, &r)))
-        goto done;
-    sd_log(1, "pretrain: wrote %s (val top-1 %.4f, %.0f s)\n", o->out, r.val_top1, r.seconds);
-    if (res)
-        *res = r;
+    r.finished = r.iterations == o->iters;
+    if (r.finished)
+        sd_log(1, "pretrain: wrote %s (val top-1 %.4f, %.0f s)\n", o->out, r.val_top1, sd_time_now() - t0);
+finish:
+    r.seconds = sd_time_now() - t0;
+    r.train_loss = tail_loss(losses, r.iterations, o->iters);
 done:
+    if (res && (!st || st == SD_ERR_INTERRUPTED))
+        *res = r;
+    if (have_ck)
+        sd_ckpt_close(&ck);
     if (have_tape)
         sd_tape_free(&tape);
     if (have_opt)
@@ -685,6 +1049,9 @@ done:
     free(view);
     free(labels);
     free(xb);
+    free(losses);
+    free(store);
+    free(names);
     return st;
 }
 

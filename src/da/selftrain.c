@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "da/pseudo.h"
 #include "da/train_internal.h"
 #include "segda/eval.h"
 #include "segda/labels.h"
@@ -46,15 +47,14 @@ typedef struct selftrain {
     int mode;                  /* 0 cbst, 1 stuff, 2 mean-teacher */
     int64_t round_len;
     int round;                 /* round whose labels are loaded, -1 none */
-    int n, w, h;               /* target images and their full size */
-    uint8_t *pseudo;           /* [n][h][w] */
+    sd_pseudo pl;              /* that round's labels (pl.label NULL before round 0) */
     sd_model *teacher;
 } selftrain;
 
 static void free_state(void *state)
 {
     selftrain *s = state;
-    free(s->pseudo);
+    sd_pseudo_free(&s->pl);
     if (s->teacher)
         sd_model_free(s->teacher);
     free(s);
@@ -87,57 +87,20 @@ static sd_status init(sd_trainer *tr, void **state)
     return SD_OK;
 }
 
-/* Softmax probabilities [C][h][w] of target image i at full size, eval mode. */
-static sd_status predict_full(sd_trainer *tr, sd_model *m, int i, float **prob, int *w, int *h, int *c)
-{
-    float *rgb;
-    sd_status st = sd_train_target_image(tr, i, &rgb, w, h);
-    if (st)
-        return st;
-    sd_tape *t = &tr->tape;
-    sd_tape_reset(t);
-    sd_tape_no_grad_begin(t);
-    sd_batch b = {.n = 1, .h = *h, .w = *w, .image = rgb};
-    sd_model_out o;
-    st = sd_model_forward(m, t, sd_train_input(tr, &b), false, &o);
-    free(rgb);
-    sd_tensor *p = st ? NULL : sd_softmax(t, sd_train_upsample(tr, o.logits, *h, *w));
-    sd_tape_no_grad_end(t);
-    if (!st && !p)
-        st = t->status ? t->status : SD_ERR_NOMEM;
-    if (!st) {
-        *c = p->shape[1];
-        *prob = p->data;   /* lives in the arena until the next reset */
-    }
-    return st;
-}
-
 static sd_status make_pseudo(sd_trainer *tr, selftrain *s, int round)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/pseudo-round-%d.bin", tr->rundir, round);
-    int n = sd_train_target_count(tr);
     sd_status st;
     float *prob;
     int w, h, c;
-    if (!s->pseudo) {
-        if ((st = predict_full(tr, tr->model, 0, &prob, &w, &h, &c)))
-            return st;
-        s->n = n;
-        s->w = w;
-        s->h = h;
-        if (!(s->pseudo = malloc((size_t)n * w * h)))
-            return sd_fail(SD_ERR_NOMEM, "selftrain: out of memory for %d pseudo-labels", n);
-    }
-    size_t img = (size_t)s->w * s->h;
-    FILE *f = fopen(path, "rb");
-    if (f) {   /* a resumed run: the labels this round was trained with */
-        size_t got = fread(s->pseudo, 1, img * (size_t)n, f);
-        fclose(f);
-        if (got == img * (size_t)n) {
-            s->round = round;
-            return SD_OK;
-        }
+    if (!s->pl.label && (st = sd_pseudo_init(&s->pl, tr)))
+        return st;
+    int n = s->pl.n;
+    size_t img = (size_t)s->pl.w * s->pl.h;
+    if (sd_pseudo_load(&s->pl, path)) {   /* a resumed run: the labels this round was trained with */
+        s->round = round;
+        return SD_OK;
     }
     double portion = sd_config_float(tr->cfg, "portion") + round * sd_config_float(tr->cfg, "portion-step");
     double pmax = sd_config_float(tr->cfg, "portion-max");
@@ -148,11 +111,11 @@ static sd_status make_pseudo(sd_trainer *tr, selftrain *s, int round)
         return sd_fail(SD_ERR_NOMEM, "selftrain: out of memory");
     /* pass 1: confidence histograms of each predicted class */
     for (int i = 0; i < n; i++) {
-        if ((st = predict_full(tr, tr->model, i, &prob, &w, &h, &c)))
+        if ((st = sd_pseudo_predict(tr, &tr->model, 1, i, &prob, &w, &h, &c)))
             break;
-        if (w != s->w || h != s->h || c > SD_NUM_CLASSES) {
+        if (w != s->pl.w || h != s->pl.h || c > SD_NUM_CLASSES) {
             st = sd_fail(SD_ERR_DATA, "selftrain: target images differ in size (%dx%d vs %dx%d); give --target-size", w, h,
-                         s->w, s->h);
+                         s->pl.w, s->pl.h);
             break;
         }
         for (size_t p = 0; p < img; p++) {
@@ -185,9 +148,9 @@ static sd_status make_pseudo(sd_trainer *tr, selftrain *s, int round)
     /* pass 2: labels */
     uint64_t kept = 0;
     for (int i = 0; i < n && !st; i++) {
-        if ((st = predict_full(tr, tr->model, i, &prob, &w, &h, &c)))
+        if ((st = sd_pseudo_predict(tr, &tr->model, 1, i, &prob, &w, &h, &c)))
             break;
-        uint8_t *lab = s->pseudo + (size_t)i * img;
+        uint8_t *lab = s->pl.label + (size_t)i * img;
         for (size_t p = 0; p < img; p++) {
             int best = 0;
             float br = prob[p] / kc[0];
@@ -206,36 +169,10 @@ static sd_status make_pseudo(sd_trainer *tr, selftrain *s, int round)
         return st;
     sd_log(1, "selftrain: round %d pseudo-labels, portion %.2f, %.1f%% of target pixels kept\n", round, portion,
            100.0 * (double)kept / ((double)img * n));
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    f = fopen(tmp, "wb");
-    if (!f || fwrite(s->pseudo, 1, img * (size_t)n, f) != img * (size_t)n || fclose(f) || rename(tmp, path))
-        return sd_fail(SD_ERR_IO, "%s: could not write pseudo-labels", path);
+    if ((st = sd_pseudo_save(&s->pl, path)))
+        return st;
     s->round = round;
     return SD_OK;
-}
-
-/* The batch's crops of the stored full-size pseudo-labels: each crop
- * pixel's centre mapped through its box to the whole image, nearest (exact
- * for crops of the resized image; padding is ignored). */
-static uint8_t *crop_pseudo(sd_trainer *tr, selftrain *s, const sd_batch *b)
-{
-    uint8_t *out = sd_arena_alloc(&tr->tape.arena, (size_t)b->n * b->w * b->h);
-    if (!out)
-        return NULL;
-    for (int k = 0; k < b->n; k++) {
-        const uint8_t *src = s->pseudo + (size_t)b->index[k] * s->w * s->h;
-        const sd_crop_box *box = &b->box[k];
-        for (int y = 0; y < b->h; y++)
-            for (int x = 0; x < b->w; x++) {
-                double fx, fy;
-                sd_crop_box_point(box, b->w, b->h, x + 0.5, y + 0.5, &fx, &fy);
-                int px = (int)floor(fx * s->w / box->full_w), py = (int)floor(fy * s->h / box->full_h);
-                out[((size_t)k * b->h + y) * b->w + x] =
-                    px >= 0 && px < s->w && py >= 0 && py < s->h ? src[(size_t)py * s->w + px] : 255;
-            }
-    }
-    return out;
 }
 
 static sd_status offline_step(sd_trainer *tr, selftrain *s)
@@ -248,7 +185,7 @@ static sd_status offline_step(sd_trainer *tr, selftrain *s)
     float la = (float)sd_config_float(tr->cfg, "lambda-aux");
     if ((st = sd_train_supervised(tr, tr->src, "seg", la)))
         return st;
-    uint8_t *pl = crop_pseudo(tr, s, tr->tgt);
+    uint8_t *pl = sd_pseudo_crop(tr, &s->pl, tr->tgt);
     if (!pl)
         return SD_ERR_NOMEM;
     sd_model_out ot;

@@ -7,7 +7,6 @@
  * reading and augmenting samples (src/data), configuration (config.c). */
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,9 +104,6 @@ sd_status sd_train_supervised(sd_trainer *tr, const sd_batch *b, const char *nam
     }
     return st;
 }
-
-static volatile sig_atomic_t stop_requested;
-void sd_train_request_stop(void) { stop_requested = 1; }
 
 /* ---- for methods ---- */
 
@@ -454,26 +450,13 @@ static void set_meta_model(sd_ckpt_writer *w, sd_trainer *tr)
     sd_ckpt_writer_set_meta(w, SD_META_CONFIG, ((loop_priv *)tr->priv)->config_text);
 }
 
-static sd_status add_optim(sd_ckpt_writer *w, sd_optim *o, const char *ns, const char *key_steps)
+/* Where a module's optimiser state lives in last.safetensors: module "disc:"
+ * has its buffers under "opt:disc." and its step counts in "opt_steps:disc:"
+ * (the model's are "opt:" and "opt_steps"). */
+static void module_optim_names(const sd_train_module *m, char ns[80], char key[80])
 {
-    char name[160];
-    int nst = sd_optim_state_count(o);
-    for (int i = 0; i < nst; i++) {
-        float *data;
-        size_t numel;
-        sd_status st = sd_optim_state_at(o, i, ns, name, sizeof name, &data, &numel);
-        if (st)
-            return st;
-        int shape[1] = {(int)numel};
-        if ((st = sd_ckpt_writer_add_tensor(w, name, 1, shape, data)))
-            return st;
-    }
-    char steps[SD_OPTIM_MAX_GROUPS * 24] = "";
-    for (int g = 0; g < o->params->n_groups; g++) {
-        size_t n = strlen(steps);
-        snprintf(steps + n, sizeof steps - n, "%s%lld", g ? "," : "", (long long)o->steps[g]);
-    }
-    return sd_ckpt_writer_set_meta(w, key_steps, steps);
+    snprintf(ns, 80, "opt:%.*s.", (int)strlen(m->prefix) - 1, m->prefix);
+    snprintf(key, 80, "opt_steps:%s", m->prefix);
 }
 
 /* last.safetensors: the model (loadable by predict/eval) plus every module,
@@ -485,14 +468,13 @@ static sd_status save_last(sd_trainer *tr)
     sd_status st = sd_ckpt_writer_add_params(&w, "", tr->params);
     char ns[80], key[80], buf[64];
     if (!st)
-        st = add_optim(&w, &tr->opt, "opt:", "opt_steps");
+        st = sd_ckpt_writer_add_optim(&w, &tr->opt, "opt:", "opt_steps");
     for (int i = 0; i < tr->n_mods && !st; i++) {
         sd_train_module *m = &tr->mods[i];
         st = sd_ckpt_writer_add_params(&w, m->prefix, m->params);
         if (!st && m->trainable) {
-            snprintf(ns, sizeof ns, "opt:%.*s.", (int)strlen(m->prefix) - 1, m->prefix);
-            snprintf(key, sizeof key, "opt_steps:%s", m->prefix);
-            st = add_optim(&w, &m->opt, ns, key);
+            module_optim_names(m, ns, key);
+            st = sd_ckpt_writer_add_optim(&w, &m->opt, ns, key);
         }
     }
     if (!st) {
@@ -528,39 +510,6 @@ static sd_status save_best(sd_trainer *tr)
     return st;
 }
 
-static sd_status load_steps(sd_ckpt *c, const char *key, sd_optim *o, const char *path)
-{
-    const char *s = sd_ckpt_meta(c, key);
-    if (!s)
-        return sd_fail(SD_ERR_DATA, "%s: metadata '%s' missing (not a segda training checkpoint?)", path, key);
-    for (int g = 0; g < o->params->n_groups; g++) {
-        char *end;
-        long long v = strtoll(s, &end, 10);
-        if (end == s)
-            return sd_fail(SD_ERR_DATA, "%s: metadata '%s' = '%s' has too few step counts", path, key,
-                           sd_ckpt_meta(c, key));
-        o->steps[g] = v;
-        s = *end == ',' ? end + 1 : end;
-    }
-    return SD_OK;
-}
-
-static sd_status load_optim(sd_ckpt *c, sd_optim *o, const char *ns, const char *key, const char *path)
-{
-    char name[160];
-    int nst = sd_optim_state_count(o);
-    for (int i = 0; i < nst; i++) {
-        float *data;
-        size_t numel;
-        sd_status st = sd_optim_state_at(o, i, ns, name, sizeof name, &data, &numel);
-        if (!st)
-            st = sd_ckpt_read_tensor(c, name, numel, data);
-        if (st)
-            return sd_fail_prefix(st, "%s", path);
-    }
-    return load_steps(c, key, o, path);
-}
-
 static sd_status resume_from(sd_trainer *tr)
 {
     char path[4096];
@@ -577,15 +526,14 @@ static sd_status resume_from(sd_trainer *tr)
     }
     st = sd_ckpt_load_params(&c, "", tr->params, true, NULL);
     if (!st)
-        st = load_optim(&c, &tr->opt, "opt:", "opt_steps", path);
+        st = sd_ckpt_read_optim(&c, &tr->opt, "opt:", "opt_steps");
     for (int i = 0; i < tr->n_mods && !st; i++) {
         sd_train_module *md = &tr->mods[i];
         st = sd_ckpt_load_params(&c, md->prefix, md->params, true, NULL);
         if (!st && md->trainable) {
             char ns[80], key[80];
-            snprintf(ns, sizeof ns, "opt:%.*s.", (int)strlen(md->prefix) - 1, md->prefix);
-            snprintf(key, sizeof key, "opt_steps:%s", md->prefix);
-            st = load_optim(&c, &md->opt, ns, key, path);
+            module_optim_names(md, ns, key);
+            st = sd_ckpt_read_optim(&c, &md->opt, ns, key);
         }
     }
     if (!st) {
@@ -1032,7 +980,7 @@ sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum)
         return st;
     sd_trainer tr;
     memset(&tr, 0, sizeof tr);
-    stop_requested = 0;
+    sd_stop_clear();
     if ((st = setup(&tr, cfg, m))) {
         teardown(&tr);
         return st;
@@ -1044,8 +992,8 @@ sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum)
         fprintf(stderr, "train %s: resuming at iteration %lld of %lld\n", m->name, (long long)start,
                 (long long)tr.iters);
     while (tr.it < tr.iters) {
-        if (stop_requested || (tr.stop_after > 0 && tr.it == tr.stop_after && tr.it > start)) {
-            bool sig = stop_requested;
+        if (sd_stop_requested() || (tr.stop_after > 0 && tr.it == tr.stop_after && tr.it > start)) {
+            bool sig = sd_stop_requested();
             if ((st = save_last(&tr)))
                 break;
             fprintf(stderr, "train %s: %s at iteration %lld; state saved to %s/last.safetensors (continue with --resume)\n",

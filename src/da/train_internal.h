@@ -44,5 +44,8 @@ int sd_train_target_count(const sd_trainer *tr);
 /* FDA: one channel src (h x w) takes trg's DFT amplitude in the four corner
  * windows of half-size floor(min(h, w) * beta), keeping its phase. */
 sd_status sd_fda_swap_channel(float *src, const float *trg, int h, int w, float beta);
+/* FDA's robust entropy mean((E^2 + 1e-8)^eta) of logits [N, C, H, W], with E
+ * the per-pixel entropy of the softmax over C divided by ln C. */
+sd_tensor *sd_fda_robust_entropy(sd_tape *t, sd_tensor *logits, float eta);
 
 #endif

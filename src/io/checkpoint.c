@@ -1,6 +1,6 @@
 /* Checkpoints on top of safetensors: parameter sets under namespaces, extra
- * tensors, metadata, and name matching with a report on load. Building a
- * model from a checkpoint's metadata is in src/nn/model_io.c. */
+ * tensors, optimiser state, metadata, and name matching with a report on
+ * load. Building a model from a checkpoint's metadata is in src/nn/model_io.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +120,28 @@ sd_status sd_ckpt_writer_set_meta(sd_ckpt_writer *w, const char *key, const char
     w->values[w->n_meta] = v;
     w->n_meta++;
     return SD_OK;
+}
+
+sd_status sd_ckpt_writer_add_optim(sd_ckpt_writer *w, sd_optim *o, const char *ns, const char *steps_key)
+{
+    char name[160];
+    int nst = sd_optim_state_count(o);
+    for (int i = 0; i < nst; i++) {
+        float *data;
+        size_t numel;
+        sd_status st = sd_optim_state_at(o, i, ns, name, sizeof name, &data, &numel);
+        if (st)
+            return st;
+        int shape[1] = {(int)numel};
+        if ((st = sd_ckpt_writer_add_tensor(w, name, 1, shape, data)))
+            return st;
+    }
+    char steps[SD_OPTIM_MAX_GROUPS * 24] = "";
+    for (int g = 0; g < o->params->n_groups; g++) {
+        size_t n = strlen(steps);
+        snprintf(steps + n, sizeof steps - n, "%s%lld", g ? "," : "", (long long)o->steps[g]);
+    }
+    return sd_ckpt_writer_set_meta(w, steps_key, steps);
 }
 
 sd_status sd_ckpt_writer_save(sd_ckpt_writer *w, const char *path)
@@ -269,4 +291,33 @@ sd_status sd_ckpt_read_tensor(sd_ckpt *c, const char *name, size_t numel, float 
                        (unsigned long long)c->st.tensors[k].numel, numel);
     c->used[k] = true;
     return sd_st_to_f32(&c->st, k, dst);
+}
+
+sd_status sd_ckpt_read_optim(sd_ckpt *c, sd_optim *o, const char *ns, const char *steps_key)
+{
+    char name[160];
+    int nst = sd_optim_state_count(o);
+    for (int i = 0; i < nst; i++) {
+        float *data;
+        size_t numel;
+        sd_status st = sd_optim_state_at(o, i, ns, name, sizeof name, &data, &numel);
+        if (!st)
+            st = sd_ckpt_read_tensor(c, name, numel, data);
+        if (st)
+            return st;
+    }
+    const char *s = sd_ckpt_meta(c, steps_key);
+    if (!s)
+        return sd_fail(SD_ERR_DATA, "%s: metadata '%s' missing (not a resumable segda checkpoint?)", c->st.path,
+                       steps_key);
+    for (int g = 0; g < o->params->n_groups; g++) {
+        char *end;
+        long long v = strtoll(s, &end, 10);
+        if (end == s || v < 0)
+            return sd_fail(SD_ERR_DATA, "%s: metadata '%s' = '%s' (expected %d step counts >= 0, comma-separated)",
+                           c->st.path, steps_key, sd_ckpt_meta(c, steps_key), o->params->n_groups);
+        o->steps[g] = v;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return SD_OK;
 }

@@ -48,6 +48,11 @@ def test_unary():
         check_op("add_scalar", lambda a: a + 1.5, [x], fparams=[1.5], label="add_scalar %s" % tag)
         check_op("grad_reverse", lambda a: GradReverse.apply(a, 0.7), [x], fparams=[0.7],
                  label="grad_reverse %s" % tag)
+        # pow: positive inputs (FDA raises E^2 + 1e-8 to eta), real and integer exponents
+        xp = np.abs(x) + 0.05
+        for p in (2.5, 1.5, 2.0, 0.5, -0.7):
+            check_op("pow_scalar", lambda a, p=p: torch.pow(a, p), [xp], fparams=[p],
+                     label="pow_scalar %g %s" % (p, tag))
     # detach: same values, no gradient flows
     x = randn(2, 3, 4, 5)
     check_op("detach", lambda a: a.detach() * 1.0, [x], label="detach")
