@@ -34,9 +34,9 @@ enum {
     DEMO_CROPS = 200,            /* crops per class for it (val gets a quarter) */
     DEMO_WARMUP = 100,           /* linear warm-up of the runs that start from the pretrained backbone */
     DEMO_ITERS = 800,            /* source-base from the pretrained backbone */
-    DEMO_ADAPT_ITERS = 200,      /* every row from source-base; the oracle gets both */
-    DEMO_FULL_ITERS = 2000,
-    DEMO_FULL_ADAPT_ITERS = 600,
+    DEMO_ADAPT_ITERS = 400,      /* every row from source-base; the oracle gets both */
+    DEMO_FULL_ITERS = DEMO_ITERS, /* --full: more rows and seeds, the same runs */
+    DEMO_FULL_ADAPT_ITERS = DEMO_ADAPT_ITERS,
 };
 
 static void usage(FILE *f)
@@ -397,6 +397,8 @@ typedef struct demo_job {
     int n_extra;
     int seed, iters, dep;   /* dep: job whose checkpoint is --init (-1: none) */
     int threads;            /* 0: demo_setup's */
+    int waits[4], n_waits;  /* rows of the same seed named by "@row" in an extra value */
+    char resolved[2][700];  /* extra values with "@row" replaced by that row's checkpoint */
     const char *lr;
     bool row;               /* a row of the table */
     char rundir[512], log[600], cfg[600];   /* pretrain: rundir is the checkpoint file */
@@ -471,6 +473,39 @@ static bool read_final_eval(const char *log, double *miou, double ciou[SD_NUM_CL
     }
     free(last);
     return ok;
+}
+
+/* Extra values naming rows ("pseudo-from=@fda-b01,@fda") become those rows'
+ * checkpoints of the same seed, and the job waits for them. */
+static sd_status resolve_rows(demo_job *jobs, int first, int end, demo_job *j)
+{
+    int nres = 0;
+    for (int e = 0; e < j->n_extra; e++) {
+        const char *eq = strchr(j->extra[e], '=');
+        if (!eq || !strchr(eq, '@'))
+            continue;
+        if (nres == 2)
+            return sd_fail(SD_ERR_ARG, "demo: row %s: at most two values may name rows", j->name);
+        char *out = j->resolved[nres++], list[256];
+        size_t len = (size_t)(eq + 1 - j->extra[e]);
+        snprintf(out, sizeof j->resolved[0], "%.*s", (int)len, j->extra[e]);
+        snprintf(list, sizeof list, "%s", eq + 1);
+        char *save = NULL;
+        for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            int r = -1;
+            for (int k = first; k < end && tok[0] == '@'; k++)
+                if (!strcmp(jobs[k].name, tok + 1))
+                    r = k;
+            if (r < 0 || j->n_waits == 4)
+                return sd_fail(SD_ERR_ARG, "demo: row %s: '%s' is not a row of this run (or too many)", j->name, tok);
+            j->waits[j->n_waits++] = r;
+            size_t o = strlen(out);
+            snprintf(out + o, sizeof j->resolved[0] - o, "%s%.600s/last.safetensors", out[o - 1] == '=' ? "" : ",",
+                     jobs[r].rundir);
+        }
+        j->extra[e] = out;
+    }
+    return SD_OK;
 }
 
 static sd_status job_write_config(const demo_setup *ds, demo_job *jobs, demo_job *j)
@@ -581,13 +616,23 @@ static int pool_run(const demo_setup *ds, demo_job *jobs, int n)
             demo_job *j = &jobs[i];
             if (j->state != JOB_WAIT)
                 continue;
-            if (j->dep >= 0 && jobs[j->dep].state == JOB_FAIL) {
+            int before[5], nb = 0, bad = -1;
+            bool ready = true;
+            if (j->dep >= 0)
+                before[nb++] = j->dep;
+            for (int k = 0; k < j->n_waits; k++)
+                before[nb++] = j->waits[k];
+            for (int k = 0; k < nb; k++) {
+                bad = jobs[before[k]].state == JOB_FAIL ? before[k] : bad;
+                ready = ready && jobs[before[k]].state == JOB_OK;
+            }
+            if (bad >= 0) {
                 j->state = JOB_FAIL;
                 done++, failed++;
-                fprintf(stderr, "demo: %s (seed %d) skipped: %s failed\n", j->name, j->seed, jobs[j->dep].name);
+                fprintf(stderr, "demo: %s (seed %d) skipped: %s failed\n", j->name, j->seed, jobs[bad].name);
                 continue;
             }
-            if (j->dep >= 0 && jobs[j->dep].state != JOB_OK)
+            if (!ready)
                 continue;
             if (job_start(ds, jobs, j)) {
                 fprintf(stderr, "demo: %s: %s\n", j->name, sd_errmsg());
@@ -824,6 +869,11 @@ int cli_demo(int argc, char **argv)
         nr = add_run(runs, nr, "minent", "advent", 1, "mode=minent");
         nr = add_run(runs, nr, "advent", "advent", 2, "mode=advent", "disc-width=32");
         nr = add_run(runs, nr, "fda", "fda", 1, "beta=0.05");
+        /* FDA's multi-band transfer + self-supervised round: pseudo-labels
+         * from the mean softmax of the three single-band models */
+        nr = add_run(runs, nr, "fda-b01", "fda", 1, "beta=0.01");
+        nr = add_run(runs, nr, "fda-b09", "fda", 1, "beta=0.09");
+        nr = add_run(runs, nr, "fda-ssl", "fda", 2, "beta=0.05", "pseudo-from=@fda-b01,@fda,@fda-b09");
         nr = add_run(runs, nr, "selftrain-cbst", "selftrain", 1, "mode=cbst");
         nr = add_run(runs, nr, "selftrain-stuff", "selftrain", 1, "mode=stuff");
         nr = add_run(runs, nr, "selftrain-mt", "selftrain", 1, "mode=mean-teacher");
@@ -885,6 +935,9 @@ int cli_demo(int argc, char **argv)
             snprintf(j->log, sizeof j->log, "%.500s/%.60s-s%d.log", runs_dir, j->name, s);
             snprintf(j->cfg, sizeof j->cfg, "%.500s/%.60s-s%d.cfg", runs_dir, j->name, s);
         }
+        for (int k = base; k < nj; k++)
+            if (resolve_rows(jobs, base, nj, &jobs[k]))
+                return cli_fail("demo");
     }
     demo_setup ds = {.self = self, .src = src, .tgt = tgt, .runs_dir = runs_dir, .threads = threads, .par = par,
                      .verbose = true};
