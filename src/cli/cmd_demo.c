@@ -805,28 +805,6 @@ int cli_demo(int argc, char **argv)
         return cli_fail("demo");
     snprintf(src, sizeof src, "gta5:%s/sim", bench);
     snprintf(tgt, sizeof tgt, "cityscapes:%s/real", bench);
-    snprintf(path, sizeof path, "%s/real/gtFine/val", bench);
-    double t_start = sd_time_now();
-    if (access(path, F_OK) != 0) {
-        sd_synth_opts so;
-        sd_synth_opts_init(&so);
-        fprintf(stderr, "demo: generating the benchmark in %s (%d sim, %d real train, %d real val, %dx%d)\n", bench,
-                so.n_sim, so.n_real, so.n_real_val, so.w, so.h);
-        if (sd_synth_write(bench, &so))
-            return cli_fail("demo");
-    }
-    snprintf(path, sizeof path, "%s/crops/val", bench);
-    if (pretrain_iters > 0 && access(path, F_OK) != 0) {
-        sd_synth_opts so;
-        sd_synth_opts_init(&so);
-        so.n_sim = so.n_real = so.n_real_val = 0;
-        so.crops = DEMO_CROPS;
-        fprintf(stderr, "demo: generating real-style object crops for pretraining in %s/crops (%d per class)\n", bench,
-                so.crops);
-        if (sd_synth_write(bench, &so))
-            return cli_fail("demo");
-    }
-
     /* The rows: name, method, knobs. Oracle and source-only are always there. */
     demo_run runs[32];
     int nr = 0;
@@ -879,6 +857,28 @@ int cli_demo(int argc, char **argv)
         nr = add_run(runs, nr, "selftrain-mt", "selftrain", 1, "mode=mean-teacher");
         nr = add_run(runs, nr, "finetune-75", "finetune", 1, "target-labels=75");
         nr = add_run(runs, nr, "finetune-200", "finetune", 1, "target-labels=200");
+    }
+
+    double t_start = sd_time_now();
+    snprintf(path, sizeof path, "%s/real/gtFine/val", bench);
+    if (access(path, F_OK) != 0) {
+        sd_synth_opts so;
+        sd_synth_opts_init(&so);
+        fprintf(stderr, "demo: generating the benchmark in %s (%d sim, %d real train, %d real val, %dx%d)\n", bench,
+                so.n_sim, so.n_real, so.n_real_val, so.w, so.h);
+        if (sd_synth_write(bench, &so))
+            return cli_fail("demo");
+    }
+    snprintf(path, sizeof path, "%s/crops/val", bench);
+    if (pretrain_iters > 0 && access(path, F_OK) != 0) {
+        sd_synth_opts so;
+        sd_synth_opts_init(&so);
+        so.n_sim = so.n_real = so.n_real_val = 0;
+        so.crops = DEMO_CROPS;
+        fprintf(stderr, "demo: generating real-style object crops for pretraining in %s/crops (%d per class)\n", bench,
+                so.crops);
+        if (sd_synth_write(bench, &so))
+            return cli_fail("demo");
     }
 
     /* The jobs: one classification pretraining on the crops (the ImageNet

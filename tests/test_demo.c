@@ -1,0 +1,141 @@
+/* segda demo end to end on a tiny benchmark (needs SEGDA_BIN): the pretrain
+ * stage, source-base, every --full row with its dependencies (FDA's
+ * self-supervised row on the checkpoints of the three single-band rows),
+ * results.json in the asked shape, report.md. A few iterations each: this
+ * checks the plumbing, not the numbers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+
+static char dir[256];
+static const char *bin;
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
+        free(s);
+        s = NULL;
+    }
+    if (s)
+        s[n] = 0;
+    fclose(f);
+    return s;
+}
+
+/* The results.json entry of a method (seed 1), or NULL. */
+static const char *entry(const char *json, const char *method)
+{
+    char key[96];
+    snprintf(key, sizeof key, "{\"method\": \"%s\", \"seed\": 1,", method);
+    return strstr(json, key);
+}
+
+static void TEST_full_tiny(void)
+{
+    char cmd[1024], path[512];
+    snprintf(cmd, sizeof cmd,
+             "%s synth --out %s/bench --n-sim 8 --n-real 200 --n-real-val 4 --size 64x32 --crops 4 --crop-size 32 "
+             "--threads 1 --quiet",
+             bin, dir);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd,
+             "%s demo --out %s --full --seeds 1 --pretrain-iters 3 --iters 2 --adapt-iters 2 --jobs 2 --threads 1 "
+             "--no-gap > %s/demo.out 2> %s/demo.err",
+             bin, dir, dir, dir);
+    int rc = system(cmd);
+    CHECK_MSG(rc == 0, "segda demo failed (%d), see %s/demo.err", rc, dir);
+
+    snprintf(path, sizeof path, "%s/results.json", dir);
+    char *json = slurp(path);
+    CHECK(json != NULL);
+    if (!json)
+        return;
+    static const char *rows[] = {"oracle",         "source-only",    "adabn",        "feature-adv",   "adaptseg",
+                                 "adaptseg-multi", "adaptseg-ls",    "road",         "road-distill",  "road-spatial",
+                                 "minent",         "advent",         "fda",          "fda-b01",       "fda-b09",
+                                 "fda-ssl",        "selftrain-cbst", "selftrain-stuff", "selftrain-mt", "finetune-75",
+                                 "finetune-200"};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const char *e = entry(json, rows[i]);
+        CHECK_MSG(e != NULL, "results.json has no seed-1 entry for %s", rows[i]);
+        if (!e)
+            continue;
+        const char *m = strstr(e, "\"miou_19\": ");
+        double v = m ? atof(m + 11) : -1;
+        CHECK_MSG(v >= 0 && v <= 1, "%s: miou_19 %g not a fraction", rows[i], v);
+        CHECK(strstr(e, "\"class_iou\": {\"road\": ") != NULL);
+    }
+    /* the oracle starts from the pretrained backbone, the rows from source-base */
+    const char *o = entry(json, "oracle");
+    CHECK(o && strstr(o, "\"init\": \"pretrain\"") == strstr(o, "\"init\""));
+    const char *f = entry(json, "fda");
+    CHECK(f && strstr(f, "\"init\": \"source-base\"") == strstr(f, "\"init\""));
+    free(json);
+
+    /* fda-ssl's configuration names the three single-band checkpoints of its seed */
+    snprintf(path, sizeof path, "%s/runs/fda-ssl-s1.cfg", dir);
+    char *cfg = slurp(path);
+    CHECK(cfg != NULL);
+    if (cfg) {
+        char want[1024];
+        snprintf(want, sizeof want,
+                 "pseudo-from = %s/runs/fda-b01-s1/last.safetensors,%s/runs/fda-s1/last.safetensors,"
+                 "%s/runs/fda-b09-s1/last.safetensors",
+                 dir, dir, dir);
+        CHECK_MSG(strstr(cfg, want) != NULL, "fda-ssl config lacks '%s'", want);
+        CHECK(strstr(cfg, "init = ") != NULL);
+        free(cfg);
+    }
+    snprintf(path, sizeof path, "%s/runs/fda-ssl-s1/pseudo-fda.bin", dir);
+    CHECK(access(path, F_OK) == 0);
+    snprintf(path, sizeof path, "%s/runs/pretrain.safetensors", dir);
+    CHECK(access(path, F_OK) == 0);
+    snprintf(path, sizeof path, "%s/runs/source-base-s1.cfg", dir);
+    cfg = slurp(path);
+    CHECK(cfg && strstr(cfg, "warmup = 100") && strstr(cfg, "pretrain.safetensors"));
+    free(cfg);
+    snprintf(path, sizeof path, "%s/report.md", dir);
+    char *rep = slurp(path);
+    CHECK(rep && strstr(rep, "| fda-ssl |") && strstr(rep, "pretrained"));
+    free(rep);
+}
+
+static void TEST_bad_usage(void)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "%s demo --out %s/x --pretrain-iters -1 2>/dev/null", bin, dir);
+    CHECK(WEXITSTATUS(system(cmd)) == 2);
+    snprintf(cmd, sizeof cmd, "%s demo --out %s/x --methods no-such-method 2>/dev/null", bin, dir);
+    CHECK(WEXITSTATUS(system(cmd)) == 2);
+}
+
+int main(void)
+{
+    bin = getenv("SEGDA_BIN");
+    if (!bin) {
+        printf("SKIP TEST_full_tiny (no SEGDA_BIN)\nSKIP TEST_bad_usage (no SEGDA_BIN)\n");
+        return 0;
+    }
+    snprintf(dir, sizeof dir, "/tmp/segda-demo-XXXXXX");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    RUN(TEST_full_tiny);
+    RUN(TEST_bad_usage);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (!check_total_failed_ && system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    return check_total_failed_ ? 1 : 0;
+}
