@@ -9,28 +9,11 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "util.h"
 
 static char dir[256];
 static const char *bin;
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    if (s)
-        s[n] = 0;
-    fclose(f);
-    return s;
-}
 
 /* The results.json entry of a method (seed 1), or NULL. */
 static const char *entry(const char *json, const char *method)
@@ -56,7 +39,7 @@ static void TEST_full_tiny(void)
     CHECK_MSG(rc == 0, "segda demo failed (%d), see %s/demo.err", rc, dir);
 
     snprintf(path, sizeof path, "%s/results.json", dir);
-    char *json = slurp(path);
+    char *json = test_slurp(path, NULL);
     CHECK(json != NULL);
     if (!json)
         return;
@@ -84,7 +67,7 @@ static void TEST_full_tiny(void)
 
     /* fda-ssl's configuration names the three single-band checkpoints of its seed */
     snprintf(path, sizeof path, "%s/runs/fda-ssl-s1.cfg", dir);
-    char *cfg = slurp(path);
+    char *cfg = test_slurp(path, NULL);
     CHECK(cfg != NULL);
     if (cfg) {
         char want[1024];
@@ -101,11 +84,11 @@ static void TEST_full_tiny(void)
     snprintf(path, sizeof path, "%s/runs/pretrain.safetensors", dir);
     CHECK(access(path, F_OK) == 0);
     snprintf(path, sizeof path, "%s/runs/source-base-s1.cfg", dir);
-    cfg = slurp(path);
+    cfg = test_slurp(path, NULL);
     CHECK(cfg && strstr(cfg, "warmup = 100") && strstr(cfg, "pretrain.safetensors"));
     free(cfg);
     snprintf(path, sizeof path, "%s/report.md", dir);
-    char *rep = slurp(path);
+    char *rep = test_slurp(path, NULL);
     CHECK(rep && strstr(rep, "| fda-ssl |") && strstr(rep, "pretrained"));
     free(rep);
 }

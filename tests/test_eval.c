@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "util.h"
 #include "segda/data.h"
 #include "segda/eval.h"
 #include "segda/image.h"
@@ -263,21 +264,6 @@ static void test_logits_same_size(void)
     free(lg);
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n)
-        n = 0;
-    s[n] = 0;
-    fclose(f);
-    return s;
-}
 
 static char tmpdir[256];
 
@@ -297,7 +283,7 @@ static void test_writers(void)
     char path[512];
     snprintf(path, sizeof path, "%s/r.json", tmpdir);
     CHECK_OK(sd_eval_json_write(path, &s, rows, 2));
-    char *j = slurp(path);
+    char *j = test_slurp(path, NULL);
     CHECK(j != NULL);
     if (j) {
         CHECK(strstr(j, "\"images\": 1,") != NULL);
@@ -313,7 +299,7 @@ static void test_writers(void)
     }
     snprintf(path, sizeof path, "%s/r.csv", tmpdir);
     CHECK_OK(sd_eval_csv_write(path, rows, 2));
-    char *c = slurp(path);
+    char *c = test_slurp(path, NULL);
     CHECK(c && !strncmp(c, "name,road,sidewalk,building,", 28));
     CHECK(c && strstr(c, "\n\"B,2\",1,0.6666666667,0.5,,") != NULL);
     free(c);
@@ -323,7 +309,7 @@ static void test_writers(void)
     sd_eval_setup_write(f, &s);
     sd_eval_table_write(f, SD_PROTOCOL_16, rows, 2);
     fclose(f);
-    char *t = slurp(path);
+    char *t = test_slurp(path, NULL);
     CHECK(t && strstr(t, "mIoU-19 (19 classes") != NULL);
     CHECK(t && strstr(t, "images:     1") != NULL);
     CHECK(t && strstr(t, " mbike  bike mIoU-16 mIoU-13\n") != NULL);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "util.h"
 #include "da/pseudo.h"
 #include "da/train_internal.h"
 #include "segda/checkpoint.h"
@@ -24,22 +25,7 @@ static char bench[256], src_spec[300], tgt_spec[300];
 
 static void make_bench(void)
 {
-    snprintf(bench, sizeof bench, "/tmp/segda-test-fda-%d", (int)getpid());
-    sd_synth_opts o;
-    sd_synth_opts_init(&o);
-    o.n_sim = 8;
-    o.n_real = 6;
-    o.n_real_val = 2;
-    o.w = 64;
-    o.h = 32;
-    o.quiet = true;
-    o.threads = 1;
-    if (sd_synth_write(bench, &o)) {
-        fprintf(stderr, "synth: %s\n", sd_errmsg());
-        exit(1);
-    }
-    snprintf(src_spec, sizeof src_spec, "gta5:%s/sim", bench);
-    snprintf(tgt_spec, sizeof tgt_spec, "cityscapes:%s/real", bench);
+    test_tiny_bench("fda", 6, 2, bench, src_spec, tgt_spec);
 }
 
 /* Trains method fda into bench/run-NAME with extra "key=value" settings. */

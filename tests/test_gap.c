@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "util.h"
 #include "segda/gap.h"
 
 enum { N_PER = 100, D = 16 };
@@ -36,17 +37,6 @@ static const char *tmp_path(const char *name)
     return buf[k];
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    static char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = 0;
-    fclose(f);
-    return buf;
-}
 
 static void test_svm_identical(void)
 {
@@ -470,7 +460,7 @@ static void test_measure_and_outputs(void)
     res.has_class_kl = true;
     const char *jp = tmp_path("gap.json");
     CHECK_OK(sd_gap_result_write_json(jp, &res));
-    char *js = slurp(jp);
+    char *js = test_slurp(jp, NULL);
     CHECK(js && strstr(js, "\"svm_linear_accuracy\": 1.000000"));
     CHECK(js && strstr(js, "\"mmd_p\": 0.009901"));
     CHECK(js && strstr(js, "\"class_kl\": {\"road\": 0.000000, \"sidewalk\": 0.500000"));
@@ -481,7 +471,7 @@ static void test_measure_and_outputs(void)
     for (int i = 0; i < 160; i++)
         pdom[i] = i >= 80;
     CHECK_OK(sd_gap_scatter_svg(sp, res.pca, pdom, 160, "sim <A>", "real", "PCA & more"));
-    js = slurp(sp);
+    js = test_slurp(sp, NULL);
     CHECK(js && strstr(js, "<svg") && strstr(js, "sim &lt;A&gt;") && strstr(js, "PCA &amp; more"));
     int circles = 0;
     for (char *q = js; q && (q = strstr(q, "<circle")); q++)
@@ -492,7 +482,7 @@ static void test_measure_and_outputs(void)
     sd_gap_result lab = {0};
     lab.has_class_kl = true;
     CHECK_OK(sd_gap_result_write_json(jp, &lab));
-    js = slurp(jp);
+    js = test_slurp(jp, NULL);
     CHECK(js && !strstr(js, "mmd") && strstr(js, "{\"class_kl\": {\"road\": 0.000000"));
     sd_gap_result_free(&res);
     CHECK(sd_gap_result_write_json(tmp_path("no/such/dir.json"), &lab) == SD_ERR_IO);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "util.h"
 #include "segda/image.h"
 
 static char dir[256];
@@ -31,22 +32,6 @@ static void write_bytes(const char *path, const uint8_t *b, size_t n)
     fclose(f);
 }
 
-static uint8_t *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(*n);
-    if (fread(b, 1, *n, f) != *n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    return b;
-}
 
 /* ---- a minimal PNG encoder: stored (uncompressed) deflate blocks ---- */
 
@@ -255,7 +240,7 @@ static void test_jpeg_roundtrip(void)
     sd_image_free(&img);
     /* truncated JPEG must fail rather than come back half grey */
     size_t n;
-    uint8_t *b = slurp(p, &n);
+    uint8_t *b = test_slurp(p, &n);
     CHECK(b != NULL);
     if (b) {
         /* in the headers and in the entropy-coded scan */
@@ -292,7 +277,7 @@ static void test_errors(void)
     CHECK_OK(sd_png_write(tpath("ok.png"), &a));
     sd_image_free(&a);
     size_t n;
-    uint8_t *b = slurp(tpath("ok.png"), &n);
+    uint8_t *b = test_slurp(tpath("ok.png"), &n);
     CHECK(b != NULL && n > 100);
     if (!b)
         return;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "util.h"
 #include "segda/checkpoint.h"
 #include "segda/labels.h"
 #include "segda/model.h"
@@ -32,28 +33,10 @@ static int sh(const char *fmt, ...)
     return r == -1 ? -1 : WEXITSTATUS(r);
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    if (s)
-        s[n] = 0;
-    fclose(f);
-    return s;
-}
 
 static bool file_has(const char *path, const char *needle)
 {
-    char *s = slurp(path);
+    char *s = test_slurp(path, NULL);
     bool r = s && strstr(s, needle);
     free(s);
     return r;
@@ -153,7 +136,7 @@ void TEST_eval_model_equals_pred(void)
     CHECK(sh("cmp -s '%s/m.csv' '%s/p.csv' && cmp -s '%s/m.csv' '%s/l.csv'", t, t, t, t) == 0);
     char path[512];
     snprintf(path, sizeof path, "%s/m.csv", t);
-    char *csv = slurp(path);
+    char *csv = test_slurp(path, NULL);
     double a[SD_NUM_CLASSES], b[SD_NUM_CLASSES];
     int na = csv ? csv_nonzero(csv, 1, a) : -1, nb = csv ? csv_nonzero(csv, 2, b) : -1;
     /* not a degenerate comparison: several classes scored, models differ */
@@ -216,7 +199,7 @@ void TEST_gap_model(void)
              "--b 'cityscapes:%s/bench/real:val' --folds 2 --perm 20 --threads 1 --json '%s/g.json' --out '%s/gout' "
              "> '%s/g.txt' 2>&1", bin, t, t, t, t, t, t) == 0);
     snprintf(path, sizeof path, "%s/g.json", t);
-    char *js = slurp(path);
+    char *js = test_slurp(path, NULL);
     CHECK(js != NULL);
     double lin = json_num(js, "svm_linear_accuracy"), poly = json_num(js, "svm_poly_accuracy");
     double mmd = json_num(js, "mmd"), p = json_num(js, "mmd_p"), ret = json_num(js, "retrieval_other_domain");

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "util.h"
 #include "segda/data.h"
 #include "segda/image.h"
 #include "segda/labels.h"
@@ -36,23 +37,6 @@ static char *tmpdir(void)
     return d;
 }
 
-static uint8_t *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
 
 /* Compares file `rel` under two roots byte for byte. */
 static int same_file(const char *a, const char *b, const char *rel)
@@ -60,8 +44,8 @@ static int same_file(const char *a, const char *b, const char *rel)
     char pa[1024], pb[1024];
     snprintf(pa, sizeof pa, "%s/%s", a, rel);
     snprintf(pb, sizeof pb, "%s/%s", b, rel);
-    size_t la, lb;
-    uint8_t *x = slurp(pa, &la), *y = slurp(pb, &lb);
+    size_t la = 0, lb = 0;
+    uint8_t *x = test_slurp(pa, &la), *y = test_slurp(pb, &lb);
     int ok = x && y && la == lb && memcmp(x, y, la) == 0;
     if (!ok)
         fprintf(stderr, "  files differ or are missing: %s vs %s\n", pa, pb);
@@ -133,9 +117,9 @@ static void test_determinism(void)
     char p[1024];
     snprintf(p, sizeof p, "%s/sim/images/00002.png", a);
     size_t l1, l2;
-    uint8_t *x = slurp(p, &l1);
+    uint8_t *x = test_slurp(p, &l1);
     snprintf(p, sizeof p, "%s/sim/images/00001.png", a);
-    uint8_t *y = slurp(p, &l2);
+    uint8_t *y = test_slurp(p, &l2);
     CHECK(x && y && (l1 != l2 || memcmp(x, y, l1) != 0));
     free(x), free(y);
     size_t n = 64 * 32;

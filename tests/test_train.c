@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "util.h"
 #include "da/train_internal.h"
 #include "segda/checkpoint.h"
 #include "segda/image.h"
@@ -28,22 +29,7 @@ static char bench[256], src_spec[300], tgt_spec[300];
 
 static void make_bench(void)
 {
-    snprintf(bench, sizeof bench, "/tmp/segda-test-train-%d", (int)getpid());
-    sd_synth_opts o;
-    sd_synth_opts_init(&o);
-    o.n_sim = 8;
-    o.n_real = 8;
-    o.n_real_val = 4;
-    o.w = 64;
-    o.h = 32;
-    o.quiet = true;
-    o.threads = 1;
-    if (sd_synth_write(bench, &o)) {
-        fprintf(stderr, "synth: %s\n", sd_errmsg());
-        exit(1);
-    }
-    snprintf(src_spec, sizeof src_spec, "gta5:%s/sim", bench);
-    snprintf(tgt_spec, sizeof tgt_spec, "cityscapes:%s/real", bench);
+    test_tiny_bench("train", 8, 4, bench, src_spec, tgt_spec);
 }
 
 /* A config for method m writing to bench/run-NAME, plus extra "key=value" pairs. */

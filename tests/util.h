@@ -1,0 +1,58 @@
+/* Helpers shared by the C test programs (header-only, like check.h). */
+#ifndef SEGDA_TEST_UTIL_H
+#define SEGDA_TEST_UTIL_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "segda/synth.h"
+
+/* A whole file in a malloc'd buffer with a NUL after its last byte (so text
+ * files are strings); *len (if given) gets its size. NULL if unreadable. */
+static inline void *test_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *b = NULL;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (b = malloc((size_t)n + 1))) {
+        if (fread(b, 1, (size_t)n, f) == (size_t)n) {
+            b[n] = 0;
+            if (len)
+                *len = (size_t)n;
+        } else {
+            free(b);
+            b = NULL;
+        }
+    }
+    fclose(f);
+    return b;
+}
+
+/* A tiny benchmark (8 sim, n_real + n_val real images of 64x32) in
+ * /tmp/segda-test-TAG-PID, and the gta5:/cityscapes: specs of it; exits on
+ * failure, since no test can run without it. */
+static inline void test_tiny_bench(const char *tag, int n_real, int n_val, char bench[256], char src[300],
+                                   char tgt[300])
+{
+    snprintf(bench, 256, "/tmp/segda-test-%s-%d", tag, (int)getpid());
+    sd_synth_opts o;
+    sd_synth_opts_init(&o);
+    o.n_sim = 8;
+    o.n_real = n_real;
+    o.n_real_val = n_val;
+    o.w = 64;
+    o.h = 32;
+    o.quiet = true;
+    o.threads = 1;
+    if (sd_synth_write(bench, &o)) {
+        fprintf(stderr, "synth: %s\n", sd_errmsg());
+        exit(1);
+    }
+    snprintf(src, 300, "gta5:%s/sim", bench);
+    snprintf(tgt, 300, "cityscapes:%s/real", bench);
+}
+
+#endif
