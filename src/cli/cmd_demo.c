@@ -55,7 +55,7 @@ static void usage(FILE *f)
             "loss curves, example predictions). Runs go side by side as child processes.\n"
             "\n"
             "  --out DIR          where everything goes (default demo-out)\n"
-            "  --full             every method, the fine-tuning budgets, 3 seeds each (hours)\n"
+            "  --full             every method, the fine-tuning budgets, 3 seeds (~2 h 15 min, 2 cores)\n"
             "  --pretrain-iters N classification pretraining iterations (default %d; 0: start\n"
             "                     from random weights)\n"
             "  --iters N          source-base iterations (default %d; --full %d)\n"
