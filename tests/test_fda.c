@@ -59,20 +59,9 @@ static sd_status run(const char *name, int n_extra, const char *const *extra)
 /* Values of term `key` on the iteration lines of a run's log.jsonl. */
 static int read_term(const char *name, const char *key, double *vals, int cap)
 {
-    char path[512], pat[80], line[4096];
+    char path[512];
     snprintf(path, sizeof path, "%s/run-%s/log.jsonl", bench, name);
-    snprintf(pat, sizeof pat, "\"%s\": ", key);
-    FILE *f = fopen(path, "r");
-    int n = 0;
-    if (!f)
-        return 0;
-    while (fgets(line, sizeof line, f) && n < cap) {
-        char *p = strstr(line, pat);
-        if (p && strstr(line, "\"terms\""))
-            vals[n++] = strtod(p + strlen(pat), NULL);
-    }
-    fclose(f);
-    return n;
+    return test_log_terms(path, key, vals, cap);
 }
 
 static void test_robust_entropy_real_eta(void)

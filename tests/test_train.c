@@ -95,20 +95,9 @@ static void path_of(char *buf, size_t cap, const char *name, const char *file)
 /* The terms of every iteration line of a run's log.jsonl, as value of `key`. */
 static int read_term(const char *name, const char *key, double *vals, int cap)
 {
-    char path[512], pat[80], line[4096];
+    char path[512];
     path_of(path, sizeof path, name, "log.jsonl");
-    snprintf(pat, sizeof pat, "\"%s\": ", key);
-    FILE *f = fopen(path, "r");
-    int n = 0;
-    if (!f)
-        return 0;
-    while (fgets(line, sizeof line, f) && n < cap) {
-        char *p = strstr(line, pat);
-        if (p && strstr(line, "\"terms\""))
-            vals[n++] = strtod(p + strlen(pat), NULL);
-    }
-    fclose(f);
-    return n;
+    return test_log_terms(path, key, vals, cap);
 }
 
 static void test_config_errors(void)

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "segda/synth.h"
@@ -29,6 +30,25 @@ static inline void *test_slurp(const char *path, size_t *len)
     }
     fclose(f);
     return b;
+}
+
+/* The values of loss term `key` on the per-iteration lines of a run's
+ * log.jsonl, in order (at most cap); the count read (0 if unreadable). */
+static inline int test_log_terms(const char *log_path, const char *key, double *vals, int cap)
+{
+    char pat[80], line[4096];
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    FILE *f = fopen(log_path, "r");
+    int n = 0;
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof line, f) && n < cap) {
+        char *p = strstr(line, pat);
+        if (p && strstr(line, "\"terms\""))
+            vals[n++] = strtod(p + strlen(pat), NULL);
+    }
+    fclose(f);
+    return n;
 }
 
 /* A tiny benchmark (8 sim, n_real + n_val real images of 64x32) in
