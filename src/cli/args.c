@@ -21,6 +21,17 @@ bool cli_parse_long(const char *s, long lo, long hi, long *out)
     return true;
 }
 
+bool cli_parse_seed(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-')
+        return false;
+    *out = (uint64_t)v;
+    return true;
+}
+
 bool cli_parse_int(const char *s, int lo, int hi, int *out)
 {
     long v;

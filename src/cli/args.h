@@ -5,11 +5,14 @@
 #define SEGDA_CLI_ARGS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* Decimal integer in lo..hi, the whole string (no sign games: "-0" is 0). */
 bool cli_parse_long(const char *s, long lo, long hi, long *out);
 bool cli_parse_int(const char *s, int lo, int hi, int *out);
+/* A seed: a non-negative decimal integer of up to 64 bits, the whole string. */
+bool cli_parse_seed(const char *s, uint64_t *out);
 /* A number in lo..hi, the whole string. */
 bool cli_parse_float(const char *s, float lo, float hi, float *out);
 /* "0.75,1,1.25": up to max numbers in 0.1..4, comma-separated. */

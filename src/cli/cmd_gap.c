@@ -434,15 +434,10 @@ int cli_gap(int argc, char **argv)
         case OPT_PERM: if (!cli_parse_int(optarg, 0, 1000000, &o.n_perm)) what = "--perm: expected 0..1000000"; break;
         case OPT_BINS: if (!cli_parse_int(optarg, 1, SD_GAP_MAX_BINS, &bins)) what = "--bins: expected 1..100"; break;
         case OPT_THREADS: if (!cli_parse_int(optarg, 1, 1024, &threads)) what = "--threads: expected 1..1024"; break;
-        case OPT_SEED: {
-            char *end;
-            errno = 0;
-            unsigned long long v = strtoull(optarg, &end, 10);
-            if (errno || end == optarg || *end || optarg[0] == '-')
+        case OPT_SEED:
+            if (!cli_parse_seed(optarg, &o.seed))
                 what = "--seed: expected a non-negative integer";
-            o.seed = v;
             break;
-        }
         case OPT_METRIC:
             if (!strcmp(optarg, "l2") || !strcmp(optarg, "L2"))
                 o.metric = SD_GAP_METRIC_L2;

@@ -104,16 +104,10 @@ int cli_pretrain(int argc, char **argv)
             bad = cli_parse_float(optarg, 0.01f, 1, &o.scale_min) ? NULL : "--scale-min";
             want = "a number in 0.01..1";
             break;
-        case O_SEED: {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(optarg, &end, 10);
-            if (errno || end == optarg || *end || optarg[0] == '-')
-                bad = "--seed", want = "a non-negative integer";
-            else
-                o.seed = (uint64_t)s;
+        case O_SEED:
+            bad = cli_parse_seed(optarg, &o.seed) ? NULL : "--seed";
+            want = "a non-negative integer";
             break;
-        }
         case O_THREADS:
             bad = cli_parse_int(optarg, 0, 4096, &threads) ? NULL : "--threads";
             want = "0..4096 (0 = all cores)";

@@ -72,16 +72,7 @@ int cli_synth(int argc, char **argv)
             bad = cli_parse_size(optarg, &o.w, &o.h) ? NULL : "--size";
             want = "WxH, each 8..16384";
             break;
-        case O_SEED: {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(optarg, &end, 10);
-            if (errno || end == optarg || *end || optarg[0] == '-')
-                bad = "--seed";
-            else
-                o.seed = (uint64_t)s;
-            break;
-        }
+        case O_SEED: bad = cli_parse_seed(optarg, &o.seed) ? NULL : "--seed"; break;
         case O_SYNTHIA: o.synthia = true; break;
         case O_QUIET: o.quiet = true; break;
         case O_HELP: usage(stdout); return 0;
