@@ -1,6 +1,7 @@
 /* segda demo end to end on a tiny benchmark (needs SEGDA_BIN): the pretrain
  * stage, source-base, every --full row with its dependencies (FDA's
- * self-supervised row on the checkpoints of the three single-band rows),
+ * self-supervised row on the checkpoints of the three single-band rows, the
+ * adabn rows on the checkpoints of their methods),
  * results.json in the asked shape, report.md. A few iterations each: this
  * checks the plumbing, not the numbers. */
 #include <stdio.h>
@@ -43,11 +44,11 @@ static void TEST_full_tiny(void)
     CHECK(json != NULL);
     if (!json)
         return;
-    static const char *rows[] = {"oracle",         "source-only",    "adabn",        "feature-adv",   "adaptseg",
-                                 "adaptseg-multi", "adaptseg-ls",    "road",         "road-distill",  "road-spatial",
-                                 "minent",         "advent",         "fda",          "fda-b01",       "fda-b09",
-                                 "fda-ssl",        "selftrain-cbst", "selftrain-stuff", "selftrain-mt", "finetune-75",
-                                 "finetune-200"};
+    static const char *rows[] = {"oracle",         "source-only",    "bn-control",   "adabn",         "feature-adv",
+                                 "adaptseg",       "adaptseg-multi", "adaptseg-ls",  "road",          "road-distill",
+                                 "road-spatial",   "minent",         "advent",       "fda",           "fda-b01",
+                                 "fda-b09",        "fda-ssl",        "fda+adabn",    "minent+adabn",  "adaptseg+adabn",
+                                 "selftrain-cbst", "selftrain-stuff", "selftrain-mt", "finetune-75",  "finetune-200"};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         const char *e = entry(json, rows[i]);
         CHECK_MSG(e != NULL, "results.json has no seed-1 entry for %s", rows[i]);
@@ -77,6 +78,17 @@ static void TEST_full_tiny(void)
                  dir, dir, dir);
         CHECK_MSG(strstr(cfg, want) != NULL, "fda-ssl config lacks '%s'", want);
         CHECK(strstr(cfg, "init = ") != NULL);
+        free(cfg);
+    }
+    /* an "X+adabn" row re-estimates BN on X's checkpoint of its seed */
+    snprintf(path, sizeof path, "%s/runs/fda+adabn-s1.cfg", dir);
+    cfg = test_slurp(path, NULL);
+    CHECK(cfg != NULL);
+    if (cfg) {
+        char want[600];
+        snprintf(want, sizeof want, "init = %s/runs/fda-s1/last.safetensors", dir);
+        CHECK_MSG(strstr(cfg, want) != NULL, "fda+adabn config lacks '%s'", want);
+        CHECK(strstr(cfg, "method = adabn") != NULL);
         free(cfg);
     }
     snprintf(path, sizeof path, "%s/runs/fda-ssl-s1/pseudo-fda.bin", dir);

@@ -5,7 +5,8 @@
  * when the generator is frozen; MinEnt lowers target entropy; gradient
  * reversal flips the sign; FDA's amplitude swap moves the image mean;
  * training streams its data (peak memory does not grow with the dataset),
- * the loader's worker count does not change the weights, and crop boxes map
+ * the loader's worker count does not change the weights, adabn changes
+ * nothing but BN statistics, and crop boxes map
  * crop pixels onto the resized whole image exactly (ROAD, pseudo-labels). */
 #include <math.h>
 #include <signal.h>
@@ -313,6 +314,58 @@ static void test_every_method_runs(void)
     CHECK_ERR_HAS("give --init");
 }
 
+/* adabn: the weights of --init unchanged, the BN statistics replaced, one
+ * "images" value per iteration; N + N with --resume equals 2N; no --init
+ * is an error. */
+static void test_adabn_keeps_weights(void)
+{
+    const char *b[] = {"iters=2"};
+    CHECK_OK(run("source-only", "ab-base", 1, b));
+    char init[600], base[512], out[512];
+    path_of(base, sizeof base, "ab-base", "last.safetensors");
+    snprintf(init, sizeof init, "init=%s", base);
+    const char *a[] = {"iters=4", "batch=1,2", "flip=true", init};
+    CHECK_OK(run("adabn", "ab", 4, a));
+    double v[8];
+    CHECK(read_term("ab", "images", v, 8) == 4 && v[3] == 8);
+    path_of(out, sizeof out, "ab", "last.safetensors");
+    sd_ckpt x, y;
+    CHECK_OK(sd_ckpt_open(base, &x));
+    CHECK_OK(sd_ckpt_open(out, &y));
+    int same = 0, stats_changed = 0, weights_changed = 0;
+    for (int i = 0; i < x.st.n; i++) {
+        const sd_st_tensor *tx = &x.st.tensors[i];
+        int j = sd_st_find(&y.st, tx->name);
+        if (strchr(tx->name, ':') || j < 0)
+            continue;
+        const sd_st_tensor *ty = &y.st.tensors[j];
+        bool eq = tx->end - tx->begin == ty->end - ty->begin &&
+                  !memcmp(x.st.buf + x.st.data_start + tx->begin, y.st.buf + y.st.data_start + ty->begin,
+                          tx->end - tx->begin);
+        bool stat = strstr(tx->name, "running_") != NULL;
+        same += eq;
+        stats_changed += stat && !eq;
+        weights_changed += !stat && !eq;
+        if (!stat && !eq)
+            fprintf(stderr, "  adabn changed weight %s\n", tx->name);
+    }
+    CHECK(same > 20 && weights_changed == 0 && stats_changed > 10);
+    sd_ckpt_close(&x);
+    sd_ckpt_close(&y);
+
+    const char *s[] = {"iters=4", "batch=1,2", "flip=true", init, "stop-after=2"};
+    CHECK_OK(run("adabn", "ab-res", 5, s));
+    const char *r[] = {"iters=4", "batch=1,2", "flip=true", init, "resume=true"};
+    CHECK_OK(run("adabn", "ab-res", 5, r));
+    char res[512];
+    path_of(res, sizeof res, "ab-res", "last.safetensors");
+    int n = 0;
+    CHECK(same_tensors(out, res, &n));
+    const char *ni[] = {"iters=2"};
+    CHECK(run("adabn", "ab-noinit", 1, ni) == SD_ERR_ARG);
+    CHECK_ERR_HAS("give --init");
+}
+
 /* A folder: dataset of n samples, all links to one 400x200 image/label
  * pair (so making it is cheap, while reading it is as for distinct files). */
 static void make_folder_set(const char *root, int n)
@@ -527,6 +580,7 @@ int main(void)
     RUN(test_minent_lowers_entropy);
     RUN(test_kill_during_save);
     RUN(test_every_method_runs);
+    RUN(test_adabn_keeps_weights);
     RUN(test_crop_box_maps_to_resized_image);
     RUN(test_workers_same_weights);
     RUN(test_memory_independent_of_dataset_size);

@@ -40,6 +40,12 @@ void sd_model_init_weights(sd_model *m, uint64_t seed);
 /* x: normalised images [N, 3, H, W]. training selects BN batch statistics
  * (unless freeze_bn) and dropout. */
 sd_status sd_model_forward(sd_model *m, sd_tape *t, sd_tensor *x, bool training, sd_model_out *out);
+/* AdaBN (Li et al., 2016): a pass over the batch x that only folds its
+ * statistics into every BN layer's running mean and variance, as batch k
+ * (from 0) of a cumulative average: k = 0 replaces them, batch k weighs
+ * 1/(k+1) (PyTorch's momentum=None). Frozen BN included, dropout off,
+ * weights untouched, nothing recorded for backward. */
+sd_status sd_model_reestimate_bn(sd_model *m, sd_tape *t, sd_tensor *x, int64_t k);
 /* A named intermediate feature map ("layer4", "layer3", "conv5", "logits",
  * "softmax") of the last forward, for `segda gap`; NULL if unknown. */
 sd_tensor *sd_model_feature(sd_model *m, const sd_model_out *out, const char *layer);

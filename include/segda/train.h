@@ -93,6 +93,7 @@ typedef struct sd_method {
     bool needs_target;     /* reads target images (every adaptation method) */
     bool target_labels;    /* reads target labels for training (oracle, finetune) */
     bool source_batches;   /* reads source batches (false: oracle, finetune) */
+    bool fixed_weights;    /* no optimiser steps: the weights stay those of --init (adabn) */
     /* Whether the model needs its auxiliary (layer3) classifier under this
      * configuration (multi-level methods); NULL = no. */
     bool (*wants_aux)(const sd_config *cfg);

@@ -24,11 +24,11 @@
 /* ---- the method registry ---- */
 
 extern const sd_method sd_method_source_only, sd_method_oracle, sd_method_finetune, sd_method_feature_adv,
-    sd_method_adaptseg, sd_method_road, sd_method_advent, sd_method_fda, sd_method_selftrain;
+    sd_method_adaptseg, sd_method_road, sd_method_advent, sd_method_fda, sd_method_selftrain, sd_method_adabn;
 
 static const sd_method *const methods[] = {
     &sd_method_source_only, &sd_method_oracle, &sd_method_finetune, &sd_method_feature_adv, &sd_method_adaptseg,
-    &sd_method_road, &sd_method_advent, &sd_method_fda, &sd_method_selftrain,
+    &sd_method_road, &sd_method_advent, &sd_method_fda, &sd_method_selftrain, &sd_method_adabn,
 };
 
 const sd_method *const *sd_method_list(int *n)
@@ -952,6 +952,8 @@ static sd_status iterate(sd_trainer *tr)
         return st;
     if ((st = sd_train_backward(tr)))
         return st;
+    if (tr->method->fixed_weights)
+        return SD_OK;
     float lr = sd_lr_at(&tr->sched, tr->it);
     if ((st = sd_optim_step(&tr->opt, lr)))
         return st;

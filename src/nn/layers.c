@@ -88,8 +88,8 @@ sd_tensor *nn_bn_fwd(nn_ctx *c, const nn_bn *l, sd_tensor *x, bool frozen)
         return x;
     /* One value per channel (image pooling at batch 1) has no batch
      * statistics; PyTorch refuses, we fall back to the running ones. */
-    bool batch = c->training && !frozen && x->numel / (size_t)x->shape[1] >= 2;
-    return sd_batch_norm(c->t, x, l->w, l->b, l->rm, l->rv, batch, 0.1f, 1e-5f);
+    bool batch = (c->bn_reestimate || (c->training && !frozen)) && x->numel / (size_t)x->shape[1] >= 2;
+    return sd_batch_norm(c->t, x, l->w, l->b, l->rm, l->rv, batch, c->bn_reestimate ? c->bn_momentum : 0.1f, 1e-5f);
 }
 
 sd_tensor *nn_relu(nn_ctx *c, sd_tensor *x)
@@ -161,7 +161,7 @@ sd_tensor *nn_concat(nn_ctx *c, int n, sd_tensor *const *xs)
 
 sd_tensor *nn_dropout(nn_ctx *c, sd_tensor *x, float p)
 {
-    if (!x || c->count || !c->training)
+    if (!x || c->count || !c->training || c->bn_reestimate)
         return x;
     return sd_dropout(c->t, x, p);
 }

@@ -511,6 +511,19 @@ sd_status sd_model_forward(sd_model *m, sd_tape *t, sd_tensor *x, bool training,
     return forward_ctx(m, &c, x, out);
 }
 
+sd_status sd_model_reestimate_bn(sd_model *m, sd_tape *t, sd_tensor *x, int64_t k)
+{
+    if (k < 0)
+        return sd_fail(SD_ERR_ARG, "%s: BN re-estimation batch index %lld, expected >= 0", m->name, (long long)k);
+    nn_ctx c = {.t = t, .training = true, .bn_reestimate = true, .bn_momentum = (float)(1.0 / (double)(k + 1))};
+    sd_model_out out;
+    m->last_tape = t;
+    sd_tape_no_grad_begin(t);
+    sd_status st = forward_ctx(m, &c, x, &out);
+    sd_tape_no_grad_end(t);
+    return st;
+}
+
 sd_tensor *sd_model_feature(sd_model *m, const sd_model_out *out, const char *layer)
 {
     if (!out || !layer)

@@ -14,6 +14,11 @@ typedef struct nn_ctx {
     sd_tape *t;          /* the step's tape (counting mode: holds shape-only tensors) */
     bool training;       /* batch statistics and dropout */
     bool count;          /* shapes and MACs only; tensors have no data */
+    /* AdaBN pass: every BN layer (frozen ones too) normalises with batch
+     * statistics and folds them into its running ones with bn_momentum;
+     * dropout stays off, as at inference. */
+    bool bn_reestimate;
+    float bn_momentum;
     double macs;
 } nn_ctx;
 
