@@ -64,6 +64,8 @@ static void TEST_full_tiny(void)
     CHECK(o && strstr(o, "\"init\": \"pretrain\"") == strstr(o, "\"init\""));
     const char *f = entry(json, "fda");
     CHECK(f && strstr(f, "\"init\": \"source-base\"") == strstr(f, "\"init\""));
+    const char *fa = entry(json, "fda+adabn");
+    CHECK(fa && strstr(fa, "\"iters\": 2, \"init\": \"fda\"") == strstr(fa, "\"iters\""));
     free(json);
 
     /* fda-ssl's configuration names the three single-band checkpoints of its seed */

@@ -56,7 +56,7 @@ static void usage(FILE *f)
             "loss curves, example predictions). Runs go side by side as child processes.\n"
             "\n"
             "  --out DIR          where everything goes (default demo-out)\n"
-            "  --full             every method, the fine-tuning budgets, 3 seeds (~2 h 15 min, 2 cores)\n"
+            "  --full             every method, the fine-tuning budgets, 3 seeds (~2 h 20 min, 2 cores)\n"
             "  --pretrain-iters N classification pretraining iterations (default %d; 0: start\n"
             "                     from random weights)\n"
             "  --iters N          source-base iterations (default %d; --full %d)\n"
@@ -81,7 +81,8 @@ typedef struct demo_run {
 
 typedef struct demo_result {
     char name[64];
-    int seed;
+    char init[80];        /* results.json "init": "pretrain", "source-base" or the row it started from */
+    int seed, iters;
     double miou;
     double class_iou[SD_NUM_CLASSES];
     double seconds;
@@ -397,6 +398,7 @@ typedef struct demo_job {
     const char *extra[8];   /* "key=value" */
     int n_extra;
     int seed, iters, dep;   /* dep: job whose checkpoint is --init (-1: none) */
+    char init_row[64];      /* "init=@row": the row it starts from instead (adabn rows) */
     int threads;            /* 0: demo_setup's */
     int waits[4], n_waits;  /* rows of the same seed named by "@row" in an extra value */
     char resolved[2][700];  /* extra values with "@row" replaced by that row's checkpoint */
@@ -505,6 +507,8 @@ static sd_status resolve_rows(demo_job *jobs, int first, int end, demo_job *j)
             return sd_fail(SD_ERR_ARG, "demo: row %s: at most two values may name rows", j->name);
         char *out = j->resolved[nres++], list[256];
         size_t len = (size_t)(eq + 1 - j->extra[e]);
+        if (!strncmp(j->extra[e], "init=@", 6))
+            snprintf(j->init_row, sizeof j->init_row, "%s", j->extra[e] + 6);
         snprintf(out, sizeof j->resolved[0], "%.*s", (int)len, j->extra[e]);
         snprintf(list, sizeof list, "%s", eq + 1);
         char *save = NULL;
@@ -988,6 +992,13 @@ int cli_demo(int argc, char **argv)
         demo_result *r = &res[n_res++];
         snprintf(r->name, sizeof r->name, "%s", jobs[i].name);
         r->seed = jobs[i].seed;
+        r->iters = jobs[i].iters;
+        if (jobs[i].init_row[0])
+            snprintf(r->init, sizeof r->init, "\"%s\"", jobs[i].init_row);
+        else if (!strcmp(jobs[i].name, "oracle"))
+            snprintf(r->init, sizeof r->init, "%s", pre >= 0 ? "\"pretrain\"" : "null");
+        else
+            snprintf(r->init, sizeof r->init, "\"source-base\"");
         r->miou = jobs[i].miou;
         memcpy(r->class_iou, jobs[i].class_iou, sizeof r->class_iou);
         r->seconds = jobs[i].seconds;
@@ -1084,10 +1095,8 @@ int cli_demo(int argc, char **argv)
     if (f) {
         fprintf(f, "[\n");
         for (int i = 0; i < n_res; i++) {
-            bool scratch = !strcmp(res[i].name, "oracle");
             fprintf(f, "  {\"method\": \"%s\", \"seed\": %d, \"iters\": %d, \"init\": %s, \"seconds\": %.1f, \"miou_19\": ",
-                    res[i].name, res[i].seed, scratch ? iters + adapt_iters : adapt_iters,
-                    scratch ? (pre >= 0 ? "\"pretrain\"" : "null") : "\"source-base\"", res[i].seconds);
+                    res[i].name, res[i].seed, res[i].iters, res[i].init, res[i].seconds);
             json_num(f, res[i].miou);
             fprintf(f, ", \"class_iou\": {");
             for (int c = 0; c < SD_NUM_CLASSES; c++) {
@@ -1124,7 +1133,12 @@ int cli_demo(int argc, char **argv)
                "- oracle: trained on real train labels, %d iterations %s, lr %s.\n"
                "- source-base: sim labels only, %d iterations %s, lr %s (not a row).\n"
                "- every other row, source-only included: %d more iterations from source-base at lr %s, so all rows but "
-               "the oracle have the same budget and the same start.\n\n"
+               "the oracle have the same budget and the same start; the exceptions:\n"
+               "- adabn rows (`adabn`, `X+adabn`): the final network of source-only (or of row X) with every BN "
+               "layer's statistics re-estimated on real train images (AdaBN), weights unchanged.\n"
+               "- bn-control: MinEnt at weight 0, i.e. source training with real batches passed through BN in "
+               "training mode, no adaptation loss: the share of a method's gain that BN's drifting statistics "
+               "explain.\n\n"
                "Training took %.0f s (%d runs, %d at a time, %d thread(s) each)%s.\n\n",
             bench, pre_desc, seeds, iters + adapt_iters, start, lr, iters, start, lr, adapt_iters, adapt_lr, t_train, nj,
             par, threads,

@@ -4,7 +4,10 @@
  * mean and variance are replaced by the target domain's. Each iteration
  * passes one target batch (no labels, no loss, no optimiser step) and folds
  * its statistics into a cumulative average (iteration i weighs 1/(i+1)), so
- * after N iterations the statistics are the mean over N target batches;
+ * after N iterations the statistics are the mean over N target batches (for
+ * the variance: the mean of the batches' unbiased variances, as PyTorch's
+ * momentum=None gives; the population variance would add the spread of the
+ * batch means, small at whole-image batches);
  * `--iters` chooses N (one pass over the target train set is
  * ceil(images / batch)). It is a method of its own and the last step of any
  * other: `--init` names the checkpoint, source-only or adapted. */
