@@ -107,6 +107,48 @@ static void TEST_full_tiny(void)
     free(rep);
 }
 
+static int count(const char *text, const char *what)
+{
+    int n = 0;
+    for (const char *p = text ? strstr(text, what) : NULL; p; p = strstr(p + 1, what))
+        n++;
+    return n;
+}
+
+/* --resume after TEST_full_tiny: every run is kept; a row whose run
+ * directory is gone runs again (to the same result: training is
+ * deterministic) while the others stay kept. */
+static void TEST_resume_keeps_finished_runs(void)
+{
+    char cmd[1024], path[512];
+    const char *args = "--full --seeds 1 --pretrain-iters 3 --iters 2 --adapt-iters 2 --jobs 2 --threads 1 --no-gap";
+    snprintf(path, sizeof path, "%s/results.json", dir);
+    char *before = test_slurp(path, NULL);
+    snprintf(cmd, sizeof cmd, "%s demo --out %s %s --resume > %s/demo2.out 2> %s/demo2.err", bin, dir, args, dir, dir);
+    CHECK(system(cmd) == 0);
+    snprintf(path, sizeof path, "%s/demo2.err", dir);
+    char *err = test_slurp(path, NULL);
+    CHECK_MSG(count(err, "kept from an earlier run") == 26, "%d runs kept, expected 26 (25 rows + source-base)",
+              count(err, "kept from an earlier run"));
+    free(err);
+    snprintf(cmd, sizeof cmd, "rm -rf %s/runs/fda-s1", dir);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "%s demo --out %s %s --resume > %s/demo3.out 2> %s/demo3.err", bin, dir, args, dir, dir);
+    CHECK(system(cmd) == 0);
+    snprintf(path, sizeof path, "%s/demo3.err", dir);
+    err = test_slurp(path, NULL);
+    CHECK(count(err, "kept from an earlier run") == 25);
+    CHECK(count(err, "started fda (seed 1") == 1);
+    free(err);
+    snprintf(path, sizeof path, "%s/results.json", dir);
+    char *after = test_slurp(path, NULL);
+    const char *a = before ? strstr(strstr(before, "\"method\": \"fda\""), "\"miou_19\"") : NULL;
+    const char *b = after ? strstr(strstr(after, "\"method\": \"fda\""), "\"miou_19\"") : NULL;
+    CHECK(a && b && atof(a + 11) == atof(b + 11));
+    free(before);
+    free(after);
+}
+
 static void TEST_bad_usage(void)
 {
     char cmd[600];
@@ -129,6 +171,7 @@ int main(void)
         return 1;
     }
     RUN(TEST_full_tiny);
+    RUN(TEST_resume_keeps_finished_runs);
     RUN(TEST_bad_usage);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

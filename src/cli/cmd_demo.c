@@ -68,6 +68,9 @@ static void usage(FILE *f)
             "  --jobs N           runs at once (default: cores, at most 4)\n"
             "  --threads N        threads per run (default: cores / jobs)\n"
             "  --no-gap           skip the domain-gap measures\n"
+            "  --resume           go on with an earlier demo in --out: runs it finished with the\n"
+            "                     same configuration are kept, unfinished ones continue from\n"
+            "                     their last checkpoint, the rest run (without it: all run anew)\n"
             "  -h, --help         this help\n",
             DEMO_PRETRAIN_ITERS, DEMO_ITERS, DEMO_FULL_ITERS, DEMO_ADAPT_ITERS, DEMO_FULL_ADAPT_ITERS);
 }
@@ -417,6 +420,7 @@ typedef struct demo_setup {
     const char *self, *src, *tgt, *runs_dir;
     int threads, par;
     bool verbose;
+    bool resume;            /* --resume: keep finished runs, continue unfinished ones */
 } demo_setup;
 
 static demo_job *job_add(demo_job *jobs, int *n, int kind, const char *name)
@@ -448,7 +452,7 @@ static double parse_num(const char *p)
 
 /* The last evaluation line of a run's log.jsonl: mIoU-19 and the class IoUs
  * in trainId order (the log writes them in that order). */
-static bool read_final_eval(const char *log, double *miou, double ciou[SD_NUM_CLASSES])
+static bool read_final_eval(const char *log, double *miou, double ciou[SD_NUM_CLASSES], long long *it)
 {
     FILE *f = fopen(log, "r");
     if (!f)
@@ -464,7 +468,7 @@ static bool read_final_eval(const char *log, double *miou, double ciou[SD_NUM_CL
     fclose(f);
     bool ok = false;
     const char *p = last ? strstr(last, "\"miou_19\"") : NULL, *q = last ? strstr(last, "\"class_iou\"") : NULL;
-    if (p && q) {
+    if (p && q && sscanf(last, "{\"it\": %lld", it) == 1) {
         *miou = parse_num(p + 9);
         q = strchr(q, '{');
         for (int c = 0; c < SD_NUM_CLASSES && q; c++) {
@@ -529,7 +533,7 @@ static sd_status resolve_rows(demo_job *jobs, int first, int end, demo_job *j)
     return SD_OK;
 }
 
-static sd_status job_write_config(const demo_setup *ds, demo_job *jobs, demo_job *j)
+static sd_status job_write_config(const demo_setup *ds, demo_job *jobs, demo_job *j, const char *path)
 {
     char iters_s[32], seed_s[32], init_s[700];
     snprintf(iters_s, sizeof iters_s, "%d", j->iters);
@@ -572,9 +576,46 @@ static sd_status job_write_config(const demo_setup *ds, demo_job *jobs, demo_job
         snprintf(key, sizeof key, "%.*s", (int)(eq - j->extra[k]), j->extra[k]);
         sd_config_set(&cfg, key, eq + 1, "demo", true);
     }
-    sd_status st = sd_config_write(&cfg, j->cfg);
+    sd_status st = sd_config_write(&cfg, path);
     sd_config_free(&cfg);
     return st;
+}
+
+static bool same_file(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    bool same = fa && fb;
+    for (int ca = 0, cb = 0; same && ca != EOF;) {
+        ca = getc(fa);
+        cb = getc(fb);
+        same = ca == cb;
+    }
+    if (fa)
+        fclose(fa);
+    if (fb)
+        fclose(fb);
+    return same;
+}
+
+/* --resume, a row's run: KEEP_DONE when an earlier demo finished it with the
+ * configuration this one would write (its result is read back), KEEP_RESUME
+ * when it stopped on the way with a checkpoint (segda train --resume goes
+ * on, bit-identically), KEEP_NONE otherwise (start over). */
+enum { KEEP_NONE, KEEP_DONE, KEEP_RESUME };
+static int kept_run(const demo_setup *ds, demo_job *jobs, demo_job *j)
+{
+    char fresh[640], path[700];
+    snprintf(fresh, sizeof fresh, "%.600s.new", j->cfg);
+    bool same = !job_write_config(ds, jobs, j, fresh) && same_file(fresh, j->cfg);
+    unlink(fresh);
+    if (!same)
+        return KEEP_NONE;
+    long long it = -1;
+    snprintf(path, sizeof path, "%.600s/log.jsonl", j->rundir);
+    if (read_final_eval(path, &j->miou, j->class_iou, &it) && it == j->iters)
+        return KEEP_DONE;
+    snprintf(path, sizeof path, "%.600s/last.safetensors", j->rundir);
+    return access(path, F_OK) == 0 ? KEEP_RESUME : KEEP_NONE;
 }
 
 static sd_status job_start(const demo_setup *ds, demo_job *jobs, demo_job *j)
@@ -582,23 +623,41 @@ static sd_status job_start(const demo_setup *ds, demo_job *jobs, demo_job *j)
     char *argv[DEMO_MAX_ARGS + 4];
     int a = 0;
     argv[a++] = "segda";
+    bool append = false;   /* the log goes on where an earlier demo left it */
     if (j->kind == JOB_TRAIN) {
-        char cmd[1200];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", j->rundir);
-        if (system(cmd) != 0)
-            return sd_fail(SD_ERR_IO, "%s: could not clear the run directory", j->rundir);
-        sd_status st = job_write_config(ds, jobs, j);
-        if (st)
-            return st;
+        int keep = ds->resume ? kept_run(ds, jobs, j) : KEEP_NONE;
+        if (keep == KEEP_DONE) {
+            j->state = JOB_OK;
+            j->seconds = 0;
+            return SD_OK;
+        }
+        if (keep == KEEP_NONE) {
+            char cmd[1200];
+            snprintf(cmd, sizeof cmd, "rm -rf '%s'", j->rundir);
+            if (system(cmd) != 0)
+                return sd_fail(SD_ERR_IO, "%s: could not clear the run directory", j->rundir);
+            sd_status st = job_write_config(ds, jobs, j, j->cfg);
+            if (st)
+                return st;
+        }
         argv[a++] = "train";
         argv[a++] = "--config";
         argv[a++] = j->cfg;
+        if (keep == KEEP_RESUME)
+            argv[a++] = "--resume";
+        append = keep == KEEP_RESUME;
     } else {
-        if (j->kind == JOB_PRETRAIN && unlink(j->rundir) && errno != ENOENT)
+        /* --resume: segda pretrain --resume finishes the run in the file (or
+         * says it is finished); its options must match the file's */
+        bool resume = j->kind == JOB_PRETRAIN && ds->resume && access(j->rundir, F_OK) == 0;
+        if (j->kind == JOB_PRETRAIN && !resume && unlink(j->rundir) && errno != ENOENT)
             return sd_fail(SD_ERR_IO, "%s: could not remove the old checkpoint: %s", j->rundir, strerror(errno));
         argv[a++] = j->kind == JOB_GAP ? "gap" : "pretrain";
         for (int k = 0; k < j->n_args; k++)
             argv[a++] = j->args[k];
+        if (resume)
+            argv[a++] = "--resume";
+        append = resume;
     }
     argv[a] = NULL;
     fflush(NULL);
@@ -606,7 +665,7 @@ static sd_status job_start(const demo_setup *ds, demo_job *jobs, demo_job *j)
     if (pid < 0)
         return sd_fail(SD_ERR_IO, "fork: %s", strerror(errno));
     if (pid == 0) {
-        FILE *lf = fopen(j->log, "w");
+        FILE *lf = fopen(j->log, append ? "a" : "w");
         if (lf) {
             dup2(fileno(lf), 1);
             dup2(fileno(lf), 2);
@@ -661,6 +720,13 @@ static int pool_run(const demo_setup *ds, demo_job *jobs, int n)
                 done++, failed++;
                 continue;
             }
+            if (j->state == JOB_OK) {   /* kept from an earlier demo (--resume) */
+                done++;
+                fprintf(stderr, "demo: %-16s seed %d  %5d it  mIoU-19 %5.1f  (kept from an earlier run)\n", j->name,
+                        j->seed, j->iters, 100 * j->miou);
+                i = -1;   /* rows waiting on it may start now */
+                continue;
+            }
             running++;
         }
         if (!running)
@@ -682,7 +748,8 @@ static int pool_run(const demo_setup *ds, demo_job *jobs, int n)
             if (ok && j->kind == JOB_TRAIN) {
                 char lp[700];
                 snprintf(lp, sizeof lp, "%.600s/log.jsonl", j->rundir);
-                ok = read_final_eval(lp, &j->miou, j->class_iou);
+                long long it = -1;
+                ok = read_final_eval(lp, &j->miou, j->class_iou, &it) && it == j->iters;
             }
             j->state = ok ? JOB_OK : JOB_FAIL;
             failed += !ok;
@@ -767,11 +834,11 @@ int cli_demo(int argc, char **argv)
         {"threads", required_argument, NULL, 't'}, {"jobs", required_argument, NULL, 'j'},
         {"lr", required_argument, NULL, 'l'},      {"adapt-lr", required_argument, NULL, 'L'},
         {"no-gap", no_argument, NULL, 'G'},        {"help", no_argument, NULL, 'h'},
-        {"pretrain-iters", required_argument, NULL, 'p'},
+        {"pretrain-iters", required_argument, NULL, 'p'}, {"resume", no_argument, NULL, 'R'},
         {NULL, 0, NULL, 0},
     };
     const char *out = "demo-out", *methods = NULL, *lr = "0.01", *adapt_lr = "0.0025";
-    bool full = false, gap = true;
+    bool full = false, gap = true, resume = false;
     int iters = 0, adapt_iters = 0, seeds = 0, threads = 0, par = 0, pretrain_iters = DEMO_PRETRAIN_ITERS, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -787,6 +854,7 @@ int cli_demo(int argc, char **argv)
         case 'l': lr = optarg; break;
         case 'L': adapt_lr = optarg; break;
         case 'G': gap = false; break;
+        case 'R': resume = true; break;
         case 'p': pretrain_iters = atoi(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -972,6 +1040,7 @@ int cli_demo(int argc, char **argv)
                 return cli_fail("demo");
     }
     demo_setup ds = {.self = self, .src = src, .tgt = tgt, .runs_dir = runs_dir, .threads = threads, .par = par,
+                     .resume = resume,
                      .verbose = true};
     const char *start = pre >= 0 ? "from the pretrained backbone" : "from random weights";
     fprintf(stderr, "demo: %d runs (%d seed(s)): %s source-base %d it and oracle %d it %s at lr %s, "
