@@ -466,6 +466,7 @@ static void test_measure_and_outputs(void)
     CHECK(js && strstr(js, "\"class_kl\": {\"road\": 0.000000, \"sidewalk\": 0.500000"));
     CHECK(js && strstr(js, "\"bicycle\": 9.000000}, \"retrieval_other_domain\": 0.000000}"));
 
+    free(js);
     const char *sp = tmp_path("pca.svg");
     uint8_t pdom[160];
     for (int i = 0; i < 160; i++)
@@ -477,6 +478,7 @@ static void test_measure_and_outputs(void)
     for (char *q = js; q && (q = strstr(q, "<circle")); q++)
         circles++;
     CHECK(circles == 160 + 2); /* the points and the two legend marks */
+    free(js);
 
     /* Labels only: the feature keys are left out. */
     sd_gap_result lab = {0};
@@ -484,6 +486,7 @@ static void test_measure_and_outputs(void)
     CHECK_OK(sd_gap_result_write_json(jp, &lab));
     js = test_slurp(jp, NULL);
     CHECK(js && !strstr(js, "mmd") && strstr(js, "{\"class_kl\": {\"road\": 0.000000"));
+    free(js);
     sd_gap_result_free(&res);
     CHECK(sd_gap_result_write_json(tmp_path("no/such/dir.json"), &lab) == SD_ERR_IO);
     CHECK_ERR_HAS("no/such/dir.json");
