@@ -6,19 +6,13 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "util.h"
 #include "segda/checkpoint.h"
 #include "segda/safetensors.h"
 
 static char tmpdir[256];
 
-static const char *tmp_path(const char *name)
-{
-    static char buf[4][512];
-    static int slot;
-    char *b = buf[slot++ & 3];
-    snprintf(b, 512, "%s/%s", tmpdir, name);
-    return b;
-}
+static const char *tmp_path(const char *name) { return test_path(tmpdir, name); }
 
 /* A parameter set like a tiny model: conv weight + bias in "backbone", a
  * classifier, and BN running stats as buffers. */

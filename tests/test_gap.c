@@ -28,14 +28,7 @@ static void gaussians(float *x, uint8_t *dom, int na, int nb, int d, float shift
 
 static char tmpdir[256];
 
-static const char *tmp_path(const char *name)
-{
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
+static const char *tmp_path(const char *name) { return test_path(tmpdir, name); }
 
 
 static void test_svm_identical(void)

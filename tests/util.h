@@ -9,6 +9,17 @@
 
 #include "segda/synth.h"
 
+/* dir/name in one of four rotating static buffers: a result stays valid
+ * while the next three are made. */
+static inline const char *test_path(const char *dir, const char *name)
+{
+    static char buf[4][512];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+    return buf[k];
+}
+
 /* A whole file in a malloc'd buffer with a NUL after its last byte (so text
  * files are strings); *len (if given) gets its size. NULL if unreadable. */
 static inline void *test_slurp(const char *path, size_t *len)
