@@ -69,6 +69,8 @@ typedef struct sd_tape {
     int n_nodes, cap_nodes;
     int no_grad;                 /* > 0: ops record nothing */
     bool training;               /* dropout / batch-norm statistics mode */
+    sd_dtype compute;            /* dtype convolutions compute in (SD_DTYPE_F32 default; BF16:
+                                  * bf16 inputs, f32 accumulation and f32 outputs) */
     sd_rng rng;                  /* dropout and other stochastic ops */
     sd_status status;            /* first failure since reset (SD_OK if none) */
 } sd_tape;

@@ -31,6 +31,7 @@ typedef struct sd_conv_geom {
     int oh, ow;
     int sh, sw, ph, pw, dh, dw;
     int groups;
+    sd_dtype compute;  /* SD_DTYPE_F32, or BF16: x/w (and dy) rounded to bf16, f32 accumulation, f32 results */
 } sd_conv_geom;
 
 /* Pooling geometry: input [n*c planes, h, w] -> [oh, ow]. */

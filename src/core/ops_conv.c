@@ -79,7 +79,7 @@ sd_tensor *sd_conv2d(sd_tape *t, sd_tensor *x, sd_tensor *w, sd_tensor *b, sd_co
         .n = x->shape[0], .cin = cin, .h = x->shape[2], .w = x->shape[3],
         .cout = cout, .kh = w->shape[2], .kw = w->shape[3],
         .sh = o.stride_h, .sw = o.stride_w, .ph = o.pad_h, .pw = o.pad_w, .dh = o.dil_h, .dw = o.dil_w,
-        .groups = o.groups,
+        .groups = o.groups, .compute = t->compute,
     };
     int eh = g.h + 2 * g.ph - g.dh * (g.kh - 1) - 1, ew = g.w + 2 * g.pw - g.dw * (g.kw - 1) - 1;
     if (eh < 0 || ew < 0 || g.kh < 1 || g.kw < 1)
@@ -146,7 +146,7 @@ sd_tensor *sd_conv_transpose2d(sd_tape *t, sd_tensor *x, sd_tensor *w, sd_tensor
         .n = x->shape[0], .cin = cout, .cout = cin, .oh = x->shape[2], .ow = x->shape[3],
         .kh = w->shape[2], .kw = w->shape[3],
         .sh = o.stride_h, .sw = o.stride_w, .ph = o.pad_h, .pw = o.pad_w, .dh = o.dil_h, .dw = o.dil_w,
-        .groups = o.groups,
+        .groups = o.groups, .compute = t->compute,
     };
     g.h = (g.oh - 1) * g.sh - 2 * g.ph + g.dh * (g.kh - 1) + o.out_pad_h + 1;
     g.w = (g.ow - 1) * g.sw - 2 * g.pw + g.dw * (g.kw - 1) + o.out_pad_w + 1;
