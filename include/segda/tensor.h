@@ -60,6 +60,8 @@ typedef struct sd_node {
     sd_tensor *out;
     sd_tensor *in[4];
     int n_in;
+    unsigned wants;              /* bit i: in[i] required grad when the op was recorded; freezing
+                                  * or unfreezing afterwards does not change what this node feeds */
     void *saved;                 /* op-specific state, allocated in the arena */
 } sd_node;
 
@@ -108,6 +110,12 @@ float *sd_tensor_grad(sd_tape *t, sd_tensor *x);  /* the grad buffer, allocated 
 bool sd_tape_wants_grad(const sd_tape *t, int n, sd_tensor *const *in);
 sd_node *sd_tape_record(sd_tape *t, const char *op, sd_backward_fn bw, sd_tensor *out,
                         int n_in, sd_tensor *const *in);
+/* in[k]'s gradient buffer if in[k] required grad when n was recorded, else NULL:
+ * what every backward accumulates into. */
+static inline float *sd_node_grad(const sd_node *n, int k)
+{
+    return (n->wants >> k) & 1u ? n->in[k]->grad : NULL;
+}
 /* Records a failure on the tape (the first one wins) and returns NULL, so
  * `return sd_tape_fail(t, SD_ERR_SHAPE, "conv2d: ...")` ends an op. Ops given
  * a NULL input return NULL at once, keeping the first message. */

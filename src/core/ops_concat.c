@@ -40,7 +40,7 @@ static void concat_backward(sd_node *n)
     for (int i = 0; i < n->n_in; i++) {
         sd_tensor *x = n->in[i];
         size_t len = (size_t)x->shape[s->dim] * inner;
-        if (x->requires_grad)
+        if (sd_node_grad(n, i))
             s->be->copy_blocks(outer, len, y->grad + off, ylen, x->grad, len, true);
         off += len;
     }

@@ -22,8 +22,6 @@ typedef struct conv_saved {
     sd_conv_geom g;
 } conv_saved;
 
-static float *grad_of(sd_tensor *x) { return x && x->requires_grad ? x->grad : NULL; }
-
 /* Checks shared by both convolutions; `op` names it in messages. */
 static const sd_backend *conv_check(sd_tape *t, const char *op, sd_tensor *x, sd_tensor *w, sd_tensor *b,
                                     sd_conv_opts o)
@@ -52,9 +50,9 @@ static const sd_backend *conv_check(sd_tape *t, const char *op, sd_tensor *x, sd
 static void conv2d_backward(sd_node *n)
 {
     conv_saved *s = n->saved;
-    sd_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
+    sd_tensor *x = n->in[0], *w = n->in[1];
     const sd_backend *be = sd_backend_for(x->device);
-    if (!be->conv2d_bwd(&s->g, x->data, w->data, n->out->grad, grad_of(x), grad_of(w), grad_of(b)))
+    if (!be->conv2d_bwd(&s->g, x->data, w->data, n->out->grad, sd_node_grad(n, 0), sd_node_grad(n, 1), sd_node_grad(n, 2)))
         sd_tape_fail(s->t, SD_ERR_NOMEM, "conv2d backward: input %s, weight %s: out of memory for im2col",
                      sd_shape_str(x), sd_shape_str(w));
 }
@@ -111,9 +109,9 @@ sd_tensor *sd_conv2d(sd_tape *t, sd_tensor *x, sd_tensor *w, sd_tensor *b, sd_co
 static void conv_transpose2d_backward(sd_node *n)
 {
     conv_saved *s = n->saved;
-    sd_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
+    sd_tensor *x = n->in[0], *w = n->in[1];
     const sd_backend *be = sd_backend_for(x->device);
-    if (!be->conv_transpose2d_bwd(&s->g, x->data, w->data, n->out->grad, grad_of(x), grad_of(w), grad_of(b)))
+    if (!be->conv_transpose2d_bwd(&s->g, x->data, w->data, n->out->grad, sd_node_grad(n, 0), sd_node_grad(n, 1), sd_node_grad(n, 2)))
         sd_tape_fail(s->t, SD_ERR_NOMEM,
                      "conv_transpose2d backward: input %s, weight %s: out of memory for im2col", sd_shape_str(x),
                      sd_shape_str(w));

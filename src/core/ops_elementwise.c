@@ -10,7 +10,6 @@
 #include "core/backend.h"
 #include "segda/ops.h"
 
-#define GRAD(x) ((x) && (x)->requires_grad ? (x)->grad : NULL)
 
 static sd_tensor *like(sd_tape *t, const sd_tensor *x)
 {
@@ -261,7 +260,7 @@ static void binary_backward(sd_node *n)
 {
     binary_saved *s = n->saved;
     sd_tensor *a = n->in[0], *b = n->in[1];
-    s->be->binary_bwd(s->op, a->shape, b->shape, a->data, b->data, n->out->grad, GRAD(a), GRAD(b));
+    s->be->binary_bwd(s->op, a->shape, b->shape, a->data, b->data, n->out->grad, sd_node_grad(n, 0), sd_node_grad(n, 1));
 }
 
 static sd_tensor *binary(sd_tape *t, const char *name, char op, sd_tensor *a, sd_tensor *b)

@@ -11,7 +11,6 @@
 #include "core/backend.h"
 #include "segda/ops.h"
 
-#define GRAD(x) ((x) && (x)->requires_grad ? (x)->grad : NULL)
 
 static sd_tensor *scalar_new(sd_tape *t, float v)
 {
@@ -259,8 +258,8 @@ static void mse_backward(sd_node *n)
 {
     loss_saved *s = n->saved;
     sd_tensor *a = n->in[0], *b = n->n_in > 1 ? n->in[1] : NULL;
-    s->be->sqdiff_bwd(a->numel, a->data, b ? b->data : NULL, s->aux, n->out->grad[0] * s->scale, GRAD(a),
-                      GRAD(b));
+    s->be->sqdiff_bwd(a->numel, a->data, b ? b->data : NULL, s->aux, n->out->grad[0] * s->scale, sd_node_grad(n, 0),
+                      sd_node_grad(n, 1));
 }
 
 static sd_tensor *mse_common(sd_tape *t, const char *op, sd_tensor *a, sd_tensor *b, float bc)
@@ -358,7 +357,7 @@ static void l2dist_backward(sd_node *n)
     loss_saved *s = n->saved;
     sd_tensor *a = n->in[0], *b = n->in[1];
     nchw v = view_nchw(a);
-    s->be->l2dist_bwd(v.n, v.c, v.hw, a->data, b->data, s->buf, n->out->grad[0] * s->scale, GRAD(a), GRAD(b));
+    s->be->l2dist_bwd(v.n, v.c, v.hw, a->data, b->data, s->buf, n->out->grad[0] * s->scale, sd_node_grad(n, 0), sd_node_grad(n, 1));
 }
 
 sd_tensor *sd_l2_feature_distance(sd_tape *t, sd_tensor *a, sd_tensor *b)

@@ -13,15 +13,13 @@ typedef struct norm_saved {
     bool batch_stats;      /* statistics from x: the backward goes through them */
 } norm_saved;
 
-static float *grad_of(sd_tensor *x) { return x && x->requires_grad ? x->grad : NULL; }
-
 static void norm_backward(sd_node *n)
 {
     norm_saved *s = n->saved;
-    sd_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
+    sd_tensor *x = n->in[0], *w = n->in[1];
     sd_backend_for(x->device)
         ->norm_bwd(&s->g, x->data, s->mean, s->invstd, w ? w->data : NULL, n->out->grad, s->batch_stats,
-                   grad_of(x), grad_of(w), grad_of(b));
+                   sd_node_grad(n, 0), sd_node_grad(n, 1), sd_node_grad(n, 2));
 }
 
 static bool vec_ok(const sd_tensor *v, int c) { return !v || (v->ndim == 1 && v->shape[0] == c); }

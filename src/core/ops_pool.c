@@ -81,7 +81,7 @@ static pool_saved *pool_save(sd_tape *t, sd_node *n, const sd_pool_geom *g, int3
 static void max_pool_backward(sd_node *n)
 {
     pool_saved *s = n->saved;
-    if (n->in[0]->requires_grad)
+    if (sd_node_grad(n, 0))
         sd_backend_for(n->in[0]->device)->max_pool_bwd(&s->g, n->out->grad, s->argmax, n->in[0]->grad);
 }
 
@@ -109,7 +109,7 @@ sd_tensor *sd_max_pool2d(sd_tape *t, sd_tensor *x, sd_pool_opts o)
 static void avg_pool_backward(sd_node *n)
 {
     pool_saved *s = n->saved;
-    if (n->in[0]->requires_grad)
+    if (sd_node_grad(n, 0))
         sd_backend_for(n->in[0]->device)->avg_pool_bwd(&s->g, n->out->grad, n->in[0]->grad);
 }
 
@@ -134,7 +134,7 @@ sd_tensor *sd_avg_pool2d(sd_tape *t, sd_tensor *x, sd_pool_opts o)
 static void adaptive_backward(sd_node *n)
 {
     pool_saved *s = n->saved;
-    if (n->in[0]->requires_grad)
+    if (sd_node_grad(n, 0))
         sd_backend_for(n->in[0]->device)->adaptive_avg_pool_bwd(&s->g, n->out->grad, n->in[0]->grad);
 }
 

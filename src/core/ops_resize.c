@@ -45,7 +45,7 @@ static sd_tensor *record(sd_tape *t, const char *op, sd_backward_fn bw, sd_tenso
 static void bilinear_backward(sd_node *n)
 {
     resize_saved *s = n->saved;
-    if (n->in[0]->requires_grad)
+    if (sd_node_grad(n, 0))
         sd_backend_for(n->in[0]->device)
             ->resize_bilinear_bwd(s->planes, s->h, s->w, s->oh, s->ow, s->flag, n->out->grad, n->in[0]->grad);
 }
@@ -72,7 +72,7 @@ sd_tensor *sd_resize_bilinear(sd_tape *t, sd_tensor *x, int out_h, int out_w, bo
 static void nearest_backward(sd_node *n)
 {
     resize_saved *s = n->saved;
-    if (n->in[0]->requires_grad)
+    if (sd_node_grad(n, 0))
         sd_backend_for(n->in[0]->device)
             ->resize_nearest_bwd(s->planes, s->h, s->w, s->oh, s->ow, n->out->grad, n->in[0]->grad);
 }
@@ -99,7 +99,7 @@ sd_tensor *sd_resize_nearest(sd_tape *t, sd_tensor *x, int out_h, int out_w)
 static void pad_backward(sd_node *n)
 {
     resize_saved *s = n->saved;
-    if (n->in[0]->requires_grad)
+    if (sd_node_grad(n, 0))
         sd_backend_for(n->in[0]->device)
             ->pad2d_bwd(s->planes, s->h, s->w, s->top, s->bottom, s->left, s->right, s->flag, n->out->grad,
                         n->in[0]->grad);
@@ -135,7 +135,7 @@ sd_tensor *sd_pad2d(sd_tape *t, sd_tensor *x, int top, int bottom, int left, int
 static void flip_backward(sd_node *n)
 {
     resize_saved *s = n->saved;
-    if (n->in[0]->requires_grad)
+    if (sd_node_grad(n, 0))
         sd_backend_for(n->in[0]->device)->flip_w_bwd(s->planes, s->h, s->w, n->out->grad, n->in[0]->grad);
 }
 

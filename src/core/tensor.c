@@ -177,8 +177,11 @@ sd_node *sd_tape_record(sd_tape *t, const char *op, sd_backward_fn bw, sd_tensor
     n->backward = bw;
     n->out = out;
     n->n_in = n_in;
-    for (int i = 0; i < n_in; i++)
+    for (int i = 0; i < n_in; i++) {
         n->in[i] = in[i];
+        if (in[i] && in[i]->requires_grad)
+            n->wants |= 1u << i;
+    }
     out->node = n;
     out->requires_grad = true;
     t->nodes[t->n_nodes++] = n;
@@ -217,7 +220,7 @@ sd_status sd_backward(sd_tape *t, int n_losses, sd_tensor *const *losses, const 
         /* Inputs that require grad get their buffer before the op runs, so
          * each backward can simply accumulate. */
         for (int k = 0; k < n->n_in; k++)
-            if (n->in[k] && n->in[k]->requires_grad && !sd_tensor_grad(t, n->in[k]))
+            if (((n->wants >> k) & 1u) && !sd_tensor_grad(t, n->in[k]))
                 return SD_ERR_NOMEM;
         n->backward(n);
     }
