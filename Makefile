@@ -9,7 +9,7 @@ OPT      ?= -O2
 PYTHON   ?= /usr/bin/python3
 SAN      ?=
 CFLAGS   ?= $(OPT) -g
-override CFLAGS += $(SAN) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -fPIC -Iinclude -Isrc -MMD -MP
+override CFLAGS += $(SAN) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wpointer-arith -Werror -fopenmp -fPIC -Iinclude -Isrc -MMD -MP
 override LDFLAGS += $(SAN)
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 LDLIBS   += -lopenblas -lpng -ljpeg -llinear -lsvm -lm -lpthread -fopenmp

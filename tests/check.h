@@ -71,4 +71,7 @@ static int check_failed_, check_total_failed_;
 
 #define TESTS_DONE() return check_total_failed_ ? 1 : 0
 
+/* A CPU tensor's f32 data or gradient, for indexing in tests. */
+#define F32(p) ((float *)(p))
+
 #endif

@@ -8,6 +8,8 @@
 
 #include "segda/ops.h"
 
+#define F32(p) ((float *)(p))
+
 #define SDT_MAX_IN 8
 
 typedef struct sdt_args {
@@ -25,9 +27,5 @@ static inline int sdt_ip(const sdt_args *a, int k, int def) { return k < a->nip 
 static inline float sdt_fp(const sdt_args *a, int k, float def) { return k < a->nfp ? a->fp[k] : def; }
 /* Input k or NULL when absent (optional bias, affine params). */
 static inline sd_tensor *sdt_in(const sdt_args *a, int k) { return k < a->n_in ? a->in[k] : NULL; }
-
-/* opsB's dispatch (tests/shim_ops_b.c): set *found and return the op's output
- * for the names it knows. Declared weak so the library links without it. */
-sd_tensor *sdt_dispatch_b(const char *op, const sdt_args *a, bool *found) __attribute__((weak));
 
 #endif

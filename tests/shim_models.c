@@ -8,6 +8,8 @@
 
 #include "segda/checkpoint.h"
 #include "segda/model.h"
+
+#define F32(p) ((float *)(p))
 #include "segda/ops.h"
 
 int sd_shim_model_run(const char *ckpt, int n, int h, int w, const float *x, int training, const uint8_t *labels,
@@ -53,7 +55,7 @@ int sd_shim_model_run(const char *ckpt, int n, int h, int w, const float *x, int
         }
         if (!losses[0] || (nl == 2 && !losses[1]))
             goto done;
-        *loss_out = losses[0]->data[0] + (nl == 2 ? 0.4f * losses[1]->data[0] : 0.0f);
+        *loss_out = F32(losses[0]->data)[0] + (nl == 2 ? 0.4f * F32(losses[1]->data)[0] : 0.0f);
         if (sd_backward(&t, nl, losses, wts))
             goto done;
         /* gradients of trainable tensors as "grad:NAME", every buffer as "buf:NAME" */

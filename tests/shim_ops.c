@@ -1,10 +1,10 @@
 /* Flat C entry points for the PyTorch parity scripts (tests/py/segda_ct.py,
- * through ctypes): run one op by name on copies of numpy arrays, return its
- * output, then backward with loss = sum(out * grad_out) and return every
- * input's gradient. opsA's ops are dispatched here; unknown names go to
- * opsB's sdt_dispatch_b (tests/shim_ops_b.c). Test-only code. */
+ * through ctypes): run one op of the registry by name on copies of numpy
+ * arrays, return its output, then backward with loss = sum(out * grad_out)
+ * and return every input's gradient. Test-only code. */
 #include <string.h>
 
+#include "core/backend.h"
 #include "shim.h"
 
 static sd_tape tape;
@@ -38,37 +38,125 @@ static sd_pool_opts pool_opts(const sdt_args *a)
     return o;
 }
 
-static sd_tensor *dispatch_a(const char *op, const sdt_args *a, bool *found)
+/* Labels arrive as a float array (the harness passes floats only). */
+static const uint8_t *labels_of(sd_tape *t, const sd_tensor *x)
+{
+    if (!x)
+        return NULL;
+    uint8_t *l = sd_arena_alloc(&t->arena, x->numel ? x->numel : 1);
+    if (l)
+        for (size_t i = 0; i < x->numel; i++)
+            l[i] = (uint8_t)F32(x->data)[i];
+    return l;
+}
+
+/* The test registry: every op of src/core/ops.def by its id. The switch has
+ * no default, so a new SD_OP without a case here fails the build (-Wswitch),
+ * and an unknown name is an error. Per-op parameters are listed by each case. */
+static sd_tensor *dispatch(const char *op, const sdt_args *a)
 {
     sd_tape *t = a->t;
-    *found = true;
-    if (!strcmp(op, "conv2d"))
-        return sd_conv2d(t, sdt_in(a, 0), sdt_in(a, 1), sdt_in(a, 2), conv_opts(a));
-    if (!strcmp(op, "conv_transpose2d"))
-        return sd_conv_transpose2d(t, sdt_in(a, 0), sdt_in(a, 1), sdt_in(a, 2), conv_opts(a));
-    if (!strcmp(op, "max_pool2d"))
-        return sd_max_pool2d(t, sdt_in(a, 0), pool_opts(a));
-    if (!strcmp(op, "avg_pool2d"))
-        return sd_avg_pool2d(t, sdt_in(a, 0), pool_opts(a));
-    if (!strcmp(op, "adaptive_avg_pool2d"))
-        return sd_adaptive_avg_pool2d(t, sdt_in(a, 0), sdt_ip(a, 0, 1), sdt_ip(a, 1, 1));
-    /* inputs x, running_mean, running_var[, weight, bias]; ip: training; fp: momentum, eps */
-    if (!strcmp(op, "batch_norm"))
-        return sd_batch_norm(t, sdt_in(a, 0), sdt_in(a, 3), sdt_in(a, 4), sdt_in(a, 1), sdt_in(a, 2),
-                             sdt_ip(a, 0, 1) != 0, sdt_fp(a, 0, 0.1f), sdt_fp(a, 1, 1e-5f));
-    if (!strcmp(op, "instance_norm"))
-        return sd_instance_norm(t, sdt_in(a, 0), sdt_in(a, 1), sdt_in(a, 2), sdt_fp(a, 0, 1e-5f));
-    if (!strcmp(op, "resize_bilinear"))
-        return sd_resize_bilinear(t, sdt_in(a, 0), sdt_ip(a, 0, 1), sdt_ip(a, 1, 1), sdt_ip(a, 2, 0) != 0);
-    if (!strcmp(op, "resize_nearest"))
-        return sd_resize_nearest(t, sdt_in(a, 0), sdt_ip(a, 0, 1), sdt_ip(a, 1, 1));
-    /* ip: top bottom left right reflect */
-    if (!strcmp(op, "pad2d"))
-        return sd_pad2d(t, sdt_in(a, 0), sdt_ip(a, 0, 0), sdt_ip(a, 1, 0), sdt_ip(a, 2, 0), sdt_ip(a, 3, 0),
-                        sdt_ip(a, 4, 0) != 0);
-    if (!strcmp(op, "flip_w"))
-        return sd_flip_w(t, sdt_in(a, 0));
-    *found = false;
+    sd_tensor *x = sdt_in(a, 0), *y = sdt_in(a, 1);
+    sd_op id = sd_op_lookup(op);
+    switch (id) {
+        case SD_OP_conv2d:
+            return sd_conv2d(t, sdt_in(a, 0), sdt_in(a, 1), sdt_in(a, 2), conv_opts(a));
+        case SD_OP_conv_transpose2d:
+            return sd_conv_transpose2d(t, sdt_in(a, 0), sdt_in(a, 1), sdt_in(a, 2), conv_opts(a));
+        case SD_OP_max_pool2d:
+            return sd_max_pool2d(t, sdt_in(a, 0), pool_opts(a));
+        case SD_OP_avg_pool2d:
+            return sd_avg_pool2d(t, sdt_in(a, 0), pool_opts(a));
+        case SD_OP_adaptive_avg_pool2d:
+            return sd_adaptive_avg_pool2d(t, sdt_in(a, 0), sdt_ip(a, 0, 1), sdt_ip(a, 1, 1));
+        /* inputs x, running_mean, running_var[, weight, bias]; ip: training; fp: momentum, eps */
+        case SD_OP_batch_norm:
+            return sd_batch_norm(t, sdt_in(a, 0), sdt_in(a, 3), sdt_in(a, 4), sdt_in(a, 1), sdt_in(a, 2),
+                                 sdt_ip(a, 0, 1) != 0, sdt_fp(a, 0, 0.1f), sdt_fp(a, 1, 1e-5f));
+        case SD_OP_instance_norm:
+            return sd_instance_norm(t, sdt_in(a, 0), sdt_in(a, 1), sdt_in(a, 2), sdt_fp(a, 0, 1e-5f));
+        case SD_OP_resize_bilinear:
+            return sd_resize_bilinear(t, sdt_in(a, 0), sdt_ip(a, 0, 1), sdt_ip(a, 1, 1), sdt_ip(a, 2, 0) != 0);
+        case SD_OP_resize_nearest:
+            return sd_resize_nearest(t, sdt_in(a, 0), sdt_ip(a, 0, 1), sdt_ip(a, 1, 1));
+        /* ip: top bottom left right reflect */
+        case SD_OP_pad2d:
+            return sd_pad2d(t, sdt_in(a, 0), sdt_ip(a, 0, 0), sdt_ip(a, 1, 0), sdt_ip(a, 2, 0), sdt_ip(a, 3, 0),
+                            sdt_ip(a, 4, 0) != 0);
+        case SD_OP_flip_w:
+            return sd_flip_w(t, sdt_in(a, 0));
+    
+        case SD_OP_relu:
+            return sd_relu(t, x);
+        case SD_OP_leaky_relu: /* fp: slope */
+            return sd_leaky_relu(t, x, sdt_fp(a, 0, 0.01f));
+        case SD_OP_tanh:
+            return sd_tanh(t, x);
+        case SD_OP_sigmoid:
+            return sd_sigmoid(t, x);
+        case SD_OP_dropout: { /* fp: p; ip: training, seed */
+            t->training = sdt_ip(a, 0, 1) != 0;
+            sd_rng_seed(&t->rng, (uint64_t)sdt_ip(a, 1, 1));
+            sd_tensor *r = sd_dropout(t, x, sdt_fp(a, 0, 0.5f));
+            t->training = true;
+            return r;
+        }
+        case SD_OP_add:
+            return sd_add(t, x, y);
+        case SD_OP_sub:
+            return sd_sub(t, x, y);
+        case SD_OP_mul:
+            return sd_mul(t, x, y);
+        case SD_OP_scale: /* fp: s */
+            return sd_scale(t, x, sdt_fp(a, 0, 1.0f));
+        case SD_OP_add_scalar: /* fp: s */
+            return sd_add_scalar(t, x, sdt_fp(a, 0, 0.0f));
+        case SD_OP_pow_scalar: /* fp: exponent */
+            return sd_pow_scalar(t, x, sdt_fp(a, 0, 1.0f));
+        case SD_OP_detach:
+            return sd_detach(t, x);
+        case SD_OP_grad_reverse: /* fp: lambda */
+            return sd_grad_reverse(t, x, sdt_fp(a, 0, 1.0f));
+        case SD_OP_concat: /* every input; ip: dim */
+            return sd_concat(t, a->n_in, a->in, sdt_ip(a, 0, 1));
+        case SD_OP_slice: /* ip: dim start end */
+            return sd_slice(t, x, sdt_ip(a, 0, 1), sdt_ip(a, 1, 0), sdt_ip(a, 2, 1));
+        case SD_OP_reshape: /* ip: the new shape */
+            return sd_reshape(t, x, a->nip, a->ip);
+        case SD_OP_softmax:
+            return sd_softmax(t, x);
+        case SD_OP_log_softmax:
+            return sd_log_softmax(t, x);
+        case SD_OP_sum:
+            return sd_sum(t, x);
+        case SD_OP_mean:
+            return sd_mean(t, x);
+        case SD_OP_cross_entropy: { /* logits, labels, [class weights]; ip: ignore */
+            sd_tensor *cw = sdt_in(a, 2);
+            return sd_cross_entropy(t, x, labels_of(t, y), cw ? cw->data : NULL, sdt_ip(a, 0, 255));
+        }
+        case SD_OP_cross_entropy_pixel_weighted: { /* logits, labels, pixel weights; ip: ignore */
+            sd_tensor *pw = sdt_in(a, 2);
+            return sd_cross_entropy_pixel_weighted(t, x, labels_of(t, y), pw ? pw->data : NULL, sdt_ip(a, 0, 255));
+        }
+        case SD_OP_bce_logits_const: /* fp: target */
+            return sd_bce_logits_const(t, x, sdt_fp(a, 0, 0.0f));
+        case SD_OP_bce_logits:
+            return sd_bce_logits(t, x, y);
+        case SD_OP_mse_const: /* fp: target */
+            return sd_mse_const(t, x, sdt_fp(a, 0, 0.0f));
+        case SD_OP_mse:
+            return sd_mse(t, x, y);
+        case SD_OP_entropy_map:
+            return sd_entropy_map(t, x);
+        case SD_OP_self_information:
+            return sd_self_information(t, x);
+        case SD_OP_l2_feature_distance:
+            return sd_l2_feature_distance(t, x, y);
+    case SD_OP_COUNT:
+        break;
+    }
+    sd_fail(SD_ERR_ARG, "shim: unknown op '%s'", op);
     return NULL;
 }
 
@@ -103,12 +191,7 @@ int sdt_forward(const char *op, int n_in, float **in_data, const int *in_ndim, c
         x->requires_grad = req_grad[i] != 0;
         args.in[i] = x;
     }
-    bool found = false;
-    sd_tensor *y = dispatch_a(op, &args, &found);
-    if (!found && sdt_dispatch_b)
-        y = sdt_dispatch_b(op, &args, &found);
-    if (!found)
-        return sd_fail(SD_ERR_ARG, "shim: unknown op '%s'", op);
+    sd_tensor *y = dispatch(op, &args);
     if (!y)
         return tape.status != SD_OK ? tape.status : SD_ERR_ARG;
     result = y;
@@ -132,9 +215,9 @@ static void dot_backward(sd_node *n)
 {
     const float *seed = n->saved;
     sd_tensor *x = n->in[0];
-    float g = n->out->grad[0];
+    float g = F32(n->out->grad)[0];
     for (size_t i = 0; i < x->numel; i++)
-        x->grad[i] += g * seed[i];
+        F32(x->grad)[i] += g * seed[i];
 }
 
 int sdt_backward(const float *grad_out)
@@ -179,3 +262,7 @@ int sdt_input(int i, float *d)
 }
 
 const char *sdt_errmsg(void) { return sd_errmsg(); }
+
+/* The registry's op names, for the scripts' coverage check. */
+int sdt_op_count(void) { return SD_OP_COUNT; }
+const char *sdt_op_name(int i) { return i >= 0 && i < SD_OP_COUNT ? sd_op_names[i] : NULL; }

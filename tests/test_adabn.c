@@ -20,7 +20,7 @@ static void fill(sd_tensor *x, uint64_t seed)
     sd_rng r;
     sd_rng_seed(&r, seed);
     for (size_t i = 0; i < x->numel; i++)
-        x->data[i] = sd_rng_normal(&r);
+        F32(x->data)[i] = sd_rng_normal(&r);
 }
 
 /* One statistics pass over the batch drawn from `seed`, as batch k. */
@@ -72,7 +72,7 @@ void TEST_cumulative_batch_statistics(void)
     double worst = 0;
     for (size_t i = 0; i < bn->numel; i++) {
         double want = 0.5 * ((double)sa[i] + sb[i]);
-        double err = fabs(bn->data[i] - want) / (1e-3 + fabs(want));
+        double err = fabs(F32(bn->data)[i] - want) / (1e-3 + fabs(want));
         worst = err > worst ? err : worst;
     }
     CHECK_MSG(worst < 1e-5, "two batches: running stats off their mean by %g (relative)", worst);
@@ -107,13 +107,13 @@ void TEST_cumulative_batch_statistics(void)
             double s = 0, s2 = 0;
             for (int n = 0; n < N; n++)
                 for (size_t i = 0; i < hw; i++) {
-                    double v = y->data[((size_t)n * c + ch) * hw + i];
+                    double v = F32(y->data)[((size_t)n * c + ch) * hw + i];
                     s += v;
                     s2 += v * v;
                 }
             double mean = s / cnt, var = (s2 - cnt * mean * mean) / (cnt - 1);
-            worst_m = fmax(worst_m, fabs(rm->data[ch] - mean) / (1e-3 + fabs(mean)));
-            worst_v = fmax(worst_v, fabs(rv->data[ch] - var) / (1e-3 + var));
+            worst_m = fmax(worst_m, fabs(F32(rm->data)[ch] - mean) / (1e-3 + fabs(mean)));
+            worst_v = fmax(worst_v, fabs(F32(rv->data)[ch] - var) / (1e-3 + var));
         }
         CHECK_MSG(worst_m < 1e-4 && worst_v < 1e-4, "stem BN: mean off by %g, variance by %g (relative)", worst_m,
                   worst_v);

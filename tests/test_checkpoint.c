@@ -192,8 +192,8 @@ void TEST_load_report(void)
     CHECK(rep.mismatched == 1);   /* layer5.conv2d_list.0.weight */
     CHECK(rep.unexpected == 1);   /* layer9.weight; num_batches_tracked ignored */
     sd_tensor *x = sd_params_find(&p, "conv1.weight");
-    CHECK(x->data[0] == 0.0f && x->data[107] == 107.0f);
-    CHECK(sd_params_find(&p, "bn1.running_var")->data[3] == 5.0f);
+    CHECK(F32(x->data)[0] == 0.0f && F32(x->data)[107] == 107.0f);
+    CHECK(F32(sd_params_find(&p, "bn1.running_var")->data)[3] == 5.0f);
     CHECK(sd_ckpt_load_params(&c, "", &p, true, &rep) == SD_ERR_DATA);
     CHECK_ERR_HAS("1 missing, 1 unexpected, 1 mis-shaped");
     CHECK_ERR_HAS("first: tensor 'layer5.conv2d_list.0.weight' has shape [5,3,3,3] in the checkpoint, the model expects [5,4,3,3]");

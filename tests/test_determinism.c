@@ -37,9 +37,9 @@ static sd_status net_init(net *m, uint64_t seed)
     sd_rng_seed(&r, seed);
     sd_param_group *gr = &m->p.groups[g];
     for (size_t i = 0; i < gr->numel; i++)
-        gr->data[i] = 0.3f * sd_rng_normal(&r);
+        F32(gr->data)[i] = 0.3f * sd_rng_normal(&r);
     for (int i = 0; i < F; i++)
-        m->v1->data[i] = 1.0f;
+        F32(m->v1->data)[i] = 1.0f;
     return SD_OK;
 }
 
@@ -142,10 +142,10 @@ static void reductions(int threads, float out[4], float *gb, float *gx)
     sd_tensor *l2 = sd_l2_feature_distance(&t, z, xt);
     sd_tensor *bce = sd_bce_logits_const(&t, z, 1.0f);
     CHECK_OK(sd_backward(&t, 4, (sd_tensor *[]){ce, s, l2, bce}, NULL));
-    out[0] = ce->data[0];
-    out[1] = s->data[0];
-    out[2] = l2->data[0];
-    out[3] = bce->data[0];
+    out[0] = F32(ce->data)[0];
+    out[1] = F32(s->data)[0];
+    out[2] = F32(l2->data)[0];
+    out[3] = F32(bce->data)[0];
     memcpy(gb, bt->grad, RC * sizeof(float));
     memcpy(gx, xt->grad, 16 * sizeof(float));
     sd_tape_free(&t);

@@ -87,13 +87,13 @@ static void test_robust_entropy_real_eta(void)
         sd_tensor *r = sd_fda_robust_entropy(&t, x, (float)want[i][0]);
         CHECK(r != NULL);
         if (r)
-            CHECK_NEAR(r->data[0], want[i][1], 2e-6);
+            CHECK_NEAR(F32(r->data)[0], want[i][1], 2e-6);
     }
     /* the hand value of pixel 2 alone at eta 2.5: (0.946395^2)^2.5 = 0.759210 */
     float one[3] = {0, 0.69314718f, 0};
     sd_tape_reset(&t);
     sd_tensor *r = sd_fda_robust_entropy(&t, sd_tensor_wrap(&t, 4, (int[]){1, 3, 1, 1}, one), 2.5f);
-    CHECK(r && fabs(r->data[0] - 0.759210) < 2e-6);
+    CHECK(r && fabs(F32(r->data)[0] - 0.759210) < 2e-6);
     /* the gradient of the whole term at eta 2.5 by central differences */
     float base = data[5];
     double fd[2];
@@ -101,7 +101,7 @@ static void test_robust_entropy_real_eta(void)
         sd_tape_reset(&t);
         data[5] = base + (s ? -1e-2f : 1e-2f);
         sd_tensor *y = sd_fda_robust_entropy(&t, sd_tensor_wrap(&t, 4, (int[]){1, 3, 2, 2}, data), 2.5f);
-        fd[s] = y ? y->data[0] : NAN;
+        fd[s] = y ? F32(y->data)[0] : NAN;
     }
     data[5] = base;
     sd_tape_reset(&t);
@@ -112,8 +112,8 @@ static void test_robust_entropy_real_eta(void)
     if (y) {
         CHECK_OK(sd_backward1(&t, y));
         double num = (fd[0] - fd[1]) / 2e-2;
-        CHECK_MSG(x->grad && fabs(x->grad[5] - num) < 1e-3 * fmax(1.0, fabs(num)), "d/dx %g, finite difference %g",
-                  x->grad ? x->grad[5] : NAN, num);
+        CHECK_MSG(x->grad && fabs(F32(x->grad)[5] - num) < 1e-3 * fmax(1.0, fabs(num)), "d/dx %g, finite difference %g",
+                  x->grad ? F32(x->grad)[5] : NAN, num);
     }
     /* a real exponent that is not finite is refused by the op */
     sd_tape_reset(&t);
@@ -229,7 +229,7 @@ static void test_pseudo_run(void)
         sd_tensor *pr = sd_softmax(&t, sd_resize_bilinear(&t, o.logits, 32, 64, true));
         sd_tape_no_grad_end(&t);
         for (int i = 0; i < 19 * 64 * 32; i++)
-            mean[i] += pr->data[i] / 2;
+            mean[i] += F32(pr->data)[i] / 2;
     }
     int differ = 0, close = 0;
     for (int i = 0; i < 64 * 32; i++) {

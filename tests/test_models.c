@@ -74,8 +74,8 @@ void TEST_init_matches_rng(void)
         bool head = !strncmp(x->name, "layer5.", 7); /* re-drawn from N(0, 0.01) afterwards */
         for (size_t j = 0; j < x->numel; j++) {
             float want = std * sd_rng_normal(&r);
-            if (!head && x->data[j] != want && bad++ < 3)
-                fprintf(stderr, "  %s[%zu] = %.9g, sd_rng_normal gives %.9g\n", x->name, j, x->data[j], want);
+            if (!head && F32(x->data)[j] != want && bad++ < 3)
+                fprintf(stderr, "  %s[%zu] = %.9g, sd_rng_normal gives %.9g\n", x->name, j, F32(x->data)[j], want);
         }
         compared += !head && x->numel > 4096; /* spans the fill's chunks */
     }
@@ -208,7 +208,7 @@ void TEST_forward_shapes(void)
     sd_rng r;
     sd_rng_seed(&r, 3);
     for (size_t i = 0; i < x->numel; i++)
-        x->data[i] = sd_rng_normal(&r);
+        F32(x->data)[i] = sd_rng_normal(&r);
     sd_model_out out;
     CHECK_OK(sd_model_forward(m, &t, x, true, &out));
     /* 67x93: conv 7/2 -> 34x47, ceil-mode pool -> 18x24, layer2 -> 9x12 */
@@ -218,14 +218,14 @@ void TEST_forward_shapes(void)
     CHECK(sd_model_feature(m, &out, "layer3") == out.mid);
     CHECK(sd_model_feature(m, &out, "nonsense") == NULL);
     sd_tensor *sm = sd_model_feature(m, &out, "softmax");
-    CHECK(sm && fabsf(sm->data[0] + sm->data[9 * 12] - 1.0f) < 1.0f);
+    CHECK(sm && fabsf(F32(sm->data)[0] + F32(sm->data)[9 * 12] - 1.0f) < 1.0f);
     /* a backward reaches the first conv */
     sd_tensor *loss = sd_mean(&t, out.logits);
     CHECK_OK(sd_backward1(&t, loss));
     sd_tensor *w = sd_params_find(sd_model_params(m), "conv1.weight");
     double s = 0;
     for (size_t i = 0; i < w->numel; i++)
-        s += fabs(w->grad[i]);
+        s += fabs(F32(w->grad)[i]);
     CHECK(s > 0);
     /* wrong input channels */
     sd_tensor *bad = sd_tensor_zeros(&t, 4, (int[]){1, 4, 32, 32});
@@ -249,18 +249,59 @@ void TEST_frozen_bn(void)
     sd_tape_init(&t, 1);
     sd_tensor *x = sd_tensor_zeros(&t, 4, (int[]){1, 3, 40, 40});
     for (size_t i = 0; i < x->numel; i++)
-        x->data[i] = (float)(i % 7);
+        F32(x->data)[i] = (float)(i % 7);
     sd_model_out out;
     CHECK_OK(sd_model_forward(m, &t, x, true, &out));
     CHECK_OK(sd_backward1(&t, sd_mean(&t, out.logits)));
     float mx = 0;
     for (size_t i = 0; i < rm->numel; i++)
-        mx = fmaxf(mx, fabsf(rm->data[i]));
+        mx = fmaxf(mx, fabsf(F32(rm->data)[i]));
     CHECK(mx == 0.0f); /* running stats untouched */
     for (size_t i = 0; i < g->numel; i++)
-        CHECK(g->grad[i] == 0.0f);
+        CHECK(F32(g->grad)[i] == 0.0f);
     sd_tape_free(&t);
     sd_model_free(m);
+}
+
+/* Under no_grad each activation's storage is reused once its last consumer
+ * has run, so inference memory does not grow with depth; the logits are the
+ * same bits as an eval-mode forward that keeps everything. */
+void TEST_no_grad_memory(void);
+void TEST_no_grad_memory(void)
+{
+    const char *names[] = {"deeplabv2-resnet18", "deeplabv2-vgg16"};
+    for (int k = 0; k < 2; k++) {
+        sd_model_opts o = sd_model_opts_default(names[k]);
+        o.aux = true;
+        sd_model *m;
+        CHECK_OK(sd_model_create(&o, &m));
+        size_t peak[2];
+        float *logits[2];
+        size_t n = 0;
+        for (int ng = 0; ng < 2; ng++) {
+            sd_tape t;
+            sd_tape_init(&t, 1);
+            if (ng)
+                sd_tape_no_grad_begin(&t);
+            sd_tensor *x = sd_tensor_new4(&t, 1, 3, 96, 128);
+            for (size_t i = 0; i < x->numel; i++)
+                F32(x->data)[i] = (float)(i % 11) * 0.1f - 0.5f;
+            sd_model_out out;
+            CHECK_OK(sd_model_forward(m, &t, x, false, &out));
+            n = out.logits->numel;
+            logits[ng] = malloc(n * sizeof(float));
+            CHECK_OK(sd_tensor_to_host(out.logits, logits[ng]));
+            CHECK(out.mid && !out.mid->released && out.feat && !out.feat->released && !x->released);
+            peak[ng] = t.store.peak;
+            sd_tape_free(&t);
+        }
+        CHECK(memcmp(logits[0], logits[1], n * sizeof(float)) == 0);
+        CHECK_MSG(peak[1] * 3 < peak[0], "%s: no_grad peak %zu bytes, with the tape %zu", names[k], peak[1],
+                  peak[0]);
+        free(logits[0]);
+        free(logits[1]);
+        sd_model_free(m);
+    }
 }
 
 void TEST_discriminators(void);
@@ -277,14 +318,14 @@ void TEST_discriminators(void)
     sd_tape_init(&t, 1);
     sd_tensor *x = sd_tensor_zeros(&t, 4, (int[]){1, 19, 65, 129});
     for (size_t i = 0; i < x->numel; i++)
-        x->data[i] = (float)((i * 7) % 11) / 11.0f;
+        F32(x->data)[i] = (float)((i * 7) % 11) / 11.0f;
     sd_tensor *y = sd_disc_forward(d, &t, x);
     /* 65 -> 32 -> 16 -> 8 -> 4 -> 2; 129 -> 64 -> 32 -> 16 -> 8 -> 4 */
     CHECK(y && !strcmp(sd_shape_str(y), "[1,1,2,4]"));
     CHECK_OK(sd_backward1(&t, sd_bce_logits_const(&t, y, 1.0f)));
     double s = 0;
     for (size_t i = 0; i < p->tensors[0]->numel; i++)
-        s += fabs(p->tensors[0]->grad[i]);
+        s += fabs(F32(p->tensors[0]->grad)[i]);
     CHECK(s > 0);
     CHECK(sd_disc_forward(d, &t, sd_tensor_zeros(&t, 4, (int[]){1, 7, 32, 32})) == NULL);
     CHECK_ERR_HAS("expected [N, 19, H, W]");
@@ -311,7 +352,7 @@ static sd_model *constant_model(int cls)
         if (!p->groups[g].is_buffer)
             memset(p->groups[g].data, 0, p->groups[g].numel * sizeof(float));
     sd_tensor *b = sd_params_find(p, "layer5.conv2d_list.0.bias");
-    b->data[cls] = 3.0f;
+    F32(b->data)[cls] = 3.0f;
     return m;
 }
 
@@ -373,7 +414,7 @@ void TEST_checkpoint_model(void)
     if (m2 && fresh) {
         const sd_tensor *got = sd_params_find(sd_model_params(m2), "layer1.0.conv1.weight");
         const sd_tensor *want = sd_params_find(sd_model_params(fresh), "layer1.0.conv1.weight");
-        CHECK(got && want && !memcmp(got->data, want->data, want->numel * sizeof(float)) && want->data[0] != 0);
+        CHECK(got && want && !memcmp(got->data, want->data, want->numel * sizeof(float)) && F32(want->data)[0] != 0);
         got = sd_params_find(sd_model_params(m2), "layer1.0.conv2.weight");
         want = sd_params_find(a, "layer1.0.conv2.weight");
         CHECK(got && want && !memcmp(got->data, want->data, want->numel * sizeof(float)));
@@ -665,6 +706,7 @@ int main(void)
     RUN(TEST_param_counts);
     RUN(TEST_forward_shapes);
     RUN(TEST_frozen_bn);
+    RUN(TEST_no_grad_memory);
     RUN(TEST_discriminators);
     RUN(TEST_checkpoint_model);
     RUN(TEST_infer);

@@ -34,7 +34,7 @@ static void dot_backward(sd_node *n)
     const float *r = n->saved;
     sd_tensor *y = n->in[0];
     for (size_t i = 0; i < y->numel; i++)
-        y->grad[i] += n->out->grad[0] * r[i];
+        F32(y->grad)[i] += F32(n->out->grad)[0] * r[i];
 }
 
 static size_t numel_of(const fd_case *c, int k)
@@ -57,7 +57,7 @@ static int fd_eval(sd_tape *t, const fd_case *c, float **base, float **dir, doub
             continue;
         in[k] = sd_tensor_new(t, c->ndim[k], c->shape[k]);
         for (size_t i = 0; i < in[k]->numel; i++)
-            in[k]->data[i] = base[k][i] + (float)(s * (c->grad[k] ? dir[k][i] : 0.0f));
+            F32(in[k]->data)[i] = base[k][i] + (float)(s * (c->grad[k] ? dir[k][i] : 0.0f));
         in[k]->requires_grad = c->grad[k];
     }
     sd_tensor *y = c->op(t, in, c->ctx);
@@ -72,7 +72,7 @@ static int fd_eval(sd_tape *t, const fd_case *c, float **base, float **dir, doub
     }
     double L = 0;
     for (size_t i = 0; i < y->numel; i++)
-        L += (double)y->data[i] * (*r)[i];
+        L += (double)F32(y->data)[i] * (*r)[i];
     *loss = L;
     if (!grads)
         return 0;
@@ -209,7 +209,7 @@ static sd_tensor *op_flip(sd_tape *t, sd_tensor **in, const void *ctx)
 static void wrong_backward(sd_node *n)
 {
     for (size_t i = 0; i < n->in[0]->numel; i++)
-        n->in[0]->grad[i] += 1.1f * n->out->grad[i];
+        F32(n->in[0]->grad)[i] += 1.1f * F32(n->out->grad)[i];
 }
 static sd_tensor *op_wrong(sd_tape *t, sd_tensor **in, const void *ctx)
 {
@@ -420,9 +420,9 @@ static void conv_run(int threads, float *out, float *gx, float *gw)
     sd_tensor *x = sd_tensor_new(&t, 4, (int[]){2, 16, 37, 29});
     sd_tensor *w = sd_tensor_new(&t, 4, (int[]){16, 16, 3, 3});
     for (size_t i = 0; i < x->numel; i++)
-        x->data[i] = sd_rng_normal(&g);
+        F32(x->data)[i] = sd_rng_normal(&g);
     for (size_t i = 0; i < w->numel; i++)
-        w->data[i] = sd_rng_normal(&g);
+        F32(w->data)[i] = sd_rng_normal(&g);
     x->requires_grad = w->requires_grad = true;
     sd_tensor *y = sd_conv2d(&t, x, w, NULL, sd_conv_opts_make(1, 2, 2));
     sd_tensor *z = sd_batch_norm(&t, y, NULL, NULL, NULL, NULL, true, 0.1f, 1e-5f);

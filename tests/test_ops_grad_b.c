@@ -58,7 +58,7 @@ static double weighted_sum(const sd_tensor *y, const float *r)
 {
     double s = 0;
     for (size_t i = 0; i < y->numel; i++)
-        s += (double)r[i] * y->data[i];
+        s += (double)r[i] * F32(y->data)[i];
     return s;
 }
 
@@ -103,7 +103,7 @@ static double fd_check(const case_def *c, double eps, bool verbose)
             break;
         }
         for (size_t k = 0; k < in[i]->numel; k++)
-            an += (double)in[i]->grad[k] * dir[i][k];
+            an += (double)F32(in[i]->grad)[k] * dir[i][k];
     }
     double lp = 0, lm = 0;
     for (int s = 0; s < 2; s++) {
@@ -293,7 +293,7 @@ static sd_tensor *f_wrong(sd_tape *t, sd_tensor **x, const void *c)
     sd_tensor *y = sd_scale(t, x[0], 3.0f);
     if (y)
         for (size_t i = 0; i < y->numel; i++)
-            y->data[i] = 2.0f * x[0]->data[i];
+            F32(y->data)[i] = 2.0f * F32(x[0]->data)[i];
     return y;
 }
 
@@ -314,31 +314,31 @@ static void test_values(void)
     float x[2] = {0.0f, logf(3.0f)};
     sd_tensor *xt = sd_tensor_wrap(&t, 2, (int[]){1, 2}, x);
     sd_tensor *ls = sd_log_softmax(&t, xt);
-    CHECK_NEAR(ls->data[0], -logf(4.0f), 1e-6);
-    CHECK_NEAR(ls->data[1], logf(3.0f) - logf(4.0f), 1e-6);
+    CHECK_NEAR(F32(ls->data)[0], -logf(4.0f), 1e-6);
+    CHECK_NEAR(F32(ls->data)[1], logf(3.0f) - logf(4.0f), 1e-6);
     /* cross-entropy of [1,2,1,2] logits, labels {1, 255}: only pixel 0 counts */
     float lg[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     uint8_t lab[2] = {1, 255};
     sd_tensor *l = sd_cross_entropy(&t, sd_tensor_wrap(&t, 4, (int[]){1, 2, 1, 2}, lg), lab, NULL, 255);
-    CHECK_NEAR(l->data[0], logf(2.0f), 1e-6);
+    CHECK_NEAR(F32(l->data)[0], logf(2.0f), 1e-6);
     /* class weights: labels {0, 1}, logits giving nll ln2 each: weighted mean still ln2 */
     uint8_t lab2[2] = {0, 1};
     float cw[2] = {3.0f, 1.0f};
     l = sd_cross_entropy(&t, sd_tensor_wrap(&t, 4, (int[]){1, 2, 1, 2}, lg), lab2, cw, 255);
-    CHECK_NEAR(l->data[0], logf(2.0f), 1e-6);
+    CHECK_NEAR(F32(l->data)[0], logf(2.0f), 1e-6);
     /* entropy of a uniform distribution is 1 after normalisation by log C */
     float u[3] = {0.5f, 0.5f, 0.5f};
     sd_tensor *e = sd_entropy_map(&t, sd_tensor_wrap(&t, 4, (int[]){1, 3, 1, 1}, u));
-    CHECK_NEAR(e->data[0], 1.0f, 1e-6);
+    CHECK_NEAR(F32(e->data)[0], 1.0f, 1e-6);
     CHECK(e->ndim == 4 && e->shape[1] == 1);
     /* l2 distance of (3,4) vs (0,0) at each of 2 positions = 5 */
     float a[4] = {3, 3, 4, 4}, z[4] = {0};
     sd_tensor *d = sd_l2_feature_distance(&t, sd_tensor_wrap(&t, 4, (int[]){1, 2, 1, 2}, a),
                                           sd_tensor_wrap(&t, 4, (int[]){1, 2, 1, 2}, z));
-    CHECK_NEAR(d->data[0], 5.0f, 1e-6);
+    CHECK_NEAR(F32(d->data)[0], 5.0f, 1e-6);
     /* bce of logit 0 is ln 2 whatever the target */
     float zero1[1] = {0};
-    CHECK_NEAR(sd_bce_logits_const(&t, sd_tensor_wrap(&t, 1, (int[]){1}, zero1), 0.3f)->data[0], logf(2.0f), 1e-6);
+    CHECK_NEAR(F32(sd_bce_logits_const(&t, sd_tensor_wrap(&t, 1, (int[]){1}, zero1), 0.3f)->data)[0], logf(2.0f), 1e-6);
     sd_tape_free(&t);
 }
 
@@ -352,10 +352,10 @@ static void test_degenerate(void)
     sd_tensor *x = sd_tensor_wrap(&t, 4, (int[]){1, 2, 1, 3}, lg);
     x->requires_grad = true;
     sd_tensor *l = sd_cross_entropy(&t, x, lab, NULL, 255);
-    CHECK(l && l->data[0] == 0.0f);
+    CHECK(l && F32(l->data)[0] == 0.0f);
     CHECK_OK(sd_backward1(&t, l));
     for (int i = 0; i < 6; i++)
-        CHECK(x->grad && x->grad[i] == 0.0f);
+        CHECK(x->grad && F32(x->grad)[i] == 0.0f);
     /* all class weights of present labels zero */
     uint8_t lab0[3] = {0, 0, 255};
     float cw[2] = {0.0f, 1.0f};
@@ -363,35 +363,35 @@ static void test_degenerate(void)
     x = sd_tensor_wrap(&t, 4, (int[]){1, 2, 1, 3}, lg);
     x->requires_grad = true;
     l = sd_cross_entropy(&t, x, lab0, cw, 255);
-    CHECK(l && l->data[0] == 0.0f && !isnan(l->data[0]));
+    CHECK(l && F32(l->data)[0] == 0.0f && !isnan(F32(l->data)[0]));
     CHECK_OK(sd_backward1(&t, l));
     for (int i = 0; i < 6; i++)
-        CHECK(x->grad && x->grad[i] == 0.0f);
+        CHECK(x->grad && F32(x->grad)[i] == 0.0f);
 
     sd_tape_reset(&t);
     float a[4] = {1, 2, 3, 4};
     sd_tensor *ta = sd_tensor_wrap(&t, 4, (int[]){1, 2, 1, 2}, a), *tb = sd_tensor_wrap(&t, 4, (int[]){1, 2, 1, 2}, a);
     ta->requires_grad = tb->requires_grad = true;
     l = sd_l2_feature_distance(&t, ta, tb);
-    CHECK(l && l->data[0] == 0.0f);
+    CHECK(l && F32(l->data)[0] == 0.0f);
     CHECK_OK(sd_backward1(&t, l));
     for (int i = 0; i < 4; i++)
-        CHECK(ta->grad[i] == 0.0f && tb->grad[i] == 0.0f && !isnan(ta->grad[i]));
+        CHECK(F32(ta->grad)[i] == 0.0f && F32(tb->grad)[i] == 0.0f && !isnan(F32(ta->grad)[i]));
     /* extreme logits stay finite */
     float big[4] = {1e4f, -1e4f, -1e4f, 1e4f};
     sd_tape_reset(&t);
     sd_tensor *bt = sd_tensor_wrap(&t, 4, (int[]){1, 2, 1, 2}, big);
     bt->requires_grad = true;
     sd_tensor *e = sd_entropy_map(&t, bt);
-    CHECK(e && isfinite(e->data[0]) && isfinite(e->data[1]));
+    CHECK(e && isfinite(F32(e->data)[0]) && isfinite(F32(e->data)[1]));
     sd_tensor *b = sd_bce_logits_const(&t, bt, 0.0f);
-    CHECK(b && isfinite(b->data[0]));
-    CHECK_NEAR(b->data[0], 0.5e4f, 1e-4);
+    CHECK(b && isfinite(F32(b->data)[0]));
+    CHECK_NEAR(F32(b->data)[0], 0.5e4f, 1e-4);
     sd_tensor *sm = sd_log_softmax(&t, bt);
-    CHECK(sm && isfinite(sm->data[1]) && sm->data[0] == 0.0f);
+    CHECK(sm && isfinite(F32(sm->data)[1]) && F32(sm->data)[0] == 0.0f);
     CHECK_OK(sd_backward1(&t, sd_sum(&t, sd_add(&t, sd_sum(&t, e), b))));
     for (int i = 0; i < 4; i++)
-        CHECK(isfinite(bt->grad[i]));
+        CHECK(isfinite(F32(bt->grad)[i]));
     sd_tape_free(&t);
 }
 
@@ -408,9 +408,9 @@ static void test_dropout(void)
     int zeros = 0;
     double sum = 0;
     for (int i = 0; i < N; i++) {
-        zeros += y->data[i] == 0.0f;
-        CHECK(y->data[i] == 0.0f || fabsf(y->data[i] - 1.0f / 0.75f) < 1e-6f);
-        sum += y->data[i];
+        zeros += F32(y->data)[i] == 0.0f;
+        CHECK(F32(y->data)[i] == 0.0f || fabsf(F32(y->data)[i] - 1.0f / 0.75f) < 1e-6f);
+        sum += F32(y->data)[i];
     }
     CHECK_MSG(fabs(zeros / (double)N - 0.25) < 0.02, "dropped fraction %.3f", zeros / (double)N);
     CHECK_NEAR(sum / N, 1.0, 0.03);
@@ -428,7 +428,7 @@ static void test_dropout(void)
     CHECK(sd_dropout(&t, x, 0.0f) == x);
     /* p = 1 drops everything */
     sd_tensor *y1 = sd_dropout(&t, x, 1.0f);
-    CHECK(y1 && y1->data[0] == 0.0f && y1->data[N - 1] == 0.0f);
+    CHECK(y1 && F32(y1->data)[0] == 0.0f && F32(y1->data)[N - 1] == 0.0f);
     CHECK(sd_dropout(&t, x, 1.5f) == NULL);
     CHECK_ERR_HAS("dropout: p = 1.5");
     sd_tape_free(&t);
@@ -514,20 +514,20 @@ static void test_grad_reverse_and_detach(void)
     float xd[3] = {1, -2, 3};
     sd_tensor *x = leaf(&t, 3, xd);
     sd_tensor *y = sd_grad_reverse(&t, x, 0.25f);
-    CHECK(y && y->data[1] == -2.0f);
+    CHECK(y && F32(y->data)[1] == -2.0f);
     /* loss = sum(3*y): d/dx = -0.25 * 3 */
     CHECK_OK(sd_backward1(&t, sd_sum(&t, sd_scale(&t, y, 3.0f))));
     for (int i = 0; i < 3; i++)
-        CHECK_NEAR(x->grad[i], -0.75f, 1e-7);
+        CHECK_NEAR(F32(x->grad)[i], -0.75f, 1e-7);
 
     sd_tape_reset(&t);
     x = leaf(&t, 3, xd);
     sd_tensor *d = sd_detach(&t, x);
-    CHECK(d && !d->requires_grad && d->data[2] == 3.0f);
+    CHECK(d && !d->requires_grad && F32(d->data)[2] == 3.0f);
     /* loss = sum(x * detach(x)): gradient only through the first factor */
     CHECK_OK(sd_backward1(&t, sd_sum(&t, sd_mul(&t, x, d))));
     for (int i = 0; i < 3; i++)
-        CHECK_NEAR(x->grad[i], xd[i], 1e-7);
+        CHECK_NEAR(F32(x->grad)[i], xd[i], 1e-7);
     sd_tape_free(&t);
 }
 
@@ -540,7 +540,7 @@ static void test_no_grad(void)
     sd_tape_no_grad_begin(&t);
     sd_tensor *y = sd_sum(&t, sd_mul(&t, sd_relu(&t, x), x));
     sd_tape_no_grad_end(&t);
-    CHECK(y && y->data[0] == 14.0f);
+    CHECK(y && F32(y->data)[0] == 14.0f);
     CHECK(t.n_nodes == 0);
     CHECK(!y->requires_grad);
     CHECK_OK(sd_backward1(&t, y)); /* nothing to do, not an error */

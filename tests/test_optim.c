@@ -29,19 +29,19 @@ static void fixture_init(fixture *f)
     f->d = sd_params_declare(&f->p, f->gd, "d", 1, s1);
     sd_params_set_frozen(&f->p, f->gc, true);
     CHECK_OK(sd_params_alloc(&f->p));
-    f->a->data[0] = 1.0f;
-    f->a->data[1] = -2.0f;
-    f->b->data[0] = 0.5f;
-    f->c->data[0] = 3.0f;
-    f->d->data[0] = 7.0f;
+    F32(f->a->data)[0] = 1.0f;
+    F32(f->a->data)[1] = -2.0f;
+    F32(f->b->data)[0] = 0.5f;
+    F32(f->c->data)[0] = 3.0f;
+    F32(f->d->data)[0] = 7.0f;
 }
 
 static void set_grads(fixture *f, float ga0, float ga1, float gb, float gc)
 {
-    f->a->grad[0] = ga0;
-    f->a->grad[1] = ga1;
-    f->b->grad[0] = gb;
-    f->c->grad[0] = gc;
+    F32(f->a->grad)[0] = ga0;
+    F32(f->a->grad)[1] = ga1;
+    F32(f->b->grad)[0] = gb;
+    F32(f->c->grad)[0] = gc;
 }
 
 static void test_sgd_momentum_wd_multipliers(void)
@@ -58,19 +58,19 @@ static void test_sgd_momentum_wd_multipliers(void)
      * b:  lr 1.0, wd 0.05: d = 0.2 + 0.025 = 0.225; buf = 0.225; w = 0.275 */
     set_grads(&f, 0.5f, -1.0f, 0.2f, 9.0f);
     CHECK_OK(sd_optim_step(&opt, 0.1f));
-    CHECK_NEAR(f.a->data[0], 0.94, 1e-6);
-    CHECK_NEAR(f.a->data[1], -1.88, 1e-6);
-    CHECK_NEAR(f.b->data[0], 0.275, 1e-6);
-    CHECK_NEAR(f.c->data[0], 3.0, 0);   /* frozen: untouched */
-    CHECK_NEAR(f.d->data[0], 7.0, 0);   /* buffer: untouched */
+    CHECK_NEAR(F32(f.a->data)[0], 0.94, 1e-6);
+    CHECK_NEAR(F32(f.a->data)[1], -1.88, 1e-6);
+    CHECK_NEAR(F32(f.b->data)[0], 0.275, 1e-6);
+    CHECK_NEAR(F32(f.c->data)[0], 3.0, 0);   /* frozen: untouched */
+    CHECK_NEAR(F32(f.d->data)[0], 7.0, 0);   /* buffer: untouched */
 
     /* step 2, lr 0.05, same grads:
      * a0: d = 0.5 + 0.094 = 0.594; buf = 0.54 + 0.594 = 1.134; w = 0.94 - 0.0567 = 0.8833
      * b:  lr 0.5: d = 0.2 + 0.05*0.275 = 0.21375; buf = 0.2025 + 0.21375 = 0.41625;
      *     w = 0.275 - 0.208125 = 0.066875 */
     CHECK_OK(sd_optim_step(&opt, 0.05f));
-    CHECK_NEAR(f.a->data[0], 0.8833, 1e-6);
-    CHECK_NEAR(f.b->data[0], 0.066875, 1e-6);
+    CHECK_NEAR(F32(f.a->data)[0], 0.8833, 1e-6);
+    CHECK_NEAR(F32(f.b->data)[0], 0.066875, 1e-6);
     CHECK_NEAR(opt.state[f.gb][0][0], 0.41625, 1e-6);
     CHECK(opt.steps[f.ga] == 2 && opt.steps[f.gc] == 0);
     CHECK(opt.state[f.gd][0] == NULL);
@@ -78,7 +78,7 @@ static void test_sgd_momentum_wd_multipliers(void)
     /* unfreezing a group makes it train from then on */
     sd_params_set_frozen(&f.p, f.gc, false);
     CHECK_OK(sd_optim_step(&opt, 0.1f));
-    CHECK_NEAR(f.c->data[0], 3.0 - 0.1 * (9.0 + 0.1 * 3.0), 1e-6);
+    CHECK_NEAR(F32(f.c->data)[0], 3.0 - 0.1 * (9.0 + 0.1 * 3.0), 1e-6);
     sd_optim_free(&opt);
     sd_params_free(&f.p);
 }
@@ -94,9 +94,9 @@ static void test_sgd_plain(void)
     set_grads(&f, 1.0f, 2.0f, 3.0f, 0.0f);
     CHECK_OK(sd_optim_step(&opt, 0.01f));
     CHECK_OK(sd_optim_step(&opt, 0.01f));
-    CHECK_NEAR(f.a->data[0], 0.98, 1e-6);
-    CHECK_NEAR(f.a->data[1], -2.04, 1e-6);
-    CHECK_NEAR(f.b->data[0], 0.5 - 2 * 0.1 * 3.0, 1e-6);
+    CHECK_NEAR(F32(f.a->data)[0], 0.98, 1e-6);
+    CHECK_NEAR(F32(f.a->data)[1], -2.04, 1e-6);
+    CHECK_NEAR(F32(f.b->data)[0], 0.5 - 2 * 0.1 * 3.0, 1e-6);
     sd_optim_free(&opt);
     sd_params_free(&f.p);
 }
@@ -113,20 +113,20 @@ static void test_adam_steps(void)
      * (up to eps). Step 2 with the same g: the same again. */
     set_grads(&f, 0.5f, -4.0f, 0.2f, 0.0f);
     CHECK_OK(sd_optim_step(&opt, 0.01f));
-    CHECK_NEAR(f.a->data[0], 1.0 - 0.01, 1e-6);
-    CHECK_NEAR(f.a->data[1], -2.0 + 0.01, 1e-6);
-    CHECK_NEAR(f.b->data[0], 0.5 - 0.1, 1e-6);   /* lr x10 */
+    CHECK_NEAR(F32(f.a->data)[0], 1.0 - 0.01, 1e-6);
+    CHECK_NEAR(F32(f.a->data)[1], -2.0 + 0.01, 1e-6);
+    CHECK_NEAR(F32(f.b->data)[0], 0.5 - 0.1, 1e-6);   /* lr x10 */
     CHECK_NEAR(opt.state[f.ga][0][1], -0.4, 1e-6);
     CHECK_NEAR(opt.state[f.ga][1][1], 0.16, 1e-6);
     CHECK_OK(sd_optim_step(&opt, 0.01f));
-    CHECK_NEAR(f.a->data[0], 1.0 - 0.02, 1e-6);
+    CHECK_NEAR(F32(f.a->data)[0], 1.0 - 0.02, 1e-6);
     /* Step 3 with g = 0: m = 0.081*g0... hand: m3 = 0.9*0.19*0.5 = 0.0855 (g=0.5 before),
      * v3 = 0.99*(0.0199*0.25) = 0.00492525; bc1 = 1-0.729 = 0.271, bc2 = 1-0.970299 = 0.029701;
      * update = 0.01/0.271 * 0.0855 / (sqrt(0.00492525)/sqrt(0.029701)) */
     set_grads(&f, 0.0f, 0.0f, 0.0f, 0.0f);
     CHECK_OK(sd_optim_step(&opt, 0.01f));
     double upd = 0.01 / 0.271 * 0.0855 / (sqrt(0.00492525) / sqrt(0.029701));
-    CHECK_NEAR(f.a->data[0], 0.98 - upd, 1e-6);
+    CHECK_NEAR(F32(f.a->data)[0], 0.98 - upd, 1e-6);
     sd_optim_free(&opt);
     sd_params_free(&f.p);
 }

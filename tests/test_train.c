@@ -523,16 +523,16 @@ static void test_grad_reverse_flips_sign(void)
     int g = sd_params_add_group(&p, "x", 1, 1, false);
     sd_tensor *x = sd_params_declare(&p, g, "x", 4, (int[]){1, 2, 1, 1});
     CHECK_OK(sd_params_alloc(&p));
-    x->data[0] = 0.3f;
-    x->data[1] = -1.0f;
+    F32(x->data)[0] = 0.3f;
+    F32(x->data)[1] = -1.0f;
     /* loss = mean(2 * R(x)): without R, dL/dx = 1; with R(lambda 0.25), -0.25 */
     sd_tensor *loss = sd_mean(&t, sd_scale(&t, sd_grad_reverse(&t, x, 0.25f), 2.0f));
     CHECK(loss != NULL);
     if (loss) {
-        CHECK_NEAR(loss->data[0], -0.7, 1e-6);
+        CHECK_NEAR(F32(loss->data)[0], -0.7, 1e-6);
         CHECK_OK(sd_backward1(&t, loss));
-        CHECK_NEAR(x->grad[0], -0.25, 1e-6);
-        CHECK_NEAR(x->grad[1], -0.25, 1e-6);
+        CHECK_NEAR(F32(x->grad)[0], -0.25, 1e-6);
+        CHECK_NEAR(F32(x->grad)[1], -0.25, 1e-6);
     }
     sd_params_free(&p);
     sd_tape_free(&t);

@@ -1,12 +1,16 @@
 /* Tensors, the step arena, the define-by-run autograd tape and parameter
  * groups. Ops live in ops.h; this header holds only the objects they act on.
  *
- * Ownership, in one paragraph: a parameter's data and gradient live in the
- * flat buffers of its sd_params set (one data buffer and one grad buffer per
- * group, so optimisers and checkpoints make one pass / one write); every other
- * tensor of a training step (activations, their gradients, op scratch) lives
- * in the tape's arena and dies at sd_tape_reset. Nothing returned by an op is
- * freed by the caller. */
+ * Ownership, in one paragraph: a tensor's bytes belong to its device's
+ * backend (allocated, freed and copied by it); code outside the ops reaches
+ * them only through sd_tensor_to_host / sd_tensor_from_host (or, on the CPU,
+ * sd_tensor_host). A parameter's data and gradient live in the flat buffers
+ * of its sd_params set (one data buffer and one grad buffer per group, so
+ * optimisers and checkpoints make one pass / one write); every other tensor
+ * of a training step (activations, their gradients, op scratch) lives in the
+ * tape's storage arena and dies at sd_tape_reset, or earlier under no_grad
+ * when sd_tensor_release hands it back. Nothing returned by an op is freed by
+ * the caller. */
 #ifndef SEGDA_TENSOR_H
 #define SEGDA_TENSOR_H
 
@@ -19,8 +23,12 @@
 #define SD_MAX_DIMS 4
 
 typedef enum sd_device { SD_DEVICE_CPU = 0, SD_DEVICE_CUDA, SD_DEVICE_COUNT } sd_device;
-/* bf16 storage is reserved for mixed precision; every op today takes f32. */
-typedef enum sd_dtype { SD_DTYPE_F32 = 0, SD_DTYPE_BF16, SD_DTYPE_COUNT } sd_dtype;
+/* Storage and compute dtypes. Stored tensors are f32 on the CPU backend
+ * (master weights, gradients, optimiser state and activations); bf16 is the
+ * compute dtype of convolutions under --precision bf16 (sd_tape.compute);
+ * f16 is reserved. */
+typedef enum sd_dtype { SD_DTYPE_F32 = 0, SD_DTYPE_BF16, SD_DTYPE_F16, SD_DTYPE_COUNT } sd_dtype;
+size_t sd_dtype_size(sd_dtype d);
 
 struct sd_node;
 
@@ -30,24 +38,37 @@ typedef struct sd_tensor {
     size_t numel;
     sd_dtype dtype;
     sd_device device;
-    float *data;             /* [numel], contiguous row-major */
-    float *grad;             /* [numel] or NULL: allocated zeroed on first accumulation */
+    void *data;              /* [numel] of dtype on device, contiguous row-major; owned by the
+                              * device's backend: host code copies (sd_tensor_to_host) */
+    void *grad;              /* [numel] f32 on device, or NULL: allocated zeroed on first accumulation */
     bool requires_grad;
+    bool owned;              /* its storage is the tape's (not a parameter's or a wrapped buffer) */
+    bool released;           /* its storage went back to the arena (sd_tensor_release) */
     struct sd_node *node;    /* the op that made it; NULL for leaves */
     const char *name;        /* parameters only: the PyTorch-style name */
 } sd_tensor;
 
 /* ---- arena: bump allocation in chunks, reset per step, chunks kept ---- */
 typedef struct sd_arena_chunk sd_arena_chunk;
+typedef struct sd_arena_block { void *p; size_t bytes; } sd_arena_block;
 typedef struct sd_arena {
     sd_arena_chunk *head;
     size_t chunk_size;       /* default chunk size; bigger requests get their own */
-    size_t used, peak;       /* bytes handed out since reset, and the high-water mark */
+    size_t used, peak;       /* bytes live since reset, and the high-water mark */
+    sd_device device;        /* whose backend allocates the chunks */
+    sd_arena_block *freed;   /* blocks handed back (sd_arena_give_back), reused best-fit */
+    int n_freed, cap_freed;
 } sd_arena;
 
+/* Host memory (chunk_size 0: 64 MiB chunks). */
 void sd_arena_init(sd_arena *a, size_t chunk_size);
+/* Chunks from dev's backend: tensor storage of a tape on that device. */
+void sd_arena_init_on(sd_arena *a, size_t chunk_size, sd_device dev);
 void *sd_arena_alloc(sd_arena *a, size_t bytes);  /* 64-byte aligned, uninitialised; NULL + message on OOM */
 void *sd_arena_calloc(sd_arena *a, size_t bytes);
+/* Returns a block of this arena before the reset, for a later allocation of
+ * at most its size (no_grad inference keeps memory flat this way). */
+void sd_arena_give_back(sd_arena *a, void *p, size_t bytes);
 void sd_arena_reset(sd_arena *a);
 void sd_arena_free(sd_arena *a);
 
@@ -66,7 +87,9 @@ typedef struct sd_node {
 } sd_node;
 
 typedef struct sd_tape {
-    sd_arena arena;
+    sd_arena arena;              /* host: nodes, saved op state, tensor headers */
+    sd_arena store;              /* on device: tensor data, gradients and kernel scratch */
+    sd_device device;            /* where the tape's tensors live */
     sd_node **nodes;
     int n_nodes, cap_nodes;
     int no_grad;                 /* > 0: ops record nothing */
@@ -77,7 +100,8 @@ typedef struct sd_tape {
     sd_status status;            /* first failure since reset (SD_OK if none) */
 } sd_tape;
 
-sd_status sd_tape_init(sd_tape *t, uint64_t seed);
+sd_status sd_tape_init(sd_tape *t, uint64_t seed);                 /* CPU */
+sd_status sd_tape_init_on(sd_tape *t, uint64_t seed, sd_device dev);
 void sd_tape_free(sd_tape *t);
 /* Forgets every node and activation of the step; parameters are untouched. */
 void sd_tape_reset(sd_tape *t);
@@ -99,8 +123,26 @@ static inline sd_status sd_backward1(sd_tape *t, sd_tensor *loss)
 sd_tensor *sd_tensor_new(sd_tape *t, int ndim, const int *shape);        /* uninitialised */
 sd_tensor *sd_tensor_zeros(sd_tape *t, int ndim, const int *shape);
 sd_tensor *sd_tensor_new4(sd_tape *t, int n, int c, int h, int w);      /* uninitialised */
-/* Wraps caller-owned memory (e.g. a batch) as a leaf without gradient. */
+/* Wraps caller-owned host memory (e.g. a batch) as a leaf without gradient:
+ * zero-copy on a CPU tape; on another device a copy in the tape's storage. */
 sd_tensor *sd_tensor_wrap(sd_tape *t, int ndim, const int *shape, float *data);
+/* Device scratch for an op's kernels, alive until the reset (NULL + tape failed). */
+void *sd_tape_scratch(sd_tape *t, size_t bytes, const char *op);
+/* Under no_grad, hands x's storage back for reuse by later tensors of the
+ * step: call it when x has no further consumer (layer code does, block by
+ * block, so inference memory does not grow with depth). Outside no_grad, or
+ * for leaves and parameters, it does nothing: the tape may still need x. */
+void sd_tensor_release(sd_tape *t, sd_tensor *x);
+
+/* ---- host access: explicit copies, converting the dtype to/from f32 ---- */
+sd_status sd_tensor_to_host(const sd_tensor *x, float *dst);          /* numel floats */
+sd_status sd_tensor_from_host(sd_tensor *x, const float *src);
+sd_status sd_tensor_grad_to_host(const sd_tensor *x, float *dst);     /* zeros when no grad */
+float sd_tensor_item(const sd_tensor *x);                             /* element 0 (a loss), NAN on error */
+/* The data as a host f32 pointer when x is an f32 CPU tensor, else NULL:
+ * for the CPU-only paths (data loading, tests) that would copy for nothing. */
+float *sd_tensor_host(const sd_tensor *x);
+float *sd_tensor_host_grad(const sd_tensor *x);
 /* Shape as text for messages: "[2,3,65,65]"; returns a per-thread buffer slot. */
 const char *sd_shape_str(const sd_tensor *x);
 bool sd_shape_eq(const sd_tensor *a, const sd_tensor *b);
@@ -133,7 +175,7 @@ typedef struct sd_param_group {
     bool frozen;               /* parameters of a frozen group do not require grad */
     bool is_buffer;            /* running statistics: saved, never optimised */
     size_t numel;
-    float *data;               /* [numel] flat buffer; params point into it */
+    float *data;               /* [numel] f32 flat buffer on the params' device; params point into it */
     float *grad;               /* [numel] or NULL for buffers */
 } sd_param_group;
 
@@ -144,6 +186,7 @@ typedef struct sd_params {
     sd_tensor **tensors;       /* [n] parameter tensors, in declaration order (stable pointers) */
     int *group_of;             /* [n] group index of each tensor */
     bool allocated;
+    sd_device device;          /* whose backend owns the group buffers (CPU by default) */
 } sd_params;
 
 void sd_params_init(sd_params *p);

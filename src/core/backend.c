@@ -1,8 +1,43 @@
-/* Device -> backend table lookup and the completeness check of a table.
- * The tables themselves live with their kernels (src/cpu/backend_cpu.c). */
+/* The op registry's names, device -> backend lookup, the support check every
+ * op makes, and the completeness check of a table. The tables themselves live
+ * with their kernels (src/cpu/backend_cpu.c). */
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "core/backend.h"
+
+const char *const sd_op_names[SD_OP_COUNT] = {
+#define SD_OP(name) #name,
+#include "core/ops.def"
+#undef SD_OP
+};
+
+sd_op sd_op_lookup(const char *name)
+{
+    for (int i = 0; i < SD_OP_COUNT; i++)
+        if (!strcmp(sd_op_names[i], name))
+            return (sd_op)i;
+    return SD_OP_COUNT;
+}
+
+const char *sd_dtype_name(sd_dtype d)
+{
+    switch (d) {
+    case SD_DTYPE_F32: return "f32";
+    case SD_DTYPE_BF16: return "bf16";
+    default: return "?";
+    }
+}
+
+const char *sd_device_name(sd_device d)
+{
+    switch (d) {
+    case SD_DEVICE_CPU: return "cpu";
+    case SD_DEVICE_CUDA: return "cuda";
+    default: return "?";
+    }
+}
 
 const sd_backend *sd_backend_for(sd_device dev)
 {
@@ -14,12 +49,36 @@ const sd_backend *sd_backend_for(sd_device dev)
     }
 }
 
-const sd_backend *sd_backend_check(sd_tape *t, const char *op, const sd_tensor *x)
+const sd_backend *sd_backend_checkn(sd_tape *t, const char *op, int n_in, const sd_tensor *const *in)
 {
+    sd_op id = sd_op_lookup(op);
+    if (id == SD_OP_COUNT) {
+        sd_tape_fail(t, SD_ERR_UNSUPPORTED, "%s: not an op of the registry (src/core/ops.def)", op);
+        return NULL;
+    }
+    const sd_tensor *x = in[0];
+    for (int i = 1; i < n_in; i++)
+        if (in[i] && in[i]->device != x->device) {
+            sd_tape_fail(t, SD_ERR_ARG, "%s: input 0 %s on %s, input %d %s on %s: expected one device", op,
+                         sd_shape_str(x), sd_device_name(x->device), i, sd_shape_str(in[i]),
+                         sd_device_name(in[i]->device));
+            return NULL;
+        }
     const sd_backend *be = sd_backend_for(x->device);
-    if (!be || !be->supports(op, x->dtype)) {
-        sd_tape_fail(t, SD_ERR_UNSUPPORTED, "%s: input %s: no kernel for device %d, dtype %d", op, sd_shape_str(x),
-                     (int)x->device, (int)x->dtype);
+    if (!be) {
+        sd_tape_fail(t, SD_ERR_UNSUPPORTED, "%s: input %s on %s: this build has no %s backend", op,
+                     sd_shape_str(x), sd_device_name(x->device), sd_device_name(x->device));
+        return NULL;
+    }
+    if (!be->supports(id, n_in, in)) {
+        char what[256];
+        size_t k = 0;
+        for (int i = 0; i < n_in && k < sizeof what; i++)
+            if (in[i])
+                k += (size_t)snprintf(what + k, sizeof what - k, "%s%s %s", k ? ", " : "", sd_shape_str(in[i]),
+                                      sd_dtype_name(in[i]->dtype));
+        sd_tape_fail(t, SD_ERR_UNSUPPORTED, "%s: inputs %s: the %s backend has no kernel for them", op, what,
+                     be->name);
         return NULL;
     }
     return be;
@@ -27,28 +86,12 @@ const sd_backend *sd_backend_check(sd_tape *t, const char *op, const sd_tensor *
 
 const char *sd_backend_missing(const sd_backend *b)
 {
-#define SD_NEED(f)     \
-    if (!b->f)         \
-        return #f;
-    SD_NEED(supports)
-    SD_NEED(conv2d_fwd) SD_NEED(conv2d_bwd) SD_NEED(conv_transpose2d_fwd) SD_NEED(conv_transpose2d_bwd)
-    SD_NEED(max_pool_fwd) SD_NEED(max_pool_bwd) SD_NEED(avg_pool_fwd) SD_NEED(avg_pool_bwd)
-    SD_NEED(adaptive_avg_pool_fwd) SD_NEED(adaptive_avg_pool_bwd)
-    SD_NEED(norm_stats) SD_NEED(norm_apply) SD_NEED(norm_bwd)
-    SD_NEED(resize_bilinear_fwd) SD_NEED(resize_bilinear_bwd)
-    SD_NEED(resize_nearest_fwd) SD_NEED(resize_nearest_bwd)
-    SD_NEED(pad2d_fwd) SD_NEED(pad2d_bwd) SD_NEED(flip_w_fwd) SD_NEED(flip_w_bwd)
-    /* opsB: element-wise, shape, softmax and loss kernels */
-    SD_NEED(relu_fwd) SD_NEED(relu_bwd) SD_NEED(leaky_relu_fwd) SD_NEED(leaky_relu_bwd)
-    SD_NEED(tanh_fwd) SD_NEED(tanh_bwd) SD_NEED(sigmoid_fwd) SD_NEED(sigmoid_bwd)
-    SD_NEED(scale_fwd) SD_NEED(add_scalar_fwd) SD_NEED(pow_fwd) SD_NEED(pow_bwd)
-    SD_NEED(axpy) SD_NEED(add_const) SD_NEED(mul)
-    SD_NEED(dropout_mask) SD_NEED(binary_fwd) SD_NEED(binary_bwd) SD_NEED(copy_blocks) SD_NEED(sum)
-    SD_NEED(softmax_fwd) SD_NEED(softmax_bwd) SD_NEED(cross_entropy_fwd) SD_NEED(cross_entropy_bwd)
-    SD_NEED(bce_fwd) SD_NEED(bce_bwd) SD_NEED(sqdiff_fwd) SD_NEED(sqdiff_bwd)
-    SD_NEED(entropy_fwd) SD_NEED(entropy_bwd) SD_NEED(selfinfo_fwd) SD_NEED(selfinfo_bwd)
-    SD_NEED(l2dist_fwd) SD_NEED(l2dist_bwd)
-    /* end of opsB section */
-#undef SD_NEED
+    if (!b->supports)
+        return "supports";
+#define SD_KERNEL(name, ret, params) \
+    if (!b->name)                    \
+        return #name;
+#include "core/ops.def"
+#undef SD_KERNEL
     return NULL;
 }

@@ -41,7 +41,7 @@ static void concat_backward(sd_node *n)
         sd_tensor *x = n->in[i];
         size_t len = (size_t)x->shape[s->dim] * inner;
         if (sd_node_grad(n, i))
-            s->be->copy_blocks(outer, len, y->grad + off, ylen, x->grad, len, true);
+            s->be->copy_blocks(outer, len, (const float *)y->grad + off, ylen, x->grad, len, true);
         off += len;
     }
 }
@@ -97,7 +97,7 @@ sd_tensor *sd_concat(sd_tape *t, int n, sd_tensor *const *xs, int dim)
     size_t ylen = (size_t)total * inner, off = 0;
     for (int i = 0; i < n; i++) {
         size_t len = (size_t)xs[i]->shape[dim] * inner;
-        be->copy_blocks(outer, len, xs[i]->data, len, y->data + off, ylen, false);
+        be->copy_blocks(outer, len, xs[i]->data, len, (float *)y->data + off, ylen, false);
         off += len;
     }
     sd_node *nd = sd_tape_record(t, "concat", concat_backward, y, n, xs);
@@ -125,7 +125,7 @@ static void slice_backward(sd_node *n)
     sd_tensor *x = n->in[0], *y = n->out;
     size_t outer = outer_of(x, s->dim), inner = inner_of(x, s->dim);
     size_t len = (size_t)y->shape[s->dim] * inner;
-    s->be->copy_blocks(outer, len, y->grad, len, x->grad + (size_t)s->start * inner,
+    s->be->copy_blocks(outer, len, y->grad, len, (float *)x->grad + (size_t)s->start * inner,
                        (size_t)x->shape[s->dim] * inner, true);
 }
 
@@ -152,7 +152,7 @@ sd_tensor *sd_slice(sd_tape *t, sd_tensor *x, int dim, int start, int end)
     y->device = x->device;
     size_t outer = outer_of(x, dim), inner = inner_of(x, dim);
     size_t len = (size_t)(end - start) * inner;
-    be->copy_blocks(outer, len, x->data + (size_t)start * inner, (size_t)x->shape[dim] * inner, y->data, len,
+    be->copy_blocks(outer, len, (const float *)x->data + (size_t)start * inner, (size_t)x->shape[dim] * inner, y->data, len,
                     false);
     sd_node *n = sd_tape_record(t, "slice", slice_backward, y, 1, (sd_tensor *[]){x});
     if (n) {

@@ -16,8 +16,16 @@ static sd_tensor *scalar_new(sd_tape *t, float v)
 {
     sd_tensor *y = sd_tensor_new(t, 1, (int[]){1});
     if (y)
-        y->data[0] = v;
+        sd_backend_for(y->device)->copy_from_host(y->data, &v, sizeof v);
     return y;
+}
+
+/* d(loss)/d(this scalar output), read back from the device */
+static float grad0(const sd_tensor *y)
+{
+    float g;
+    sd_backend_for(y->device)->copy_to_host(&g, y->grad, sizeof g);
+    return g;
 }
 
 /* [N, C, rest...] viewed as [n, c, hw] */
@@ -104,7 +112,7 @@ sd_tensor *sd_log_softmax(sd_tape *t, sd_tensor *x) { return softmax_common(t, x
 static void sum_backward(sd_node *n)
 {
     loss_saved *s = n->saved;
-    s->be->add_const(n->in[0]->numel, n->out->grad[0] * s->scale, n->in[0]->grad);
+    s->be->add_const(n->in[0]->numel, grad0(n->out) * s->scale, n->in[0]->grad);
 }
 
 static sd_tensor *reduce(sd_tape *t, sd_tensor *x, bool mean)
@@ -139,7 +147,7 @@ static void cross_entropy_backward(sd_node *n)
     loss_saved *s = n->saved;
     sd_tensor *x = n->in[0];
     nchw v = view_nchw(x);
-    float scale = n->out->grad[0] * s->scale;
+    float scale = grad0(n->out) * s->scale;
     if (scale != 0.0f)
         s->be->cross_entropy_bwd(v.n, v.c, v.hw, x->data, s->labels, s->cw, s->pw, s->ignore, s->buf, scale,
                                  x->grad);
@@ -163,7 +171,7 @@ static sd_tensor *cross_entropy_common(sd_tape *t, const char *op, sd_tensor *x,
     const sd_backend *be = sd_backend_check(t, op, x);
     if (!be)
         return NULL;
-    float *lse = sd_arena_alloc(&t->arena, (npix ? npix : 1) * sizeof(float));
+    float *lse = sd_tape_scratch(t, (npix ? npix : 1) * sizeof(float), op);
     if (!lse)
         return sd_tape_fail(t, SD_ERR_NOMEM, "%s: out of memory", op);
     double num, wsum, count;
@@ -212,7 +220,7 @@ static void bce_backward(sd_node *n)
     loss_saved *s = n->saved;
     sd_tensor *x = n->in[0];
     /* a tensor target, when there is one, was kept as buf */
-    s->be->bce_bwd(x->numel, x->data, s->buf, s->aux, n->out->grad[0] * s->scale, x->grad);
+    s->be->bce_bwd(x->numel, x->data, s->buf, s->aux, grad0(n->out) * s->scale, x->grad);
 }
 
 static sd_tensor *bce_common(sd_tape *t, const char *op, sd_tensor *x, sd_tensor *target, float tc)
@@ -258,7 +266,7 @@ static void mse_backward(sd_node *n)
 {
     loss_saved *s = n->saved;
     sd_tensor *a = n->in[0], *b = n->n_in > 1 ? n->in[1] : NULL;
-    s->be->sqdiff_bwd(a->numel, a->data, b ? b->data : NULL, s->aux, n->out->grad[0] * s->scale, sd_node_grad(n, 0),
+    s->be->sqdiff_bwd(a->numel, a->data, b ? b->data : NULL, s->aux, grad0(n->out) * s->scale, sd_node_grad(n, 0),
                       sd_node_grad(n, 1));
 }
 
@@ -328,7 +336,7 @@ static sd_tensor *entropy_common(sd_tape *t, sd_tensor *x, bool map)
     if (map)
         shape[1] = 1;
     sd_tensor *y = sd_tensor_new(t, x->ndim, shape);
-    float *logp = y ? sd_arena_alloc(&t->arena, x->numel * sizeof(float)) : NULL;
+    float *logp = y ? sd_tape_scratch(t, x->numel * sizeof(float), op) : NULL;
     if (!logp)
         return y ? sd_tape_fail(t, SD_ERR_NOMEM, "%s: out of memory", op) : NULL;
     y->device = x->device;
@@ -357,7 +365,7 @@ static void l2dist_backward(sd_node *n)
     loss_saved *s = n->saved;
     sd_tensor *a = n->in[0], *b = n->in[1];
     nchw v = view_nchw(a);
-    s->be->l2dist_bwd(v.n, v.c, v.hw, a->data, b->data, s->buf, n->out->grad[0] * s->scale, sd_node_grad(n, 0), sd_node_grad(n, 1));
+    s->be->l2dist_bwd(v.n, v.c, v.hw, a->data, b->data, s->buf, grad0(n->out) * s->scale, sd_node_grad(n, 0), sd_node_grad(n, 1));
 }
 
 sd_tensor *sd_l2_feature_distance(sd_tape *t, sd_tensor *a, sd_tensor *b)
@@ -372,7 +380,7 @@ sd_tensor *sd_l2_feature_distance(sd_tape *t, sd_tensor *a, sd_tensor *b)
         return NULL;
     nchw v = view_nchw(a);
     size_t npos = (size_t)v.n * v.hw;
-    float *dist = sd_arena_alloc(&t->arena, npos * sizeof(float));
+    float *dist = sd_tape_scratch(t, npos * sizeof(float), "l2_feature_distance");
     if (!dist)
         return sd_tape_fail(t, SD_ERR_NOMEM, "l2_feature_distance: out of memory");
     double s = be->l2dist_fwd(v.n, v.c, v.hw, a->data, b->data, dist);

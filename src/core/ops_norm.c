@@ -70,25 +70,17 @@ sd_tensor *sd_batch_norm(sd_tape *t, sd_tensor *x, sd_tensor *weight, sd_tensor 
     if (!be)
         return NULL;
     sd_tensor *y = sd_tensor_new(t, x->ndim, x->shape);
-    float *mean = sd_arena_alloc(&t->arena, 3 * (size_t)C * sizeof(float));
+    float *mean = sd_tape_scratch(t, 3 * (size_t)C * sizeof(float), "batch_norm");
     if (!y || !mean)
         return sd_tape_fail(t, SD_ERR_NOMEM, "batch_norm: input %s: out of memory", sd_shape_str(x));
     y->device = x->device;
     float *invstd = mean + C, *var = mean + 2 * C;
     if (training) {
         be->norm_stats(&g, x->data, eps, mean, invstd, var);
-        /* PyTorch: running = (1 - m) * running + m * batch, unbiased variance */
-        for (int c = 0; c < C; c++) {
-            if (running_mean)
-                running_mean->data[c] = (1.0f - momentum) * running_mean->data[c] + momentum * mean[c];
-            if (running_var)
-                running_var->data[c] = (1.0f - momentum) * running_var->data[c] + momentum * var[c];
-        }
+        be->norm_update_running(C, momentum, mean, var, running_mean ? running_mean->data : NULL,
+                                running_var ? running_var->data : NULL);
     } else {
-        for (int c = 0; c < C; c++) {
-            mean[c] = running_mean->data[c];
-            invstd[c] = 1.0f / sqrtf(running_var->data[c] + eps);
-        }
+        be->norm_running_stats(C, eps, running_mean->data, running_var->data, mean, invstd);
     }
     be->norm_apply(&g, x->data, mean, invstd, weight ? weight->data : NULL, bias ? bias->data : NULL, y->data);
     return norm_finish(t, "batch_norm", x, weight, bias, y, &g, mean, invstd, training);
@@ -114,7 +106,7 @@ sd_tensor *sd_instance_norm(sd_tape *t, sd_tensor *x, sd_tensor *weight, sd_tens
         return NULL;
     sd_norm_geom g = {.outer = 1, .ch = N * C, .inner = HW, .affine_ch = C};
     sd_tensor *y = sd_tensor_new(t, 4, x->shape);
-    float *mean = sd_arena_alloc(&t->arena, 2 * (size_t)N * C * sizeof(float));
+    float *mean = sd_tape_scratch(t, 2 * (size_t)N * C * sizeof(float), "instance_norm");
     if (!y || !mean)
         return sd_tape_fail(t, SD_ERR_NOMEM, "instance_norm: input %s: out of memory", sd_shape_str(x));
     y->device = x->device;

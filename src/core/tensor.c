@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <math.h>
+
+#include "core/backend.h"
 #include "segda/tensor.h"
 
 /* ---- arena ---- */
@@ -17,18 +20,26 @@ struct sd_arena_chunk {
 
 #define ARENA_ALIGN 64
 
-void sd_arena_init(sd_arena *a, size_t chunk_size)
+void sd_arena_init(sd_arena *a, size_t chunk_size) { sd_arena_init_on(a, chunk_size, SD_DEVICE_CPU); }
+
+void sd_arena_init_on(sd_arena *a, size_t chunk_size, sd_device dev)
 {
     memset(a, 0, sizeof *a);
     a->chunk_size = chunk_size ? chunk_size : ((size_t)64 << 20);
+    a->device = dev;
 }
 
-static sd_arena_chunk *chunk_new(size_t size)
+static sd_arena_chunk *chunk_new(sd_device dev, size_t size)
 {
+    const sd_backend *be = sd_backend_for(dev);
+    if (!be) {
+        sd_fail(SD_ERR_UNSUPPORTED, "arena: this build has no %s backend", sd_device_name(dev));
+        return NULL;
+    }
     sd_arena_chunk *c = sd_malloc(sizeof *c);
     if (!c)
         return NULL;
-    c->mem = aligned_alloc(ARENA_ALIGN, (size + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN);
+    c->mem = be->buffer_alloc((size + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN);
     if (!c->mem) {
         free(c);
         sd_fail(SD_ERR_NOMEM, "out of memory: arena chunk of %zu bytes", size);
@@ -40,11 +51,49 @@ static sd_arena_chunk *chunk_new(size_t size)
     return c;
 }
 
+/* Best fit among the blocks handed back, wasting at most half of a block. */
+static void *reuse_freed(sd_arena *a, size_t bytes)
+{
+    int best = -1;
+    for (int i = 0; i < a->n_freed; i++)
+        if (a->freed[i].bytes >= bytes && a->freed[i].bytes / 2 <= bytes &&
+            (best < 0 || a->freed[i].bytes < a->freed[best].bytes))
+            best = i;
+    if (best < 0)
+        return NULL;
+    void *p = a->freed[best].p;
+    a->used += a->freed[best].bytes;
+    if (a->used > a->peak)
+        a->peak = a->used;
+    a->freed[best] = a->freed[--a->n_freed];
+    return p;
+}
+
+void sd_arena_give_back(sd_arena *a, void *p, size_t bytes)
+{
+    bytes = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+    if (!p || !bytes)
+        return;
+    if (a->n_freed == a->cap_freed) {
+        int cap = a->cap_freed ? 2 * a->cap_freed : 64;
+        sd_arena_block *nb = realloc(a->freed, (size_t)cap * sizeof *nb);
+        if (!nb)
+            return; /* the block simply stays in use until the reset */
+        a->freed = nb;
+        a->cap_freed = cap;
+    }
+    a->freed[a->n_freed++] = (sd_arena_block){p, bytes};
+    a->used -= bytes;
+}
+
 void *sd_arena_alloc(sd_arena *a, size_t bytes)
 {
     bytes = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
     if (!bytes)
         bytes = ARENA_ALIGN;
+    void *r = a->n_freed ? reuse_freed(a, bytes) : NULL;
+    if (r)
+        return r;
     /* First fit over the chunk list: after the first step every chunk
      * exists and a step allocates nothing from the system. */
     sd_arena_chunk **pp = &a->head;
@@ -58,7 +107,7 @@ void *sd_arena_alloc(sd_arena *a, size_t bytes)
             return p;
         }
     }
-    sd_arena_chunk *c = chunk_new(bytes > a->chunk_size ? bytes : a->chunk_size);
+    sd_arena_chunk *c = chunk_new(a->device, bytes > a->chunk_size ? bytes : a->chunk_size);
     if (!c)
         return NULL;
     *pp = c;
@@ -73,7 +122,7 @@ void *sd_arena_calloc(sd_arena *a, size_t bytes)
 {
     void *p = sd_arena_alloc(a, bytes);
     if (p)
-        memset(p, 0, bytes);
+        sd_backend_for(a->device)->buffer_zero(p, bytes);
     return p;
 }
 
@@ -82,27 +131,38 @@ void sd_arena_reset(sd_arena *a)
     for (sd_arena_chunk *c = a->head; c; c = c->next)
         c->used = 0;
     a->used = 0;
+    a->n_freed = 0;
 }
 
 void sd_arena_free(sd_arena *a)
 {
     sd_arena_chunk *c = a->head;
+    const sd_backend *be = sd_backend_for(a->device);
     while (c) {
         sd_arena_chunk *n = c->next;
-        free(c->mem);
+        be->buffer_free(c->mem);
         free(c);
         c = n;
     }
+    free(a->freed);
+    a->freed = NULL;
+    a->n_freed = a->cap_freed = 0;
     a->head = NULL;
     a->used = 0;
 }
 
 /* ---- tape ---- */
 
-sd_status sd_tape_init(sd_tape *t, uint64_t seed)
+sd_status sd_tape_init(sd_tape *t, uint64_t seed) { return sd_tape_init_on(t, seed, SD_DEVICE_CPU); }
+
+sd_status sd_tape_init_on(sd_tape *t, uint64_t seed, sd_device dev)
 {
     memset(t, 0, sizeof *t);
-    sd_arena_init(&t->arena, 0);
+    if (!sd_backend_for(dev))
+        return sd_fail(SD_ERR_UNSUPPORTED, "tape: this build has no %s backend", sd_device_name(dev));
+    sd_arena_init(&t->arena, (size_t)4 << 20);
+    sd_arena_init_on(&t->store, 0, dev);
+    t->device = dev;
     sd_rng_seed(&t->rng, seed);
     t->training = true;
     return SD_OK;
@@ -111,6 +171,7 @@ sd_status sd_tape_init(sd_tape *t, uint64_t seed)
 void sd_tape_free(sd_tape *t)
 {
     sd_arena_free(&t->arena);
+    sd_arena_free(&t->store);
     free(t->nodes);
     memset(t, 0, sizeof *t);
 }
@@ -118,6 +179,7 @@ void sd_tape_free(sd_tape *t)
 void sd_tape_reset(sd_tape *t)
 {
     sd_arena_reset(&t->arena);
+    sd_arena_reset(&t->store);
     t->n_nodes = 0;
     t->status = SD_OK;
 }
@@ -191,8 +253,25 @@ sd_node *sd_tape_record(sd_tape *t, const char *op, sd_backward_fn bw, sd_tensor
 float *sd_tensor_grad(sd_tape *t, sd_tensor *x)
 {
     if (!x->grad)
-        x->grad = sd_arena_calloc(&t->arena, x->numel * sizeof(float));
+        x->grad = sd_arena_calloc(&t->store, x->numel * sizeof(float));
     return x->grad;
+}
+
+void *sd_tape_scratch(sd_tape *t, size_t bytes, const char *op)
+{
+    void *p = sd_arena_alloc(&t->store, bytes);
+    if (!p)
+        sd_tape_fail(t, SD_ERR_NOMEM, "%s: out of memory for %zu bytes of scratch", op, bytes);
+    return p;
+}
+
+void sd_tensor_release(sd_tape *t, sd_tensor *x)
+{
+    if (!x || t->no_grad <= 0 || x->node || x->name || x->released || !x->owned || !x->data)
+        return;
+    sd_arena_give_back(&t->store, x->data, x->numel * sd_dtype_size(x->dtype));
+    x->data = NULL;
+    x->released = true;
 }
 
 sd_status sd_backward(sd_tape *t, int n_losses, sd_tensor *const *losses, const float *weights)
@@ -250,14 +329,18 @@ static sd_tensor *tensor_alloc(sd_tape *t, int ndim, const int *shape, bool zero
             return sd_tape_fail(t, SD_ERR_SHAPE, "tensor: negative dimension %d", x->shape[i]);
         x->numel *= (size_t)x->shape[i];
     }
-    if (data) {
+    x->device = t->device;
+    if (data && t->device == SD_DEVICE_CPU) {
         x->data = data;
-    } else {
-        size_t bytes = x->numel * sizeof(float);
-        x->data = zero ? sd_arena_calloc(&t->arena, bytes) : sd_arena_alloc(&t->arena, bytes);
-        if (!x->data)
-            return sd_tape_fail(t, SD_ERR_NOMEM, "tensor: out of memory for %zu floats", x->numel);
+        return x;
     }
+    size_t bytes = x->numel * sizeof(float);
+    x->data = zero ? sd_arena_calloc(&t->store, bytes) : sd_arena_alloc(&t->store, bytes);
+    if (!x->data)
+        return sd_tape_fail(t, SD_ERR_NOMEM, "tensor %s: out of memory for %zu floats", sd_shape_str(x), x->numel);
+    x->owned = true;
+    if (data)
+        sd_backend_for(t->device)->copy_from_host(x->data, data, bytes);
     return x;
 }
 
@@ -269,6 +352,116 @@ sd_tensor *sd_tensor_new4(sd_tape *t, int n, int c, int h, int w)
 {
     int s[4] = {n, c, h, w};
     return tensor_alloc(t, 4, s, false, NULL);
+}
+
+size_t sd_dtype_size(sd_dtype d) { return d == SD_DTYPE_F32 ? 4 : 2; }
+
+/* bf16 <-> f32 by the top 16 bits, rounding to nearest even (as oneDNN and PyTorch). */
+static float bf16_to_f32(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static uint16_t f32_to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if (isnan(f))
+        return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+static sd_status host_check(const sd_tensor *x, const char *what)
+{
+    if (!x || !x->data)
+        return sd_fail(SD_ERR_ARG, "%s: tensor %s has no storage%s", what, sd_shape_str(x),
+                       x && x->released ? " (released)" : "");
+    if (!sd_backend_for(x->device))
+        return sd_fail(SD_ERR_UNSUPPORTED, "%s: no %s backend in this build", what, sd_device_name(x->device));
+    if (x->dtype != SD_DTYPE_F32 && x->dtype != SD_DTYPE_BF16)
+        return sd_fail(SD_ERR_UNSUPPORTED, "%s: tensor %s of dtype %s", what, sd_shape_str(x),
+                       sd_dtype_name(x->dtype));
+    return SD_OK;
+}
+
+sd_status sd_tensor_to_host(const sd_tensor *x, float *dst)
+{
+    sd_status st = host_check(x, "copy to host");
+    if (st)
+        return st;
+    const sd_backend *be = sd_backend_for(x->device);
+    if (x->dtype == SD_DTYPE_F32) {
+        be->copy_to_host(dst, x->data, x->numel * sizeof(float));
+        return SD_OK;
+    }
+    uint16_t *h = malloc(x->numel * 2 + 2);
+    if (!h)
+        return sd_fail(SD_ERR_NOMEM, "copy to host: out of memory");
+    be->copy_to_host(h, x->data, x->numel * 2);
+    for (size_t i = 0; i < x->numel; i++)
+        dst[i] = bf16_to_f32(h[i]);
+    free(h);
+    return SD_OK;
+}
+
+sd_status sd_tensor_from_host(sd_tensor *x, const float *src)
+{
+    sd_status st = host_check(x, "copy from host");
+    if (st)
+        return st;
+    const sd_backend *be = sd_backend_for(x->device);
+    if (x->dtype == SD_DTYPE_F32) {
+        be->copy_from_host(x->data, src, x->numel * sizeof(float));
+        return SD_OK;
+    }
+    uint16_t *h = malloc(x->numel * 2 + 2);
+    if (!h)
+        return sd_fail(SD_ERR_NOMEM, "copy from host: out of memory");
+    for (size_t i = 0; i < x->numel; i++)
+        h[i] = f32_to_bf16(src[i]);
+    be->copy_from_host(x->data, h, x->numel * 2);
+    free(h);
+    return SD_OK;
+}
+
+sd_status sd_tensor_grad_to_host(const sd_tensor *x, float *dst)
+{
+    if (!x->grad) {
+        memset(dst, 0, x->numel * sizeof(float));
+        return SD_OK;
+    }
+    const sd_backend *be = sd_backend_for(x->device);
+    if (!be)
+        return sd_fail(SD_ERR_UNSUPPORTED, "grad to host: no %s backend in this build", sd_device_name(x->device));
+    be->copy_to_host(dst, x->grad, x->numel * sizeof(float));
+    return SD_OK;
+}
+
+float sd_tensor_item(const sd_tensor *x)
+{
+    if (host_check(x, "item") != SD_OK)
+        return NAN;
+    float v[2];
+    if (x->dtype == SD_DTYPE_F32) {
+        sd_backend_for(x->device)->copy_to_host(v, x->data, sizeof(float));
+        return v[0];
+    }
+    uint16_t h;
+    sd_backend_for(x->device)->copy_to_host(&h, x->data, 2);
+    return bf16_to_f32(h);
+}
+
+float *sd_tensor_host(const sd_tensor *x)
+{
+    return x && x->device == SD_DEVICE_CPU && x->dtype == SD_DTYPE_F32 ? x->data : NULL;
+}
+
+float *sd_tensor_host_grad(const sd_tensor *x)
+{
+    return x && x->device == SD_DEVICE_CPU ? x->grad : NULL;
 }
 
 const char *sd_shape_str(const sd_tensor *x)
@@ -301,11 +494,29 @@ bool sd_shape_eq(const sd_tensor *a, const sd_tensor *b)
 
 void sd_params_init(sd_params *p) { memset(p, 0, sizeof *p); }
 
+/* Zeroed f32 storage on the params' device (NULL + message). */
+static float *params_buffer(const sd_params *p, const char *group, size_t numel)
+{
+    const sd_backend *be = sd_backend_for(p->device);
+    size_t bytes = (numel ? numel : 1) * sizeof(float);
+    float *b = be ? be->buffer_alloc(bytes) : NULL;
+    if (!b) {
+        sd_fail(SD_ERR_NOMEM, "params: out of memory for group '%s' (%zu floats on %s)", group, numel,
+                sd_device_name(p->device));
+        return NULL;
+    }
+    be->buffer_zero(b, bytes);
+    return b;
+}
+
 void sd_params_free(sd_params *p)
 {
-    for (int g = 0; g < p->n_groups; g++) {
-        free(p->groups[g].data);
-        free(p->groups[g].grad);
+    const sd_backend *be = sd_backend_for(p->device);
+    for (int g = 0; g < p->n_groups && be; g++) {
+        if (p->groups[g].data)
+            be->buffer_free(p->groups[g].data);
+        if (p->groups[g].grad)
+            be->buffer_free(p->groups[g].grad);
     }
     for (int i = 0; i < p->n; i++) {
         free((char *)p->tensors[i]->name);
@@ -394,10 +605,10 @@ sd_status sd_params_alloc(sd_params *p)
 {
     for (int g = 0; g < p->n_groups; g++) {
         sd_param_group *gr = &p->groups[g];
-        gr->data = calloc(gr->numel ? gr->numel : 1, sizeof(float));
-        gr->grad = gr->is_buffer ? NULL : calloc(gr->numel ? gr->numel : 1, sizeof(float));
+        gr->data = params_buffer(p, gr->name, gr->numel);
+        gr->grad = gr->is_buffer || !gr->data ? NULL : params_buffer(p, gr->name, gr->numel);
         if (!gr->data || (!gr->is_buffer && !gr->grad))
-            return sd_fail(SD_ERR_NOMEM, "params: out of memory for group '%s' (%zu floats)", gr->name, gr->numel);
+            return SD_ERR_NOMEM;
     }
     size_t off[8] = {0};
     for (int i = 0; i < p->n; i++) {
@@ -405,6 +616,7 @@ sd_status sd_params_alloc(sd_params *p)
         sd_tensor *x = p->tensors[i];
         x->data = p->groups[g].data + off[g];
         x->grad = p->groups[g].grad ? p->groups[g].grad + off[g] : NULL;
+        x->device = p->device;
         x->requires_grad = !p->groups[g].frozen;
         off[g] += x->numel;
     }
@@ -424,7 +636,7 @@ void sd_params_zero_grad(sd_params *p)
 {
     for (int g = 0; g < p->n_groups; g++)
         if (p->groups[g].grad)
-            memset(p->groups[g].grad, 0, p->groups[g].numel * sizeof(float));
+            sd_backend_for(p->device)->buffer_zero(p->groups[g].grad, p->groups[g].numel * sizeof(float));
 }
 
 void sd_params_set_frozen(sd_params *p, int group, bool frozen)

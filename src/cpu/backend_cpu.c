@@ -1,40 +1,38 @@
-/* The CPU backend table: every op's kernel for f32 tensors in host memory.
- * Kernels live in src/cpu/ (opsA: conv, pool, norm, resize) and opsB's files, whose entries
- * arrive through SD_CPU_KERNELS_B (src/cpu/kernels_b.h). */
-#include <stddef.h>
+/* The CPU backend: its table (every kernel of src/core/ops.def as
+ * sd_cpu_<name>), what it supports, and host-memory storage. Kernels live in
+ * the other files of src/cpu/. */
+#include <stdlib.h>
+#include <string.h>
 
-#include "cpu/kernels_a.h"
-#include "cpu/kernels_b.h"
+#include "cpu/kernels.h"
 
-static bool cpu_supports(const char *op, sd_dtype dtype)
+/* Tensors are stored as f32; bf16 is a compute dtype of the convolutions
+ * (sd_conv_geom.compute), not a storage type, on this backend. */
+static bool cpu_supports(sd_op op, int n_in, const sd_tensor *const *in)
 {
     (void)op;
-    return dtype == SD_DTYPE_F32;
+    for (int i = 0; i < n_in; i++)
+        if (in[i] && in[i]->dtype != SD_DTYPE_F32)
+            return false;
+    return true;
 }
+
+void *sd_cpu_buffer_alloc(size_t bytes)
+{
+    void *p = NULL;
+    return posix_memalign(&p, 64, bytes ? bytes : 64) ? NULL : p;
+}
+
+void sd_cpu_buffer_free(void *p) { free(p); }
+void sd_cpu_buffer_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
+void sd_cpu_copy_to_host(void *host, const void *src, size_t bytes) { memmove(host, src, bytes); }
+void sd_cpu_copy_from_host(void *dst, const void *host, size_t bytes) { memmove(dst, host, bytes); }
+void sd_cpu_sync(void) {}
 
 const sd_backend sd_backend_cpu = {
     .name = "cpu",
     .supports = cpu_supports,
-    .conv2d_fwd = sd_cpu_conv2d_fwd,
-    .conv2d_bwd = sd_cpu_conv2d_bwd,
-    .conv_transpose2d_fwd = sd_cpu_conv_transpose2d_fwd,
-    .conv_transpose2d_bwd = sd_cpu_conv_transpose2d_bwd,
-    .max_pool_fwd = sd_cpu_max_pool_fwd,
-    .max_pool_bwd = sd_cpu_max_pool_bwd,
-    .avg_pool_fwd = sd_cpu_avg_pool_fwd,
-    .avg_pool_bwd = sd_cpu_avg_pool_bwd,
-    .adaptive_avg_pool_fwd = sd_cpu_adaptive_avg_pool_fwd,
-    .adaptive_avg_pool_bwd = sd_cpu_adaptive_avg_pool_bwd,
-    .norm_stats = sd_cpu_norm_stats,
-    .norm_apply = sd_cpu_norm_apply,
-    .norm_bwd = sd_cpu_norm_bwd,
-    .resize_bilinear_fwd = sd_cpu_resize_bilinear_fwd,
-    .resize_bilinear_bwd = sd_cpu_resize_bilinear_bwd,
-    .resize_nearest_fwd = sd_cpu_resize_nearest_fwd,
-    .resize_nearest_bwd = sd_cpu_resize_nearest_bwd,
-    .pad2d_fwd = sd_cpu_pad2d_fwd,
-    .pad2d_bwd = sd_cpu_pad2d_bwd,
-    .flip_w_fwd = sd_cpu_flip_w_fwd,
-    .flip_w_bwd = sd_cpu_flip_w_bwd,
-    SD_CPU_KERNELS_B
+#define SD_KERNEL(name, ret, params) .name = sd_cpu_##name,
+#include "core/ops.def"
+#undef SD_KERNEL
 };

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/kernels_a.h"
+#include "cpu/kernels.h"
 
 /* The im2col buffer: per thread, grown on demand and kept (a step reuses it
  * for every conv, so it costs nothing after the first one). */

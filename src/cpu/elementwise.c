@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "cpu/kernels_b.h"
+#include "cpu/kernels.h"
 #include "segda/core.h"
 
 /* Below this many elements a parallel region costs more than it saves. */

@@ -7,7 +7,7 @@
  * any thread count). */
 #include <math.h>
 
-#include "cpu/kernels_b.h"
+#include "cpu/kernels.h"
 
 #define BS 256
 #define N_PARTS 64

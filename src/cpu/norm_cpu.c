@@ -6,7 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "cpu/kernels_a.h"
+#include "cpu/kernels.h"
 
 static const float *chan(const sd_norm_geom *g, const float *x, int o, int k)
 {
@@ -120,4 +120,22 @@ void sd_cpu_norm_bwd(const sd_norm_geom *g, const float *x, const float *mean, c
         }
     }
     free(sums);
+}
+
+void sd_cpu_norm_update_running(int ch, float momentum, const float *mean, const float *var, float *rmean, float *rvar)
+{
+    for (int c = 0; c < ch; c++) {
+        if (rmean)
+            rmean[c] = (1.0f - momentum) * rmean[c] + momentum * mean[c];
+        if (rvar)
+            rvar[c] = (1.0f - momentum) * rvar[c] + momentum * var[c];
+    }
+}
+
+void sd_cpu_norm_running_stats(int ch, float eps, const float *rmean, const float *rvar, float *mean, float *invstd)
+{
+    for (int c = 0; c < ch; c++) {
+        mean[c] = rmean[c];
+        invstd[c] = 1.0f / sqrtf(rvar[c] + eps);
+    }
 }

@@ -4,7 +4,7 @@
  * Each OpenMP iteration owns one plane, so results never depend on timing. */
 #include <math.h>
 
-#include "cpu/kernels_a.h"
+#include "cpu/kernels.h"
 
 void sd_cpu_max_pool_fwd(const sd_pool_geom *g, const float *x, float *y, int32_t *argmax)
 {

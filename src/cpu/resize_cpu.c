@@ -5,7 +5,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "cpu/kernels_a.h"
+#include "cpu/kernels.h"
 
 /* One axis of bilinear interpolation: out index -> (i0, i1, l0, l1). */
 static void lin_axis(int in, int out, bool ac, int *i0, int *i1, float *l0, float *l1)

@@ -420,7 +420,7 @@ static sd_status net_eval(pt_net *n, sd_tape *t, const sd_image_folder *f, int s
             break;
         }
         for (int j = 0; j < nb; j++) {
-            const float *l = logits->data + (size_t)j * n->classes;
+            const float *l = (const float *)sd_tensor_host(logits) + (size_t)j * n->classes;
             int best = 0;
             for (int k = 1; k < n->classes; k++)
                 if (l[k] > l[best])
@@ -875,8 +875,13 @@ sd_status sd_pretrain_run(const sd_pretrain_opts *o, sd_pretrain_result *res)
     {
         /* N(0, 0.01) weights, zero bias, from their own stream of the seed. */
         sd_rng hr = sd_rng_fork(o->seed, 3ull << 40);
-        for (size_t i = 0; i < net.fc_w->numel; i++)
-            net.fc_w->data[i] = 0.01f * sd_rng_normal(&hr);
+        float *w = malloc(net.fc_w->numel * sizeof *w);
+        for (size_t i = 0; w && i < net.fc_w->numel; i++)
+            w[i] = 0.01f * sd_rng_normal(&hr);
+        st = w ? sd_tensor_from_host(net.fc_w, w) : sd_fail(SD_ERR_NOMEM, "pretrain: out of memory");
+        free(w);
+        if (st)
+            goto done;
     }
     /* The segmentation head is not in the loss; freezing it keeps weight decay
      * and momentum from moving it, so it leaves as it was initialised. */
@@ -980,8 +985,8 @@ sd_status sd_pretrain_run(const sd_pretrain_opts *o, sd_pretrain_result *res)
             goto done;
         }
         if (inject_nan_at == it + 1)
-            loss->data[0] = NAN; /* as if the loss had diverged */
-        double lv = loss->data[0];
+            sd_tensor_from_host(loss, (const float[]){NAN}); /* as if the loss had diverged */
+        double lv = sd_tensor_item(loss);
         if (!isfinite(lv)) {
             char kept[160];
             if (saved > 0)

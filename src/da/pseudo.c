@@ -100,13 +100,15 @@ sd_status sd_pseudo_predict(sd_trainer *tr, sd_model *const *models, int n_model
                 if (!acc)
                     st = sd_fail(SD_ERR_NOMEM, "pseudo-labels: out of memory for the ensemble's mean");
             }
+            const float *pd = sd_tensor_host(p);
             for (size_t j = 0; acc && j < numel; j++)
-                acc[j] += p->data[j];
+                acc[j] += pd[j];
             sd_tape_reset(&tr->tape);
         } else if (acc) {
             float inv = 1.0f / (float)n_models;
+            float *pd = sd_tensor_host(p);
             for (size_t j = 0; j < numel; j++)
-                p->data[j] = (acc[j] + p->data[j]) * inv;
+                pd[j] = (acc[j] + pd[j]) * inv;
         }
     }
     free(acc);

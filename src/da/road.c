@@ -140,8 +140,9 @@ static sd_tensor *region_loss(sd_trainer *tr, sd_adversary *d, sd_tensor *f, con
     if (!mask)
         return NULL;
     int c = 0;
+    float *md = sd_tensor_host(mask);
     for (size_t i = 0; i < total; i++) {
-        mask->data[i] = reg[i] == reg_id ? 1.0f : 0.0f;
+        md[i] = reg[i] == reg_id ? 1.0f : 0.0f;
         c += reg[i] == reg_id;
     }
     *count = c;

@@ -125,10 +125,10 @@ sd_status sd_train_loss(sd_trainer *tr, const char *name, sd_tensor *loss, float
         return sd_fail(SD_ERR_ARG, "iteration %lld: more than %d loss terms", (long long)tr->it + 1,
                        SD_TRAIN_MAX_TERMS);
     if (tr->inject_nan_at == tr->it + 1) {
-        loss->data[0] = NAN;   /* the test hook: as if the term had diverged */
+        sd_tensor_from_host(loss, (const float[]){NAN}); /* the test hook: as if the term had diverged */
         tr->inject_nan_at = -1;
     }
-    double v = loss->data[0];
+    double v = sd_tensor_item(loss);
     sd_train_term *t = &tr->terms[tr->n_terms++];
     snprintf(t->name, sizeof t->name, "%s", name);
     t->value = v;

@@ -34,6 +34,21 @@ void sd_probs_argmax(const float *probs, int classes, int w, int h, uint8_t *pre
     }
 }
 
+/* acc (+)= x's values, copied from x's device; first: acc = x. */
+static sd_status accumulate_host(const sd_tensor *x, float *acc, bool first)
+{
+    if (first)
+        return sd_tensor_to_host(x, acc);
+    float *tmp = malloc(x->numel * sizeof *tmp);
+    if (!tmp)
+        return sd_fail(SD_ERR_NOMEM, "inference: out of memory for %s logits", sd_shape_str(x));
+    sd_status st = sd_tensor_to_host(x, tmp);
+    for (size_t i = 0; !st && i < x->numel; i++)
+        acc[i] += tmp[i];
+    free(tmp);
+    return st;
+}
+
 /* Window start positions covering [0, n) with windows of size win. */
 static int window_starts(int n, int win, float overlap, int *starts, int cap)
 {
@@ -72,9 +87,11 @@ static sd_tensor *pass_logits(sd_model *m, sd_tape *t, sd_tensor *x, const sd_in
     int ys[256], xs[256];
     int ny = window_starts(h, wh, o->overlap, ys, 256), nx = window_starts(w, ww, o->overlap, xs, 256);
     int C = sd_model_options(m)->classes;
-    sd_tensor *acc = sd_tensor_zeros(t, 4, (int[]){1, C, h, w});
+    float *acc = calloc((size_t)C * h * w, sizeof *acc), *win = malloc((size_t)C * wh * ww * sizeof *win);
     float *cnt = calloc((size_t)h * w, sizeof *cnt);
-    if (!acc || !cnt) {
+    if (!acc || !cnt || !win) {
+        free(acc);
+        free(win);
         free(cnt);
         sd_fail(SD_ERR_NOMEM, "inference: out of memory for a %dx%d window canvas", w, h);
         return NULL;
@@ -82,19 +99,19 @@ static sd_tensor *pass_logits(sd_model *m, sd_tape *t, sd_tensor *x, const sd_in
     for (int iy = 0; iy < ny; iy++)
         for (int ix = 0; ix < nx; ix++) {
             sd_tensor *crop = sd_slice(t, sd_slice(t, x, 2, ys[iy], ys[iy] + wh), 3, xs[ix], xs[ix] + ww);
-            if (!crop || sd_model_forward(m, t, crop, false, &out)) {
-                free(cnt);
-                return NULL;
-            }
-            sd_tensor *l = sd_resize_bilinear(t, out.logits, wh, ww, o->align_corners);
-            if (!l) {
+            sd_tensor *l = crop && !sd_model_forward(m, t, crop, false, &out)
+                               ? sd_resize_bilinear(t, out.logits, wh, ww, o->align_corners)
+                               : NULL;
+            if (!l || sd_tensor_to_host(l, win)) {
+                free(acc);
+                free(win);
                 free(cnt);
                 return NULL;
             }
             for (int k = 0; k < C; k++)
                 for (int yy = 0; yy < wh; yy++) {
-                    float *dst = acc->data + ((size_t)k * h + ys[iy] + yy) * w + xs[ix];
-                    const float *src = l->data + ((size_t)k * wh + yy) * ww;
+                    float *dst = acc + ((size_t)k * h + ys[iy] + yy) * w + xs[ix];
+                    const float *src = win + ((size_t)k * wh + yy) * ww;
                     for (int xx = 0; xx < ww; xx++)
                         dst[xx] += src[xx];
                 }
@@ -104,9 +121,14 @@ static sd_tensor *pass_logits(sd_model *m, sd_tape *t, sd_tensor *x, const sd_in
         }
     for (int k = 0; k < C; k++)
         for (size_t i = 0; i < (size_t)h * w; i++)
-            acc->data[(size_t)k * h * w + i] /= cnt[i];
+            acc[(size_t)k * h * w + i] /= cnt[i];
     free(cnt);
-    return acc;
+    free(win);
+    sd_tensor *r = sd_tensor_new4(t, 1, C, h, w);
+    if (r && sd_tensor_from_host(r, acc))
+        r = NULL;
+    free(acc);
+    return r;
 }
 
 /* The resize happens on the 8-bit image, before normalising, because that
@@ -224,8 +246,7 @@ static sd_status infer_run(sd_model *m, sd_tape *t, const uint8_t *px, int w, in
                     sd_fail(st, "inference failed");
                 break;
             }
-            for (size_t i = 0; i < (size_t)C * gw * gh; i++)
-                acc[i] += l->data[i];
+            st = accumulate_host(l, acc, passes == 0);
             passes++;
         }
     }

@@ -92,6 +92,12 @@ sd_tensor *nn_bn_fwd(nn_ctx *c, const nn_bn *l, sd_tensor *x, bool frozen)
     return sd_batch_norm(c->t, x, l->w, l->b, l->rm, l->rv, batch, c->bn_reestimate ? c->bn_momentum : 0.1f, 1e-5f);
 }
 
+void nn_done(nn_ctx *c, sd_tensor *x, const sd_tensor *result)
+{
+    if (x && x != result && !c->count)
+        sd_tensor_release(c->t, x);
+}
+
 sd_tensor *nn_relu(nn_ctx *c, sd_tensor *x)
 {
     if (!x || c->count)
@@ -196,37 +202,52 @@ static void fill_normal(float *dst, size_t n, float std, sd_rng *r)
     free(u);
 }
 
+/* Initial values are drawn on the host, in one order whatever the device,
+ * and copied to the parameter. */
+static void init_host(sd_tensor *w, float std, float bound, float v, sd_rng *r)
+{
+    float *h = malloc(w->numel * sizeof *h + 4);
+    if (!h)
+        return; /* sd_params_alloc's zeros stay; the caller's next allocation reports OOM */
+    if (std > 0.0f)
+        fill_normal(h, w->numel, std, r);
+    else if (bound > 0.0f)
+        for (size_t i = 0; i < w->numel; i++)
+            h[i] = bound * (2 * sd_rng_uniform(r) - 1);
+    else
+        for (size_t i = 0; i < w->numel; i++)
+            h[i] = v;
+    sd_tensor_from_host(w, h);
+    free(h);
+}
+
 void nn_init_kaiming_out(sd_tensor *w, sd_rng *r)
 {
     if (!w)
         return;
     size_t fan_out = (size_t)w->shape[0] * w->shape[2] * w->shape[3];
-    fill_normal(w->data, w->numel, sqrtf(2.0f / (float)fan_out), r);
+    init_host(w, sqrtf(2.0f / (float)fan_out), 0, 0, r);
 }
 
 void nn_init_normal(sd_tensor *w, float std, sd_rng *r)
 {
     if (w)
-        fill_normal(w->data, w->numel, std, r);
+        init_host(w, std, 0, 0, r);
 }
 
 void nn_init_uniform_fanin(sd_tensor *w, sd_tensor *b, sd_rng *r)
 {
     size_t fan_in = (size_t)w->shape[1] * w->shape[2] * w->shape[3];
     float bound = 1.0f / sqrtf((float)fan_in);
-    for (size_t i = 0; i < w->numel; i++)
-        w->data[i] = bound * (2 * sd_rng_uniform(r) - 1);
+    init_host(w, 0, bound, 0, r);
     if (b)
-        for (size_t i = 0; i < b->numel; i++)
-            b->data[i] = bound * (2 * sd_rng_uniform(r) - 1);
+        init_host(b, 0, bound, 0, r);
 }
 
 void nn_init_const(sd_tensor *w, float v)
 {
-    if (!w)
-        return;
-    for (size_t i = 0; i < w->numel; i++)
-        w->data[i] = v;
+    if (w)
+        init_host(w, 0, 0, v, NULL);
 }
 
 void nn_bn_reset(const nn_bn *bn)

@@ -392,30 +392,56 @@ void sd_model_init_weights(sd_model *m, uint64_t seed)
 
 static bool bn_frozen(const sd_model *m, const nn_bn *bn) { return m->o.freeze_bn && !bn->head; }
 
+/* Layer code hands every intermediate back with nn_done as soon as its last
+ * consumer has run: under no_grad (inference, teachers, pseudo-labels) the
+ * memory of a forward pass then stays at a few activations whatever the
+ * depth; with gradients the tape keeps them all. */
 static sd_tensor *cbr(nn_ctx *c, sd_model *m, const nn_conv *cv, const nn_bn *bn, sd_tensor *x, bool relu)
 {
-    x = nn_bn_fwd(c, bn, nn_conv_fwd(c, cv, x), bn_frozen(m, bn));
-    return relu ? nn_relu(c, x) : x;
+    sd_tensor *y = nn_conv_fwd(c, cv, x);
+    sd_tensor *z = nn_bn_fwd(c, bn, y, bn_frozen(m, bn));
+    nn_done(c, y, z);
+    if (!relu)
+        return z;
+    sd_tensor *r = nn_relu(c, z);
+    nn_done(c, z, r);
+    return r;
 }
 
+/* x stays the caller's */
 static sd_tensor *block_fwd(nn_ctx *c, sd_model *m, const block *bk, sd_tensor *x)
 {
-    sd_tensor *y = cbr(c, m, &bk->c1, &bk->b1, x, true);
+    sd_tensor *y = cbr(c, m, &bk->c1, &bk->b1, x, true), *y2;
     if (bk->bottleneck) {
-        y = cbr(c, m, &bk->c2, &bk->b2, y, true);
-        y = cbr(c, m, &bk->c3, &bk->b3, y, false);
+        y2 = cbr(c, m, &bk->c2, &bk->b2, y, true);
+        nn_done(c, y, y2);
+        y = cbr(c, m, &bk->c3, &bk->b3, y2, false);
+        nn_done(c, y2, y);
     } else {
-        y = cbr(c, m, &bk->c2, &bk->b2, y, false);
+        y2 = cbr(c, m, &bk->c2, &bk->b2, y, false);
+        nn_done(c, y, y2);
+        y = y2;
     }
     sd_tensor *res = bk->has_down ? cbr(c, m, &bk->down, &bk->dbn, x, false) : x;
-    return nn_relu(c, nn_add(c, y, res));
+    sd_tensor *sum = nn_add(c, y, res);
+    nn_done(c, y, sum);
+    if (res != x)
+        nn_done(c, res, sum);
+    sd_tensor *out = nn_relu(c, sum);
+    nn_done(c, sum, out);
+    return out;
 }
 
 static sd_tensor *aspp2_fwd(nn_ctx *c, sd_model *m, const nn_conv *br, sd_tensor *x)
 {
     sd_tensor *out = nn_conv_fwd(c, &br[0], x);
-    for (int i = 1; i < m->n_aspp; i++)
-        out = nn_add(c, out, nn_conv_fwd(c, &br[i], x));
+    for (int i = 1; i < m->n_aspp; i++) {
+        sd_tensor *b = nn_conv_fwd(c, &br[i], x);
+        sd_tensor *sum = nn_add(c, out, b);
+        nn_done(c, out, sum);
+        nn_done(c, b, sum);
+        out = sum;
+    }
     return out;
 }
 
@@ -435,28 +461,38 @@ static sd_status forward_ctx(sd_model *m, nn_ctx *c, sd_tensor *x, sd_model_out 
     int H = x->shape[2], W = x->shape[3];
     if (H < 8 || W < 8)
         return sd_fail(SD_ERR_SHAPE, "%s: input %s is smaller than 8x8", m->name, sd_shape_str(x));
-    sd_tensor *mid = NULL, *feat;
+    sd_tensor *mid = NULL, *feat, *const input = x, *y;
+    /* x becomes y: hand x back unless it is the caller's input or mid */
+#define ADVANCE(expr)                                \
+    do {                                             \
+        y = (expr);                                  \
+        if (x != input && x != mid)                  \
+            nn_done(c, x, y);                        \
+        x = y;                                       \
+    } while (0)
     if (m->def->arch == ARCH_RESNET) {
         for (int i = 0; i < m->n_stem; i++)
-            x = cbr(c, m, &m->stem[i], &m->stem_bn[i], x, true);
-        x = nn_maxpool(c, x, 3, 2, 1, m->def->ceil_pool);
+            ADVANCE(cbr(c, m, &m->stem[i], &m->stem_bn[i], x, true));
+        ADVANCE(nn_maxpool(c, x, 3, 2, 1, m->def->ceil_pool));
         for (int s = 0; s < 4; s++) {
             for (int i = 0; i < m->n_blocks[s]; i++)
-                x = block_fwd(c, m, &m->blocks[s][i], x);
+                ADVANCE(block_fwd(c, m, &m->blocks[s][i], x));
             if (s == 2)
                 mid = x;
         }
         feat = x;
     } else {
         for (int i = 0; i < 15; i++) {
-            x = nn_relu(c, nn_conv_fwd(c, &m->vgg[i], x));
+            ADVANCE(nn_conv_fwd(c, &m->vgg[i], x));
+            ADVANCE(nn_relu(c, x));
             if (i < 13 && vgg_cfg[i].pool_after)
-                x = nn_maxpool(c, x, 2, 2, 0, false);
+                ADVANCE(nn_maxpool(c, x, 2, 2, 0, false));
             if (i == 9)
                 mid = x;
         }
         feat = x;
     }
+#undef ADVANCE
     sd_tensor *logits = NULL, *aux = NULL;
     switch (m->def->head) {
     case HEAD_ASPP2:

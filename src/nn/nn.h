@@ -58,6 +58,10 @@ sd_tensor *nn_add(nn_ctx *c, sd_tensor *a, sd_tensor *b);
 sd_tensor *nn_resize(nn_ctx *c, sd_tensor *x, int oh, int ow, bool align_corners);
 sd_tensor *nn_concat(nn_ctx *c, int n, sd_tensor *const *xs);
 sd_tensor *nn_dropout(nn_ctx *c, sd_tensor *x, float p);
+/* x has no further consumer: under no_grad its storage is reused at once
+ * (sd_tensor_release); a no-op when x is `result` (a layer that passed its
+ * input through) and whenever the tape still needs x. */
+void nn_done(nn_ctx *c, sd_tensor *x, const sd_tensor *result);
 
 /* Weight initialisation helpers (deterministic from rng). */
 void nn_init_kaiming_out(sd_tensor *w, sd_rng *r);       /* N(0, sqrt(2 / fan_out)) as torchvision */

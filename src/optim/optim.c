@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/backend.h"
 #include "segda/core.h"
 
 const char *sd_optim_kind_name(sd_optim_kind k)
@@ -120,43 +121,6 @@ void sd_optim_reset(sd_optim *opt)
     }
 }
 
-static void sgd_group(float *w, const float *grad, float *buf, size_t n, float lr, float wd, float m)
-{
-    ptrdiff_t nn = (ptrdiff_t)n;
-    if (buf) {
-#pragma omp parallel for schedule(static) if (nn > 65536)
-        for (ptrdiff_t i = 0; i < nn; i++) {
-            float d = grad[i] + wd * w[i];
-            buf[i] = m * buf[i] + d;
-            w[i] -= lr * buf[i];
-        }
-    } else {
-#pragma omp parallel for schedule(static) if (nn > 65536)
-        for (ptrdiff_t i = 0; i < nn; i++)
-            w[i] -= lr * (grad[i] + wd * w[i]);
-    }
-}
-
-/* Scalars are computed in double as PyTorch's Python code does, then used
- * as f32 in the element-wise update. */
-static void adam_group(float *w, const float *grad, float *m, float *v, size_t n, double lr, float wd,
-                       float b1, float b2, float eps, int64_t t)
-{
-    double bc1 = 1.0 - pow((double)b1, (double)t);
-    double bc2 = 1.0 - pow((double)b2, (double)t);
-    float step_size = (float)(lr / bc1);
-    float bc2_sqrt = (float)sqrt(bc2);
-    ptrdiff_t nn = (ptrdiff_t)n;
-#pragma omp parallel for schedule(static) if (nn > 65536)
-    for (ptrdiff_t i = 0; i < nn; i++) {
-        float g = grad[i] + wd * w[i];
-        m[i] = b1 * m[i] + (1.0f - b1) * g;
-        v[i] = b2 * v[i] + (1.0f - b2) * g * g;
-        float denom = sqrtf(v[i]) / bc2_sqrt + eps;
-        w[i] -= step_size * (m[i] / denom);
-    }
-}
-
 sd_status sd_optim_step(sd_optim *opt, float lr)
 {
     sd_params *p = opt->params;
@@ -164,6 +128,7 @@ sd_status sd_optim_step(sd_optim *opt, float lr)
         return sd_fail(SD_ERR_ARG, "optim: step on an uninitialised optimiser");
     if (!isfinite(lr) || lr < 0.0f)
         return sd_fail(SD_ERR_NUMERIC, "optim: learning rate %g, expected finite and >= 0", lr);
+    const sd_backend *be = sd_backend_for(p->device);
     for (int g = 0; g < p->n_groups; g++) {
         sd_param_group *gr = &p->groups[g];
         if (gr->is_buffer || gr->frozen || !gr->grad || gr->numel == 0)
@@ -171,12 +136,16 @@ sd_status sd_optim_step(sd_optim *opt, float lr)
         float glr = lr * gr->lr_mult;
         float wd = opt->o.weight_decay * gr->wd_mult;
         opt->steps[g]++;
-        if (opt->o.kind == SD_OPTIM_SGD)
-            sgd_group(gr->data, gr->grad, opt->state[g][0], gr->numel, glr, wd, opt->o.momentum);
-        else
-            adam_group(gr->data, gr->grad, opt->state[g][0], opt->state[g][1], gr->numel,
-                       (double)lr * (double)gr->lr_mult, wd, opt->o.beta1, opt->o.beta2, opt->o.eps,
-                       opt->steps[g]);
+        if (opt->o.kind == SD_OPTIM_SGD) {
+            be->sgd_step(gr->numel, glr, wd, opt->o.momentum, gr->data, gr->grad, opt->state[g][0]);
+        } else {
+            /* scalars in double as PyTorch's Python code computes them, used as f32 */
+            double t = (double)opt->steps[g];
+            double bc1 = 1.0 - pow((double)opt->o.beta1, t), bc2 = 1.0 - pow((double)opt->o.beta2, t);
+            be->adam_step(gr->numel, (float)((double)lr * (double)gr->lr_mult / bc1), (float)sqrt(bc2), wd,
+                          opt->o.beta1, opt->o.beta2, opt->o.eps, gr->data, gr->grad, opt->state[g][0],
+                          opt->state[g][1]);
+        }
     }
     return SD_OK;
 }
