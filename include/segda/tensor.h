@@ -100,6 +100,16 @@ typedef struct sd_tape {
     sd_status status;            /* first failure since reset (SD_OK if none) */
 } sd_tape;
 
+/* The compute dtype new tapes take (--precision): f32 (the default) or bf16.
+ * bf16 where the CPU cannot compute it natively is SD_ERR_UNSUPPORTED with a
+ * message saying so, and the precision stays f32. */
+sd_status sd_set_precision(sd_dtype d);
+sd_dtype sd_precision(void);
+/* "f32" / "bf16" -> dtype; anything else SD_ERR_ARG naming what is accepted. */
+sd_status sd_dtype_parse(const char *s, sd_dtype *out);
+const char *sd_dtype_name(sd_dtype d);
+const char *sd_device_name(sd_device d);
+
 sd_status sd_tape_init(sd_tape *t, uint64_t seed);                 /* CPU */
 sd_status sd_tape_init_on(sd_tape *t, uint64_t seed, sd_device dev);
 void sd_tape_free(sd_tape *t);

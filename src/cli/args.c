@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/args.h"
+#include "segda/tensor.h"
 #include "segda/core.h"
 
 bool cli_parse_long(const char *s, long lo, long hi, long *out)
@@ -113,3 +114,13 @@ void cli_catch_interrupt(void)
 }
 
 void cli_release_interrupt(void) { sigaction(SIGINT, &prev_sigint, NULL); }
+
+int cli_precision(const char *cmd, void (*usage)(FILE *), const char *value)
+{
+    sd_dtype d;
+    if (sd_dtype_parse(value, &d) != SD_OK)
+        return cli_usage_error(cmd, usage, "--precision '%s': expected f32 or bf16", value);
+    if (sd_set_precision(d) != SD_OK)
+        fprintf(stderr, "segda %s: warning: %s\n", cmd, sd_errmsg());
+    return 0;
+}

@@ -28,6 +28,11 @@ int cli_usage_error(const char *cmd, void (*usage)(FILE *), const char *fmt, ...
  * unknown option or one missing its value, named from argv. */
 int cli_bad_option(const char *cmd, void (*usage)(FILE *), char **argv);
 
+/* --precision VALUE: sets the library's compute precision (sd_set_precision).
+ * A name other than f32/bf16 is a usage error (returns 2); bf16 on a CPU
+ * without native bf16 prints a warning and runs in f32 (returns 0). */
+int cli_precision(const char *cmd, void (*usage)(FILE *), const char *value);
+
 /* Ctrl-C while a training loop runs: the handler calls sd_request_stop, so
  * the loop saves its state at the next iteration boundary and returns
  * SD_ERR_INTERRUPTED (the command exits 130). cli_release_interrupt puts

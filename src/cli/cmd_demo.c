@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "segda/checkpoint.h"
 #include "segda/data.h"
@@ -68,6 +69,7 @@ static void usage(FILE *f)
             "  --jobs N           runs at once (default: cores, at most 4)\n"
             "  --threads N        threads per run (default: cores / jobs)\n"
             "  --no-gap           skip the domain-gap measures\n"
+            "  --precision P      f32 (default) or bf16: every run's convolution compute dtype\n"
             "  --resume           go on with an earlier demo in --out: runs it finished with the\n"
             "                     same configuration are kept, unfinished ones continue from\n"
             "                     their last checkpoint, the rest run (without it: all run anew)\n"
@@ -418,6 +420,7 @@ typedef struct demo_job {
 
 typedef struct demo_setup {
     const char *self, *src, *tgt, *runs_dir;
+    const char *precision;  /* --precision: every run's compute dtype */
     int threads, par;
     bool verbose;
     bool resume;            /* --resume: keep finished runs, continue unfinished ones */
@@ -558,6 +561,7 @@ static sd_status job_write_config(const demo_setup *ds, demo_job *jobs, demo_job
     char th[16];
     snprintf(th, sizeof th, "%d", j->threads ? j->threads : ds->threads);
     sd_config_set(&cfg, "threads", th, "demo", true);
+    sd_config_set(&cfg, "precision", ds->precision, "demo", true);
     sd_config_set(&cfg, "log-every", "100", "demo", true);
     if (j->dep >= 0 && jobs[j->dep].kind == JOB_PRETRAIN) {
         sd_config_set(&cfg, "init", jobs[j->dep].rundir, "demo", true);
@@ -835,9 +839,10 @@ int cli_demo(int argc, char **argv)
         {"lr", required_argument, NULL, 'l'},      {"adapt-lr", required_argument, NULL, 'L'},
         {"no-gap", no_argument, NULL, 'G'},        {"help", no_argument, NULL, 'h'},
         {"pretrain-iters", required_argument, NULL, 'p'}, {"resume", no_argument, NULL, 'R'},
+        {"precision", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
-    const char *out = "demo-out", *methods = NULL, *lr = "0.01", *adapt_lr = "0.0025";
+    const char *out = "demo-out", *methods = NULL, *lr = "0.01", *adapt_lr = "0.0025", *precision = "f32";
     bool full = false, gap = true, resume = false;
     int iters = 0, adapt_iters = 0, seeds = 0, threads = 0, par = 0, pretrain_iters = DEMO_PRETRAIN_ITERS, c;
     optind = 1;
@@ -856,6 +861,11 @@ int cli_demo(int argc, char **argv)
         case 'G': gap = false; break;
         case 'R': resume = true; break;
         case 'p': pretrain_iters = atoi(optarg); break;
+        case 'P':
+            if (cli_precision("demo", usage, optarg))
+                return 2;
+            precision = sd_dtype_name(sd_precision()); /* f32 when bf16 fell back */
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -1009,6 +1019,8 @@ int cli_demo(int argc, char **argv)
         job_arg(j, "%d", pretrain_iters);
         job_arg(j, "--threads");
         job_arg(j, "%d", j->threads);
+        job_arg(j, "--precision");
+        job_arg(j, "%s", precision);
         job_arg(j, "--val-every");
         job_arg(j, "%d", pretrain_iters);
         job_arg(j, "--log-every");
@@ -1040,6 +1052,7 @@ int cli_demo(int argc, char **argv)
                 return cli_fail("demo");
     }
     demo_setup ds = {.self = self, .src = src, .tgt = tgt, .runs_dir = runs_dir, .threads = threads, .par = par,
+                     .precision = precision,
                      .resume = resume,
                      .verbose = true};
     const char *start = pre >= 0 ? "from the pretrained backbone" : "from random weights";

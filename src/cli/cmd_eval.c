@@ -59,6 +59,7 @@ static void usage(FILE *f)
             "  --json FILE         write the results as JSON (fractions, null = absent)\n"
             "  --allow-unknown-ids read ground-truth ids outside the table as ignored\n"
             "  --threads N         images read in parallel / CPU threads for --model\n"
+            "  --precision P       f32 (default) or bf16: the convolutions' compute dtype for --model\n"
             "                      (default: all cores)\n"
             "  --progress          draw the progress bar even when stderr is not a terminal\n"
             "  --quiet             no progress bar\n"
@@ -241,7 +242,7 @@ int cli_eval(int argc, char **argv)
         {"align-corners", required_argument, 0, OPT_ALIGN},
         {"name", required_argument, 0, OPT_NAME},
         {"allow-unknown-ids", no_argument, 0, OPT_UNKNOWN},
-        {"threads", required_argument, 0, OPT_THREADS},
+        {"threads", required_argument, 0, OPT_THREADS}, {"precision", required_argument, 0, 'P'},
         {"progress", no_argument, 0, OPT_PROGRESS},
         {"quiet", no_argument, 0, OPT_QUIET},
         {"size", required_argument, 0, OPT_SIZE},
@@ -303,6 +304,10 @@ int cli_eval(int argc, char **argv)
             names[n_names++] = optarg;
             break;
         case OPT_UNKNOWN: allow_unknown = true; break;
+        case 'P':
+            if (cli_precision("eval", usage, optarg))
+                return 2;
+            break;
         case OPT_THREADS:
             threads = atoi(optarg);
             if (threads < 1) {

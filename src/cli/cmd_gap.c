@@ -62,6 +62,7 @@ static void usage(FILE *f)
             "  --out DIR            write pca.svg, retrieval.png (--model/--rgb) and gap.json\n"
             "  --json FILE          write the numbers as JSON\n"
             "  --threads N          label files read in parallel (default 4)\n"
+            "  --precision P        f32 (default) or bf16: compute dtype of a model's convolutions\n"
             "  -h, --help           this help\n",
             DEFAULT_MODEL_IMAGES);
 }
@@ -395,7 +396,7 @@ int cli_gap(int argc, char **argv)
         {"folds", required_argument, 0, OPT_FOLDS},   {"perm", required_argument, 0, OPT_PERM},
         {"bins", required_argument, 0, OPT_BINS},     {"seed", required_argument, 0, OPT_SEED},
         {"out", required_argument, 0, OPT_OUT},       {"json", required_argument, 0, OPT_JSON},
-        {"threads", required_argument, 0, OPT_THREADS}, {"rgb", no_argument, 0, OPT_RGB},
+        {"threads", required_argument, 0, OPT_THREADS}, {"precision", required_argument, 0, 'P'}, {"rgb", no_argument, 0, OPT_RGB},
         {"size", required_argument, 0, OPT_SIZE},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -433,6 +434,10 @@ int cli_gap(int argc, char **argv)
         case OPT_FOLDS: if (!cli_parse_int(optarg, 2, 100, &o.folds)) what = "--folds: expected 2..100"; break;
         case OPT_PERM: if (!cli_parse_int(optarg, 0, 1000000, &o.n_perm)) what = "--perm: expected 0..1000000"; break;
         case OPT_BINS: if (!cli_parse_int(optarg, 1, SD_GAP_MAX_BINS, &bins)) what = "--bins: expected 1..100"; break;
+        case 'P':
+            if (cli_precision("gap", usage, optarg))
+                return 2;
+            break;
         case OPT_THREADS: if (!cli_parse_int(optarg, 1, 1024, &threads)) what = "--threads: expected 1..1024"; break;
         case OPT_SEED:
             if (!cli_parse_seed(optarg, &o.seed))

@@ -36,6 +36,7 @@ static void usage(FILE *f)
             "  --align-corners    upsample logits with align_corners=True\n"
             "  --strict           fail on any missing, unexpected or mis-shaped checkpoint tensor\n"
             "  --threads N        CPU threads (default: all cores)\n"
+            "  --precision P      f32 (default) or bf16: the convolutions' compute dtype\n"
             "  --quiet            no progress bar\n"
             "  --help             this text\n"
             "The checkpoint's metadata gives the model, classes and input normalisation.\n");
@@ -192,6 +193,7 @@ int cli_predict(int argc, char **argv)
         {"overlap", required_argument, 0, 'O'}, {"align-corners", no_argument, 0, 'a'},
         {"strict", no_argument, 0, 'x'},       {"threads", required_argument, 0, 't'},
         {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
+        {"precision", required_argument, 0, 'P'},
         {0, 0, 0, 0},
     };
     const char *model = NULL, *input = NULL, *outdir = NULL;
@@ -234,6 +236,10 @@ int cli_predict(int argc, char **argv)
             if (!cli_parse_int(optarg, 0, 1024, &threads))
                 return cli_usage_error("predict", usage, "--threads '%s', expected 0..1024", optarg);
             sd_set_threads(threads);
+            break;
+        case 'P':
+            if (cli_precision("predict", usage, optarg))
+                return 2;
             break;
         case 'h': usage(stdout); return 0;
         default: return cli_bad_option("predict", usage, argv);

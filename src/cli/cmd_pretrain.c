@@ -39,6 +39,7 @@ static void usage(FILE *f)
             "  --scale-min X    random crops cover [X, 1] of the image's area (default %g)\n"
             "  --seed S         seed (default %llu); same seed and threads, same bytes\n"
             "  --threads N      threads (default: all cores)\n"
+            "  --precision P    f32 (default) or bf16: the convolutions' compute dtype\n"
             "  --val-every K    val top-1 every K iterations, 0 = only at the end (default %d)\n"
             "  --log-every K    progress line every K iterations (default %d)\n"
             "  --save-every K   also save the resumable state every K iterations (default:\n"
@@ -66,6 +67,7 @@ int cli_pretrain(int argc, char **argv)
         {"log-every", required_argument, 0, O_LOG},   {"quiet", no_argument, 0, O_QUIET},
         {"help", no_argument, 0, O_HELP},             {"save-every", required_argument, 0, O_SAVE},
         {"resume", no_argument, 0, O_RESUME},         {"stop-after", required_argument, 0, O_STOP},
+        {"precision", required_argument, 0, 'P'},
         {0, 0, 0, 0}};
     sd_pretrain_opts o;
     sd_pretrain_opts_init(&o);
@@ -107,6 +109,10 @@ int cli_pretrain(int argc, char **argv)
         case O_SEED:
             bad = cli_parse_seed(optarg, &o.seed) ? NULL : "--seed";
             want = "a non-negative integer";
+            break;
+        case 'P':
+            if (cli_precision("pretrain", usage, optarg))
+                return 2;
             break;
         case O_THREADS:
             bad = cli_parse_int(optarg, 0, 4096, &threads) ? NULL : "--threads";

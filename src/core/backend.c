@@ -26,6 +26,7 @@ const char *sd_dtype_name(sd_dtype d)
     switch (d) {
     case SD_DTYPE_F32: return "f32";
     case SD_DTYPE_BF16: return "bf16";
+    case SD_DTYPE_F16: return "f16";
     default: return "?";
     }
 }

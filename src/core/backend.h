@@ -78,9 +78,7 @@ static inline const sd_backend *sd_backend_check(sd_tape *t, const char *op, con
 }
 /* The name of the first kernel a table leaves NULL, or NULL when complete. */
 const char *sd_backend_missing(const sd_backend *b);
-/* "f32", "bf16", ... */
-const char *sd_dtype_name(sd_dtype d);
-const char *sd_device_name(sd_device d);
+
 
 extern const sd_backend sd_backend_cpu;
 

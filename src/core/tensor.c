@@ -153,6 +153,34 @@ void sd_arena_free(sd_arena *a)
 
 /* ---- tape ---- */
 
+static sd_dtype precision = SD_DTYPE_F32;
+
+sd_status sd_set_precision(sd_dtype d)
+{
+    if (d != SD_DTYPE_F32 && d != SD_DTYPE_BF16)
+        return sd_fail(SD_ERR_UNSUPPORTED, "precision %s: expected f32 or bf16", sd_dtype_name(d));
+    if (!sd_backend_for(SD_DEVICE_CPU)->compute_supported(d)) {
+        precision = SD_DTYPE_F32;
+        return sd_fail(SD_ERR_UNSUPPORTED, "precision %s: this CPU has no native %s arithmetic (AMX-BF16 or "
+                       "AVX512-BF16); running in f32", sd_dtype_name(d), sd_dtype_name(d));
+    }
+    precision = d;
+    return SD_OK;
+}
+
+sd_dtype sd_precision(void) { return precision; }
+
+sd_status sd_dtype_parse(const char *s, sd_dtype *out)
+{
+    if (s && !strcmp(s, "f32"))
+        *out = SD_DTYPE_F32;
+    else if (s && !strcmp(s, "bf16"))
+        *out = SD_DTYPE_BF16;
+    else
+        return sd_fail(SD_ERR_ARG, "precision '%s': expected f32 or bf16", s ? s : "");
+    return SD_OK;
+}
+
 sd_status sd_tape_init(sd_tape *t, uint64_t seed) { return sd_tape_init_on(t, seed, SD_DEVICE_CPU); }
 
 sd_status sd_tape_init_on(sd_tape *t, uint64_t seed, sd_device dev)
@@ -163,6 +191,7 @@ sd_status sd_tape_init_on(sd_tape *t, uint64_t seed, sd_device dev)
     sd_arena_init(&t->arena, (size_t)4 << 20);
     sd_arena_init_on(&t->store, 0, dev);
     t->device = dev;
+    t->compute = precision;
     sd_rng_seed(&t->rng, seed);
     t->training = true;
     return SD_OK;

@@ -29,6 +29,16 @@ void sd_cpu_copy_to_host(void *host, const void *src, size_t bytes) { memmove(ho
 void sd_cpu_copy_from_host(void *dst, const void *host, size_t bytes) { memmove(dst, host, bytes); }
 void sd_cpu_sync(void) {}
 
+bool sd_cpu_compute_supported(sd_dtype compute)
+{
+    if (compute == SD_DTYPE_F32)
+        return true;
+    if (compute != SD_DTYPE_BF16)
+        return false;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16");
+}
+
 const sd_backend sd_backend_cpu = {
     .name = "cpu",
     .supports = cpu_supports,
