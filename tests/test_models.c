@@ -98,9 +98,10 @@ void TEST_published_names(void)
     CHECK(has_shape(m, "layer1.0.downsample.1.running_mean", 1, (int[]){256}));
     CHECK(has_shape(m, "layer2.0.conv1.weight", 4, (int[]){128, 256, 1, 1}));
     CHECK(has_shape(m, "layer4.2.conv3.weight", 4, (int[]){2048, 512, 1, 1}));
-    CHECK(has_shape(m, "layer5.conv2d_list.3.weight", 4, (int[]){19, 2048, 3, 3}));
-    CHECK(has_shape(m, "layer5.conv2d_list.3.bias", 1, (int[]){19}));
-    CHECK(has_shape(m, "layer6.conv2d_list.0.weight", 4, (int[]){19, 1024, 3, 3}));
+    /* multi-level as AdaptSegNet's DeeplabMulti: layer6 on layer4, layer5 on layer3 */
+    CHECK(has_shape(m, "layer6.conv2d_list.3.weight", 4, (int[]){19, 2048, 3, 3}));
+    CHECK(has_shape(m, "layer6.conv2d_list.3.bias", 1, (int[]){19}));
+    CHECK(has_shape(m, "layer5.conv2d_list.0.weight", 4, (int[]){19, 1024, 3, 3}));
     CHECK(sd_params_find(sd_model_params(m), "layer1.1.downsample.0.weight") == NULL);
     /* groups: frozen BN affine, classifier x10 */
     sd_params *p = sd_model_params(m);
@@ -431,7 +432,7 @@ void TEST_checkpoint_model(void)
     sd_log_set_level(0);
     CHECK(sd_model_load(p2, true, &m2, NULL) == SD_ERR_DATA);
     sd_log_set_level(1);
-    CHECK_ERR_HAS("layer5.conv2d_list.0.weight' has shape [5,128,3,3] in the checkpoint, the model expects [7,128,3,3]");
+    CHECK_ERR_HAS("layer6.conv2d_list.0.weight' has shape [5,128,3,3] in the checkpoint, the model expects [7,128,3,3]");
     CHECK(m2 == NULL);
     /* bad metadata */
     sd_ckpt_writer_init(&w);

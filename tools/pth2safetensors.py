@@ -20,6 +20,7 @@ writes the file with numpy + json, no safetensors package needed.
 import argparse
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -110,6 +111,10 @@ def main():
     ap.add_argument("--classes", type=int, default=19)
     ap.add_argument("--normalize", choices=["caffe", "imagenet"])
     ap.add_argument("--partial", action="store_true", help="allow missing tensors (e.g. backbone-only weights)")
+    ap.add_argument("--aspp-branches", type=int, choices=[2, 4],
+                    help="ASPP branches the network USES (AdaptSegNet's Classifier_Module returns after two "
+                         "branches although its state dict holds four; a state dict cannot tell). Default: the "
+                         "branches the state dict holds")
     ap.add_argument("--segda", default=os.environ.get("SEGDA_BIN", "build/segda"), help="path of the segda binary")
     a = ap.parse_args()
 
@@ -124,9 +129,22 @@ def main():
         clean[k] = v.detach().float().cpu().numpy()
     if a.model.endswith("vgg16"):
         clean = torchvision_vgg_to_deeplab(clean)
-    aux = any(k.startswith(("layer6.", "aux_classifier.", "aux.")) for k in clean)
-    two = (("layer5.conv2d_list.0.weight" in clean and "layer5.conv2d_list.2.weight" not in clean) or
+    has5 = any(k.startswith("layer5.") for k in clean)
+    has6 = any(k.startswith("layer6.") for k in clean)
+    if has6 and not has5:
+        # ADVENT's single-level ResNetMulti names its one classifier layer6;
+        # segda's single-level DeepLab-v2 calls it layer5 (AdaptSegNet's Deeplab)
+        clean = {("layer5." + k[len("layer6."):] if k.startswith("layer6.") else k): v for k, v in clean.items()}
+    # multi-level (AdaptSegNet DeeplabMulti, ADVENT ResNetMulti): layer5 on layer3, layer6 on layer4
+    aux = (has5 and has6) or any(k.startswith(("aux_classifier.", "aux.")) for k in clean)
+    head = "layer6" if aux and has6 else "layer5"
+    two = (("%s.conv2d_list.0.weight" % head in clean and "%s.conv2d_list.2.weight" % head not in clean) or
            ("classifier.conv2d_list.0.weight" in clean and "classifier.conv2d_list.2.weight" not in clean))
+    if a.aspp_branches:
+        two = a.aspp_branches == 2
+        if two:  # the unused branches of a four-branch state dict
+            clean = {k: v for k, v in clean.items()
+                     if not re.match(r"(layer5|layer6|classifier|aux_classifier)\.conv2d_list\.[23]\.", k)}
     want = expected_names(a.segda, a.model, a.classes, aux, two)
     missing = [n for n in want if n not in clean]
     unexpected = [n for n in clean if n not in want]

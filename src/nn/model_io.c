@@ -76,10 +76,11 @@ sd_status sd_ckpt_model_opts(const sd_ckpt *c, sd_model_opts *o, sd_norm *norm)
         return sd_fail(SD_ERR_FORMAT, "%s: no \"model\" in the metadata (convert with tools/pth2safetensors.py --model NAME)",
                        c->st.path);
     *o = sd_model_opts_default(name);
-    static const char *const cls_names[] = {"layer5.conv2d_list.0.weight", "classifier.conv2d_list.0.weight",
-                                            "classifier.4.weight", "cls.4.weight"};
+    static const char *const cls_names[] = {"layer6.conv2d_list.0.weight", "layer5.conv2d_list.0.weight",
+                                            "classifier.conv2d_list.0.weight", "classifier.4.weight",
+                                            "cls.4.weight"};
     if (!sd_ckpt_meta(c, SD_META_CLASSES))
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 5; k++) {
             int i = find_any(c, cls_names[k]);
             if (i >= 0 && c->st.tensors[i].ndim == 4) {
                 o->classes = (int)c->st.tensors[i].shape[0];
@@ -91,9 +92,10 @@ sd_status sd_ckpt_model_opts(const sd_ckpt *c, sd_model_opts *o, sd_norm *norm)
     if ((st = meta_int(c, SD_META_CLASSES, 1, 1000, &o->classes)) || (st = meta_int(c, SD_META_AUX, 0, 1, &aux)) ||
         (st = meta_int(c, SD_META_ASPP2, 0, 1, &two)) || (st = meta_int(c, SD_META_OS, 0, 16, &os)))
         return st;
+    /* multi-level DeepLab-v2: layer5 (on layer3) beside layer6 (on layer4) */
     o->aux = aux >= 0 ? aux == 1
-                      : has_prefix_tensor(c, "layer6.") || has_prefix_tensor(c, "aux_classifier.") ||
-                            has_prefix_tensor(c, "aux.");
+                      : (has_prefix_tensor(c, "layer5.") && has_prefix_tensor(c, "layer6.")) ||
+                            has_prefix_tensor(c, "aux_classifier.") || has_prefix_tensor(c, "aux.");
     if (two >= 0)
         o->aspp_two_branch = two == 1;
     else

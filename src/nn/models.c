@@ -240,9 +240,12 @@ static void decl_heads(sd_model *m)
     switch (m->def->head) {
     case HEAD_ASPP2:
         m->n_aspp = m->o.aspp_two_branch ? 2 : 4;
-        decl_aspp2(m, m->aspp, vgg ? "classifier" : "layer5", m->ch_feat);
+        /* AdaptSegNet's DeeplabMulti and ADVENT's ResNetMulti name the
+         * classifier on layer3 (aux) layer5 and the main one on layer4 layer6;
+         * the single-level Deeplab names its one classifier layer5 */
+        decl_aspp2(m, m->aspp, vgg ? "classifier" : m->o.aux ? "layer6" : "layer5", m->ch_feat);
         if (m->o.aux)
-            decl_aspp2(m, m->aux_aspp, vgg ? "aux_classifier" : "layer6", m->ch_mid);
+            decl_aspp2(m, m->aux_aspp, vgg ? "aux_classifier" : "layer5", m->ch_mid);
         break;
     case HEAD_ASPP3: {
         int rates[3] = {12, 24, 36};

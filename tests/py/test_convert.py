@@ -86,7 +86,54 @@ def test_nested_module_prefix(tmp):
            "wrong_classes_refused", r.stderr[-300:])
 
 
+def model_names(*args):
+    r = subprocess.run([SEGDA, "models", "--names"] + list(args), capture_output=True, text=True)
+    shapes = {}
+    for line in r.stdout.splitlines():
+        name, shape = line.split()
+        shapes[name] = tuple(int(s) for s in shape.split(","))
+    return shapes
+
+
+def test_published_multi_level(tmp):
+    """AdaptSegNet's DeeplabMulti / ADVENT's ResNetMulti: layer5 is the
+    classifier on layer3 (fewer input channels), layer6 the one on layer4."""
+    shapes = model_names("deeplab-mini", "--aux")
+    report(shapes.get("layer5.conv2d_list.0.weight", (0, 0))[1] < shapes.get("layer6.conv2d_list.0.weight", (0, 0))[1],
+           "multi_level_layer5_on_layer3", str({k: v for k, v in shapes.items() if k.startswith("layer")})[:300])
+    g = torch.Generator().manual_seed(2)
+    sd = {k: torch.randn(*s, generator=g) for k, s in shapes.items()}
+    torch.save(sd, os.path.join(tmp, "multi.pth"))
+    r = convert(os.path.join(tmp, "multi.pth"), os.path.join(tmp, "multi.st"), "--model", "deeplab-mini")
+    report(r.returncode == 0, "multi_level_converts", r.stderr[-400:])
+    if r.returncode == 0:
+        out, meta = read_safetensors(os.path.join(tmp, "multi.st"))
+        report(meta.get("aux") == "1" and all(np.array_equal(out[k], sd[k].numpy()) for k in shapes),
+               "multi_level_names_kept")
+    # ADVENT single-level: the one classifier is layer6 -> segda's layer5
+    single = model_names("deeplab-mini")
+    sd1 = {("layer6." + k[7:] if k.startswith("layer5.") else k): torch.randn(*s, generator=g)
+           for k, s in single.items()}
+    torch.save(sd1, os.path.join(tmp, "advent.pth"))
+    r = convert(os.path.join(tmp, "advent.pth"), os.path.join(tmp, "advent.st"), "--model", "deeplab-mini")
+    report(r.returncode == 0, "advent_single_converts", r.stderr[-400:])
+    if r.returncode == 0:
+        out, meta = read_safetensors(os.path.join(tmp, "advent.st"))
+        report(meta.get("aux") == "0" and np.array_equal(out["layer5.conv2d_list.1.weight"],
+                                                        sd1["layer6.conv2d_list.1.weight"].numpy()),
+               "advent_single_layer6_to_layer5")
+    # the two-branch ASPP of the published code cannot be seen in a state dict: a flag says it
+    r = convert(os.path.join(tmp, "multi.pth"), os.path.join(tmp, "two.st"), "--model", "deeplab-mini",
+                "--aspp-branches", "2")
+    report(r.returncode == 0, "aspp_two_branch_converts", r.stderr[-400:])
+    if r.returncode == 0:
+        out, meta = read_safetensors(os.path.join(tmp, "two.st"))
+        report(meta.get("aspp_two_branch") == "1" and "layer6.conv2d_list.2.weight" not in out and
+               "layer6.conv2d_list.1.weight" in out, "aspp_two_branch_flag")
+
+
 with tempfile.TemporaryDirectory() as tmp:
     test_vgg_torchvision(tmp)
     test_nested_module_prefix(tmp)
+    test_published_multi_level(tmp)
 sys.exit(1 if failed else 0)

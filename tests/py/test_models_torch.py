@@ -154,7 +154,9 @@ def make_layer(owner, block, planes, blocks, stride, dilation, caffe, first_dila
 
 
 class DeepLabV2ResNet(nn.Module):
-    """AdaptSegNet / ADVENT ResNetMulti (layer6 = aux head on layer3)."""
+    """AdaptSegNet's DeeplabMulti / ADVENT's ResNetMulti as published: layer5
+    is the classifier on layer3 (1024 channels, the auxiliary output) and
+    layer6 the one on layer4 (the main output); forward returns (main, aux)."""
 
     def __init__(self, block, layers, widths, stem, rates, classes, caffe=True):
         super().__init__()
@@ -168,14 +170,14 @@ class DeepLabV2ResNet(nn.Module):
         self.layer3 = make_layer(self, block, widths[2], layers[2], 1, 2, caffe)
         mid = self.inplanes
         self.layer4 = make_layer(self, block, widths[3], layers[3], 1, 4, caffe)
-        self.layer5 = ClassifierModule(self.inplanes, rates, classes)
-        self.layer6 = ClassifierModule(mid, rates, classes)
+        self.layer5 = ClassifierModule(mid, rates, classes)
+        self.layer6 = ClassifierModule(self.inplanes, rates, classes)
 
     def forward(self, x):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer2(self.layer1(x))
         mid = self.layer3(x)
-        return self.layer5(self.layer4(mid)), self.layer6(mid)
+        return self.layer6(self.layer4(mid)), self.layer5(mid)
 
 
 class DeepLabV2VGG(nn.Module):
