@@ -424,7 +424,7 @@ static conv_entry *prepare(const sd_conv_geom *g, int dir, bool acc, bool bias, 
         *emulate = true;
         if (!atomic_exchange(&told, true))
             sd_log(1, "conv: no native bf16 convolution on this CPU (oneDNN ISA %d); bf16 inputs are rounded "
-                      "and computed in f32", (int)dnnl_get_effective_cpu_isa());
+                      "and computed in f32\n", (int)dnnl_get_effective_cpu_isa());
     }
     return e;
 }

@@ -90,6 +90,7 @@ def convt_case(n, cin, h, w, cout, k, s=1, p=0, op=0, d=1, bias=True):
 native = bool(lib.sdt_bf16_native())
 print("bf16 convolutions: %s" % ("native oneDNN kernels" if native else
                                  "no native kernels on this CPU; checking segda's bf16 emulation"))
+sys.stdout.flush()
 conv_case(1, 3, 9, 11, 4, 3, 1, 1)                  # odd sizes, padding, bias
 conv_case(2, 5, 13, 10, 6, 3, 2, 1)                 # batch 2, stride 2
 conv_case(2, 3, 10, 10, 5, 3, 2, 0, bias=False)
