@@ -15,26 +15,30 @@
 typedef struct conv_case {
     const char *name;
     int n, cin, h, w, cout, k, stride, pad, dil;
+    bool transposed; /* conv_transpose2d: x [n, cin, h, w], weight [cin, cout, k, k] */
 } conv_case;
 
 static const conv_case cases[] = {
-    {"1x1 256->64 128x256", 1, 256, 128, 256, 64, 1, 1, 0, 1},
-    {"1x1 1024->256 65x129", 1, 1024, 65, 129, 256, 1, 1, 0, 1},
-    {"3x3 64->64 128x256", 1, 64, 128, 256, 64, 3, 1, 1, 1},
-    {"3x3 64->64 128x256 dil2", 1, 64, 128, 256, 64, 3, 1, 2, 2},
-    {"3x3 256->256 65x129 dil2", 1, 256, 65, 129, 256, 3, 1, 2, 2},
-    {"3x3 256->256 65x129 dil4", 1, 256, 65, 129, 256, 3, 1, 4, 4},
-    {"3x3 256->256 65x129 dil6", 1, 256, 65, 129, 256, 3, 1, 6, 6},
-    {"3x3 256->256 65x129 dil12", 1, 256, 65, 129, 256, 3, 1, 12, 12},
-    {"3x3 256->256 65x129 dil24", 1, 256, 65, 129, 256, 3, 1, 24, 24},
-    {"aspp 3x3 2048->19 65x129 dil6", 1, 2048, 65, 129, 19, 3, 1, 6, 6},
-    {"aspp 3x3 2048->19 65x129 dil12", 1, 2048, 65, 129, 19, 3, 1, 12, 12},
-    {"aspp 3x3 2048->19 65x129 dil18", 1, 2048, 65, 129, 19, 3, 1, 18, 18},
-    {"aspp 3x3 2048->19 65x129 dil24", 1, 2048, 65, 129, 19, 3, 1, 24, 24},
-    {"vgg 3x3 64->64 321x321", 1, 64, 321, 321, 64, 3, 1, 1, 1},
-    {"vgg 3x3 3->64 321x321", 1, 3, 321, 321, 64, 3, 1, 1, 1},
-    {"stem 7x7/2 3->64 512x1024", 1, 3, 512, 1024, 64, 7, 2, 3, 1},
-    {"3x3/2 64->128 65x129 batch2", 2, 64, 65, 129, 128, 3, 2, 1, 1},
+    {"1x1 256->64 128x256", 1, 256, 128, 256, 64, 1, 1, 0, 1, false},
+    {"1x1 1024->256 65x129", 1, 1024, 65, 129, 256, 1, 1, 0, 1, false},
+    {"3x3 64->64 128x256", 1, 64, 128, 256, 64, 3, 1, 1, 1, false},
+    {"3x3 64->64 128x256 dil2", 1, 64, 128, 256, 64, 3, 1, 2, 2, false},
+    {"3x3 256->256 65x129 dil2", 1, 256, 65, 129, 256, 3, 1, 2, 2, false},
+    {"3x3 256->256 65x129 dil4", 1, 256, 65, 129, 256, 3, 1, 4, 4, false},
+    {"3x3 256->256 65x129 dil6", 1, 256, 65, 129, 256, 3, 1, 6, 6, false},
+    {"3x3 256->256 65x129 dil12", 1, 256, 65, 129, 256, 3, 1, 12, 12, false},
+    {"3x3 256->256 65x129 dil24", 1, 256, 65, 129, 256, 3, 1, 24, 24, false},
+    {"aspp 3x3 2048->19 65x129 dil6", 1, 2048, 65, 129, 19, 3, 1, 6, 6, false},
+    {"aspp 3x3 2048->19 65x129 dil12", 1, 2048, 65, 129, 19, 3, 1, 12, 12, false},
+    {"aspp 3x3 2048->19 65x129 dil18", 1, 2048, 65, 129, 19, 3, 1, 18, 18, false},
+    {"aspp 3x3 2048->19 65x129 dil24", 1, 2048, 65, 129, 19, 3, 1, 24, 24, false},
+    {"vgg 3x3 64->64 321x321", 1, 64, 321, 321, 64, 3, 1, 1, 1, false},
+    {"vgg 3x3 3->64 321x321", 1, 3, 321, 321, 64, 3, 1, 1, 1, false},
+    {"stem 7x7/2 3->64 512x1024", 1, 3, 512, 1024, 64, 7, 2, 3, 1, false},
+    {"3x3/2 64->128 65x129 batch2", 2, 64, 65, 129, 128, 3, 2, 1, 1, false},
+    {"T 16x16/8 19->19 41x65 (FCN up)", 1, 19, 41, 65, 19, 16, 8, 4, 1, true},
+    {"T 4x4/2 128->64 64x64 (generator)", 1, 128, 64, 64, 64, 4, 2, 1, 1, true},
+    {"T 3x3 64->32 129x129", 1, 64, 129, 129, 32, 3, 1, 1, 1, true},
 };
 
 typedef struct impl_col {
@@ -66,15 +70,17 @@ static void ones_backward(sd_node *n)
         y->grad[i] += n->out->grad[0];
 }
 
-/* Best-of-3 forward and backward seconds of case k under column c. */
+/* Best-of-5 forward and backward seconds of case k under column c. */
 static int time_case(sd_tape *t, const conv_case *k, const impl_col *c, float *xd, float *wd, double *bf,
                      double *bb, double *flops)
 {
     int xs[4] = {k->n, k->cin, k->h, k->w}, ws[4] = {k->cout, k->cin, k->k, k->k};
+    if (k->transposed)
+        ws[0] = k->cin, ws[1] = k->cout;
     sd_cpu_conv_impl_set(c->impl);
     sd_cpu_dnnl_set_blocked(c->blocked);
     *bf = *bb = 1e9;
-    for (int rep = 0; rep < 4; rep++) {
+    for (int rep = 0; rep < 6; rep++) {
         sd_tape_reset(t);
         t->compute = c->compute;
         sd_tensor *x = sd_tensor_wrap(t, 4, xs, xd), *w = sd_tensor_wrap(t, 4, ws, wd);
@@ -82,7 +88,8 @@ static int time_case(sd_tape *t, const conv_case *k, const impl_col *c, float *x
             return 1;
         x->requires_grad = w->requires_grad = true;
         double t0 = now();
-        sd_tensor *y = sd_conv2d(t, x, w, NULL, sd_conv_opts_make(k->stride, k->pad, k->dil));
+        sd_conv_opts o = sd_conv_opts_make(k->stride, k->pad, k->dil);
+        sd_tensor *y = k->transposed ? sd_conv_transpose2d(t, x, w, NULL, o) : sd_conv2d(t, x, w, NULL, o);
         double t1 = now();
         if (!y)
             return 1;
@@ -92,7 +99,9 @@ static int time_case(sd_tape *t, const conv_case *k, const impl_col *c, float *x
         if (sd_backward1(t, l) != SD_OK)
             return 1;
         double t3 = now();
-        *flops = 2.0 * k->n * k->cout * k->cin * k->k * k->k * (double)y->shape[2] * y->shape[3];
+        /* per output pixel of the conv (for a transposed conv: per input pixel) */
+        double pix = k->transposed ? (double)k->h * k->w : (double)y->shape[2] * y->shape[3];
+        *flops = 2.0 * k->n * k->cout * k->cin * k->k * k->k * pix;
         if (rep > 0) { /* the first run grows the arena, the scratch and builds primitives */
             *bf = t1 - t0 < *bf ? t1 - t0 : *bf;
             *bb = t3 - t2 < *bb ? t3 - t2 : *bb;
@@ -106,7 +115,7 @@ int main(int argc, char **argv)
     int threads = argc > 1 ? atoi(argv[1]) : 0;
     const char *filter = argc > 2 ? argv[2] : NULL;
     sd_set_threads(threads);
-    printf("conv2d, %d threads, native bf16: %s (ms, best of 3; backward = input + weight gradients)\n",
+    printf("conv2d, %d threads, native bf16: %s (ms, best of 5; backward = input + weight gradients)\n",
            sd_threads(), sd_cpu_bf16_supported() ? "yes" : "no (bf16 column is rounding + f32)");
     printf("%-32s", "case");
     for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++)

@@ -197,6 +197,34 @@ static void test_dnnl_bit_identical_reruns(void)
     sd_cpu_conv_impl_set(SD_CPU_CONV_AUTO);
 }
 
+/* Ops may run on several OpenMP threads at once (same geometry, so the
+ * same cached primitive): each call must match a lone call's result. */
+static void test_dnnl_concurrent_calls(void)
+{
+    geo q = {1, 24, 19, 17, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1};
+    sd_conv_geom g = geom(&q, SD_DTYPE_F32);
+    sd_cpu_conv_impl_set(SD_CPU_CONV_DNNL);
+    enum { JOBS = 8 };
+    bufs in[JOBS], solo[JOBS];
+    for (int j = 0; j < JOBS; j++) {
+        bufs_init(&in[j], &g, 300 + j);
+        solo[j] = bufs_copy(&in[j]);
+        CHECK(run_all(&g, &solo[j]));
+    }
+    int ok[JOBS];
+#pragma omp parallel for schedule(static, 1) num_threads(2)
+    for (int j = 0; j < JOBS; j++)
+        ok[j] = run_all(&g, &in[j]);
+    for (int j = 0; j < JOBS; j++) {
+        CHECK(ok[j]);
+        double e = max_rel(&in[j], &solo[j]);
+        CHECK_MSG(e < 1e-5, "job %d: concurrent result err %.3g", j, e);
+        bufs_free_out(&solo[j]);
+        bufs_free(&in[j]);
+    }
+    sd_cpu_conv_impl_set(SD_CPU_CONV_AUTO);
+}
+
 static void test_bf16_round(void)
 {
     const uint32_t in[] = {0x3f800000u, 0x3f808000u, 0x3f818000u, 0x3f80c000u, 0x3f807fffu,
@@ -261,6 +289,7 @@ int main(void)
     sd_log_set_level(0);
     RUN(test_dnnl_matches_im2col);
     RUN(test_dnnl_bit_identical_reruns);
+    RUN(test_dnnl_concurrent_calls);
     RUN(test_bf16_round);
     RUN(test_bf16_is_f32_on_rounded_inputs);
     TESTS_DONE();

@@ -1,6 +1,10 @@
 /* CPU convolution kernels: conv2d and conv_transpose2d, forward and backward,
  * as im2col/col2im + OpenBLAS sgemm. Not here: shape checks (ops_conv.c).
  * Backward kernels accumulate (+=) into the gradients they are given.
+ * Each kernel first offers the conv to oneDNN (conv_dnnl.c) where that
+ * measured faster (the rule and its numbers: sd_cpu_dnnl_conv_wanted); the
+ * im2col path keeps groups > 1, 1x1 convs and whatever oneDNN declines.
+ * BF16 compute on this path runs the f32 kernels on bf16-rounded copies.
  *
  * Speed: one large GEMM per (image, group, block of output rows); 1x1
  * stride-1 unpadded convs skip im2col and multiply the input directly.
@@ -316,7 +320,7 @@ static size_t out_len(const sd_conv_geom *g) { return (size_t)g->n * g->cout * g
 
 bool sd_cpu_conv2d_fwd(const sd_conv_geom *g, const float *x, const float *w, const float *b, float *y)
 {
-    if (sd_cpu_dnnl_conv_wanted(g) && sd_cpu_dnnl_conv2d_fwd(g, x, w, b, y))
+    if (sd_cpu_dnnl_conv_wanted(g, false, false) && sd_cpu_dnnl_conv2d_fwd(g, x, w, b, y))
         return true;
     if (g->compute == SD_DTYPE_BF16) {
         sd_conv_geom g32;
@@ -343,7 +347,7 @@ bool sd_cpu_conv2d_bwd(const sd_conv_geom *g, const float *x, const float *w, co
         bias_grad(g->n, g->cout, (size_t)g->oh * g->ow, dy, db);
     if (!dx && !dw)
         return true;
-    if (sd_cpu_dnnl_conv_wanted(g) && sd_cpu_dnnl_conv2d_bwd(g, x, w, dy, dx, dw))
+    if (sd_cpu_dnnl_conv_wanted(g, true, false) && sd_cpu_dnnl_conv2d_bwd(g, x, w, dy, dx, dw))
         return true;
     if (g->compute == SD_DTYPE_BF16) {
         sd_conv_geom g32;
@@ -363,7 +367,7 @@ bool sd_cpu_conv_transpose2d_fwd(const sd_conv_geom *g, const float *x, const fl
                               float *y)
 {
     bias_add(g->n, g->cin, (size_t)g->h * g->w, b, y, true);
-    if (sd_cpu_dnnl_conv_wanted(g) && sd_cpu_dnnl_convt_fwd(g, x, w, y))
+    if (sd_cpu_dnnl_conv_wanted(g, false, true) && sd_cpu_dnnl_convt_fwd(g, x, w, y))
         return true;
     if (g->compute == SD_DTYPE_BF16) {
         sd_conv_geom g32;
@@ -386,7 +390,7 @@ bool sd_cpu_conv_transpose2d_bwd(const sd_conv_geom *g, const float *x, const fl
         bias_grad(g->n, g->cin, (size_t)g->h * g->w, dy, db);
     if (!dx && !dw)
         return true;
-    if (sd_cpu_dnnl_conv_wanted(g) && sd_cpu_dnnl_convt_bwd(g, x, w, dy, dx, dw))
+    if (sd_cpu_dnnl_conv_wanted(g, true, true) && sd_cpu_dnnl_convt_bwd(g, x, w, dy, dx, dw))
         return true;
     sd_conv_geom g32 = *g;
     float *c[3] = {NULL, NULL, NULL};

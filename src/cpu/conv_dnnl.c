@@ -260,8 +260,17 @@ static conv_entry *entry_get(const conv_key *k, bool *owned)
             pthread_mutex_unlock(&table_lock);
             return e;
         }
-    /* built under the lock so two threads never build the same entry */
+    /* built under the lock so two threads never build the same entry. Inside
+     * a parallel region oneDNN runs a primitive on one thread, but its
+     * kernels split work (the weight-gradient reduction) by the thread
+     * count seen when they were built: built for 2 and run on 1, half of dw
+     * was never computed. So such entries are built seeing one thread. */
+    int prev = omp_get_max_threads();
+    if (k->nthr != prev)
+        omp_set_num_threads(k->nthr);
     conv_entry *e = entry_make(k);
+    if (k->nthr != prev)
+        omp_set_num_threads(prev);
     if (e && table_n < TABLE_CAP)
         table[table_n++] = e;
     else if (e)
@@ -375,7 +384,28 @@ bool sd_cpu_bf16_supported(void)
     return bf16_native;
 }
 
-bool sd_cpu_dnnl_conv_wanted(const sd_conv_geom *g)
+/* The AUTO rule, from bench/bench_conv at 2 threads on this project's 2-core
+ * AVX2 box (AMD EPYC, oneDNN jit:avx2, no native bf16), ms fwd / bwd, best
+ * of 3, im2col vs oneDNN blocked (machine shared with other builds, load
+ * 3-5: differences under ~15% are noise):
+ *   1x1 256->64 128x256          7.3 / 16.4   vs   8.8 / 26.5   im2col (no im2col: one sgemm)
+ *   1x1 1024->256 65x129        24.8 / 52.6   vs  28.3 / 69.4   im2col
+ *   3x3 64->64 128x256          21.8 / 46.6   vs  13.9 / 35.3   oneDNN
+ *   3x3 64->64 dil2             20.6 / 55.2   vs  14.1 / 41.6   oneDNN
+ *   3x3 256->256 65x129 dil2-24   59-63 / 125-137 vs 53-71 / 123-208: even
+ *   ASPP 3x3 2048->19 dil6        263 / 717   vs   184 / 356    oneDNN
+ *   ASPP dil12 / 18 / 24    495-730 / 1234-1709 vs 415-442 / 754-1064  oneDNN
+ *   VGG 3x3 64->64 321x321        277 / 563   vs   134 / 359    oneDNN
+ *   VGG 3x3 3->64 321x321        13.0 / 57.5  vs  11.7 / 58.7   fwd even, bwd even
+ *   stem 7x7/2 3->64 512x1024    68.1 / 213   vs  46.8 / 221    fwd oneDNN, bwd im2col (again at load 7: 274 vs 365)
+ *   3x3/2 64->128 batch 2        44.0 / 76.0  vs  40.1 / 34.7   oneDNN
+ *   transposed 4x4/2 128->64     52.9 / 92.0  vs  93.0 / 152    im2col
+ *   transposed 16x16/8 19->19    97.9 / 155   vs  75.5 / 146    even (load 7)
+ * Plain-layout oneDNN primitives were slower than blocked ones with
+ * reorders in most rows (3x3 64->64: 21.6 vs 13.9 ms fwd; VGG 199 vs 134),
+ * so blocked is the default. With native bf16 every groups == 1 conv goes to
+ * oneDNN: f32 sgemm cannot use the bf16 units (not measurable here). */
+bool sd_cpu_dnnl_conv_wanted(const sd_conv_geom *g, bool backward, bool transposed)
 {
     if (g->groups != 1)
         return false;
@@ -387,7 +417,14 @@ bool sd_cpu_dnnl_conv_wanted(const sd_conv_geom *g)
     default:
         break;
     }
-    return true;
+    if (g->compute == SD_DTYPE_BF16 && sd_cpu_bf16_supported())
+        return true;
+    if (transposed)
+        return false;
+    bool pointwise = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+    if (pointwise)
+        return false;
+    return !(backward && g->cin < 8);
 }
 
 static conv_key key_make(const sd_conv_geom *g, int dir, bool acc, bool bias, bool bf16)

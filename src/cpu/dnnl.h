@@ -29,8 +29,9 @@ sd_cpu_conv_impl sd_cpu_conv_impl_get(void);
 void sd_cpu_dnnl_set_blocked(bool blocked);
 
 /* Whether conv g (conv2d geometry; transposed convs pass the geometry of the
- * conv they are the adjoint of) goes to oneDNN under the current impl. */
-bool sd_cpu_dnnl_conv_wanted(const sd_conv_geom *g);
+ * conv they are the adjoint of) goes to oneDNN under the current impl, for
+ * its forward or backward kernel. */
+bool sd_cpu_dnnl_conv_wanted(const sd_conv_geom *g, bool backward, bool transposed);
 
 /* The conv2d kernels with sd_backend's semantics (backward accumulates,
  * NULL gradients skipped; db is left to the caller). Return false when
