@@ -397,13 +397,15 @@ bool sd_cpu_bf16_supported(void)
  *   ASPP dil12 / 18 / 24    495-730 / 1234-1709 vs 415-442 / 754-1064  oneDNN
  *   VGG 3x3 64->64 321x321        277 / 563   vs   134 / 359    oneDNN
  *   VGG 3x3 3->64 321x321        13.0 / 57.5  vs  11.7 / 58.7   fwd even, bwd even
- *   stem 7x7/2 3->64 512x1024    68.1 / 213   vs  46.8 / 221    fwd oneDNN, bwd im2col (again at load 7: 274 vs 365)
+ *   stem 7x7/2 3->64 512x1024    68.1 / 213   vs  46.8 / 221    fwd oneDNN; bwd even (load 7 reruns:
+ *                                                                274 vs 365, 252 vs 178): im2col kept
  *   3x3/2 64->128 batch 2        44.0 / 76.0  vs  40.1 / 34.7   oneDNN
  *   transposed 4x4/2 128->64     52.9 / 92.0  vs  93.0 / 152    im2col
  *   transposed 16x16/8 19->19    97.9 / 155   vs  75.5 / 146    even (load 7)
  * Plain-layout oneDNN primitives were slower than blocked ones with
  * reorders in most rows (3x3 64->64: 21.6 vs 13.9 ms fwd; VGG 199 vs 134),
- * so blocked is the default. With native bf16 every groups == 1 conv goes to
+ * so blocked is the default. Two reruns at load 5-7 agreed on every
+ * direction above except the rows marked even. With native bf16 every groups == 1 conv goes to
  * oneDNN: f32 sgemm cannot use the bf16 units (not measurable here). */
 bool sd_cpu_dnnl_conv_wanted(const sd_conv_geom *g, bool backward, bool transposed)
 {
