@@ -12,7 +12,7 @@ CFLAGS   ?= $(OPT) -g
 override CFLAGS += $(SAN) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wpointer-arith -Werror -fopenmp -fPIC -Iinclude -Isrc -MMD -MP
 override LDFLAGS += $(SAN)
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
-LDLIBS   += -lopenblas -lpng -ljpeg -llinear -lsvm -lm -lpthread -fopenmp
+LDLIBS   += -ldnnl -lopenblas -lpng -ljpeg -llinear -lsvm -lm -lpthread -fopenmp
 
 LIB_DIRS := core cpu nn optim io data da eval gap
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard src/$(d)/*.c))

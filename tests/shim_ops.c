@@ -5,10 +5,12 @@
 #include <string.h>
 
 #include "core/backend.h"
+#include "cpu/dnnl.h"
 #include "shim.h"
 
 static sd_tape tape;
 static bool tape_ready;
+static sd_dtype compute = SD_DTYPE_F32;
 static sdt_args args;
 static sd_tensor *result;
 
@@ -170,6 +172,7 @@ int sdt_forward(const char *op, int n_in, float **in_data, const int *in_ndim, c
         tape_ready = true;
     }
     sd_tape_reset(&tape);
+    tape.compute = compute;
     sd_error_clear();
     result = NULL;
     if (n_in > SDT_MAX_IN)
@@ -266,3 +269,15 @@ const char *sdt_errmsg(void) { return sd_errmsg(); }
 /* The registry's op names, for the scripts' coverage check. */
 int sdt_op_count(void) { return SD_OP_COUNT; }
 const char *sdt_op_name(int i) { return i >= 0 && i < SD_OP_COUNT ? sd_op_names[i] : NULL; }
+
+/* The compute dtype of later sdt_forward calls' convolutions (0 f32, 1 bf16). */
+int sdt_set_compute(int dtype)
+{
+    if (dtype < 0 || dtype >= SD_DTYPE_COUNT)
+        return sd_fail(SD_ERR_ARG, "shim: compute dtype %d", dtype);
+    compute = (sd_dtype)dtype;
+    return SD_OK;
+}
+
+/* 1 when the CPU backend has native (oneDNN) bf16 convolutions. */
+int sdt_bf16_native(void) { return sd_cpu_bf16_supported(); }

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages segda builds and tests with, when missing.
-# Runtime: OpenBLAS, libpng, libjpeg-turbo, liblinear, libsvm.
+# Runtime: oneDNN (convolutions), OpenBLAS, libpng, libjpeg-turbo, liblinear,
+# libsvm.
 # Test-only: python3-torch and python3-numpy (PyTorch parity checks).
 # `tools/deps.sh fuzz` adds what `make fuzz` needs: clang, its libFuzzer and
 # sanitizer runtimes, and its OpenMP runtime (the default clang's versions).
 set -eu
-pkgs=(build-essential libopenblas-dev libpng-dev libjpeg62-turbo-dev liblinear-dev libsvm-dev
+pkgs=(build-essential libdnnl-dev libopenblas-dev libpng-dev libjpeg62-turbo-dev liblinear-dev libsvm-dev
       python3-torch python3-numpy)
 for group in "$@"; do
   case $group in

@@ -102,11 +102,14 @@ typedef struct sd_tape {
 
 /* The compute dtype new tapes take (--precision): f32 (the default) or bf16.
  * bf16 where the CPU cannot compute it natively is SD_ERR_UNSUPPORTED with a
- * message saying so, and the precision stays f32. */
-sd_status sd_set_precision(sd_dtype d);
+ * message saying so, and the precision stays f32, unless emulate: then the
+ * convolutions round their inputs to bf16 and run the f32 kernels (bf16's
+ * numbers without its speed, to measure its accuracy on any CPU). */
+sd_status sd_set_precision(sd_dtype d, bool emulate);
 sd_dtype sd_precision(void);
-/* "f32" / "bf16" -> dtype; anything else SD_ERR_ARG naming what is accepted. */
-sd_status sd_dtype_parse(const char *s, sd_dtype *out);
+/* "f32", "bf16" or "bf16-emulated" (*emulate set) -> dtype; anything else
+ * SD_ERR_ARG naming what is accepted. */
+sd_status sd_dtype_parse(const char *s, sd_dtype *out, bool *emulate);
 const char *sd_dtype_name(sd_dtype d);
 const char *sd_device_name(sd_device d);
 

@@ -118,9 +118,10 @@ void cli_release_interrupt(void) { sigaction(SIGINT, &prev_sigint, NULL); }
 int cli_precision(const char *cmd, void (*usage)(FILE *), const char *value)
 {
     sd_dtype d;
-    if (sd_dtype_parse(value, &d) != SD_OK)
-        return cli_usage_error(cmd, usage, "--precision '%s': expected f32 or bf16", value);
-    if (sd_set_precision(d) != SD_OK)
+    bool emulate;
+    if (sd_dtype_parse(value, &d, &emulate) != SD_OK)
+        return cli_usage_error(cmd, usage, "--precision '%s': expected f32, bf16 or bf16-emulated", value);
+    if (sd_set_precision(d, emulate) != SD_OK)
         fprintf(stderr, "segda %s: warning: %s\n", cmd, sd_errmsg());
     return 0;
 }

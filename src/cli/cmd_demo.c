@@ -69,7 +69,7 @@ static void usage(FILE *f)
             "  --jobs N           runs at once (default: cores, at most 4)\n"
             "  --threads N        threads per run (default: cores / jobs)\n"
             "  --no-gap           skip the domain-gap measures\n"
-            "  --precision P      f32 (default) or bf16: every run's convolution compute dtype\n"
+            "  --precision P      f32 (default), bf16 or bf16-emulated: every run's convolution compute dtype\n"
             "  --resume           go on with an earlier demo in --out: runs it finished with the\n"
             "                     same configuration are kept, unfinished ones continue from\n"
             "                     their last checkpoint, the rest run (without it: all run anew)\n"
@@ -864,7 +864,8 @@ int cli_demo(int argc, char **argv)
         case 'P':
             if (cli_precision("demo", usage, optarg))
                 return 2;
-            precision = sd_dtype_name(sd_precision()); /* f32 when bf16 fell back */
+            /* f32 when bf16 fell back */
+            precision = sd_precision() == SD_DTYPE_F32 ? "f32" : strcmp(optarg, "bf16-emulated") ? "bf16" : optarg;
             break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;

@@ -59,7 +59,7 @@ static void usage(FILE *f)
             "  --json FILE         write the results as JSON (fractions, null = absent)\n"
             "  --allow-unknown-ids read ground-truth ids outside the table as ignored\n"
             "  --threads N         images read in parallel / CPU threads for --model\n"
-            "  --precision P       f32 (default) or bf16: the convolutions' compute dtype for --model\n"
+            "  --precision P       f32 (default), bf16 or bf16-emulated: the convolutions' compute dtype for --model\n"
             "                      (default: all cores)\n"
             "  --progress          draw the progress bar even when stderr is not a terminal\n"
             "  --quiet             no progress bar\n"

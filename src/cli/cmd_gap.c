@@ -62,7 +62,7 @@ static void usage(FILE *f)
             "  --out DIR            write pca.svg, retrieval.png (--model/--rgb) and gap.json\n"
             "  --json FILE          write the numbers as JSON\n"
             "  --threads N          label files read in parallel (default 4)\n"
-            "  --precision P        f32 (default) or bf16: compute dtype of a model's convolutions\n"
+            "  --precision P        f32 (default), bf16 or bf16-emulated: compute dtype of a model's convolutions\n"
             "  -h, --help           this help\n",
             DEFAULT_MODEL_IMAGES);
 }

@@ -36,7 +36,7 @@ static void usage(FILE *f)
             "  --align-corners    upsample logits with align_corners=True\n"
             "  --strict           fail on any missing, unexpected or mis-shaped checkpoint tensor\n"
             "  --threads N        CPU threads (default: all cores)\n"
-            "  --precision P      f32 (default) or bf16: the convolutions' compute dtype\n"
+            "  --precision P      f32 (default), bf16 or bf16-emulated: the convolutions' compute dtype\n"
             "  --quiet            no progress bar\n"
             "  --help             this text\n"
             "The checkpoint's metadata gives the model, classes and input normalisation.\n");

@@ -39,7 +39,7 @@ static void usage(FILE *f)
             "  --scale-min X    random crops cover [X, 1] of the image's area (default %g)\n"
             "  --seed S         seed (default %llu); same seed and threads, same bytes\n"
             "  --threads N      threads (default: all cores)\n"
-            "  --precision P    f32 (default) or bf16: the convolutions' compute dtype\n"
+            "  --precision P    f32 (default), bf16 or bf16-emulated: the convolutions' compute dtype\n"
             "  --val-every K    val top-1 every K iterations, 0 = only at the end (default %d)\n"
             "  --log-every K    progress line every K iterations (default %d)\n"
             "  --save-every K   also save the resumable state every K iterations (default:\n"

@@ -155,14 +155,15 @@ void sd_arena_free(sd_arena *a)
 
 static sd_dtype precision = SD_DTYPE_F32;
 
-sd_status sd_set_precision(sd_dtype d)
+sd_status sd_set_precision(sd_dtype d, bool emulate)
 {
     if (d != SD_DTYPE_F32 && d != SD_DTYPE_BF16)
         return sd_fail(SD_ERR_UNSUPPORTED, "precision %s: expected f32 or bf16", sd_dtype_name(d));
-    if (!sd_backend_for(SD_DEVICE_CPU)->compute_supported(d)) {
+    if (!emulate && !sd_backend_for(SD_DEVICE_CPU)->compute_supported(d)) {
         precision = SD_DTYPE_F32;
         return sd_fail(SD_ERR_UNSUPPORTED, "precision %s: this CPU has no native %s arithmetic (AMX-BF16 or "
-                       "AVX512-BF16); running in f32", sd_dtype_name(d), sd_dtype_name(d));
+                       "AVX512-BF16); running in f32 (bf16-emulated gives bf16's numbers at f32's speed)",
+                       sd_dtype_name(d), sd_dtype_name(d));
     }
     precision = d;
     return SD_OK;
@@ -170,14 +171,17 @@ sd_status sd_set_precision(sd_dtype d)
 
 sd_dtype sd_precision(void) { return precision; }
 
-sd_status sd_dtype_parse(const char *s, sd_dtype *out)
+sd_status sd_dtype_parse(const char *s, sd_dtype *out, bool *emulate)
 {
+    *emulate = false;
     if (s && !strcmp(s, "f32"))
         *out = SD_DTYPE_F32;
     else if (s && !strcmp(s, "bf16"))
         *out = SD_DTYPE_BF16;
+    else if (s && !strcmp(s, "bf16-emulated"))
+        *out = SD_DTYPE_BF16, *emulate = true;
     else
-        return sd_fail(SD_ERR_ARG, "precision '%s': expected f32 or bf16", s ? s : "");
+        return sd_fail(SD_ERR_ARG, "precision '%s': expected f32, bf16 or bf16-emulated", s ? s : "");
     return SD_OK;
 }
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/dnnl.h"
 #include "cpu/kernels.h"
 
 /* Tensors are stored as f32; bf16 is a compute dtype of the convolutions
@@ -33,10 +34,7 @@ bool sd_cpu_compute_supported(sd_dtype compute)
 {
     if (compute == SD_DTYPE_F32)
         return true;
-    if (compute != SD_DTYPE_BF16)
-        return false;
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512bf16");
+    return compute == SD_DTYPE_BF16 && sd_cpu_bf16_supported();
 }
 
 const sd_backend sd_backend_cpu = {

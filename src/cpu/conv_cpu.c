@@ -1,6 +1,10 @@
 /* CPU convolution kernels: conv2d and conv_transpose2d, forward and backward,
  * as im2col/col2im + OpenBLAS sgemm. Not here: shape checks (ops_conv.c).
  * Backward kernels accumulate (+=) into the gradients they are given.
+ * Each kernel first offers the conv to oneDNN (conv_dnnl.c) where that
+ * measured faster (the rule and its numbers: sd_cpu_dnnl_conv_wanted); the
+ * im2col path keeps groups > 1, 1x1 convs and whatever oneDNN declines.
+ * BF16 compute on this path runs the f32 kernels on bf16-rounded copies.
  *
  * Speed: one large GEMM per (image, group, block of output rows); 1x1
  * stride-1 unpadded convs skip im2col and multiply the input directly.
@@ -17,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/dnnl.h"
 #include "cpu/kernels.h"
 
 /* The im2col buffer: per thread, grown on demand and kept (a step reuses it
@@ -282,8 +287,52 @@ static void bias_grad(int n, int c, size_t plane, const float *dy, float *db)
     }
 }
 
+/* BF16 requested on the im2col path (groups > 1, or oneDNN not wanted):
+ * bf16-rounded copies of the inputs through the f32 kernels, the same
+ * numbers a bf16 GEMM with f32 accumulation gives. Sets *g32 to g in f32;
+ * the copies are freed by the caller. false: out of memory. */
+static bool bf16_inputs(const sd_conv_geom *g, sd_conv_geom *g32, int n, const float **p, const size_t *len,
+                        float **copy)
+{
+    *g32 = *g;
+    g32->compute = SD_DTYPE_F32;
+    bool ok = true;
+    for (int i = 0; i < n; i++) {
+        copy[i] = NULL;
+        if (!p[i] || !ok)
+            continue;
+        if (!(copy[i] = malloc(len[i] * sizeof(float)))) {
+            ok = false;
+            continue;
+        }
+        sd_cpu_bf16_round(p[i], copy[i], len[i]);
+        p[i] = copy[i];
+    }
+    if (!ok)
+        for (int i = 0; i < n; i++)
+            free(copy[i]);
+    return ok;
+}
+
+static size_t in_len(const sd_conv_geom *g) { return (size_t)g->n * g->cin * g->h * g->w; }
+static size_t w_len(const sd_conv_geom *g) { return (size_t)g->cout * (g->cin / g->groups) * g->kh * g->kw; }
+static size_t out_len(const sd_conv_geom *g) { return (size_t)g->n * g->cout * g->oh * g->ow; }
+
 bool sd_cpu_conv2d_fwd(const sd_conv_geom *g, const float *x, const float *w, const float *b, float *y)
 {
+    if (sd_cpu_dnnl_conv_wanted(g, false, false) && sd_cpu_dnnl_conv2d_fwd(g, x, w, b, y))
+        return true;
+    if (g->compute == SD_DTYPE_BF16) {
+        sd_conv_geom g32;
+        const float *p[2] = {x, w};
+        float *c[2];
+        if (!bf16_inputs(g, &g32, 2, p, (size_t[]){in_len(g), w_len(g)}, c))
+            return false;
+        bool ok = sd_cpu_conv2d_fwd(&g32, p[0], p[1], b, y);
+        free(c[0]);
+        free(c[1]);
+        return ok;
+    }
     if (!conv_gemm_fwd(g, x, w, y, 0.0f))
         return false;
     if (b)
@@ -294,28 +343,67 @@ bool sd_cpu_conv2d_fwd(const sd_conv_geom *g, const float *x, const float *w, co
 bool sd_cpu_conv2d_bwd(const sd_conv_geom *g, const float *x, const float *w, const float *dy, float *dx,
                     float *dw, float *db)
 {
-    if ((dx || dw) && !conv_gemm_bwd(g, x, w, dy, dx, dw))
-        return false;
     if (db)
         bias_grad(g->n, g->cout, (size_t)g->oh * g->ow, dy, db);
-    return true;
+    if (!dx && !dw)
+        return true;
+    if (sd_cpu_dnnl_conv_wanted(g, true, false) && sd_cpu_dnnl_conv2d_bwd(g, x, w, dy, dx, dw))
+        return true;
+    if (g->compute == SD_DTYPE_BF16) {
+        sd_conv_geom g32;
+        const float *p[3] = {dw ? x : NULL, dx ? w : NULL, dy};
+        float *c[3];
+        if (!bf16_inputs(g, &g32, 3, p, (size_t[]){in_len(g), w_len(g), out_len(g)}, c))
+            return false;
+        bool ok = conv_gemm_bwd(&g32, p[0], p[1], p[2], dx, dw);
+        for (int i = 0; i < 3; i++)
+            free(c[i]);
+        return ok;
+    }
+    return conv_gemm_bwd(g, x, w, dy, dx, dw);
 }
 
 bool sd_cpu_conv_transpose2d_fwd(const sd_conv_geom *g, const float *x, const float *w, const float *b,
                               float *y)
 {
     bias_add(g->n, g->cin, (size_t)g->h * g->w, b, y, true);
+    if (sd_cpu_dnnl_conv_wanted(g, false, true) && sd_cpu_dnnl_convt_fwd(g, x, w, y))
+        return true;
+    if (g->compute == SD_DTYPE_BF16) {
+        sd_conv_geom g32;
+        const float *p[2] = {x, w};
+        float *c[2];
+        if (!bf16_inputs(g, &g32, 2, p, (size_t[]){out_len(g), w_len(g)}, c))
+            return false;
+        bool ok = conv_gemm_bwd(&g32, NULL, p[1], p[0], y, NULL);
+        free(c[0]);
+        free(c[1]);
+        return ok;
+    }
     return conv_gemm_bwd(g, NULL, w, x, y, NULL);
 }
 
 bool sd_cpu_conv_transpose2d_bwd(const sd_conv_geom *g, const float *x, const float *w, const float *dy,
                               float *dx, float *dw, float *db)
 {
-    if (dx && !conv_gemm_fwd(g, dy, w, dx, 1.0f))
-        return false;
-    if (dw && !conv_gemm_bwd(g, dy, NULL, x, NULL, dw))
-        return false;
     if (db)
         bias_grad(g->n, g->cin, (size_t)g->h * g->w, dy, db);
-    return true;
+    if (!dx && !dw)
+        return true;
+    if (sd_cpu_dnnl_conv_wanted(g, true, true) && sd_cpu_dnnl_convt_bwd(g, x, w, dy, dx, dw))
+        return true;
+    sd_conv_geom g32 = *g;
+    float *c[3] = {NULL, NULL, NULL};
+    if (g->compute == SD_DTYPE_BF16) {
+        const float *p[3] = {dw ? x : NULL, dx ? w : NULL, dy};
+        if (!bf16_inputs(g, &g32, 3, p, (size_t[]){out_len(g), w_len(g), in_len(g)}, c))
+            return false;
+        x = p[0];
+        w = p[1];
+        dy = p[2];
+    }
+    bool ok = (!dx || conv_gemm_fwd(&g32, dy, w, dx, 1.0f)) && (!dw || conv_gemm_bwd(&g32, dy, NULL, x, NULL, dw));
+    for (int i = 0; i < 3; i++)
+        free(c[i]);
+    return ok;
 }

@@ -76,7 +76,7 @@ static const sd_knob shared_knobs[] = {
     {"freeze-bn", SD_KNOB_BOOL, "true", NULL, "batch norm frozen (DeepLab-v2 practice)"},
     {"aux", SD_KNOB_STR, "auto", "auto|on|off", "auxiliary classifier (auto: when the method is multi-level)"},
     {"threads", SD_KNOB_INT, "0", NULL, "threads (0 = all cores)"},
-    {"precision", SD_KNOB_STR, "f32", "f32|bf16", "compute dtype of the convolutions (bf16: f32 master weights, "
+    {"precision", SD_KNOB_STR, "f32", "f32|bf16|bf16-emulated", "compute dtype of the convolutions (bf16: f32 master weights, "
                                                   "gradients, optimiser state, losses and BN statistics)"},
     {"workers", SD_KNOB_INT, "2", NULL, "loader threads reading batches ahead (0 = in the training thread); "
                                         "batches are the same for any number"},
@@ -747,9 +747,10 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     if (tr->threads > 0)
         sd_set_threads(tr->threads);
     sd_dtype prec;
-    if ((st = sd_dtype_parse(sd_config_str(cfg, "precision"), &prec)))
+    bool emulate;
+    if ((st = sd_dtype_parse(sd_config_str(cfg, "precision"), &prec, &emulate)))
         return sd_fail_prefix(st, "%s", sd_config_origin(cfg, "precision"));
-    if (sd_set_precision(prec) != SD_OK)
+    if (sd_set_precision(prec, emulate) != SD_OK)
         sd_log(1, "%s\n", sd_errmsg()); /* bf16 without CPU support: named, and f32 */
     if (pv->workers < 0 || pv->workers > 64)
         return sd_fail(SD_ERR_ARG, "%s: workers = %d, expected 0..64", sd_config_origin(cfg, "workers"), pv->workers);
