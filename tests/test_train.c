@@ -12,6 +12,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -179,6 +181,31 @@ static void test_resume_bit_identical(void)
     /* a finished run refuses to start over without --resume */
     CHECK(run("adaptseg", "resA", 4, a) == SD_ERR_ARG);
     CHECK_ERR_HAS("already holds a run");
+}
+
+/* A second run into a locked --out refuses, naming the holder's pid; the
+ * run that holds the lock writes its own pid into RUNDIR/.lock. */
+static void test_run_dir_lock(void)
+{
+    char dir[400], lock[450];
+    snprintf(dir, sizeof dir, "%s/run-locked", bench);
+    snprintf(lock, sizeof lock, "%s/.lock", dir);
+    CHECK(mkdir(dir, 0755) == 0);
+    int fd = open(lock, O_RDWR | O_CREAT, 0644);
+    CHECK(fd >= 0 && write(fd, "4242\n", 5) == 5 && flock(fd, LOCK_EX | LOCK_NB) == 0);
+    const char *a[] = {"iters=1"};
+    CHECK(run("source-only", "locked", 1, a) == SD_ERR_ARG);
+    CHECK_ERR_HAS("in use by another process (pid 4242");
+    CHECK_ERR_HAS("run-locked");
+    char p[512];
+    path_of(p, sizeof p, "locked", "log.jsonl");
+    CHECK(access(p, F_OK) != 0); /* refused before touching the run's files */
+    close(fd);
+    CHECK_OK(run("source-only", "locked", 1, a));
+    char *held = test_slurp(lock, NULL), want[32];
+    snprintf(want, sizeof want, "%d\n", (int)getpid());
+    CHECK(held && !strcmp(held, want));
+    free(held);
 }
 
 static void test_nan_stops_cleanly(void)
@@ -575,6 +602,7 @@ int main(void)
     RUN(test_grad_reverse_flips_sign);
     RUN(test_fda_swap);
     RUN(test_resume_bit_identical);
+    RUN(test_run_dir_lock);
     RUN(test_nan_stops_cleanly);
     RUN(test_disc_learns_with_frozen_generator);
     RUN(test_minent_lowers_entropy);

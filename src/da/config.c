@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "segda/train.h"
+#include "io/file.h"
 
 void sd_config_init(sd_config *c) { memset(c, 0, sizeof *c); }
 
@@ -169,7 +170,7 @@ const char *sd_config_str(const sd_config *c, const char *key)
 sd_status sd_config_write(const sd_config *c, const char *path)
 {
     char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    io_tmp_name(tmp, sizeof tmp, path);
     FILE *f = fopen(tmp, "w");
     if (!f)
         return sd_fail(SD_ERR_IO, "%s: %s", tmp, strerror(errno));

@@ -20,6 +20,7 @@
 #include "segda/ops.h"
 #include "segda/progress.h"
 #include "segda/train.h"
+#include "io/file.h"
 
 /* ---- the method registry ---- */
 
@@ -235,6 +236,7 @@ typedef struct loop_priv {
     int log_every, workers;
     bool skip_bad;
     char *config_text;
+    int lock_fd;                 /* RUNDIR/.lock, held for the whole run (-1: none) */
 } loop_priv;
 
 static sd_status domain_open(domain *d, const char *spec, bool use_labels, bool skip_bad, uint32_t stream)
@@ -558,7 +560,7 @@ static sd_status log_open(sd_trainer *tr, bool resume)
     if (resume) {
         FILE *in = fopen(path, "r");
         if (in) {
-            snprintf(tmp, sizeof tmp, "%s.tmp", path);
+            io_tmp_name(tmp, sizeof tmp, path);
             FILE *out = fopen(tmp, "w");
             if (!out) {
                 fclose(in);
@@ -710,6 +712,7 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     loop_priv *pv = calloc(1, sizeof *pv);
     if (!pv)
         return sd_fail(SD_ERR_NOMEM, "train: out of memory");
+    pv->lock_fd = -1;
     tr->priv = pv;
 
     const char *out = sd_config_str(cfg, "out");
@@ -756,12 +759,18 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
 
     bool resume = sd_config_bool(cfg, "resume");
     char path[4096];
+    /* the lock comes before any look at the run's files: a second run into
+     * the same directory would interleave log lines, overwrite config.txt
+     * and race the checkpoint saves */
+    if ((st = make_dir(tr->rundir)))
+        return st;
+    snprintf(path, sizeof path, "%s/.lock", tr->rundir);
+    if ((st = io_lock(path, tr->rundir, &pv->lock_fd)))
+        return sd_fail_prefix(st, "--out");
     snprintf(path, sizeof path, "%s/last.safetensors", tr->rundir);
     if (!resume && access(path, F_OK) == 0)
         return sd_fail(SD_ERR_ARG, "%s already holds a run (%s); continue it with --resume or choose another --out",
                        tr->rundir, path);
-    if ((st = make_dir(tr->rundir)))
-        return st;
 
     /* data */
     const char *src = sd_config_str(cfg, "source"), *tgt = sd_config_str(cfg, "target");
@@ -880,6 +889,7 @@ static void teardown(sd_trainer *tr)
     if (tr->model)
         sd_model_free(tr->model);
     loop_priv *pv = tr->priv;
+    int lock_fd = -1;
     if (pv) {
         if (pv->have_src)
             domain_free(&pv->src);
@@ -888,10 +898,13 @@ static void teardown(sd_trainer *tr)
         if (pv->have_val)
             val_free(&pv->val);
         free(pv->config_text);
+        lock_fd = pv->lock_fd;
         free(pv);
     }
     if (tr->log)
         fclose(tr->log);
+    /* released last: every file of the run is written and closed */
+    io_unlock(lock_fd);
     free(tr->rundir);
     memset(tr, 0, sizeof *tr);
 }
