@@ -208,6 +208,80 @@ static void test_run_dir_lock(void)
     free(held);
 }
 
+/* Validation on a benchmark of its own (its files are damaged here): a val
+ * image with an unreadable header stops the run before iteration 1 naming
+ * the file, or is skipped and listed with skip-bad; an image whose header
+ * reads but whose data does not fails the evaluation, which is logged by
+ * name while training goes on, with last.safetensors saved before it. */
+static void test_val_checked_and_eval_failure_survived(void)
+{
+    char vb[256], vs[300], vt[300];
+    test_tiny_bench("trainval", 2, 2, vb, vs, vt);
+    sd_dataset ds;
+    CHECK_OK(sd_dataset_open(&ds, vt, "val", NULL));
+    if (ds.n < 1) {
+        CHECK(ds.n >= 1);
+        return;
+    }
+    char img[1024];
+    snprintf(img, sizeof img, "%s", ds.samples[0].image_path);
+    sd_dataset_free(&ds);
+    size_t len = 0;
+    char *orig = test_slurp(img, &len);
+    CHECK(orig && len > 100);
+    char out[400], logp[450], lastp[450];
+    sd_config c;
+    const char *a[] = {"iters=2", "eval-every=1", "method=source-only"};
+
+    FILE *f = fopen(img, "wb");
+    fputs("junk", f);
+    fclose(f);
+    base_cfg(&c, "source-only", "x", 3, a);
+    sd_config_set(&c, "source", vs, "test", true);
+    sd_config_set(&c, "target", vt, "test", true);
+    snprintf(out, sizeof out, "%s/run-badhdr", vb);
+    sd_config_set(&c, "out", out, "test", true);
+    CHECK(sd_train_run(&c) == SD_ERR_DATA);
+    CHECK_ERR_HAS(img);
+    CHECK_ERR_HAS("--skip-bad");
+    snprintf(logp, sizeof logp, "%s/log.jsonl", out);
+    CHECK(access(logp, F_OK) != 0); /* stopped before iteration 1 */
+    sd_config_set(&c, "skip-bad", "true", "test", true);
+    CHECK_OK(sd_train_run(&c));
+    char *log = test_slurp(logp, NULL);
+    CHECK(log && strstr(log, "\"val_skipped\"") && strstr(log, img));
+    free(log);
+    sd_config_free(&c);
+
+    f = fopen(img, "wb");
+    fwrite(orig, 1, 100, f); /* the header survives, the pixels do not */
+    fclose(f);
+    base_cfg(&c, "source-only", "x", 3, a);
+    sd_config_set(&c, "source", vs, "test", true);
+    sd_config_set(&c, "target", vt, "test", true);
+    snprintf(out, sizeof out, "%s/run-badpix", vb);
+    sd_config_set(&c, "out", out, "test", true);
+    sd_train_summary sum;
+    CHECK_OK(sd_train_run_summary(&c, &sum));
+    CHECK(sum.iters == 2 && sum.eval_failures == 2);
+    sd_config_free(&c);
+    snprintf(logp, sizeof logp, "%s/log.jsonl", out);
+    log = test_slurp(logp, NULL);
+    CHECK(log && strstr(log, "{\"it\": 1, \"eval_error\": ") && strstr(log, "{\"it\": 2, \"eval_error\": "));
+    CHECK(log && strstr(log, img));
+    free(log);
+    snprintf(lastp, sizeof lastp, "%s/last.safetensors", out);
+    sd_ckpt ck;
+    CHECK_OK(sd_ckpt_open(lastp, &ck));
+    const char *it = sd_ckpt_meta(&ck, SD_META_ITER);
+    CHECK(it && !strcmp(it, "2"));
+    sd_ckpt_close(&ck);
+    free(orig);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", vb);
+    CHECK(system(cmd) == 0);
+}
+
 static void test_nan_stops_cleanly(void)
 {
     setenv("SEGDA_INJECT_NAN_AT", "3", 1);
@@ -603,6 +677,7 @@ int main(void)
     RUN(test_fda_swap);
     RUN(test_resume_bit_identical);
     RUN(test_run_dir_lock);
+    RUN(test_val_checked_and_eval_failure_survived);
     RUN(test_nan_stops_cleanly);
     RUN(test_disc_learns_with_frozen_generator);
     RUN(test_minent_lowers_entropy);

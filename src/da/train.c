@@ -14,13 +14,14 @@
 #include <unistd.h>
 
 #include "da/train_internal.h"
+#include "io/file.h"
 #include "segda/checkpoint.h"
 #include "segda/eval.h"
+#include "segda/image.h"
 #include "segda/infer.h"
 #include "segda/ops.h"
 #include "segda/progress.h"
 #include "segda/train.h"
-#include "io/file.h"
 
 /* ---- the method registry ---- */
 
@@ -224,7 +225,10 @@ typedef struct val_set {
     sd_dataset ds;
     bool opened;
     int n;
+    int *idx;                    /* [n] dataset indices evaluated (bad pairs left out with --skip-bad) */
     int in_w, in_h;              /* network input size (0: as stored) */
+    int n_skipped;
+    char **skipped;              /* "PATH: why" of each pair left out */
 } val_set;
 
 typedef struct loop_priv {
@@ -237,6 +241,7 @@ typedef struct loop_priv {
     bool skip_bad;
     char *config_text;
     int lock_fd;                 /* RUNDIR/.lock, held for the whole run (-1: none) */
+    int eval_failures;           /* evaluations that failed (logged, the run went on) */
 } loop_priv;
 
 static sd_status domain_open(domain *d, const char *spec, bool use_labels, bool skip_bad, uint32_t stream)
@@ -367,13 +372,41 @@ static void val_free(val_set *v)
 {
     if (v->opened)
         sd_dataset_free(&v->ds);
+    for (int i = 0; i < v->n_skipped; i++)
+        free(v->skipped[i]);
+    free(v->skipped);
+    free(v->idx);
     memset(v, 0, sizeof *v);
 }
 
-static sd_status val_open(val_set *v, const char *spec, const char *split, int limit, int in_w, int in_h)
+/* Why pair i cannot be evaluated ("" when it can): both headers readable,
+ * image and label the same size. Only headers are read, so this costs a
+ * few kilobytes per pair, not a decode. */
+static void val_pair_problem(const sd_sample_entry *e, char *why, size_t cap)
+{
+    int iw, ih, lw, lh;
+    *why = 0;
+    if (sd_image_info(e->image_path, &iw, &ih, NULL, NULL))
+        snprintf(why, cap, "%s", sd_errmsg());
+    else if (!e->label_path)
+        snprintf(why, cap, "%s: image has no label", e->image_path);
+    else if (sd_image_info(e->label_path, &lw, &lh, NULL, NULL))
+        snprintf(why, cap, "%s", sd_errmsg());
+    else if (iw != lw || ih != lh)
+        snprintf(why, cap, "%s: label is %dx%d, image %s is %dx%d", e->label_path, lw, lh, e->image_path, iw, ih);
+}
+
+/* Opens the validation set and checks every pair it will evaluate before
+ * the run starts, so a bad file stops the run before iteration 1 (or, with
+ * skip_bad, is left out and listed) instead of failing an evaluation. */
+static sd_status val_open(val_set *v, const char *spec, const char *split, int limit, int in_w, int in_h,
+                          bool skip_bad)
 {
     memset(v, 0, sizeof *v);
-    sd_status st = sd_dataset_open(&v->ds, spec, split, NULL);
+    sd_dataset_opts o;
+    memset(&o, 0, sizeof o);
+    o.skip_bad = skip_bad;
+    sd_status st = sd_dataset_open(&v->ds, spec, split, &o);
     if (st)
         return sd_fail_prefix(st, "validation set");
     v->opened = true;
@@ -381,7 +414,43 @@ static sd_status val_open(val_set *v, const char *spec, const char *split, int l
         val_free(v);
         return sd_fail(SD_ERR_DATA, "validation set %s: no labels", spec);
     }
-    v->n = limit > 0 && limit < v->ds.n ? limit : v->ds.n;
+    int want = limit > 0 && limit < v->ds.n ? limit : v->ds.n;
+    v->idx = malloc(sizeof *v->idx * (size_t)(v->ds.n + 1));
+    if (!v->idx)
+        return sd_fail(SD_ERR_NOMEM, "validation set %s: out of memory", spec);
+    for (int i = 0; i < v->ds.n_problems; i++) {
+        char **p = realloc(v->skipped, sizeof *p * (size_t)(v->n_skipped + 1));
+        if (!p || !(p[v->n_skipped] = sd_strdup(v->ds.problems[i]))) {
+            if (p)
+                v->skipped = p;
+            return sd_fail(SD_ERR_NOMEM, "validation set %s: out of memory", spec);
+        }
+        v->skipped = p;
+        v->n_skipped++;
+    }
+    char why[1024];
+    for (int i = 0; i < v->ds.n && v->n < want; i++) {
+        val_pair_problem(&v->ds.samples[i], why, sizeof why);
+        if (!*why) {
+            v->idx[v->n++] = i;
+            continue;
+        }
+        if (!skip_bad)
+            return sd_fail(SD_ERR_DATA, "validation set %s: %s (fix or remove the pair, or pass --skip-bad to leave "
+                           "it out)", spec, why);
+        char **p = realloc(v->skipped, sizeof *p * (size_t)(v->n_skipped + 1));
+        if (!p || !(p[v->n_skipped] = sd_strdup(why))) {
+            if (p)
+                v->skipped = p;
+            return sd_fail(SD_ERR_NOMEM, "validation set %s: out of memory", spec);
+        }
+        v->skipped = p;
+        v->n_skipped++;
+    }
+    if (v->n == 0)
+        return sd_fail(SD_ERR_DATA, "validation set %s: no readable pair left (%d skipped)", spec, v->n_skipped);
+    for (int i = 0; i < v->n_skipped; i++)
+        sd_log(0, "train: validation pair skipped (--skip-bad): %s\n", v->skipped[i]);
     v->in_w = in_w;
     v->in_h = in_h;
     return SD_OK;
@@ -396,9 +465,10 @@ static sd_status evaluate(sd_trainer *tr, sd_eval_result *res)
     sd_confusion_init(&cm);
     sd_status st = SD_OK;
     sd_tape_reset(&tr->tape);
-    for (int i = 0; i < v->n && !st; i++) {
+    for (int k = 0; k < v->n && !st; k++) {
         /* the input as `segda eval --model --size` makes it (PIL bicubic, then
          * normalised), scored against the label at its full resolution */
+        int i = v->idx[k];
         sd_sample smp;
         if ((st = sd_dataset_read(&v->ds, i, &smp)))
             break;
@@ -619,6 +689,43 @@ static void log_eval(sd_trainer *tr, const sd_eval_result *r)
     fflush(f);
 }
 
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+/* A failed evaluation is a line of the log, so the run's record says which
+ * iterations have no score and why. */
+static void log_eval_error(sd_trainer *tr, const char *msg)
+{
+    fprintf(tr->log, "{\"it\": %lld, \"eval_error\": ", (long long)tr->it);
+    json_str(tr->log, msg);
+    fprintf(tr->log, "}\n");
+    fflush(tr->log);
+}
+
+static void log_val_skipped(sd_trainer *tr)
+{
+    const val_set *v = &((loop_priv *)tr->priv)->val;
+    fprintf(tr->log, "{\"it\": %lld, \"val_skipped\": [", (long long)tr->it);
+    for (int i = 0; i < v->n_skipped; i++) {
+        fputs(i ? ", " : "", tr->log);
+        json_str(tr->log, v->skipped[i]);
+    }
+    fprintf(tr->log, "]}\n");
+    fflush(tr->log);
+}
+
 static void print_progress(sd_trainer *tr, int64_t start_it, double t0, float lr)
 {
     double now = sd_time_now(), el = now - t0;
@@ -799,14 +906,14 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     const char *val = sd_config_str(cfg, "val");
     if (tr->eval_every > 0) {
         if (*val)
-            st = val_open(&pv->val, val, NULL, (int)sd_config_int(cfg, "val-limit"), ev_w, ev_h);
+            st = val_open(&pv->val, val, NULL, (int)sd_config_int(cfg, "val-limit"), ev_w, ev_h, pv->skip_bad);
         else if (*tgt)
-            st = val_open(&pv->val, tgt, "val", (int)sd_config_int(cfg, "val-limit"), ev_w, ev_h);
+            st = val_open(&pv->val, tgt, "val", (int)sd_config_int(cfg, "val-limit"), ev_w, ev_h, pv->skip_bad);
         else
             st = sd_fail(SD_ERR_ARG, "--eval-every needs --val or --target");
+        pv->have_val = true; /* (val_free releases a half-opened set too) */
         if (st)
             return st;
-        pv->have_val = true;
     }
 
     /* model */
@@ -874,7 +981,11 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
         return sd_fail_prefix(st, "target");
     if ((st = write_config(tr)))
         return st;
-    return log_open(tr, resume);
+    if ((st = log_open(tr, resume)))
+        return st;
+    if (pv->have_val && pv->val.n_skipped)
+        log_val_skipped(tr);
+    return SD_OK;
 }
 
 static void teardown(sd_trainer *tr)
@@ -1040,17 +1151,32 @@ sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum)
         }
         tr.it++;
         bool do_eval = pv->have_val && (tr.it % tr.eval_every == 0 || tr.it == tr.iters);
-        if (do_eval && (st = run_eval(&tr, sum)))
-            break;
+        /* saved before evaluating: an evaluation that fails or is killed
+         * costs at most its own result, never the iterations before it */
         if (do_eval || tr.it == tr.iters || (tr.save_every > 0 && tr.it % tr.save_every == 0))
             if ((st = save_last(&tr)))
                 break;
+        if (do_eval) {
+            double best = tr.best_miou;
+            if ((st = run_eval(&tr, sum))) {
+                if (st == SD_ERR_NOMEM)
+                    break;
+                pv->eval_failures++;
+                log_eval_error(&tr, sd_errmsg());
+                fprintf(stderr, "train %s: evaluation at iteration %lld failed, training goes on: %s\n", m->name,
+                        (long long)tr.it, sd_errmsg());
+                st = SD_OK;
+            } else if (tr.best_miou != best && (st = save_last(&tr))) {
+                break; /* (last.safetensors records the new best for --resume) */
+            }
+        }
     }
     if (sum) {
         sum->best_miou = tr.best_miou;
         sum->best_it = tr.best_it;
         sum->iters = tr.it;
         sum->seconds = sd_time_now() - t0;
+        sum->eval_failures = pv->eval_failures;
     }
     teardown(&tr);
     return st;
