@@ -183,6 +183,45 @@ static void test_resume_bit_identical(void)
     CHECK_ERR_HAS("already holds a run");
 }
 
+/* --resume refuses settings that alter the result, naming each with its
+ * saved and new value, unless resume-force (then said in log.jsonl); a
+ * checkpoint whose iteration lies outside the run, or of another model, is
+ * refused whatever the flags. */
+static void test_resume_refuses_mismatch(void)
+{
+    const char *a[] = {"iters=4", "stop-after=2"};
+    CHECK_OK(run("source-only", "mis", 2, a));
+    const char *lr[] = {"iters=4", "lr=0.001", "resume=true"};
+    CHECK(run("source-only", "mis", 3, lr) == SD_ERR_ARG);
+    CHECK_ERR_HAS("lr: '2.5e-4' -> '0.001'");
+    const char *src[] = {"iters=4", "seed=7", "batch=2,1", "resume=true"};
+    CHECK(run("source-only", "mis", 4, src) == SD_ERR_ARG);
+    CHECK_ERR_HAS("seed: '1' -> '7'");
+    CHECK_ERR_HAS("batch: '1,1' -> '2,1'");
+    CHECK_ERR_HAS("--resume-force");
+    const char *it[] = {"iters=6", "resume=true"};
+    CHECK(run("source-only", "mis", 2, it) == SD_ERR_ARG);
+    CHECK_ERR_HAS("iters: '4' -> '6'");
+    /* settings that only report, evaluate or schedule saves may change */
+    const char *ok[] = {"iters=4", "log-every=1", "save-every=1", "workers=0", "resume=true", "stop-after=3"};
+    CHECK_OK(run("source-only", "mis", 6, ok));
+    const char *force[] = {"iters=4", "lr=0.001", "resume=true", "resume-force=true"};
+    CHECK_OK(run("source-only", "mis", 4, force));
+    char p[512];
+    path_of(p, sizeof p, "mis", "log.jsonl");
+    char *log = test_slurp(p, NULL);
+    CHECK(log && strstr(log, "\"resume_force\": \"lr: '2.5e-4' -> '0.001'\""));
+    free(log);
+    /* finished at 4: as the checkpoint of a 2-iteration run it is out of range */
+    const char *short_run[] = {"iters=2", "resume=true", "resume-force=true"};
+    CHECK(run("source-only", "mis", 3, short_run) == SD_ERR_DATA);
+    CHECK_ERR_HAS("stored iteration '4' is outside this run's 0..2");
+    const char *model[] = {"iters=4", "model=deeplabv2-resnet18", "resume=true", "resume-force=true"};
+    sd_status st = run("source-only", "mis", 4, model);
+    CHECK(st == SD_ERR_DATA);
+    CHECK_ERR_HAS("holds model 'deeplab-mini', resuming with --model deeplabv2-resnet18");
+}
+
 /* A second run into a locked --out refuses, naming the holder's pid; the
  * run that holds the lock writes its own pid into RUNDIR/.lock. */
 static void test_run_dir_lock(void)
@@ -676,6 +715,7 @@ int main(void)
     RUN(test_grad_reverse_flips_sign);
     RUN(test_fda_swap);
     RUN(test_resume_bit_identical);
+    RUN(test_resume_refuses_mismatch);
     RUN(test_run_dir_lock);
     RUN(test_val_checked_and_eval_failure_survived);
     RUN(test_nan_stops_cleanly);

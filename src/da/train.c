@@ -84,6 +84,8 @@ static const sd_knob shared_knobs[] = {
                                               "listed) instead of stopping"},
     {"log-every", SD_KNOB_INT, "0", NULL, "progress line every N iterations (0 = every 2 s)"},
     {"resume", SD_KNOB_BOOL, "false", NULL, "continue the run in --out from its last.safetensors"},
+    {"resume-force", SD_KNOB_BOOL, "false", NULL, "with --resume, accept settings that differ from the run's "
+                                                  "(listed in log.jsonl)"},
     {"config", SD_KNOB_STR, "", NULL, "configuration file of key = value lines"},
     {NULL, 0, NULL, NULL, NULL},
 };
@@ -242,6 +244,7 @@ typedef struct loop_priv {
     char *config_text;
     int lock_fd;                 /* RUNDIR/.lock, held for the whole run (-1: none) */
     int eval_failures;           /* evaluations that failed (logged, the run went on) */
+    char *forced;                /* settings --resume-force let change ("key: old -> new; ..."), or NULL */
 } loop_priv;
 
 static sd_status domain_open(domain *d, const char *spec, bool use_labels, bool skip_bad, uint32_t stream)
@@ -582,6 +585,69 @@ static sd_status save_best(sd_trainer *tr)
     return st;
 }
 
+static bool is_run_only_key(const char *k);
+
+/* Settings a resumed run may change: where and how often it reports and
+ * saves, threads and loader workers (the same batches and weights for any
+ * number), evaluation-only settings, and --init (read by fresh runs only).
+ * Everything else changes what the remaining iterations compute. */
+static bool resume_may_change(const char *k)
+{
+    static const char *const ok[] = {"out", "threads", "workers", "log-every", "eval-every", "save-every", "val",
+                                     "val-limit", "eval-size", "align-corners", "skip-bad", "init", NULL};
+    for (int i = 0; ok[i]; i++)
+        if (!strcmp(k, ok[i]))
+            return true;
+    return is_run_only_key(k);
+}
+
+/* Numbers compare by value ("2.5e-4" is "0.00025"), the rest as text. */
+static bool same_setting(const char *a, const char *b)
+{
+    if (!strcmp(a, b))
+        return true;
+    char *ea, *eb;
+    double x = strtod(a, &ea), y = strtod(b, &eb);
+    return *a && *b && !*ea && !*eb && x == y;
+}
+
+/* Compares the configuration stored in the checkpoint with this run's:
+ * a difference in a setting that alters the result is refused by name
+ * (every one listed), unless force, which keeps the list for the log. */
+static sd_status resume_check_config(sd_trainer *tr, const char *path, const char *stored, bool force)
+{
+    loop_priv *pv = tr->priv;
+    char diff[2048] = "";
+    size_t nd = 0;
+    int n_diff = 0;
+    for (const char *p = stored; p && *p;) {
+        const char *nl = strchr(p, '\n'), *end = nl ? nl : p + strlen(p);
+        const char *eq = strstr(p, " = ");
+        if (eq && eq < end) {
+            char key[128], old[1024];
+            snprintf(key, sizeof key, "%.*s", (int)(eq - p), p);
+            snprintf(old, sizeof old, "%.*s", (int)(end - eq - 3), eq + 3);
+            const char *now = sd_config_get(tr->cfg, key);
+            if (now && !resume_may_change(key) && !same_setting(old, now)) {
+                n_diff++;
+                if (nd < sizeof diff - 1)
+                    nd += (size_t)snprintf(diff + nd, sizeof diff - nd, "%s%s: '%s' -> '%s'", nd ? "; " : "", key,
+                                           old, now);
+            }
+        }
+        p = nl ? nl + 1 : end;
+    }
+    if (!n_diff)
+        return SD_OK;
+    if (!force)
+        return sd_fail(SD_ERR_ARG, "%s: --resume with %d setting%s changed from the run's (saved -> now): %s; "
+                       "resume with the run's settings, start a new --out, or pass --resume-force", path, n_diff,
+                       n_diff > 1 ? "s" : "", diff);
+    pv->forced = sd_strdup(diff);
+    sd_log(0, "train: --resume-force: continuing %s with changed settings (saved -> now): %s\n", path, diff);
+    return SD_OK;
+}
+
 static sd_status resume_from(sd_trainer *tr)
 {
     char path[4096];
@@ -595,6 +661,26 @@ static sd_status resume_from(sd_trainer *tr)
         sd_ckpt_close(&c);
         return sd_fail(SD_ERR_DATA, "%s: saved by method '%s', resuming '%s'", path, m ? m : "(none)",
                        tr->method->name);
+    }
+    const char *model = sd_ckpt_meta(&c, SD_META_MODEL), *want = sd_model_options(tr->model)->name;
+    if (!model || strcmp(model, want)) {
+        st = sd_fail(SD_ERR_DATA, "%s: holds model '%s', resuming with --model %s", path, model ? model : "(none)",
+                     want);
+        sd_ckpt_close(&c);
+        return st;
+    }
+    char *ie;
+    long long saved_it = strtoll(it, &ie, 10);
+    if (*ie || !*it || saved_it < 0 || saved_it > tr->iters) {
+        st = sd_fail(SD_ERR_DATA, "%s: stored iteration '%s' is outside this run's 0..%lld (a checkpoint of another "
+                     "run?)", path, it, (long long)tr->iters);
+        sd_ckpt_close(&c);
+        return st;
+    }
+    if ((st = resume_check_config(tr, path, sd_ckpt_meta(&c, SD_META_CONFIG),
+                                  sd_config_bool(tr->cfg, "resume-force")))) {
+        sd_ckpt_close(&c);
+        return st;
     }
     st = sd_ckpt_load_params(&c, "", tr->params, true, NULL);
     if (!st)
@@ -769,7 +855,7 @@ static char *config_text(const sd_config *c)
 
 static bool is_run_only_key(const char *k)
 {
-    return !strcmp(k, "resume") || !strcmp(k, "stop-after") || !strcmp(k, "config");
+    return !strcmp(k, "resume") || !strcmp(k, "resume-force") || !strcmp(k, "stop-after") || !strcmp(k, "config");
 }
 
 static sd_status write_config(sd_trainer *tr)
@@ -985,6 +1071,12 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
         return st;
     if (pv->have_val && pv->val.n_skipped)
         log_val_skipped(tr);
+    if (pv->forced) {
+        fprintf(tr->log, "{\"it\": %lld, \"resume_force\": ", (long long)tr->it);
+        json_str(tr->log, pv->forced);
+        fprintf(tr->log, "}\n");
+        fflush(tr->log);
+    }
     return SD_OK;
 }
 
@@ -1009,6 +1101,7 @@ static void teardown(sd_trainer *tr)
         if (pv->have_val)
             val_free(&pv->val);
         free(pv->config_text);
+        free(pv->forced);
         lock_fd = pv->lock_fd;
         free(pv);
     }
