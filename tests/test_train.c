@@ -321,6 +321,78 @@ static void test_val_checked_and_eval_failure_survived(void)
     CHECK(system(cmd) == 0);
 }
 
+/* deeplab-mini's weights saved to path with `classes` classes, metadata
+ * model `name` and classes `meta_classes` (0: as the model), one weight NaN
+ * when poison. */
+static void save_mini(const char *path, int classes, const char *name, int meta_classes, bool poison)
+{
+    sd_model_opts mo = sd_model_opts_default("deeplab-mini");
+    mo.classes = classes;
+    sd_model *m;
+    CHECK_OK(sd_model_create(&mo, &m));
+    sd_model_init_weights(m, 3);
+    sd_params *p = sd_model_params(m);
+    if (poison)
+        p->tensors[p->n / 2]->data[1] = NAN;
+    sd_ckpt_writer w;
+    sd_ckpt_writer_init(&w);
+    CHECK_OK(sd_ckpt_writer_add_model(&w, m, SD_NORM_IMAGENET));
+    CHECK_OK(sd_ckpt_writer_set_meta(&w, SD_META_MODEL, name));
+    char buf[16];
+    snprintf(buf, sizeof buf, "%d", meta_classes ? meta_classes : classes);
+    CHECK_OK(sd_ckpt_writer_set_meta(&w, SD_META_CLASSES, buf));
+    CHECK_OK(sd_ckpt_writer_save(&w, path));
+    sd_ckpt_writer_free(&w);
+    sd_model_free(m);
+}
+
+/* --init refuses a checkpoint of another model (by its metadata) or with
+ * mis-shaped tensors, listing them, unless partial-init; loading a model
+ * for predict/eval/gap (sd_model_load) refuses mis-shaped tensors and
+ * non-finite weights, naming the tensor. */
+static void test_weights_checked(void)
+{
+    char other[400], cls5[400], lie[400], nan[400], init[450];
+    snprintf(other, sizeof other, "%s/other-model.safetensors", bench);
+    snprintf(cls5, sizeof cls5, "%s/five-classes.safetensors", bench);
+    snprintf(lie, sizeof lie, "%s/meta-lies.safetensors", bench);
+    snprintf(nan, sizeof nan, "%s/nan.safetensors", bench);
+    save_mini(other, 19, "deeplabv2-resnet18", 0, false);
+    save_mini(cls5, 5, "deeplab-mini", 0, false);
+    save_mini(lie, 5, "deeplab-mini", 19, false);
+    save_mini(nan, 19, "deeplab-mini", 0, true);
+    sd_log_set_level(0);
+    snprintf(init, sizeof init, "init=%s", other);
+    const char *a[] = {"iters=1", init, "partial-init=false"};
+    CHECK(run("source-only", "init-other", 2, a) == SD_ERR_DATA);
+    CHECK_ERR_HAS("holds model 'deeplabv2-resnet18', not 'deeplab-mini'");
+    CHECK_ERR_HAS("--partial-init");
+    a[2] = "partial-init=true";
+    CHECK_OK(run("source-only", "init-other", 3, a));
+    snprintf(init, sizeof init, "init=%s", cls5);
+    a[2] = "partial-init=false";
+    CHECK(run("source-only", "init-cls5", 3, a) == SD_ERR_DATA);
+    CHECK_ERR_HAS("tensors mis-shaped");
+    CHECK_ERR_HAS("[5,");
+    a[2] = "partial-init=true";
+    CHECK_OK(run("source-only", "init-cls5", 3, a));
+    snprintf(init, sizeof init, "init=%s", nan);
+    CHECK(run("source-only", "init-nan", 2, a) == SD_ERR_NUMERIC);
+    CHECK_ERR_HAS("non-finite");
+
+    sd_model *m = NULL;
+    sd_norm norm;
+    CHECK(sd_model_load(lie, false, &m, &norm) == SD_ERR_DATA);
+    CHECK_ERR_HAS("mis-shaped");
+    CHECK(m == NULL);
+    CHECK(sd_model_load(nan, false, &m, &norm) == SD_ERR_NUMERIC);
+    CHECK_ERR_HAS("nan.safetensors: tensor '");
+    CHECK_OK(sd_model_load(cls5, false, &m, &norm)); /* a 5-class model, whole */
+    if (m)
+        sd_model_free(m);
+    sd_log_set_level(1);
+}
+
 static void test_nan_stops_cleanly(void)
 {
     setenv("SEGDA_INJECT_NAN_AT", "3", 1);
@@ -717,6 +789,7 @@ int main(void)
     RUN(test_resume_bit_identical);
     RUN(test_resume_refuses_mismatch);
     RUN(test_run_dir_lock);
+    RUN(test_weights_checked);
     RUN(test_val_checked_and_eval_failure_survived);
     RUN(test_nan_stops_cleanly);
     RUN(test_disc_learns_with_frozen_generator);

@@ -54,6 +54,8 @@ static const sd_knob shared_knobs[] = {
     {"model", SD_KNOB_STR, "deeplab-mini", NULL, "segmentation network (segda models lists them)"},
     {"out", SD_KNOB_STR, "", NULL, "run directory"},
     {"init", SD_KNOB_STR, "", NULL, "checkpoint to start from (pretrained backbone or a trained model)"},
+    {"partial-init", SD_KNOB_BOOL, "false", NULL, "--init loads the tensors that fit from a checkpoint of another "
+                                                  "model or class count, listing what it skipped"},
     {"iters", SD_KNOB_INT, "1000", NULL, "iterations (the poly schedule reaches 0 here)"},
     {"stop-after", SD_KNOB_INT, "0", NULL, "stop and save after this many iterations, as an interrupt would (0 = run all)"},
     {"batch", SD_KNOB_STR, "1,1", NULL, "source,target images per iteration"},
@@ -594,7 +596,8 @@ static bool is_run_only_key(const char *k);
 static bool resume_may_change(const char *k)
 {
     static const char *const ok[] = {"out", "threads", "workers", "log-every", "eval-every", "save-every", "val",
-                                     "val-limit", "eval-size", "align-corners", "skip-bad", "init", NULL};
+                                     "val-limit", "eval-size", "align-corners", "skip-bad", "init", "partial-init",
+                                     NULL};
     for (int i = 0; ok[i]; i++)
         if (!strcmp(k, ok[i]))
             return true;
@@ -1023,7 +1026,7 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
         if ((st = sd_ckpt_open(init, &c)))
             return sd_fail_prefix(st, "--init");
         sd_ckpt_report rep;
-        st = sd_ckpt_load_params(&c, "", tr->params, false, &rep);
+        st = sd_ckpt_load_weights(&c, tr->params, mo.name, sd_config_bool(cfg, "partial-init"), &rep);
         const char *nm = sd_ckpt_meta(&c, SD_META_NORM);
         if (nm && sd_norm_parse(nm) >= 0)
             tr->norm = (sd_norm)sd_norm_parse(nm);
