@@ -958,25 +958,29 @@ int cli_demo(int argc, char **argv)
     }
 
     double t_start = sd_time_now();
-    snprintf(path, sizeof path, "%s/real/gtFine/val", bench);
-    if (access(path, F_OK) != 0) {
-        sd_synth_opts so;
+    /* A benchmark is reused only when its completion marker says a finished
+     * write (a demo killed while generating leaves none): otherwise it is
+     * written anew, object crops included when pretraining needs them. A
+     * benchmark written beforehand by `segda synth` (with its own options)
+     * is kept whatever its size. */
+    {
+        sd_synth_opts so, have;
         sd_synth_opts_init(&so);
-        fprintf(stderr, "demo: generating the benchmark in %s (%d sim, %d real train, %d real val, %dx%d)\n", bench,
-                so.n_sim, so.n_real, so.n_real_val, so.w, so.h);
-        if (sd_synth_write(bench, &so))
-            return cli_fail("demo");
-    }
-    snprintf(path, sizeof path, "%s/crops/val", bench);
-    if (pretrain_iters > 0 && access(path, F_OK) != 0) {
-        sd_synth_opts so;
-        sd_synth_opts_init(&so);
-        so.n_sim = so.n_real = so.n_real_val = 0;
-        so.crops = DEMO_CROPS;
-        fprintf(stderr, "demo: generating real-style object crops for pretraining in %s/crops (%d per class)\n", bench,
-                so.crops);
-        if (sd_synth_write(bench, &so))
-            return cli_fail("demo");
+        so.crops = pretrain_iters > 0 ? DEMO_CROPS : 0;
+        bool complete = sd_synth_read_marker(bench, &have) == SD_OK;
+        if (complete && (so.crops == 0 || have.crops > 0)) {
+            fprintf(stderr, "demo: using the finished benchmark in %s (%d sim, %d real train, %d real val, %dx%d)\n",
+                    bench, have.n_sim, have.n_real, have.n_real_val, have.w, have.h);
+        } else {
+            snprintf(path, sizeof path, "%s/real", bench);
+            fprintf(stderr, "demo: %s the benchmark in %s (%d sim, %d real train, %d real val, %dx%d, %d object crops "
+                    "per class)\n", complete ? "regenerating, with object crops for pretraining,"
+                    : access(path, F_OK) == 0 ? "regenerating (no completion marker: an interrupted generation)"
+                                              : "generating",
+                    bench, so.n_sim, so.n_real, so.n_real_val, so.w, so.h, so.crops);
+            if (sd_synth_ensure(bench, &so, NULL))
+                return cli_fail("demo");
+        }
     }
 
     /* The jobs: one classification pretraining on the crops (the ImageNet
