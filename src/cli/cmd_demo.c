@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "segda/checkpoint.h"
 #include "segda/data.h"
@@ -841,30 +842,42 @@ int cli_demo(int argc, char **argv)
     bool full = false, gap = true, resume = false;
     int iters = 0, adapt_iters = 0, seeds = 0, threads = 0, par = 0, pretrain_iters = DEMO_PRETRAIN_ITERS, c;
     optind = 1;
+    opterr = 0;
+    float lr_v = 0;
+    /* whole-string numbers with ranges: "--iters 1e3" or "--jobs -1" is an
+     * error naming the option, not a silent 1 or 0 */
+#define DEMO_INT(opt, lo, hi, var)                                                                                 \
+    do {                                                                                                           \
+        if (!cli_parse_int(optarg, lo, hi, &(var)))                                                                \
+            return cli_usage_error("demo", usage, "%s '%s', expected an integer in %d..%d", opt, optarg, lo, hi);  \
+    } while (0)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'f': full = true; break;
-        case 'i': iters = atoi(optarg); break;
-        case 'a': adapt_iters = atoi(optarg); break;
-        case 's': seeds = atoi(optarg); break;
+        case 'i': DEMO_INT("--iters", 0, 100000000, iters); break;
+        case 'a': DEMO_INT("--adapt-iters", 0, 100000000, adapt_iters); break;
+        case 's': DEMO_INT("--seeds", 0, 1000, seeds); break;
         case 'm': methods = optarg; break;
-        case 't': threads = atoi(optarg); break;
-        case 'j': par = atoi(optarg); break;
-        case 'l': lr = optarg; break;
-        case 'L': adapt_lr = optarg; break;
+        case 't': DEMO_INT("--threads", 0, 4096, threads); break;
+        case 'j': DEMO_INT("--jobs", 0, 4096, par); break;
+        case 'l':
+        case 'L':
+            if (!cli_parse_float(optarg, 1e-12f, 100.0f, &lr_v) || !(lr_v > 0))
+                return cli_usage_error("demo", usage, "%s '%s', expected a number in (0, 100]",
+                                       c == 'l' ? "--lr" : "--adapt-lr", optarg);
+            *(c == 'l' ? &lr : &adapt_lr) = optarg;
+            break;
         case 'G': gap = false; break;
         case 'R': resume = true; break;
-        case 'p': pretrain_iters = atoi(optarg); break;
+        case 'p': DEMO_INT("--pretrain-iters", 0, 100000000, pretrain_iters); break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: return cli_bad_option("demo", usage, argv);
         }
     }
-    if (optind < argc || iters < 0 || pretrain_iters < 0 || adapt_iters < 0 || seeds < 0 || threads < 0 || par < 0 || atof(lr) <= 0 ||
-        atof(adapt_lr) <= 0) {
-        usage(stderr);
-        return 2;
-    }
+#undef DEMO_INT
+    if (optind < argc)
+        return cli_usage_error("demo", usage, "unexpected argument '%s'", argv[optind]);
     if (!iters)
         iters = full ? DEMO_FULL_ITERS : DEMO_ITERS;
     if (!adapt_iters)
