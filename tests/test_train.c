@@ -156,6 +156,34 @@ static void test_config_errors(void)
     CHECK_ERR_HAS("crop 100x20 is larger than source-size 80x40");
 }
 
+/* A duplicated key in a --config file is an error naming both lines; a
+ * directory given as --config is refused; a crop too small for the model
+ * is refused at start, naming crop and model. */
+static void test_config_dup_dir_small_crop(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/dup.cfg", bench);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "method = source-only\nlr = 0.1\n# again\nlr = 0.2\n");
+    fclose(f);
+    sd_config c;
+    sd_config_init(&c);
+    CHECK(sd_config_read(&c, path) == SD_ERR_FORMAT);
+    CHECK_ERR_HAS("dup.cfg:4: key 'lr' given twice (first at ");
+    CHECK_ERR_HAS("dup.cfg:2)");
+    sd_config_free(&c);
+    sd_config_init(&c);
+    CHECK(sd_config_read(&c, bench) == SD_ERR_IO);
+    CHECK_ERR_HAS("not a regular file");
+    sd_config_free(&c);
+    const char *a[] = {"iters=1", "crop=4x4"};
+    CHECK(run("source-only", "tinycrop", 2, a) == SD_ERR_ARG);
+    CHECK_ERR_HAS("crop 4x4 is too small for model deeplab-mini");
+    char p[512];
+    path_of(p, sizeof p, "tinycrop", "log.jsonl");
+    CHECK(access(p, F_OK) != 0);
+}
+
 static void test_resume_bit_identical(void)
 {
     /* adaptseg: model, discriminator, SGD momentum and Adam state all resume */
@@ -788,6 +816,7 @@ int main(void)
     RUN(test_fda_swap);
     RUN(test_resume_bit_identical);
     RUN(test_resume_refuses_mismatch);
+    RUN(test_config_dup_dir_small_crop);
     RUN(test_run_dir_lock);
     RUN(test_weights_checked);
     RUN(test_val_checked_and_eval_failure_survived);

@@ -893,6 +893,36 @@ static sd_status make_dir(const char *path)
     return SD_OK;
 }
 
+/* A crop too small for the network (its strides and pooling leave nothing)
+ * would fail at iteration 1 with a convolution's shape message; one
+ * forward pass of zeros at the crop size finds it at start instead. Large
+ * crops always fit, and are not worth the pass. */
+static sd_status check_crop_fits(sd_trainer *tr, const char *model)
+{
+    if (tr->crop_w >= 128 && tr->crop_h >= 128)
+        return SD_OK;
+    sd_tape_reset(&tr->tape);
+    sd_tape_no_grad_begin(&tr->tape);
+    sd_tensor *x = sd_tensor_new4(&tr->tape, 1, 3, tr->crop_h, tr->crop_w);
+    sd_status st = x ? SD_OK : tr->tape.status ? tr->tape.status : SD_ERR_NOMEM;
+    sd_model_out out;
+    if (!st) {
+        memset(x->data, 0, (size_t)3 * tr->crop_w * tr->crop_h * sizeof(float));
+        st = sd_model_forward(tr->model, &tr->tape, x, false, &out);
+    }
+    sd_tape_no_grad_end(&tr->tape);
+    sd_tape_reset(&tr->tape);
+    if (st == SD_ERR_NOMEM)
+        return st;
+    if (st) {
+        char why[512]; /* (sd_fail writes the buffer sd_errmsg reads) */
+        snprintf(why, sizeof why, "%s", sd_errmsg());
+        return sd_fail(SD_ERR_ARG, "%s: crop %dx%d is too small for model %s (%s); use a larger --crop",
+                       sd_config_origin(tr->cfg, "crop"), tr->crop_w, tr->crop_h, model, why);
+    }
+    return SD_OK;
+}
+
 static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
 {
     sd_status st;
@@ -1053,6 +1083,8 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     if ((st = sd_optim_init(&tr->opt, tr->params, &oo)))
         return st;
     if ((st = sd_tape_init(&tr->tape, tr->seed)))
+        return st;
+    if (tr->crop_w && (st = check_crop_fits(tr, mo.name)))
         return st;
     bool flip = sd_config_bool(cfg, "flip");
     if (pv->have_src)
