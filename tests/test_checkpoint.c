@@ -88,7 +88,9 @@ void TEST_round_trip_bit_exact(void)
     const char *path = tmp_path("rt.safetensors");
     CHECK_OK(sd_ckpt_writer_save(&w, path));
     sd_ckpt_writer_free(&w);
-    CHECK(access(tmp_path("rt.safetensors.tmp"), F_OK) != 0);
+    char tname[64];
+    snprintf(tname, sizeof tname, "rt.safetensors.tmp.%d", (int)getpid());
+    CHECK(access(tmp_path(tname), F_OK) != 0);
 
     sd_ckpt c;
     CHECK_OK(sd_ckpt_open(path, &c));
@@ -354,7 +356,27 @@ void TEST_write_errors(void)
     CHECK_OK(sd_st_read(p, &f));
     CHECK(f.n == 1);
     sd_st_free(&f);
-    CHECK(access(tmp_path("keep.safetensors.tmp"), F_OK) != 0);
+    char tname[64];
+    snprintf(tname, sizeof tname, "keep.safetensors.tmp.%d", (int)getpid());
+    CHECK(access(tmp_path(tname), F_OK) != 0);
+}
+
+/* Another process's temporary (here a directory squatting on the old shared
+ * name PATH.tmp, which made every save fail) does not disturb a save: each
+ * process writes through a temporary of its own (PATH.tmp.PID). */
+void TEST_tmp_name_per_process(void);
+void TEST_tmp_name_per_process(void)
+{
+    float x = 1;
+    sd_st_entry e[1] = {{"a", 1, {1}, &x}};
+    const char *p = tmp_path("shared.safetensors");
+    CHECK(mkdir(tmp_path("shared.safetensors.tmp"), 0755) == 0);
+    CHECK(mkdir(tmp_path("shared.safetensors.tmp.1"), 0755) == 0);
+    CHECK_OK(sd_st_write(p, 1, e, 0, NULL, NULL));
+    sd_st_file f;
+    CHECK_OK(sd_st_read(p, &f));
+    CHECK(f.n == 1);
+    sd_st_free(&f);
 }
 
 int main(void)
@@ -369,6 +391,7 @@ int main(void)
     RUN(TEST_hostile_headers);
     RUN(TEST_half_precision);
     RUN(TEST_write_errors);
+    RUN(TEST_tmp_name_per_process);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)

@@ -156,6 +156,20 @@ static void TEST_bad_usage(void)
     CHECK(WEXITSTATUS(system(cmd)) == 2);
     snprintf(cmd, sizeof cmd, "%s demo --out %s/x --methods no-such-method 2>/dev/null", bin, dir);
     CHECK(WEXITSTATUS(system(cmd)) == 2);
+    /* numbers are parsed whole, with ranges, and the message names the
+     * option ("abc" was atoi's 0: the default, silently) */
+    char err[300], cmd2[1024];
+    snprintf(err, sizeof err, "%s/usage.err", dir);
+    snprintf(cmd2, sizeof cmd2, "%s demo --out %s/x --iters abc --jobs -1 2>%s", bin, dir, err);
+    CHECK(WEXITSTATUS(system(cmd2)) == 2);
+    char *msg = test_slurp(err, NULL);
+    CHECK_MSG(msg && strstr(msg, "--iters 'abc', expected an integer"), "stderr: %s", msg ? msg : "(none)");
+    free(msg);
+    snprintf(cmd2, sizeof cmd2, "%s demo --out %s/x --lr 0 2>%s", bin, dir, err);
+    CHECK(WEXITSTATUS(system(cmd2)) == 2);
+    msg = test_slurp(err, NULL);
+    CHECK(msg && strstr(msg, "--lr '0'"));
+    free(msg);
 }
 
 int main(void)

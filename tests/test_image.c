@@ -172,7 +172,9 @@ static void roundtrip(int w, int h, int c, int depth)
     }
     const char *p = tpath("rt.png");
     CHECK_OK(sd_png_write(p, &a));
-    CHECK(access(tpath("rt.png.tmp"), F_OK) != 0); /* renamed into place */
+    char tname[64];
+    snprintf(tname, sizeof tname, "rt.png.tmp.%d", (int)getpid());
+    CHECK(access(tpath(tname), F_OK) != 0); /* renamed into place */
     int iw, ih, ic, id;
     CHECK_OK(sd_image_info(p, &iw, &ih, &ic, &id));
     CHECK(iw == w && ih == h && ic == c && id == depth);

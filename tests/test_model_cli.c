@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "segda/image.h"
 #include "util.h"
 #include "segda/checkpoint.h"
 #include "segda/labels.h"
@@ -115,7 +116,8 @@ static void predict_dirs(int k, const char *extra)
 {
     const char *t = tmpdir;
     CHECK(sh("'%s' predict --model '%s/r%d.safetensors' --input '%s/bench/real/leftImg8bit/val' --out '%s/p%d' "
-             "--labelids --threads 1 --quiet %s && mkdir -p '%s/l%d' && mv '%s/p%d/'*_labelIds.png '%s/l%d/'",
+             "--labelids --threads 1 --quiet %s && mkdir -p '%s/l%d' && "
+             "find '%s/p%d' -name '*_labelIds.png' -exec mv {} '%s/l%d/' ';'",
              bin, t, k, t, t, k, extra, t, k, t, k, t, k) == 0);
 }
 
@@ -232,6 +234,37 @@ void TEST_gap_model(void)
     CHECK(file_has(path, "--size works with --model only"));
 }
 
+/* predict mirrors the input's subfolders (a/x.png and b/x.png keep both
+ * predictions) and refuses inputs that would write one output (x.png
+ * beside x.jpg), naming both, before writing anything. */
+void TEST_predict_no_collisions(void);
+void TEST_predict_no_collisions(void)
+{
+    const char *t = tmpdir;
+    CHECK(sh("mkdir -p '%s/pin/a' '%s/pin/b/deep' '%s/pin2/c'", t, t, t) == 0);
+    uint8_t px[16 * 8 * 3];
+    for (size_t i = 0; i < sizeof px; i++)
+        px[i] = (uint8_t)(i * 29);
+    sd_image img = {.w = 16, .h = 8, .c = 3, .depth = 8, .data = px};
+    const char *names[] = {"pin/a/x.png", "pin/b/x.png", "pin/b/deep/x.png", "pin2/c/y.png", "pin2/c/y.jpg"};
+    for (int i = 0; i < 5; i++) {
+        char p[512];
+        snprintf(p, sizeof p, "%s/%s", t, names[i]);
+        CHECK_OK(sd_png_write(p, &img));
+    }
+    CHECK(sh("'%s' predict --model '%s/r1.safetensors' --input '%s/pin/' --out '%s/pout' --color --threads 1 "
+             "--quiet", bin, t, t, t) == 0);
+    CHECK(sh("test -f '%s/pout/a/x_trainIds.png' && test -f '%s/pout/b/x_trainIds.png' && "
+             "test -f '%s/pout/b/deep/x_trainIds.png' && test -f '%s/pout/b/deep/x_color.png' && "
+             "test ! -e '%s/pout/x_trainIds.png'", t, t, t, t, t) == 0);
+    char err[512];
+    snprintf(err, sizeof err, "%s/collide.txt", t);
+    CHECK(sh("'%s' predict --model '%s/r1.safetensors' --input '%s/pin2' --out '%s/pout2' --threads 1 --quiet "
+             "2> '%s'", bin, t, t, t, err) == 1);
+    CHECK(file_has(err, "pin2/c/y.jpg and ") && file_has(err, "pin2/c/y.png would both write"));
+    CHECK(sh("test ! -e '%s/pout2'", t) == 0);
+}
+
 int main(void)
 {
     bin = getenv("SEGDA_BIN");
@@ -247,6 +280,7 @@ int main(void)
     RUN(TEST_eval_model_equals_pred);
     RUN(TEST_eval_model_errors);
     RUN(TEST_gap_model);
+    RUN(TEST_predict_no_collisions);
     sh("rm -rf '%s'", tmpdir);
     TESTS_DONE();
 }

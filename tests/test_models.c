@@ -650,7 +650,8 @@ void TEST_predict_cli(void)
              bin, ck, tmpdir, tmpdir);
     CHECK(system(cmd) == 0);
     sd_image r;
-    snprintf(path, sizeof path, "%s/out/frankfurt_000000_000294_leftImg8bit_trainIds.png", tmpdir);
+    /* the input's subfolder is mirrored under --out */
+    snprintf(path, sizeof path, "%s/out/frankfurt/frankfurt_000000_000294_leftImg8bit_trainIds.png", tmpdir);
     if (sd_image_read(path, &r, true) == SD_OK) {
         CHECK(r.w == W && r.h == H && r.c == 1 && r.depth == 8);
         int bad = 0;
@@ -661,7 +662,7 @@ void TEST_predict_cli(void)
     } else {
         CHECK_MSG(0, "%s", sd_errmsg());
     }
-    snprintf(path, sizeof path, "%s/out/frankfurt_000000_000294_leftImg8bit_color.png", tmpdir);
+    snprintf(path, sizeof path, "%s/out/frankfurt/frankfurt_000000_000294_leftImg8bit_color.png", tmpdir);
     if (sd_image_read(path, &r, false) == SD_OK) {
         const uint8_t *q = r.data;
         CHECK(r.w == W && r.h == H && r.c == 3);
@@ -670,7 +671,7 @@ void TEST_predict_cli(void)
     } else {
         CHECK_MSG(0, "%s", sd_errmsg());
     }
-    snprintf(path, sizeof path, "%s/out/frankfurt_000000_000294_leftImg8bit_overlay.png", tmpdir);
+    snprintf(path, sizeof path, "%s/out/frankfurt/frankfurt_000000_000294_leftImg8bit_overlay.png", tmpdir);
     if (sd_image_read(path, &r, false) == SD_OK) {
         const uint8_t *q = r.data;
         CHECK(r.w == W && r.h == H && r.c == 3);
@@ -679,7 +680,7 @@ void TEST_predict_cli(void)
     } else {
         CHECK_MSG(0, "%s", sd_errmsg());
     }
-    snprintf(path, sizeof path, "%s/out/frankfurt_000000_000294_leftImg8bit_labelIds.png", tmpdir);
+    snprintf(path, sizeof path, "%s/out/frankfurt/frankfurt_000000_000294_leftImg8bit_labelIds.png", tmpdir);
     if (sd_image_read(path, &r, true) == SD_OK) {
         CHECK(r.w == W && r.h == H && ((uint8_t *)r.data)[W * H - 1] == 26);
         sd_image_free(&r);

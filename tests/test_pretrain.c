@@ -4,7 +4,9 @@
  * model, runs are byte-identical per seed, bad folders are named, and a run
  * stopped (--stop-after, SIGINT, a NaN loss) resumes to the bytes of an
  * uninterrupted one. */
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,6 +180,22 @@ static void write_png(const char *path, int w, int h, uint8_t v)
 }
 
 /* Each bad layout fails with a message naming the folder or file. */
+/* A second pretraining into a locked --out refuses, naming the holder's pid. */
+void TEST_locked_out(void);
+void TEST_locked_out(void)
+{
+    char out[600], lock[640];
+    snprintf(out, sizeof out, "%s/locked.safetensors", tmpdir);
+    snprintf(lock, sizeof lock, "%s.lock", out);
+    int fd = open(lock, O_RDWR | O_CREAT, 0644);
+    CHECK(fd >= 0 && write(fd, "4343\n", 5) == 5 && flock(fd, LOCK_EX | LOCK_NB) == 0);
+    sd_pretrain_opts o = small_opts(out);
+    CHECK(sd_pretrain_run(&o, NULL) == SD_ERR_ARG);
+    CHECK_ERR_HAS("in use by another process (pid 4343");
+    CHECK(access(out, F_OK) != 0);
+    close(fd);
+}
+
 void TEST_errors(void);
 void TEST_errors(void)
 {
@@ -575,6 +593,7 @@ int main(void)
         return 1;
     }
     RUN(TEST_errors);
+    RUN(TEST_locked_out);
     RUN(TEST_deterministic);
     RUN(TEST_learns_and_saves);
     RUN(TEST_resume_identical);

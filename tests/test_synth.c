@@ -501,6 +501,64 @@ static void test_cli(void)
     free(d);
 }
 
+/* The completion marker is written last and records the options; a
+ * non-empty folder is refused without force; force removes only what a
+ * write leaves (a user's file stays); sd_synth_ensure keeps a finished
+ * benchmark and rewrites one without its marker (an interrupted write). */
+static void test_marker_force_ensure(void)
+{
+    char *d = tmpdir();
+    char p[512];
+    sd_synth_opts o = small_opts();
+    o.crops = 0;
+    CHECK_OK(sd_synth_write(d, &o));
+    sd_synth_opts got;
+    CHECK_OK(sd_synth_read_marker(d, &got));
+    CHECK(got.n_sim == o.n_sim && got.n_real == o.n_real && got.n_real_val == o.n_real_val && got.w == o.w &&
+          got.h == o.h && got.seed == o.seed && got.crops == 0 && got.synthia == o.synthia);
+    CHECK(sd_synth_write(d, &o) == SD_ERR_ARG);
+    CHECK_ERR_HAS("is not empty");
+    CHECK_ERR_HAS("--force");
+
+    snprintf(p, sizeof p, "%s/notes.txt", d);
+    FILE *f = fopen(p, "w");
+    if (f)
+        fclose(f);
+    snprintf(p, sizeof p, "%s/sim/images/99999.png", d);
+    f = fopen(p, "w");
+    if (f)
+        fclose(f);
+    sd_synth_opts o2 = o;
+    o2.n_sim = 1;
+    o2.synthia = false;
+    o2.force = true;
+    CHECK_OK(sd_synth_write(d, &o2));
+    CHECK(access(p, F_OK) != 0);                              /* the earlier write's leftovers are gone */
+    CHECK(access(test_path(d, "sim/images/00002.png"), F_OK) != 0);
+    CHECK(access(test_path(d, "synthia"), F_OK) != 0);
+    CHECK(access(test_path(d, "sim/images/00001.png"), F_OK) == 0);
+    CHECK(access(test_path(d, "notes.txt"), F_OK) == 0);       /* not ours: kept */
+    CHECK_OK(sd_synth_read_marker(d, &got));
+    CHECK(got.n_sim == 1);
+
+    bool regen = true;
+    CHECK_OK(sd_synth_ensure(d, &o2, &regen));
+    CHECK(!regen);
+    /* killed while writing: no marker; a stray half-written file */
+    CHECK(remove(test_path(d, SD_SYNTH_MARKER)) == 0);
+    CHECK(sd_synth_read_marker(d, &got) == SD_ERR_IO);
+    CHECK_ERR_HAS("no completion marker");
+    f = fopen(test_path(d, "real/leftImg8bit/val/half.png"), "w");
+    if (f)
+        fclose(f);
+    CHECK_OK(sd_synth_ensure(d, &o2, &regen));
+    CHECK(regen);
+    CHECK(access(test_path(d, "real/leftImg8bit/val/half.png"), F_OK) != 0);
+    CHECK_OK(sd_synth_read_marker(d, &got));
+    rm_rf(d);
+    free(d);
+}
+
 int main(void)
 {
     RUN(test_defaults);
@@ -512,5 +570,6 @@ int main(void)
     RUN(test_errors);
     RUN(test_readers);
     RUN(test_cli);
+    RUN(test_marker_force_ensure);
     TESTS_DONE();
 }

@@ -12,6 +12,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -154,6 +156,34 @@ static void test_config_errors(void)
     CHECK_ERR_HAS("crop 100x20 is larger than source-size 80x40");
 }
 
+/* A duplicated key in a --config file is an error naming both lines; a
+ * directory given as --config is refused; a crop too small for the model
+ * is refused at start, naming crop and model. */
+static void test_config_dup_dir_small_crop(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/dup.cfg", bench);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "method = source-only\nlr = 0.1\n# again\nlr = 0.2\n");
+    fclose(f);
+    sd_config c;
+    sd_config_init(&c);
+    CHECK(sd_config_read(&c, path) == SD_ERR_FORMAT);
+    CHECK_ERR_HAS("dup.cfg:4: key 'lr' given twice (first at ");
+    CHECK_ERR_HAS("dup.cfg:2)");
+    sd_config_free(&c);
+    sd_config_init(&c);
+    CHECK(sd_config_read(&c, bench) == SD_ERR_IO);
+    CHECK_ERR_HAS("not a regular file");
+    sd_config_free(&c);
+    const char *a[] = {"iters=1", "crop=4x4"};
+    CHECK(run("source-only", "tinycrop", 2, a) == SD_ERR_ARG);
+    CHECK_ERR_HAS("crop 4x4 is too small for model deeplab-mini");
+    char p[512];
+    path_of(p, sizeof p, "tinycrop", "log.jsonl");
+    CHECK(access(p, F_OK) != 0);
+}
+
 static void test_resume_bit_identical(void)
 {
     /* adaptseg: model, discriminator, SGD momentum and Adam state all resume */
@@ -179,6 +209,216 @@ static void test_resume_bit_identical(void)
     /* a finished run refuses to start over without --resume */
     CHECK(run("adaptseg", "resA", 4, a) == SD_ERR_ARG);
     CHECK_ERR_HAS("already holds a run");
+}
+
+/* --resume refuses settings that alter the result, naming each with its
+ * saved and new value, unless resume-force (then said in log.jsonl); a
+ * checkpoint whose iteration lies outside the run, or of another model, is
+ * refused whatever the flags. */
+static void test_resume_refuses_mismatch(void)
+{
+    const char *a[] = {"iters=4", "stop-after=2"};
+    CHECK_OK(run("source-only", "mis", 2, a));
+    const char *lr[] = {"iters=4", "lr=0.001", "resume=true"};
+    CHECK(run("source-only", "mis", 3, lr) == SD_ERR_ARG);
+    CHECK_ERR_HAS("lr: '2.5e-4' -> '0.001'");
+    const char *src[] = {"iters=4", "seed=7", "batch=2,1", "resume=true"};
+    CHECK(run("source-only", "mis", 4, src) == SD_ERR_ARG);
+    CHECK_ERR_HAS("seed: '1' -> '7'");
+    CHECK_ERR_HAS("batch: '1,1' -> '2,1'");
+    CHECK_ERR_HAS("--resume-force");
+    const char *it[] = {"iters=6", "resume=true"};
+    CHECK(run("source-only", "mis", 2, it) == SD_ERR_ARG);
+    CHECK_ERR_HAS("iters: '4' -> '6'");
+    /* settings that only report, evaluate or schedule saves may change */
+    const char *ok[] = {"iters=4", "log-every=1", "save-every=1", "workers=0", "resume=true", "stop-after=3"};
+    CHECK_OK(run("source-only", "mis", 6, ok));
+    const char *force[] = {"iters=4", "lr=0.001", "resume=true", "resume-force=true"};
+    CHECK_OK(run("source-only", "mis", 4, force));
+    char p[512];
+    path_of(p, sizeof p, "mis", "log.jsonl");
+    char *log = test_slurp(p, NULL);
+    CHECK(log && strstr(log, "\"resume_force\": \"lr: '2.5e-4' -> '0.001'\""));
+    free(log);
+    /* finished at 4: as the checkpoint of a 2-iteration run it is out of range */
+    const char *short_run[] = {"iters=2", "resume=true", "resume-force=true"};
+    CHECK(run("source-only", "mis", 3, short_run) == SD_ERR_DATA);
+    CHECK_ERR_HAS("stored iteration '4' is outside this run's 0..2");
+    const char *model[] = {"iters=4", "model=deeplabv2-resnet18", "resume=true", "resume-force=true"};
+    sd_status st = run("source-only", "mis", 4, model);
+    CHECK(st == SD_ERR_DATA);
+    CHECK_ERR_HAS("holds model 'deeplab-mini', resuming with --model deeplabv2-resnet18");
+}
+
+/* A second run into a locked --out refuses, naming the holder's pid; the
+ * run that holds the lock writes its own pid into RUNDIR/.lock. */
+static void test_run_dir_lock(void)
+{
+    char dir[400], lock[450];
+    snprintf(dir, sizeof dir, "%s/run-locked", bench);
+    snprintf(lock, sizeof lock, "%s/.lock", dir);
+    CHECK(mkdir(dir, 0755) == 0);
+    int fd = open(lock, O_RDWR | O_CREAT, 0644);
+    CHECK(fd >= 0 && write(fd, "4242\n", 5) == 5 && flock(fd, LOCK_EX | LOCK_NB) == 0);
+    const char *a[] = {"iters=1"};
+    CHECK(run("source-only", "locked", 1, a) == SD_ERR_ARG);
+    CHECK_ERR_HAS("in use by another process (pid 4242");
+    CHECK_ERR_HAS("run-locked");
+    char p[512];
+    path_of(p, sizeof p, "locked", "log.jsonl");
+    CHECK(access(p, F_OK) != 0); /* refused before touching the run's files */
+    close(fd);
+    CHECK_OK(run("source-only", "locked", 1, a));
+    char *held = test_slurp(lock, NULL), want[32];
+    snprintf(want, sizeof want, "%d\n", (int)getpid());
+    CHECK(held && !strcmp(held, want));
+    free(held);
+}
+
+/* Validation on a benchmark of its own (its files are damaged here): a val
+ * image with an unreadable header stops the run before iteration 1 naming
+ * the file, or is skipped and listed with skip-bad; an image whose header
+ * reads but whose data does not fails the evaluation, which is logged by
+ * name while training goes on, with last.safetensors saved before it. */
+static void test_val_checked_and_eval_failure_survived(void)
+{
+    char vb[256], vs[300], vt[300];
+    test_tiny_bench("trainval", 2, 2, vb, vs, vt);
+    sd_dataset ds;
+    CHECK_OK(sd_dataset_open(&ds, vt, "val", NULL));
+    if (ds.n < 1) {
+        CHECK(ds.n >= 1);
+        return;
+    }
+    char img[1024];
+    snprintf(img, sizeof img, "%s", ds.samples[0].image_path);
+    sd_dataset_free(&ds);
+    size_t len = 0;
+    char *orig = test_slurp(img, &len);
+    CHECK(orig && len > 100);
+    char out[400], logp[450], lastp[450];
+    sd_config c;
+    const char *a[] = {"iters=2", "eval-every=1", "method=source-only"};
+
+    FILE *f = fopen(img, "wb");
+    fputs("junk", f);
+    fclose(f);
+    base_cfg(&c, "source-only", "x", 3, a);
+    sd_config_set(&c, "source", vs, "test", true);
+    sd_config_set(&c, "target", vt, "test", true);
+    snprintf(out, sizeof out, "%s/run-badhdr", vb);
+    sd_config_set(&c, "out", out, "test", true);
+    CHECK(sd_train_run(&c) == SD_ERR_DATA);
+    CHECK_ERR_HAS(img);
+    CHECK_ERR_HAS("--skip-bad");
+    snprintf(logp, sizeof logp, "%s/log.jsonl", out);
+    CHECK(access(logp, F_OK) != 0); /* stopped before iteration 1 */
+    sd_config_set(&c, "skip-bad", "true", "test", true);
+    CHECK_OK(sd_train_run(&c));
+    char *log = test_slurp(logp, NULL);
+    CHECK(log && strstr(log, "\"val_skipped\"") && strstr(log, img));
+    free(log);
+    sd_config_free(&c);
+
+    f = fopen(img, "wb");
+    fwrite(orig, 1, 100, f); /* the header survives, the pixels do not */
+    fclose(f);
+    base_cfg(&c, "source-only", "x", 3, a);
+    sd_config_set(&c, "source", vs, "test", true);
+    sd_config_set(&c, "target", vt, "test", true);
+    snprintf(out, sizeof out, "%s/run-badpix", vb);
+    sd_config_set(&c, "out", out, "test", true);
+    sd_train_summary sum;
+    CHECK_OK(sd_train_run_summary(&c, &sum));
+    CHECK(sum.iters == 2 && sum.eval_failures == 2);
+    sd_config_free(&c);
+    snprintf(logp, sizeof logp, "%s/log.jsonl", out);
+    log = test_slurp(logp, NULL);
+    CHECK(log && strstr(log, "{\"it\": 1, \"eval_error\": ") && strstr(log, "{\"it\": 2, \"eval_error\": "));
+    CHECK(log && strstr(log, img));
+    free(log);
+    snprintf(lastp, sizeof lastp, "%s/last.safetensors", out);
+    sd_ckpt ck;
+    CHECK_OK(sd_ckpt_open(lastp, &ck));
+    const char *it = sd_ckpt_meta(&ck, SD_META_ITER);
+    CHECK(it && !strcmp(it, "2"));
+    sd_ckpt_close(&ck);
+    free(orig);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", vb);
+    CHECK(system(cmd) == 0);
+}
+
+/* deeplab-mini's weights saved to path with `classes` classes, metadata
+ * model `name` and classes `meta_classes` (0: as the model), one weight NaN
+ * when poison. */
+static void save_mini(const char *path, int classes, const char *name, int meta_classes, bool poison)
+{
+    sd_model_opts mo = sd_model_opts_default("deeplab-mini");
+    mo.classes = classes;
+    sd_model *m;
+    CHECK_OK(sd_model_create(&mo, &m));
+    sd_model_init_weights(m, 3);
+    sd_params *p = sd_model_params(m);
+    if (poison)
+        F32(p->tensors[p->n / 2]->data)[1] = NAN;
+    sd_ckpt_writer w;
+    sd_ckpt_writer_init(&w);
+    CHECK_OK(sd_ckpt_writer_add_model(&w, m, SD_NORM_IMAGENET));
+    CHECK_OK(sd_ckpt_writer_set_meta(&w, SD_META_MODEL, name));
+    char buf[16];
+    snprintf(buf, sizeof buf, "%d", meta_classes ? meta_classes : classes);
+    CHECK_OK(sd_ckpt_writer_set_meta(&w, SD_META_CLASSES, buf));
+    CHECK_OK(sd_ckpt_writer_save(&w, path));
+    sd_ckpt_writer_free(&w);
+    sd_model_free(m);
+}
+
+/* --init refuses a checkpoint of another model (by its metadata) or with
+ * mis-shaped tensors, listing them, unless partial-init; loading a model
+ * for predict/eval/gap (sd_model_load) refuses mis-shaped tensors and
+ * non-finite weights, naming the tensor. */
+static void test_weights_checked(void)
+{
+    char other[400], cls5[400], lie[400], nan[400], init[450];
+    snprintf(other, sizeof other, "%s/other-model.safetensors", bench);
+    snprintf(cls5, sizeof cls5, "%s/five-classes.safetensors", bench);
+    snprintf(lie, sizeof lie, "%s/meta-lies.safetensors", bench);
+    snprintf(nan, sizeof nan, "%s/nan.safetensors", bench);
+    save_mini(other, 19, "deeplabv2-resnet18", 0, false);
+    save_mini(cls5, 5, "deeplab-mini", 0, false);
+    save_mini(lie, 5, "deeplab-mini", 19, false);
+    save_mini(nan, 19, "deeplab-mini", 0, true);
+    sd_log_set_level(0);
+    snprintf(init, sizeof init, "init=%s", other);
+    const char *a[] = {"iters=1", init, "partial-init=false"};
+    CHECK(run("source-only", "init-other", 2, a) == SD_ERR_DATA);
+    CHECK_ERR_HAS("holds model 'deeplabv2-resnet18', not 'deeplab-mini'");
+    CHECK_ERR_HAS("--partial-init");
+    a[2] = "partial-init=true";
+    CHECK_OK(run("source-only", "init-other", 3, a));
+    snprintf(init, sizeof init, "init=%s", cls5);
+    a[2] = "partial-init=false";
+    CHECK(run("source-only", "init-cls5", 3, a) == SD_ERR_DATA);
+    CHECK_ERR_HAS("tensors mis-shaped");
+    CHECK_ERR_HAS("[5,");
+    a[2] = "partial-init=true";
+    CHECK_OK(run("source-only", "init-cls5", 3, a));
+    snprintf(init, sizeof init, "init=%s", nan);
+    CHECK(run("source-only", "init-nan", 2, a) == SD_ERR_NUMERIC);
+    CHECK_ERR_HAS("non-finite");
+
+    sd_model *m = NULL;
+    sd_norm norm;
+    CHECK(sd_model_load(lie, false, &m, &norm) == SD_ERR_DATA);
+    CHECK_ERR_HAS("mis-shaped");
+    CHECK(m == NULL);
+    CHECK(sd_model_load(nan, false, &m, &norm) == SD_ERR_NUMERIC);
+    CHECK_ERR_HAS("nan.safetensors: tensor '");
+    CHECK_OK(sd_model_load(cls5, false, &m, &norm)); /* a 5-class model, whole */
+    if (m)
+        sd_model_free(m);
+    sd_log_set_level(1);
 }
 
 static void test_nan_stops_cleanly(void)
@@ -575,6 +815,11 @@ int main(void)
     RUN(test_grad_reverse_flips_sign);
     RUN(test_fda_swap);
     RUN(test_resume_bit_identical);
+    RUN(test_resume_refuses_mismatch);
+    RUN(test_config_dup_dir_small_crop);
+    RUN(test_run_dir_lock);
+    RUN(test_weights_checked);
+    RUN(test_val_checked_and_eval_failure_survived);
     RUN(test_nan_stops_cleanly);
     RUN(test_disc_learns_with_frozen_generator);
     RUN(test_minent_lowers_entropy);

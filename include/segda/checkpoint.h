@@ -79,6 +79,13 @@ typedef struct sd_ckpt_report {
  * "num_batches_tracked" tensors are ignored. strict: any of them fails the
  * load (the message names the first and counts the rest). rep may be NULL. */
 sd_status sd_ckpt_load_params(sd_ckpt *c, const char *prefix, sd_params *p, bool strict, sd_ckpt_report *rep);
+/* Every load refuses a non-finite weight (SD_ERR_NUMERIC naming the tensor). */
+/* A network's weights (no namespace) for --init: a file whose metadata names
+ * another model than `model` (NULL: any), or with mis-shaped tensors, is
+ * SD_ERR_DATA naming the model or the first few tensors; missing and
+ * unexpected tensors are warnings. partial: loads what fits, whatever the
+ * model name, and says how many were skipped. rep may be NULL. */
+sd_status sd_ckpt_load_weights(sd_ckpt *c, sd_params *p, const char *model, bool partial, sd_ckpt_report *rep);
 /* Reads one extra tensor into dst[numel]; SD_ERR_DATA naming it when absent
  * or of another size. */
 sd_status sd_ckpt_read_tensor(sd_ckpt *c, const char *name, size_t numel, float *dst);
@@ -100,7 +107,9 @@ sd_status sd_ckpt_writer_add_model(sd_ckpt_writer *w, sd_model *m, sd_norm norm)
  * default. o->name points into c (valid while c is open). */
 sd_status sd_ckpt_model_opts(const sd_ckpt *c, sd_model_opts *o, sd_norm *norm);
 /* Opens path, builds the model it describes and loads its weights (strict:
- * any missing/unexpected/mis-shaped tensor fails). norm may be NULL. */
+ * any missing/unexpected/mis-shaped tensor fails; otherwise mis-shaped ones
+ * still do, naming the first few, and missing/unexpected are warnings).
+ * Non-finite weights fail naming the tensor. norm may be NULL. */
 sd_status sd_model_load(const char *path, bool strict, sd_model **out, sd_norm *norm);
 /* Writes the model alone (for predict/eval), atomically. */
 sd_status sd_model_save(sd_model *m, sd_norm norm, const char *path);

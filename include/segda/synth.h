@@ -29,7 +29,12 @@ typedef struct sd_synth_opts {
     int crop_size;      /* crop side in pixels; default 64 */
     int threads;        /* worker threads; 0 = sd_threads() */
     bool quiet;         /* no progress lines on stderr */
+    bool force;         /* write into a non-empty folder, first removing what an earlier write left there */
 } sd_synth_opts;
+
+/* The file sd_synth_write writes last, holding its options: a folder
+ * without it is a write that did not finish. */
+#define SD_SYNTH_MARKER ".segda-synth-complete"
 
 void sd_synth_opts_init(sd_synth_opts *o);
 
@@ -42,14 +47,28 @@ void sd_synth_opts_init(sd_synth_opts *o);
 sd_status sd_synth_render(sd_synth_domain dom, uint64_t seed, uint32_t stream, uint64_t index,
                           int w, int h, uint8_t *rgb, uint8_t *label_ids);
 
-/* Writes the benchmark under `out_dir` (created if missing):
+/* Writes the benchmark under `out_dir` (created if missing; a non-empty
+ * folder is refused with SD_ERR_ARG unless o->force, which first removes
+ * the layout folders below and the marker, nothing else):
  *   sim/images/00001.png, sim/labels/00001.png  (GTA5: RGB, 8-bit palette label ids)
  *   real/leftImg8bit/{train,val}/CITY/CITY_SSSSSS_FFFFFF_leftImg8bit.png
  *   real/gtFine/{train,val}/CITY/CITY_SSSSSS_FFFFFF_gtFine_labelIds.png (8-bit grey)
  *   synthia/RGB/0000000.png, synthia/GT/LABELS/0000000.png (16-bit RGB, SYNTHIA id in R)
  *   crops/{train,val}/CLASS/00001.png (CLASS = sd_synth_crop_dir_name)
+ *   .segda-synth-complete (SD_SYNTH_MARKER), written last
  * Byte-identical for the same options whatever the thread count. */
 sd_status sd_synth_write(const char *out_dir, const sd_synth_opts *o);
+
+/* The options recorded in out_dir's completion marker (SD_ERR_IO naming
+ * it when absent: the folder was never finished; SD_ERR_FORMAT when
+ * unreadable). */
+sd_status sd_synth_read_marker(const char *out_dir, sd_synth_opts *o);
+
+/* A benchmark in out_dir with what `want` asks for: kept when its marker
+ * says a finished write of the same images (`want->crops` > 0: with crops),
+ * else written anew with `want` (clearing what an unfinished or different
+ * earlier write left). *regenerated (may be NULL) tells which. */
+sd_status sd_synth_ensure(const char *out_dir, const sd_synth_opts *want, bool *regenerated);
 
 /* The fake Cityscapes city of real image `index` in a split ("train" or
  * "val") and the file stem "CITY_SSSSSS_FFFFFF" for it (buffer >= 64). */

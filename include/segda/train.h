@@ -205,6 +205,7 @@ typedef struct sd_train_summary {
     int64_t best_it;
     int64_t iters;
     double seconds;                  /* wall-clock time of the loop */
+    int eval_failures;               /* evaluations that failed (named in log.jsonl); the run went on */
 } sd_train_summary;
 /* sd_train_run that also fills *sum (may be NULL). */
 sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum);

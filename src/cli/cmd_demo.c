@@ -846,21 +846,35 @@ int cli_demo(int argc, char **argv)
     bool full = false, gap = true, resume = false;
     int iters = 0, adapt_iters = 0, seeds = 0, threads = 0, par = 0, pretrain_iters = DEMO_PRETRAIN_ITERS, c;
     optind = 1;
+    opterr = 0;
+    float lr_v = 0;
+    /* whole-string numbers with ranges: "--iters 1e3" or "--jobs -1" is an
+     * error naming the option, not a silent 1 or 0 */
+#define DEMO_INT(opt, lo, hi, var)                                                                                 \
+    do {                                                                                                           \
+        if (!cli_parse_int(optarg, lo, hi, &(var)))                                                                \
+            return cli_usage_error("demo", usage, "%s '%s', expected an integer in %d..%d", opt, optarg, lo, hi);  \
+    } while (0)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'f': full = true; break;
-        case 'i': iters = atoi(optarg); break;
-        case 'a': adapt_iters = atoi(optarg); break;
-        case 's': seeds = atoi(optarg); break;
+        case 'i': DEMO_INT("--iters", 0, 100000000, iters); break;
+        case 'a': DEMO_INT("--adapt-iters", 0, 100000000, adapt_iters); break;
+        case 's': DEMO_INT("--seeds", 0, 1000, seeds); break;
         case 'm': methods = optarg; break;
-        case 't': threads = atoi(optarg); break;
-        case 'j': par = atoi(optarg); break;
-        case 'l': lr = optarg; break;
-        case 'L': adapt_lr = optarg; break;
+        case 't': DEMO_INT("--threads", 0, 4096, threads); break;
+        case 'j': DEMO_INT("--jobs", 0, 4096, par); break;
+        case 'l':
+        case 'L':
+            if (!cli_parse_float(optarg, 1e-12f, 100.0f, &lr_v) || !(lr_v > 0))
+                return cli_usage_error("demo", usage, "%s '%s', expected a number in (0, 100]",
+                                       c == 'l' ? "--lr" : "--adapt-lr", optarg);
+            *(c == 'l' ? &lr : &adapt_lr) = optarg;
+            break;
         case 'G': gap = false; break;
         case 'R': resume = true; break;
-        case 'p': pretrain_iters = atoi(optarg); break;
+        case 'p': DEMO_INT("--pretrain-iters", 0, 100000000, pretrain_iters); break;
         case 'P':
             if (cli_precision("demo", usage, optarg))
                 return 2;
@@ -868,14 +882,12 @@ int cli_demo(int argc, char **argv)
             precision = sd_precision() == SD_DTYPE_F32 ? "f32" : strcmp(optarg, "bf16-emulated") ? "bf16" : optarg;
             break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default: return cli_bad_option("demo", usage, argv);
         }
     }
-    if (optind < argc || iters < 0 || pretrain_iters < 0 || adapt_iters < 0 || seeds < 0 || threads < 0 || par < 0 || atof(lr) <= 0 ||
-        atof(adapt_lr) <= 0) {
-        usage(stderr);
-        return 2;
-    }
+#undef DEMO_INT
+    if (optind < argc)
+        return cli_usage_error("demo", usage, "unexpected argument '%s'", argv[optind]);
     if (!iters)
         iters = full ? DEMO_FULL_ITERS : DEMO_ITERS;
     if (!adapt_iters)
@@ -969,25 +981,29 @@ int cli_demo(int argc, char **argv)
     }
 
     double t_start = sd_time_now();
-    snprintf(path, sizeof path, "%s/real/gtFine/val", bench);
-    if (access(path, F_OK) != 0) {
-        sd_synth_opts so;
+    /* A benchmark is reused only when its completion marker says a finished
+     * write (a demo killed while generating leaves none): otherwise it is
+     * written anew, object crops included when pretraining needs them. A
+     * benchmark written beforehand by `segda synth` (with its own options)
+     * is kept whatever its size. */
+    {
+        sd_synth_opts so, have;
         sd_synth_opts_init(&so);
-        fprintf(stderr, "demo: generating the benchmark in %s (%d sim, %d real train, %d real val, %dx%d)\n", bench,
-                so.n_sim, so.n_real, so.n_real_val, so.w, so.h);
-        if (sd_synth_write(bench, &so))
-            return cli_fail("demo");
-    }
-    snprintf(path, sizeof path, "%s/crops/val", bench);
-    if (pretrain_iters > 0 && access(path, F_OK) != 0) {
-        sd_synth_opts so;
-        sd_synth_opts_init(&so);
-        so.n_sim = so.n_real = so.n_real_val = 0;
-        so.crops = DEMO_CROPS;
-        fprintf(stderr, "demo: generating real-style object crops for pretraining in %s/crops (%d per class)\n", bench,
-                so.crops);
-        if (sd_synth_write(bench, &so))
-            return cli_fail("demo");
+        so.crops = pretrain_iters > 0 ? DEMO_CROPS : 0;
+        bool complete = sd_synth_read_marker(bench, &have) == SD_OK;
+        if (complete && (so.crops == 0 || have.crops > 0)) {
+            fprintf(stderr, "demo: using the finished benchmark in %s (%d sim, %d real train, %d real val, %dx%d)\n",
+                    bench, have.n_sim, have.n_real, have.n_real_val, have.w, have.h);
+        } else {
+            snprintf(path, sizeof path, "%s/real", bench);
+            fprintf(stderr, "demo: %s the benchmark in %s (%d sim, %d real train, %d real val, %dx%d, %d object crops "
+                    "per class)\n", complete ? "regenerating, with object crops for pretraining,"
+                    : access(path, F_OK) == 0 ? "regenerating (no completion marker: an interrupted generation)"
+                                              : "generating",
+                    bench, so.n_sim, so.n_real, so.n_real_val, so.w, so.h, so.crops);
+            if (sd_synth_ensure(bench, &so, NULL))
+                return cli_fail("demo");
+        }
     }
 
     /* The jobs: one classification pretraining on the crops (the ImageNet

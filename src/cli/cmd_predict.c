@@ -24,7 +24,9 @@ static void usage(FILE *f)
             "usage: segda predict --model CKPT --input IMG|DIR --out DIR [options]\n"
             "\n"
             "Writes OUT/NAME_trainIds.png for every input image NAME.png/.jpg (directories\n"
-            "are searched recursively; NAME keeps the input's base name).\n"
+            "are searched recursively and their subfolders mirrored under OUT, so a/x.png\n"
+            "and b/x.png give OUT/a/x_* and OUT/b/x_*; NAME keeps the input's base name;\n"
+            "two inputs with one NAME in one folder, x.png and x.jpg, are refused).\n"
             "  --size WxH         resize images to WxH for the network (output keeps the input size)\n"
             "  --color            also NAME_color.png in the Cityscapes palette\n"
             "  --overlay          also NAME_overlay.png: the colours blended over the image\n"
@@ -113,7 +115,73 @@ static sd_status to_u8(sd_image *img)
     return SD_OK;
 }
 
-static sd_status predict_one(sd_model *m, sd_tape *t, const sd_infer_opts *io, const char *in, const char *outdir,
+/* Creates dir and its missing parents. */
+static sd_status mkdir_p(const char *dir)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
+        return sd_fail(SD_ERR_ARG, "%s: path too long", dir);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0755) && errno != EEXIST)
+                return sd_fail(SD_ERR_IO, "%s: cannot create: %s", buf, strerror(errno));
+            *p = '/';
+        }
+    if (mkdir(buf, 0755) && errno != EEXIST)
+        return sd_fail(SD_ERR_IO, "%s: cannot create: %s", buf, strerror(errno));
+    return SD_OK;
+}
+
+/* Where input `in` writes its outputs: OUT/REL/STEM, REL the folder of `in`
+ * below the --input directory (empty for a single file), STEM its name
+ * without extension. Mirroring keeps a/x.png and b/x.png apart. */
+static void out_stem(const char *input_dir, const char *in, const char *outdir, char *buf, size_t cap)
+{
+    const char *rel = in;
+    size_t n = input_dir ? strlen(input_dir) : 0;
+    if (input_dir && !strncmp(in, input_dir, n) && in[n] == '/')
+        rel = in + n + 1;
+    else {
+        const char *slash = strrchr(in, '/');
+        rel = slash ? slash + 1 : in;
+    }
+    snprintf(buf, cap, "%s/%s", outdir, rel);
+    char *slash = strrchr(buf, '/'), *dot = strrchr(buf, '.');
+    if (dot && dot > slash)
+        *dot = 0;
+}
+
+typedef struct stem_ref {
+    const char *stem, *input;
+} stem_ref;
+
+static int cmp_stem(const void *a, const void *b)
+{
+    return strcmp(((const stem_ref *)a)->stem, ((const stem_ref *)b)->stem);
+}
+
+/* Refuses inputs that would write the same output (x.png beside x.jpg),
+ * naming both, before anything is written: one would silently overwrite
+ * the other. */
+static sd_status check_collisions(char **stems, char **inputs, int n)
+{
+    stem_ref *r = malloc(sizeof *r * (size_t)(n ? n : 1));
+    if (!r)
+        return sd_fail(SD_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++)
+        r[i] = (stem_ref){stems[i], inputs[i]};
+    qsort(r, (size_t)n, sizeof *r, cmp_stem);
+    sd_status st = SD_OK;
+    for (int i = 1; i < n && !st; i++)
+        if (!strcmp(r[i - 1].stem, r[i].stem))
+            st = sd_fail(SD_ERR_ARG, "inputs %s and %s would both write %s_trainIds.png; rename or move one of them",
+                         r[i - 1].input, r[i].input, r[i].stem);
+    free(r);
+    return st;
+}
+
+static sd_status predict_one(sd_model *m, sd_tape *t, const sd_infer_opts *io, const char *in, const char *stem,
                              bool color, bool overlay, bool labelids, const uint8_t (*pal)[3])
 {
     sd_image img;
@@ -137,20 +205,20 @@ static sd_status predict_one(sd_model *m, sd_tape *t, const sd_infer_opts *io, c
         goto done;
     }
     sd_probs_argmax(probs, C, w, h, pred, NULL);
-    /* NAME: the input's base name without its extension */
-    const char *base = strrchr(in, '/');
-    base = base ? base + 1 : in;
-    char stem[1024], path[4200];
-    snprintf(stem, sizeof stem, "%s", base);
-    char *dot = strrchr(stem, '.');
-    if (dot)
-        *dot = 0;
-    snprintf(path, sizeof path, "%s/%s_trainIds.png", outdir, stem);
+    char path[4200];
+    snprintf(path, sizeof path, "%s", stem);
+    char *slash = strrchr(path, '/');
+    if (slash) {
+        *slash = 0;
+        if ((st = mkdir_p(path)))
+            goto done;
+    }
+    snprintf(path, sizeof path, "%s_trainIds.png", stem);
     sd_image out = {.w = w, .h = h, .c = 1, .depth = 8, .data = pred};
     if ((st = sd_png_write(path, &out)))
         goto done;
     if (color) {
-        snprintf(path, sizeof path, "%s/%s_color.png", outdir, stem);
+        snprintf(path, sizeof path, "%s_color.png", stem);
         if ((st = sd_png_write_palette(path, pred, w, h, pal, 256)))
             goto done;
     }
@@ -161,7 +229,7 @@ static sd_status predict_one(sd_model *m, sd_tape *t, const sd_infer_opts *io, c
                 int v = px[i * img.c + (img.c >= 3 ? k : 0)];
                 aux[3 * i + k] = (uint8_t)((v + pal[pred[i]][k] + 1) / 2);
             }
-        snprintf(path, sizeof path, "%s/%s_overlay.png", outdir, stem);
+        snprintf(path, sizeof path, "%s_overlay.png", stem);
         sd_image ov = {.w = w, .h = h, .c = 3, .depth = 8, .data = aux};
         if ((st = sd_png_write(path, &ov)))
             goto done;
@@ -169,7 +237,7 @@ static sd_status predict_one(sd_model *m, sd_tape *t, const sd_infer_opts *io, c
     if (labelids) {
         for (size_t i = 0; i < hw; i++)
             aux[i] = (uint8_t)(pred[i] < SD_NUM_CLASSES ? sd_class_label_id[pred[i]] : 0);
-        snprintf(path, sizeof path, "%s/%s_labelIds.png", outdir, stem);
+        snprintf(path, sizeof path, "%s_labelIds.png", stem);
         sd_image li = {.w = w, .h = h, .c = 1, .depth = 8, .data = aux};
         if ((st = sd_png_write(path, &li)))
             goto done;
@@ -263,6 +331,22 @@ int cli_predict(int argc, char **argv)
         st = sd_fail(SD_ERR_DATA, "%s: no .png or .jpg images found", input);
     if (!st)
         qsort(files.v, (size_t)files.n, sizeof *files.v, cmp_str);
+    /* input "DIR/" and "DIR" mirror the same way */
+    char input_dir[4096];
+    snprintf(input_dir, sizeof input_dir, "%s", input);
+    for (size_t n = strlen(input_dir); n > 1 && input_dir[n - 1] == '/'; n--)
+        input_dir[n - 1] = 0;
+    char **stems = st ? NULL : calloc((size_t)files.n + 1, sizeof *stems);
+    if (!st && !stems)
+        st = sd_fail(SD_ERR_NOMEM, "out of memory");
+    for (int i = 0; !st && i < files.n; i++) {
+        char buf[8192];
+        out_stem(S_ISDIR(sb.st_mode) ? input_dir : NULL, files.v[i], outdir, buf, sizeof buf);
+        if (!(stems[i] = strdup(buf)))
+            st = sd_fail(SD_ERR_NOMEM, "out of memory");
+    }
+    if (!st)
+        st = check_collisions(stems, files.v, files.n);
 
     sd_model *m = NULL;
     sd_norm norm = SD_NORM_IMAGENET;
@@ -285,14 +369,18 @@ int cli_predict(int argc, char **argv)
     sd_progress pr;
     sd_progress_init(&pr, "predict", "img", files.n, quiet ? SD_PROGRESS_OFF : SD_PROGRESS_AUTO);
     for (int i = 0; !st && i < files.n; i++) {
-        st = predict_one(m, &t, &io, files.v[i], outdir, color, overlay, labelids, (const uint8_t(*)[3])pal);
+        st = predict_one(m, &t, &io, files.v[i], stems[i], color, overlay, labelids, (const uint8_t(*)[3])pal);
         sd_progress_update(&pr, i + 1);
     }
     sd_progress_finish(&pr);
     sd_tape_free(&t);
     sd_model_free(m);
-    for (int i = 0; i < files.n; i++)
+    for (int i = 0; i < files.n; i++) {
         free(files.v[i]);
+        if (stems)
+            free(stems[i]);
+    }
+    free(stems);
     free(files.v);
     if (st)
         return cli_fail("predict");

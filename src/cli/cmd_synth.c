@@ -33,6 +33,8 @@ static void usage(FILE *f)
             "  --crops N          N real-style crops per class for train, ceil(N/4) for val\n"
             "  --crop-size N      crop side in pixels (default 64)\n"
             "  --threads N        worker threads (default: all cores)\n"
+            "  --force            write into a non-empty DIR, first removing what an earlier\n"
+            "                     segda synth wrote there (sim, real, synthia, crops; nothing else)\n"
             "  --quiet            no progress messages\n"
             "  --help             this text\n");
 }
@@ -40,7 +42,7 @@ static void usage(FILE *f)
 int cli_synth(int argc, char **argv)
 {
     enum { O_OUT = 1, O_NSIM, O_NREAL, O_NVAL, O_SIZE, O_SEED, O_SYNTHIA, O_CROPS, O_CROPSIZE, O_THREADS, O_QUIET,
-           O_HELP };
+           O_HELP, O_FORCE };
     static const struct option opts[] = {
         {"out", required_argument, 0, O_OUT},         {"n-sim", required_argument, 0, O_NSIM},
         {"n-real", required_argument, 0, O_NREAL},    {"n-real-val", required_argument, 0, O_NVAL},
@@ -48,6 +50,7 @@ int cli_synth(int argc, char **argv)
         {"synthia", no_argument, 0, O_SYNTHIA},       {"crops", required_argument, 0, O_CROPS},
         {"crop-size", required_argument, 0, O_CROPSIZE}, {"threads", required_argument, 0, O_THREADS},
         {"quiet", no_argument, 0, O_QUIET},           {"help", no_argument, 0, O_HELP},
+        {"force", no_argument, 0, O_FORCE},
         {0, 0, 0, 0}};
     sd_synth_opts o;
     sd_synth_opts_init(&o);
@@ -75,6 +78,7 @@ int cli_synth(int argc, char **argv)
         case O_SEED: bad = cli_parse_seed(optarg, &o.seed) ? NULL : "--seed"; break;
         case O_SYNTHIA: o.synthia = true; break;
         case O_QUIET: o.quiet = true; break;
+        case O_FORCE: o.force = true; break;
         case O_HELP: usage(stdout); return 0;
         default: return cli_bad_option("synth", usage, argv);
         }

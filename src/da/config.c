@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "segda/train.h"
+#include "io/file.h"
 
 void sd_config_init(sd_config *c) { memset(c, 0, sizeof *c); }
 
@@ -86,9 +88,18 @@ sd_status sd_config_read(sd_config *c, const char *path)
     FILE *f = fopen(path, "r");
     if (!f)
         return sd_fail(SD_ERR_IO, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return sd_fail(SD_ERR_IO, "%s: not a regular file (a configuration is a file of key = value lines)", path);
+    }
     char line[4096], origin[4200];
     int lineno = 0;
     sd_status st = SD_OK;
+    /* the keys of this file, to refuse one given twice: which of two
+     * values was meant cannot be guessed, and the first silently won */
+    sd_config seen;
+    sd_config_init(&seen);
     while (fgets(line, sizeof line, f)) {
         lineno++;
         size_t len = strlen(line);
@@ -114,10 +125,17 @@ sd_status sd_config_read(sd_config *c, const char *path)
             break;
         }
         snprintf(origin, sizeof origin, "%s:%d", path, lineno);
-        if ((st = sd_config_set(c, key, val, origin, false)) != SD_OK)
+        const char *before = sd_config_origin(&seen, key);
+        if (before) {
+            st = sd_fail(SD_ERR_FORMAT, "%s: key '%s' given twice (first at %s)", origin, key, before);
+            break;
+        }
+        if ((st = sd_config_set(&seen, key, "", origin, false)) != SD_OK ||
+            (st = sd_config_set(c, key, val, origin, false)) != SD_OK)
             break;
     }
     fclose(f);
+    sd_config_free(&seen);
     return st;
 }
 
@@ -169,7 +187,7 @@ const char *sd_config_str(const sd_config *c, const char *key)
 sd_status sd_config_write(const sd_config *c, const char *path)
 {
     char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    io_tmp_name(tmp, sizeof tmp, path);
     FILE *f = fopen(tmp, "w");
     if (!f)
         return sd_fail(SD_ERR_IO, "%s: %s", tmp, strerror(errno));

@@ -24,6 +24,7 @@
 #include "segda/progress.h"
 #include "segda/tensor.h"
 #include "segda/transform.h"
+#include "io/file.h"
 
 #define PT_HEAD_PREFIX "pretrain:"
 
@@ -794,7 +795,27 @@ static char *join_classes(const sd_image_folder *f)
     return names;
 }
 
+static sd_status pretrain_locked(const sd_pretrain_opts *o, sd_pretrain_result *res);
+
+/* OUT.lock keeps a second pretraining from writing the same checkpoint
+ * (and racing its saves); a lock file that cannot be made (no such folder)
+ * is left to the run's own checks, which name the real problem. */
 sd_status sd_pretrain_run(const sd_pretrain_opts *o, sd_pretrain_result *res)
+{
+    int fd = -1;
+    if (o && o->out && *o->out) {
+        char lp[4200];
+        snprintf(lp, sizeof lp, "%s.lock", o->out);
+        sd_status st = io_lock(lp, o->out, &fd);
+        if (st == SD_ERR_ARG)
+            return sd_fail_prefix(st, "pretrain --out");
+    }
+    sd_status st = pretrain_locked(o, res);
+    io_unlock(fd);
+    return st;
+}
+
+static sd_status pretrain_locked(const sd_pretrain_opts *o, sd_pretrain_result *res)
 {
     sd_status st = check_opts(o);
     if (st)

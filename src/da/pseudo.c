@@ -9,6 +9,7 @@
 
 #include "da/pseudo.h"
 #include "segda/ops.h"
+#include "io/file.h"
 
 sd_status sd_pseudo_init(sd_pseudo *p, sd_trainer *tr)
 {
@@ -50,7 +51,7 @@ bool sd_pseudo_load(sd_pseudo *p, const char *path)
 sd_status sd_pseudo_save(const sd_pseudo *p, const char *path)
 {
     char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    io_tmp_name(tmp, sizeof tmp, path);
     size_t n = (size_t)p->n * p->w * p->h;
     FILE *f = fopen(tmp, "wb");
     if (!f)

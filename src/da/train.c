@@ -14,8 +14,10 @@
 #include <unistd.h>
 
 #include "da/train_internal.h"
+#include "io/file.h"
 #include "segda/checkpoint.h"
 #include "segda/eval.h"
+#include "segda/image.h"
 #include "segda/infer.h"
 #include "segda/ops.h"
 #include "segda/progress.h"
@@ -52,6 +54,8 @@ static const sd_knob shared_knobs[] = {
     {"model", SD_KNOB_STR, "deeplab-mini", NULL, "segmentation network (segda models lists them)"},
     {"out", SD_KNOB_STR, "", NULL, "run directory"},
     {"init", SD_KNOB_STR, "", NULL, "checkpoint to start from (pretrained backbone or a trained model)"},
+    {"partial-init", SD_KNOB_BOOL, "false", NULL, "--init loads the tensors that fit from a checkpoint of another "
+                                                  "model or class count, listing what it skipped"},
     {"iters", SD_KNOB_INT, "1000", NULL, "iterations (the poly schedule reaches 0 here)"},
     {"stop-after", SD_KNOB_INT, "0", NULL, "stop and save after this many iterations, as an interrupt would (0 = run all)"},
     {"batch", SD_KNOB_STR, "1,1", NULL, "source,target images per iteration"},
@@ -84,6 +88,8 @@ static const sd_knob shared_knobs[] = {
                                               "listed) instead of stopping"},
     {"log-every", SD_KNOB_INT, "0", NULL, "progress line every N iterations (0 = every 2 s)"},
     {"resume", SD_KNOB_BOOL, "false", NULL, "continue the run in --out from its last.safetensors"},
+    {"resume-force", SD_KNOB_BOOL, "false", NULL, "with --resume, accept settings that differ from the run's "
+                                                  "(listed in log.jsonl)"},
     {"config", SD_KNOB_STR, "", NULL, "configuration file of key = value lines"},
     {NULL, 0, NULL, NULL, NULL},
 };
@@ -225,7 +231,10 @@ typedef struct val_set {
     sd_dataset ds;
     bool opened;
     int n;
+    int *idx;                    /* [n] dataset indices evaluated (bad pairs left out with --skip-bad) */
     int in_w, in_h;              /* network input size (0: as stored) */
+    int n_skipped;
+    char **skipped;              /* "PATH: why" of each pair left out */
 } val_set;
 
 typedef struct loop_priv {
@@ -237,6 +246,9 @@ typedef struct loop_priv {
     int log_every, workers;
     bool skip_bad;
     char *config_text;
+    int lock_fd;                 /* RUNDIR/.lock, held for the whole run (-1: none) */
+    int eval_failures;           /* evaluations that failed (logged, the run went on) */
+    char *forced;                /* settings --resume-force let change ("key: old -> new; ..."), or NULL */
 } loop_priv;
 
 static sd_status domain_open(domain *d, const char *spec, bool use_labels, bool skip_bad, uint32_t stream)
@@ -367,13 +379,41 @@ static void val_free(val_set *v)
 {
     if (v->opened)
         sd_dataset_free(&v->ds);
+    for (int i = 0; i < v->n_skipped; i++)
+        free(v->skipped[i]);
+    free(v->skipped);
+    free(v->idx);
     memset(v, 0, sizeof *v);
 }
 
-static sd_status val_open(val_set *v, const char *spec, const char *split, int limit, int in_w, int in_h)
+/* Why pair i cannot be evaluated ("" when it can): both headers readable,
+ * image and label the same size. Only headers are read, so this costs a
+ * few kilobytes per pair, not a decode. */
+static void val_pair_problem(const sd_sample_entry *e, char *why, size_t cap)
+{
+    int iw, ih, lw, lh;
+    *why = 0;
+    if (sd_image_info(e->image_path, &iw, &ih, NULL, NULL))
+        snprintf(why, cap, "%s", sd_errmsg());
+    else if (!e->label_path)
+        snprintf(why, cap, "%s: image has no label", e->image_path);
+    else if (sd_image_info(e->label_path, &lw, &lh, NULL, NULL))
+        snprintf(why, cap, "%s", sd_errmsg());
+    else if (iw != lw || ih != lh)
+        snprintf(why, cap, "%s: label is %dx%d, image %s is %dx%d", e->label_path, lw, lh, e->image_path, iw, ih);
+}
+
+/* Opens the validation set and checks every pair it will evaluate before
+ * the run starts, so a bad file stops the run before iteration 1 (or, with
+ * skip_bad, is left out and listed) instead of failing an evaluation. */
+static sd_status val_open(val_set *v, const char *spec, const char *split, int limit, int in_w, int in_h,
+                          bool skip_bad)
 {
     memset(v, 0, sizeof *v);
-    sd_status st = sd_dataset_open(&v->ds, spec, split, NULL);
+    sd_dataset_opts o;
+    memset(&o, 0, sizeof o);
+    o.skip_bad = skip_bad;
+    sd_status st = sd_dataset_open(&v->ds, spec, split, &o);
     if (st)
         return sd_fail_prefix(st, "validation set");
     v->opened = true;
@@ -381,7 +421,43 @@ static sd_status val_open(val_set *v, const char *spec, const char *split, int l
         val_free(v);
         return sd_fail(SD_ERR_DATA, "validation set %s: no labels", spec);
     }
-    v->n = limit > 0 && limit < v->ds.n ? limit : v->ds.n;
+    int want = limit > 0 && limit < v->ds.n ? limit : v->ds.n;
+    v->idx = malloc(sizeof *v->idx * (size_t)(v->ds.n + 1));
+    if (!v->idx)
+        return sd_fail(SD_ERR_NOMEM, "validation set %s: out of memory", spec);
+    for (int i = 0; i < v->ds.n_problems; i++) {
+        char **p = realloc(v->skipped, sizeof *p * (size_t)(v->n_skipped + 1));
+        if (!p || !(p[v->n_skipped] = sd_strdup(v->ds.problems[i]))) {
+            if (p)
+                v->skipped = p;
+            return sd_fail(SD_ERR_NOMEM, "validation set %s: out of memory", spec);
+        }
+        v->skipped = p;
+        v->n_skipped++;
+    }
+    char why[1024];
+    for (int i = 0; i < v->ds.n && v->n < want; i++) {
+        val_pair_problem(&v->ds.samples[i], why, sizeof why);
+        if (!*why) {
+            v->idx[v->n++] = i;
+            continue;
+        }
+        if (!skip_bad)
+            return sd_fail(SD_ERR_DATA, "validation set %s: %s (fix or remove the pair, or pass --skip-bad to leave "
+                           "it out)", spec, why);
+        char **p = realloc(v->skipped, sizeof *p * (size_t)(v->n_skipped + 1));
+        if (!p || !(p[v->n_skipped] = sd_strdup(why))) {
+            if (p)
+                v->skipped = p;
+            return sd_fail(SD_ERR_NOMEM, "validation set %s: out of memory", spec);
+        }
+        v->skipped = p;
+        v->n_skipped++;
+    }
+    if (v->n == 0)
+        return sd_fail(SD_ERR_DATA, "validation set %s: no readable pair left (%d skipped)", spec, v->n_skipped);
+    for (int i = 0; i < v->n_skipped; i++)
+        sd_log(0, "train: validation pair skipped (--skip-bad): %s\n", v->skipped[i]);
     v->in_w = in_w;
     v->in_h = in_h;
     return SD_OK;
@@ -396,9 +472,10 @@ static sd_status evaluate(sd_trainer *tr, sd_eval_result *res)
     sd_confusion_init(&cm);
     sd_status st = SD_OK;
     sd_tape_reset(&tr->tape);
-    for (int i = 0; i < v->n && !st; i++) {
+    for (int k = 0; k < v->n && !st; k++) {
         /* the input as `segda eval --model --size` makes it (PIL bicubic, then
          * normalised), scored against the label at its full resolution */
+        int i = v->idx[k];
         sd_sample smp;
         if ((st = sd_dataset_read(&v->ds, i, &smp)))
             break;
@@ -512,6 +589,70 @@ static sd_status save_best(sd_trainer *tr)
     return st;
 }
 
+static bool is_run_only_key(const char *k);
+
+/* Settings a resumed run may change: where and how often it reports and
+ * saves, threads and loader workers (the same batches and weights for any
+ * number), evaluation-only settings, and --init (read by fresh runs only).
+ * Everything else changes what the remaining iterations compute. */
+static bool resume_may_change(const char *k)
+{
+    static const char *const ok[] = {"out", "threads", "workers", "log-every", "eval-every", "save-every", "val",
+                                     "val-limit", "eval-size", "align-corners", "skip-bad", "init", "partial-init",
+                                     NULL};
+    for (int i = 0; ok[i]; i++)
+        if (!strcmp(k, ok[i]))
+            return true;
+    return is_run_only_key(k);
+}
+
+/* Numbers compare by value ("2.5e-4" is "0.00025"), the rest as text. */
+static bool same_setting(const char *a, const char *b)
+{
+    if (!strcmp(a, b))
+        return true;
+    char *ea, *eb;
+    double x = strtod(a, &ea), y = strtod(b, &eb);
+    return *a && *b && !*ea && !*eb && x == y;
+}
+
+/* Compares the configuration stored in the checkpoint with this run's:
+ * a difference in a setting that alters the result is refused by name
+ * (every one listed), unless force, which keeps the list for the log. */
+static sd_status resume_check_config(sd_trainer *tr, const char *path, const char *stored, bool force)
+{
+    loop_priv *pv = tr->priv;
+    char diff[2048] = "";
+    size_t nd = 0;
+    int n_diff = 0;
+    for (const char *p = stored; p && *p;) {
+        const char *nl = strchr(p, '\n'), *end = nl ? nl : p + strlen(p);
+        const char *eq = strstr(p, " = ");
+        if (eq && eq < end) {
+            char key[128], old[1024];
+            snprintf(key, sizeof key, "%.*s", (int)(eq - p), p);
+            snprintf(old, sizeof old, "%.*s", (int)(end - eq - 3), eq + 3);
+            const char *now = sd_config_get(tr->cfg, key);
+            if (now && !resume_may_change(key) && !same_setting(old, now)) {
+                n_diff++;
+                if (nd < sizeof diff - 1)
+                    nd += (size_t)snprintf(diff + nd, sizeof diff - nd, "%s%s: '%s' -> '%s'", nd ? "; " : "", key,
+                                           old, now);
+            }
+        }
+        p = nl ? nl + 1 : end;
+    }
+    if (!n_diff)
+        return SD_OK;
+    if (!force)
+        return sd_fail(SD_ERR_ARG, "%s: --resume with %d setting%s changed from the run's (saved -> now): %s; "
+                       "resume with the run's settings, start a new --out, or pass --resume-force", path, n_diff,
+                       n_diff > 1 ? "s" : "", diff);
+    pv->forced = sd_strdup(diff);
+    sd_log(0, "train: --resume-force: continuing %s with changed settings (saved -> now): %s\n", path, diff);
+    return SD_OK;
+}
+
 static sd_status resume_from(sd_trainer *tr)
 {
     char path[4096];
@@ -525,6 +666,26 @@ static sd_status resume_from(sd_trainer *tr)
         sd_ckpt_close(&c);
         return sd_fail(SD_ERR_DATA, "%s: saved by method '%s', resuming '%s'", path, m ? m : "(none)",
                        tr->method->name);
+    }
+    const char *model = sd_ckpt_meta(&c, SD_META_MODEL), *want = sd_model_options(tr->model)->name;
+    if (!model || strcmp(model, want)) {
+        st = sd_fail(SD_ERR_DATA, "%s: holds model '%s', resuming with --model %s", path, model ? model : "(none)",
+                     want);
+        sd_ckpt_close(&c);
+        return st;
+    }
+    char *ie;
+    long long saved_it = strtoll(it, &ie, 10);
+    if (*ie || !*it || saved_it < 0 || saved_it > tr->iters) {
+        st = sd_fail(SD_ERR_DATA, "%s: stored iteration '%s' is outside this run's 0..%lld (a checkpoint of another "
+                     "run?)", path, it, (long long)tr->iters);
+        sd_ckpt_close(&c);
+        return st;
+    }
+    if ((st = resume_check_config(tr, path, sd_ckpt_meta(&c, SD_META_CONFIG),
+                                  sd_config_bool(tr->cfg, "resume-force")))) {
+        sd_ckpt_close(&c);
+        return st;
     }
     st = sd_ckpt_load_params(&c, "", tr->params, true, NULL);
     if (!st)
@@ -560,7 +721,7 @@ static sd_status log_open(sd_trainer *tr, bool resume)
     if (resume) {
         FILE *in = fopen(path, "r");
         if (in) {
-            snprintf(tmp, sizeof tmp, "%s.tmp", path);
+            io_tmp_name(tmp, sizeof tmp, path);
             FILE *out = fopen(tmp, "w");
             if (!out) {
                 fclose(in);
@@ -619,6 +780,43 @@ static void log_eval(sd_trainer *tr, const sd_eval_result *r)
     fflush(f);
 }
 
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+/* A failed evaluation is a line of the log, so the run's record says which
+ * iterations have no score and why. */
+static void log_eval_error(sd_trainer *tr, const char *msg)
+{
+    fprintf(tr->log, "{\"it\": %lld, \"eval_error\": ", (long long)tr->it);
+    json_str(tr->log, msg);
+    fprintf(tr->log, "}\n");
+    fflush(tr->log);
+}
+
+static void log_val_skipped(sd_trainer *tr)
+{
+    const val_set *v = &((loop_priv *)tr->priv)->val;
+    fprintf(tr->log, "{\"it\": %lld, \"val_skipped\": [", (long long)tr->it);
+    for (int i = 0; i < v->n_skipped; i++) {
+        fputs(i ? ", " : "", tr->log);
+        json_str(tr->log, v->skipped[i]);
+    }
+    fprintf(tr->log, "]}\n");
+    fflush(tr->log);
+}
+
 static void print_progress(sd_trainer *tr, int64_t start_it, double t0, float lr)
 {
     double now = sd_time_now(), el = now - t0;
@@ -662,7 +860,7 @@ static char *config_text(const sd_config *c)
 
 static bool is_run_only_key(const char *k)
 {
-    return !strcmp(k, "resume") || !strcmp(k, "stop-after") || !strcmp(k, "config");
+    return !strcmp(k, "resume") || !strcmp(k, "resume-force") || !strcmp(k, "stop-after") || !strcmp(k, "config");
 }
 
 static sd_status write_config(sd_trainer *tr)
@@ -697,6 +895,36 @@ static sd_status make_dir(const char *path)
     return SD_OK;
 }
 
+/* A crop too small for the network (its strides and pooling leave nothing)
+ * would fail at iteration 1 with a convolution's shape message; one
+ * forward pass of zeros at the crop size finds it at start instead. Large
+ * crops always fit, and are not worth the pass. */
+static sd_status check_crop_fits(sd_trainer *tr, const char *model)
+{
+    if (tr->crop_w >= 128 && tr->crop_h >= 128)
+        return SD_OK;
+    sd_tape_reset(&tr->tape);
+    sd_tape_no_grad_begin(&tr->tape);
+    sd_tensor *x = sd_tensor_new4(&tr->tape, 1, 3, tr->crop_h, tr->crop_w);
+    sd_status st = x ? SD_OK : tr->tape.status ? tr->tape.status : SD_ERR_NOMEM;
+    sd_model_out out;
+    if (!st) {
+        memset(x->data, 0, (size_t)3 * tr->crop_w * tr->crop_h * sizeof(float));
+        st = sd_model_forward(tr->model, &tr->tape, x, false, &out);
+    }
+    sd_tape_no_grad_end(&tr->tape);
+    sd_tape_reset(&tr->tape);
+    if (st == SD_ERR_NOMEM)
+        return st;
+    if (st) {
+        char why[512]; /* (sd_fail writes the buffer sd_errmsg reads) */
+        snprintf(why, sizeof why, "%s", sd_errmsg());
+        return sd_fail(SD_ERR_ARG, "%s: crop %dx%d is too small for model %s (%s); use a larger --crop",
+                       sd_config_origin(tr->cfg, "crop"), tr->crop_w, tr->crop_h, model, why);
+    }
+    return SD_OK;
+}
+
 static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
 {
     sd_status st;
@@ -712,6 +940,7 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     loop_priv *pv = calloc(1, sizeof *pv);
     if (!pv)
         return sd_fail(SD_ERR_NOMEM, "train: out of memory");
+    pv->lock_fd = -1;
     tr->priv = pv;
 
     const char *out = sd_config_str(cfg, "out");
@@ -764,12 +993,18 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
 
     bool resume = sd_config_bool(cfg, "resume");
     char path[4096];
+    /* the lock comes before any look at the run's files: a second run into
+     * the same directory would interleave log lines, overwrite config.txt
+     * and race the checkpoint saves */
+    if ((st = make_dir(tr->rundir)))
+        return st;
+    snprintf(path, sizeof path, "%s/.lock", tr->rundir);
+    if ((st = io_lock(path, tr->rundir, &pv->lock_fd)))
+        return sd_fail_prefix(st, "--out");
     snprintf(path, sizeof path, "%s/last.safetensors", tr->rundir);
     if (!resume && access(path, F_OK) == 0)
         return sd_fail(SD_ERR_ARG, "%s already holds a run (%s); continue it with --resume or choose another --out",
                        tr->rundir, path);
-    if ((st = make_dir(tr->rundir)))
-        return st;
 
     /* data */
     const char *src = sd_config_str(cfg, "source"), *tgt = sd_config_str(cfg, "target");
@@ -798,14 +1033,14 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     const char *val = sd_config_str(cfg, "val");
     if (tr->eval_every > 0) {
         if (*val)
-            st = val_open(&pv->val, val, NULL, (int)sd_config_int(cfg, "val-limit"), ev_w, ev_h);
+            st = val_open(&pv->val, val, NULL, (int)sd_config_int(cfg, "val-limit"), ev_w, ev_h, pv->skip_bad);
         else if (*tgt)
-            st = val_open(&pv->val, tgt, "val", (int)sd_config_int(cfg, "val-limit"), ev_w, ev_h);
+            st = val_open(&pv->val, tgt, "val", (int)sd_config_int(cfg, "val-limit"), ev_w, ev_h, pv->skip_bad);
         else
             st = sd_fail(SD_ERR_ARG, "--eval-every needs --val or --target");
+        pv->have_val = true; /* (val_free releases a half-opened set too) */
         if (st)
             return st;
-        pv->have_val = true;
     }
 
     /* model */
@@ -829,7 +1064,7 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
         if ((st = sd_ckpt_open(init, &c)))
             return sd_fail_prefix(st, "--init");
         sd_ckpt_report rep;
-        st = sd_ckpt_load_params(&c, "", tr->params, false, &rep);
+        st = sd_ckpt_load_weights(&c, tr->params, mo.name, sd_config_bool(cfg, "partial-init"), &rep);
         const char *nm = sd_ckpt_meta(&c, SD_META_NORM);
         if (nm && sd_norm_parse(nm) >= 0)
             tr->norm = (sd_norm)sd_norm_parse(nm);
@@ -857,6 +1092,8 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
         return st;
     if ((st = sd_tape_init(&tr->tape, tr->seed)))
         return st;
+    if (tr->crop_w && (st = check_crop_fits(tr, mo.name)))
+        return st;
     bool flip = sd_config_bool(cfg, "flip");
     if (pv->have_src)
         domain_pipeline(&pv->src, tr, tr->src_w, tr->src_h, flip);
@@ -873,7 +1110,17 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
         return sd_fail_prefix(st, "target");
     if ((st = write_config(tr)))
         return st;
-    return log_open(tr, resume);
+    if ((st = log_open(tr, resume)))
+        return st;
+    if (pv->have_val && pv->val.n_skipped)
+        log_val_skipped(tr);
+    if (pv->forced) {
+        fprintf(tr->log, "{\"it\": %lld, \"resume_force\": ", (long long)tr->it);
+        json_str(tr->log, pv->forced);
+        fprintf(tr->log, "}\n");
+        fflush(tr->log);
+    }
+    return SD_OK;
 }
 
 static void teardown(sd_trainer *tr)
@@ -888,6 +1135,7 @@ static void teardown(sd_trainer *tr)
     if (tr->model)
         sd_model_free(tr->model);
     loop_priv *pv = tr->priv;
+    int lock_fd = -1;
     if (pv) {
         if (pv->have_src)
             domain_free(&pv->src);
@@ -896,10 +1144,14 @@ static void teardown(sd_trainer *tr)
         if (pv->have_val)
             val_free(&pv->val);
         free(pv->config_text);
+        free(pv->forced);
+        lock_fd = pv->lock_fd;
         free(pv);
     }
     if (tr->log)
         fclose(tr->log);
+    /* released last: every file of the run is written and closed */
+    io_unlock(lock_fd);
     free(tr->rundir);
     memset(tr, 0, sizeof *tr);
 }
@@ -1035,17 +1287,32 @@ sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum)
         }
         tr.it++;
         bool do_eval = pv->have_val && (tr.it % tr.eval_every == 0 || tr.it == tr.iters);
-        if (do_eval && (st = run_eval(&tr, sum)))
-            break;
+        /* saved before evaluating: an evaluation that fails or is killed
+         * costs at most its own result, never the iterations before it */
         if (do_eval || tr.it == tr.iters || (tr.save_every > 0 && tr.it % tr.save_every == 0))
             if ((st = save_last(&tr)))
                 break;
+        if (do_eval) {
+            double best = tr.best_miou;
+            if ((st = run_eval(&tr, sum))) {
+                if (st == SD_ERR_NOMEM)
+                    break;
+                pv->eval_failures++;
+                log_eval_error(&tr, sd_errmsg());
+                fprintf(stderr, "train %s: evaluation at iteration %lld failed, training goes on: %s\n", m->name,
+                        (long long)tr.it, sd_errmsg());
+                st = SD_OK;
+            } else if (tr.best_miou != best && (st = save_last(&tr))) {
+                break; /* (last.safetensors records the new best for --resume) */
+            }
+        }
     }
     if (sum) {
         sum->best_miou = tr.best_miou;
         sum->best_it = tr.best_it;
         sum->iters = tr.it;
         sum->seconds = sd_time_now() - t0;
+        sum->eval_failures = pv->eval_failures;
     }
     teardown(&tr);
     return st;

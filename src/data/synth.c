@@ -2,14 +2,18 @@
  * sim/real/SYNTHIA/crop sets to disk in the real datasets' layouts, in
  * parallel and byte-identical for a seed. Layout and drawing live in
  * synth_scene.c and synth_render.c. */
+#include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "data/synth_internal.h"
+#include "io/file.h"
 #include "segda/image.h"
 #include "segda/labels.h"
 
@@ -345,6 +349,113 @@ static sd_status write_crops_scene(const char *out, const sd_synth_opts *o, cons
 
 enum { JOB_SIM, JOB_REAL_TRAIN, JOB_REAL_VAL, JOB_CROP_TRAIN, JOB_CROP_VAL };
 
+/* ---- the completion marker and clearing a folder ---- */
+
+static const char *const layout_dirs[] = {"sim", "real", "synthia", "crops"};
+
+/* An entry of dir (its name into first, for the message), or none. A dir
+ * that cannot be listed (absent, a file) counts as empty: creating it
+ * reports the real problem. */
+static bool dir_has_entries(const char *dir, char *first, size_t cap)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return false;
+    struct dirent *e;
+    bool any = false;
+    while (!any && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(first, cap, "%s", e->d_name);
+            any = true;
+        }
+    closedir(d);
+    return any;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path) != 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* Removes what a write leaves (the layout folders and the marker) and
+ * nothing else, so --force never deletes a user's own files. */
+static sd_status clear_layout(const char *out_dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", out_dir, SD_SYNTH_MARKER);
+    if (remove(path) != 0 && errno != ENOENT)
+        return sd_fail(SD_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+    for (size_t k = 0; k < sizeof layout_dirs / sizeof layout_dirs[0]; k++) {
+        snprintf(path, sizeof path, "%s/%s", out_dir, layout_dirs[k]);
+        if (access(path, F_OK) == 0 && nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+            return sd_fail(SD_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+    }
+    return SD_OK;
+}
+
+static sd_status write_marker(const char *out_dir, const sd_synth_opts *o)
+{
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/%s", out_dir, SD_SYNTH_MARKER);
+    io_tmp_name(tmp, sizeof tmp, path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return sd_fail(SD_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    fprintf(f, "# segda synth: this benchmark was written completely with these options\n");
+    fprintf(f, "n-sim = %d\nn-real = %d\nn-real-val = %d\nsize = %dx%d\nseed = %llu\nsynthia = %d\n"
+               "crops = %d\ncrop-size = %d\n",
+            o->n_sim, o->n_real, o->n_real_val, o->w, o->h, (unsigned long long)o->seed, o->synthia ? 1 : 0,
+            o->crops, o->crop_size);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        remove(tmp);
+        return sd_fail(SD_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    }
+    return SD_OK;
+}
+
+sd_status sd_synth_read_marker(const char *out_dir, sd_synth_opts *o)
+{
+    char path[4200], line[256];
+    snprintf(path, sizeof path, "%s/%s", out_dir, SD_SYNTH_MARKER);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return sd_fail(SD_ERR_IO, "%s: no completion marker (%s): the benchmark was not written completely",
+                       out_dir, strerror(errno));
+    sd_synth_opts_init(o);
+    o->crops = -1;
+    int synthia = 0, n = 0;
+    unsigned long long seed = 0;
+    while (fgets(line, sizeof line, f)) {
+        n += sscanf(line, "n-sim = %d", &o->n_sim) + sscanf(line, "n-real = %d", &o->n_real) +
+             sscanf(line, "n-real-val = %d", &o->n_real_val) + (sscanf(line, "size = %dx%d", &o->w, &o->h) == 2) +
+             sscanf(line, "seed = %llu", &seed) + sscanf(line, "synthia = %d", &synthia) +
+             sscanf(line, "crops = %d", &o->crops) + sscanf(line, "crop-size = %d", &o->crop_size);
+    }
+    fclose(f);
+    o->seed = seed;
+    o->synthia = synthia != 0;
+    if (n != 8 || o->crops < 0)
+        return sd_fail(SD_ERR_FORMAT, "%s: %d of 8 settings readable", path, n);
+    return SD_OK;
+}
+
+sd_status sd_synth_ensure(const char *out_dir, const sd_synth_opts *want, bool *regenerated)
+{
+    sd_synth_opts have;
+    bool keep = sd_synth_read_marker(out_dir, &have) == SD_OK && have.n_sim == want->n_sim &&
+                have.n_real == want->n_real && have.n_real_val == want->n_real_val && have.w == want->w &&
+                have.h == want->h && have.seed == want->seed && (!want->synthia || have.synthia) &&
+                (want->crops == 0 || (have.crops == want->crops && have.crop_size == want->crop_size));
+    if (regenerated)
+        *regenerated = !keep;
+    if (keep)
+        return SD_OK;
+    sd_synth_opts o = *want;
+    o.force = true;
+    return sd_synth_write(out_dir, &o);
+}
+
 sd_status sd_synth_write(const char *out_dir, const sd_synth_opts *o)
 {
     if (!out_dir || !*out_dir)
@@ -360,8 +471,15 @@ sd_status sd_synth_write(const char *out_dir, const sd_synth_opts *o)
     if (o->synthia && o->n_sim == 0)
         return sd_fail(SD_ERR_ARG, "synth: --synthia writes the sim images in SYNTHIA's layout; n_sim is 0");
 
+    char path[4200], entry[256];
+    if (!o->force && dir_has_entries(out_dir, entry, sizeof entry))
+        return sd_fail(SD_ERR_ARG, "synth: %s is not empty (it holds '%s'); choose an empty folder, or --force to "
+                       "replace what an earlier segda synth wrote there", out_dir, entry);
+    /* the marker goes first and comes back last: an interrupted write
+     * leaves a folder that says it is unfinished */
+    if (o->force && (st = clear_layout(out_dir)))
+        return st;
     /* directories first, so workers only write files */
-    char path[4200];
     const char *dirs[] = {"sim/images", "sim/labels", "synthia/RGB", "synthia/GT/LABELS"};
     for (int k = 0; k < 4; k++) {
         if ((k < 2 && o->n_sim == 0) || (k >= 2 && !o->synthia))
@@ -440,6 +558,8 @@ sd_status sd_synth_write(const char *out_dir, const sd_synth_opts *o)
     }
     if (first)
         return sd_fail(first, "%s", msg);
+    if ((st = write_marker(out_dir, o)))
+        return st;
     if (!o->quiet)
         sd_log(1, "synth: done\n");
     return SD_OK;

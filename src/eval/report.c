@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "segda/eval.h"
+#include "io/file.h"
 
 const char *const sd_class_short_names[SD_NUM_CLASSES] = {
     "road", "side.", "build.", "wall", "fence", "pole", "light", "sign", "veg.", "terr.",
@@ -137,11 +138,11 @@ void sd_eval_table_write(FILE *f, sd_protocol p, const sd_eval_row *rows, int n_
  * half a report. */
 static FILE *open_tmp(const char *path, char **tmp)
 {
-    size_t n = strlen(path) + 5;
+    size_t n = strlen(path) + 32;
     *tmp = sd_malloc(n);
     if (!*tmp)
         return NULL;
-    snprintf(*tmp, n, "%s.tmp", path);
+    io_tmp_name(*tmp, n, path);
     FILE *f = fopen(*tmp, "w");
     if (!f) {
         sd_fail(SD_ERR_IO, "%s: cannot write: %s", path, strerror(errno));

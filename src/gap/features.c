@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "segda/gap.h"
+#include "io/file.h"
 
 void sd_gap_standardize(float *x, int n, int d)
 {
@@ -455,7 +456,7 @@ sd_status sd_gap_result_write_json(const char *path, const sd_gap_result *res)
     if (!path || !res)
         return sd_fail(SD_ERR_ARG, "gap json: no path or result");
     char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+    if (io_tmp_name(tmp, sizeof tmp, path) >= (int)sizeof tmp)
         return sd_fail(SD_ERR_ARG, "gap json: path too long: %s", path);
     FILE *f = fopen(tmp, "w");
     if (!f)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "segda/gap.h"
+#include "io/file.h"
 
 enum { PCA_MAX_COMP = 8, PCA_MAX_ITER = 300 };
 
@@ -166,7 +167,7 @@ sd_status sd_gap_scatter_svg(const char *path, const float *pts, const uint8_t *
             hi[a] += 1;
         }
     char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+    if (io_tmp_name(tmp, sizeof tmp, path) >= (int)sizeof tmp)
         return sd_fail(SD_ERR_ARG, "scatter plot: path too long: %s", path);
     FILE *f = fopen(tmp, "w");
     if (!f)

@@ -1,6 +1,7 @@
 /* Checkpoints on top of safetensors: parameter sets under namespaces, extra
  * tensors, optimiser state, metadata, and name matching with a report on
  * load. Building a model from a checkpoint's metadata is in src/nn/model_io.c. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,7 +205,10 @@ static void shape_text(char *buf, size_t n, int ndim, const int64_t *shape)
         snprintf(buf + off, n - off, "]");
 }
 
-sd_status sd_ckpt_load_params(sd_ckpt *c, const char *prefix, sd_params *p, bool strict, sd_ckpt_report *rep)
+/* The load itself; shape mismatches are also refused when refuse_shape (a
+ * file of another model must not half-load), naming the first few. */
+static sd_status load_params(sd_ckpt *c, const char *prefix, sd_params *p, bool strict, bool refuse_shape,
+                             sd_ckpt_report *rep)
 {
     sd_ckpt_report r = {0};
     sd_status st = check_prefix(prefix);
@@ -213,7 +217,8 @@ sd_status sd_ckpt_load_params(sd_ckpt *c, const char *prefix, sd_params *p, bool
     if (!p->allocated)
         return sd_fail(SD_ERR_ARG, "checkpoint: parameter set for '%s' is not allocated", prefix);
     const char *file = c->st.path;
-    char first[768] = "";
+    char first[768] = "", shapes[1024] = "";
+    size_t ns = 0;
 #define PROBLEM(...)                                                                                             \
     do {                                                                                                         \
         char m_[768];                                                                                            \
@@ -245,9 +250,32 @@ sd_status sd_ckpt_load_params(sd_ckpt *c, const char *prefix, sd_params *p, bool
             shape_text(b, sizeof b, x->ndim, xs);
             r.mismatched++;
             PROBLEM("tensor '%s' has shape %s in the checkpoint, the model expects %s", t->name, a, b);
+            if (r.mismatched <= 3 && ns < sizeof shapes)
+                ns += (size_t)snprintf(shapes + ns, sizeof shapes - ns, "%s'%s' %s, expected %s", ns ? "; " : "",
+                                       t->name, a, b);
             continue;
         }
-        if ((st = sd_st_to_f32(&c->st, k, x->data)))
+        /* read on the host, checked, then copied to the parameter's device */
+        size_t numel = (size_t)t->numel;
+        float *h = malloc((numel ? numel : 1) * sizeof *h);
+        if (!h)
+            return sd_fail(SD_ERR_NOMEM, "%s: out of memory reading tensor '%s'", file, t->name);
+        if ((st = sd_st_to_f32(&c->st, k, h))) {
+            free(h);
+            return st;
+        }
+        /* NaN or inf weights predict one class everywhere without a word;
+         * refusing them here covers every caller (init, resume, predict) */
+        for (size_t j = 0; j < numel; j++)
+            if (!isfinite(h[j])) {
+                st = sd_fail(SD_ERR_NUMERIC, "%s: tensor '%s' holds a non-finite value (%g at element %zu of %zu)",
+                             file, t->name, (double)h[j], j, numel);
+                free(h);
+                return st;
+            }
+        st = sd_tensor_from_host(x, h);
+        free(h);
+        if (st)
             return st;
         r.loaded++;
     }
@@ -272,12 +300,39 @@ sd_status sd_ckpt_load_params(sd_ckpt *c, const char *prefix, sd_params *p, bool
     if (p->n && !r.loaded)
         return sd_fail(SD_ERR_DATA, "%s: no tensor matches the %d expected%s%s (first problem: %s)", file, p->n,
                        lp ? " in namespace " : "", prefix, first);
+    if (refuse_shape && !strict && r.mismatched)
+        return sd_fail(SD_ERR_DATA, "%s: %d of %d tensors mis-shaped (a checkpoint of another model or class "
+                       "count?): %s%s", file, r.mismatched, p->n, shapes, r.mismatched > 3 ? "; ..." : "");
     if (strict && problems)
         return sd_fail(SD_ERR_DATA, "%s: %d missing, %d unexpected, %d mis-shaped tensors (strict); first: %s", file,
                        r.missing, r.unexpected, r.mismatched, first);
     if (problems)
         sd_log(1, "warning: %s: loaded %d tensors; %d missing, %d unexpected, %d mis-shaped\n", file, r.loaded,
                r.missing, r.unexpected, r.mismatched);
+    return SD_OK;
+}
+
+sd_status sd_ckpt_load_params(sd_ckpt *c, const char *prefix, sd_params *p, bool strict, sd_ckpt_report *rep)
+{
+    return load_params(c, prefix, p, strict, false, rep);
+}
+
+sd_status sd_ckpt_load_weights(sd_ckpt *c, sd_params *p, const char *model, bool partial, sd_ckpt_report *rep)
+{
+    const char *held = sd_ckpt_meta(c, SD_META_MODEL);
+    if (model && held && strcmp(held, model) && !partial)
+        return sd_fail(SD_ERR_DATA, "%s holds model '%s', not '%s' (--partial-init loads the tensors that fit)",
+                       c->st.path, held, model);
+    sd_ckpt_report r;
+    sd_status st = load_params(c, "", p, false, !partial, &r);
+    if (st)
+        return st;
+    if (partial && (r.missing || r.unexpected || r.mismatched))
+        sd_log(0, "%s: partial load: %d of %d tensors loaded; skipped %d missing, %d unexpected, %d mis-shaped "
+               "(each named above at log level 1)\n", c->st.path, r.loaded, p->n, r.missing, r.unexpected,
+               r.mismatched);
+    if (rep)
+        *rep = r;
     return SD_OK;
 }
 

@@ -1,5 +1,5 @@
 /* PNG (libpng) and JPEG (libjpeg-turbo) decoding from memory and encoding to
- * files written atomically (PATH.tmp, then rename). Both libraries report
+ * files written atomically (PATH.tmp.PID, then rename). Both libraries report
  * errors by longjmp; every buffer that must survive a jump lives in a context
  * struct, never in a local. No resizing or dataset logic here. */
 #include <errno.h>
@@ -364,12 +364,10 @@ sd_status sd_image_info(const char *path, int *w, int *h, int *c, int *depth)
 
 static char *tmp_path(const char *path)
 {
-    size_t n = strlen(path);
-    char *t = sd_malloc(n + 5);
-    if (t) {
-        memcpy(t, path, n);
-        memcpy(t + n, ".tmp", 5);
-    }
+    size_t n = strlen(path) + 32;
+    char *t = sd_malloc(n);
+    if (t)
+        io_tmp_name(t, n, path);
     return t;
 }
 

@@ -855,14 +855,13 @@ sd_status sd_st_write(const char *path, int n, const sd_st_entry *e, int n_meta,
         return sd_fail(SD_ERR_NOMEM, "%s: out of memory building the header", path);
     }
 
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 5);
+    size_t plen = strlen(path) + 32;
+    char *tmp = malloc(plen);
     if (!tmp) {
         free(h.p);
         return sd_fail(SD_ERR_NOMEM, "out of memory");
     }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
+    io_tmp_name(tmp, plen, path);
     sd_status st = SD_OK;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {

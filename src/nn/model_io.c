@@ -149,7 +149,8 @@ sd_status sd_model_load(const char *path, bool strict, sd_model **out, sd_norm *
          * initial values, as after sd_model_create. */
         if (!ckpt_covers(&c, sd_model_params(m)))
             sd_model_init_weights(m, 0);
-        st = sd_ckpt_load_params(&c, "", sd_model_params(m), strict, NULL);
+        st = strict ? sd_ckpt_load_params(&c, "", sd_model_params(m), true, NULL)
+                    : sd_ckpt_load_weights(&c, sd_model_params(m), NULL, false, NULL);
     }
     if (st && m) {
         sd_model_free(m);
