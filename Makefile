@@ -14,7 +14,22 @@ override LDFLAGS += $(SAN)
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 LDLIBS   += -ldnnl -lopenblas -lpng -ljpeg -llinear -lsvm -lm -lpthread -fopenmp
 
-LIB_DIRS := core cpu nn optim io data da eval gap
+# MPI (data-parallel training, src/dist/dist.c) when Open MPI's pkg-config
+# file or mpicc is found; MPI=0 builds without it. `tools/deps.sh mpi`
+# installs it (make test does).
+MPI ?= auto
+ifneq ($(MPI),0)
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null || mpicc --showme:compile 2>/dev/null)
+MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null || mpicc --showme:link 2>/dev/null)
+endif
+ifneq ($(strip $(MPI_LIBS)),)
+$(BUILD)/obj/src/dist/dist.o: override CFLAGS += $(patsubst -I%,-isystem %,$(MPI_CFLAGS)) -DSD_HAVE_MPI
+LDLIBS   += $(MPI_LIBS)
+else
+$(info segda: built without MPI (no ompi-c pkg-config file or mpicc; `tools/deps.sh mpi` installs Open MPI))
+endif
+
+LIB_DIRS := core cpu nn optim io data da eval gap dist
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard src/$(d)/*.c))
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -54,7 +69,10 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libsegda.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libsegda.a $(LDLIBS)
 
 deps:
-	@tools/deps.sh
+	@tools/deps.sh $(DEPS_GROUPS)
+
+# make test also installs MPI, so the data-parallel test runs (tests/test_dist.c)
+test: DEPS_GROUPS += mpi
 
 # check: build and run the suite without the package step (what test runs after deps)
 check: all

@@ -5,13 +5,16 @@
 # Test-only: python3-torch and python3-numpy (PyTorch parity checks).
 # `tools/deps.sh fuzz` adds what `make fuzz` needs: clang, its libFuzzer and
 # sanitizer runtimes, and its OpenMP runtime (the default clang's versions).
+# `tools/deps.sh mpi` adds Open MPI (data-parallel training under mpirun;
+# `make test` asks for it so that tests/test_dist.c runs).
 set -eu
 pkgs=(build-essential libdnnl-dev libopenblas-dev libpng-dev libjpeg62-turbo-dev liblinear-dev libsvm-dev
       python3-torch python3-numpy)
 for group in "$@"; do
   case $group in
     fuzz) pkgs+=(clang libclang-rt-dev libomp-dev) ;;
-    *) echo "deps: unknown group '$group' (known: fuzz)" >&2; exit 2 ;;
+    mpi) pkgs+=(libopenmpi-dev openmpi-bin) ;;
+    *) echo "deps: unknown group '$group' (known: fuzz, mpi)" >&2; exit 2 ;;
   esac
 done
 missing=()

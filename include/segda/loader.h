@@ -1,7 +1,8 @@
 /* The threaded batch loader: worker threads read and augment samples into a
  * bounded ring of prefetched batches. What batch k holds (which samples,
  * which crops, flips and jitter) depends only on (seed, k): sample slot
- * p = k * batch + j picks its sample from the epoch's seeded permutation (or
+ * p = k * batch + j (k * global_batch + first + j for one rank's share of a
+ * data-parallel batch) picks its sample from the epoch's seeded permutation (or
  * by rare-class sampling) and augments it with sd_rng_fork(seed, p), so the
  * result is bit-identical for any number of workers and any timing, and a
  * run resumes exactly by starting at iteration k. Source and target streams
@@ -43,6 +44,13 @@ typedef struct sd_loader_opts {
      * target images of unsupervised adaptation). */
     bool images_only;
     sd_augment aug;
+    /* One rank's share of a data-parallel batch: batch k holds slots
+     * k * global_batch + first + j (j < batch) of a stream whose batches are
+     * global_batch large, so the ranks' shares together are, sample for
+     * sample and crop for crop, the batches of one process with
+     * batch = global_batch. 0 / 0: the whole batch (global_batch = batch). */
+    int global_batch;
+    int first;
 } sd_loader_opts;
 
 typedef struct sd_batch {

@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "segda/core.h"
+#include "segda/dist.h"
 
 static const struct {
     const char *name;
@@ -59,12 +60,24 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("segda 0.1.0\n");
+        printf("segda 0.1.0 (%s)\n", sd_dist_describe());
         return 0;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name))
-            return commands[i].run(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[1], commands[i].name))
+            continue;
+        /* under mpirun, train is one rank of a data-parallel run; MPI starts
+         * after the re-exec above, once per process */
+        if (!strcmp(argv[1], "train")) {
+            if (sd_dist_init(&argc, &argv)) {
+                fprintf(stderr, "segda train: %s\n", sd_errmsg());
+                return 1;
+            }
+        }
+        int rc = commands[i].run(argc - 1, argv + 1);
+        sd_dist_finalize();
+        return rc;
+    }
     fprintf(stderr, "segda: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -7,6 +7,7 @@
  * reading and augmenting samples (src/data), configuration (config.c). */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "da/train_internal.h"
 #include "io/file.h"
 #include "segda/checkpoint.h"
+#include "segda/dist.h"
 #include "segda/eval.h"
 #include "segda/image.h"
 #include "segda/infer.h"
@@ -80,6 +82,10 @@ static const sd_knob shared_knobs[] = {
     {"freeze-bn", SD_KNOB_BOOL, "true", NULL, "batch norm frozen (DeepLab-v2 practice)"},
     {"aux", SD_KNOB_STR, "auto", "auto|on|off", "auxiliary classifier (auto: when the method is multi-level)"},
     {"threads", SD_KNOB_INT, "0", NULL, "threads (0 = all cores)"},
+    {"ranks", SD_KNOB_INT, "1", NULL, "processes of a data-parallel run: set from mpirun -np and recorded (--batch is "
+                                      "per rank; N ranks of batch b equal one process of batch N*b)"},
+    {"sync-bn", SD_KNOB_BOOL, "true", NULL, "with several ranks and BN trained (--freeze-bn false): BN running "
+                                            "statistics averaged over the ranks after every iteration"},
     {"precision", SD_KNOB_STR, "f32", "f32|bf16|bf16-emulated", "compute dtype of the convolutions (bf16: f32 master weights, "
                                                   "gradients, optimiser state, losses and BN statistics)"},
     {"workers", SD_KNOB_INT, "2", NULL, "loader threads reading batches ahead (0 = in the training thread); "
@@ -203,12 +209,16 @@ sd_tensor *sd_train_upsample(sd_trainer *tr, sd_tensor *logits, int h, int w)
     return sd_resize_bilinear(&tr->tape, logits, h, w, true);
 }
 
+static double dp_label_scale(const sd_trainer *tr, const uint8_t *labels);
+
 sd_tensor *sd_train_seg_loss(sd_trainer *tr, sd_tensor *logits, const uint8_t *labels, int h, int w)
 {
     sd_tensor *up = sd_train_upsample(tr, logits, h, w);
     if (!up)
         return NULL;
-    return sd_cross_entropy(&tr->tape, up, labels, NULL, 255);
+    sd_tensor *loss = sd_cross_entropy(&tr->tape, up, labels, NULL, 255);
+    double sc = dp_label_scale(tr, labels);
+    return sc == 1.0 ? loss : sd_scale(&tr->tape, loss, (float)sc);
 }
 
 /* ---- private state of the loop ---- */
@@ -249,7 +259,30 @@ typedef struct loop_priv {
     int lock_fd;                 /* RUNDIR/.lock, held for the whole run (-1: none) */
     int eval_failures;           /* evaluations that failed (logged, the run went on) */
     char *forced;                /* settings --resume-force let change ("key: old -> new; ..."), or NULL */
+    /* data parallel (dist.h): this process is rank `rank` of `ranks` */
+    int rank, ranks;
+    bool sync_buffers;           /* BN running statistics move: averaged over the ranks */
+    uint64_t valid_px[2][2];     /* [src, tgt][this rank, all ranks]: labelled pixels of the iteration's batch */
+    int64_t kill_at;             /* test hook (SEGDA_DIST_KILL_AT): the last rank dies at this iteration */
 } loop_priv;
+
+/* The CE of a rank's share is a mean over its own labelled pixels; the run
+ * must give the mean over the whole batch's (what one process with batch
+ * N*b computes), so a rank's loss is weighted N * mine / all before the
+ * gradients are averaged. Equal counts give exactly 1 (no extra op). Labels
+ * other than the batch's own (pseudo-labels) keep per-rank means. */
+static double dp_label_scale(const sd_trainer *tr, const uint8_t *labels)
+{
+    const loop_priv *pv = tr->priv;
+    if (!pv || pv->ranks <= 1 || !labels)
+        return 1.0;
+    for (int d = 0; d < 2; d++) {
+        const sd_batch *b = d ? tr->tgt : tr->src;
+        if (b && b->label == labels && pv->valid_px[d][1] > 0)
+            return (double)pv->ranks * (double)pv->valid_px[d][0] / (double)pv->valid_px[d][1];
+    }
+    return 1.0;
+}
 
 static sd_status domain_open(domain *d, const char *spec, bool use_labels, bool skip_bad, uint32_t stream)
 {
@@ -298,9 +331,12 @@ static sd_status domain_start(domain *d, const sd_trainer *tr, int workers, bool
 {
     d->aug.norm = *sd_norm_params_of(tr->norm);   /* padding colour; known once --init is read */
     sd_rng r = sd_rng_fork(tr->seed, 0x10ade40000ULL + d->stream);
+    const loop_priv *pv = tr->priv;
+    /* rank r reads slots r*b .. r*b+b-1 of the global batch of ranks*b */
     sd_loader_opts o = {.batch = d->batch, .workers = workers, .seed = sd_rng_u64(&r), .shuffle = true,
                         .start_iter = tr->it, .skip_bad = skip_bad, .subset = d->subset, .n_subset = d->n_subset,
-                        .images_only = d->images_only, .aug = d->aug};
+                        .images_only = d->images_only, .aug = d->aug, .global_batch = d->batch * pv->ranks,
+                        .first = d->batch * pv->rank};
     return sd_loader_init(&d->loader, &d->ds, &o);
 }
 
@@ -472,7 +508,8 @@ static sd_status evaluate(sd_trainer *tr, sd_eval_result *res)
     sd_confusion_init(&cm);
     sd_status st = SD_OK;
     sd_tape_reset(&tr->tape);
-    for (int k = 0; k < v->n && !st; k++) {
+    /* rank r scores images r, r+N, ...; the integer counts are summed */
+    for (int k = pv->rank; k < v->n && !st; k += pv->ranks) {
         /* the input as `segda eval --model --size` makes it (PIL bicubic, then
          * normalised), scored against the label at its full resolution */
         int i = v->idx[k];
@@ -503,7 +540,14 @@ static sd_status evaluate(sd_trainer *tr, sd_eval_result *res)
         sd_tape_reset(&tr->tape);
     }
     if (st)
-        return sd_fail_prefix(st, "evaluation at iteration %lld", (long long)tr->it);
+        st = sd_fail_prefix(st, "evaluation at iteration %lld", (long long)tr->it);
+    if ((st = sd_dist_agree(st)))
+        return st;
+    uint64_t img = (uint64_t)cm.images;
+    if ((st = sd_dist_sum_u64(&cm.counts[0][0], sizeof cm.counts / sizeof cm.counts[0][0])) ||
+        (st = sd_dist_sum_u64(&cm.ignored, 1)) || (st = sd_dist_sum_u64(&img, 1)))
+        return st;
+    cm.images = (int64_t)img;
     sd_eval_compute(&cm, res);
     return SD_OK;
 }
@@ -540,7 +584,20 @@ static void module_optim_names(const sd_train_module *m, char ns[80], char key[8
 
 /* last.safetensors: the model (loadable by predict/eval) plus every module,
  * optimiser state and counter --resume needs, written in one atomic file. */
+static sd_status save_last_file(sd_trainer *tr);
+
+/* Rank 0 alone writes; the others learn whether it could. */
 static sd_status save_last(sd_trainer *tr)
+{
+    loop_priv *pv = tr->priv;
+    sd_status st = pv->rank == 0 ? save_last_file(tr) : SD_OK;
+    if ((st = sd_dist_agree(st)))
+        return st;
+    tr->last_saved_it = tr->it;
+    return SD_OK;
+}
+
+static sd_status save_last_file(sd_trainer *tr)
 {
     sd_ckpt_writer w;
     sd_ckpt_writer_init(&w);
@@ -574,6 +631,8 @@ static sd_status save_last(sd_trainer *tr)
 
 static sd_status save_best(sd_trainer *tr)
 {
+    if (((loop_priv *)tr->priv)->rank != 0)
+        return sd_dist_agree(SD_OK);
     sd_ckpt_writer w;
     sd_ckpt_writer_init(&w);
     sd_status st = sd_ckpt_writer_add_params(&w, "", tr->params);
@@ -586,7 +645,7 @@ static sd_status save_best(sd_trainer *tr)
         st = sd_ckpt_writer_save(&w, path);
     }
     sd_ckpt_writer_free(&w);
-    return st;
+    return sd_dist_agree(st);
 }
 
 static bool is_run_only_key(const char *k);
@@ -597,7 +656,7 @@ static bool is_run_only_key(const char *k);
  * Everything else changes what the remaining iterations compute. */
 static bool resume_may_change(const char *k)
 {
-    static const char *const ok[] = {"out", "threads", "workers", "log-every", "eval-every", "save-every", "val",
+    static const char *const ok[] = {"out", "threads", "workers", "ranks", "log-every", "eval-every", "save-every", "val",
                                      "val-limit", "eval-size", "align-corners", "skip-bad", "init", "partial-init",
                                      NULL};
     for (int i = 0; ok[i]; i++)
@@ -633,6 +692,10 @@ static sd_status resume_check_config(sd_trainer *tr, const char *path, const cha
             snprintf(key, sizeof key, "%.*s", (int)(eq - p), p);
             snprintf(old, sizeof old, "%.*s", (int)(end - eq - 3), eq + 3);
             const char *now = sd_config_get(tr->cfg, key);
+            if (now && !strcmp(key, "ranks") && !same_setting(old, now) && pv->rank == 0)
+                sd_log(0, "train: --resume with %s rank(s), the run was saved with %s: the global batch is now %s x "
+                       "--batch (the remaining iterations read other batches than the uninterrupted run)\n",
+                       now, old, now);
             if (now && !resume_may_change(key) && !same_setting(old, now)) {
                 n_diff++;
                 if (nd < sizeof diff - 1)
@@ -756,6 +819,8 @@ static void json_num(FILE *f, double v)
 
 static void log_iteration(sd_trainer *tr, float lr, double elapsed)
 {
+    if (!tr->log)
+        return; /* (ranks other than 0 write nothing) */
     FILE *f = tr->log;
     fprintf(f, "{\"it\": %lld, \"lr\": %.6g, \"time\": %.3f, \"terms\": {", (long long)tr->it + 1, lr, elapsed);
     for (int i = 0; i < tr->n_terms; i++) {
@@ -768,6 +833,8 @@ static void log_iteration(sd_trainer *tr, float lr, double elapsed)
 
 static void log_eval(sd_trainer *tr, const sd_eval_result *r)
 {
+    if (!tr->log)
+        return; /* (ranks other than 0 write nothing) */
     FILE *f = tr->log;
     fprintf(f, "{\"it\": %lld, \"eval\": {\"miou_19\": ", (long long)tr->it);
     json_num(f, r->miou[SD_PROTOCOL_19]);
@@ -799,6 +866,8 @@ static void json_str(FILE *f, const char *s)
  * iterations have no score and why. */
 static void log_eval_error(sd_trainer *tr, const char *msg)
 {
+    if (!tr->log)
+        return; /* (ranks other than 0 write nothing) */
     fprintf(tr->log, "{\"it\": %lld, \"eval_error\": ", (long long)tr->it);
     json_str(tr->log, msg);
     fprintf(tr->log, "}\n");
@@ -807,6 +876,8 @@ static void log_eval_error(sd_trainer *tr, const char *msg)
 
 static void log_val_skipped(sd_trainer *tr)
 {
+    if (!tr->log)
+        return; /* (ranks other than 0 write nothing) */
     const val_set *v = &((loop_priv *)tr->priv)->val;
     fprintf(tr->log, "{\"it\": %lld, \"val_skipped\": [", (long long)tr->it);
     for (int i = 0; i < v->n_skipped; i++) {
@@ -819,6 +890,8 @@ static void log_val_skipped(sd_trainer *tr)
 
 static void print_progress(sd_trainer *tr, int64_t start_it, double t0, float lr)
 {
+    if (((loop_priv *)tr->priv)->rank != 0)
+        return;
     double now = sd_time_now(), el = now - t0;
     double done = (double)(tr->it + 1 - start_it);
     double rate = el > 0 ? done / el : 0;
@@ -874,7 +947,9 @@ static sd_status write_config(sd_trainer *tr)
     pv->config_text = config_text(&keep);
     char path[4096];
     snprintf(path, sizeof path, "%s/config.txt", tr->rundir);
-    sd_status st = pv->config_text ? sd_config_write(&keep, path) : sd_fail(SD_ERR_NOMEM, "config: out of memory");
+    sd_status st = !pv->config_text ? sd_fail(SD_ERR_NOMEM, "config: out of memory")
+                   : pv->rank == 0  ? sd_config_write(&keep, path)
+                                    : SD_OK;
     sd_config_free(&keep);
     return st;
 }
@@ -941,6 +1016,10 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     if (!pv)
         return sd_fail(SD_ERR_NOMEM, "train: out of memory");
     pv->lock_fd = -1;
+    pv->rank = sd_dist_rank();
+    pv->ranks = sd_dist_size();
+    const char *kill_at = getenv("SEGDA_DIST_KILL_AT");
+    pv->kill_at = kill_at && *kill_at ? strtoll(kill_at, NULL, 10) : -1;
     tr->priv = pv;
 
     const char *out = sd_config_str(cfg, "out");
@@ -957,6 +1036,19 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     pv->skip_bad = sd_config_bool(cfg, "skip-bad");
     pv->align_corners = sd_config_bool(cfg, "align-corners");
     pv->log_every = (int)sd_config_int(cfg, "log-every");
+    /* ranks is what mpirun started, whatever a file or config.txt says */
+    if (!strcmp(sd_config_origin(cfg, "ranks"), "--ranks") && sd_config_int(cfg, "ranks") != pv->ranks)
+        return sd_fail(SD_ERR_ARG, "--ranks %lld: this run has %d process(es); the number of ranks is set by "
+                       "mpirun -np", (long long)sd_config_int(cfg, "ranks"), pv->ranks);
+    {
+        char nr[16];
+        snprintf(nr, sizeof nr, "%d", pv->ranks);
+        if ((st = sd_config_set(cfg, "ranks", nr, pv->ranks > 1 ? "mpirun" : "default", true)))
+            return st;
+    }
+    /* BN statistics move when BN trains, and in AdaBN's re-estimation */
+    pv->sync_buffers = pv->ranks > 1 && sd_config_bool(cfg, "sync-bn") &&
+                       (!sd_config_bool(cfg, "freeze-bn") || m->fixed_weights);
     if (tr->iters <= 0)
         return sd_fail(SD_ERR_ARG, "%s: iters = %lld, expected > 0", sd_config_origin(cfg, "iters"),
                        (long long)tr->iters);
@@ -996,10 +1088,11 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     /* the lock comes before any look at the run's files: a second run into
      * the same directory would interleave log lines, overwrite config.txt
      * and race the checkpoint saves */
-    if ((st = make_dir(tr->rundir)))
+    /* (data parallel: rank 0 owns the directory; the others only read it) */
+    if (pv->rank == 0 && (st = make_dir(tr->rundir)))
         return st;
     snprintf(path, sizeof path, "%s/.lock", tr->rundir);
-    if ((st = io_lock(path, tr->rundir, &pv->lock_fd)))
+    if (pv->rank == 0 && (st = io_lock(path, tr->rundir, &pv->lock_fd)))
         return sd_fail_prefix(st, "--out");
     snprintf(path, sizeof path, "%s/last.safetensors", tr->rundir);
     if (!resume && access(path, F_OK) == 0)
@@ -1110,11 +1203,11 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
         return sd_fail_prefix(st, "target");
     if ((st = write_config(tr)))
         return st;
-    if ((st = log_open(tr, resume)))
+    if (pv->rank == 0 && (st = log_open(tr, resume)))
         return st;
     if (pv->have_val && pv->val.n_skipped)
         log_val_skipped(tr);
-    if (pv->forced) {
+    if (pv->forced && tr->log) {
         fprintf(tr->log, "{\"it\": %lld, \"resume_force\": ", (long long)tr->it);
         json_str(tr->log, pv->forced);
         fprintf(tr->log, "}\n");
@@ -1180,7 +1273,8 @@ static sd_status run_eval(sd_trainer *tr, sd_train_summary *sum)
         memcpy(sum->class_iou, r.class_iou, sizeof sum->class_iou);
     }
     bool best = isfinite(miou) && miou > tr->best_miou;
-    fprintf(stderr, "train %s: eval at it %lld: mIoU-19 %.2f%s (%.1f s)\n", tr->method->name, (long long)tr->it,
+    if (((loop_priv *)tr->priv)->rank == 0)
+        fprintf(stderr, "train %s: eval at it %lld: mIoU-19 %.2f%s (%.1f s)\n", tr->method->name, (long long)tr->it,
             100 * miou, best ? " (best)" : "", sd_time_now() - t0);
     if (best) {
         tr->best_miou = miou;
@@ -1189,6 +1283,53 @@ static sd_status run_eval(sd_trainer *tr, sd_train_summary *sum)
             return st;
     }
     return SD_OK;
+}
+
+/* Labelled pixels of this rank's share of batch b, and of the whole batch. */
+static sd_status count_valid(const loop_priv *pv, const sd_batch *b, uint64_t px[2])
+{
+    px[0] = px[1] = 0;
+    if (b && b->label) {
+        size_t n = (size_t)b->n * b->h * b->w;
+        for (size_t i = 0; i < n; i++)
+            px[0] += b->label[i] != 255;
+    }
+    px[1] = px[0];
+    return pv->ranks > 1 ? sd_dist_sum_u64(&px[1], 1) : SD_OK;
+}
+
+/* Data parallel: the ranks' gradients of every parameter group (the
+ * network's and each trainable module's, in registration order) summed in
+ * rank order and divided by N, so every rank steps with the gradient of the
+ * mean loss over the whole batch; moving BN statistics averaged the same
+ * way; the logged terms are the batch's means. */
+static sd_status dp_reduce(sd_trainer *tr)
+{
+    loop_priv *pv = tr->priv;
+    const float nr = (float)pv->ranks;
+    sd_status st = SD_OK;
+    for (int k = -1; k < tr->n_mods && !st; k++) {
+        sd_params *p = k < 0 ? tr->params : tr->mods[k].params;
+        if (k >= 0 && !tr->mods[k].trainable && !pv->sync_buffers)
+            continue;
+        for (int g = 0; g < p->n_groups && !st; g++) {
+            sd_param_group *gr = &p->groups[g];
+            float *buf = gr->is_buffer ? (pv->sync_buffers ? gr->data : NULL)
+                                       : (k < 0 || tr->mods[k].trainable ? gr->grad : NULL);
+            if (!buf || !gr->numel)
+                continue;
+            if (!(st = sd_dist_sum_f32(buf, gr->numel)))
+                for (size_t i = 0; i < gr->numel; i++)
+                    buf[i] /= nr;
+        }
+    }
+    double v[SD_TRAIN_MAX_TERMS];
+    for (int i = 0; i < tr->n_terms; i++)
+        v[i] = tr->terms[i].value;
+    if (!st && !(st = sd_dist_sum_f64(v, (size_t)tr->n_terms)))
+        for (int i = 0; i < tr->n_terms; i++)
+            tr->terms[i].value = v[i] / pv->ranks;
+    return st;
 }
 
 static sd_status iterate(sd_trainer *tr)
@@ -1202,15 +1343,26 @@ static sd_status iterate(sd_trainer *tr)
      * replays them exactly */
     tr->tape.rng = sd_rng_fork(tr->seed, 0x7a9e000000ULL + (uint64_t)tr->it);
     tr->tape.training = true;
+    if (pv->ranks > 1 && pv->rank == pv->ranks - 1 && pv->kill_at == tr->it + 1)
+        raise(SIGKILL); /* the test of a dead rank (tests/test_dist.c) */
     zero_grads(tr);
     tr->src = tr->tgt = NULL;
     if (pv->have_src && (st = sd_loader_next(pv->src.loader, &tr->src)))
-        return sd_fail_prefix(st, "source");
+        return sd_dist_agree(sd_fail_prefix(st, "source"));
     if (pv->have_tgt && (st = sd_loader_next(pv->tgt.loader, &tr->tgt)))
-        return sd_fail_prefix(st, "target");
-    if ((st = tr->method->step(tr, tr->mstate)))
-        return st;
-    if ((st = sd_train_backward(tr)))
+        return sd_dist_agree(sd_fail_prefix(st, "target"));
+    if (pv->ranks > 1) {
+        /* every rank reaches each collective, or all stop together */
+        if ((st = sd_dist_agree(SD_OK)) || (st = count_valid(pv, tr->src, pv->valid_px[0])) ||
+            (st = count_valid(pv, tr->tgt, pv->valid_px[1])))
+            return st;
+    }
+    st = tr->method->step(tr, tr->mstate);
+    if (!st)
+        st = sd_train_backward(tr);
+    if (pv->ranks > 1 && (st = sd_dist_agree(st)) == SD_OK)
+        st = dp_reduce(tr);
+    if (st)
         return st;
     if (tr->method->fixed_weights)
         return SD_OK;
@@ -1243,22 +1395,25 @@ sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum)
     sd_trainer tr;
     memset(&tr, 0, sizeof tr);
     sd_stop_clear();
-    if ((st = setup(&tr, cfg, m))) {
+    /* (set-up makes no collective call: the ranks agree once it is done) */
+    if ((st = sd_dist_agree(setup(&tr, cfg, m)))) {
         teardown(&tr);
         return st;
     }
     loop_priv *pv = tr.priv;
     int64_t start = tr.it;
     double t0 = sd_time_now(), last_print = 0;
-    if (start > 0)
+    if (start > 0 && pv->rank == 0)
         fprintf(stderr, "train %s: resuming at iteration %lld of %lld\n", m->name, (long long)start,
                 (long long)tr.iters);
     while (tr.it < tr.iters) {
-        if (sd_stop_requested() || (tr.stop_after > 0 && tr.it == tr.stop_after && tr.it > start)) {
-            bool sig = sd_stop_requested();
+        /* a stop seen by one rank stops them all at the same iteration */
+        bool sig = pv->ranks > 1 ? sd_dist_any(sd_stop_requested()) : sd_stop_requested();
+        if (sig || (tr.stop_after > 0 && tr.it == tr.stop_after && tr.it > start)) {
             if ((st = save_last(&tr)))
                 break;
-            fprintf(stderr, "train %s: %s at iteration %lld; state saved to %s/last.safetensors (continue with --resume)\n",
+            if (pv->rank == 0)
+                fprintf(stderr, "train %s: %s at iteration %lld; state saved to %s/last.safetensors (continue with --resume)\n",
                     m->name, sig ? "interrupted" : "stopped", (long long)tr.it, tr.rundir);
             st = sig ? sd_fail(SD_ERR_INTERRUPTED, "interrupted at iteration %lld (state saved)", (long long)tr.it)
                      : SD_OK;
@@ -1273,7 +1428,7 @@ sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum)
                 snprintf(saved, sizeof saved, "no checkpoint was saved yet");
             if (st == SD_ERR_NUMERIC)
                 sd_fail_prefix(st, "training stopped, %s (%s)", saved, tr.rundir);
-            if (tr.n_terms)
+            if (tr.n_terms && tr.log)
                 log_iteration(&tr, sd_lr_at(&tr.sched, tr.it), sd_time_now() - t0);
             break;
         }
@@ -1299,7 +1454,8 @@ sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum)
                     break;
                 pv->eval_failures++;
                 log_eval_error(&tr, sd_errmsg());
-                fprintf(stderr, "train %s: evaluation at iteration %lld failed, training goes on: %s\n", m->name,
+                if (pv->rank == 0)
+                    fprintf(stderr, "train %s: evaluation at iteration %lld failed, training goes on: %s\n", m->name,
                         (long long)tr.it, sd_errmsg());
                 st = SD_OK;
             } else if (tr.best_miou != best && (st = save_last(&tr))) {

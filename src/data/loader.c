@@ -154,7 +154,7 @@ static sd_status fill_batch(sd_loader *l, perm_cache *pc, slot *s, int64_t k)
     s->b.iter = k;
     s->b.n = B;
     for (int j = 0; j < B; j++) {
-        int64_t p = k * B + j;
+        int64_t p = k * l->o.global_batch + l->o.first + j;
         int pos = pick(l, pc, p), idx = l->pool[pos];
         sd_sample smp;
         sd_status st = SD_OK;
@@ -306,11 +306,18 @@ sd_status sd_loader_init(sd_loader **out, const sd_dataset *ds, const sd_loader_
     if (opts->batch < 1 || opts->workers < 0 || opts->workers > 256 || opts->prefetch < 0 || opts->start_iter < 0)
         return sd_fail(SD_ERR_ARG, "loader: batch %d, workers %d, prefetch %d, start %lld (expected batch >= 1, 0..256 workers, prefetch and start >= 0)",
                        opts->batch, opts->workers, opts->prefetch, (long long)opts->start_iter);
+    if (opts->global_batch && (opts->first < 0 || opts->first + opts->batch > opts->global_batch))
+        return sd_fail(SD_ERR_ARG, "loader: share %d..%d of a batch of %d", opts->first, opts->first + opts->batch - 1,
+                       opts->global_batch);
     sd_loader *l = calloc(1, sizeof *l);
     if (!l)
         return sd_fail(SD_ERR_NOMEM, "loader: out of memory");
     l->ds = ds;
     l->o = *opts;
+    if (!l->o.global_batch) {
+        l->o.global_batch = opts->batch;
+        l->o.first = 0;
+    }
     l->o.subset = NULL;   /* the loader's copy is l->pool */
     l->npool = opts->subset ? opts->n_subset : ds->n;
     l->pool = malloc(sizeof(int) * (l->npool > 0 ? l->npool : 1));

@@ -1,0 +1,253 @@
+/* The MPI glue of data-parallel runs (dist.h): the only file that includes
+ * mpi.h. Sums go through rank 0 in rank order so that the result's bits
+ * never depend on MPI's choice of reduction algorithm; a single process, or
+ * a build without MPI (SD_HAVE_MPI unset), makes every call a no-op.
+ * Not here: which buffers a run reduces (src/da/train.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "segda/dist.h"
+
+#ifdef SD_HAVE_MPI
+#include <mpi.h>
+#endif
+
+static int g_rank = 0, g_size = 1;
+#ifdef SD_HAVE_MPI
+static bool g_active;   /* MPI_Init was called by us */
+#endif
+
+bool sd_dist_compiled(void)
+{
+#ifdef SD_HAVE_MPI
+    return true;
+#else
+    return false;
+#endif
+}
+
+const char *sd_dist_describe(void)
+{
+#ifdef SD_HAVE_MPI
+    static char buf[128];
+    if (!buf[0]) {
+#if defined(OMPI_MAJOR_VERSION)
+        snprintf(buf, sizeof buf, "MPI: Open MPI %d.%d.%d (MPI %d.%d)", OMPI_MAJOR_VERSION, OMPI_MINOR_VERSION,
+                 OMPI_RELEASE_VERSION, MPI_VERSION, MPI_SUBVERSION);
+#else
+        snprintf(buf, sizeof buf, "MPI: MPI %d.%d", MPI_VERSION, MPI_SUBVERSION);
+#endif
+    }
+    return buf;
+#else
+    return "built without MPI";
+#endif
+}
+
+int sd_dist_rank(void) { return g_rank; }
+int sd_dist_size(void) { return g_size; }
+
+#ifdef SD_HAVE_MPI
+
+/* Launchers export these to every process they start (Open MPI, PMI, PMIx). */
+static bool launched_by_mpirun(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", NULL};
+    for (int i = 0; vars[i]; i++)
+        if (getenv(vars[i]))
+            return true;
+    return false;
+}
+
+static sd_status mpi_fail(int rc, const char *what)
+{
+    char msg[MPI_MAX_ERROR_STRING] = "";
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    return sd_fail(SD_ERR_IO, "rank %d: %s failed: %s (did another rank of the job die?)", g_rank, what, msg);
+}
+
+sd_status sd_dist_init(int *argc, char ***argv)
+{
+    if (g_active || !launched_by_mpirun())
+        return SD_OK;
+    int provided = 0;
+    /* loader threads and OpenMP workers never call MPI: the main thread does */
+    int rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    if (rc != MPI_SUCCESS)
+        return sd_fail(SD_ERR_IO, "MPI_Init_thread failed (code %d)", rc);
+    g_active = true;
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    return SD_OK;
+}
+
+void sd_dist_finalize(void)
+{
+    if (!g_active)
+        return;
+    MPI_Finalize();
+    g_active = false;
+    g_rank = 0;
+    g_size = 1;
+}
+
+void sd_dist_abort(int code)
+{
+    if (g_active)
+        MPI_Abort(MPI_COMM_WORLD, code);
+}
+
+/* Rank 0 sums chunks of at most CHUNK values (memory: size x CHUNK) in rank
+ * order, then broadcasts them. */
+#define CHUNK ((size_t)1 << 20)
+
+#define DEFINE_SUM(NAME, T, MPI_T)                                                                         \
+    sd_status NAME(T *buf, size_t n)                                                                       \
+    {                                                                                                      \
+        if (g_size == 1 || n == 0)                                                                         \
+            return SD_OK;                                                                                  \
+        size_t cn = n < CHUNK ? n : CHUNK;                                                                 \
+        T *all = NULL;                                                                                     \
+        if (g_rank == 0 && !(all = malloc(sizeof(T) * cn * (size_t)g_size)))                               \
+            return sd_fail(SD_ERR_NOMEM, "dist: cannot allocate %zu x %d values for a sum", cn, g_size);   \
+        sd_status st = SD_OK;                                                                              \
+        for (size_t off = 0; off < n && !st; off += cn) {                                                  \
+            int m = (int)(n - off < cn ? n - off : cn);                                                    \
+            int rc = MPI_Gather(buf + off, m, MPI_T, all, m, MPI_T, 0, MPI_COMM_WORLD);                    \
+            if (rc != MPI_SUCCESS) {                                                                       \
+                st = mpi_fail(rc, "MPI_Gather (sum)");                                                     \
+                break;                                                                                     \
+            }                                                                                              \
+            if (g_rank == 0)                                                                               \
+                for (int i = 0; i < m; i++) {                                                              \
+                    T s = all[i];                                                                          \
+                    for (int r = 1; r < g_size; r++)                                                       \
+                        s += all[(size_t)r * m + i];                                                       \
+                    buf[off + i] = s;                                                                      \
+                }                                                                                          \
+            if ((rc = MPI_Bcast(buf + off, m, MPI_T, 0, MPI_COMM_WORLD)) != MPI_SUCCESS)                   \
+                st = mpi_fail(rc, "MPI_Bcast (sum)");                                                      \
+        }                                                                                                  \
+        free(all);                                                                                         \
+        return st;                                                                                         \
+    }
+
+DEFINE_SUM(sd_dist_sum_f32, float, MPI_FLOAT)
+DEFINE_SUM(sd_dist_sum_f64, double, MPI_DOUBLE)
+
+sd_status sd_dist_sum_u64(uint64_t *buf, size_t n)
+{
+    if (g_size == 1 || n == 0)
+        return SD_OK;
+    if (n > (size_t)1 << 30)
+        return sd_fail(SD_ERR_ARG, "dist: sum of %zu integers in one call", n);
+    int rc = MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+    return rc == MPI_SUCCESS ? SD_OK : mpi_fail(rc, "MPI_Allreduce (integer sum)");
+}
+
+sd_status sd_dist_bcast(void *buf, size_t bytes, int root)
+{
+    if (g_size == 1 || bytes == 0)
+        return SD_OK;
+    for (size_t off = 0; off < bytes; off += (size_t)1 << 30) {
+        size_t m = bytes - off < ((size_t)1 << 30) ? bytes - off : (size_t)1 << 30;
+        int rc = MPI_Bcast((char *)buf + off, (int)m, MPI_BYTE, root, MPI_COMM_WORLD);
+        if (rc != MPI_SUCCESS)
+            return mpi_fail(rc, "MPI_Bcast");
+    }
+    return SD_OK;
+}
+
+sd_status sd_dist_barrier(void)
+{
+    if (g_size == 1)
+        return SD_OK;
+    int rc = MPI_Barrier(MPI_COMM_WORLD);
+    return rc == MPI_SUCCESS ? SD_OK : mpi_fail(rc, "MPI_Barrier");
+}
+
+sd_status sd_dist_agree(sd_status st)
+{
+    if (g_size == 1)
+        return st;
+    int *all = malloc(sizeof(int) * (size_t)g_size);
+    if (!all) {
+        sd_dist_abort(1); /* cannot agree: stopping the job beats a deadlock */
+        return sd_fail(SD_ERR_NOMEM, "dist: out of memory");
+    }
+    int mine = (int)st, rc = MPI_Allgather(&mine, 1, MPI_INT, all, 1, MPI_INT, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) {
+        free(all);
+        return mpi_fail(rc, "MPI_Allgather (status)");
+    }
+    int who = -1;
+    for (int r = 0; r < g_size && who < 0; r++)
+        if (all[r] != SD_OK)
+            who = r;
+    sd_status agreed = who < 0 ? SD_OK : (sd_status)all[who];
+    free(all);
+    if (who < 0)
+        return SD_OK;
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", who == g_rank ? sd_errmsg() : "");
+    if ((rc = MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, who, MPI_COMM_WORLD)) != MPI_SUCCESS)
+        return mpi_fail(rc, "MPI_Bcast (error message)");
+    msg[sizeof msg - 1] = 0;
+    if (who == g_rank)
+        return st;
+    return sd_fail(agreed, "rank %d: %s", who, msg);
+}
+
+bool sd_dist_any(bool flag)
+{
+    if (g_size == 1)
+        return flag;
+    int mine = flag, any = 0;
+    if (MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS)
+        return true; /* a rank is gone: stopping is the only safe answer */
+    return any != 0;
+}
+
+#else /* without MPI: one process */
+
+sd_status sd_dist_init(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    return SD_OK;
+}
+void sd_dist_finalize(void) {}
+void sd_dist_abort(int code) { (void)code; }
+sd_status sd_dist_sum_f32(float *buf, size_t n)
+{
+    (void)buf;
+    (void)n;
+    return SD_OK;
+}
+sd_status sd_dist_sum_f64(double *buf, size_t n)
+{
+    (void)buf;
+    (void)n;
+    return SD_OK;
+}
+sd_status sd_dist_sum_u64(uint64_t *buf, size_t n)
+{
+    (void)buf;
+    (void)n;
+    return SD_OK;
+}
+sd_status sd_dist_bcast(void *buf, size_t bytes, int root)
+{
+    (void)buf;
+    (void)bytes;
+    (void)root;
+    return SD_OK;
+}
+sd_status sd_dist_barrier(void) { return SD_OK; }
+sd_status sd_dist_agree(sd_status st) { return st; }
+bool sd_dist_any(bool flag) { return flag; }
+
+#endif
