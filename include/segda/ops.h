@@ -48,6 +48,17 @@ sd_tensor *sd_adaptive_avg_pool2d(sd_tape *t, sd_tensor *x, int out_h, int out_w
  * parameters' group is frozen). weight/bias may be NULL (affine=false).
  * x may be [N, C] or [N, C, ...]; running stats may be NULL in training
  * (PyTorch's track_running_stats=False). */
+/* Synchronised batch norm (data parallel, SyncBN): with a sum function set,
+ * batch_norm in training mode sums its per-channel statistics (forward:
+ * sum of x and count, then sum of squared deviations) and its backward's
+ * sums of dy and dy*xhat over the processes with it, so every process
+ * normalises with the statistics of the whole global batch and back-
+ * propagates through them. fn is a collective (dist.h's sd_dist_sum_f64)
+ * that every process reaches in the same order, which data parallelism
+ * guarantees (the same model and method on every rank). CPU tensors only;
+ * NULL (the default) restores per-process statistics. Process-wide. */
+typedef sd_status (*sd_norm_sum_fn)(double *buf, size_t n);
+void sd_batch_norm_set_sync(sd_norm_sum_fn fn);
 sd_tensor *sd_batch_norm(sd_tape *t, sd_tensor *x, sd_tensor *weight, sd_tensor *bias,
                          sd_tensor *running_mean, sd_tensor *running_var,
                          bool training, float momentum, float eps);

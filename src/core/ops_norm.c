@@ -3,6 +3,7 @@
  * backward; kernels in src/cpu/norm_cpu.c. Every backward here ACCUMULATES
  * (+=) into in[i]->grad, and only for inputs that require grad. */
 #include <math.h>
+#include <stdlib.h>
 
 #include "core/backend.h"
 #include "segda/ops.h"
@@ -11,12 +12,114 @@ typedef struct norm_saved {
     sd_norm_geom g;
     float *mean, *invstd;  /* [g.ch], arena */
     bool batch_stats;      /* statistics from x: the backward goes through them */
+    bool synced;           /* statistics of the processes' whole batch (SyncBN) */
 } norm_saved;
+
+static sd_norm_sum_fn g_sync;
+
+void sd_batch_norm_set_sync(sd_norm_sum_fn fn) { g_sync = fn; }
+
+static const float *chan_of(const sd_norm_geom *g, const float *x, int o, int k)
+{
+    return x + ((size_t)o * g->ch + k) * g->inner;
+}
+
+/* The CPU kernel's two passes (sums in double, channel by channel), with
+ * the sums and the count added over the processes between them. */
+static sd_status synced_stats(const sd_norm_geom *g, const float *x, float eps, float *mean, float *invstd,
+                              float *var_unbiased)
+{
+    const int C = g->ch;
+    double *s = malloc(sizeof(double) * (C + 1));
+    if (!s)
+        return sd_fail(SD_ERR_NOMEM, "batch_norm: out of memory");
+    for (int k = 0; k < C; k++) {
+        double a = 0;
+        for (int o = 0; o < g->outer; o++) {
+            const float *p = chan_of(g, x, o, k);
+            for (int i = 0; i < g->inner; i++)
+                a += p[i];
+        }
+        s[k] = a;
+    }
+    s[C] = (double)g->outer * g->inner;
+    sd_status st = g_sync(s, (size_t)C + 1);
+    const double cnt = s[C];
+    for (int k = 0; k < C && !st; k++) {
+        double m = s[k] / cnt, v = 0;
+        for (int o = 0; o < g->outer; o++) {
+            const float *p = chan_of(g, x, o, k);
+            for (int i = 0; i < g->inner; i++) {
+                double d = p[i] - m;
+                v += d * d;
+            }
+        }
+        mean[k] = (float)m;
+        s[k] = v;
+    }
+    if (!st)
+        st = g_sync(s, (size_t)C);
+    for (int k = 0; k < C && !st; k++) {
+        invstd[k] = (float)(1.0 / sqrt(s[k] / cnt + eps));
+        var_unbiased[k] = (float)(cnt > 1 ? s[k] / (cnt - 1) : NAN);
+    }
+    free(s);
+    return st;
+}
+
+/* Backward through synchronised statistics: dweight and dbias are this
+ * process's sums (the trainer averages gradients over the processes); dx
+ * uses the means of dy and dy*xhat over the whole batch. A failed sum (a
+ * dead process: the job is being stopped) leaves this process's sums. */
+static void synced_backward(const norm_saved *s, const float *x, const float *w, const float *dy, float *dx,
+                            float *dw, float *db)
+{
+    const sd_norm_geom *g = &s->g;
+    const int C = g->ch;
+    double *sum = malloc(sizeof(double) * (2 * (size_t)C + 1));
+    if (!sum)
+        return;
+    for (int k = 0; k < C; k++) {
+        double a = 0, b = 0;
+        for (int o = 0; o < g->outer; o++) {
+            const float *p = chan_of(g, x, o, k), *d = chan_of(g, dy, o, k);
+            for (int i = 0; i < g->inner; i++) {
+                a += d[i];
+                b += (double)d[i] * (p[i] - s->mean[k]);
+            }
+        }
+        sum[k] = a;
+        sum[C + k] = b * s->invstd[k];
+        if (db)
+            db[k] += (float)a;
+        if (dw)
+            dw[k] += (float)sum[C + k];
+    }
+    sum[2 * C] = (double)g->outer * g->inner;
+    (void)g_sync(sum, 2 * (size_t)C + 1);
+    const double cnt = sum[2 * C];
+    for (int k = 0; k < C && dx; k++) {
+        float sc = s->invstd[k] * (w ? w[k] : 1.0f);
+        float mdy = (float)(sum[k] / cnt), mdyx = (float)(sum[C + k] / cnt), m = s->mean[k], is = s->invstd[k];
+        for (int o = 0; o < g->outer; o++) {
+            const float *p = chan_of(g, x, o, k), *d = chan_of(g, dy, o, k);
+            float *r = (float *)chan_of(g, dx, o, k);
+            for (int i = 0; i < g->inner; i++)
+                r[i] += sc * (d[i] - mdy - (p[i] - m) * is * mdyx);
+        }
+    }
+    free(sum);
+}
 
 static void norm_backward(sd_node *n)
 {
     norm_saved *s = n->saved;
     sd_tensor *x = n->in[0], *w = n->in[1];
+    if (s->synced) {
+        synced_backward(s, x->data, w ? w->data : NULL, n->out->grad, sd_node_grad(n, 0), sd_node_grad(n, 1),
+                        sd_node_grad(n, 2));
+        return;
+    }
     sd_backend_for(x->device)
         ->norm_bwd(&s->g, x->data, s->mean, s->invstd, w ? w->data : NULL, n->out->grad, s->batch_stats,
                    sd_node_grad(n, 0), sd_node_grad(n, 1), sd_node_grad(n, 2));
@@ -25,7 +128,7 @@ static void norm_backward(sd_node *n)
 static bool vec_ok(const sd_tensor *v, int c) { return !v || (v->ndim == 1 && v->shape[0] == c); }
 
 static sd_tensor *norm_finish(sd_tape *t, const char *op, sd_tensor *x, sd_tensor *w, sd_tensor *b, sd_tensor *y,
-                              const sd_norm_geom *g, float *mean, float *invstd, bool batch_stats)
+                              const sd_norm_geom *g, float *mean, float *invstd, bool batch_stats, bool synced)
 {
     sd_node *n = sd_tape_record(t, op, norm_backward, y, 3, (sd_tensor *[]){x, w, b});
     if (n) {
@@ -36,6 +139,7 @@ static sd_tensor *norm_finish(sd_tape *t, const char *op, sd_tensor *x, sd_tenso
         s->mean = mean;
         s->invstd = invstd;
         s->batch_stats = batch_stats;
+        s->synced = synced;
         n->saved = s;
     }
     return y;
@@ -75,7 +179,15 @@ sd_tensor *sd_batch_norm(sd_tape *t, sd_tensor *x, sd_tensor *weight, sd_tensor 
         return sd_tape_fail(t, SD_ERR_NOMEM, "batch_norm: input %s: out of memory", sd_shape_str(x));
     y->device = x->device;
     float *invstd = mean + C, *var = mean + 2 * C;
-    if (training) {
+    bool synced = training && g_sync && x->device == SD_DEVICE_CPU;
+    if (synced) {
+        sd_status st = synced_stats(&g, x->data, eps, mean, invstd, var);
+        if (st)
+            return sd_tape_fail(t, st, "batch_norm: input %s: synchronised statistics: %s", sd_shape_str(x),
+                                sd_errmsg());
+        be->norm_update_running(C, momentum, mean, var, running_mean ? running_mean->data : NULL,
+                                running_var ? running_var->data : NULL);
+    } else if (training) {
         be->norm_stats(&g, x->data, eps, mean, invstd, var);
         be->norm_update_running(C, momentum, mean, var, running_mean ? running_mean->data : NULL,
                                 running_var ? running_var->data : NULL);
@@ -83,7 +195,7 @@ sd_tensor *sd_batch_norm(sd_tape *t, sd_tensor *x, sd_tensor *weight, sd_tensor 
         be->norm_running_stats(C, eps, running_mean->data, running_var->data, mean, invstd);
     }
     be->norm_apply(&g, x->data, mean, invstd, weight ? weight->data : NULL, bias ? bias->data : NULL, y->data);
-    return norm_finish(t, "batch_norm", x, weight, bias, y, &g, mean, invstd, training);
+    return norm_finish(t, "batch_norm", x, weight, bias, y, &g, mean, invstd, training, synced);
 }
 
 sd_tensor *sd_instance_norm(sd_tape *t, sd_tensor *x, sd_tensor *weight, sd_tensor *bias, float eps)
@@ -113,5 +225,5 @@ sd_tensor *sd_instance_norm(sd_tape *t, sd_tensor *x, sd_tensor *weight, sd_tens
     float *invstd = mean + (size_t)N * C;
     be->norm_stats(&g, x->data, eps, mean, invstd, NULL);
     be->norm_apply(&g, x->data, mean, invstd, weight ? weight->data : NULL, bias ? bias->data : NULL, y->data);
-    return norm_finish(t, "instance_norm", x, weight, bias, y, &g, mean, invstd, true);
+    return norm_finish(t, "instance_norm", x, weight, bias, y, &g, mean, invstd, true, false);
 }

@@ -84,8 +84,9 @@ static const sd_knob shared_knobs[] = {
     {"threads", SD_KNOB_INT, "0", NULL, "threads (0 = all cores)"},
     {"ranks", SD_KNOB_INT, "1", NULL, "processes of a data-parallel run: set from mpirun -np and recorded (--batch is "
                                       "per rank; N ranks of batch b equal one process of batch N*b)"},
-    {"sync-bn", SD_KNOB_BOOL, "true", NULL, "with several ranks and BN trained (--freeze-bn false): BN running "
-                                            "statistics averaged over the ranks after every iteration"},
+    {"sync-bn", SD_KNOB_BOOL, "true", NULL, "with several ranks and BN trained (--freeze-bn false): batch norm "
+                                            "uses the whole batch's statistics (SyncBN); false: each rank's own, "
+                                            "running statistics averaged after every iteration"},
     {"precision", SD_KNOB_STR, "f32", "f32|bf16|bf16-emulated", "compute dtype of the convolutions (bf16: f32 master weights, "
                                                   "gradients, optimiser state, losses and BN statistics)"},
     {"workers", SD_KNOB_INT, "2", NULL, "loader threads reading batches ahead (0 = in the training thread); "
@@ -1046,9 +1047,13 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
         if ((st = sd_config_set(cfg, "ranks", nr, pv->ranks > 1 ? "mpirun" : "default", true)))
             return st;
     }
-    /* BN statistics move when BN trains, and in AdaBN's re-estimation */
-    pv->sync_buffers = pv->ranks > 1 && sd_config_bool(cfg, "sync-bn") &&
-                       (!sd_config_bool(cfg, "freeze-bn") || m->fixed_weights);
+    /* BN trained: SyncBN (batch norm's statistics and their backward summed
+     * over the ranks), or with --sync-bn false per-rank statistics and the
+     * running ones averaged after each iteration, as AdaBN's re-estimation */
+    bool bn_moves = !sd_config_bool(cfg, "freeze-bn");
+    if (pv->ranks > 1 && bn_moves && sd_config_bool(cfg, "sync-bn"))
+        sd_batch_norm_set_sync(sd_dist_sum_f64);
+    pv->sync_buffers = pv->ranks > 1 && ((bn_moves && !sd_config_bool(cfg, "sync-bn")) || m->fixed_weights);
     if (tr->iters <= 0)
         return sd_fail(SD_ERR_ARG, "%s: iters = %lld, expected > 0", sd_config_origin(cfg, "iters"),
                        (long long)tr->iters);
@@ -1243,6 +1248,7 @@ static void teardown(sd_trainer *tr)
     }
     if (tr->log)
         fclose(tr->log);
+    sd_batch_norm_set_sync(NULL);
     /* released last: every file of the run is written and closed */
     io_unlock(lock_fd);
     free(tr->rundir);
