@@ -1093,8 +1093,9 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     /* the lock comes before any look at the run's files: a second run into
      * the same directory would interleave log lines, overwrite config.txt
      * and race the checkpoint saves */
-    /* (data parallel: rank 0 owns the directory; the others only read it) */
-    if (pv->rank == 0 && (st = make_dir(tr->rundir)))
+    /* (data parallel: rank 0 holds the lock and writes the run's files; every
+     * rank makes the directory, which offline pseudo-labelling writes into) */
+    if ((st = make_dir(tr->rundir)))
         return st;
     snprintf(path, sizeof path, "%s/.lock", tr->rundir);
     if (pv->rank == 0 && (st = io_lock(path, tr->rundir, &pv->lock_fd)))
