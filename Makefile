@@ -14,7 +14,7 @@ override LDFLAGS += $(SAN)
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 LDLIBS   += -lopenblas -lpng -ljpeg -llinear -lsvm -lm -lpthread -fopenmp
 
-LIB_DIRS := core cpu nn optim io data da eval gap
+LIB_DIRS := core cpu nn optim io data da eval gap bench
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard src/$(d)/*.c))
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
