@@ -209,8 +209,14 @@ def main():
         print(json.dumps(run_one(a.workloads[0], precisions[0], a.threads, a.warmup, a.iters)))
         return 0
     import torch
+    # which kernels this build can reach: Debian's links a generic BLAS and
+    # may dispatch below the CPU's best ISA, which the table should say
+    cfg, build = torch.__config__.show(), {}
+    for key, marker in (("blas", "BLAS_INFO="), ("cpu_capability", "CPU capability usage: ")):
+        build[key] = cfg.split(marker, 1)[1].split(",")[0].split("\n")[0].strip() if marker in cfg else "?"
     out = {"tool": "torch", "version": torch.__version__, "threads": a.threads, "warmup": a.warmup,
-           "iters": a.iters, "results": []}
+           "iters": a.iters, "mkldnn": torch.backends.mkldnn.is_available(), "build": build,
+           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(libgomp default)"), "results": []}
     for name in asked if a.workloads else WORKLOADS:
         for prec in precisions:
             print("bench_torch: %s %s (%d threads)" % (name, prec, a.threads), file=sys.stderr, flush=True)

@@ -29,6 +29,9 @@ def main(argv):
           "sgemm %d^3 peak %.1f GFLOP/s (OpenBLAS, %d threads)"
           % (tj.get("version", "?"), sf["threads"], sf["warmup"], sf["iters"], sf["sgemm_n"], sf["sgemm_gflops"],
              sf["threads"]))
+    b = tj.get("build", {})
+    print("PyTorch build: BLAS %s, CPU dispatch %s, oneDNN %s, OMP_WAIT_POLICY %s (segda: passive unless set)"
+          % (b.get("blas", "?"), b.get("cpu_capability", "?"), tj.get("mkldnn", "?"), tj.get("omp_wait_policy", "?")))
     cols = ["workload", "segda f32 ms", "segda bf16 ms", "torch f32 ms", "torch bf16 ms", "f32 ratio",
             "bf16 ratio", "GFLOP/s", "% sgemm peak", "RSS MB segda/torch"]
     rows = []

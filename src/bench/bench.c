@@ -173,7 +173,10 @@ static sd_status train_step(bench_net *b, const sd_bench_opts *o, double *loss)
     return sd_optim_step(&b->opt, 2.5e-4f);
 }
 
-/* ---- AdaptSegNet, multi-level: the step of src/da/adaptseg.c without the trainer ---- */
+/* ---- AdaptSegNet, multi-level: the step of src/da/adaptseg.c without the trainer ----
+ * The method itself runs only inside sd_trainer (datasets on disk, a run
+ * directory, its config), so its step is composed here from the same calls:
+ * the timing then holds no file reading and no logging. */
 
 typedef struct bench_disc {
     sd_disc *d;
