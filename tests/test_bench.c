@@ -1,7 +1,6 @@
-/* `segda bench` end to end on its small workloads (mini, loader) with one
- * timed step: every JSON field present with a sane value, and bad workloads,
- * precisions and thread counts refused with exit 2. Speed is never asserted.
- * The library's argument checks directly. Needs $SEGDA_BIN for the CLI part. */
+/* `segda bench` on its small workloads (mini, loader), one timed step: every
+ * JSON field present and sane; bad workloads, precisions and thread counts
+ * refused with exit 2; the library's own checks. Speed is never asserted. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 """Merges `segda bench --json` (f32 and bf16 runs) with bench/bench_torch.py's
 JSON into the one table `make bench` prints. Reads files only; runs nothing.
-  bench_table.py SEGDA_F32.json SEGDA_BF16.json TORCH.json
+  bench_table.py SEGDA_F32.json SEGDA_BF16.json TORCH.json   (- for a run not made)
 GFLOP/s and % of sgemm peak are segda f32's (FLOPs from segda's model cost:
 3 x forward for a train step); the ratios are torch ms / segda ms, so above 1
 means segda is faster."""
@@ -9,6 +9,9 @@ import sys
 
 
 def load(path):
+    """A results file; "-" stands for a run that was skipped (its columns show -)."""
+    if path == "-":
+        return {"results": []}
     with open(path) as f:
         return json.load(f)
 
@@ -30,8 +33,9 @@ def main(argv):
           % (tj.get("version", "?"), sf["threads"], sf["warmup"], sf["iters"], sf["sgemm_n"], sf["sgemm_gflops"],
              sf["threads"]))
     b = tj.get("build", {})
-    print("PyTorch build: BLAS %s, CPU dispatch %s, oneDNN %s, OMP_WAIT_POLICY %s (segda: passive unless set)"
-          % (b.get("blas", "?"), b.get("cpu_capability", "?"), tj.get("mkldnn", "?"), tj.get("omp_wait_policy", "?")))
+    print("PyTorch build: BLAS %s, CPU dispatch %s, oneDNN %s; OMP_WAIT_POLICY segda %s, torch %s"
+          % (b.get("blas", "?"), b.get("cpu_capability", "?"), tj.get("mkldnn", "?"),
+             sf.get("omp_wait_policy") or "?", tj.get("omp_wait_policy", "?")))
     cols = ["workload", "segda f32 ms", "segda bf16 ms", "torch f32 ms", "torch bf16 ms", "f32 ratio",
             "bf16 ratio", "GFLOP/s", "% sgemm peak", "RSS MB segda/torch"]
     rows = []

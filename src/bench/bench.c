@@ -1,7 +1,6 @@
-/* The workloads of `segda bench` (include/segda/bench.h): whole train and
- * inference steps built from the public model, op and optimiser API, timed
- * step by step, each in a forked child for its own peak RSS. Printing and
- * option parsing stay in src/cli/cmd_bench.c. */
+/* The workloads of `segda bench` (segda/bench.h): whole train and inference
+ * steps from the public model, op and optimiser API, timed step by step, each
+ * in a forked child for its own peak RSS. Printing stays in src/cli/. */
 #include <errno.h>
 #include <ftw.h>
 #include <math.h>

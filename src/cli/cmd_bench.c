@@ -3,6 +3,7 @@
  * tools/bench_table.py merges with bench/bench_torch.py's). */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -62,8 +63,9 @@ static int write_json(const char *path, const sd_bench_opts *o, double peak, con
     }
     fprintf(f,
             "{\"tool\": \"segda\", \"precision\": \"%s\", \"threads\": %d, \"warmup\": %d, \"iters\": %d,\n"
-            " \"sgemm_n\": %d, \"sgemm_gflops\": %.3f,\n \"results\": [\n",
-            o->precision == SD_DTYPE_BF16 ? "bf16" : "f32", o->threads, o->warmup, o->iters, SGEMM_N, peak);
+            " \"sgemm_n\": %d, \"sgemm_gflops\": %.3f, \"omp_wait_policy\": \"%s\",\n \"results\": [\n",
+            o->precision == SD_DTYPE_BF16 ? "bf16" : "f32", o->threads, o->warmup, o->iters, SGEMM_N, peak,
+            getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "");
     for (int i = 0; i < n; i++)
         json_result(f, &rs[i], peak, i == n - 1);
     fprintf(f, "]}\n");
@@ -153,21 +155,23 @@ int cli_bench(int argc, char **argv)
         n++;
     }
 
-    printf("segda bench: %s, %d threads, warmup %d, median of %d; sgemm %d^3 peak %.1f GFLOP/s\n",
+    /* --json -: the JSON alone on stdout, the table goes to stderr */
+    FILE *out = json && !strcmp(json, "-") ? stderr : stdout;
+    fprintf(out, "segda bench: %s, %d threads, warmup %d, median of %d; sgemm %d^3 peak %.1f GFLOP/s\n",
            o.precision == SD_DTYPE_BF16 ? "bf16" : "f32", o.threads, o.warmup, o.iters, SGEMM_N, peak);
-    printf("%-11s %-20s %9s %10s %10s %8s %8s %7s %9s\n", "workload", "model", "size", "median ms", "min ms",
+    fprintf(out, "%-11s %-20s %9s %10s %10s %8s %8s %7s %9s\n", "workload", "model", "size", "median ms", "min ms",
            "GFLOP", "GFLOP/s", "%peak", "RSS MB");
     for (int i = 0; i < n; i++) {
         const sd_bench_result *r = &rs[i];
         char size[32];
         snprintf(size, sizeof size, "%dx%d", r->w, r->h);
         if (!strcmp(r->workload, "loader")) {
-            printf("%-11s %-20s %9s %10.1f %10.1f %8s %8s %7s %9.0f  (%.1f batches/s at 321x321, %.1f at 256x128)\n",
+            fprintf(out, "%-11s %-20s %9s %10.1f %10.1f %8s %8s %7s %9.0f  (%.1f batches/s at 321x321, %.1f at 256x128)\n",
                    r->workload, "2 workers", size, r->median_ms, r->min_ms, "-", "-", "-", r->peak_rss_mb,
                    r->loader_bps_321, r->loader_bps_mini);
             continue;
         }
-        printf("%-11s %-20s %9s %10.1f %10.1f %8.1f %8.1f %6.1f%% %9.0f\n", r->workload, r->model, size,
+        fprintf(out, "%-11s %-20s %9s %10.1f %10.1f %8.1f %8.1f %6.1f%% %9.0f\n", r->workload, r->model, size,
                r->median_ms, r->min_ms, r->gflop, r->gflops, peak > 0 ? 100 * r->gflops / peak : 0.0,
                r->peak_rss_mb);
     }
