@@ -78,7 +78,8 @@ demo: deps
 # workloads, threads and steps, merged into one table by tools/bench_table.py.
 # THREADS, ITERS, WARMUP, WORKLOADS (names, default all) choose the runs;
 # BENCH_ARGS adds options to both segda bench runs (e.g. --data SPEC).
-# JSON files stay in BENCH_OUT. Both sides get one OpenMP wait policy (segda's
+# A failed run does not stop the others: the table lists what failed and
+# make bench then fails. JSON files stay in BENCH_OUT. Both sides get one OpenMP wait policy (segda's
 # default, passive: spinning workers of either side stall the other's work on
 # a shared machine). bench-micro: the per-op programs bench/bench_*.c.
 THREADS   ?= $(JOBS)
@@ -92,9 +93,9 @@ BENCH_RUN := --threads $(THREADS) --iters $(ITERS) --warmup $(WARMUP)
 bench: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@mkdir -p $(BENCH_OUT)
-	OMP_WAIT_POLICY=$(OMP_WAIT_POLICY) $(BUILD)/segda bench $(WORKLOADS) $(BENCH_RUN) --precision f32 --json $(BENCH_OUT)/segda-f32.json $(BENCH_ARGS)
-	OMP_WAIT_POLICY=$(OMP_WAIT_POLICY) $(BUILD)/segda bench $(WORKLOADS) $(BENCH_RUN) --precision bf16 --json $(BENCH_OUT)/segda-bf16.json $(BENCH_ARGS)
-	OMP_WAIT_POLICY=$(OMP_WAIT_POLICY) SEGDA_BUILD=$(BUILD) $(PYTHON) bench/bench_torch.py $(WORKLOADS) $(BENCH_RUN) --precision f32,bf16 \
+	-OMP_WAIT_POLICY=$(OMP_WAIT_POLICY) $(BUILD)/segda bench $(WORKLOADS) $(BENCH_RUN) --precision f32 --json $(BENCH_OUT)/segda-f32.json $(BENCH_ARGS)
+	-OMP_WAIT_POLICY=$(OMP_WAIT_POLICY) $(BUILD)/segda bench $(WORKLOADS) $(BENCH_RUN) --precision bf16 --json $(BENCH_OUT)/segda-bf16.json $(BENCH_ARGS)
+	-OMP_WAIT_POLICY=$(OMP_WAIT_POLICY) SEGDA_BUILD=$(BUILD) $(PYTHON) bench/bench_torch.py $(WORKLOADS) $(BENCH_RUN) --precision f32,bf16 \
 	  --json $(BENCH_OUT)/torch.json > /dev/null
 	@echo
 	@$(PYTHON) tools/bench_table.py $(BENCH_OUT)/segda-f32.json $(BENCH_OUT)/segda-bf16.json $(BENCH_OUT)/torch.json

@@ -71,9 +71,11 @@ typedef struct sd_bench_result {
     double loader_bps_321, loader_bps_mini;
 } sd_bench_result;
 
-/* Runs workload w in this process (threads, seed and precision from o).
- * Needs OpenMP not yet used by the process if it is to be forked later;
- * sd_bench_run_isolated is the one callers usually want. */
+/* Runs workload w in this process (threads, seed and precision from o) and
+ * sets the process's thread count. Its peak RSS is left 0: that needs a
+ * process of its own, which sd_bench_run_isolated gives (the one callers
+ * usually want; libgomp's thread pool does not survive a fork, so a process
+ * that forks workloads should not run them itself first). */
 sd_status sd_bench_run(sd_bench_workload w, const sd_bench_opts *o, sd_bench_result *r);
 /* The same in a forked child, so that peak_rss_mb is that workload's alone
  * and one workload's arena does not inflate the next; the child's message

@@ -337,7 +337,7 @@ static sd_status run_train(sd_bench_workload wl, const sd_bench_opts *o, sd_benc
             t[i - o->warmup] = now_ms() - t0;
     }
     if (!st && !isfinite(r->loss))
-        st = sd_fail(SD_ERR_NUMERIC, "bench %s: loss %g", sd_bench_name(wl), r->loss);
+        st = sd_fail(SD_ERR_NUMERIC, "the last step's loss is %g", r->loss);
     if (!st)
         summarise(t, o->iters, r);
 done:

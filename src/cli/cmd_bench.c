@@ -54,7 +54,20 @@ static void json_result(FILE *f, const sd_bench_result *r, double peak, bool las
     fprintf(f, "}%s\n", last ? "" : ",");
 }
 
-static int write_json(const char *path, const sd_bench_opts *o, double peak, const sd_bench_result *rs, int n)
+/* A workload that failed: its name and message, so the others still report. */
+static void json_failed(FILE *f, const sd_bench_result *r, const char *msg, bool last)
+{
+    fprintf(f, "    {\"workload\": \"%s\", \"error\": \"", r->workload);
+    for (const char *p = msg; *p; p++)
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if ((unsigned char)*p >= 0x20)
+            fputc(*p, f);
+    fprintf(f, "\"}%s\n", last ? "" : ",");
+}
+
+static int write_json(const char *path, const sd_bench_opts *o, double peak, const sd_bench_result *rs,
+                      char (*errs)[512], int n)
 {
     FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
     if (!f) {
@@ -67,7 +80,10 @@ static int write_json(const char *path, const sd_bench_opts *o, double peak, con
             o->precision == SD_DTYPE_BF16 ? "bf16" : "f32", o->threads, o->warmup, o->iters, SGEMM_N, peak,
             getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "");
     for (int i = 0; i < n; i++)
-        json_result(f, &rs[i], peak, i == n - 1);
+        if (errs[i][0])
+            json_failed(f, &rs[i], errs[i], i == n - 1);
+        else
+            json_result(f, &rs[i], peak, i == n - 1);
     fprintf(f, "]}\n");
     bool bad = ferror(f);
     if (f != stdout)
@@ -144,14 +160,21 @@ int cli_bench(int argc, char **argv)
             return cli_fail("bench");
     }
     sd_bench_result rs[SD_BENCH_COUNT];
-    int n = 0;
+    char errs[SD_BENCH_COUNT][512];
+    int n = 0, failed = 0;
     for (int w = 0; w < SD_BENCH_COUNT; w++) {
         if (!want[w])
             continue;
         fprintf(stderr, "bench: %s (%s, %d threads, warmup %d, iters %d)\n", sd_bench_name(w),
                 o.precision == SD_DTYPE_BF16 ? "bf16" : "f32", o.threads, o.warmup, o.iters);
-        if (sd_bench_run_isolated(w, &o, &rs[n]))
-            return cli_fail("bench");
+        errs[n][0] = 0;
+        /* one failed workload (a NaN, out of memory) must not hide the others' numbers */
+        if (sd_bench_run_isolated(w, &o, &rs[n])) {
+            cli_fail("bench");
+            snprintf(errs[n], sizeof errs[n], "%s", sd_errmsg());
+            snprintf(rs[n].workload, sizeof rs[n].workload, "%s", sd_bench_name(w));
+            failed++;
+        }
         n++;
     }
 
@@ -165,6 +188,10 @@ int cli_bench(int argc, char **argv)
         const sd_bench_result *r = &rs[i];
         char size[32];
         snprintf(size, sizeof size, "%dx%d", r->w, r->h);
+        if (errs[i][0]) {
+            fprintf(out, "%-11s failed: %s\n", r->workload, errs[i]);
+            continue;
+        }
         if (!strcmp(r->workload, "loader")) {
             fprintf(out, "%-11s %-20s %9s %10.1f %10.1f %8s %8s %7s %9.0f  (%.1f batches/s at 321x321, %.1f at 256x128)\n",
                    r->workload, "2 workers", size, r->median_ms, r->min_ms, "-", "-", "-", r->peak_rss_mb,
@@ -175,5 +202,6 @@ int cli_bench(int argc, char **argv)
                r->median_ms, r->min_ms, r->gflop, r->gflops, peak > 0 ? 100 * r->gflops / peak : 0.0,
                r->peak_rss_mb);
     }
-    return json ? write_json(json, &o, peak, rs, n) : 0;
+    int rc = json ? write_json(json, &o, peak, rs, errs, n) : 0;
+    return failed ? 1 : rc;
 }
