@@ -106,6 +106,18 @@ static void TEST_bench_usage_errors(void)
     }
 }
 
+/* A workload that fails leaves an error entry and exit 1, not a silent gap. */
+static void TEST_bench_failure_reported(void)
+{
+    const char *json = test_path(tmpdir, "fail.json");
+    int rc = sh("'%s' bench loader --iters 1 --data gta5:/nonexistent-segda-bench --json '%s' > /dev/null 2>&1", bin,
+                json);
+    CHECK_MSG(rc == 1, "exit %d", rc);
+    char *js = test_slurp(json, NULL);
+    CHECK(js && strstr(js, "\"workload\": \"loader\", \"error\": ") && strstr(js, "nonexistent-segda-bench"));
+    free(js);
+}
+
 static void TEST_bench_library_args(void)
 {
     CHECK(sd_bench_parse("r101-infer") == SD_BENCH_R101_INFER);
@@ -146,6 +158,7 @@ int main(void)
         return 1;
     RUN(TEST_bench_json);
     RUN(TEST_bench_usage_errors);
+    RUN(TEST_bench_failure_reported);
     sh("rm -rf '%s'", tmpdir);
     TESTS_DONE();
 }
