@@ -103,8 +103,9 @@ static sd_status calibrate_bn(sd_model *m, sd_tape *t, uint64_t seed)
     if (!x)
         return sd_fail_prefix(t->status ? t->status : SD_ERR_NOMEM, "bench: BN calibration input");
     sd_rng rng = sd_rng_fork(seed, 13);
+    float *xd = sd_tensor_host(x);
     for (size_t i = 0; i < x->numel; i++)
-        x->data[i] = sd_rng_normal(&rng);
+        xd[i] = sd_rng_normal(&rng);
     sd_status st = sd_model_reestimate_bn(m, t, x, 0);
     sd_tape_reset(t);
     return st;
@@ -190,7 +191,7 @@ static sd_status train_step(bench_net *b, const sd_bench_opts *o, double *loss)
         return tape_status(b, "segmentation loss");
     if ((st = sd_backward1(&b->t, l)))
         return st;
-    *loss = l->data[0];
+    *loss = sd_tensor_item(l);
     return sd_optim_step(&b->opt, 2.5e-4f);
 }
 
@@ -284,7 +285,7 @@ static sd_status adaptseg_step(bench_net *b, bench_disc d[2], const sd_bench_opt
     const float dw[4] = {0.5f, 0.5f, 0.5f, 0.5f};
     if ((st = sd_backward(&b->t, 4, dl, dw)))
         return st;
-    *loss = g[0]->data[0] + 0.1 * g[1]->data[0];
+    *loss = sd_tensor_item(g[0]) + 0.1 * sd_tensor_item(g[1]);
     if ((st = sd_optim_step(&b->opt, 2.5e-4f)))
         return st;
     for (int k = 0; k < 2 && !st; k++)
