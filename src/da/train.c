@@ -24,11 +24,13 @@
 /* ---- the method registry ---- */
 
 extern const sd_method sd_method_source_only, sd_method_oracle, sd_method_finetune, sd_method_feature_adv,
-    sd_method_adaptseg, sd_method_road, sd_method_advent, sd_method_fda, sd_method_selftrain, sd_method_adabn;
+    sd_method_adaptseg, sd_method_road, sd_method_advent, sd_method_fda, sd_method_selftrain, sd_method_adabn,
+    sd_method_taskgan;
 
 static const sd_method *const methods[] = {
     &sd_method_source_only, &sd_method_oracle, &sd_method_finetune, &sd_method_feature_adv, &sd_method_adaptseg,
     &sd_method_road, &sd_method_advent, &sd_method_fda, &sd_method_selftrain, &sd_method_adabn,
+    &sd_method_taskgan,
 };
 
 const sd_method *const *sd_method_list(int *n)
@@ -413,7 +415,10 @@ static sd_status evaluate(sd_trainer *tr, sd_eval_result *res)
                 st = tr->tape.status ? tr->tape.status : SD_ERR_NOMEM;
             else {
                 memcpy(x->data, img, (size_t)3 * w * h * sizeof(float));
-                st = sd_model_forward(tr->model, &tr->tape, x, false, &out);
+                if (tr->method->eval_input)
+                    x = tr->method->eval_input(tr, tr->mstate, x);
+                st = x ? sd_model_forward(tr->model, &tr->tape, x, false, &out)
+                       : (tr->tape.status ? tr->tape.status : SD_ERR_SHAPE);
             }
             sd_tape_no_grad_end(&tr->tape);
             free(img);
