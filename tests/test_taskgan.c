@@ -4,14 +4,17 @@
  * the image-convention maps, the held schedule, and the bad inputs: wrong
  * checkpoint kinds, class counts, sizes. Parity with PyTorch is in
  * tests/py/test_gan_torch.py and tests/py/test_taskgan_torch.py. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "segda/checkpoint.h"
 #include "segda/gan.h"
+#include "segda/image.h"
 #include "segda/model.h"
 #include "segda/ops.h"
 #include "segda/optim.h"
@@ -224,7 +227,7 @@ static void test_bad_inputs(void)
     sd_tape t;
     sd_tape_init(&t, 1);
     uint8_t px[6 * 6 * 3] = {0}, out[6 * 6 * 3];
-    CHECK(sd_gen_translate_rgb(g, &t, px, 6, 6, out) == SD_ERR_SHAPE);
+    CHECK(sd_gen_translate_rgb(g, &t, px, 6, 6, 3, out) == SD_ERR_SHAPE);
     CHECK_ERR_HAS("at least 8x8");
     float z[3 * 4 * 4] = {0};
     CHECK(sd_gen_forward(g, &t, sd_tensor_wrap(&t, 4, (int[]){1, 3, 4, 4}, z)) == NULL);
@@ -233,7 +236,7 @@ static void test_bad_inputs(void)
     uint8_t big[13 * 9 * 3], bo[13 * 9 * 3];
     for (size_t i = 0; i < sizeof big; i++)
         big[i] = (uint8_t)(i * 7);
-    CHECK_OK(sd_gen_translate_rgb(g, &t, big, 13, 9, bo));
+    CHECK_OK(sd_gen_translate_rgb(g, &t, big, 13, 9, 3, bo));
     sd_tape_free(&t);
     sd_gen_free(g);
 }
@@ -269,6 +272,75 @@ static void test_conventions_and_schedule(void)
     CHECK(sd_lr_at(&s, 10) == 0.0f);
 }
 
+static int sh(const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int r = system(cmd);
+    return r == -1 ? -1 : WEXITSTATUS(r);
+}
+
+static bool file_has(const char *path, const char *needle)
+{
+    char *s = test_slurp(path, NULL);
+    bool r = s && strstr(s, needle);
+    if (!r)
+        fprintf(stderr, "  %s lacks \"%s\": %s\n", path, needle, s ? s : "(unreadable)");
+    free(s);
+    return r;
+}
+
+/* segda translate, eval --translate and predict --translate on run A's G_S
+ * (test_stages_resume_and_frozen_f ran first), and their bad inputs. */
+static void test_cli(void)
+{
+    const char *bin = getenv("SEGDA_BIN");
+    if (!bin || access(bin, X_OK) != 0) {
+        printf("SKIP test_cli (no SEGDA_BIN)\n");
+        return;
+    }
+    char g[512], err[512], val[512], out[512];
+    path_of(g, sizeof g, "A", "last.safetensors");
+    snprintf(err, sizeof err, "%s/err.txt", bench);
+    snprintf(val, sizeof val, "%s/real/leftImg8bit/val", bench);
+    snprintf(out, sizeof out, "%s/translated", bench);
+    CHECK(sh("'%s' translate --model '%s' --input '%s' --out '%s' --threads 1 --quiet 2> '%s'", bin, g, val, out,
+             err) == 0);
+    /* same relative paths and names, same sizes */
+    CHECK(sh("cd '%s' && find . -name '*.png' | sort > '%s/a.txt' && cd '%s' && find . -name '*.png' | sort > "
+             "'%s/b.txt' && cmp -s '%s/a.txt' '%s/b.txt'", val, bench, out, bench, bench, bench) == 0);
+    CHECK(sh("test $(find '%s' -name '*.png' | wc -l) -eq 2", out) == 0);
+    /* segmenting through G_S */
+    CHECK(sh("'%s' eval --model '%s' --translate '%s' --data 'cityscapes:%s/real:val' --threads 1 > '%s/ev.txt' 2> "
+             "'%s'", bin, fpath, g, bench, bench, err) == 0);
+    CHECK(sh("'%s' predict --model '%s' --translate '%s' --input '%s' --out '%s/pred' --threads 1 --quiet 2> '%s'",
+             bin, fpath, g, val, bench, err) == 0);
+    CHECK(sh("test $(find '%s/pred' -name '*_trainIds.png' | wc -l) -eq 2", bench) == 0);
+    /* wrong kinds, both ways */
+    CHECK(sh("'%s' translate --model '%s' --input '%s' --out '%s/x' --quiet 2> '%s'", bin, fpath, val, bench, err) == 1);
+    CHECK(file_has(err, "a segmentation network checkpoint"));
+    char gs[512];
+    path_of(gs, sizeof gs, "A", "G_S.safetensors");
+    CHECK(sh("'%s' eval --model '%s' --data 'cityscapes:%s/real:val' 2> '%s' > /dev/null", bin, gs, bench, err) == 1);
+    CHECK(file_has(err, "a generator checkpoint"));
+    CHECK(file_has(err, gs));
+    CHECK(sh("'%s' predict --model '%s' --translate '%s' --input '%s' --out '%s/p2' --quiet 2> '%s'", bin, fpath,
+             fpath, val, bench, err) == 1);
+    CHECK(file_has(err, "expected a generator"));
+    /* an image too small for the generator, named */
+    char tiny[512];
+    snprintf(tiny, sizeof tiny, "%s/tiny.png", bench);
+    uint8_t px[6 * 6 * 3] = {0};
+    sd_image im = {.w = 6, .h = 6, .c = 3, .depth = 8, .data = px};
+    CHECK_OK(sd_png_write(tiny, &im));
+    CHECK(sh("'%s' translate --model '%s' --input '%s' --out '%s/t2' --quiet 2> '%s'", bin, gs, tiny, bench, err) == 1);
+    CHECK(file_has(err, "tiny.png"));
+    CHECK(file_has(err, "at least 8x8"));
+}
+
 int main(void)
 {
     test_tiny_bench("taskgan", 8, 2, bench, src_spec, tgt_spec);
@@ -294,6 +366,7 @@ int main(void)
     sd_model_free(m);
     RUN(test_conventions_and_schedule);
     RUN(test_stages_resume_and_frozen_f);
+    RUN(test_cli);
     RUN(test_alpha_zero_and_all_unlabelled);
     RUN(test_bad_inputs);
     char cmd[300];

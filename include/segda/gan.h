@@ -96,12 +96,12 @@ bool sd_ckpt_is_generator(const struct sd_ckpt *c, const char *prefix);
 sd_tensor *sd_gen_to_norm(sd_tape *t, sd_tensor *y, sd_norm norm);    /* [-1, 1] RGB -> normalised */
 sd_tensor *sd_gen_from_norm(sd_tape *t, sd_tensor *x, sd_norm norm);  /* normalised -> [-1, 1] RGB */
 
-/* Translates one 8-bit RGB image (hwc [h][w][3]) through g into out
- * (same size): the image is reflect-padded to a multiple of 4 so the
+/* Translates one 8-bit image (px [h][w][c], c = 1/2 grey, 3 RGB, 4 RGBA; grey
+ * repeated, alpha dropped) through g into out [h][w][3] RGB: the image is reflect-padded to a multiple of 4 so the
  * output covers it exactly, then cropped back. Sides below 8 are
  * SD_ERR_SHAPE naming the size and the minimum. Runs under no_grad on t,
  * resetting it. */
-sd_status sd_gen_translate_rgb(sd_gen *g, sd_tape *t, const uint8_t *hwc, int w, int h, uint8_t *out);
+sd_status sd_gen_translate_rgb(sd_gen *g, sd_tape *t, const uint8_t *px, int w, int h, int c, uint8_t *out);
 /* The same on a normalised network input x [N, 3, H, W] (norm): returns
  * G(x) in the same normalisation and size, for `eval/predict --translate`
  * and taskgan's evaluation. */

@@ -13,6 +13,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "segda/checkpoint.h"
+#include "segda/gan.h"
 #include "segda/image.h"
 #include "segda/infer.h"
 #include "segda/labels.h"
@@ -25,6 +26,8 @@ static void usage(FILE *f)
             "\n"
             "Writes OUT/NAME_trainIds.png for every input image NAME.png/.jpg (directories\n"
             "are searched recursively; NAME keeps the input's base name).\n"
+            "  --translate G      first translate each image with generator G (e.g. taskgan's G_S,\n"
+            "                     real -> sim; as `segda translate` writes it), then segment that\n"
             "  --size WxH         resize images to WxH for the network (output keeps the input size)\n"
             "  --color            also NAME_color.png in the Cityscapes palette\n"
             "  --overlay          also NAME_overlay.png: the colours blended over the image\n"
@@ -113,8 +116,8 @@ static sd_status to_u8(sd_image *img)
     return SD_OK;
 }
 
-static sd_status predict_one(sd_model *m, sd_tape *t, const sd_infer_opts *io, const char *in, const char *outdir,
-                             bool color, bool overlay, bool labelids, const uint8_t (*pal)[3])
+static sd_status predict_one(sd_model *m, sd_gen *gen, sd_tape *t, const sd_infer_opts *io, const char *in,
+                             const char *outdir, bool color, bool overlay, bool labelids, const uint8_t (*pal)[3])
 {
     sd_image img;
     sd_status st = sd_image_read(in, &img, false);
@@ -127,12 +130,16 @@ static sd_status predict_one(sd_model *m, sd_tape *t, const sd_infer_opts *io, c
     int C = sd_model_options(m)->classes, w = img.w, h = img.h;
     size_t hw = (size_t)w * h;
     float *probs = malloc((size_t)C * hw * sizeof *probs);
-    uint8_t *pred = malloc(hw), *aux = malloc(3 * hw);
-    if (!probs || !pred || !aux) {
+    uint8_t *pred = malloc(hw), *aux = malloc(3 * hw), *tx = gen ? malloc(3 * hw) : NULL;
+    if (!probs || !pred || !aux || (gen && !tx)) {
         st = sd_fail(SD_ERR_NOMEM, "%s: out of memory for a %dx%d prediction", in, w, h);
         goto done;
     }
-    if ((st = sd_infer_probs(m, t, img.data, w, h, img.c, io, probs))) {
+    if (gen && (st = sd_gen_translate_rgb(gen, t, img.data, w, h, img.c, tx))) {
+        sd_fail_prefix(st, "%s", in);
+        goto done;
+    }
+    if ((st = sd_infer_probs(m, t, tx ? tx : img.data, w, h, tx ? 3 : img.c, io, probs))) {
         sd_fail_prefix(st, "%s", in);
         goto done;
     }
@@ -175,6 +182,7 @@ static sd_status predict_one(sd_model *m, sd_tape *t, const sd_infer_opts *io, c
             goto done;
     }
 done:
+    free(tx);
     free(probs);
     free(pred);
     free(aux);
@@ -193,10 +201,10 @@ int cli_predict(int argc, char **argv)
         {"overlap", required_argument, 0, 'O'}, {"align-corners", no_argument, 0, 'a'},
         {"strict", no_argument, 0, 'x'},       {"threads", required_argument, 0, 't'},
         {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
-        {"precision", required_argument, 0, 'P'},
+        {"precision", required_argument, 0, 'P'}, {"translate", required_argument, 0, 'T'},
         {0, 0, 0, 0},
     };
-    const char *model = NULL, *input = NULL, *outdir = NULL;
+    const char *model = NULL, *input = NULL, *outdir = NULL, *translate = NULL;
     bool color = false, overlay = false, labelids = false, strict = false, quiet = false;
     sd_infer_opts io = sd_infer_opts_default(SD_NORM_IMAGENET);
     optind = 1;
@@ -205,6 +213,7 @@ int cli_predict(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
         case 'm': model = optarg; break;
+        case 'T': translate = optarg; break;
         case 'i': input = optarg; break;
         case 'o': outdir = optarg; break;
         case 's':
@@ -268,6 +277,9 @@ int cli_predict(int argc, char **argv)
     sd_norm norm = SD_NORM_IMAGENET;
     if (!st)
         st = sd_model_load(model, strict, &m, &norm);
+    sd_gen *gen = NULL;
+    if (!st && translate)
+        st = sd_gen_load(translate, &gen);
     if (!st && labelids && sd_model_options(m)->classes != SD_NUM_CLASSES)
         st = sd_fail(SD_ERR_ARG, "--labelids needs a %d-class model; %s has %d classes", SD_NUM_CLASSES, model,
                      sd_model_options(m)->classes);
@@ -285,11 +297,12 @@ int cli_predict(int argc, char **argv)
     sd_progress pr;
     sd_progress_init(&pr, "predict", "img", files.n, quiet ? SD_PROGRESS_OFF : SD_PROGRESS_AUTO);
     for (int i = 0; !st && i < files.n; i++) {
-        st = predict_one(m, &t, &io, files.v[i], outdir, color, overlay, labelids, (const uint8_t(*)[3])pal);
+        st = predict_one(m, gen, &t, &io, files.v[i], outdir, color, overlay, labelids, (const uint8_t(*)[3])pal);
         sd_progress_update(&pr, i + 1);
     }
     sd_progress_finish(&pr);
     sd_tape_free(&t);
+    sd_gen_free(gen);
     sd_model_free(m);
     for (int i = 0; i < files.n; i++)
         free(files.v[i]);

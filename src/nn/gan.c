@@ -381,8 +381,10 @@ sd_tensor *sd_gen_translate_norm(sd_gen *g, sd_tape *t, sd_tensor *x, sd_norm no
     return sd_gen_to_norm(t, translate_unit(g, t, sd_gen_from_norm(t, x, norm)), norm);
 }
 
-sd_status sd_gen_translate_rgb(sd_gen *g, sd_tape *t, const uint8_t *hwc, int w, int h, uint8_t *out)
+sd_status sd_gen_translate_rgb(sd_gen *g, sd_tape *t, const uint8_t *px, int w, int h, int c, uint8_t *out)
 {
+    if (c < 1 || c > 4)
+        return sd_fail(SD_ERR_ARG, "translate: %d channels, expected 1 to 4", c);
     if (w < SD_GEN_MIN_IMAGE || h < SD_GEN_MIN_IMAGE)
         return sd_fail(SD_ERR_SHAPE, "translate: image %dx%d, expected at least %dx%d (the generator downsamples "
                        "by 4 and reflect-pads)", w, h, SD_GEN_MIN_IMAGE, SD_GEN_MIN_IMAGE);
@@ -391,8 +393,8 @@ sd_status sd_gen_translate_rgb(sd_gen *g, sd_tape *t, const uint8_t *hwc, int w,
     if (!buf)
         return sd_fail(SD_ERR_NOMEM, "translate: out of memory for a %dx%d image", w, h);
     for (size_t i = 0; i < hw; i++)
-        for (int c = 0; c < 3; c++)
-            buf[c * hw + i] = hwc[3 * i + c] / 127.5f - 1.0f;
+        for (int k = 0; k < 3; k++)
+            buf[k * hw + i] = px[c * i + (c >= 3 ? k : 0)] / 127.5f - 1.0f;
     sd_tape_reset(t);
     sd_tape_no_grad_begin(t);
     sd_tensor *y = translate_unit(g, t, sd_tensor_wrap(t, 4, (int[]){1, 3, h, w}, buf));
@@ -401,10 +403,10 @@ sd_status sd_gen_translate_rgb(sd_gen *g, sd_tape *t, const uint8_t *hwc, int w,
     sd_tape_reset(t);
     if (!st)
         for (size_t i = 0; i < hw; i++)
-            for (int c = 0; c < 3; c++) {
+            for (int k = 0; k < 3; k++) {
                 /* CycleGAN's tensor2im: (y + 1) / 2 * 255, truncated */
-                float v = (buf[c * hw + i] + 1.0f) * 127.5f;
-                out[3 * i + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+                float v = (buf[k * hw + i] + 1.0f) * 127.5f;
+                out[3 * i + k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
             }
     free(buf);
     return st;
