@@ -6,9 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "da/train_internal.h"
 #include "segda/checkpoint.h"
 #include "segda/gan.h"
 #include "segda/ops.h"
+#include "segda/optim.h"
 
 int sd_shim_gan_run(const char *ckpt, int kind, int ndf, int n_layers, int n, int h, int w, const float *x,
                     const float *dy, float *y, int y_cap, int *shape, const char *grads_out);
@@ -77,5 +79,91 @@ done:
     sd_tape_free(&t);
     sd_gen_free(g);
     sd_patchgan_free(d);
+    return rc;
+}
+
+/* taskgan's stage-2 generator step as src/da/taskgan.c builds it
+ * (sd_taskgan_g_losses): D_S and f frozen, loss (1 - alpha) adv + alpha
+ * gamma ce, Adam (betas 0.5, 0.999) on G_S, `steps` times on the same batch.
+ * losses[2s], losses[2s+1]: adv and ce before step s. Writes the updated
+ * G_S to out_path. Returns 0; 2 when D_S or f received any gradient. */
+int sd_shim_taskgan_step(const char *gen_path, const char *disc_path, int ndf, int n_layers, const char *f_path,
+                         int n, int h, int w, const float *x, const uint8_t *labels, float alpha, float gamma,
+                         float lr, int steps, float *losses, const char *out_path);
+
+static bool any_grad(sd_params *p)
+{
+    for (int i = 0; i < p->n; i++) {
+        const float *g = sd_tensor_host_grad(p->tensors[i]);
+        for (size_t k = 0; g && k < p->tensors[i]->numel; k++)
+            if (g[k] != 0.0f)
+                return true;
+    }
+    return false;
+}
+
+int sd_shim_taskgan_step(const char *gen_path, const char *disc_path, int ndf, int n_layers, const char *f_path,
+                         int n, int h, int w, const float *x, const uint8_t *labels, float alpha, float gamma,
+                         float lr, int steps, float *losses, const char *out_path)
+{
+    sd_gen *g = NULL;
+    sd_patchgan *d = NULL;
+    sd_model *f = NULL;
+    sd_norm norm = SD_NORM_IMAGENET;
+    sd_patchgan_opts po = sd_patchgan_opts_default();
+    po.ndf = ndf;
+    po.n_layers = n_layers;
+    sd_ckpt c;
+    int rc = 1;
+    sd_optim opt = {0};
+    bool have_opt = false;
+    if (sd_gen_load(gen_path, &g) || sd_patchgan_create(&po, &d) || sd_model_load(f_path, true, &f, &norm))
+        goto out;
+    if (sd_ckpt_open(disc_path, &c))
+        goto out;
+    int st = sd_ckpt_load_params(&c, "", sd_patchgan_params(d), true, NULL);
+    sd_ckpt_close(&c);
+    if (st)
+        goto out;
+    sd_params *dp = sd_patchgan_params(d), *fp = sd_model_params(f), *gp = sd_gen_params(g);
+    for (int i = 0; i < dp->n_groups; i++)
+        sd_params_set_frozen(dp, i, true);
+    for (int i = 0; i < fp->n_groups; i++)
+        if (!fp->groups[i].is_buffer)
+            sd_params_set_frozen(fp, i, true);
+    sd_optim_opts oo = sd_optim_opts_adam(0.5f, 0.999f);
+    if (sd_optim_init(&opt, gp, &oo))
+        goto out;
+    have_opt = true;
+    sd_tape t;
+    sd_tape_init(&t, 1);
+    for (int s = 0; s < steps; s++) {
+        sd_tape_reset(&t);
+        sd_params_zero_grad(gp);
+        sd_tensor *in = sd_tensor_wrap(&t, 4, (int[]){n, 3, h, w}, (float *)x), *y, *adv, *ce;
+        if (sd_taskgan_g_losses(&t, g, d, f, norm, in, labels, &y, &adv, &ce))
+            break;
+        losses[2 * s] = sd_tensor_item(adv);
+        losses[2 * s + 1] = sd_tensor_item(ce);
+        sd_tensor *ls[2] = {adv, ce};
+        float wt[2] = {1.0f - alpha, alpha * gamma};
+        if (sd_backward(&t, 2, ls, wt))
+            break;
+        if (any_grad(dp) || any_grad(fp)) {
+            rc = 2;
+            break;
+        }
+        if (sd_optim_step(&opt, lr))
+            break;
+        if (s == steps - 1)
+            rc = sd_gen_save(g, out_path) ? 1 : 0;
+    }
+    sd_tape_free(&t);
+out:
+    if (have_opt)
+        sd_optim_free(&opt);
+    sd_gen_free(g);
+    sd_patchgan_free(d);
+    sd_model_free(f);
     return rc;
 }

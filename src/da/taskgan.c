@@ -318,25 +318,43 @@ static sd_tensor *lsgan(sd_trainer *tr, sd_patchgan *d, sd_tensor *x, float targ
     return sd_mse_const(&tr->tape, sd_patchgan_forward(d, &tr->tape, x), target);
 }
 
-/* CE of f(G_S(I)) against the labels of the labelled images of the batch;
- * the others' pixels are ignored (no valid pixel: 0, as sd_cross_entropy) */
-static sd_tensor *task_loss(sd_trainer *tr, taskgan *g, sd_tensor *fake_s)
+sd_status sd_taskgan_g_losses(sd_tape *t, sd_gen *gs, sd_patchgan *ds, sd_model *f, sd_norm norm, sd_tensor *x,
+                              const uint8_t *labels, sd_tensor **y_out, sd_tensor **adv, sd_tensor **ce)
+{
+    sd_tensor *y = *y_out = sd_gen_forward(gs, t, x);
+    *adv = sd_mse_const(t, sd_patchgan_forward(ds, t, y), 1.0f);
+    if (!*adv)
+        return t->status ? t->status : SD_ERR_ARG;
+    if (!ce)
+        return SD_OK;
+    *ce = NULL;
+    sd_model_out out;
+    sd_status st = sd_model_forward(f, t, sd_gen_to_norm(t, y, norm), false, &out);
+    if (st)
+        return st;
+    sd_tensor *up = out.logits;
+    if (up->shape[2] != x->shape[2] || up->shape[3] != x->shape[3])
+        up = sd_resize_bilinear(t, up, x->shape[2], x->shape[3], true);
+    *ce = sd_cross_entropy(t, up, labels, NULL, 255);
+    return *ce ? SD_OK : (t->status ? t->status : SD_ERR_ARG);
+}
+
+/* The batch's labels, with those of images outside the labelled subset
+ * ignored (a batch without any gives CE 0, as sd_cross_entropy does) */
+static const uint8_t *masked_labels(sd_trainer *tr, taskgan *g)
 {
     const sd_batch *b = tr->tgt;
     size_t plane = (size_t)b->h * b->w;
     uint8_t *lab = sd_arena_alloc(&tr->tape.arena, b->n * plane);
     if (!lab)
-        return sd_tape_fail(&tr->tape, SD_ERR_NOMEM, "taskgan: out of memory for labels");
+        return NULL;
     for (int k = 0; k < b->n; k++) {
         if (g->labelled[b->index[k]])
             memcpy(lab + k * plane, b->label + k * plane, plane);
         else
             memset(lab + k * plane, 255, plane);
     }
-    sd_model_out out;
-    if (sd_model_forward(tr->model, &tr->tape, sd_gen_to_norm(&tr->tape, fake_s, tr->norm), false, &out))
-        return NULL;
-    return sd_train_seg_loss(tr, out.logits, lab, b->h, b->w);
+    return lab;
 }
 
 static sd_status step(sd_trainer *tr, void *state)
@@ -352,8 +370,9 @@ static sd_status step(sd_trainer *tr, void *state)
     set_frozen(sd_patchgan_params(g->dr), true);
     set_frozen(sd_gen_params(g->gr), s2);
     sd_tensor *xr = unit_input(tr, tr->tgt), *xs = unit_input(tr, tr->src);
-    sd_tensor *fake_s = sd_gen_forward(g->gs, t, xr), *fake_r = NULL;
+    sd_tensor *fake_s = NULL, *fake_r = NULL;
     if (!s2) {
+        fake_s = sd_gen_forward(g->gs, t, xr);
         fake_r = sd_gen_forward(g->gr, t, xs);
         if ((st = sd_train_loss(tr, "g_adv_s", lsgan(tr, g->ds, fake_s, 1.0f), 1.0f)) ||
             (st = sd_train_loss(tr, "g_adv_r", lsgan(tr, g->dr, fake_r, 1.0f), 1.0f)) ||
@@ -365,10 +384,15 @@ static sd_status step(sd_trainer *tr, void *state)
              (st = sd_train_loss(tr, "idt_r", l1(t, sd_gen_forward(g->gr, t, xr), xr), g->l_cyc * g->l_idt))))
             return st;
     } else {
-        if ((st = sd_train_loss(tr, "g_adv_s", lsgan(tr, g->ds, fake_s, 1.0f), 1.0f - g->alpha)))
-            return st;
-        if (g->alpha * g->gamma > 0 &&
-            (st = sd_train_loss(tr, "task_ce", task_loss(tr, g, fake_s), g->alpha * g->gamma)))
+        bool task = g->alpha * g->gamma > 0;
+        const uint8_t *lab = task ? masked_labels(tr, g) : NULL;
+        if (task && !lab)
+            return sd_fail(SD_ERR_NOMEM, "taskgan: out of memory for labels");
+        sd_tensor *adv, *ce;
+        if ((st = sd_taskgan_g_losses(t, g->gs, g->ds, tr->model, tr->norm, xr, lab, &fake_s, &adv, task ? &ce : NULL)))
+            return sd_fail_prefix(st, "iteration %lld: taskgan generator loss", (long long)tr->it + 1);
+        if ((st = sd_train_loss(tr, "g_adv_s", adv, 1.0f - g->alpha)) ||
+            (task && (st = sd_train_loss(tr, "task_ce", ce, g->alpha * g->gamma))))
             return st;
     }
     if ((st = sd_train_backward(tr)))
