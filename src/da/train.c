@@ -61,7 +61,7 @@ static const sd_knob shared_knobs[] = {
     {"source-size", SD_KNOB_STR, "", NULL, "resize source images to WxH before cropping (PIL bicubic, labels "
                                            "nearest; default: as stored)"},
     {"target-size", SD_KNOB_STR, "", NULL, "resize target images to WxH before cropping and for evaluation"},
-    {"lr", SD_KNOB_FLOAT, "2.5e-4", NULL, "base learning rate of the segmentation network (classifier x10)"},
+    {"lr", SD_KNOB_FLOAT, "2.5e-4", NULL, "base learning rate of the segmentation network (classifier x10 with --init: head-lr-mult)"},
     {"lr-d", SD_KNOB_FLOAT, "1e-4", NULL, "base learning rate of discriminators (Adam)"},
     {"optimizer", SD_KNOB_STR, "sgd", "sgd|adam", "optimiser of the segmentation network"},
     {"momentum", SD_KNOB_FLOAT, "0.9", NULL, "SGD momentum"},
