@@ -284,6 +284,7 @@ static sd_status init(sd_trainer *tr, void **state)
     /* CycleGAN: constant lr, then linear decay to 0 */
     sd_lr_schedule sched = sd_lr_poly((float)sd_config_float(cfg, "lr-gan"), tr->iters, 1.0f);
     sched.hold_iters = (int64_t)(sd_config_float(cfg, "lr-hold") * (double)tr->iters);
+    tr->sched = sched;   /* what the log's "lr" shows; f's optimiser has only frozen groups */
     if ((st = add_module(tr, "gen_s:", sd_gen_params(g->gs), &sched)) ||
         (st = add_module(tr, "gen_r:", sd_gen_params(g->gr), &sched)) ||
         (st = add_module(tr, "disc_s:", sd_patchgan_params(g->ds), &sched)) ||
