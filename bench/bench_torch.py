@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-WORKLOADS = ["vgg321", "r101", "adaptseg", "r101-infer", "mini"]
+WORKLOADS = ["vgg321", "r101", "adaptseg", "r101-infer", "r101-infer-2k", "mini"]
 _here = os.path.dirname(os.path.abspath(__file__))
 _root = os.path.dirname(_here)
 
@@ -157,8 +157,8 @@ def run_one(name, precision, threads, warmup, iters, seed=1):
             for o in opt_d:
                 o.step()
             return loss_seg.item()
-    elif name == "r101-infer":
-        w, h = 1024, 512
+    elif name in ("r101-infer", "r101-infer-2k"):
+        w, h = (1024, 512) if name == "r101-infer" else (2048, 1024)
         m = tm.build("deeplabv2-resnet101", 19)
         m.eval()
         g = torch.Generator().manual_seed(seed)

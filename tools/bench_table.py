@@ -73,6 +73,10 @@ def main(argv):
     print("-|-".join("-" * w for w in width))
     for row in rows:
         print(" | ".join(v.ljust(width[0]) if i == 0 else v.rjust(width[i]) for i, v in enumerate(row)))
+    if sb.get("precision") not in (None, "bf16"):
+        print("segda bf16 column: ran as %s (%s)" % (sb.get("precision"),
+              "no native bf16 on this CPU: f32" if sb.get("precision") == "bf16->f32"
+              else "inputs rounded to bf16, f32 kernels: bf16's numbers at f32's speed"))
     base = [r.get("base_rss_mb") for r in tj["results"] if r["precision"] == "f32"]
     if base:
         print("torch RSS includes the interpreter and libtorch: about %.0f MB before each workload starts"

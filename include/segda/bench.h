@@ -38,6 +38,7 @@ typedef enum sd_bench_workload {
     SD_BENCH_R101,
     SD_BENCH_ADAPTSEG,
     SD_BENCH_R101_INFER,
+    SD_BENCH_R101_INFER_2K, /* the same at Cityscapes' full 2048x1024: the memory check */
     SD_BENCH_MINI,
     SD_BENCH_LOADER,
     SD_BENCH_COUNT

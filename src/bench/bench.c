@@ -23,7 +23,8 @@
 #include "segda/optim.h"
 #include "segda/synth.h"
 
-static const char *const names[SD_BENCH_COUNT] = {"vgg321", "r101", "adaptseg", "r101-infer", "mini", "loader"};
+static const char *const names[SD_BENCH_COUNT] = {"vgg321", "r101", "adaptseg", "r101-infer", "r101-infer-2k",
+                                                   "mini", "loader"};
 
 const char *sd_bench_name(sd_bench_workload w) { return (unsigned)w < SD_BENCH_COUNT ? names[w] : "?"; }
 
@@ -371,10 +372,10 @@ done:
     return st;
 }
 
-static sd_status run_infer(const sd_bench_opts *o, sd_bench_result *r)
+static sd_status run_infer(const sd_bench_opts *o, int w, int h, sd_bench_result *r)
 {
     const char *model = "deeplabv2-resnet101";
-    const int w = 1024, h = 512, classes = 19;
+    const int classes = 19;
     sd_status st = model_gflop(model, false, w, h, &r->gflop);
     if (st)
         return st;
@@ -534,8 +535,8 @@ sd_status sd_bench_run(sd_bench_workload w, const sd_bench_opts *o, sd_bench_res
     sd_status st;
     if (w == SD_BENCH_LOADER)
         st = run_loader(o, r);
-    else if (w == SD_BENCH_R101_INFER)
-        st = run_infer(o, r);
+    else if (w == SD_BENCH_R101_INFER || w == SD_BENCH_R101_INFER_2K)
+        st = w == SD_BENCH_R101_INFER ? run_infer(o, 1024, 512, r) : run_infer(o, 2048, 1024, r);
     else
         st = run_train(w, o, r);
     if (st)
