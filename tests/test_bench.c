@@ -91,7 +91,7 @@ static void TEST_bench_usage_errors(void)
         const char *args, *needle;
     } cases[] = {
         {"nosuchworkload", "unknown workload 'nosuchworkload'"},
-        {"mini --precision fp8", "--precision 'fp8', expected f32 or bf16"},
+        {"mini --precision fp8", "--precision 'fp8', expected f32, bf16 or bf16-emulated"},
         {"mini --threads 0", "--threads '0', expected 1..1024"},
         {"mini --iters 0", "--iters '0'"},
         {"mini --bogus", "--bogus"},
