@@ -29,7 +29,7 @@ else
 $(info segda: built without MPI (no ompi-c pkg-config file or mpicc; `tools/deps.sh mpi` installs Open MPI))
 endif
 
-LIB_DIRS := core cpu nn optim io data da eval gap dist
+LIB_DIRS := core cpu nn optim io data da eval gap bench dist
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard src/$(d)/*.c))
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -41,7 +41,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test check asan demo bench fuzz clean
+.PHONY: all deps test check asan demo bench bench-micro fuzz clean
 all: $(BUILD)/libsegda.a $(BUILD)/libsegda.so $(BUILD)/segda $(TESTS)
 
 $(BUILD)/obj/%.o: %.c
@@ -92,7 +92,33 @@ demo: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all
 	$(BUILD)/segda demo --out demo-out
 
+# bench: segda bench (f32 and bf16) and bench/bench_torch.py on the same
+# workloads, threads and steps, merged into one table by tools/bench_table.py.
+# THREADS, ITERS, WARMUP, WORKLOADS (names, default all) choose the runs;
+# BENCH_ARGS adds options to both segda bench runs (e.g. --data SPEC).
+# A failed run does not stop the others: the table lists what failed and
+# make bench then fails. JSON files stay in BENCH_OUT. Both sides get one OpenMP wait policy (segda's
+# default, passive: spinning workers of either side stall the other's work on
+# a shared machine). bench-micro: the per-op programs bench/bench_*.c.
+THREADS   ?= $(JOBS)
+ITERS     ?= 3
+WARMUP    ?= 1
+WORKLOADS ?=
+BENCH_ARGS ?=
+BENCH_OUT ?= $(BUILD)/bench-results
+OMP_WAIT_POLICY ?= passive
+BENCH_RUN := --threads $(THREADS) --iters $(ITERS) --warmup $(WARMUP)
 bench: deps
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	@mkdir -p $(BENCH_OUT)
+	-OMP_WAIT_POLICY=$(OMP_WAIT_POLICY) $(BUILD)/segda bench $(WORKLOADS) $(BENCH_RUN) --precision f32 --json $(BENCH_OUT)/segda-f32.json $(BENCH_ARGS)
+	-OMP_WAIT_POLICY=$(OMP_WAIT_POLICY) $(BUILD)/segda bench $(WORKLOADS) $(BENCH_RUN) --precision bf16 --json $(BENCH_OUT)/segda-bf16.json $(BENCH_ARGS)
+	-OMP_WAIT_POLICY=$(OMP_WAIT_POLICY) SEGDA_BUILD=$(BUILD) $(PYTHON) bench/bench_torch.py $(WORKLOADS) $(BENCH_RUN) --precision f32,bf16 \
+	  --json $(BENCH_OUT)/torch.json > /dev/null
+	@echo
+	@$(PYTHON) tools/bench_table.py $(BENCH_OUT)/segda-f32.json $(BENCH_OUT)/segda-bf16.json $(BENCH_OUT)/torch.json
+
+bench-micro: deps
 	@$(MAKE) --no-print-directory all $(BENCHES)
 	@for b in $(BENCHES); do $$b || exit 1; done
 

@@ -116,13 +116,13 @@ static bool file_has(const char *name, const char *needle)
  * 7e-4: the synthetic labels have ignored pixels.) */
 static void test_source_only_equals_doubled_batch(void)
 {
-    CHECK(train(0, "so-1", "--method source-only --iters 16 --batch 4,4", NULL) == 0);
-    CHECK(train(2, "so-2", "--method source-only --iters 16 --batch 2,2", NULL) == 0);
+    CHECK(train(0, "so-1", "--method source-only --iters 16 --batch 4,4 --freeze-bn true", NULL) == 0);
+    CHECK(train(2, "so-2", "--method source-only --iters 16 --batch 2,2 --freeze-bn true", NULL) == 0);
     double d = max_diff(ckpt_of("so-2"), ckpt_of("so-1"));
     printf("  source-only, 16 iterations: max relative weight difference %.3g (tolerance %g)\n", d, DP_TOL);
     CHECK_MSG(d >= 0 && d <= DP_TOL, "max difference %g", d);
     /* and it is a real comparison: one step more is far off */
-    CHECK(train(0, "so-1b", "--method source-only --iters 17 --batch 4,4", NULL) == 0);
+    CHECK(train(0, "so-1b", "--method source-only --iters 17 --batch 4,4 --freeze-bn true", NULL) == 0);
     double far = max_diff(ckpt_of("so-1b"), ckpt_of("so-1"));
     CHECK_MSG(far > 100 * DP_TOL, "a run one iteration longer differs by only %g", far);
 }
@@ -130,8 +130,8 @@ static void test_source_only_equals_doubled_batch(void)
 /* Discriminators (their own Adam and gradients) are reduced too. */
 static void test_adaptseg_equals_doubled_batch(void)
 {
-    CHECK(train(0, "as-1", "--method adaptseg --iters 10 --batch 2,2", NULL) == 0);
-    CHECK(train(2, "as-2", "--method adaptseg --iters 10 --batch 1,1", NULL) == 0);
+    CHECK(train(0, "as-1", "--method adaptseg --iters 10 --batch 2,2 --freeze-bn true", NULL) == 0);
+    CHECK(train(2, "as-2", "--method adaptseg --iters 10 --batch 1,1 --freeze-bn true", NULL) == 0);
     double d = max_diff(ckpt_of("as-2"), ckpt_of("as-1"));
     printf("  adaptseg, 10 iterations: max relative difference (network, discriminator, optimisers) %.3g\n", d);
     CHECK_MSG(d >= 0 && d <= DP_TOL, "max difference %g", d);
@@ -157,7 +157,7 @@ static void test_sync_bn(void)
 /* A fixed N and thread count: the same bits every time (fixed reduction order). */
 static void test_two_ranks_bit_identical(void)
 {
-    CHECK(train(2, "so-2b", "--method source-only --iters 16 --batch 2,2", NULL) == 0);
+    CHECK(train(2, "so-2b", "--method source-only --iters 16 --batch 2,2 --freeze-bn true", NULL) == 0);
     CHECK(max_diff(ckpt_of("so-2b"), ckpt_of("so-2")) == 0);
 }
 
@@ -165,14 +165,14 @@ static void test_two_ranks_bit_identical(void)
  * Resumed with 1 process: it finishes (the global batch is then 2, not 4). */
 static void test_resume(void)
 {
-    CHECK(train(2, "so-2r", "--method source-only --iters 16 --batch 2,2 --stop-after 7", NULL) == 0);
+    CHECK(train(2, "so-2r", "--method source-only --iters 16 --batch 2,2 --freeze-bn true --stop-after 7", NULL) == 0);
     char it[32];
     CHECK(meta_iteration(ckpt_of("so-2r"), it, sizeof it) && !strcmp(it, "7"));
-    CHECK(train(2, "so-2r", "--method source-only --iters 16 --batch 2,2 --resume", NULL) == 0);
+    CHECK(train(2, "so-2r", "--method source-only --iters 16 --batch 2,2 --freeze-bn true --resume", NULL) == 0);
     CHECK(max_diff(ckpt_of("so-2r"), ckpt_of("so-2")) == 0);
 
-    CHECK(train(2, "so-2n", "--method source-only --iters 16 --batch 2,2 --stop-after 7", NULL) == 0);
-    CHECK(train(0, "so-2n", "--method source-only --iters 16 --batch 2,2 --resume", NULL) == 0);
+    CHECK(train(2, "so-2n", "--method source-only --iters 16 --batch 2,2 --freeze-bn true --stop-after 7", NULL) == 0);
+    CHECK(train(0, "so-2n", "--method source-only --iters 16 --batch 2,2 --freeze-bn true --resume", NULL) == 0);
     CHECK(file_has("so-2n", "the run was saved with 2"));
     CHECK(meta_iteration(ckpt_of("so-2n"), it, sizeof it) && !strcmp(it, "16"));
 }
@@ -182,12 +182,12 @@ static void test_resume(void)
  * every 4) and loads, and a resume reaches the uninterrupted run's bits. */
 static void test_killed_rank(void)
 {
-    int rc = train(2, "so-kill", "--method source-only --iters 16 --batch 2,2 --save-every 4", "SEGDA_DIST_KILL_AT=11");
+    int rc = train(2, "so-kill", "--method source-only --iters 16 --batch 2,2 --freeze-bn true --save-every 4", "SEGDA_DIST_KILL_AT=11");
     CHECK_MSG(rc != 0, "exit status %d", rc);
     CHECK(file_has("so-kill", "rank 1"));
     char it[32];
     CHECK(meta_iteration(ckpt_of("so-kill"), it, sizeof it) && !strcmp(it, "8"));
-    CHECK(train(2, "so-kill", "--method source-only --iters 16 --batch 2,2 --save-every 4 --resume", NULL) == 0);
+    CHECK(train(2, "so-kill", "--method source-only --iters 16 --batch 2,2 --freeze-bn true --save-every 4 --resume", NULL) == 0);
     CHECK(max_diff(ckpt_of("so-kill"), ckpt_of("so-2")) == 0);
 }
 

@@ -305,6 +305,48 @@ void TEST_no_grad_memory(void)
     }
 }
 
+/* A multi-level network started from a single-level checkpoint takes its
+ * main classifier (layer5 there, layer6 here) and keeps a fresh head on
+ * layer3; the reverse takes layer6 as layer5. */
+void TEST_main_head_across_levels(void);
+void TEST_main_head_across_levels(void)
+{
+    char path[2][512];
+    sd_model *m[2];
+    for (int aux = 0; aux < 2; aux++) {
+        sd_model_opts o = sd_model_opts_default("deeplab-mini");
+        o.aux = aux;
+        CHECK_OK(sd_model_create(&o, &m[aux]));
+        sd_model_init_weights(m[aux], 5 + aux);
+        snprintf(path[aux], sizeof path[aux], "%s/%s", tmpdir, aux ? "multi.safetensors" : "single.safetensors");
+        sd_ckpt_writer w;
+        sd_ckpt_writer_init(&w);
+        CHECK_OK(sd_ckpt_writer_add_model(&w, m[aux], SD_NORM_IMAGENET));
+        CHECK_OK(sd_ckpt_writer_save(&w, path[aux]));
+        sd_ckpt_writer_free(&w);
+    }
+    for (int aux = 0; aux < 2; aux++) {
+        /* load the other level's file into a fresh model of this level */
+        sd_model_opts o = sd_model_opts_default("deeplab-mini");
+        o.aux = aux;
+        sd_model *x;
+        CHECK_OK(sd_model_create(&o, &x));
+        sd_model_init_weights(x, 9);
+        sd_ckpt c;
+        CHECK_OK(sd_ckpt_open(path[1 - aux], &c));
+        sd_ckpt_report rep;
+        CHECK_OK(sd_ckpt_load_weights(&c, sd_model_params(x), "deeplab-mini", false, &rep));
+        sd_ckpt_close(&c);
+        sd_tensor *got = sd_params_find(sd_model_params(x), aux ? "layer6.conv2d_list.1.weight" : "layer5.conv2d_list.1.weight");
+        sd_tensor *want = sd_params_find(sd_model_params(m[1 - aux]), aux ? "layer5.conv2d_list.1.weight" : "layer6.conv2d_list.1.weight");
+        CHECK(got && want && got->numel == want->numel && memcmp(got->data, want->data, got->numel * 4) == 0);
+        CHECK(rep.mismatched == 0 && rep.unexpected == (aux ? 0 : 8));
+        sd_model_free(x);
+    }
+    sd_model_free(m[0]);
+    sd_model_free(m[1]);
+}
+
 void TEST_discriminators(void);
 void TEST_discriminators(void)
 {
@@ -709,6 +751,7 @@ int main(void)
     RUN(TEST_forward_shapes);
     RUN(TEST_frozen_bn);
     RUN(TEST_no_grad_memory);
+    RUN(TEST_main_head_across_levels);
     RUN(TEST_discriminators);
     RUN(TEST_checkpoint_model);
     RUN(TEST_infer);

@@ -76,10 +76,13 @@ typedef struct sd_lr_schedule {
     float power;           /* 0.9 in DeepLab; 0 = constant */
     int64_t warmup_iters;  /* 0 = none */
     float warmup_ratio;    /* lr factor at iteration 0 of the warm-up (e.g. 1e-6) */
+    int64_t hold_iters;    /* 0 = none; else base lr until here, then the decay over the rest
+                            * (CycleGAN's constant-then-linear with power 1) */
 } sd_lr_schedule;
 sd_lr_schedule sd_lr_poly(float base_lr, int64_t max_iters, float power);
 /* lr at iteration it (0-based):
- *   base * (1 - it/max)^power, times, during warm-up (it < warmup_iters),
+ *   base * (1 - it/max)^power (with hold_iters h: base before h, then
+ *   base * (1 - (it-h)/(max-h))^power), times, during warm-up (it < warmup_iters),
  *   ratio + (1 - ratio) * it / warmup_iters (mmsegmentation's linear warm-up).
  * Iterations at or beyond max give 0. */
 float sd_lr_at(const sd_lr_schedule *s, int64_t it);

@@ -106,6 +106,9 @@ typedef struct sd_method {
     sd_status (*step)(struct sd_trainer *tr, void *state);
     /* After the optimisers stepped (mean-teacher EMA); may be NULL. */
     sd_status (*after_step)(struct sd_trainer *tr, void *state);
+    /* Maps the normalised input of each evaluation image before the model
+     * sees it (taskgan: the real image through its generator); NULL = as is. */
+    sd_tensor *(*eval_input)(struct sd_trainer *tr, void *state, sd_tensor *x);
     void (*free)(void *state);
 } sd_method;
 

@@ -13,6 +13,8 @@ int cli_train(int argc, char **argv);
 int cli_pretrain(int argc, char **argv);
 int cli_demo(int argc, char **argv);
 int cli_gap(int argc, char **argv);
+int cli_bench(int argc, char **argv);
+int cli_translate(int argc, char **argv);
 
 /* Prints "segda CMD: <sd_errmsg()>" to stderr and returns 1. */
 int cli_fail(const char *cmd);

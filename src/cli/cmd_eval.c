@@ -13,6 +13,7 @@
 #include "segda/checkpoint.h"
 #include "segda/data.h"
 #include "segda/eval.h"
+#include "segda/gan.h"
 #include "segda/infer.h"
 #include "segda/progress.h"
 
@@ -49,6 +50,8 @@ static void usage(FILE *f)
             "                      the field uses 1024x512 for Cityscapes). PIL bicubic resize\n"
             "  --flip              also run the mirrored image\n"
             "  --scales LIST       scales of the network size to run (default 1), e.g. 0.75,1,1.25\n"
+            "  --translate G       first translate each image with generator G (e.g. taskgan's\n"
+            "                      G_S, real -> sim; 8-bit, as `segda translate` writes it)\n"
             "                      (with --flip/--scales the raw logits of all passes are\n"
             "                      averaged on the scale-1 output grid before upsampling)\n"
             "  --align-corners B   bilinear upsampling of logits: true (default, as the\n"
@@ -100,6 +103,7 @@ typedef struct eval_model {
     sd_infer_opts io[MAX_ENSEMBLE];   /* each member's normalisation */
     int n;
     sd_tape tape;
+    sd_gen *gen;                      /* --translate: images go through it first; or NULL */
 } eval_model;
 
 /* In place over c of x [c][hw]. */
@@ -125,15 +129,29 @@ static sd_status model_logits(void *ctx, const sd_sample *s, float **logits, int
 {
     eval_model *em = ctx;
     *c = sd_model_options(em->m[0])->classes;
-    sd_status st = sd_infer_logits(em->m[0], &em->tape, s->image, s->w, s->h, 3, &em->io[0], logits, w, h);
-    if (st || em->n == 1)
+    const uint8_t *px = s->image;
+    uint8_t *tx = NULL;
+    if (em->gen) {
+        if (!(tx = malloc((size_t)3 * s->w * s->h)))
+            return sd_fail(SD_ERR_NOMEM, "out of memory translating a %dx%d image", s->w, s->h);
+        sd_status st = sd_gen_translate_rgb(em->gen, &em->tape, s->image, s->w, s->h, 3, tx);
+        if (st) {
+            free(tx);
+            return sd_fail_prefix(st, "sample %d", s->index);
+        }
+        px = tx;
+    }
+    sd_status st = sd_infer_logits(em->m[0], &em->tape, px, s->w, s->h, 3, &em->io[0], logits, w, h);
+    if (st || em->n == 1) {
+        free(tx);
         return st;
+    }
     size_t hw = (size_t)*w * *h;
     softmax_planes(*logits, *c, hw);
     for (int k = 1; k < em->n && !st; k++) {
         float *o;
         int ow, oh;
-        if ((st = sd_infer_logits(em->m[k], &em->tape, s->image, s->w, s->h, 3, &em->io[k], &o, &ow, &oh)))
+        if ((st = sd_infer_logits(em->m[k], &em->tape, px, s->w, s->h, 3, &em->io[k], &o, &ow, &oh)))
             break;
         if (ow != *w || oh != *h)
             st = sd_fail(SD_ERR_ARG, "ensemble member %d has a %dx%d output grid, member 1 %dx%d", k + 1, ow, oh,
@@ -144,6 +162,7 @@ static sd_status model_logits(void *ctx, const sd_sample *s, float **logits, int
             (*logits)[i] += o[i];
         free(o);
     }
+    free(tx);
     for (size_t i = 0; !st && i < (size_t)*c * hw; i++)
         (*logits)[i] /= (float)em->n;
     if (st) {
@@ -161,10 +180,10 @@ static void free_members(eval_model *em)
 }
 
 /* Scores checkpoint path into cm (setup filled by the runner). */
-static sd_status eval_checkpoint(const sd_dataset *ds, const char *path, const sd_infer_opts *io, bool align_corners,
-                                 sd_progress_mode progress, sd_confusion *cm, sd_eval_setup *setup)
+static sd_status eval_checkpoint(const sd_dataset *ds, const char *path, sd_gen *gen, const sd_infer_opts *io,
+                                 bool align_corners, sd_progress_mode progress, sd_confusion *cm, sd_eval_setup *setup)
 {
-    eval_model em = {.n = 0};
+    eval_model em = {.n = 0, .gen = gen};
     sd_status st = SD_OK;
     for (const char *p = path; *p && !st;) {   /* A[,B...] */
         size_t len = strcspn(p, ",");
@@ -228,6 +247,7 @@ int cli_eval(int argc, char **argv)
     enum {
         OPT_LABELIDS = 256, OPT_SKIP, OPT_CSV, OPT_JSON, OPT_PROTOCOL, OPT_ALIGN, OPT_NAME,
         OPT_UNKNOWN, OPT_THREADS, OPT_PROGRESS, OPT_QUIET, OPT_SPLIT, OPT_SIZE, OPT_FLIP, OPT_SCALES,
+        OPT_TRANSLATE,
     };
     static const struct option longopts[] = {
         {"pred", required_argument, 0, 'p'},
@@ -248,12 +268,13 @@ int cli_eval(int argc, char **argv)
         {"size", required_argument, 0, OPT_SIZE},
         {"flip", no_argument, 0, OPT_FLIP},
         {"scales", required_argument, 0, OPT_SCALES},
+        {"translate", required_argument, 0, OPT_TRANSLATE},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *preds[MAX_SETS], *models[MAX_SETS], *names[MAX_SETS];
     int n_pred = 0, n_model = 0, n_names = 0;
-    const char *spec = NULL, *split = NULL, *csv = NULL, *json = NULL;
+    const char *spec = NULL, *split = NULL, *csv = NULL, *json = NULL, *translate = NULL;
     bool labelids = false, skip_missing = false, align_corners = true, align_given = false;
     bool allow_unknown = false;
     int protocol = SD_PROTOCOL_19, threads = 0;
@@ -331,6 +352,7 @@ int cli_eval(int argc, char **argv)
             }
             infer_given = true;
             break;
+        case OPT_TRANSLATE: translate = optarg; break;
         case OPT_PROGRESS: progress = SD_PROGRESS_ON; break;
         case OPT_QUIET: progress = SD_PROGRESS_OFF; break;
         case 'h': usage(stdout); return 0;
@@ -365,17 +387,27 @@ int cli_eval(int argc, char **argv)
                         "are scored as they are)\n");
     if (n_model && threads)
         sd_set_threads(threads);
+    if (translate && !n_model) {
+        fprintf(stderr, "segda eval: --translate needs --model (predictions are scored as they are)\n");
+        return 2;
+    }
+    sd_gen *gen = NULL;
+    if (translate && sd_gen_load(translate, &gen))
+        return cli_fail("eval");
 
     sd_dataset ds;
     sd_dataset_opts dopts = {.allow_unknown_ids = allow_unknown};
-    if (sd_dataset_open(&ds, spec, split ? split : default_split(spec), &dopts))
+    if (sd_dataset_open(&ds, spec, split ? split : default_split(spec), &dopts)) {
+        sd_gen_free(gen);
         return cli_fail("eval");
+    }
 
     int n_sets = n_pred + n_model;
     sd_confusion *cms = sd_calloc((size_t)n_sets, sizeof *cms);
     sd_eval_row *rows = sd_calloc((size_t)n_sets, sizeof *rows);
     if (!cms || !rows) {
         free(cms), free(rows);
+        sd_gen_free(gen);
         sd_dataset_free(&ds);
         return cli_fail("eval");
     }
@@ -400,7 +432,7 @@ int cli_eval(int argc, char **argv)
         st = sd_eval_pred_dirs(&ds, &po, cms, &setup);
     }
     for (int k = 0; !st && k < n_model; k++)
-        st = eval_checkpoint(&ds, models[k], &io, align_corners, progress, &cms[k], &setup);
+        st = eval_checkpoint(&ds, models[k], gen, &io, align_corners, progress, &cms[k], &setup);
     double secs = sd_time_now() - t0;
     int rc = 0;
     if (st) {
@@ -424,6 +456,7 @@ int cli_eval(int argc, char **argv)
     }
     free(cms);
     free(rows);
+    sd_gen_free(gen);
     sd_dataset_free(&ds);
     return rc;
 }

@@ -13,6 +13,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "segda/checkpoint.h"
+#include "segda/gan.h"
 #include "segda/image.h"
 #include "segda/infer.h"
 #include "segda/labels.h"
@@ -27,6 +28,9 @@ static void usage(FILE *f)
             "are searched recursively and their subfolders mirrored under OUT, so a/x.png\n"
             "and b/x.png give OUT/a/x_* and OUT/b/x_*; NAME keeps the input's base name;\n"
             "two inputs with one NAME in one folder, x.png and x.jpg, are refused).\n"
+            "  --translate G      first translate each image with generator G (e.g. taskgan's G_S,\n"
+            "                     real -> sim; as `segda translate` writes it), then segment that\n"
+            "                     translation\n"
             "  --size WxH         resize images to WxH for the network (output keeps the input size)\n"
             "  --color            also NAME_color.png in the Cityscapes palette\n"
             "  --overlay          also NAME_overlay.png: the colours blended over the image\n"
@@ -181,7 +185,7 @@ static sd_status check_collisions(char **stems, char **inputs, int n)
     return st;
 }
 
-static sd_status predict_one(sd_model *m, sd_tape *t, const sd_infer_opts *io, const char *in, const char *stem,
+static sd_status predict_one(sd_model *m, sd_gen *gen, sd_tape *t, const sd_infer_opts *io, const char *in, const char *stem,
                              bool color, bool overlay, bool labelids, const uint8_t (*pal)[3])
 {
     sd_image img;
@@ -195,12 +199,16 @@ static sd_status predict_one(sd_model *m, sd_tape *t, const sd_infer_opts *io, c
     int C = sd_model_options(m)->classes, w = img.w, h = img.h;
     size_t hw = (size_t)w * h;
     float *probs = malloc((size_t)C * hw * sizeof *probs);
-    uint8_t *pred = malloc(hw), *aux = malloc(3 * hw);
-    if (!probs || !pred || !aux) {
+    uint8_t *pred = malloc(hw), *aux = malloc(3 * hw), *tx = gen ? malloc(3 * hw) : NULL;
+    if (!probs || !pred || !aux || (gen && !tx)) {
         st = sd_fail(SD_ERR_NOMEM, "%s: out of memory for a %dx%d prediction", in, w, h);
         goto done;
     }
-    if ((st = sd_infer_probs(m, t, img.data, w, h, img.c, io, probs))) {
+    if (gen && (st = sd_gen_translate_rgb(gen, t, img.data, w, h, img.c, tx))) {
+        sd_fail_prefix(st, "%s", in);
+        goto done;
+    }
+    if ((st = sd_infer_probs(m, t, tx ? tx : img.data, w, h, tx ? 3 : img.c, io, probs))) {
         sd_fail_prefix(st, "%s", in);
         goto done;
     }
@@ -243,6 +251,7 @@ static sd_status predict_one(sd_model *m, sd_tape *t, const sd_infer_opts *io, c
             goto done;
     }
 done:
+    free(tx);
     free(probs);
     free(pred);
     free(aux);
@@ -261,10 +270,10 @@ int cli_predict(int argc, char **argv)
         {"overlap", required_argument, 0, 'O'}, {"align-corners", no_argument, 0, 'a'},
         {"strict", no_argument, 0, 'x'},       {"threads", required_argument, 0, 't'},
         {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
-        {"precision", required_argument, 0, 'P'},
+        {"precision", required_argument, 0, 'P'}, {"translate", required_argument, 0, 'T'},
         {0, 0, 0, 0},
     };
-    const char *model = NULL, *input = NULL, *outdir = NULL;
+    const char *model = NULL, *input = NULL, *outdir = NULL, *translate = NULL;
     bool color = false, overlay = false, labelids = false, strict = false, quiet = false;
     sd_infer_opts io = sd_infer_opts_default(SD_NORM_IMAGENET);
     optind = 1;
@@ -273,6 +282,7 @@ int cli_predict(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
         case 'm': model = optarg; break;
+        case 'T': translate = optarg; break;
         case 'i': input = optarg; break;
         case 'o': outdir = optarg; break;
         case 's':
@@ -352,6 +362,9 @@ int cli_predict(int argc, char **argv)
     sd_norm norm = SD_NORM_IMAGENET;
     if (!st)
         st = sd_model_load(model, strict, &m, &norm);
+    sd_gen *gen = NULL;
+    if (!st && translate)
+        st = sd_gen_load(translate, &gen);
     if (!st && labelids && sd_model_options(m)->classes != SD_NUM_CLASSES)
         st = sd_fail(SD_ERR_ARG, "--labelids needs a %d-class model; %s has %d classes", SD_NUM_CLASSES, model,
                      sd_model_options(m)->classes);
@@ -369,11 +382,12 @@ int cli_predict(int argc, char **argv)
     sd_progress pr;
     sd_progress_init(&pr, "predict", "img", files.n, quiet ? SD_PROGRESS_OFF : SD_PROGRESS_AUTO);
     for (int i = 0; !st && i < files.n; i++) {
-        st = predict_one(m, &t, &io, files.v[i], stems[i], color, overlay, labelids, (const uint8_t(*)[3])pal);
+        st = predict_one(m, gen, &t, &io, files.v[i], stems[i], color, overlay, labelids, (const uint8_t(*)[3])pal);
         sd_progress_update(&pr, i + 1);
     }
     sd_progress_finish(&pr);
     sd_tape_free(&t);
+    sd_gen_free(gen);
     sd_model_free(m);
     for (int i = 0; i < files.n; i++) {
         free(files.v[i]);

@@ -23,6 +23,8 @@ static const struct {
     {"pretrain", cli_pretrain, "classification pretraining of a backbone"},
     {"demo", cli_demo, "benchmark, train, adapt, evaluate, report"},
     {"gap", cli_gap, "measure the domain gap between two datasets"},
+    {"bench", cli_bench, "time train/inference steps of the published models"},
+    {"translate", cli_translate, "translate images with a generator (e.g. taskgan's G_S: real -> sim)"},
 };
 
 static void usage(FILE *f)

@@ -28,11 +28,13 @@
 /* ---- the method registry ---- */
 
 extern const sd_method sd_method_source_only, sd_method_oracle, sd_method_finetune, sd_method_feature_adv,
-    sd_method_adaptseg, sd_method_road, sd_method_advent, sd_method_fda, sd_method_selftrain, sd_method_adabn;
+    sd_method_adaptseg, sd_method_road, sd_method_advent, sd_method_fda, sd_method_selftrain, sd_method_adabn,
+    sd_method_taskgan;
 
 static const sd_method *const methods[] = {
     &sd_method_source_only, &sd_method_oracle, &sd_method_finetune, &sd_method_feature_adv, &sd_method_adaptseg,
     &sd_method_road, &sd_method_advent, &sd_method_fda, &sd_method_selftrain, &sd_method_adabn,
+    &sd_method_taskgan,
 };
 
 const sd_method *const *sd_method_list(int *n)
@@ -65,7 +67,7 @@ static const sd_knob shared_knobs[] = {
     {"source-size", SD_KNOB_STR, "", NULL, "resize source images to WxH before cropping (PIL bicubic, labels "
                                            "nearest; default: as stored)"},
     {"target-size", SD_KNOB_STR, "", NULL, "resize target images to WxH before cropping and for evaluation"},
-    {"lr", SD_KNOB_FLOAT, "2.5e-4", NULL, "base learning rate of the segmentation network (classifier x10)"},
+    {"lr", SD_KNOB_FLOAT, "2.5e-4", NULL, "base learning rate of the segmentation network (classifier x10 with --init: head-lr-mult)"},
     {"lr-d", SD_KNOB_FLOAT, "1e-4", NULL, "base learning rate of discriminators (Adam)"},
     {"optimizer", SD_KNOB_STR, "sgd", "sgd|adam", "optimiser of the segmentation network"},
     {"momentum", SD_KNOB_FLOAT, "0.9", NULL, "SGD momentum"},
@@ -79,12 +81,17 @@ static const sd_knob shared_knobs[] = {
     {"eval-size", SD_KNOB_STR, "", NULL, "network input size for evaluation (default: target-size, else as stored)"},
     {"align-corners", SD_KNOB_BOOL, "true", NULL, "bilinear upsampling of logits with align_corners (AdaptSegNet)"},
     {"flip", SD_KNOB_BOOL, "false", NULL, "random horizontal flips"},
-    {"freeze-bn", SD_KNOB_BOOL, "true", NULL, "batch norm frozen (DeepLab-v2 practice)"},
+    {"freeze-bn", SD_KNOB_STR, "auto", "auto|true|false", "batch norm frozen (DeepLab-v2 practice on a pretrained "
+                                                          "backbone); auto: frozen with --init, trained without "
+                                                          "(from scratch BN must learn its statistics)"},
+    {"head-lr-mult", SD_KNOB_FLOAT, "0", NULL, "classifier lr multiplier; 0 = auto: 10 with --init (DeepLab's new "
+                                               "head on a pretrained backbone), 1 from scratch"},
     {"aux", SD_KNOB_STR, "auto", "auto|on|off", "auxiliary classifier (auto: when the method is multi-level)"},
     {"threads", SD_KNOB_INT, "0", NULL, "threads (0 = all cores)"},
     {"ranks", SD_KNOB_INT, "1", NULL, "processes of a data-parallel run: set from mpirun -np and recorded (--batch is "
                                       "per rank; N ranks of batch b equal one process of batch N*b)"},
-    {"sync-bn", SD_KNOB_BOOL, "true", NULL, "with several ranks and BN trained (--freeze-bn false): batch norm "
+    {"sync-bn", SD_KNOB_BOOL, "true", NULL, "with several ranks and BN trained (--freeze-bn false, or auto without "
+                                            "--init): batch norm "
                                             "uses the whole batch's statistics (SyncBN); false: each rank's own, "
                                             "running statistics averaged after every iteration"},
     {"precision", SD_KNOB_STR, "f32", "f32|bf16|bf16-emulated", "compute dtype of the convolutions (bf16: f32 master weights, "
@@ -528,7 +535,10 @@ static sd_status evaluate(sd_trainer *tr, sd_eval_result *res)
                 st = tr->tape.status ? tr->tape.status : SD_ERR_NOMEM;
             else {
                 memcpy(x->data, img, (size_t)3 * w * h * sizeof(float));
-                st = sd_model_forward(tr->model, &tr->tape, x, false, &out);
+                if (tr->method->eval_input)
+                    x = tr->method->eval_input(tr, tr->mstate, x);
+                st = x ? sd_model_forward(tr->model, &tr->tape, x, false, &out)
+                       : (tr->tape.status ? tr->tape.status : SD_ERR_SHAPE);
             }
             sd_tape_no_grad_end(&tr->tape);
             free(img);
@@ -1047,13 +1057,6 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
         if ((st = sd_config_set(cfg, "ranks", nr, pv->ranks > 1 ? "mpirun" : "default", true)))
             return st;
     }
-    /* BN trained: SyncBN (batch norm's statistics and their backward summed
-     * over the ranks), or with --sync-bn false per-rank statistics and the
-     * running ones averaged after each iteration, as AdaBN's re-estimation */
-    bool bn_moves = !sd_config_bool(cfg, "freeze-bn");
-    if (pv->ranks > 1 && bn_moves && sd_config_bool(cfg, "sync-bn"))
-        sd_batch_norm_set_sync(sd_dist_sum_f64);
-    pv->sync_buffers = pv->ranks > 1 && ((bn_moves && !sd_config_bool(cfg, "sync-bn")) || m->fixed_weights);
     if (tr->iters <= 0)
         return sd_fail(SD_ERR_ARG, "%s: iters = %lld, expected > 0", sd_config_origin(cfg, "iters"),
                        (long long)tr->iters);
@@ -1144,13 +1147,31 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
 
     /* model */
     sd_model_opts mo = sd_model_opts_default(sd_config_str(cfg, "model"));
-    mo.freeze_bn = sd_config_bool(cfg, "freeze-bn");
+    /* From scratch nothing is pretrained: frozen BN (statistics 0 and 1)
+     * would never normalise, and the 10x head made deeplab-mini's loss jump
+     * to 15-30 at lr 0.01 (measured, README); both follow --init by default. */
+    bool scratch = !*sd_config_str(cfg, "init");
+    const char *fb = sd_config_str(cfg, "freeze-bn");
+    mo.freeze_bn = !strcmp(fb, "auto") ? !scratch : !strcmp(fb, "true");
+    /* BN trained: SyncBN (batch norm's statistics and their backward summed
+     * over the ranks), or with --sync-bn false per-rank statistics and the
+     * running ones averaged after each iteration, as AdaBN's re-estimation */
+    if (pv->ranks > 1 && !mo.freeze_bn && sd_config_bool(cfg, "sync-bn"))
+        sd_batch_norm_set_sync(sd_dist_sum_f64);
+    pv->sync_buffers = pv->ranks > 1 && ((!mo.freeze_bn && !sd_config_bool(cfg, "sync-bn")) || m->fixed_weights);
     const char *aux = sd_config_str(cfg, "aux");
     mo.aux = !strcmp(aux, "on") || (!strcmp(aux, "auto") && m->wants_aux && m->wants_aux(cfg));
     if ((st = sd_model_create(&mo, &tr->model)))
         return sd_fail_prefix(st, "model %s", mo.name);
     sd_model_init_weights(tr->model, tr->seed);
     tr->params = sd_model_params(tr->model);
+    float head_mult = (float)sd_config_float(cfg, "head-lr-mult");
+    int g_head = sd_model_group(tr->model, "classifier");
+    if (head_mult < 0)
+        return sd_fail(SD_ERR_ARG, "%s: head-lr-mult = %g, expected >= 0 (0 = auto)",
+                       sd_config_origin(cfg, "head-lr-mult"), head_mult);
+    if (g_head >= 0)
+        tr->params->groups[g_head].lr_mult = head_mult > 0 ? head_mult : scratch ? 1.0f : 10.0f;
     int n_models;
     const sd_model_info *info = sd_model_list(&n_models);
     tr->norm = SD_NORM_CAFFE;

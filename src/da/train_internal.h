@@ -48,4 +48,16 @@ sd_status sd_fda_swap_channel(float *src, const float *trg, int h, int w, float 
  * the per-pixel entropy of the softmax over C divided by ln C. */
 sd_tensor *sd_fda_robust_entropy(sd_tape *t, sd_tensor *logits, float eta);
 
+/* taskgan's stage-2 generator objective (src/da/taskgan.c), shared with its
+ * PyTorch check (tests/shim_gan.c): *adv = ||D_S(y) - 1||^2 (mean) and, when
+ * ce is non-NULL, *ce = CE(f(y) upsampled bilinearly, align_corners true,
+ * to h x w; labels [N*h*w], 255 ignored), y = G_S(x) in [-1, 1] passed to
+ * f through its normalisation and f run in eval mode. The caller freezes
+ * D_S and f and weights the two terms (1 - alpha, alpha * gamma); *y is
+ * G_S(x), for the discriminator's step. */
+struct sd_gen;
+struct sd_patchgan;
+sd_status sd_taskgan_g_losses(sd_tape *t, struct sd_gen *gs, struct sd_patchgan *ds, sd_model *f, sd_norm norm,
+                              sd_tensor *x, const uint8_t *labels, sd_tensor **y, sd_tensor **adv, sd_tensor **ce);
+
 #endif

@@ -196,6 +196,42 @@ static int find_in_file(const sd_ckpt *c, const char *prefix, const char *name)
     return sd_st_find(&c->st, buf);
 }
 
+static bool params_have(const sd_params *p, const char *start)
+{
+    for (int i = 0; i < p->n; i++)
+        if (!strncmp(p->tensors[i]->name, start, strlen(start)))
+            return true;
+    return false;
+}
+
+static bool file_has(const sd_ckpt *c, const char *prefix, const char *start)
+{
+    char buf[512];
+    int n = snprintf(buf, sizeof buf, "%s%s", prefix, start);
+    for (int k = 0; k < c->st.n; k++)
+        if (!strncmp(c->st.tensors[k].name, buf, (size_t)n))
+            return true;
+    return false;
+}
+
+/* DeepLab-v2's main classifier is layer5 in a single-level network and
+ * layer6 in a multi-level one (layer5 is then the head on layer3, as the
+ * published code names them). Starting a multi-level run from a
+ * single-level checkpoint, or the reverse, maps the main head across:
+ * returns the file's name prefix for the model's `layer5.`/`layer6.`
+ * tensors, "" for none (the model's aux head then starts fresh), or NULL when
+ * names match as they are. */
+static const char *main_head_alias(const sd_ckpt *c, const char *prefix, const sd_params *p, const char *name)
+{
+    bool m5 = params_have(p, "layer5."), m6 = params_have(p, "layer6.");
+    bool f5 = file_has(c, prefix, "layer5."), f6 = file_has(c, prefix, "layer6.");
+    if (m5 && m6 && f5 && !f6) /* multi-level model, single-level file */
+        return !strncmp(name, "layer6.", 7) ? "layer5." : !strncmp(name, "layer5.", 7) ? "" : NULL;
+    if (m5 && !m6 && f5 && f6) /* single-level model, multi-level file */
+        return !strncmp(name, "layer5.", 7) ? "layer6." : NULL;
+    return NULL;
+}
+
 static void shape_text(char *buf, size_t n, int ndim, const int64_t *shape)
 {
     size_t off = (size_t)snprintf(buf, n, "[");
@@ -228,9 +264,20 @@ static sd_status load_params(sd_ckpt *c, const char *prefix, sd_params *p, bool 
             snprintf(first, sizeof first, "%s", m_);                                                             \
     } while (0)
 
+    int fresh_said = 0;
     for (int i = 0; i < p->n; i++) {
         sd_tensor *x = p->tensors[i];
-        int k = find_in_file(c, prefix, x->name);
+        const char *alias = main_head_alias(c, prefix, p, x->name);
+        char renamed[256];
+        if (alias)
+            snprintf(renamed, sizeof renamed, "%s%s", alias, x->name + 7);
+        int k = !alias ? find_in_file(c, prefix, x->name) : alias[0] ? find_in_file(c, prefix, renamed) : -1;
+        if (k < 0 && alias && !alias[0]) {
+            if (!fresh_said++)
+                sd_log(1, "%s: the head on layer3 (%slayer5.*) starts fresh: a single-level checkpoint has none\n",
+                       file, prefix);
+            continue;
+        }
         if (k < 0) {
             r.missing++;
             PROBLEM("missing tensor '%s%s'", prefix, x->name);

@@ -7,6 +7,7 @@
 
 #include "nn/nn.h"
 #include "segda/checkpoint.h"
+#include "segda/gan.h"
 
 sd_status sd_ckpt_writer_add_model(sd_ckpt_writer *w, sd_model *m, sd_norm norm)
 {
@@ -72,6 +73,10 @@ static int find_any(const sd_ckpt *c, const char *name)
 sd_status sd_ckpt_model_opts(const sd_ckpt *c, sd_model_opts *o, sd_norm *norm)
 {
     const char *name = sd_ckpt_meta(c, SD_META_MODEL);
+    if (!name && sd_ckpt_is_generator(c, ""))
+        return sd_fail(SD_ERR_FORMAT, "%s: a generator checkpoint (CycleGAN ResNet generator: tensors model.N.*), "
+                       "expected a segmentation network (give it to --translate or segda translate instead)",
+                       c->st.path);
     if (!name)
         return sd_fail(SD_ERR_FORMAT, "%s: no \"model\" in the metadata (convert with tools/pth2safetensors.py --model NAME)",
                        c->st.path);

@@ -21,8 +21,8 @@ float sd_lr_at(const sd_lr_schedule *s, int64_t it)
     if (s->max_iters > 0) {
         if (it >= s->max_iters)
             return 0.0f;
-        if (s->power != 0.0f)
-            lr *= pow(1.0 - (double)it / (double)s->max_iters, (double)s->power);
+        if (s->power != 0.0f && it >= s->hold_iters && s->hold_iters < s->max_iters)
+            lr *= pow(1.0 - (double)(it - s->hold_iters) / (double)(s->max_iters - s->hold_iters), (double)s->power);
     }
     if (s->warmup_iters > 0 && it < s->warmup_iters) {
         double r = s->warmup_ratio;
