@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "segda/dist.h"
 
@@ -68,6 +69,49 @@ static sd_status mpi_fail(int rc, const char *what)
     return sd_fail(SD_ERR_IO, "rank %d: %s failed: %s (did another rank of the job die?)", g_rank, what, msg);
 }
 
+/* Waits for a nonblocking collective, sleeping between polls: MPI's own
+ * blocking calls spin at 100% CPU, which on a machine whose cores are all
+ * busy (ranks of 1 thread each, other jobs) takes the CPU from the very rank
+ * being waited for. A short spin first keeps the latency of quick ones. */
+static int wait_req(MPI_Request *r)
+{
+    int done = 0, spins = 0;
+    long ns = 0;
+    for (;;) {
+        int rc = MPI_Test(r, &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS || done)
+            return rc;
+        if (spins < 200) {
+            spins++;
+            continue;
+        }
+        ns = ns ? (ns < 500000 ? 2 * ns : ns) : 5000;   /* 5 us doubling to 0.5-1 ms */
+        struct timespec ts = {0, ns};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int gather_wait(const void *send, void *recv, int n, MPI_Datatype t)
+{
+    MPI_Request r;
+    int rc = MPI_Igather(send, n, t, recv, n, t, 0, MPI_COMM_WORLD, &r);
+    return rc != MPI_SUCCESS ? rc : wait_req(&r);
+}
+
+static int bcast_wait(void *buf, int n, MPI_Datatype t, int root)
+{
+    MPI_Request r;
+    int rc = MPI_Ibcast(buf, n, t, root, MPI_COMM_WORLD, &r);
+    return rc != MPI_SUCCESS ? rc : wait_req(&r);
+}
+
+static int allreduce_wait(const void *send, void *recv, int n, MPI_Datatype t, MPI_Op op)
+{
+    MPI_Request r;
+    int rc = MPI_Iallreduce(send, recv, n, t, op, MPI_COMM_WORLD, &r);
+    return rc != MPI_SUCCESS ? rc : wait_req(&r);
+}
+
 sd_status sd_dist_init(int *argc, char ***argv)
 {
     if (g_active || !launched_by_mpirun())
@@ -116,7 +160,7 @@ void sd_dist_abort(int code)
         sd_status st = SD_OK;                                                                              \
         for (size_t off = 0; off < n && !st; off += cn) {                                                  \
             int m = (int)(n - off < cn ? n - off : cn);                                                    \
-            int rc = MPI_Gather(buf + off, m, MPI_T, all, m, MPI_T, 0, MPI_COMM_WORLD);                    \
+            int rc = gather_wait(buf + off, all, m, MPI_T);                                                \
             if (rc != MPI_SUCCESS) {                                                                       \
                 st = mpi_fail(rc, "MPI_Gather (sum)");                                                     \
                 break;                                                                                     \
@@ -128,7 +172,7 @@ void sd_dist_abort(int code)
                         s += all[(size_t)r * m + i];                                                       \
                     buf[off + i] = s;                                                                      \
                 }                                                                                          \
-            if ((rc = MPI_Bcast(buf + off, m, MPI_T, 0, MPI_COMM_WORLD)) != MPI_SUCCESS)                   \
+            if ((rc = bcast_wait(buf + off, m, MPI_T, 0)) != MPI_SUCCESS)                                  \
                 st = mpi_fail(rc, "MPI_Bcast (sum)");                                                      \
         }                                                                                                  \
         free(all);                                                                                         \
@@ -144,7 +188,7 @@ sd_status sd_dist_sum_u64(uint64_t *buf, size_t n)
         return SD_OK;
     if (n > (size_t)1 << 30)
         return sd_fail(SD_ERR_ARG, "dist: sum of %zu integers in one call", n);
-    int rc = MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+    int rc = allreduce_wait(MPI_IN_PLACE, buf, (int)n, MPI_UINT64_T, MPI_SUM);
     return rc == MPI_SUCCESS ? SD_OK : mpi_fail(rc, "MPI_Allreduce (integer sum)");
 }
 
@@ -154,7 +198,7 @@ sd_status sd_dist_bcast(void *buf, size_t bytes, int root)
         return SD_OK;
     for (size_t off = 0; off < bytes; off += (size_t)1 << 30) {
         size_t m = bytes - off < ((size_t)1 << 30) ? bytes - off : (size_t)1 << 30;
-        int rc = MPI_Bcast((char *)buf + off, (int)m, MPI_BYTE, root, MPI_COMM_WORLD);
+        int rc = bcast_wait((char *)buf + off, (int)m, MPI_BYTE, root);
         if (rc != MPI_SUCCESS)
             return mpi_fail(rc, "MPI_Bcast");
     }
@@ -165,7 +209,10 @@ sd_status sd_dist_barrier(void)
 {
     if (g_size == 1)
         return SD_OK;
-    int rc = MPI_Barrier(MPI_COMM_WORLD);
+    MPI_Request r;
+    int rc = MPI_Ibarrier(MPI_COMM_WORLD, &r);
+    if (rc == MPI_SUCCESS)
+        rc = wait_req(&r);
     return rc == MPI_SUCCESS ? SD_OK : mpi_fail(rc, "MPI_Barrier");
 }
 
@@ -178,7 +225,10 @@ sd_status sd_dist_agree(sd_status st)
         sd_dist_abort(1); /* cannot agree: stopping the job beats a deadlock */
         return sd_fail(SD_ERR_NOMEM, "dist: out of memory");
     }
-    int mine = (int)st, rc = MPI_Allgather(&mine, 1, MPI_INT, all, 1, MPI_INT, MPI_COMM_WORLD);
+    MPI_Request req;
+    int mine = (int)st, rc = MPI_Iallgather(&mine, 1, MPI_INT, all, 1, MPI_INT, MPI_COMM_WORLD, &req);
+    if (rc == MPI_SUCCESS)
+        rc = wait_req(&req);
     if (rc != MPI_SUCCESS) {
         free(all);
         return mpi_fail(rc, "MPI_Allgather (status)");
@@ -193,7 +243,7 @@ sd_status sd_dist_agree(sd_status st)
         return SD_OK;
     char msg[2048];
     snprintf(msg, sizeof msg, "%s", who == g_rank ? sd_errmsg() : "");
-    if ((rc = MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, who, MPI_COMM_WORLD)) != MPI_SUCCESS)
+    if ((rc = bcast_wait(msg, (int)sizeof msg, MPI_CHAR, who)) != MPI_SUCCESS)
         return mpi_fail(rc, "MPI_Bcast (error message)");
     msg[sizeof msg - 1] = 0;
     if (who == g_rank)
@@ -206,7 +256,7 @@ bool sd_dist_any(bool flag)
     if (g_size == 1)
         return flag;
     int mine = flag, any = 0;
-    if (MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS)
+    if (allreduce_wait(&mine, &any, 1, MPI_INT, MPI_MAX) != MPI_SUCCESS)
         return true; /* a rank is gone: stopping is the only safe answer */
     return any != 0;
 }
