@@ -1,8 +1,9 @@
 /* Data-parallel training under mpirun (issue 15): 2 ranks of 1 thread with
  * per-rank batch b against one process with batch 2b (source-only and
  * adaptseg; BN trained with SyncBN), two identical 2-rank runs (bit-identical), a stopped and
- * resumed 2-rank run, and a rank killed mid-run (a message naming it, an
- * intact last checkpoint, and a resume that matches). Runs the segda
+ * resumed 2-rank run, a rank killed mid-run (a message naming it, an
+ * intact last checkpoint, and a resume that matches) and a rank that hangs
+ * (named by rank 0 after SEGDA_DIST_TIMEOUT). Runs the segda
  * command ($SEGDA_BIN); skips when segda is built without MPI or mpirun is
  * missing. Not here: the loader's slicing (test_loader covers batches as a
  * function of (seed, iteration)). */
@@ -197,6 +198,19 @@ static void test_killed_rank(void)
     CHECK(max_diff(ckpt_of("so-kill"), ckpt_of("so-2")) == 0);
 }
 
+/* Rank 1 hangs at iteration 11 (the test hook sleeps): after
+ * SEGDA_DIST_TIMEOUT seconds rank 0 names it and the job ends, with the
+ * checkpoint of iteration 8 whole. */
+static void test_hung_rank(void)
+{
+    int rc = train(2, "so-hang", "--method source-only --iters 16 --batch 2,2 --freeze-bn true --save-every 4",
+                   "SEGDA_DIST_TIMEOUT=3 SEGDA_DIST_HANG_AT=11 timeout 120");
+    CHECK_MSG(rc != 0 && rc != 124, "exit status %d (124: not stopped in 120 s)", rc);
+    CHECK(file_has("so-hang", "from rank 1 for 3 s"));
+    char it[32];
+    CHECK(meta_iteration(ckpt_of("so-hang"), it, sizeof it) && !strcmp(it, "8"));
+}
+
 int main(void)
 {
     if (!sd_dist_compiled()) {
@@ -225,6 +239,7 @@ int main(void)
     RUN(test_two_ranks_bit_identical);
     RUN(test_resume);
     RUN(test_killed_rank);
+    RUN(test_hung_rank);
     if (!check_total_failed_) {
         char cmd[400];
         snprintf(cmd, sizeof cmd, "rm -rf %s", bench);

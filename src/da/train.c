@@ -271,7 +271,8 @@ typedef struct loop_priv {
     int rank, ranks;
     bool sync_buffers;           /* BN running statistics move: averaged over the ranks */
     uint64_t valid_px[2][2];     /* [src, tgt][this rank, all ranks]: labelled pixels of the iteration's batch */
-    int64_t kill_at;             /* test hook (SEGDA_DIST_KILL_AT): the last rank dies at this iteration */
+    int64_t kill_at;             /* test hooks (SEGDA_DIST_KILL_AT, SEGDA_DIST_HANG_AT): the last rank */
+    bool hang;                   /* dies (or hangs) at this iteration */
 } loop_priv;
 
 /* The CE of a rank's share is a mean over its own labelled pixels; the run
@@ -1029,8 +1030,9 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     pv->lock_fd = -1;
     pv->rank = sd_dist_rank();
     pv->ranks = sd_dist_size();
-    const char *kill_at = getenv("SEGDA_DIST_KILL_AT");
-    pv->kill_at = kill_at && *kill_at ? strtoll(kill_at, NULL, 10) : -1;
+    const char *kill_at = getenv("SEGDA_DIST_KILL_AT"), *hang_at = getenv("SEGDA_DIST_HANG_AT");
+    pv->hang = hang_at && *hang_at;
+    pv->kill_at = pv->hang ? strtoll(hang_at, NULL, 10) : kill_at && *kill_at ? strtoll(kill_at, NULL, 10) : -1;
     tr->priv = pv;
 
     const char *out = sd_config_str(cfg, "out");
@@ -1371,8 +1373,12 @@ static sd_status iterate(sd_trainer *tr)
      * replays them exactly */
     tr->tape.rng = sd_rng_fork(tr->seed, 0x7a9e000000ULL + (uint64_t)tr->it);
     tr->tape.training = true;
-    if (pv->ranks > 1 && pv->rank == pv->ranks - 1 && pv->kill_at == tr->it + 1)
-        raise(SIGKILL); /* the test of a dead rank (tests/test_dist.c) */
+    /* the tests of a dead and a hung rank (tests/test_dist.c) */
+    while (pv->ranks > 1 && pv->rank == pv->ranks - 1 && pv->kill_at == tr->it + 1) {
+        if (!pv->hang)
+            raise(SIGKILL);
+        sleep(1);
+    }
     zero_grads(tr);
     tr->src = tr->tgt = NULL;
     if (pv->have_src && (st = sd_loader_next(pv->src.loader, &tr->src)))

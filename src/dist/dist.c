@@ -17,6 +17,10 @@
 static int g_rank = 0, g_size = 1;
 #ifdef SD_HAVE_MPI
 static bool g_active;   /* MPI_Init was called by us */
+static bool g_broken;   /* a wait timed out: requests are left pending, finalize would hang */
+static double g_timeout = 600;  /* seconds a rank waits for the others (SEGDA_DIST_TIMEOUT) */
+#define SUM_TAG 0x5d
+#define TIMED_OUT (-1)
 #endif
 
 bool sd_dist_compiled(void)
@@ -69,21 +73,37 @@ static sd_status mpi_fail(int rc, const char *what)
     return sd_fail(SD_ERR_IO, "rank %d: %s failed: %s (did another rank of the job die?)", g_rank, what, msg);
 }
 
-/* Waits for a nonblocking collective, sleeping between polls: MPI's own
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Waits for n nonblocking requests, sleeping between polls: MPI's own
  * blocking calls spin at 100% CPU, which on a machine whose cores are all
  * busy (ranks of 1 thread each, other jobs) takes the CPU from the very rank
- * being waited for. A short spin first keeps the latency of quick ones. */
-static int wait_req(MPI_Request *r)
+ * being waited for; a short spin first keeps the latency of quick ones.
+ * After g_timeout seconds it gives up: TIMED_OUT, r[i] != MPI_REQUEST_NULL
+ * for the requests still open (a rank that hangs; a dead one makes Open MPI
+ * end the job first). */
+static int wait_all(int n, MPI_Request *r)
 {
-    int done = 0, spins = 0;
+    int spins = 0;
     long ns = 0;
+    double t0 = now_s();
     for (;;) {
-        int rc = MPI_Test(r, &done, MPI_STATUS_IGNORE);
+        int done = 0;
+        int rc = MPI_Testall(n, r, &done, MPI_STATUSES_IGNORE);
         if (rc != MPI_SUCCESS || done)
             return rc;
         if (spins < 200) {
             spins++;
             continue;
+        }
+        if (g_timeout > 0 && now_s() - t0 > g_timeout) {
+            g_broken = true;
+            return TIMED_OUT;
         }
         ns = ns ? (ns < 500000 ? 2 * ns : ns) : 5000;   /* 5 us doubling to 0.5-1 ms */
         struct timespec ts = {0, ns};
@@ -91,11 +111,56 @@ static int wait_req(MPI_Request *r)
     }
 }
 
-static int gather_wait(const void *send, void *recv, int n, MPI_Datatype t)
+static int wait_req(MPI_Request *r) { return wait_all(1, r); }
+
+static sd_status wait_fail(int rc, const char *what)
 {
-    MPI_Request r;
-    int rc = MPI_Igather(send, n, t, recv, n, t, 0, MPI_COMM_WORLD, &r);
-    return rc != MPI_SUCCESS ? rc : wait_req(&r);
+    if (rc != TIMED_OUT)
+        return mpi_fail(rc, what);
+    return sd_fail(SD_ERR_IO, "rank %d: no answer from the other ranks for %g s in %s (one of them hangs or died; "
+                   "SEGDA_DIST_TIMEOUT sets the limit)", g_rank, g_timeout, what);
+}
+
+/* Rank 0 receives every rank's buf[n] into all[rank * n]; point to point, so
+ * that a rank that never sends is named. */
+static sd_status gather_named(const void *send, void *all, int n, MPI_Datatype t, size_t esize, const char *what)
+{
+    if (g_rank != 0) {
+        MPI_Request r;
+        int rc = MPI_Isend(send, n, t, 0, SUM_TAG, MPI_COMM_WORLD, &r);
+        if (rc == MPI_SUCCESS)
+            rc = wait_req(&r);
+        if (rc == TIMED_OUT)
+            return sd_fail(SD_ERR_IO, "rank %d: rank 0 took no %s for %g s (it hangs or died; "
+                           "SEGDA_DIST_TIMEOUT sets the limit)", g_rank, what, g_timeout);
+        return rc == MPI_SUCCESS ? SD_OK : mpi_fail(rc, "MPI_Isend (sum)");
+    }
+    memcpy(all, send, esize * (size_t)n);
+    MPI_Request *r = malloc(sizeof *r * (size_t)g_size);
+    if (!r)
+        return sd_fail(SD_ERR_NOMEM, "dist: out of memory");
+    int rc = MPI_SUCCESS;
+    for (int k = 1; k < g_size && rc == MPI_SUCCESS; k++)
+        rc = MPI_Irecv((char *)all + esize * (size_t)n * k, n, t, k, SUM_TAG, MPI_COMM_WORLD, &r[k - 1]);
+    if (rc == MPI_SUCCESS)
+        rc = wait_all(g_size - 1, r);
+    sd_status st = SD_OK;
+    if (rc == TIMED_OUT) {
+        char who[256] = "";
+        size_t len = 0;
+        for (int k = 1; k < g_size && len < sizeof who - 16; k++) {
+            int got = 0;   /* (MPI_Testall leaves the requests as they were) */
+            if (MPI_Test(&r[k - 1], &got, MPI_STATUS_IGNORE) == MPI_SUCCESS && got)
+                continue;
+            len += (size_t)snprintf(who + len, sizeof who - len, "%s%d", len ? ", " : "", k);
+        }
+        st = sd_fail(SD_ERR_IO, "rank 0: no %s from rank %s for %g s (it hangs or died; SEGDA_DIST_TIMEOUT sets "
+                     "the limit)", what, who, g_timeout);
+    } else if (rc != MPI_SUCCESS) {
+        st = mpi_fail(rc, "MPI_Irecv (sum)");
+    }
+    free(r);
+    return st;
 }
 
 static int bcast_wait(void *buf, int n, MPI_Datatype t, int root)
@@ -122,6 +187,9 @@ sd_status sd_dist_init(int *argc, char ***argv)
     if (rc != MPI_SUCCESS)
         return sd_fail(SD_ERR_IO, "MPI_Init_thread failed (code %d)", rc);
     g_active = true;
+    const char *t = getenv("SEGDA_DIST_TIMEOUT");
+    if (t && *t)
+        g_timeout = strtod(t, NULL);
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
@@ -132,6 +200,8 @@ void sd_dist_finalize(void)
 {
     if (!g_active)
         return;
+    if (g_broken)
+        MPI_Abort(MPI_COMM_WORLD, 1); /* the others would wait in MPI_Finalize for the lost rank */
     MPI_Finalize();
     g_active = false;
     g_rank = 0;
@@ -160,11 +230,9 @@ void sd_dist_abort(int code)
         sd_status st = SD_OK;                                                                              \
         for (size_t off = 0; off < n && !st; off += cn) {                                                  \
             int m = (int)(n - off < cn ? n - off : cn);                                                    \
-            int rc = gather_wait(buf + off, all, m, MPI_T);                                                \
-            if (rc != MPI_SUCCESS) {                                                                       \
-                st = mpi_fail(rc, "MPI_Gather (sum)");                                                     \
+            if ((st = gather_named(buf + off, all, m, MPI_T, sizeof(T), "sum (gradients)")))               \
                 break;                                                                                     \
-            }                                                                                              \
+            int rc;                                                                                        \
             if (g_rank == 0)                                                                               \
                 for (int i = 0; i < m; i++) {                                                              \
                     T s = all[i];                                                                          \
@@ -173,7 +241,7 @@ void sd_dist_abort(int code)
                     buf[off + i] = s;                                                                      \
                 }                                                                                          \
             if ((rc = bcast_wait(buf + off, m, MPI_T, 0)) != MPI_SUCCESS)                                  \
-                st = mpi_fail(rc, "MPI_Bcast (sum)");                                                      \
+                st = wait_fail(rc, "MPI_Ibcast (sum)");                                                    \
         }                                                                                                  \
         free(all);                                                                                         \
         return st;                                                                                         \
@@ -189,7 +257,7 @@ sd_status sd_dist_sum_u64(uint64_t *buf, size_t n)
     if (n > (size_t)1 << 30)
         return sd_fail(SD_ERR_ARG, "dist: sum of %zu integers in one call", n);
     int rc = allreduce_wait(MPI_IN_PLACE, buf, (int)n, MPI_UINT64_T, MPI_SUM);
-    return rc == MPI_SUCCESS ? SD_OK : mpi_fail(rc, "MPI_Allreduce (integer sum)");
+    return rc == MPI_SUCCESS ? SD_OK : wait_fail(rc, "MPI_Iallreduce (integer sum)");
 }
 
 sd_status sd_dist_bcast(void *buf, size_t bytes, int root)
@@ -200,7 +268,7 @@ sd_status sd_dist_bcast(void *buf, size_t bytes, int root)
         size_t m = bytes - off < ((size_t)1 << 30) ? bytes - off : (size_t)1 << 30;
         int rc = bcast_wait((char *)buf + off, (int)m, MPI_BYTE, root);
         if (rc != MPI_SUCCESS)
-            return mpi_fail(rc, "MPI_Bcast");
+            return wait_fail(rc, "MPI_Ibcast");
     }
     return SD_OK;
 }
@@ -213,7 +281,7 @@ sd_status sd_dist_barrier(void)
     int rc = MPI_Ibarrier(MPI_COMM_WORLD, &r);
     if (rc == MPI_SUCCESS)
         rc = wait_req(&r);
-    return rc == MPI_SUCCESS ? SD_OK : mpi_fail(rc, "MPI_Barrier");
+    return rc == MPI_SUCCESS ? SD_OK : wait_fail(rc, "MPI_Ibarrier");
 }
 
 sd_status sd_dist_agree(sd_status st)
@@ -225,29 +293,33 @@ sd_status sd_dist_agree(sd_status st)
         sd_dist_abort(1); /* cannot agree: stopping the job beats a deadlock */
         return sd_fail(SD_ERR_NOMEM, "dist: out of memory");
     }
-    MPI_Request req;
-    int mine = (int)st, rc = MPI_Iallgather(&mine, 1, MPI_INT, all, 1, MPI_INT, MPI_COMM_WORLD, &req);
-    if (rc == MPI_SUCCESS)
-        rc = wait_req(&req);
-    if (rc != MPI_SUCCESS) {
-        free(all);
-        return mpi_fail(rc, "MPI_Allgather (status)");
-    }
-    int who = -1;
-    for (int r = 0; r < g_size && who < 0; r++)
-        if (all[r] != SD_OK)
-            who = r;
-    sd_status agreed = who < 0 ? SD_OK : (sd_status)all[who];
+    /* gathered point to point at rank 0, so a rank that never reports is named */
+    int mine = (int)st, rc, dec[2] = {-1, SD_OK};   /* the first failing rank and its status */
+    char own[2048];
+    snprintf(own, sizeof own, "%s", st ? sd_errmsg() : "");
+    sd_status gs = gather_named(&mine, all, 1, MPI_INT, sizeof(int), "status");
+    if (g_rank == 0 && !gs)
+        for (int r = 0; r < g_size && dec[0] < 0; r++)
+            if (all[r] != SD_OK) {
+                dec[0] = r;
+                dec[1] = all[r];
+            }
     free(all);
+    if (gs)
+        return gs;
+    if ((rc = bcast_wait(dec, 2, MPI_INT, 0)) != MPI_SUCCESS)
+        return wait_fail(rc, "MPI_Ibcast (status)");
+    int who = dec[0];
+    sd_status agreed = (sd_status)dec[1];
     if (who < 0)
         return SD_OK;
     char msg[2048];
-    snprintf(msg, sizeof msg, "%s", who == g_rank ? sd_errmsg() : "");
+    snprintf(msg, sizeof msg, "%s", who == g_rank ? own : "");
     if ((rc = bcast_wait(msg, (int)sizeof msg, MPI_CHAR, who)) != MPI_SUCCESS)
-        return mpi_fail(rc, "MPI_Bcast (error message)");
+        return wait_fail(rc, "MPI_Ibcast (error message)");
     msg[sizeof msg - 1] = 0;
     if (who == g_rank)
-        return st;
+        return sd_fail(st, "%s", own);
     return sd_fail(agreed, "rank %d: %s", who, msg);
 }
 
