@@ -1,6 +1,6 @@
-/* Shared between the parity shims (tests/shim_ops.c, opsA; tests/shim_ops_b.c,
- * opsB): the arguments an op receives when tests/py/segda_ct.py runs it by
- * name through ctypes. Test-only; not part of libsegda's API. */
+/* Shared between the parity shims (tests/shim_ops.c, tests/shim_smallnet.c,
+ * tests/shim_models.c): the arguments an op receives when tests/py/segda_ct.py
+ * runs it by name through ctypes. Test-only; not part of libsegda's API. */
 #ifndef SEGDA_TEST_SHIM_H
 #define SEGDA_TEST_SHIM_H
 

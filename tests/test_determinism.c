@@ -2,7 +2,7 @@
  * dropout, dilated conv, bilinear upsampling, cross-entropy + entropy, SGD
  * with momentum) run twice from the same seed with the same thread count
  * give bit-identical weights; a different seed gives different ones (the
- * check can fail). Also: opsB's reductions give identical bits for 1 and 2
+ * check can fail). Also: the reductions give identical bits for 1 and 2
  * threads. */
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
-/* Shape ops of opsB: concat and slice along any dim (0..3) and reshape.
- * Padding, resizing and flips are opsA's (ops_resize.c).
+/* Shape ops: concat and slice along any dim (0..3) and reshape.
+ * Padding, resizing and flips are in ops_resize.c.
  * Every backward ACCUMULATES (+=) into in[i]->grad, and only for inputs that
  * require grad. */
 #include <stdio.h>

@@ -1,4 +1,4 @@
-"""PyTorch parity of opsA's ops (conv2d, conv_transpose2d, batch/instance
+"""PyTorch parity of the spatial ops (conv2d, conv_transpose2d, batch/instance
 norm, max/avg/adaptive pooling, bilinear/nearest resize, pad, flip_w):
 forward and every input gradient against torch 1.13 in float64 over a grid
 of shapes (odd sizes, batch > 1, stride 2, dilations up to 24, padding,

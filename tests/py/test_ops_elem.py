@@ -1,7 +1,7 @@
-"""PyTorch 1.13 parity of opsB's ops (element-wise, shape, softmax, losses):
+"""PyTorch 1.13 parity of the element-wise ops (element-wise, shape, softmax, losses):
 forward and every input gradient, max relative error <= 1e-4, over shapes
 with odd sizes and batch > 1, ignore pixels (255), all-ignored batches and
-class weights. Runs each op through tests/shim_ops_b.c (segda_ct harness)."""
+class weights. Runs each op through tests/shim_ops.c (segda_ct harness)."""
 import math
 import os
 import sys

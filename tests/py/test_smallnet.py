@@ -3,7 +3,7 @@ weights (conv-BN-ReLU blocks, two summed dilated branches, bilinear
 upsampling, cross-entropy with ignore 255): same loss and every parameter
 gradient (max rel err <= 1e-4), then five SGD steps (momentum 0.9, weight
 decay, classifier lr x10) give the same losses, weights and BN running
-statistics. segda side: sdt_smallnet_run in tests/shim_ops_b.c."""
+statistics. segda side: sdt_smallnet_run in tests/shim_smallnet.c."""
 import ctypes
 import os
 import sys

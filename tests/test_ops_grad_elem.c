@@ -1,4 +1,4 @@
-/* Finite-difference checks of opsB's backwards (element-wise, shape, softmax
+/* Finite-difference checks of the element-wise ops' backwards (element-wise, shape, softmax
  * and loss ops), their error messages, and the tape behaviours they rest on:
  * gradient reversal, detach, no_grad, several losses, repeated backward.
  * PyTorch parity of the same ops is in tests/py/test_ops_elem.py. */

@@ -1,4 +1,4 @@
-/* Finite-difference checks of opsA's backwards (conv, pool, norm, resize,
+/* Finite-difference checks of the spatial ops' backwards (conv, pool, norm, resize,
  * pad, flip), error messages for wrong shapes, the CPU backend table's
  * completeness and run-to-run determinism. The PyTorch comparison of the
  * same ops is tests/py/test_ops_conv.py.
