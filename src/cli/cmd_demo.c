@@ -554,7 +554,7 @@ static sd_status job_write_config(const demo_setup *ds, demo_job *jobs, demo_job
     sd_config_set(&cfg, "lr", j->lr, "demo", true);
     /* BN trained: the pretrained statistics are those of 64-px crops, not of
      * 256x128 street frames */
-    sd_config_set(&cfg, "freeze-bn", "false", "demo", true);
+    sd_config_set(&cfg, "bn", "train", "demo", true);
     sd_config_set(&cfg, "lr-d", "1e-4", "demo", true);
     sd_config_set(&cfg, "batch", "2,2", "demo", true);
     sd_config_set(&cfg, "flip", "true", "demo", true);

@@ -118,6 +118,7 @@ const sd_method sd_method_advent = {
     .knobs = knobs,
     .needs_target = true,
     .source_batches = true,
+    .bn_default = "batch-stats",   /* model.train(), BN affine requires_grad False */
     .wants_aux = wants_aux,
     .init = init,
     .step = step,

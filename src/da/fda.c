@@ -310,6 +310,7 @@ const sd_method sd_method_fda = {
     .knobs = knobs,
     .needs_target = true,
     .source_batches = true,
+    .bn_default = "batch-stats",   /* model.train(), BN affine requires_grad False */
     .init = init,
     .step = step,
     .free = free_state,

@@ -77,7 +77,10 @@ static const sd_knob shared_knobs[] = {
     {"eval-size", SD_KNOB_STR, "", NULL, "network input size for evaluation (default: target-size, else as stored)"},
     {"align-corners", SD_KNOB_BOOL, "true", NULL, "bilinear upsampling of logits with align_corners (AdaptSegNet)"},
     {"flip", SD_KNOB_BOOL, "false", NULL, "random horizontal flips"},
-    {"freeze-bn", SD_KNOB_BOOL, "true", NULL, "batch norm frozen (DeepLab-v2 practice)"},
+    {"bn", SD_KNOB_STR, "auto", "auto|frozen|batch-stats|train", "backbone batch norm: frozen (running statistics, "
+                                  "affine fixed), batch-stats (batch statistics, running ones updated, affine fixed: "
+                                  "the AdaptSegNet/ADVENT/FDA code), train; auto: the method's published recipe"},
+    {"freeze-bn", SD_KNOB_BOOL, NULL, NULL, "old spelling: true = bn frozen, false = bn train"},
     {"aux", SD_KNOB_STR, "auto", "auto|on|off", "auxiliary classifier (auto: when the method is multi-level)"},
     {"threads", SD_KNOB_INT, "0", NULL, "threads (0 = all cores)"},
     {"precision", SD_KNOB_STR, "f32", "f32|bf16|bf16-emulated", "compute dtype of the convolutions (bf16: f32 master weights, "
@@ -1045,7 +1048,8 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
 
     /* model */
     sd_model_opts mo = sd_model_opts_default(sd_config_str(cfg, "model"));
-    mo.freeze_bn = sd_config_bool(cfg, "freeze-bn");
+    if ((st = sd_bn_mode_parse(sd_config_str(cfg, "bn"), &mo.bn)))   /* resolved from auto by sd_train_resolve */
+        return sd_fail_prefix(st, "%s", sd_config_origin(cfg, "bn"));
     const char *aux = sd_config_str(cfg, "aux");
     mo.aux = !strcmp(aux, "on") || (!strcmp(aux, "auto") && m->wants_aux && m->wants_aux(cfg));
     if ((st = sd_model_create(&mo, &tr->model)))
