@@ -837,6 +837,82 @@ static void test_fda_swap(void)
     }
 }
 
+/* Every network tensor of ref (names without a namespace) equals the
+ * tensor prefix+name of file run. */
+static bool module_is(const char *run_path, const char *prefix, const char *ref_path)
+{
+    sd_ckpt x, y;
+    if (sd_ckpt_open(run_path, &x))
+        return false;
+    if (sd_ckpt_open(ref_path, &y)) {
+        sd_ckpt_close(&x);
+        return false;
+    }
+    bool same = true;
+    int n = 0;
+    for (int i = 0; same && i < y.st.n; i++) {
+        const sd_st_tensor *ty = &y.st.tensors[i];
+        if (strchr(ty->name, ':'))
+            continue;
+        char nm[512];
+        snprintf(nm, sizeof nm, "%s%s", prefix, ty->name);
+        int j = sd_st_find(&x.st, nm);
+        const sd_st_tensor *tx = j >= 0 ? &x.st.tensors[j] : NULL;
+        same = tx && tx->end - tx->begin == ty->end - ty->begin &&
+               !memcmp(x.st.buf + x.st.data_start + tx->begin, y.st.buf + y.st.data_start + ty->begin,
+                       ty->end - ty->begin);
+        n++;
+    }
+    sd_ckpt_close(&x);
+    sd_ckpt_close(&y);
+    return same && n > 0;
+}
+
+static void test_road_teacher(void)
+{
+    /* p0 (from scratch) -> p1 (--init p0) -> road --init p1: the default
+     * teacher is p0, the root of the chain (the pretrained backbone in the
+     * demo), not p1; after training it is still p0 bit for bit, running
+     * statistics included (the teacher normalises with the batch like the
+     * student's target pass, writing nothing). --teacher picks another. */
+    char p0[600], p1[600], i1[620], t1[700], bad[620];
+    const char *a0[] = {"iters=2", "lr=0.01"};
+    CHECK_OK(run("source-only", "tp0", 2, a0));
+    snprintf(p0, sizeof p0, "%s/run-tp0/last.safetensors", bench);
+    snprintf(i1, sizeof i1, "init=%s", p0);
+    const char *a1[] = {"iters=2", "lr=0.01", i1};
+    CHECK_OK(run("source-only", "tp1", 3, a1));
+    snprintf(p1, sizeof p1, "%s/run-tp1/last.safetensors", bench);
+    snprintf(i1, sizeof i1, "init=%s", p1);
+    for (int k = 0; k < 2; k++) {
+        const char *ar[] = {"iters=2", "spatial=false", "lr=0.01", i1, k ? "bn=batch-stats" : "bn=frozen"};
+        CHECK_OK(run("road", k ? "troad-bs" : "troad", 5, ar));
+        char last[600];
+        snprintf(last, sizeof last, "%s/run-%s/last.safetensors", bench, k ? "troad-bs" : "troad");
+        CHECK_MSG(module_is(last, "teacher:", p0), "bn %d: the default teacher is not the root of the --init chain", k);
+        CHECK(!module_is(last, "teacher:", p1));
+        CHECK(!module_is(last, "", p1));   /* the student did train */
+    }
+    snprintf(t1, sizeof t1, "teacher=%s", p1);
+    const char *at[] = {"iters=1", "spatial=false", i1, t1};
+    CHECK_OK(run("road", "troad-t", 4, at));
+    char last[600];
+    snprintf(last, sizeof last, "%s/run-troad-t/last.safetensors", bench);
+    CHECK(module_is(last, "teacher:", p1));
+    /* a teacher that is not a checkpoint of the model: the error names it */
+    snprintf(bad, sizeof bad, "%s/not-a-teacher.safetensors", bench);
+    FILE *f = fopen(bad, "w");
+    fprintf(f, "hello\n");
+    fclose(f);
+    snprintf(t1, sizeof t1, "teacher=%s", bad);
+    const char *ab[] = {"iters=1", "spatial=false", i1, t1};
+    CHECK(run("road", "troad-bad", 4, ab) != SD_OK);
+    CHECK_ERR_HAS("not-a-teacher.safetensors");
+    snprintf(t1, sizeof t1, "teacher=%s/missing.safetensors", bench);
+    CHECK(run("road", "troad-missing", 4, ab) != SD_OK);
+    CHECK_ERR_HAS("missing.safetensors");
+}
+
 int main(void)
 {
     make_bench();
@@ -855,6 +931,7 @@ int main(void)
     RUN(test_kill_during_save);
     RUN(test_every_method_runs);
     RUN(test_adabn_keeps_weights);
+    RUN(test_road_teacher);
     RUN(test_crop_box_maps_to_resized_image);
     RUN(test_workers_same_weights);
     RUN(test_memory_independent_of_dataset_size);

@@ -574,6 +574,15 @@ static sd_status job_write_config(const demo_setup *ds, demo_job *jobs, demo_job
         snprintf(init_s, sizeof init_s, "%.600s/last.safetensors", jobs[j->dep].rundir);
         sd_config_set(&cfg, "init", init_s, "demo", true);
     }
+    /* ROAD distils towards the pretrained backbone (the paper's "pretrained
+     * real style model"), named explicitly: the pretraining this row's
+     * --init chain starts from */
+    if (!strcmp(j->method, "road"))
+        for (int d = j->dep; d >= 0; d = jobs[d].dep)
+            if (jobs[d].kind == JOB_PRETRAIN) {
+                sd_config_set(&cfg, "teacher", jobs[d].rundir, "demo", true);
+                break;
+            }
     for (int k = 0; k < j->n_extra; k++) {
         char key[64];
         const char *eq = strchr(j->extra[k], '=');
