@@ -126,9 +126,11 @@ void TEST_eval_model_equals_pred(void)
 {
     const char *t = tmpdir;
     const char *data = "--threads 1 --quiet --name a --name b";
-    /* align_corners True on both sides (eval's default, predict's flag) */
-    predict_dirs(1, "--align-corners");
-    predict_dirs(2, "--align-corners");
+    /* one default across predict and eval (align_corners True, as the
+     * published evaluation code): a predict folder written with the
+     * defaults scores as eval --model does; the flag's =B form too */
+    predict_dirs(1, "");
+    predict_dirs(2, "--align-corners=true");
     CHECK(sh("'%s' eval --model '%s/r1.safetensors' --model '%s/r2.safetensors' --data 'cityscapes:%s/bench/real' %s "
              "--csv '%s/m.csv' --json '%s/m.json' > '%s/m.txt'", bin, t, t, t, data, t, t, t) == 0);
     CHECK(sh("'%s' eval --pred '%s/p1' --pred '%s/p2' --data 'cityscapes:%s/bench/real' %s --csv '%s/p.csv' "
@@ -154,8 +156,8 @@ void TEST_eval_model_equals_pred(void)
 
     /* a network size (PIL bicubic input) and align_corners False */
     CHECK(sh("rm -rf '%s/p1' '%s/l1'", t, t) == 0);
-    predict_dirs(1, "--size 96x48");
-    CHECK(sh("'%s' eval --model '%s/r1.safetensors' --size 96x48 --align-corners false --data "
+    predict_dirs(1, "--size 96x48 --align-corners=false");
+    CHECK(sh("'%s' eval --model '%s/r1.safetensors' --size 96x48 --align-corners=false --data "
              "'cityscapes:%s/bench/real' --threads 1 --quiet --name a --csv '%s/m2.csv' --json '%s/m2.json' "
              "> /dev/null", bin, t, t, t, t) == 0);
     CHECK(sh("'%s' eval --pred '%s/p1' --data 'cityscapes:%s/bench/real' --threads 1 --quiet --name a "

@@ -913,6 +913,75 @@ static void test_road_teacher(void)
     CHECK_ERR_HAS("missing.safetensors");
 }
 
+static bool file_has_line(const char *path, const char *line)
+{
+    FILE *f = fopen(path, "r");
+    char buf[1024];
+    bool found = false;
+    while (f && !found && fgets(buf, sizeof buf, f)) {
+        buf[strcspn(buf, "\n")] = 0;
+        found = !strcmp(buf, line);
+    }
+    if (f)
+        fclose(f);
+    return found;
+}
+
+static void test_adversarial_weights_and_disc_names(void)
+{
+    /* lambda-adv: auto is the published value and config.txt says which;
+     * 0 is 0 (it used to mean "published") */
+    const char *cases[][3] = {{"lambda-adv=auto", "gan=vanilla", "lambda-adv = 0.001"},
+                              {"lambda-adv=auto", "gan=ls", "lambda-adv = 0.01"},
+                              {"lambda-adv=0", "gan=vanilla", "lambda-adv = 0"}};
+    for (int k = 0; k < 3; k++) {
+        char name[32], path[600];
+        snprintf(name, sizeof name, "lam%d", k);
+        const char *a[] = {"iters=1", "disc-width=8", cases[k][0], cases[k][1]};
+        CHECK_OK(run("adaptseg", name, 4, a));
+        path_of(path, sizeof path, name, "config.txt");
+        CHECK_MSG(file_has_line(path, cases[k][2]), "%s: config.txt lacks '%s'", cases[k][0], cases[k][2]);
+    }
+    const char *neg[] = {"iters=1", "lambda-adv=-1"};
+    CHECK(run("adaptseg", "lamneg", 2, neg) == SD_ERR_ARG);
+    CHECK_ERR_HAS("lambda-adv = '-1': expected auto or a number >= 0");
+
+    /* An FCDiscriminator state dict (conv1..conv4, classifier: AdaptSegNet's
+     * D1/D2 converted by name) loads into both levels; with lr-d 0 the run's
+     * discriminators are still exactly it */
+    sd_disc *d;
+    CHECK_OK(sd_disc_create(SD_DISC_OUTPUT, 19, 8, NULL, &d));
+    sd_disc_init_weights(d, 77);
+    char dpath[600], arg[700], arg2[700], last[600];
+    snprintf(dpath, sizeof dpath, "%s/D1.safetensors", bench);
+    sd_ckpt_writer w;
+    sd_ckpt_writer_init(&w);
+    CHECK_OK(sd_ckpt_writer_add_params(&w, "", sd_disc_params(d)));
+    CHECK_OK(sd_ckpt_writer_save(&w, dpath));
+    sd_ckpt_writer_free(&w);
+    sd_disc_free(d);
+    snprintf(arg, sizeof arg, "disc-init=%s", dpath);
+    snprintf(arg2, sizeof arg2, "disc-aux-init=%s", dpath);
+    for (int k = 0; k < 2; k++) {
+        const char *a[] = {"iters=1", "disc-width=8", "levels=multi", "lr-d=0", arg, arg2};
+        CHECK_OK(run(k ? "advent" : "adaptseg", k ? "dinit-adv" : "dinit", 6, a));
+        path_of(last, sizeof last, k ? "dinit-adv" : "dinit", "last.safetensors");
+        CHECK(module_is(last, "disc:", dpath));
+        CHECK(module_is(last, "disc_aux:", dpath));
+        sd_ckpt c;
+        CHECK_OK(sd_ckpt_open(last, &c));
+        CHECK(sd_st_find(&c.st, "disc:conv1.weight") >= 0 && sd_st_find(&c.st, "disc:classifier.bias") >= 0);
+        sd_ckpt_close(&c);
+    }
+    /* a checkpoint of the segmentation network is not a discriminator */
+    path_of(last, sizeof last, "lam0", "last.safetensors");
+    snprintf(arg, sizeof arg, "disc-init=%s", last);
+    const char *b[] = {"iters=1", "disc-width=8", arg};
+    CHECK(run("adaptseg", "dinit-bad", 3, b) != SD_OK);
+    CHECK_ERR_HAS("expected FCDiscriminator tensors");
+    CHECK_ERR_HAS("run-lam0/last.safetensors");
+}
+
 int main(void)
 {
     make_bench();
@@ -932,6 +1001,7 @@ int main(void)
     RUN(test_every_method_runs);
     RUN(test_adabn_keeps_weights);
     RUN(test_road_teacher);
+    RUN(test_adversarial_weights_and_disc_names);
     RUN(test_crop_box_maps_to_resized_image);
     RUN(test_workers_same_weights);
     RUN(test_memory_independent_of_dataset_size);

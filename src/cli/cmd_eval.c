@@ -51,8 +51,9 @@ static void usage(FILE *f)
             "  --scales LIST       scales of the network size to run (default 1), e.g. 0.75,1,1.25\n"
             "                      (with --flip/--scales the raw logits of all passes are\n"
             "                      averaged on the scale-1 output grid before upsampling)\n"
-            "  --align-corners B   bilinear upsampling of logits: true (default, as the\n"
-            "                      AdaptSegNet/ADVENT evaluation code) or false\n"
+            "  --align-corners[=B] bilinear upsampling of logits: true (default, as the\n"
+            "                      AdaptSegNet/ADVENT evaluation code; the same default as\n"
+            "                      train and predict) or =false\n"
             "\n"
             "  --name NAME         row name (repeat once per --pred/--model; default: the path)\n"
             "  --csv FILE          write the results as CSV (fractions)\n"
@@ -76,19 +77,6 @@ static const char *default_split(const char *spec)
     if (!strcmp(c, ":train") || !strcmp(c, ":val") || !strcmp(c, ":test"))
         return NULL;
     return "val";
-}
-
-static int parse_bool(const char *s, bool *out)
-{
-    if (!strcmp(s, "true") || !strcmp(s, "1") || !strcmp(s, "True") || !strcmp(s, "yes")) {
-        *out = true;
-        return 0;
-    }
-    if (!strcmp(s, "false") || !strcmp(s, "0") || !strcmp(s, "False") || !strcmp(s, "no")) {
-        *out = false;
-        return 0;
-    }
-    return -1;
 }
 
 #define MAX_ENSEMBLE 8
@@ -239,7 +227,7 @@ int cli_eval(int argc, char **argv)
         {"csv", required_argument, 0, OPT_CSV},
         {"json", required_argument, 0, OPT_JSON},
         {"protocol", required_argument, 0, OPT_PROTOCOL},
-        {"align-corners", required_argument, 0, OPT_ALIGN},
+        {"align-corners", optional_argument, 0, OPT_ALIGN},
         {"name", required_argument, 0, OPT_NAME},
         {"allow-unknown-ids", no_argument, 0, OPT_UNKNOWN},
         {"threads", required_argument, 0, OPT_THREADS}, {"precision", required_argument, 0, 'P'},
@@ -290,8 +278,8 @@ int cli_eval(int argc, char **argv)
             }
             break;
         case OPT_ALIGN:
-            if (parse_bool(optarg, &align_corners)) {
-                fprintf(stderr, "segda eval: --align-corners %s: expected true or false\n", optarg);
+            if (!cli_parse_bool(optarg, &align_corners)) {
+                fprintf(stderr, "segda eval: --align-corners=%s: expected true or false\n", optarg);
                 return 2;
             }
             align_given = true;

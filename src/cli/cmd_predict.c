@@ -35,7 +35,8 @@ static void usage(FILE *f)
             "  --scales LIST      average over scales of the network size, e.g. 0.75,1,1.25\n"
             "  --window WxH       sliding-window inference with windows of WxH network pixels\n"
             "  --overlap F        window overlap fraction (default 0.33)\n"
-            "  --align-corners    upsample logits with align_corners=True\n"
+            "  --align-corners[=B] upsample logits with align_corners (default true, as the\n"
+            "                     AdaptSegNet/ADVENT evaluation code, train and eval; =false: PyTorch's default)\n"
             "  --strict           fail on any missing, unexpected or mis-shaped checkpoint tensor\n"
             "  --threads N        CPU threads (default: all cores)\n"
             "  --precision P      f32 (default), bf16 or bf16-emulated: the convolutions' compute dtype\n"
@@ -258,7 +259,7 @@ int cli_predict(int argc, char **argv)
         {"color", no_argument, 0, 'c'},        {"overlay", no_argument, 0, 'v'},
         {"labelids", no_argument, 0, 'l'},     {"flip", no_argument, 0, 'f'},
         {"scales", required_argument, 0, 'S'}, {"window", required_argument, 0, 'w'},
-        {"overlap", required_argument, 0, 'O'}, {"align-corners", no_argument, 0, 'a'},
+        {"overlap", required_argument, 0, 'O'}, {"align-corners", optional_argument, 0, 'a'},
         {"strict", no_argument, 0, 'x'},       {"threads", required_argument, 0, 't'},
         {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
         {"precision", required_argument, 0, 'P'},
@@ -297,7 +298,10 @@ int cli_predict(int argc, char **argv)
         case 'v': overlay = true; break;
         case 'l': labelids = true; break;
         case 'f': io.flip = true; break;
-        case 'a': io.align_corners = true; break;
+        case 'a':
+            if (!cli_parse_bool(optarg, &io.align_corners))
+                return cli_usage_error("predict", usage, "--align-corners=%s, expected true or false", optarg);
+            break;
         case 'x': strict = true; break;
         case 'q': quiet = true; break;
         case 't':
