@@ -207,8 +207,12 @@ static void shape_text(char *buf, size_t n, int ndim, const int64_t *shape)
 
 /* The load itself; shape mismatches are also refused when refuse_shape (a
  * file of another model must not half-load), naming the first few. */
+/* single_to_multi: the file is a single-level DeepLab-v2 (its classifier on
+ * layer4 is "layer5") and p a multi-level one (main "layer6" on layer4, aux
+ * "layer5" on layer3): file layer5 goes to layer6, the aux classifier keeps
+ * its initialisation (reported missing). */
 static sd_status load_params(sd_ckpt *c, const char *prefix, sd_params *p, bool strict, bool refuse_shape,
-                             sd_ckpt_report *rep)
+                             bool single_to_multi, sd_ckpt_report *rep)
 {
     sd_ckpt_report r = {0};
     sd_status st = check_prefix(prefix);
@@ -230,7 +234,13 @@ static sd_status load_params(sd_ckpt *c, const char *prefix, sd_params *p, bool 
 
     for (int i = 0; i < p->n; i++) {
         sd_tensor *x = p->tensors[i];
-        int k = find_in_file(c, prefix, x->name);
+        char alt[300];
+        const char *want = x->name;
+        if (single_to_multi && !strncmp(x->name, "layer6.", 7)) {
+            snprintf(alt, sizeof alt, "layer5.%s", x->name + 7);
+            want = alt;
+        }
+        int k = single_to_multi && !strncmp(x->name, "layer5.", 7) ? -1 : find_in_file(c, prefix, want);
         if (k < 0) {
             r.missing++;
             PROBLEM("missing tensor '%s%s'", prefix, x->name);
@@ -314,7 +324,7 @@ static sd_status load_params(sd_ckpt *c, const char *prefix, sd_params *p, bool 
 
 sd_status sd_ckpt_load_params(sd_ckpt *c, const char *prefix, sd_params *p, bool strict, sd_ckpt_report *rep)
 {
-    return load_params(c, prefix, p, strict, false, rep);
+    return load_params(c, prefix, p, strict, false, false, rep);
 }
 
 sd_status sd_ckpt_load_weights(sd_ckpt *c, sd_params *p, const char *model, bool partial, sd_ckpt_report *rep)
@@ -323,8 +333,17 @@ sd_status sd_ckpt_load_weights(sd_ckpt *c, sd_params *p, const char *model, bool
     if (model && held && strcmp(held, model) && !partial)
         return sd_fail(SD_ERR_DATA, "%s holds model '%s', not '%s' (--partial-init loads the tensors that fit)",
                        c->st.path, held, model);
+    /* a multi-level run from a single-level checkpoint (e.g. the source
+     * model): the published layouts name the main classifier layer5 in one
+     * and layer6 in the other */
+    bool s2m = sd_params_find(p, "layer6.conv2d_list.0.weight") && sd_params_find(p, "layer5.conv2d_list.0.weight") &&
+               sd_st_find(&c->st, "layer6.conv2d_list.0.weight") < 0 &&
+               sd_st_find(&c->st, "layer5.conv2d_list.0.weight") >= 0;
+    if (s2m)
+        sd_log(1, "%s: a single-level checkpoint: its classifier layer5 initialises the main classifier layer6; the "
+               "auxiliary classifier layer5 keeps its initialisation\n", c->st.path);
     sd_ckpt_report r;
-    sd_status st = load_params(c, "", p, false, !partial, &r);
+    sd_status st = load_params(c, "", p, false, !partial, s2m, &r);
     if (st)
         return st;
     if (partial && (r.missing || r.unexpected || r.mismatched))
