@@ -973,6 +973,42 @@ static void test_adversarial_weights_and_disc_names(void)
         CHECK(sd_st_find(&c.st, "disc:conv1.weight") >= 0 && sd_st_find(&c.st, "disc:classifier.bias") >= 0);
         sd_ckpt_close(&c);
     }
+    /* ADVENT's nn.Sequential names (0, 2, 4, 6, 8) load as well */
+    {
+        sd_ckpt c;
+        CHECK_OK(sd_ckpt_open(dpath, &c));
+        char spath[600];
+        snprintf(spath, sizeof spath, "%s/d_main_seq.safetensors", bench);
+        sd_st_entry e[10];
+        float *bufs[10];
+        const char *ours[5] = {"conv1", "conv2", "conv3", "conv4", "classifier"};
+        char names[10][32];
+        for (int i = 0; i < 10; i++) {
+            char nm[32];
+            snprintf(nm, sizeof nm, "%s.%s", ours[i / 2], i % 2 ? "bias" : "weight");
+            snprintf(names[i], sizeof names[i], "%d.%s", 2 * (i / 2), i % 2 ? "bias" : "weight");
+            int k = sd_st_find(&c.st, nm);
+            CHECK(k >= 0);
+            const sd_st_tensor *t = &c.st.tensors[k];
+            bufs[i] = malloc(t->numel * sizeof(float));
+            CHECK_OK(sd_st_to_f32(&c.st, k, bufs[i]));
+            memset(&e[i], 0, sizeof e[i]);
+            e[i].name = names[i];
+            e[i].data = bufs[i];
+            e[i].ndim = t->ndim;
+            for (int d = 0; d < t->ndim; d++)
+                e[i].shape[d] = t->shape[d];
+        }
+        sd_ckpt_close(&c);
+        CHECK_OK(sd_st_write(spath, 10, e, 0, NULL, NULL));
+        for (int i = 0; i < 10; i++)
+            free(bufs[i]);
+        snprintf(arg, sizeof arg, "disc-init=%s", spath);
+        const char *a[] = {"iters=1", "disc-width=8", "levels=single", "lr-d=0", arg};
+        CHECK_OK(run("advent", "dinit-seq", 5, a));
+        path_of(last, sizeof last, "dinit-seq", "last.safetensors");
+        CHECK(module_is(last, "disc:", dpath));
+    }
     /* a checkpoint of the segmentation network is not a discriminator */
     path_of(last, sizeof last, "lam0", "last.safetensors");
     snprintf(arg, sizeof arg, "disc-init=%s", last);

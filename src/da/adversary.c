@@ -32,6 +32,31 @@ sd_status sd_adversary_init(sd_trainer *tr, sd_adversary *a, sd_disc_kind kind, 
     return sd_train_add_module(tr, prefix, sd_disc_params(a->d), &o, (float)sd_config_float(tr->cfg, "lr-d"));
 }
 
+/* ADVENT's get_fc_discriminator is an nn.Sequential: its convs are 0, 2, 4,
+ * 6, 8 (LeakyReLUs between), the same five layers as FCDiscriminator's
+ * conv1..conv4, classifier. */
+static sd_status load_sequential(sd_ckpt *c, sd_params *p)
+{
+    static const char *const ours[5] = {"conv1", "conv2", "conv3", "conv4", "classifier"};
+    for (int i = 0; i < 5; i++)
+        for (int b = 0; b < 2; b++) {
+            char mine[64], theirs[64];
+            snprintf(mine, sizeof mine, "%s.%s", ours[i], b ? "bias" : "weight");
+            snprintf(theirs, sizeof theirs, "%d.%s", 2 * i, b ? "bias" : "weight");
+            sd_tensor *x = sd_params_find(p, mine);
+            float *h = x ? malloc(x->numel * sizeof *h) : NULL;
+            if (!h)
+                return sd_fail(SD_ERR_NOMEM, "%s: out of memory reading '%s'", c->st.path, theirs);
+            sd_status st = sd_ckpt_read_tensor(c, theirs, x->numel, h);
+            if (!st)
+                st = sd_tensor_from_host(x, h);
+            free(h);
+            if (st)
+                return st;
+        }
+    return SD_OK;
+}
+
 sd_status sd_adversary_load(sd_trainer *tr, sd_adversary *a, const char *key)
 {
     const char *path = sd_config_str(tr->cfg, key);
@@ -42,7 +67,10 @@ sd_status sd_adversary_load(sd_trainer *tr, sd_adversary *a, const char *key)
     if (st)
         return sd_fail_prefix(st, "%s", sd_config_origin(tr->cfg, key));
     sd_ckpt_report rep;
-    st = sd_ckpt_load_params(&c, "", sd_disc_params(a->d), true, &rep);
+    if (sd_st_find(&c.st, "conv1.weight") < 0 && sd_st_find(&c.st, "0.weight") >= 0)
+        st = load_sequential(&c, sd_disc_params(a->d));
+    else
+        st = sd_ckpt_load_params(&c, "", sd_disc_params(a->d), true, &rep);
     sd_ckpt_close(&c);
     if (st)
         return sd_fail_prefix(st, "%s: %s (expected FCDiscriminator tensors conv1..conv4, classifier)",
