@@ -5,6 +5,7 @@
 #define SEGDA_LABELS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define SD_NUM_CLASSES 19
@@ -46,5 +47,22 @@ typedef struct sd_protocol_info {
 extern const sd_protocol_info sd_protocols[SD_PROTOCOL_COUNT];
 /* Parses "19", "16", "13" (or "mIoU-16"); returns -1 if unknown. */
 int sd_protocol_parse(const char *s);
+
+/* Class sets a model may predict: 19 outputs (index = trainId) or the 16
+ * SYNTHIA classes (the mIoU-16 protocol's, in trainId order: output k is
+ * trainId sd_protocols[SD_PROTOCOL_16].classes[k]). Anything else is
+ * predicted as raw indices. */
+#define SD_NUM_CLASSES_SYNTHIA 16
+/* Output index -> trainId for a model of `classes` outputs; NULL when the
+ * index is the trainId (19) or the count is no known class set. */
+const uint8_t *sd_class_set_train_ids(int classes);
+/* trainId -> output index of the class set (255 for trainIds outside it,
+ * and for 255); identity for 19. false for an unknown class count. */
+bool sd_class_set_index_lut(int classes, uint8_t lut[256]);
+/* Indices of a `classes`-output model to trainIds, in place (no-op for 19). */
+void sd_class_set_to_train_ids(int classes, uint8_t *pred, size_t n);
+/* The protocol a class set is scored and selected by (19 -> mIoU-19,
+ * 16 -> mIoU-16). */
+sd_protocol sd_class_set_protocol(int classes);
 
 #endif

@@ -40,7 +40,8 @@ static void usage(FILE *f)
             "  --labelids          predictions hold Cityscapes label ids (0..33, as the test\n"
             "                      server takes them) instead of trainIds (0..18, 255 = none)\n"
             "  --skip-missing      skip samples that lack a prediction (in any set) and count them\n"
-            "  --protocol 19|16|13 table columns and main mean (default 19; JSON/CSV have all)\n"
+            "  --protocol 19|16|13 table columns and main mean (default 19, 16 for a 16-class SYNTHIA\n"
+            "                      model, printed with mIoU-13 beside it; JSON/CSV have all)\n"
             "\n"
             "With --model: each image is resized to the network size, normalised as the\n"
             "checkpoint says, and the network's logits (not probabilities) are upsampled\n"
@@ -59,6 +60,7 @@ static void usage(FILE *f)
             "  --csv FILE          write the results as CSV (fractions)\n"
             "  --json FILE         write the results as JSON (fractions, null = absent)\n"
             "  --allow-unknown-ids read ground-truth ids outside the table as ignored\n"
+            "  --lanemarking-as-road SYNTHIA ground truth: lane markings (id 22) count as road (CBST/CRST)\n"
             "  --threads N         images read in parallel / CPU threads for --model\n"
             "  --precision P       f32 (default), bf16 or bf16-emulated: the convolutions' compute dtype for --model\n"
             "                      (default: all cores)\n"
@@ -150,7 +152,7 @@ static void free_members(eval_model *em)
 
 /* Scores checkpoint path into cm (setup filled by the runner). */
 static sd_status eval_checkpoint(const sd_dataset *ds, const char *path, const sd_infer_opts *io, bool align_corners,
-                                 sd_progress_mode progress, sd_confusion *cm, sd_eval_setup *setup)
+                                 sd_progress_mode progress, sd_confusion *cm, sd_eval_setup *setup, int *classes)
 {
     eval_model em = {.n = 0};
     sd_status st = SD_OK;
@@ -167,9 +169,12 @@ static sd_status eval_checkpoint(const sd_dataset *ds, const char *path, const s
         if ((st = sd_model_load(one, false, &em.m[em.n], &norm)))
             break;
         const sd_model_opts *mo = sd_model_options(em.m[em.n++]);
-        if (mo->classes != SD_NUM_CLASSES)
-            st = sd_fail(SD_ERR_ARG, "%s: the model has %d classes, expected %d (Cityscapes trainIds)", one,
-                         mo->classes, SD_NUM_CLASSES);
+        if (mo->classes != SD_NUM_CLASSES && mo->classes != SD_NUM_CLASSES_SYNTHIA)
+            st = sd_fail(SD_ERR_ARG, "%s: the model has %d classes, expected %d (Cityscapes trainIds) or %d "
+                         "(SYNTHIA's)", one, mo->classes, SD_NUM_CLASSES, SD_NUM_CLASSES_SYNTHIA);
+        else if (mo->classes != sd_model_options(em.m[0])->classes)
+            st = sd_fail(SD_ERR_ARG, "%s: %d classes in an ensemble of %d-class models", one, mo->classes,
+                         sd_model_options(em.m[0])->classes);
         else if (strcmp(mo->name, sd_model_options(em.m[0])->name))
             st = sd_fail(SD_ERR_ARG, "%s: a %s in an ensemble of %s (members must be one model)", one, mo->name,
                          sd_model_options(em.m[0])->name);
@@ -181,6 +186,7 @@ static sd_status eval_checkpoint(const sd_dataset *ds, const char *path, const s
         free_members(&em);
         return st;
     }
+    *classes = sd_model_options(em.m[0])->classes;
     sd_tape_init(&em.tape, 0);
     st = sd_eval_logits(ds, model_logits, &em, align_corners, progress, cm, setup);
     if (st)
@@ -214,7 +220,7 @@ static void describe_model_input(char *buf, size_t n, const sd_infer_opts *io)
 int cli_eval(int argc, char **argv)
 {
     enum {
-        OPT_LABELIDS = 256, OPT_SKIP, OPT_CSV, OPT_JSON, OPT_PROTOCOL, OPT_ALIGN, OPT_NAME,
+        OPT_LABELIDS = 256, OPT_SKIP, OPT_CSV, OPT_JSON, OPT_PROTOCOL, OPT_ALIGN, OPT_NAME, OPT_LANE,
         OPT_UNKNOWN, OPT_THREADS, OPT_PROGRESS, OPT_QUIET, OPT_SPLIT, OPT_SIZE, OPT_FLIP, OPT_SCALES,
     };
     static const struct option longopts[] = {
@@ -227,7 +233,7 @@ int cli_eval(int argc, char **argv)
         {"csv", required_argument, 0, OPT_CSV},
         {"json", required_argument, 0, OPT_JSON},
         {"protocol", required_argument, 0, OPT_PROTOCOL},
-        {"align-corners", optional_argument, 0, OPT_ALIGN},
+        {"align-corners", optional_argument, 0, OPT_ALIGN}, {"lanemarking-as-road", no_argument, 0, OPT_LANE},
         {"name", required_argument, 0, OPT_NAME},
         {"allow-unknown-ids", no_argument, 0, OPT_UNKNOWN},
         {"threads", required_argument, 0, OPT_THREADS}, {"precision", required_argument, 0, 'P'},
@@ -243,8 +249,9 @@ int cli_eval(int argc, char **argv)
     int n_pred = 0, n_model = 0, n_names = 0;
     const char *spec = NULL, *split = NULL, *csv = NULL, *json = NULL;
     bool labelids = false, skip_missing = false, align_corners = true, align_given = false;
-    bool allow_unknown = false;
+    bool allow_unknown = false, lanemarking = false;
     int protocol = SD_PROTOCOL_19, threads = 0;
+    bool protocol_given = false;
     sd_progress_mode progress = SD_PROGRESS_AUTO;
     sd_infer_opts io = sd_infer_opts_default(SD_NORM_IMAGENET); /* norm: from each checkpoint */
     bool infer_given = false;
@@ -276,6 +283,7 @@ int cli_eval(int argc, char **argv)
                 fprintf(stderr, "segda eval: --protocol %s: expected 19, 16 or 13\n", optarg);
                 return 2;
             }
+            protocol_given = true;
             break;
         case OPT_ALIGN:
             if (!cli_parse_bool(optarg, &align_corners)) {
@@ -292,6 +300,7 @@ int cli_eval(int argc, char **argv)
             names[n_names++] = optarg;
             break;
         case OPT_UNKNOWN: allow_unknown = true; break;
+        case OPT_LANE: lanemarking = true; break;
         case 'P':
             if (cli_precision("eval", usage, optarg))
                 return 2;
@@ -355,7 +364,7 @@ int cli_eval(int argc, char **argv)
         sd_set_threads(threads);
 
     sd_dataset ds;
-    sd_dataset_opts dopts = {.allow_unknown_ids = allow_unknown};
+    sd_dataset_opts dopts = {.allow_unknown_ids = allow_unknown, .synthia_lanemarking_as_road = lanemarking};
     if (sd_dataset_open(&ds, spec, split ? split : default_split(spec), &dopts))
         return cli_fail("eval");
 
@@ -387,8 +396,13 @@ int cli_eval(int argc, char **argv)
         };
         st = sd_eval_pred_dirs(&ds, &po, cms, &setup);
     }
-    for (int k = 0; !st && k < n_model; k++)
-        st = eval_checkpoint(&ds, models[k], &io, align_corners, progress, &cms[k], &setup);
+    for (int k = 0; !st && k < n_model; k++) {
+        int classes = 0;
+        st = eval_checkpoint(&ds, models[k], &io, align_corners, progress, &cms[k], &setup, &classes);
+        /* SYNTHIA's 16-class models are scored by mIoU-16 (and mIoU-13 beside it) unless told otherwise */
+        if (!st && k == 0 && !protocol_given && classes == SD_NUM_CLASSES_SYNTHIA)
+            setup.protocol = (sd_protocol)(protocol = SD_PROTOCOL_16);
+    }
     double secs = sd_time_now() - t0;
     int rc = 0;
     if (st) {

@@ -206,6 +206,7 @@ static sd_status predict_one(sd_model *m, sd_tape *t, const sd_infer_opts *io, c
         goto done;
     }
     sd_probs_argmax(probs, C, w, h, pred, NULL);
+    sd_class_set_to_train_ids(C, pred, hw);   /* a 16-class (SYNTHIA) model writes trainIds too */
     char path[4200];
     snprintf(path, sizeof path, "%s", stem);
     char *slash = strrchr(path, '/');
@@ -356,9 +357,10 @@ int cli_predict(int argc, char **argv)
     sd_norm norm = SD_NORM_IMAGENET;
     if (!st)
         st = sd_model_load(model, strict, &m, &norm);
-    if (!st && labelids && sd_model_options(m)->classes != SD_NUM_CLASSES)
-        st = sd_fail(SD_ERR_ARG, "--labelids needs a %d-class model; %s has %d classes", SD_NUM_CLASSES, model,
-                     sd_model_options(m)->classes);
+    int mc = sd_model_options(m)->classes;
+    if (!st && labelids && mc != SD_NUM_CLASSES && mc != SD_NUM_CLASSES_SYNTHIA)
+        st = sd_fail(SD_ERR_ARG, "--labelids needs a %d- or %d-class model; %s has %d classes", SD_NUM_CLASSES,
+                     SD_NUM_CLASSES_SYNTHIA, model, mc);
     /* only once the inputs and the model are good, so a mistake leaves no empty directory */
     if (!st && mkdir(outdir, 0755) != 0 && errno != EEXIST)
         st = sd_fail(SD_ERR_IO, "%s: cannot create: %s", outdir, strerror(errno));

@@ -52,6 +52,9 @@ static const sd_knob shared_knobs[] = {
     {"target", SD_KNOB_STR, "", NULL, "target set (its train split for training, its val split for evaluation)"},
     {"val", SD_KNOB_STR, "", NULL, "target validation set (default: the target spec with split val)"},
     {"model", SD_KNOB_STR, "deeplab-mini", NULL, "segmentation network (segda models lists them)"},
+    {"classes", SD_KNOB_STR, "19", "19|16", "class set: 19 Cityscapes trainIds, or SYNTHIA's 16 (the mIoU-16 "
+                                            "classes; evaluated and selected by mIoU-16)"},
+    {"lanemarking-as-road", SD_KNOB_BOOL, "false", NULL, "SYNTHIA labels: lane markings (id 22) are road (CBST/CRST)"},
     {"out", SD_KNOB_STR, "", NULL, "run directory"},
     {"init", SD_KNOB_STR, "", NULL, "checkpoint to start from (pretrained backbone or a trained model)"},
     {"partial-init", SD_KNOB_BOOL, "false", NULL, "--init loads the tensors that fit from a checkpoint of another "
@@ -252,12 +255,16 @@ typedef struct loop_priv {
     int lock_fd;                 /* RUNDIR/.lock, held for the whole run (-1: none) */
     int eval_failures;           /* evaluations that failed (logged, the run went on) */
     char *forced;                /* settings --resume-force let change ("key: old -> new; ..."), or NULL */
+    bool lanemarking;            /* SYNTHIA id 22 read as road */
+    bool remap;                  /* a class set other than the 19 trainIds: labels go through class_lut */
+    uint8_t class_lut[256];      /* trainId -> the model's output index */
+    sd_protocol protocol;        /* what evaluations select the best checkpoint by */
 } loop_priv;
 
-static sd_status domain_open(domain *d, const char *spec, bool use_labels, bool skip_bad, uint32_t stream)
+static sd_status domain_open(domain *d, const char *spec, bool use_labels, bool skip_bad, bool lane, uint32_t stream)
 {
     memset(d, 0, sizeof *d);
-    sd_dataset_opts o = {.skip_bad = skip_bad};
+    sd_dataset_opts o = {.skip_bad = skip_bad, .synthia_lanemarking_as_road = lane};
     sd_status st = sd_dataset_open(&d->ds, spec, NULL, &o);
     if (st)
         return st;
@@ -410,12 +417,13 @@ static void val_pair_problem(const sd_sample_entry *e, char *why, size_t cap)
  * the run starts, so a bad file stops the run before iteration 1 (or, with
  * skip_bad, is left out and listed) instead of failing an evaluation. */
 static sd_status val_open(val_set *v, const char *spec, const char *split, int limit, int in_w, int in_h,
-                          bool skip_bad)
+                          bool skip_bad, bool lane)
 {
     memset(v, 0, sizeof *v);
     sd_dataset_opts o;
     memset(&o, 0, sizeof o);
     o.skip_bad = skip_bad;
+    o.synthia_lanemarking_as_road = lane;
     sd_status st = sd_dataset_open(&v->ds, spec, split, &o);
     if (st)
         return sd_fail_prefix(st, "validation set");
@@ -584,7 +592,8 @@ static sd_status save_best(sd_trainer *tr)
         set_meta_model(&w, tr);
         char buf[64], path[4096];
         snprintf(buf, sizeof buf, "%.17g", tr->best_miou);
-        sd_ckpt_writer_set_meta(&w, "miou_19", buf);
+        sd_protocol pr = ((loop_priv *)tr->priv)->protocol;
+        sd_ckpt_writer_set_meta(&w, pr == SD_PROTOCOL_16 ? "miou_16" : "miou_19", buf);
         snprintf(path, sizeof path, "%s/best.safetensors", tr->rundir);
         st = sd_ckpt_writer_save(&w, path);
     }
@@ -774,6 +783,10 @@ static void log_eval(sd_trainer *tr, const sd_eval_result *r)
     FILE *f = tr->log;
     fprintf(f, "{\"it\": %lld, \"eval\": {\"miou_19\": ", (long long)tr->it);
     json_num(f, r->miou[SD_PROTOCOL_19]);
+    fprintf(f, ", \"miou_16\": ");
+    json_num(f, r->miou[SD_PROTOCOL_16]);
+    fprintf(f, ", \"miou_13\": ");
+    json_num(f, r->miou[SD_PROTOCOL_13]);
     fprintf(f, ", \"class_iou\": {");
     for (int c = 0; c < SD_NUM_CLASSES; c++) {
         fprintf(f, "%s\"%s\": ", c ? ", " : "", sd_class_short_names[c]);
@@ -959,6 +972,7 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     pv->workers = (int)sd_config_int(cfg, "workers");
     pv->skip_bad = sd_config_bool(cfg, "skip-bad");
     pv->align_corners = sd_config_bool(cfg, "align-corners");
+    pv->lanemarking = sd_config_bool(cfg, "lanemarking-as-road");
     pv->log_every = (int)sd_config_int(cfg, "log-every");
     if (tr->iters <= 0)
         return sd_fail(SD_ERR_ARG, "%s: iters = %lld, expected > 0", sd_config_origin(cfg, "iters"),
@@ -1018,7 +1032,7 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
             return sd_fail(SD_ERR_ARG, "method %s needs source images: batch %s", m->name,
                            sd_config_str(cfg, "batch"));
         pv->have_src = true;
-        if ((st = domain_open(&pv->src, src, true, pv->skip_bad, 1)))
+        if ((st = domain_open(&pv->src, src, true, pv->skip_bad, pv->lanemarking, 1)))
             return sd_fail_prefix(st, "source");
         pv->src.batch = tr->batch_src;
     }
@@ -1029,16 +1043,16 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
             return sd_fail(SD_ERR_ARG, "method %s needs target images: batch %s", m->name,
                            sd_config_str(cfg, "batch"));
         pv->have_tgt = true;
-        if ((st = domain_open(&pv->tgt, tgt, m->target_labels, pv->skip_bad, 2)))
+        if ((st = domain_open(&pv->tgt, tgt, m->target_labels, pv->skip_bad, pv->lanemarking, 2)))
             return sd_fail_prefix(st, "target");
         pv->tgt.batch = tr->batch_tgt;
     }
     const char *val = sd_config_str(cfg, "val");
     if (tr->eval_every > 0) {
         if (*val)
-            st = val_open(&pv->val, val, NULL, (int)sd_config_int(cfg, "val-limit"), ev_w, ev_h, pv->skip_bad);
+            st = val_open(&pv->val, val, NULL, (int)sd_config_int(cfg, "val-limit"), ev_w, ev_h, pv->skip_bad, pv->lanemarking);
         else if (*tgt)
-            st = val_open(&pv->val, tgt, "val", (int)sd_config_int(cfg, "val-limit"), ev_w, ev_h, pv->skip_bad);
+            st = val_open(&pv->val, tgt, "val", (int)sd_config_int(cfg, "val-limit"), ev_w, ev_h, pv->skip_bad, pv->lanemarking);
         else
             st = sd_fail(SD_ERR_ARG, "--eval-every needs --val or --target");
         pv->have_val = true; /* (val_free releases a half-opened set too) */
@@ -1050,6 +1064,11 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     sd_model_opts mo = sd_model_opts_default(sd_config_str(cfg, "model"));
     if ((st = sd_bn_mode_parse(sd_config_str(cfg, "bn"), &mo.bn)))   /* resolved from auto by sd_train_resolve */
         return sd_fail_prefix(st, "%s", sd_config_origin(cfg, "bn"));
+    mo.classes = (int)sd_config_int(cfg, "classes");
+    pv->remap = mo.classes != SD_NUM_CLASSES;
+    pv->protocol = sd_class_set_protocol(mo.classes);
+    if (!sd_class_set_index_lut(mo.classes, pv->class_lut))
+        return sd_fail(SD_ERR_ARG, "%s: classes = %d, expected 19 or 16", sd_config_origin(cfg, "classes"), mo.classes);
     const char *aux = sd_config_str(cfg, "aux");
     mo.aux = !strcmp(aux, "on") || (!strcmp(aux, "auto") && m->wants_aux && m->wants_aux(cfg));
     if ((st = sd_model_create(&mo, &tr->model)))
@@ -1176,16 +1195,18 @@ static sd_status run_eval(sd_trainer *tr, sd_train_summary *sum)
     sd_status st = evaluate(tr, &r);
     if (st)
         return st;
-    double miou = r.miou[SD_PROTOCOL_19];
+    /* the best checkpoint by the class set's protocol (mIoU-16 for SYNTHIA's) */
+    double miou = r.miou[((loop_priv *)tr->priv)->protocol];
     log_eval(tr, &r);
     if (sum) {
         sum->evaluated = true;
-        sum->miou_19 = miou;
+        sum->miou_19 = r.miou[SD_PROTOCOL_19];
         memcpy(sum->class_iou, r.class_iou, sizeof sum->class_iou);
     }
     bool best = isfinite(miou) && miou > tr->best_miou;
-    fprintf(stderr, "train %s: eval at it %lld: mIoU-19 %.2f%s (%.1f s)\n", tr->method->name, (long long)tr->it,
-            100 * miou, best ? " (best)" : "", sd_time_now() - t0);
+    fprintf(stderr, "train %s: eval at it %lld: %s %.2f%s (%.1f s)\n", tr->method->name, (long long)tr->it,
+            sd_protocols[((loop_priv *)tr->priv)->protocol].name, 100 * miou, best ? " (best)" : "",
+            sd_time_now() - t0);
     if (best) {
         tr->best_miou = miou;
         tr->best_it = tr->it;
@@ -1212,6 +1233,12 @@ static sd_status iterate(sd_trainer *tr)
         return sd_fail_prefix(st, "source");
     if (pv->have_tgt && (st = sd_loader_next(pv->tgt.loader, &tr->tgt)))
         return sd_fail_prefix(st, "target");
+    /* a 16-class (SYNTHIA) run: trainIds to the model's output indices */
+    for (int d = 0; d < 2 && pv->remap; d++) {
+        const sd_batch *b = d ? tr->tgt : tr->src;   /* (its label buffer is ours to rewrite) */
+        for (size_t i = 0; b && b->label && i < (size_t)b->n * b->h * b->w; i++)
+            b->label[i] = pv->class_lut[b->label[i]];
+    }
     if ((st = tr->method->step(tr, tr->mstate)))
         return st;
     if ((st = sd_train_backward(tr)))

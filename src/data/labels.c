@@ -97,3 +97,42 @@ int sd_protocol_parse(const char *s)
             return p;
     return -1;
 }
+
+static uint8_t synthia16_ids[SD_NUM_CLASSES_SYNTHIA];
+
+const uint8_t *sd_class_set_train_ids(int classes)
+{
+    if (classes != SD_NUM_CLASSES_SYNTHIA)
+        return NULL;
+    /* (a copy of the protocol's list as bytes; filled on first use, always
+     * with the same values, so concurrent first calls are harmless) */
+    for (int k = 0; k < SD_NUM_CLASSES_SYNTHIA; k++)
+        synthia16_ids[k] = (uint8_t)sd_protocols[SD_PROTOCOL_16].classes[k];
+    return synthia16_ids;
+}
+
+bool sd_class_set_index_lut(int classes, uint8_t lut[256])
+{
+    for (int i = 0; i < 256; i++)
+        lut[i] = classes == SD_NUM_CLASSES && i < SD_NUM_CLASSES ? (uint8_t)i : SD_IGNORE;
+    if (classes == SD_NUM_CLASSES)
+        return true;
+    const uint8_t *ids = sd_class_set_train_ids(classes);
+    if (!ids)
+        return false;
+    for (int k = 0; k < classes; k++)
+        lut[ids[k]] = (uint8_t)k;
+    return true;
+}
+
+void sd_class_set_to_train_ids(int classes, uint8_t *pred, size_t n)
+{
+    const uint8_t *ids = sd_class_set_train_ids(classes);
+    for (size_t i = 0; ids && i < n; i++)
+        pred[i] = pred[i] < classes ? ids[pred[i]] : SD_IGNORE;
+}
+
+sd_protocol sd_class_set_protocol(int classes)
+{
+    return classes == SD_NUM_CLASSES_SYNTHIA ? SD_PROTOCOL_16 : SD_PROTOCOL_19;
+}
