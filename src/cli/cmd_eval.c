@@ -40,8 +40,9 @@ static void usage(FILE *f)
             "  --labelids          predictions hold Cityscapes label ids (0..33, as the test\n"
             "                      server takes them) instead of trainIds (0..18, 255 = none)\n"
             "  --skip-missing      skip samples that lack a prediction (in any set) and count them\n"
-            "  --protocol 19|16|13 table columns and main mean (default 19, 16 for a 16-class SYNTHIA\n"
-            "                      model, printed with mIoU-13 beside it; JSON/CSV have all)\n"
+            "  --protocol 19|16|13|camvid table columns and main mean (default 19; 16 for a 16-class\n"
+            "                      SYNTHIA model, printed with mIoU-13 beside it; camvid on camvid: data,\n"
+            "                      its 10 shared classes; JSON/CSV have all)\n"
             "\n"
             "With --model: each image is resized to the network size, normalised as the\n"
             "checkpoint says, and the network's logits (not probabilities) are upsampled\n"
@@ -73,7 +74,7 @@ static void usage(FILE *f)
  * the spec (cityscapes:ROOT:train) is kept. */
 static const char *default_split(const char *spec)
 {
-    if (strncmp(spec, "cityscapes:", 11))
+    if (strncmp(spec, "cityscapes:", 11) && strncmp(spec, "camvid:", 7))
         return NULL;
     const char *c = strrchr(spec, ':');
     if (!strcmp(c, ":train") || !strcmp(c, ":val") || !strcmp(c, ":test"))
@@ -280,7 +281,7 @@ int cli_eval(int argc, char **argv)
         case OPT_PROTOCOL:
             protocol = sd_protocol_parse(optarg);
             if (protocol < 0) {
-                fprintf(stderr, "segda eval: --protocol %s: expected 19, 16 or 13\n", optarg);
+                fprintf(stderr, "segda eval: --protocol %s: expected 19, 16, 13 or camvid\n", optarg);
                 return 2;
             }
             protocol_given = true;
@@ -367,6 +368,8 @@ int cli_eval(int argc, char **argv)
     sd_dataset_opts dopts = {.allow_unknown_ids = allow_unknown, .synthia_lanemarking_as_road = lanemarking};
     if (sd_dataset_open(&ds, spec, split ? split : default_split(spec), &dopts))
         return cli_fail("eval");
+    if (!protocol_given && ds.kind == SD_DATASET_CAMVID)
+        protocol = SD_PROTOCOL_CAMVID;   /* the classes CamVid shares with the 19 */
 
     int n_sets = n_pred + n_model;
     sd_confusion *cms = sd_calloc((size_t)n_sets, sizeof *cms);

@@ -357,7 +357,7 @@ int cli_predict(int argc, char **argv)
     sd_norm norm = SD_NORM_IMAGENET;
     if (!st)
         st = sd_model_load(model, strict, &m, &norm);
-    int mc = sd_model_options(m)->classes;
+    int mc = m ? sd_model_options(m)->classes : 0;
     if (!st && labelids && mc != SD_NUM_CLASSES && mc != SD_NUM_CLASSES_SYNTHIA)
         st = sd_fail(SD_ERR_ARG, "--labelids needs a %d- or %d-class model; %s has %d classes", SD_NUM_CLASSES,
                      SD_NUM_CLASSES_SYNTHIA, model, mc);
