@@ -133,17 +133,12 @@ int sd_protocol_parse(const char *s)
     return -1;
 }
 
-static uint8_t synthia16_ids[SD_NUM_CLASSES_SYNTHIA];
+/* the mIoU-16 protocol's classes, in trainId order (sd_protocols[SD_PROTOCOL_16]) */
+static const uint8_t synthia16_ids[SD_NUM_CLASSES_SYNTHIA] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 15, 17, 18};
 
 const uint8_t *sd_class_set_train_ids(int classes)
 {
-    if (classes != SD_NUM_CLASSES_SYNTHIA)
-        return NULL;
-    /* (a copy of the protocol's list as bytes; filled on first use, always
-     * with the same values, so concurrent first calls are harmless) */
-    for (int k = 0; k < SD_NUM_CLASSES_SYNTHIA; k++)
-        synthia16_ids[k] = (uint8_t)sd_protocols[SD_PROTOCOL_16].classes[k];
-    return synthia16_ids;
+    return classes == SD_NUM_CLASSES_SYNTHIA ? synthia16_ids : NULL;
 }
 
 bool sd_class_set_index_lut(int classes, uint8_t lut[256])
