@@ -45,7 +45,7 @@ void TEST_cumulative_batch_statistics(void);
 void TEST_cumulative_batch_statistics(void)
 {
     sd_model_opts o = sd_model_opts_default("deeplab-mini");
-    o.freeze_bn = true;   /* frozen BN is re-estimated as well */
+    o.bn = SD_BN_FROZEN;   /* frozen BN is re-estimated as well */
     sd_model *m = NULL;
     CHECK_OK(sd_model_create(&o, &m));
     if (!m)

@@ -383,6 +383,95 @@ static void test_folder(void)
     CHECK_ERR_HAS("mapping.txt:2: train id 40 is neither 0..18 nor 255");
 }
 
+/* ---- CamVid: SegNet's 11-class layout and the 32-class colour original ---- */
+static void test_camvid(void)
+{
+    /* SegNet: train/ + trainannot/ (indices 0..11), val/ + valannot/ */
+    static const char *const splits[2] = {"train", "val"};
+    static const uint8_t idx[12] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+    for (int k = 0; k < 2; k++) {
+        char sub[64];
+        snprintf(sub, sizeof sub, "cv11/%s", splits[k]);
+        mkdirs(tp("%s", sub));
+        snprintf(sub, sizeof sub, "cv11/%sannot", splits[k]);
+        mkdirs(tp("%s", sub));
+        snprintf(sub, sizeof sub, "cv11/%s/0001TP_00%d.png", splits[k], k);
+        write_rgb(tp("%s", sub), 4, 3, k);
+        snprintf(sub, sizeof sub, "cv11/%sannot/0001TP_00%d.png", splits[k], k);
+        write_ids(tp("%s", sub), 4, 3, idx);
+    }
+    char spec[600];
+    snprintf(spec, sizeof spec, "camvid:%s/cv11:val", dir);
+    sd_dataset ds;
+    CHECK_OK(sd_dataset_open(&ds, spec, NULL, NULL));
+    CHECK(ds.n == 1 && !strcmp(ds.split, "val") && !ds.camvid_color);
+    sd_sample s;
+    if (ds.n == 1) {
+        CHECK_OK(sd_dataset_read(&ds, 0, &s));
+        /* Sky Building Pole Road Sidewalk Tree Sign Fence Car Pedestrian Bicyclist Unlabelled */
+        static const uint8_t want[12] = {10, 2, 5, 0, 1, 8, 7, 4, 13, 11, 255, 255};
+        CHECK(s.label && !memcmp(s.label, want, 12));
+        sd_sample_free(&s);
+    }
+    sd_dataset_free(&ds);
+    snprintf(spec, sizeof spec, "camvid:%s/cv11", dir);   /* default split: train */
+    CHECK_OK(sd_dataset_open(&ds, spec, NULL, NULL));
+    CHECK(ds.n == 1 && !strcmp(ds.split, "train"));
+    sd_dataset_free(&ds);
+    CHECK(sd_dataset_open(&ds, spec, "test", NULL) == SD_ERR_IO);
+    CHECK_ERR_HAS("cv11/test: no such directory");
+    /* an index outside SegNet's 0..11 names file and pixel */
+    static const uint8_t bad[12] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12};
+    write_ids(tp("cv11/trainannot/0001TP_000.png", ""), 4, 3, bad);
+    CHECK_OK(sd_dataset_open(&ds, spec, NULL, NULL));
+    CHECK(sd_dataset_read(&ds, 0, &s) == SD_ERR_DATA);
+    CHECK_ERR_HAS("trainannot/0001TP_000.png: unknown label id 12 at x=3 y=2");
+    sd_dataset_free(&ds);
+
+    /* the 32-class original: test/ + test_labels/NAME_L.png in label_colors.txt colours */
+    mkdirs(tp("cv32/test", ""));
+    mkdirs(tp("cv32/test_labels", ""));
+    write_rgb(tp("cv32/test/Seq05VD_f00000.png", ""), 4, 3, 3);
+    sd_image im;
+    sd_image_alloc(&im, 4, 3, 3, 8);
+    static const char *const names[12] = {"Road", "LaneMkgsDriv", "Sidewalk", "Building", "Wall", "Column_Pole",
+                                          "TrafficLight", "VegetationMisc", "Truck_Bus", "Bicyclist", "Void",
+                                          "Sky"};
+    static const uint8_t want32[12] = {0, 0, 1, 2, 3, 5, 6, 9, 15, 255, 255, 10};
+    for (int i = 0; i < 12; i++)
+        for (int k = 0; k < SD_CAMVID32_N; k++)
+            if (!strcmp(sd_camvid32[k].name, names[i]))
+                memcpy((uint8_t *)im.data + 3 * i, sd_camvid32[k].color, 3);
+    CHECK_OK(sd_png_write(tp("cv32/test_labels/Seq05VD_f00000_L.png", ""), &im));
+    snprintf(spec, sizeof spec, "camvid:%s/cv32:test", dir);
+    CHECK_OK(sd_dataset_open(&ds, spec, NULL, NULL));
+    CHECK(ds.n == 1 && ds.camvid_color);
+    if (ds.n == 1) {
+        CHECK_OK(sd_dataset_read(&ds, 0, &s));
+        CHECK(s.label && !memcmp(s.label, want32, 12));
+        sd_sample_free(&s);
+        /* a colour outside the table names file and pixel; --allow-unknown-ids ignores it */
+        ((uint8_t *)im.data)[3 * 5] = 1;
+        CHECK_OK(sd_png_write(tp("cv32/test_labels/Seq05VD_f00000_L.png", ""), &im));
+        CHECK(sd_dataset_read(&ds, 0, &s) == SD_ERR_DATA);
+        CHECK_ERR_HAS("Seq05VD_f00000_L.png: colour (1, 192, 128) at x=1 y=1 is not in CamVid's 32-class table");
+        ds.allow_unknown_ids = true;
+        CHECK_OK(sd_dataset_read(&ds, 0, &s));
+        CHECK(s.label && s.label[5] == 255 && s.label[4] == 3);
+        sd_sample_free(&s);
+    }
+    sd_dataset_free(&ds);
+    sd_image_free(&im);
+    /* a gray label where colours are expected */
+    write_ids(tp("cv32/test_labels/Seq05VD_f00000_L.png", ""), 4, 3, idx);
+    CHECK_OK(sd_dataset_open(&ds, spec, NULL, NULL));
+    CHECK(sd_dataset_read(&ds, 0, &s) == SD_ERR_DATA);
+    CHECK_ERR_HAS("expected CamVid's 8-bit RGB label colours");
+    sd_dataset_free(&ds);
+    /* the CamVid protocol: its 10 shared classes */
+    CHECK(sd_protocol_parse("camvid") == SD_PROTOCOL_CAMVID && sd_protocols[SD_PROTOCOL_CAMVID].n == 10);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/segda-test-data-XXXXXX");
@@ -396,6 +485,7 @@ int main(void)
     RUN(test_synthia);
     RUN(test_cityscapes);
     RUN(test_folder);
+    RUN(test_camvid);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)

@@ -156,6 +156,15 @@ static void test_labelids_equal_trainids(void)
 /* class_iou[c] = c / 100: the 19-, 16- and 13-class means by hand. */
 static void test_protocols(void)
 {
+    /* SYNTHIA's 16-output class set is the mIoU-16 protocol's classes, and
+     * its index LUT inverts it (the dropped trainIds ignored) */
+    const uint8_t *ids = sd_class_set_train_ids(SD_NUM_CLASSES_SYNTHIA);
+    uint8_t lut[256];
+    CHECK(ids && sd_class_set_index_lut(SD_NUM_CLASSES_SYNTHIA, lut) && !sd_class_set_train_ids(SD_NUM_CLASSES));
+    for (int k = 0; ids && k < SD_NUM_CLASSES_SYNTHIA; k++)
+        CHECK(ids[k] == sd_protocols[SD_PROTOCOL_16].classes[k] && lut[ids[k]] == k);
+    CHECK(lut[9] == 255 && lut[14] == 255 && lut[16] == 255 && lut[255] == 255);
+    CHECK(!sd_class_set_index_lut(17, lut));
     double iou[SD_NUM_CLASSES];
     for (int c = 0; c < SD_NUM_CLASSES; c++)
         iou[c] = c / 100.0;
@@ -259,8 +268,9 @@ static void test_logits_same_size(void)
         CHECK_OK(sd_confusion_add(&b, gt, want, W, H, SD_PRED_TRAIN_IDS, "img"));
     }
     CHECK(!memcmp(&a, &b, sizeof a));
-    CHECK(sd_confusion_add_logits(&a, lg, 16, H, W, gt, W, H, true, "m.st") == SD_ERR_SHAPE);
-    CHECK_ERR_HAS("m.st: logits have 16 classes");
+    /* 19 (trainIds) and 16 (SYNTHIA's class set) are the counts a model may have */
+    CHECK(sd_confusion_add_logits(&a, lg, 17, H, W, gt, W, H, true, "m.st") == SD_ERR_SHAPE);
+    CHECK_ERR_HAS("m.st: logits have 17 classes, expected 19 (trainIds) or 16 (SYNTHIA's)");
     free(lg);
 }
 

@@ -126,9 +126,11 @@ void TEST_eval_model_equals_pred(void)
 {
     const char *t = tmpdir;
     const char *data = "--threads 1 --quiet --name a --name b";
-    /* align_corners True on both sides (eval's default, predict's flag) */
-    predict_dirs(1, "--align-corners");
-    predict_dirs(2, "--align-corners");
+    /* one default across predict and eval (align_corners True, as the
+     * published evaluation code): a predict folder written with the
+     * defaults scores as eval --model does; the flag's =B form too */
+    predict_dirs(1, "");
+    predict_dirs(2, "--align-corners=true");
     CHECK(sh("'%s' eval --model '%s/r1.safetensors' --model '%s/r2.safetensors' --data 'cityscapes:%s/bench/real' %s "
              "--csv '%s/m.csv' --json '%s/m.json' > '%s/m.txt'", bin, t, t, t, data, t, t, t) == 0);
     CHECK(sh("'%s' eval --pred '%s/p1' --pred '%s/p2' --data 'cityscapes:%s/bench/real' %s --csv '%s/p.csv' "
@@ -154,8 +156,8 @@ void TEST_eval_model_equals_pred(void)
 
     /* a network size (PIL bicubic input) and align_corners False */
     CHECK(sh("rm -rf '%s/p1' '%s/l1'", t, t) == 0);
-    predict_dirs(1, "--size 96x48");
-    CHECK(sh("'%s' eval --model '%s/r1.safetensors' --size 96x48 --align-corners false --data "
+    predict_dirs(1, "--size 96x48 --align-corners=false");
+    CHECK(sh("'%s' eval --model '%s/r1.safetensors' --size 96x48 --align-corners=false --data "
              "'cityscapes:%s/bench/real' --threads 1 --quiet --name a --csv '%s/m2.csv' --json '%s/m2.json' "
              "> /dev/null", bin, t, t, t, t) == 0);
     CHECK(sh("'%s' eval --pred '%s/p1' --data 'cityscapes:%s/bench/real' --threads 1 --quiet --name a "
@@ -265,6 +267,68 @@ void TEST_predict_no_collisions(void)
     CHECK(sh("test ! -e '%s/pout2'", t) == 0);
 }
 
+/* SYNTHIA's 16 classes end to end: a 16-class run (lane markings read as
+ * road) evaluates and keeps its best checkpoint by mIoU-16; eval scores the
+ * 16-class model with mIoU-16 and mIoU-13 beside it; predict writes
+ * trainIds (never terrain, truck or train), in the Cityscapes colours, and
+ * eval --pred of that folder equals eval --model. */
+void TEST_synthia16(void);
+void TEST_synthia16(void)
+{
+    const char *t = tmpdir;
+    CHECK(sh("'%s' synth --out '%s/syn' --n-sim 6 --n-real 2 --n-real-val 3 --size 64x32 --synthia --threads 1 "
+             "--quiet", bin, t) == 0);
+    CHECK(sh("'%s' train --method source-only --source 'synthia:%s/syn/synthia' --target 'cityscapes:%s/syn/real' "
+             "--classes 16 --lanemarking-as-road --iters 4 --eval-every 4 --lr 0.01 --out '%s/s16' --threads 1 "
+             "--log-every 100 2> '%s/s16.err'", bin, t, t, t, t) == 0);
+    char path[600];
+    snprintf(path, sizeof path, "%s/s16.err", t);
+    CHECK(file_has(path, "mIoU-16"));
+    snprintf(path, sizeof path, "%s/s16/log.jsonl", t);
+    CHECK(file_has(path, "\"miou_16\": "));
+    snprintf(path, sizeof path, "%s/s16/best.safetensors", t);
+    sd_ckpt c;
+    CHECK_OK(sd_ckpt_open(path, &c));
+    CHECK(sd_ckpt_meta(&c, "miou_16") != NULL && sd_ckpt_meta(&c, "miou_19") == NULL);
+    CHECK(!strcmp(sd_ckpt_meta(&c, SD_META_CLASSES), "16"));
+    sd_ckpt_close(&c);
+    CHECK(sh("'%s' eval --model '%s/s16/best.safetensors' --data 'cityscapes:%s/syn/real' --threads 1 --quiet "
+             "--name m --csv '%s/s16m.csv' > '%s/s16.txt'", bin, t, t, t, t) == 0);
+    snprintf(path, sizeof path, "%s/s16.txt", t);
+    CHECK(file_has(path, "mIoU-16") && file_has(path, "mIoU-13"));
+    CHECK(sh("'%s' predict --model '%s/s16/best.safetensors' --input '%s/syn/real/leftImg8bit/val' --out '%s/p16' "
+             "--color --labelids --threads 1 --quiet", bin, t, t, t) == 0);
+    CHECK(sh("'%s' eval --pred '%s/p16' --data 'cityscapes:%s/syn/real' --protocol 16 --threads 1 --quiet "
+             "--name m --csv '%s/s16p.csv' > /dev/null", bin, t, t, t) == 0);
+    CHECK(sh("cmp -s '%s/s16m.csv' '%s/s16p.csv'", t, t) == 0);
+    /* every predicted trainId is one of the 16 */
+    CHECK(sh("find '%s/p16' -name '*_trainIds.png' > '%s/p16.list'", t, t) == 0);
+    snprintf(path, sizeof path, "%s/p16.list", t);
+    FILE *f = fopen(path, "r");
+    char line[600];
+    int files = 0, bad = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        sd_image im;
+        if (sd_image_read(line, &im, false) != SD_OK)
+            continue;
+        files++;
+        for (size_t i = 0; i < (size_t)im.w * im.h; i++) {
+            int v = ((const uint8_t *)im.data)[i * im.c];
+            bad += v >= SD_NUM_CLASSES || v == 9 || v == 14 || v == 16;
+        }
+        sd_image_free(&im);
+    }
+    if (f)
+        fclose(f);
+    CHECK_MSG(files == 3 && bad == 0, "%d prediction files, %d pixels outside the 16 classes", files, bad);
+    /* a 16-class run refuses another class count */
+    CHECK(sh("'%s' train --method source-only --source 'synthia:%s/syn/synthia' --classes 17 --iters 1 "
+             "--out '%s/s17' 2> '%s/s17.err'", bin, t, t, t) != 0);
+    snprintf(path, sizeof path, "%s/s17.err", t);
+    CHECK(file_has(path, "classes = '17': expected one of 19|16"));
+}
+
 int main(void)
 {
     bin = getenv("SEGDA_BIN");
@@ -281,6 +345,7 @@ int main(void)
     RUN(TEST_eval_model_errors);
     RUN(TEST_gap_model);
     RUN(TEST_predict_no_collisions);
+    RUN(TEST_synthia16);
     sh("rm -rf '%s'", tmpdir);
     TESTS_DONE();
 }

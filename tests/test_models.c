@@ -15,6 +15,7 @@
 #include "segda/labels.h"
 #include "segda/model.h"
 #include "segda/ops.h"
+#include "segda/optim.h"
 
 static char tmpdir[256];
 
@@ -240,7 +241,7 @@ void TEST_frozen_bn(void);
 void TEST_frozen_bn(void)
 {
     sd_model_opts o = sd_model_opts_default("deeplab-mini");
-    o.freeze_bn = true;
+    o.bn = SD_BN_FROZEN;
     sd_model *m;
     CHECK_OK(sd_model_create(&o, &m));
     sd_tensor *rm = sd_params_find(sd_model_params(m), "layer1.0.bn1.running_mean");
@@ -262,6 +263,59 @@ void TEST_frozen_bn(void)
         CHECK(F32(g->grad)[i] == 0.0f);
     sd_tape_free(&t);
     sd_model_free(m);
+}
+
+/* The three BN modes after one training forward, backward and SGD step
+ * (weight decay on, so a frozen parameter that the optimiser touched would
+ * move): batch-stats (the AdaptSegNet/ADVENT/FDA code) moves the running
+ * statistics but not the affine parameters, frozen moves neither, train both.
+ * bn_keep_running normalises with the batch but writes no statistics. */
+void TEST_bn_modes(void);
+void TEST_bn_modes(void)
+{
+    const sd_bn_mode modes[4] = {SD_BN_BATCH_STATS, SD_BN_FROZEN, SD_BN_TRAIN, SD_BN_BATCH_STATS};
+    const bool stats_move[4] = {true, false, true, false}, affine_moves[4] = {false, false, true, false};
+    float logits0[2] = {0, 0};
+    for (int k = 0; k < 4; k++) {
+        sd_model_opts o = sd_model_opts_default("deeplab-mini");
+        o.bn = modes[k];
+        o.bn_keep_running = k == 3;
+        sd_model *m;
+        CHECK_OK(sd_model_create(&o, &m));
+        sd_params *p = sd_model_params(m);
+        sd_tensor *rm = sd_params_find(p, "layer1.0.bn1.running_mean");
+        sd_tensor *g = sd_params_find(p, "layer1.0.bn1.weight"), *b = sd_params_find(p, "layer1.0.bn1.bias");
+        for (size_t i = 0; i < g->numel; i++)
+            F32(g->data)[i] = 1.0f + 0.01f * (float)i;   /* away from 1 so decay would show */
+        float g0 = F32(g->data)[3], b0 = F32(b->data)[3], rm0 = F32(rm->data)[3];
+        sd_optim opt;
+        sd_optim_opts oo = sd_optim_opts_sgd(0.9f, 5e-4f);
+        CHECK_OK(sd_optim_init(&opt, p, &oo));
+        sd_tape t;
+        sd_tape_init(&t, 1);
+        sd_tensor *x = sd_tensor_zeros(&t, 4, (int[]){2, 3, 40, 40});
+        for (size_t i = 0; i < x->numel; i++)
+            F32(x->data)[i] = (float)(i % 7) - 2.0f;
+        sd_model_out out;
+        CHECK_OK(sd_model_forward(m, &t, x, true, &out));
+        if (k == 0 || k == 3)
+            logits0[k == 3] = F32(out.logits->data)[5];
+        CHECK_OK(sd_backward1(&t, sd_mean(&t, sd_mul(&t, out.logits, out.logits))));
+        CHECK_OK(sd_optim_step(&opt, 0.1f));
+        bool sm = F32(rm->data)[3] != rm0, am = F32(g->data)[3] != g0 || F32(b->data)[3] != b0;
+        CHECK_MSG(sm == stats_move[k] && am == affine_moves[k], "bn %s%s: running stats %s, affine %s",
+                  sd_bn_mode_name(modes[k]), k == 3 ? " (keep running)" : "", sm ? "moved" : "kept",
+                  am ? "moved" : "kept");
+        sd_optim_free(&opt);
+        sd_tape_free(&t);
+        sd_model_free(m);
+    }
+    CHECK(logits0[0] == logits0[1]);   /* the same batch statistics normalise either way */
+    sd_bn_mode bm;
+    CHECK_OK(sd_bn_mode_parse("batch-stats", &bm));
+    CHECK(bm == SD_BN_BATCH_STATS);
+    CHECK(sd_bn_mode_parse("eval", &bm) == SD_ERR_ARG);
+    CHECK_ERR_HAS("expected frozen, batch-stats or train");
 }
 
 /* Under no_grad each activation's storage is reused once its last consumer
@@ -750,6 +804,7 @@ int main(void)
     RUN(TEST_param_counts);
     RUN(TEST_forward_shapes);
     RUN(TEST_frozen_bn);
+    RUN(TEST_bn_modes);
     RUN(TEST_no_grad_memory);
     RUN(TEST_main_head_across_levels);
     RUN(TEST_discriminators);

@@ -99,7 +99,7 @@ void TEST_learns_and_saves(void)
     sd_norm norm;
     CHECK_OK(sd_model_load(out, true, &m, &norm));
     sd_model_opts mo = sd_model_opts_default("deeplab-mini");
-    mo.freeze_bn = false;
+    mo.bn = SD_BN_TRAIN;
     sd_model *init = NULL;
     CHECK_OK(sd_model_create(&mo, &init));
     if (m && init) {
@@ -356,7 +356,7 @@ void TEST_resume_identical(void)
     CHECK(sd_ckpt_has(&c, "pretrain_state:loss") && sd_ckpt_has(&c, "opt:pretrain.head.momentum"));
     CHECK(sd_ckpt_meta(&c, "opt_steps") && sd_ckpt_meta(&c, SD_META_CONFIG));
     sd_model_opts mo = sd_model_opts_default("deeplab-mini");
-    mo.freeze_bn = false;
+    mo.bn = SD_BN_TRAIN;
     sd_model *init = NULL;
     CHECK_OK(sd_model_create(&mo, &init));
     if (init) {

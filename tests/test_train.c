@@ -140,6 +140,32 @@ static void test_config_errors(void)
     CHECK(!strcmp(sd_config_origin(&c, "levels"), "default"));
     sd_config_free(&c);
 
+    /* bn: auto gives the method's published recipe (recorded with its
+     * origin), freeze-bn is the old spelling, and the two may not disagree */
+    const char *bn_cases[][4] = {
+        {"adaptseg", NULL, NULL, "batch-stats"}, {"advent", NULL, NULL, "batch-stats"},
+        {"fda", NULL, NULL, "batch-stats"},      {"source-only", NULL, NULL, "frozen"},
+        {"road", NULL, NULL, "frozen"},          {"adaptseg", "freeze-bn", "true", "frozen"},
+        {"adaptseg", "freeze-bn", "false", "train"}, {"source-only", "bn", "batch-stats", "batch-stats"},
+    };
+    for (size_t i = 0; i < sizeof bn_cases / sizeof bn_cases[0]; i++) {
+        sd_config_init(&c);
+        sd_config_set(&c, "method", bn_cases[i][0], "--method", true);
+        if (bn_cases[i][1])
+            sd_config_set(&c, bn_cases[i][1], bn_cases[i][2], "--x", true);
+        CHECK_OK(sd_train_resolve(&c, &m));
+        CHECK_MSG(!strcmp(sd_config_get(&c, "bn"), bn_cases[i][3]), "%s: bn = %s, expected %s", bn_cases[i][0],
+                  sd_config_get(&c, "bn"), bn_cases[i][3]);
+        sd_config_free(&c);
+    }
+    sd_config_init(&c);
+    sd_config_set(&c, "method", "adaptseg", "--method", true);
+    sd_config_set(&c, "freeze-bn", "true", "run.cfg:2", true);
+    sd_config_set(&c, "bn", "batch-stats", "--bn", true);
+    CHECK(sd_train_resolve(&c, &m) == SD_ERR_ARG);
+    CHECK_ERR_HAS("run.cfg:2: freeze-bn = true means bn = frozen, but --bn: bn = batch-stats");
+    sd_config_free(&c);
+
     f = fopen(path, "w");
     fprintf(f, "iters 5\n");
     fclose(f);
@@ -489,8 +515,11 @@ static void test_disc_learns_with_frozen_generator(void)
     CHECK_OK(run("source-only", "dpre", 2, pre));
     char init[600];
     snprintf(init, sizeof init, "init=%s/run-dpre/last.safetensors", bench);
-    const char *a[] = {"iters=30", "disc-width=16", "lr=0", "lr-d=2e-3", init};
-    CHECK_OK(run("adaptseg", "dfrozen", 5, a));
+    /* bn frozen: with batch statistics (adaptseg's published default) each
+     * domain's batch is normalised by its own statistics, which hides much
+     * of what this fixed G tells the domains apart by */
+    const char *a[] = {"iters=30", "disc-width=16", "lr=0", "lr-d=2e-3", init, "bn=frozen"};
+    CHECK_OK(run("adaptseg", "dfrozen", 6, a));
     double s[40], t[40], g[40];
     int n = read_term("dfrozen", "d_src", s, 40);
     CHECK(n == 30 && read_term("dfrozen", "d_tgt", t, 40) == 30 && read_term("dfrozen", "seg", g, 40) == 30);
@@ -808,6 +837,187 @@ static void test_fda_swap(void)
     }
 }
 
+/* Every network tensor of ref (names without a namespace) equals the
+ * tensor prefix+name of file run. */
+static bool module_is(const char *run_path, const char *prefix, const char *ref_path)
+{
+    sd_ckpt x, y;
+    if (sd_ckpt_open(run_path, &x))
+        return false;
+    if (sd_ckpt_open(ref_path, &y)) {
+        sd_ckpt_close(&x);
+        return false;
+    }
+    bool same = true;
+    int n = 0;
+    for (int i = 0; same && i < y.st.n; i++) {
+        const sd_st_tensor *ty = &y.st.tensors[i];
+        if (strchr(ty->name, ':'))
+            continue;
+        char nm[512];
+        snprintf(nm, sizeof nm, "%s%s", prefix, ty->name);
+        int j = sd_st_find(&x.st, nm);
+        const sd_st_tensor *tx = j >= 0 ? &x.st.tensors[j] : NULL;
+        same = tx && tx->end - tx->begin == ty->end - ty->begin &&
+               !memcmp(x.st.buf + x.st.data_start + tx->begin, y.st.buf + y.st.data_start + ty->begin,
+                       ty->end - ty->begin);
+        n++;
+    }
+    sd_ckpt_close(&x);
+    sd_ckpt_close(&y);
+    return same && n > 0;
+}
+
+static void test_road_teacher(void)
+{
+    /* p0 (from scratch) -> p1 (--init p0) -> road --init p1: the default
+     * teacher is p0, the root of the chain (the pretrained backbone in the
+     * demo), not p1; after training it is still p0 bit for bit, running
+     * statistics included (the teacher normalises with the batch like the
+     * student's target pass, writing nothing). --teacher picks another. */
+    char p0[600], p1[600], i1[620], t1[700], bad[620];
+    const char *a0[] = {"iters=2", "lr=0.01"};
+    CHECK_OK(run("source-only", "tp0", 2, a0));
+    snprintf(p0, sizeof p0, "%s/run-tp0/last.safetensors", bench);
+    snprintf(i1, sizeof i1, "init=%s", p0);
+    const char *a1[] = {"iters=2", "lr=0.01", i1};
+    CHECK_OK(run("source-only", "tp1", 3, a1));
+    snprintf(p1, sizeof p1, "%s/run-tp1/last.safetensors", bench);
+    snprintf(i1, sizeof i1, "init=%s", p1);
+    for (int k = 0; k < 2; k++) {
+        const char *ar[] = {"iters=2", "spatial=false", "lr=0.01", i1, k ? "bn=batch-stats" : "bn=frozen"};
+        CHECK_OK(run("road", k ? "troad-bs" : "troad", 5, ar));
+        char last[600];
+        snprintf(last, sizeof last, "%s/run-%s/last.safetensors", bench, k ? "troad-bs" : "troad");
+        CHECK_MSG(module_is(last, "teacher:", p0), "bn %d: the default teacher is not the root of the --init chain", k);
+        CHECK(!module_is(last, "teacher:", p1));
+        CHECK(!module_is(last, "", p1));   /* the student did train */
+    }
+    snprintf(t1, sizeof t1, "teacher=%s", p1);
+    const char *at[] = {"iters=1", "spatial=false", i1, t1};
+    CHECK_OK(run("road", "troad-t", 4, at));
+    char last[600];
+    snprintf(last, sizeof last, "%s/run-troad-t/last.safetensors", bench);
+    CHECK(module_is(last, "teacher:", p1));
+    /* a teacher that is not a checkpoint of the model: the error names it */
+    snprintf(bad, sizeof bad, "%s/not-a-teacher.safetensors", bench);
+    FILE *f = fopen(bad, "w");
+    fprintf(f, "hello\n");
+    fclose(f);
+    snprintf(t1, sizeof t1, "teacher=%s", bad);
+    const char *ab[] = {"iters=1", "spatial=false", i1, t1};
+    CHECK(run("road", "troad-bad", 4, ab) != SD_OK);
+    CHECK_ERR_HAS("not-a-teacher.safetensors");
+    snprintf(t1, sizeof t1, "teacher=%s/missing.safetensors", bench);
+    CHECK(run("road", "troad-missing", 4, ab) != SD_OK);
+    CHECK_ERR_HAS("missing.safetensors");
+}
+
+static bool file_has_line(const char *path, const char *line)
+{
+    FILE *f = fopen(path, "r");
+    char buf[1024];
+    bool found = false;
+    while (f && !found && fgets(buf, sizeof buf, f)) {
+        buf[strcspn(buf, "\n")] = 0;
+        found = !strcmp(buf, line);
+    }
+    if (f)
+        fclose(f);
+    return found;
+}
+
+static void test_adversarial_weights_and_disc_names(void)
+{
+    /* lambda-adv: auto is the published value and config.txt says which;
+     * 0 is 0 (it used to mean "published") */
+    const char *cases[][3] = {{"lambda-adv=auto", "gan=vanilla", "lambda-adv = 0.001"},
+                              {"lambda-adv=auto", "gan=ls", "lambda-adv = 0.01"},
+                              {"lambda-adv=0", "gan=vanilla", "lambda-adv = 0"}};
+    for (int k = 0; k < 3; k++) {
+        char name[32], path[600];
+        snprintf(name, sizeof name, "lam%d", k);
+        const char *a[] = {"iters=1", "disc-width=8", cases[k][0], cases[k][1]};
+        CHECK_OK(run("adaptseg", name, 4, a));
+        path_of(path, sizeof path, name, "config.txt");
+        CHECK_MSG(file_has_line(path, cases[k][2]), "%s: config.txt lacks '%s'", cases[k][0], cases[k][2]);
+    }
+    const char *neg[] = {"iters=1", "lambda-adv=-1"};
+    CHECK(run("adaptseg", "lamneg", 2, neg) == SD_ERR_ARG);
+    CHECK_ERR_HAS("lambda-adv = '-1': expected auto or a number >= 0");
+
+    /* An FCDiscriminator state dict (conv1..conv4, classifier: AdaptSegNet's
+     * D1/D2 converted by name) loads into both levels; with lr-d 0 the run's
+     * discriminators are still exactly it */
+    sd_disc *d;
+    CHECK_OK(sd_disc_create(SD_DISC_OUTPUT, 19, 8, NULL, &d));
+    sd_disc_init_weights(d, 77);
+    char dpath[600], arg[700], arg2[700], last[600];
+    snprintf(dpath, sizeof dpath, "%s/D1.safetensors", bench);
+    sd_ckpt_writer w;
+    sd_ckpt_writer_init(&w);
+    CHECK_OK(sd_ckpt_writer_add_params(&w, "", sd_disc_params(d)));
+    CHECK_OK(sd_ckpt_writer_save(&w, dpath));
+    sd_ckpt_writer_free(&w);
+    sd_disc_free(d);
+    snprintf(arg, sizeof arg, "disc-init=%s", dpath);
+    snprintf(arg2, sizeof arg2, "disc-aux-init=%s", dpath);
+    for (int k = 0; k < 2; k++) {
+        const char *a[] = {"iters=1", "disc-width=8", "levels=multi", "lr-d=0", arg, arg2};
+        CHECK_OK(run(k ? "advent" : "adaptseg", k ? "dinit-adv" : "dinit", 6, a));
+        path_of(last, sizeof last, k ? "dinit-adv" : "dinit", "last.safetensors");
+        CHECK(module_is(last, "disc:", dpath));
+        CHECK(module_is(last, "disc_aux:", dpath));
+        sd_ckpt c;
+        CHECK_OK(sd_ckpt_open(last, &c));
+        CHECK(sd_st_find(&c.st, "disc:conv1.weight") >= 0 && sd_st_find(&c.st, "disc:classifier.bias") >= 0);
+        sd_ckpt_close(&c);
+    }
+    /* ADVENT's nn.Sequential names (0, 2, 4, 6, 8) load as well */
+    {
+        sd_ckpt c;
+        CHECK_OK(sd_ckpt_open(dpath, &c));
+        char spath[600];
+        snprintf(spath, sizeof spath, "%s/d_main_seq.safetensors", bench);
+        sd_st_entry e[10];
+        float *bufs[10];
+        const char *ours[5] = {"conv1", "conv2", "conv3", "conv4", "classifier"};
+        char names[10][32];
+        for (int i = 0; i < 10; i++) {
+            char nm[32];
+            snprintf(nm, sizeof nm, "%s.%s", ours[i / 2], i % 2 ? "bias" : "weight");
+            snprintf(names[i], sizeof names[i], "%d.%s", 2 * (i / 2), i % 2 ? "bias" : "weight");
+            int k = sd_st_find(&c.st, nm);
+            CHECK(k >= 0);
+            const sd_st_tensor *t = &c.st.tensors[k];
+            bufs[i] = malloc(t->numel * sizeof(float));
+            CHECK_OK(sd_st_to_f32(&c.st, k, bufs[i]));
+            memset(&e[i], 0, sizeof e[i]);
+            e[i].name = names[i];
+            e[i].data = bufs[i];
+            e[i].ndim = t->ndim;
+            for (int d = 0; d < t->ndim; d++)
+                e[i].shape[d] = t->shape[d];
+        }
+        sd_ckpt_close(&c);
+        CHECK_OK(sd_st_write(spath, 10, e, 0, NULL, NULL));
+        for (int i = 0; i < 10; i++)
+            free(bufs[i]);
+        snprintf(arg, sizeof arg, "disc-init=%s", spath);
+        const char *a[] = {"iters=1", "disc-width=8", "levels=single", "lr-d=0", arg};
+        CHECK_OK(run("advent", "dinit-seq", 5, a));
+        path_of(last, sizeof last, "dinit-seq", "last.safetensors");
+        CHECK(module_is(last, "disc:", dpath));
+    }
+    /* a checkpoint of the segmentation network is not a discriminator */
+    path_of(last, sizeof last, "lam0", "last.safetensors");
+    snprintf(arg, sizeof arg, "disc-init=%s", last);
+    const char *b[] = {"iters=1", "disc-width=8", arg};
+    CHECK(run("adaptseg", "dinit-bad", 3, b) != SD_OK);
+    CHECK_ERR_HAS("expected FCDiscriminator tensors");
+    CHECK_ERR_HAS("run-lam0/last.safetensors");
+}
+
 int main(void)
 {
     make_bench();
@@ -826,6 +1036,8 @@ int main(void)
     RUN(test_kill_during_save);
     RUN(test_every_method_runs);
     RUN(test_adabn_keeps_weights);
+    RUN(test_road_teacher);
+    RUN(test_adversarial_weights_and_disc_names);
     RUN(test_crop_box_maps_to_resized_image);
     RUN(test_workers_same_weights);
     RUN(test_memory_independent_of_dataset_size);

@@ -38,6 +38,7 @@ typedef enum sd_dataset_kind {
     SD_DATASET_SYNTHIA,
     SD_DATASET_CITYSCAPES,
     SD_DATASET_FOLDER,
+    SD_DATASET_CAMVID,
     SD_DATASET_KIND_COUNT
 } sd_dataset_kind;
 
@@ -69,6 +70,7 @@ typedef struct sd_dataset {
     uint8_t lut[256];          /* stored id -> trainId */
     bool id_known[256];        /* ids in the dataset's table; larger values are unknown */
     bool allow_unknown_ids;
+    bool camvid_color;         /* CamVid's 32-class colour-coded labels (else SegNet's 11-class indices) */
 } sd_dataset;
 
 /* One sample as read: an 8-bit RGB image and a trainId label, each at its

@@ -23,7 +23,7 @@ typedef struct sd_infer_opts {
     bool flip;                /* also run the mirrored image and average */
     int win_w, win_h;         /* sliding window (network pixels); 0 = whole image */
     float overlap;            /* window overlap fraction in [0, 0.9]; default 1/3 */
-    bool align_corners;       /* for resizing logits; false as PyTorch's default */
+    bool align_corners;       /* for resizing logits; default true (the published evaluation code) */
 } sd_infer_opts;
 
 sd_infer_opts sd_infer_opts_default(sd_norm norm);

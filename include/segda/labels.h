@@ -5,6 +5,7 @@
 #define SEGDA_LABELS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define SD_NUM_CLASSES 19
@@ -36,15 +37,50 @@ void sd_labels_id_to_train_lut(uint8_t lut[256]);
 void sd_labels_synthia_lut(uint8_t lut[256], bool lanemarking_as_road);
 #define SD_SYNTHIA_MAX_ID 22
 
+/* CamVid: the SegNet 11-class layout's indices (0 Sky .. 10 Bicyclist, 11
+ * Unlabelled) and the original 32-class colour table (label_colors.txt),
+ * each with its trainId (255 where no Cityscapes class matches). */
+#define SD_CAMVID11_N 12
+extern const char *const sd_camvid11_names[SD_CAMVID11_N];
+extern const uint8_t sd_camvid11_train_id[SD_CAMVID11_N];
+#define SD_CAMVID32_N 32
+typedef struct sd_camvid_class {
+    const char *name;
+    uint8_t color[3];
+    uint8_t train_id;
+} sd_camvid_class;
+extern const sd_camvid_class sd_camvid32[SD_CAMVID32_N];
+
 /* Evaluation protocols: which trainIds count in the mean. */
-typedef enum sd_protocol { SD_PROTOCOL_19 = 0, SD_PROTOCOL_16, SD_PROTOCOL_13, SD_PROTOCOL_COUNT } sd_protocol;
+typedef enum sd_protocol {
+    SD_PROTOCOL_19 = 0, SD_PROTOCOL_16, SD_PROTOCOL_13,
+    SD_PROTOCOL_CAMVID,          /* the 10 classes CamVid's SegNet layout shares with the 19 (see labels.c) */
+    SD_PROTOCOL_COUNT
+} sd_protocol;
 typedef struct sd_protocol_info {
     const char *name;           /* "mIoU-19", "mIoU-16", "mIoU-13" */
     int n;
     int classes[SD_NUM_CLASSES];
 } sd_protocol_info;
 extern const sd_protocol_info sd_protocols[SD_PROTOCOL_COUNT];
-/* Parses "19", "16", "13" (or "mIoU-16"); returns -1 if unknown. */
+/* Parses "19", "16", "13", "camvid" (or "mIoU-16"); returns -1 if unknown. */
 int sd_protocol_parse(const char *s);
+
+/* Class sets a model may predict: 19 outputs (index = trainId) or the 16
+ * SYNTHIA classes (the mIoU-16 protocol's, in trainId order: output k is
+ * trainId sd_protocols[SD_PROTOCOL_16].classes[k]). Anything else is
+ * predicted as raw indices. */
+#define SD_NUM_CLASSES_SYNTHIA 16
+/* Output index -> trainId for a model of `classes` outputs; NULL when the
+ * index is the trainId (19) or the count is no known class set. */
+const uint8_t *sd_class_set_train_ids(int classes);
+/* trainId -> output index of the class set (255 for trainIds outside it,
+ * and for 255); identity for 19. false for an unknown class count. */
+bool sd_class_set_index_lut(int classes, uint8_t lut[256]);
+/* Indices of a `classes`-output model to trainIds, in place (no-op for 19). */
+void sd_class_set_to_train_ids(int classes, uint8_t *pred, size_t n);
+/* The protocol a class set is scored and selected by (19 -> mIoU-19,
+ * 16 -> mIoU-16). */
+sd_protocol sd_class_set_protocol(int classes);
 
 #endif

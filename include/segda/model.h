@@ -12,10 +12,27 @@
 #include "segda/norm.h" /* sd_norm: the input convention stored with a model */
 #include "segda/tensor.h"
 
+/* How the backbone's batch norm behaves in training passes (head BN always
+ * trains). The published DeepLab-v2 adaptation code (AdaptSegNet, ADVENT,
+ * FDA) is batch-stats: model.train() with BN affine requires_grad False. */
+typedef enum sd_bn_mode {
+    SD_BN_TRAIN = 0,         /* batch statistics, running ones updated, affine trained */
+    SD_BN_FROZEN,            /* running statistics (eval-mode BN), affine frozen */
+    SD_BN_BATCH_STATS,       /* batch statistics, running ones updated, affine frozen */
+    SD_BN_COUNT
+} sd_bn_mode;
+/* "train", "frozen", "batch-stats"; parse returns SD_ERR_ARG naming the choices. */
+const char *sd_bn_mode_name(sd_bn_mode m);
+sd_status sd_bn_mode_parse(const char *s, sd_bn_mode *out);
+
 typedef struct sd_model_opts {
     const char *name;        /* "deeplabv2-resnet101", "deeplab-mini", ... */
     int classes;             /* 19 by default */
-    bool freeze_bn;          /* BN in eval mode with frozen affine (DeepLab-v2 default) */
+    sd_bn_mode bn;           /* backbone BN in training passes (default: the model's published practice) */
+    /* Training passes normalise with batch statistics (per bn) but never
+     * write the running ones: a frozen teacher that must see the batch as
+     * the student does without drifting. */
+    bool bn_keep_running;
     bool aux;                /* auxiliary classifier on layer3/conv4 (multi-level methods) */
     bool aspp_two_branch;    /* the widely copied two-branch ASPP ("dlv2red") */
     int output_stride;       /* 8 or 16 where the backbone allows; 0 = the model's default */
@@ -38,7 +55,7 @@ void sd_model_free(sd_model *m);
  * for convs, 1/0 for BN, the DeepLab-v2 classifier's N(0, 0.01)). */
 void sd_model_init_weights(sd_model *m, uint64_t seed);
 /* x: normalised images [N, 3, H, W]. training selects BN batch statistics
- * (unless freeze_bn) and dropout. */
+ * (unless bn is SD_BN_FROZEN) and dropout. */
 sd_status sd_model_forward(sd_model *m, sd_tape *t, sd_tensor *x, bool training, sd_model_out *out);
 /* AdaBN (Li et al., 2016): a pass over the batch x that only folds its
  * statistics into every BN layer's running mean and variance, as batch k
@@ -54,7 +71,7 @@ sd_params *sd_model_params(sd_model *m);
 const sd_model_opts *sd_model_options(const sd_model *m);
 /* Param group indices (-1 if unknown): "backbone" (convs, lr x1),
  * "classifier" (every head parameter incl. head BN affine, lr x10), "norm"
- * (backbone BN weight/bias, lr x1; frozen when freeze_bn), "bn" (running
+ * (backbone BN weight/bias, lr x1; frozen unless bn is SD_BN_TRAIN), "bn" (running
  * statistics, a buffer group). */
 int sd_model_group(const sd_model *m, const char *group_name);
 /* Channels of "layer3"/"mid", "layer4"/"feat", "logits"; -1 if unknown

@@ -94,6 +94,9 @@ typedef struct sd_method {
     bool target_labels;    /* reads target labels for training (oracle, finetune) */
     bool source_batches;   /* reads source batches (false: oracle, finetune) */
     bool fixed_weights;    /* no optimiser steps: the weights stay those of --init (adabn) */
+    /* bn = auto gives this mode ("batch-stats" where the published code
+     * trains with model.train() and BN affine frozen); NULL = "frozen". */
+    const char *bn_default;
     /* Whether the model needs its auxiliary (layer3) classifier under this
      * configuration (multi-level methods); NULL = no. */
     bool (*wants_aux)(const sd_config *cfg);

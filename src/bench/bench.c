@@ -117,7 +117,7 @@ static sd_status net_init(bench_net *b, const char *model, bool freeze_bn, bool 
 {
     memset(b, 0, sizeof *b);
     sd_model_opts mo = sd_model_opts_default(model);
-    mo.freeze_bn = freeze_bn;
+    mo.bn = freeze_bn ? SD_BN_FROZEN : SD_BN_TRAIN;
     mo.aux = aux;
     sd_status st = sd_model_create(&mo, &b->m);
     if (st)

@@ -125,3 +125,16 @@ int cli_precision(const char *cmd, void (*usage)(FILE *), const char *value)
         fprintf(stderr, "segda %s: warning: %s\n", cmd, sd_errmsg());
     return 0;
 }
+
+bool cli_parse_bool(const char *s, bool *out)
+{
+    if (!s || !strcmp(s, "true") || !strcmp(s, "1") || !strcmp(s, "True") || !strcmp(s, "yes")) {
+        *out = true;
+        return true;
+    }
+    if (!strcmp(s, "false") || !strcmp(s, "0") || !strcmp(s, "False") || !strcmp(s, "no")) {
+        *out = false;
+        return true;
+    }
+    return false;
+}

@@ -19,6 +19,9 @@ bool cli_parse_float(const char *s, float lo, float hi, float *out);
 bool cli_parse_scales(const char *s, float *scales, int max, int *n);
 /* "WxH" with each side in 8..16384. */
 bool cli_parse_size(const char *s, int *w, int *h);
+/* The value of a --flag[=B] option: NULL (the bare flag) is true; true/false,
+ * 1/0, yes/no. False when s is none of these. */
+bool cli_parse_bool(const char *s, bool *out);
 
 /* Prints "segda CMD: <message>" and then the usage to stderr; returns 2, the
  * exit code of bad usage. */

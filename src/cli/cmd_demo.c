@@ -554,7 +554,7 @@ static sd_status job_write_config(const demo_setup *ds, demo_job *jobs, demo_job
     sd_config_set(&cfg, "lr", j->lr, "demo", true);
     /* BN trained: the pretrained statistics are those of 64-px crops, not of
      * 256x128 street frames */
-    sd_config_set(&cfg, "freeze-bn", "false", "demo", true);
+    sd_config_set(&cfg, "bn", "train", "demo", true);
     sd_config_set(&cfg, "lr-d", "1e-4", "demo", true);
     sd_config_set(&cfg, "batch", "2,2", "demo", true);
     sd_config_set(&cfg, "flip", "true", "demo", true);
@@ -574,6 +574,20 @@ static sd_status job_write_config(const demo_setup *ds, demo_job *jobs, demo_job
         snprintf(init_s, sizeof init_s, "%.600s/last.safetensors", jobs[j->dep].rundir);
         sd_config_set(&cfg, "init", init_s, "demo", true);
     }
+    /* FDA's published schedule switches entropy on after 50000 of 150000
+     * iterations; a row's 400 would never reach it, so the demo's FDA rows
+     * use the term from the start (as they were measured) */
+    if (!strcmp(j->method, "fda"))
+        sd_config_set(&cfg, "switch2entropy", "0", "demo", true);
+    /* ROAD distils towards the pretrained backbone (the paper's "pretrained
+     * real style model"), named explicitly: the pretraining this row's
+     * --init chain starts from */
+    if (!strcmp(j->method, "road"))
+        for (int d = j->dep; d >= 0; d = jobs[d].dep)
+            if (jobs[d].kind == JOB_PRETRAIN) {
+                sd_config_set(&cfg, "teacher", jobs[d].rundir, "demo", true);
+                break;
+            }
     for (int k = 0; k < j->n_extra; k++) {
         char key[64];
         const char *eq = strchr(j->extra[k], '=');
@@ -950,20 +964,20 @@ int cli_demo(int argc, char **argv)
         nr = add_run(runs, nr, "adabn", "adabn", 1, "init=@source-only");
         nr = add_run(runs, nr, "fda", "fda", 1, "beta=0.05");
         nr = add_run(runs, nr, "fda+adabn", "adabn", 1, "init=@fda");
-        nr = add_run(runs, nr, "bn-control", "advent", 3, "mode=minent", "lambda-ent=0", "lambda-ent-aux=0");
-        nr = add_run(runs, nr, "minent", "advent", 1, "mode=minent");
+        nr = add_run(runs, nr, "bn-control", "advent", 4, "mode=minent", "lambda-ent=0", "lambda-ent-aux=0", "levels=single");
+        nr = add_run(runs, nr, "minent", "advent", 2, "mode=minent", "levels=single");
     } else {
-        nr = add_run(runs, nr, "bn-control", "advent", 3, "mode=minent", "lambda-ent=0", "lambda-ent-aux=0");
+        nr = add_run(runs, nr, "bn-control", "advent", 4, "mode=minent", "lambda-ent=0", "lambda-ent-aux=0", "levels=single");
         nr = add_run(runs, nr, "adabn", "adabn", 1, "init=@source-only");
         nr = add_run(runs, nr, "feature-adv", "feature-adv", 0);
-        nr = add_run(runs, nr, "adaptseg", "adaptseg", 1, "disc-width=32");
-        nr = add_run(runs, nr, "adaptseg-multi", "adaptseg", 2, "disc-width=32", "levels=multi");
-        nr = add_run(runs, nr, "adaptseg-ls", "adaptseg", 2, "disc-width=32", "gan=ls");
+        nr = add_run(runs, nr, "adaptseg", "adaptseg", 0);
+        nr = add_run(runs, nr, "adaptseg-multi", "adaptseg", 1, "levels=multi");
+        nr = add_run(runs, nr, "adaptseg-ls", "adaptseg", 1, "gan=ls");
         nr = add_run(runs, nr, "road", "road", 0);
         nr = add_run(runs, nr, "road-distill", "road", 1, "spatial=false");
         nr = add_run(runs, nr, "road-spatial", "road", 1, "distill=off");
-        nr = add_run(runs, nr, "minent", "advent", 1, "mode=minent");
-        nr = add_run(runs, nr, "advent", "advent", 2, "mode=advent", "disc-width=32");
+        nr = add_run(runs, nr, "minent", "advent", 2, "mode=minent", "levels=single");
+        nr = add_run(runs, nr, "advent", "advent", 1, "mode=advent");
         nr = add_run(runs, nr, "fda", "fda", 1, "beta=0.05");
         /* FDA's multi-band transfer + self-supervised round: pseudo-labels
          * from the mean softmax of the three single-band models */

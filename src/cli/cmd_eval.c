@@ -41,7 +41,9 @@ static void usage(FILE *f)
             "  --labelids          predictions hold Cityscapes label ids (0..33, as the test\n"
             "                      server takes them) instead of trainIds (0..18, 255 = none)\n"
             "  --skip-missing      skip samples that lack a prediction (in any set) and count them\n"
-            "  --protocol 19|16|13 table columns and main mean (default 19; JSON/CSV have all)\n"
+            "  --protocol 19|16|13|camvid table columns and main mean (default 19; 16 for a 16-class\n"
+            "                      SYNTHIA model, printed with mIoU-13 beside it; camvid on camvid: data,\n"
+            "                      its 10 shared classes; JSON/CSV have all)\n"
             "\n"
             "With --model: each image is resized to the network size, normalised as the\n"
             "checkpoint says, and the network's logits (not probabilities) are upsampled\n"
@@ -54,13 +56,15 @@ static void usage(FILE *f)
             "                      G_S, real -> sim; 8-bit, as `segda translate` writes it)\n"
             "                      (with --flip/--scales the raw logits of all passes are\n"
             "                      averaged on the scale-1 output grid before upsampling)\n"
-            "  --align-corners B   bilinear upsampling of logits: true (default, as the\n"
-            "                      AdaptSegNet/ADVENT evaluation code) or false\n"
+            "  --align-corners[=B] bilinear upsampling of logits: true (default, as the\n"
+            "                      AdaptSegNet/ADVENT evaluation code; the same default as\n"
+            "                      train and predict) or =false\n"
             "\n"
             "  --name NAME         row name (repeat once per --pred/--model; default: the path)\n"
             "  --csv FILE          write the results as CSV (fractions)\n"
             "  --json FILE         write the results as JSON (fractions, null = absent)\n"
             "  --allow-unknown-ids read ground-truth ids outside the table as ignored\n"
+            "  --lanemarking-as-road SYNTHIA ground truth: lane markings (id 22) count as road (CBST/CRST)\n"
             "  --threads N         images read in parallel / CPU threads for --model\n"
             "  --precision P       f32 (default), bf16 or bf16-emulated: the convolutions' compute dtype for --model\n"
             "                      (default: all cores)\n"
@@ -73,25 +77,12 @@ static void usage(FILE *f)
  * the spec (cityscapes:ROOT:train) is kept. */
 static const char *default_split(const char *spec)
 {
-    if (strncmp(spec, "cityscapes:", 11))
+    if (strncmp(spec, "cityscapes:", 11) && strncmp(spec, "camvid:", 7))
         return NULL;
     const char *c = strrchr(spec, ':');
     if (!strcmp(c, ":train") || !strcmp(c, ":val") || !strcmp(c, ":test"))
         return NULL;
     return "val";
-}
-
-static int parse_bool(const char *s, bool *out)
-{
-    if (!strcmp(s, "true") || !strcmp(s, "1") || !strcmp(s, "True") || !strcmp(s, "yes")) {
-        *out = true;
-        return 0;
-    }
-    if (!strcmp(s, "false") || !strcmp(s, "0") || !strcmp(s, "False") || !strcmp(s, "no")) {
-        *out = false;
-        return 0;
-    }
-    return -1;
 }
 
 #define MAX_ENSEMBLE 8
@@ -181,7 +172,8 @@ static void free_members(eval_model *em)
 
 /* Scores checkpoint path into cm (setup filled by the runner). */
 static sd_status eval_checkpoint(const sd_dataset *ds, const char *path, sd_gen *gen, const sd_infer_opts *io,
-                                 bool align_corners, sd_progress_mode progress, sd_confusion *cm, sd_eval_setup *setup)
+                                 bool align_corners, sd_progress_mode progress, sd_confusion *cm, sd_eval_setup *setup,
+                                 int *classes)
 {
     eval_model em = {.n = 0, .gen = gen};
     sd_status st = SD_OK;
@@ -198,9 +190,12 @@ static sd_status eval_checkpoint(const sd_dataset *ds, const char *path, sd_gen 
         if ((st = sd_model_load(one, false, &em.m[em.n], &norm)))
             break;
         const sd_model_opts *mo = sd_model_options(em.m[em.n++]);
-        if (mo->classes != SD_NUM_CLASSES)
-            st = sd_fail(SD_ERR_ARG, "%s: the model has %d classes, expected %d (Cityscapes trainIds)", one,
-                         mo->classes, SD_NUM_CLASSES);
+        if (mo->classes != SD_NUM_CLASSES && mo->classes != SD_NUM_CLASSES_SYNTHIA)
+            st = sd_fail(SD_ERR_ARG, "%s: the model has %d classes, expected %d (Cityscapes trainIds) or %d "
+                         "(SYNTHIA's)", one, mo->classes, SD_NUM_CLASSES, SD_NUM_CLASSES_SYNTHIA);
+        else if (mo->classes != sd_model_options(em.m[0])->classes)
+            st = sd_fail(SD_ERR_ARG, "%s: %d classes in an ensemble of %d-class models", one, mo->classes,
+                         sd_model_options(em.m[0])->classes);
         else if (strcmp(mo->name, sd_model_options(em.m[0])->name))
             st = sd_fail(SD_ERR_ARG, "%s: a %s in an ensemble of %s (members must be one model)", one, mo->name,
                          sd_model_options(em.m[0])->name);
@@ -212,6 +207,7 @@ static sd_status eval_checkpoint(const sd_dataset *ds, const char *path, sd_gen 
         free_members(&em);
         return st;
     }
+    *classes = sd_model_options(em.m[0])->classes;
     sd_tape_init(&em.tape, 0);
     st = sd_eval_logits(ds, model_logits, &em, align_corners, progress, cm, setup);
     if (st)
@@ -245,7 +241,7 @@ static void describe_model_input(char *buf, size_t n, const sd_infer_opts *io)
 int cli_eval(int argc, char **argv)
 {
     enum {
-        OPT_LABELIDS = 256, OPT_SKIP, OPT_CSV, OPT_JSON, OPT_PROTOCOL, OPT_ALIGN, OPT_NAME,
+        OPT_LABELIDS = 256, OPT_SKIP, OPT_CSV, OPT_JSON, OPT_PROTOCOL, OPT_ALIGN, OPT_NAME, OPT_LANE,
         OPT_UNKNOWN, OPT_THREADS, OPT_PROGRESS, OPT_QUIET, OPT_SPLIT, OPT_SIZE, OPT_FLIP, OPT_SCALES,
         OPT_TRANSLATE,
     };
@@ -259,7 +255,7 @@ int cli_eval(int argc, char **argv)
         {"csv", required_argument, 0, OPT_CSV},
         {"json", required_argument, 0, OPT_JSON},
         {"protocol", required_argument, 0, OPT_PROTOCOL},
-        {"align-corners", required_argument, 0, OPT_ALIGN},
+        {"align-corners", optional_argument, 0, OPT_ALIGN}, {"lanemarking-as-road", no_argument, 0, OPT_LANE},
         {"name", required_argument, 0, OPT_NAME},
         {"allow-unknown-ids", no_argument, 0, OPT_UNKNOWN},
         {"threads", required_argument, 0, OPT_THREADS}, {"precision", required_argument, 0, 'P'},
@@ -276,8 +272,9 @@ int cli_eval(int argc, char **argv)
     int n_pred = 0, n_model = 0, n_names = 0;
     const char *spec = NULL, *split = NULL, *csv = NULL, *json = NULL, *translate = NULL;
     bool labelids = false, skip_missing = false, align_corners = true, align_given = false;
-    bool allow_unknown = false;
+    bool allow_unknown = false, lanemarking = false;
     int protocol = SD_PROTOCOL_19, threads = 0;
+    bool protocol_given = false;
     sd_progress_mode progress = SD_PROGRESS_AUTO;
     sd_infer_opts io = sd_infer_opts_default(SD_NORM_IMAGENET); /* norm: from each checkpoint */
     bool infer_given = false;
@@ -306,13 +303,14 @@ int cli_eval(int argc, char **argv)
         case OPT_PROTOCOL:
             protocol = sd_protocol_parse(optarg);
             if (protocol < 0) {
-                fprintf(stderr, "segda eval: --protocol %s: expected 19, 16 or 13\n", optarg);
+                fprintf(stderr, "segda eval: --protocol %s: expected 19, 16, 13 or camvid\n", optarg);
                 return 2;
             }
+            protocol_given = true;
             break;
         case OPT_ALIGN:
-            if (parse_bool(optarg, &align_corners)) {
-                fprintf(stderr, "segda eval: --align-corners %s: expected true or false\n", optarg);
+            if (!cli_parse_bool(optarg, &align_corners)) {
+                fprintf(stderr, "segda eval: --align-corners=%s: expected true or false\n", optarg);
                 return 2;
             }
             align_given = true;
@@ -325,6 +323,7 @@ int cli_eval(int argc, char **argv)
             names[n_names++] = optarg;
             break;
         case OPT_UNKNOWN: allow_unknown = true; break;
+        case OPT_LANE: lanemarking = true; break;
         case 'P':
             if (cli_precision("eval", usage, optarg))
                 return 2;
@@ -396,11 +395,13 @@ int cli_eval(int argc, char **argv)
         return cli_fail("eval");
 
     sd_dataset ds;
-    sd_dataset_opts dopts = {.allow_unknown_ids = allow_unknown};
+    sd_dataset_opts dopts = {.allow_unknown_ids = allow_unknown, .synthia_lanemarking_as_road = lanemarking};
     if (sd_dataset_open(&ds, spec, split ? split : default_split(spec), &dopts)) {
         sd_gen_free(gen);
         return cli_fail("eval");
     }
+    if (!protocol_given && ds.kind == SD_DATASET_CAMVID)
+        protocol = SD_PROTOCOL_CAMVID;   /* the classes CamVid shares with the 19 */
 
     int n_sets = n_pred + n_model;
     sd_confusion *cms = sd_calloc((size_t)n_sets, sizeof *cms);
@@ -431,8 +432,13 @@ int cli_eval(int argc, char **argv)
         };
         st = sd_eval_pred_dirs(&ds, &po, cms, &setup);
     }
-    for (int k = 0; !st && k < n_model; k++)
-        st = eval_checkpoint(&ds, models[k], gen, &io, align_corners, progress, &cms[k], &setup);
+    for (int k = 0; !st && k < n_model; k++) {
+        int classes = 0;
+        st = eval_checkpoint(&ds, models[k], gen, &io, align_corners, progress, &cms[k], &setup, &classes);
+        /* SYNTHIA's 16-class models are scored by mIoU-16 (and mIoU-13 beside it) unless told otherwise */
+        if (!st && k == 0 && !protocol_given && classes == SD_NUM_CLASSES_SYNTHIA)
+            setup.protocol = (sd_protocol)(protocol = SD_PROTOCOL_16);
+    }
     double secs = sd_time_now() - t0;
     int rc = 0;
     if (st) {

@@ -47,6 +47,7 @@ static void usage(FILE *f)
             "  --rgb                features without a model: the images' colours, box\n"
             "                       downsampled 8x (a pixel-statistics baseline)\n"
             "  --labels-only        only class_kl, from --a and --b labels\n"
+            "  --lanemarking-as-road SYNTHIA labels: lane markings (id 22) are road (CBST/CRST)\n"
             "  --n N                images used per dataset, a seeded sample (default: all for\n"
             "                       labels, %d with --model or --rgb)\n"
             "  --pixels K           with --model/--rgb: K feature-map positions per image (seeded)\n"
@@ -384,7 +385,7 @@ int cli_gap(int argc, char **argv)
     enum {
         OPT_A = 256, OPT_B, OPT_MODEL, OPT_LAYER, OPT_FA, OPT_FB, OPT_LABELS, OPT_N, OPT_PIXELS, OPT_MAXROWS,
         OPT_K, OPT_METRIC, OPT_FOLDS, OPT_PERM, OPT_BINS, OPT_SEED, OPT_OUT, OPT_JSON, OPT_THREADS, OPT_RGB,
-        OPT_SIZE,
+        OPT_SIZE, OPT_LANE,
     };
     static const struct option longopts[] = {
         {"a", required_argument, 0, OPT_A},           {"b", required_argument, 0, OPT_B},
@@ -397,13 +398,13 @@ int cli_gap(int argc, char **argv)
         {"bins", required_argument, 0, OPT_BINS},     {"seed", required_argument, 0, OPT_SEED},
         {"out", required_argument, 0, OPT_OUT},       {"json", required_argument, 0, OPT_JSON},
         {"threads", required_argument, 0, OPT_THREADS}, {"precision", required_argument, 0, 'P'}, {"rgb", no_argument, 0, OPT_RGB},
-        {"size", required_argument, 0, OPT_SIZE},
+        {"size", required_argument, 0, OPT_SIZE},      {"lanemarking-as-road", no_argument, 0, OPT_LANE},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *spec[2] = {NULL, NULL}, *ckpt = NULL, *layer = NULL, *feat[2] = {NULL, NULL};
     const char *out_dir = NULL, *json = NULL;
-    bool labels_only = false, rgb = false;
+    bool labels_only = false, rgb = false, lanemarking = false;
     int n_img = -1, pixels = 0, bins = SD_GAP_KL_BINS, threads = 4, net_w = 0, net_h = 0;
     sd_gap_options o;
     sd_gap_options_default(&o);
@@ -419,6 +420,7 @@ int cli_gap(int argc, char **argv)
         case OPT_FA: feat[0] = optarg; break;
         case OPT_FB: feat[1] = optarg; break;
         case OPT_LABELS: labels_only = true; break;
+        case OPT_LANE: lanemarking = true; break;
         case OPT_RGB: rgb = true; break;
         case OPT_SIZE: {
             char tail;
@@ -512,7 +514,8 @@ int cli_gap(int argc, char **argv)
     /* Datasets: their labels give class_kl in every mode that names them. */
     if (spec[0]) {
         for (int k = 0; k < 2 && st == SD_OK; k++) {
-            if ((st = sd_dataset_open(&ds[k], spec[k], NULL, NULL)) != SD_OK)
+            sd_dataset_opts dopts = {.synthia_lanemarking_as_road = lanemarking};
+            if ((st = sd_dataset_open(&ds[k], spec[k], NULL, &dopts)) != SD_OK)
                 break;
             if (ds[k].n == 0) {
                 st = sd_fail(SD_ERR_DATA, "--%c %s: no samples", 'a' + k, spec[k]);

@@ -39,7 +39,8 @@ static void usage(FILE *f)
             "  --scales LIST      average over scales of the network size, e.g. 0.75,1,1.25\n"
             "  --window WxH       sliding-window inference with windows of WxH network pixels\n"
             "  --overlap F        window overlap fraction (default 0.33)\n"
-            "  --align-corners    upsample logits with align_corners=True\n"
+            "  --align-corners[=B] upsample logits with align_corners (default true, as the\n"
+            "                     AdaptSegNet/ADVENT evaluation code, train and eval; =false: PyTorch's default)\n"
             "  --strict           fail on any missing, unexpected or mis-shaped checkpoint tensor\n"
             "  --threads N        CPU threads (default: all cores)\n"
             "  --precision P      f32 (default), bf16 or bf16-emulated: the convolutions' compute dtype\n"
@@ -213,6 +214,7 @@ static sd_status predict_one(sd_model *m, sd_gen *gen, sd_tape *t, const sd_infe
         goto done;
     }
     sd_probs_argmax(probs, C, w, h, pred, NULL);
+    sd_class_set_to_train_ids(C, pred, hw);   /* a 16-class (SYNTHIA) model writes trainIds too */
     char path[4200];
     snprintf(path, sizeof path, "%s", stem);
     char *slash = strrchr(path, '/');
@@ -267,7 +269,7 @@ int cli_predict(int argc, char **argv)
         {"color", no_argument, 0, 'c'},        {"overlay", no_argument, 0, 'v'},
         {"labelids", no_argument, 0, 'l'},     {"flip", no_argument, 0, 'f'},
         {"scales", required_argument, 0, 'S'}, {"window", required_argument, 0, 'w'},
-        {"overlap", required_argument, 0, 'O'}, {"align-corners", no_argument, 0, 'a'},
+        {"overlap", required_argument, 0, 'O'}, {"align-corners", optional_argument, 0, 'a'},
         {"strict", no_argument, 0, 'x'},       {"threads", required_argument, 0, 't'},
         {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
         {"precision", required_argument, 0, 'P'}, {"translate", required_argument, 0, 'T'},
@@ -307,7 +309,10 @@ int cli_predict(int argc, char **argv)
         case 'v': overlay = true; break;
         case 'l': labelids = true; break;
         case 'f': io.flip = true; break;
-        case 'a': io.align_corners = true; break;
+        case 'a':
+            if (!cli_parse_bool(optarg, &io.align_corners))
+                return cli_usage_error("predict", usage, "--align-corners=%s, expected true or false", optarg);
+            break;
         case 'x': strict = true; break;
         case 'q': quiet = true; break;
         case 't':
@@ -365,9 +370,10 @@ int cli_predict(int argc, char **argv)
     sd_gen *gen = NULL;
     if (!st && translate)
         st = sd_gen_load(translate, &gen);
-    if (!st && labelids && sd_model_options(m)->classes != SD_NUM_CLASSES)
-        st = sd_fail(SD_ERR_ARG, "--labelids needs a %d-class model; %s has %d classes", SD_NUM_CLASSES, model,
-                     sd_model_options(m)->classes);
+    int mc = m ? sd_model_options(m)->classes : 0;
+    if (!st && labelids && mc != SD_NUM_CLASSES && mc != SD_NUM_CLASSES_SYNTHIA)
+        st = sd_fail(SD_ERR_ARG, "--labelids needs a %d- or %d-class model; %s has %d classes", SD_NUM_CLASSES,
+                     SD_NUM_CLASSES_SYNTHIA, model, mc);
     /* only once the inputs and the model are good, so a mistake leaves no empty directory */
     if (!st && mkdir(outdir, 0755) != 0 && errno != EEXIST)
         st = sd_fail(SD_ERR_IO, "%s: cannot create: %s", outdir, strerror(errno));

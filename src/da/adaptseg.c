@@ -15,10 +15,15 @@
 static const sd_knob knobs[] = {
     {"levels", SD_KNOB_STR, "single", "single|multi", "adversarial levels: main output, or main + auxiliary (layer3)"},
     {"gan", SD_KNOB_STR, "vanilla", "vanilla|ls", "GAN objective: BCE-with-logits or least squares"},
-    {"lambda-adv", SD_KNOB_FLOAT, "0", NULL, "main adversarial weight (0: published, 0.001 vanilla, 0.01 LS-GAN)"},
+    {"lambda-adv", SD_KNOB_STR, "auto", NULL, "main adversarial weight (auto: published, 0.001 vanilla, 0.01 LS-GAN; "
+                                             "0 is 0); config.txt records the value used"},
     {"lambda-adv-aux", SD_KNOB_FLOAT, "0.0002", NULL, "auxiliary adversarial weight (multi-level)"},
     {"lambda-aux", SD_KNOB_FLOAT, "0.1", NULL, "weight of the auxiliary segmentation loss (multi-level)"},
     {"disc-width", SD_KNOB_INT, "64", NULL, "discriminator base width ndf (64 -> 128 -> 256 -> 512)"},
+    {"disc-init", SD_KNOB_STR, "", NULL, "checkpoint of the main-output discriminator, FCDiscriminator names "
+                                         "(conv1..conv4, classifier; AdaptSegNet's D2 / ADVENT's d_main converted)"},
+    {"disc-aux-init", SD_KNOB_STR, "", NULL, "checkpoint of the auxiliary discriminator (AdaptSegNet's D1 / "
+                                             "ADVENT's d_aux converted), multi-level"},
     {NULL, 0, NULL, NULL, NULL},
 };
 
@@ -46,15 +51,17 @@ static sd_status init(sd_trainer *tr, void **state)
     *state = a;
     bool ls = !strcmp(sd_config_str(tr->cfg, "gan"), "ls");
     a->multi = wants_aux(tr->cfg);
-    a->l_adv = (float)sd_config_float(tr->cfg, "lambda-adv");
-    if (a->l_adv == 0.0f)
-        a->l_adv = ls ? 0.01f : 0.001f;
+    sd_status st = sd_adversary_weight(tr, "lambda-adv", ls ? "0.01" : "0.001", &a->l_adv);
+    if (st)
+        return st;
     a->l_adv_aux = (float)sd_config_float(tr->cfg, "lambda-adv-aux");
     a->l_aux = (float)sd_config_float(tr->cfg, "lambda-aux");
     int classes = sd_model_options(tr->model)->classes, width = (int)sd_config_int(tr->cfg, "disc-width");
-    sd_status st = sd_adversary_init(tr, &a->d, SD_DISC_OUTPUT, classes, width, "disc:", ls);
-    if (!st && a->multi)
-        st = sd_adversary_init(tr, &a->d_aux, SD_DISC_OUTPUT, classes, width, "disc_aux:", ls);
+    st = sd_adversary_init(tr, &a->d, SD_DISC_OUTPUT, classes, width, "disc:", ls);
+    if (!st)
+        st = sd_adversary_load(tr, &a->d, "disc-init");
+    if (!st && a->multi && !(st = sd_adversary_init(tr, &a->d_aux, SD_DISC_OUTPUT, classes, width, "disc_aux:", ls)))
+        st = sd_adversary_load(tr, &a->d_aux, "disc-aux-init");
     return st;
 }
 
@@ -119,6 +126,7 @@ const sd_method sd_method_adaptseg = {
     .knobs = knobs,
     .needs_target = true,
     .source_batches = true,
+    .bn_default = "batch-stats",   /* model.train(), BN affine requires_grad False */
     .wants_aux = wants_aux,
     .init = init,
     .step = step,

@@ -12,13 +12,16 @@
 
 static const sd_knob knobs[] = {
     {"mode", SD_KNOB_STR, "advent", "minent|advent", "direct entropy minimisation or adversarial on self-information"},
-    {"levels", SD_KNOB_STR, "single", "single|multi", "main output only, or main + auxiliary (layer3)"},
+    {"levels", SD_KNOB_STR, "multi", "single|multi", "main output only, or main + auxiliary (layer3); multi as "
+                                                      "ADVENT's official config (MULTI_LEVEL True)"},
     {"lambda-ent", SD_KNOB_FLOAT, "0.001", NULL, "MinEnt weight (main)"},
     {"lambda-ent-aux", SD_KNOB_FLOAT, "0.0002", NULL, "MinEnt weight (auxiliary)"},
     {"lambda-adv", SD_KNOB_FLOAT, "0.001", NULL, "AdvEnt adversarial weight (main)"},
     {"lambda-adv-aux", SD_KNOB_FLOAT, "0.0002", NULL, "AdvEnt adversarial weight (auxiliary)"},
     {"lambda-aux", SD_KNOB_FLOAT, "0.1", NULL, "weight of the auxiliary segmentation loss (multi-level)"},
     {"disc-width", SD_KNOB_INT, "64", NULL, "discriminator base width ndf"},
+    {"disc-init", SD_KNOB_STR, "", NULL, "checkpoint of d_main, FCDiscriminator names (conv1..conv4, classifier)"},
+    {"disc-aux-init", SD_KNOB_STR, "", NULL, "checkpoint of d_aux, FCDiscriminator names (multi-level)"},
     {NULL, 0, NULL, NULL, NULL},
 };
 
@@ -49,8 +52,10 @@ static sd_status init(sd_trainer *tr, void **state)
         return SD_OK;
     int classes = sd_model_options(tr->model)->classes, width = (int)sd_config_int(tr->cfg, "disc-width");
     sd_status st = sd_adversary_init(tr, &a->d, SD_DISC_OUTPUT, classes, width, "disc:", false);
-    if (!st && a->multi)
-        st = sd_adversary_init(tr, &a->d_aux, SD_DISC_OUTPUT, classes, width, "disc_aux:", false);
+    if (!st)
+        st = sd_adversary_load(tr, &a->d, "disc-init");
+    if (!st && a->multi && !(st = sd_adversary_init(tr, &a->d_aux, SD_DISC_OUTPUT, classes, width, "disc_aux:", false)))
+        st = sd_adversary_load(tr, &a->d_aux, "disc-aux-init");
     return st;
 }
 
@@ -118,6 +123,7 @@ const sd_method sd_method_advent = {
     .knobs = knobs,
     .needs_target = true,
     .source_batches = true,
+    .bn_default = "batch-stats",   /* model.train(), BN affine requires_grad False */
     .wants_aux = wants_aux,
     .init = init,
     .step = step,

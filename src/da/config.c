@@ -282,6 +282,32 @@ static sd_status check_value(const sd_knob *k, const char *v, const char *origin
     return SD_OK;
 }
 
+/* bn = auto becomes a mode here, so config.txt records the one used: the
+ * old freeze-bn spelling when given, else train from scratch (no --init),
+ * else the method's published recipe, else frozen (the DeepLab-v2 practice). */
+static sd_status resolve_bn(sd_config *cfg, const sd_method *m)
+{
+    const char *bn = sd_config_str(cfg, "bn"), *fb = sd_config_get(cfg, "freeze-bn");
+    char origin[400];
+    if (fb) {
+        const char *want = parse_bool(fb) == 1 ? "frozen" : "train";
+        if (strcmp(bn, "auto") && strcmp(bn, want))
+            return sd_fail(SD_ERR_ARG, "%s: freeze-bn = %s means bn = %s, but %s: bn = %s; give one of them",
+                           sd_config_origin(cfg, "freeze-bn"), fb, want, sd_config_origin(cfg, "bn"), bn);
+        snprintf(origin, sizeof origin, "%s (freeze-bn)", sd_config_origin(cfg, "freeze-bn"));
+        return sd_config_set(cfg, "bn", want, origin, true);
+    }
+    if (strcmp(bn, "auto"))
+        return SD_OK;
+    /* from scratch nothing is pretrained: frozen statistics (0 and 1) would
+     * never normalise, so BN trains whatever the method's recipe */
+    const char *init = sd_config_get(cfg, "init");
+    if (!init || !*init)
+        return sd_config_set(cfg, "bn", "train", "no --init (from scratch)", true);
+    snprintf(origin, sizeof origin, "method %s", m->name);
+    return sd_config_set(cfg, "bn", m->bn_default ? m->bn_default : "frozen", origin, true);
+}
+
 sd_status sd_train_resolve(sd_config *cfg, const sd_method **method)
 {
     const char *mname = sd_config_get(cfg, "method");
@@ -311,12 +337,16 @@ sd_status sd_train_resolve(sd_config *cfg, const sd_method **method)
         if (st)
             return st;
     }
+    /* (a knob without a default, e.g. the freeze-bn alias, stays absent) */
     for (const sd_knob *k = shared; k->key; k++)
-        if (sd_config_set(cfg, k->key, k->def, "default", false))
+        if (k->def && sd_config_set(cfg, k->key, k->def, "default", false))
             return SD_ERR_NOMEM;
     for (const sd_knob *k = m->knobs; k && k->key; k++)
-        if (sd_config_set(cfg, k->key, k->def, "default", false))
+        if (k->def && sd_config_set(cfg, k->key, k->def, "default", false))
             return SD_ERR_NOMEM;
+    sd_status st = resolve_bn(cfg, m);
+    if (st)
+        return st;
     *method = m;
     return SD_OK;
 }

@@ -4,7 +4,10 @@
  * unshifted spectrum) and keeps its own phase; then
  *   L = L_seg(FDA(x_s)) + lambda_ent * mean_pixels( (E(x_t)^2 + 1e-8)^eta )
  * with E the normalised entropy of the target prediction (the "robust
- * entropy", eta 2, weight 0.005). The DFT is our own: radix-2 where a side
+ * entropy", eta 2, weight 0.005), computed as the published code does: on
+ * the logits at the network's output resolution, before any upsampling, and
+ * only once the iteration index exceeds switch2entropy (50000 published;
+ * before that the weight is 0). The DFT is our own: radix-2 where a side
  * is a power of two, a direct transform otherwise.
  * The self-supervised stage (FDA-MBT + SSL): with --pseudo-from A,B,C (FDA
  * models trained with different beta), their mean softmax labels every
@@ -26,6 +29,8 @@ static const sd_knob knobs[] = {
     {"beta", SD_KNOB_FLOAT, "0.01", NULL, "low-frequency window: half-size floor(min(H,W) * beta) (0.01-0.09)"},
     {"lambda-ent", SD_KNOB_FLOAT, "0.005", NULL, "robust entropy weight on target predictions"},
     {"eta", SD_KNOB_FLOAT, "2", NULL, "robust entropy exponent (a positive real: 2 published, 1.5-2.5 swept)"},
+    {"switch2entropy", SD_KNOB_INT, "50000", NULL, "the entropy term is on only from iteration index > N "
+                                                   "(0-based, as FDA's train.py; 50000 published)"},
     {"lambda-aux", SD_KNOB_FLOAT, "0.1", NULL, "weight of the auxiliary segmentation loss (when the model has one)"},
     {"pseudo-from", SD_KNOB_STR, "", NULL, "self-supervised stage: checkpoints CKPT[,CKPT...] of the run's model whose "
                                            "mean softmax pseudo-labels the target set (empty = off)"},
@@ -292,11 +297,13 @@ static sd_status step(sd_trainer *tr, void *state)
     sd_model_out ot;
     if ((st = sd_model_forward(tr->model, t, sd_train_input(tr, g), true, &ot)))
         return st;
-    sd_tensor *up = sd_train_upsample(tr, ot.logits, g->h, g->w);
-    if ((st = sd_train_loss(tr, "ent", sd_fda_robust_entropy(t, up, (float)sd_config_float(tr->cfg, "eta")),
-                            (float)sd_config_float(tr->cfg, "lambda-ent"))) ||
+    /* (the term is recorded, and logged, before the switch as well: weight 0) */
+    bool on = tr->it > sd_config_int(tr->cfg, "switch2entropy");
+    if ((st = sd_train_loss(tr, "ent", sd_fda_robust_entropy(t, ot.logits, (float)sd_config_float(tr->cfg, "eta")),
+                            on ? (float)sd_config_float(tr->cfg, "lambda-ent") : 0.0f)) ||
         !f->pseudo)
         return st;
+    sd_tensor *up = sd_train_upsample(tr, ot.logits, g->h, g->w);
     uint8_t *pl = sd_pseudo_crop(tr, &f->pl, g);
     if (!pl)
         return sd_fail(SD_ERR_NOMEM, "fda: out of memory for the batch's pseudo-labels");
@@ -310,6 +317,7 @@ const sd_method sd_method_fda = {
     .knobs = knobs,
     .needs_target = true,
     .source_batches = true,
+    .bn_default = "batch-stats",   /* model.train(), BN affine requires_grad False */
     .init = init,
     .step = step,
     .free = free_state,

@@ -883,7 +883,7 @@ static sd_status pretrain_locked(const sd_pretrain_opts *o, sd_pretrain_result *
     sd_log(1, "pretrain: %d classes, %d train / %d val images from %s\n", tr.n_classes, tr.n, va.n, o->data);
 
     sd_model_opts mo = sd_model_opts_default(o->model);
-    mo.freeze_bn = false; /* batch statistics are what pretraining learns for BN */
+    mo.bn = SD_BN_TRAIN; /* batch statistics are what pretraining learns for BN */
     mo.aux = false;
     if ((st = sd_model_create(&mo, &net.model))) {
         st = sd_fail_prefix(st, "pretrain: model %s", o->model);

@@ -1,7 +1,15 @@
 /* ROAD (Chen, Li, Van Gool, CVPR 2018), the seed paper: two modules.
  * Target-guided distillation: the network's features on target images stay
- * close to those of a frozen copy of the initial (pretrained) network,
+ * close to those of a frozen "pretrained real style model" (the ImageNet-
+ * pretrained network), on the last feature map before the classifier
+ * (layer4 / fc7: sd_model_out.feat),
  *   L_dist = mean over positions of || F(x_t) - F0(x_t) ||_2      (lambda1 0.1)
+ * The teacher is --teacher CKPT, by default the root of the --init chain
+ * (the checkpoint the run's --init was itself initialised from, followed
+ * back through each run's stored config: the pretrained backbone, not the
+ * source-trained model). It normalises as the student's target pass does
+ * (same BN mode, batch statistics when the student uses them) without
+ * writing its running statistics, and is never updated.
  * Spatial-aware adaptation: the full image is split into a GH x GW grid;
  * region r has its own pixel-level domain classifier D_r behind gradient
  * reversal, trained only on feature positions whose full-image coordinates
@@ -17,12 +25,15 @@
 #include <string.h>
 
 #include "da/train_internal.h"
+#include "segda/checkpoint.h"
 #include "segda/ops.h"
 
 #define ROAD_MAX_REGIONS 64
 
 static const sd_knob knobs[] = {
     {"distill", SD_KNOB_STR, "target", "target|source|off", "target-guided distillation (or on source images, or none)"},
+    {"teacher", SD_KNOB_STR, "", NULL, "distillation teacher checkpoint (default: the root of the --init chain, "
+                                       "i.e. the pretrained backbone; without --init, the initial weights)"},
     {"spatial", SD_KNOB_BOOL, "true", NULL, "spatial-aware adaptation (grid of region domain classifiers)"},
     {"freeze-backbone", SD_KNOB_BOOL, "false", NULL, "keep the backbone fixed (the frozen-layers alternative)"},
     {"lambda-dist", SD_KNOB_FLOAT, "0.1", NULL, "distillation weight lambda1"},
@@ -53,6 +64,86 @@ static void free_state(void *state)
     free(r);
 }
 
+/* The `init = X` of a checkpoint's stored run configuration ("" if none). */
+static void ckpt_init_of(const sd_ckpt *c, char *out, size_t cap)
+{
+    *out = 0;
+    const char *cfg = sd_ckpt_meta(c, SD_META_CONFIG);
+    for (const char *p = cfg; p && *p;) {
+        const char *nl = strchr(p, '\n'), *end = nl ? nl : p + strlen(p);
+        if (!strncmp(p, "init = ", 7)) {
+            snprintf(out, cap, "%.*s", (int)(end - p - 7), p + 7);
+            return;
+        }
+        p = nl ? nl + 1 : end;
+    }
+}
+
+/* The default teacher: follow --init back through each checkpoint's own
+ * init to the first one (a pretraining, or a run from scratch). */
+static sd_status teacher_default(const char *init, char *out, size_t cap)
+{
+    char path[4096], next[4096];
+    snprintf(path, sizeof path, "%s", init);
+    for (int hop = 0; hop < 32; hop++) {
+        sd_ckpt c;
+        sd_status st = sd_ckpt_open(path, &c);
+        if (st)
+            return hop ? sd_fail_prefix(st, "road: the --init chain leads to %s, which cannot be read (give --teacher)",
+                                        path)
+                       : st;
+        ckpt_init_of(&c, next, sizeof next);
+        sd_ckpt_close(&c);
+        if (!*next || !strcmp(next, path)) {
+            snprintf(out, cap, "%s", path);
+            return SD_OK;
+        }
+        snprintf(path, sizeof path, "%s", next);
+    }
+    return sd_fail(SD_ERR_DATA, "road: the --init chain from %s is longer than 32 checkpoints (give --teacher)", init);
+}
+
+/* The frozen teacher: the run's network built again in the BN mode of the
+ * student's target pass (so both see the batch normalised alike), never
+ * writing running statistics, weights from --teacher or the --init chain's
+ * root; without either, a copy of the initial weights. */
+static sd_status make_teacher(sd_trainer *tr, road *r)
+{
+    const sd_config *c = tr->cfg;
+    sd_model_opts o = *sd_model_options(tr->model);
+    o.bn_keep_running = true;
+    sd_status st = sd_model_create(&o, &r->teacher);
+    if (st)
+        return sd_fail_prefix(st, "road: teacher");
+    sd_params *tp = sd_model_params(r->teacher);
+    char path[4096] = "";
+    const char *given = sd_config_str(c, "teacher"), *init = sd_config_str(c, "init");
+    if (*given)
+        snprintf(path, sizeof path, "%s", given);
+    else if (*init && (st = teacher_default(init, path, sizeof path)))
+        return sd_fail_prefix(st, "road: default teacher from --init %s", init);
+    if (*path) {
+        const char *where = *given ? sd_config_origin(c, "teacher") : "road: default teacher";
+        sd_ckpt ck;
+        if ((st = sd_ckpt_open(path, &ck)))
+            return sd_fail_prefix(st, "%s", where);
+        sd_ckpt_report rep;
+        st = sd_ckpt_load_weights(&ck, tp, o.name, false, &rep);
+        sd_ckpt_close(&ck);
+        if (st)
+            return sd_fail_prefix(st, "%s: teacher %s", where, path);
+        if (rep.loaded == 0)
+            return sd_fail(SD_ERR_DATA, "%s: teacher %s holds no tensor of %s", where, path, o.name);
+        sd_log(1, "road: teacher %s (%d tensors, %d missing)\n", path, rep.loaded, rep.missing);
+    } else {
+        for (int g = 0; g < tp->n_groups; g++)
+            memcpy(tp->groups[g].data, tr->params->groups[g].data, tp->groups[g].numel * sizeof(float));
+    }
+    for (int g = 0; g < tp->n_groups; g++)
+        sd_params_set_frozen(tp, g, true);
+    return sd_train_add_module(tr, "teacher:", tp, NULL, 0);
+}
+
 static sd_status init(sd_trainer *tr, void **state)
 {
     road *r = calloc(1, sizeof *r);
@@ -78,18 +169,8 @@ static sd_status init(sd_trainer *tr, void **state)
             return sd_fail(SD_ERR_ARG, "freeze-backbone: model %s has no 'backbone' group", sd_model_options(tr->model)->name);
         sd_params_set_frozen(tr->params, g, true);
     }
-    if (r->distill) {
-        /* the frozen copy of the initial network (after --init) */
-        if ((st = sd_model_create(sd_model_options(tr->model), &r->teacher)))
-            return st;
-        sd_params *tp = sd_model_params(r->teacher);
-        for (int g = 0; g < tp->n_groups; g++) {
-            memcpy(tp->groups[g].data, tr->params->groups[g].data, tp->groups[g].numel * sizeof(float));
-            sd_params_set_frozen(tp, g, true);
-        }
-        if ((st = sd_train_add_module(tr, "teacher:", tp, NULL, 0)))
-            return st;
-    }
+    if (r->distill && (st = make_teacher(tr, r)))
+        return st;
     if (r->spatial) {
         sd_tape_no_grad_begin(&tr->tape);
         sd_tensor *x = sd_tensor_zeros(&tr->tape, 4, (int[]){1, 3, 64, 64});
@@ -175,7 +256,9 @@ static sd_status step(sd_trainer *tr, void *state)
         const sd_batch *b = r->distill == 1 ? tr->tgt : tr->src;
         sd_model_out o0;
         sd_tape_no_grad_begin(t);
-        st = sd_model_forward(r->teacher, t, sd_train_input(tr, b), false, &o0);
+        /* training pass: the student's BN mode (bn_keep_running keeps the
+         * teacher's statistics as loaded) */
+        st = sd_model_forward(r->teacher, t, sd_train_input(tr, b), true, &o0);
         sd_tape_no_grad_end(t);
         if (st)
             return st;

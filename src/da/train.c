@@ -56,6 +56,9 @@ static const sd_knob shared_knobs[] = {
     {"target", SD_KNOB_STR, "", NULL, "target set (its train split for training, its val split for evaluation)"},
     {"val", SD_KNOB_STR, "", NULL, "target validation set (default: the target spec with split val)"},
     {"model", SD_KNOB_STR, "deeplab-mini", NULL, "segmentation network (segda models lists them)"},
+    {"classes", SD_KNOB_STR, "19", "19|16", "class set: 19 Cityscapes trainIds, or SYNTHIA's 16 (the mIoU-16 "
+                                            "classes; evaluated and selected by mIoU-16)"},
+    {"lanemarking-as-road", SD_KNOB_BOOL, "false", NULL, "SYNTHIA labels: lane markings (id 22) are road (CBST/CRST)"},
     {"out", SD_KNOB_STR, "", NULL, "run directory"},
     {"init", SD_KNOB_STR, "", NULL, "checkpoint to start from (pretrained backbone or a trained model)"},
     {"partial-init", SD_KNOB_BOOL, "false", NULL, "--init loads the tensors that fit from a checkpoint of another "
@@ -81,17 +84,19 @@ static const sd_knob shared_knobs[] = {
     {"eval-size", SD_KNOB_STR, "", NULL, "network input size for evaluation (default: target-size, else as stored)"},
     {"align-corners", SD_KNOB_BOOL, "true", NULL, "bilinear upsampling of logits with align_corners (AdaptSegNet)"},
     {"flip", SD_KNOB_BOOL, "false", NULL, "random horizontal flips"},
-    {"freeze-bn", SD_KNOB_STR, "auto", "auto|true|false", "batch norm frozen (DeepLab-v2 practice on a pretrained "
-                                                          "backbone); auto: frozen with --init, trained without "
-                                                          "(from scratch BN must learn its statistics)"},
+    {"bn", SD_KNOB_STR, "auto", "auto|frozen|batch-stats|train", "backbone batch norm: frozen (running statistics, "
+                                  "affine fixed), batch-stats (batch statistics, running ones updated, affine fixed: "
+                                  "the AdaptSegNet/ADVENT/FDA code), train; auto: the method's published recipe with --init, "
+                                  "train without (from scratch BN must learn its statistics)"},
+    {"freeze-bn", SD_KNOB_BOOL, NULL, NULL, "old spelling: true = bn frozen, false = bn train"},
     {"head-lr-mult", SD_KNOB_FLOAT, "0", NULL, "classifier lr multiplier; 0 = auto: 10 with --init (DeepLab's new "
                                                "head on a pretrained backbone), 1 from scratch"},
     {"aux", SD_KNOB_STR, "auto", "auto|on|off", "auxiliary classifier (auto: when the method is multi-level)"},
     {"threads", SD_KNOB_INT, "0", NULL, "threads (0 = all cores)"},
     {"ranks", SD_KNOB_INT, "1", NULL, "processes of a data-parallel run: set from mpirun -np and recorded (--batch is "
                                       "per rank; N ranks of batch b equal one process of batch N*b)"},
-    {"sync-bn", SD_KNOB_BOOL, "true", NULL, "with several ranks and BN trained (--freeze-bn false, or auto without "
-                                            "--init): batch norm "
+    {"sync-bn", SD_KNOB_BOOL, "true", NULL, "with several ranks and BN on batch statistics (--bn batch-stats or "
+                                            "train): batch norm "
                                             "uses the whole batch's statistics (SyncBN); false: each rank's own, "
                                             "running statistics averaged after every iteration"},
     {"precision", SD_KNOB_STR, "f32", "f32|bf16|bf16-emulated", "compute dtype of the convolutions (bf16: f32 master weights, "
@@ -273,6 +278,10 @@ typedef struct loop_priv {
     uint64_t valid_px[2][2];     /* [src, tgt][this rank, all ranks]: labelled pixels of the iteration's batch */
     int64_t kill_at;             /* test hooks (SEGDA_DIST_KILL_AT, SEGDA_DIST_HANG_AT): the last rank */
     bool hang;                   /* dies (or hangs) at this iteration */
+    bool lanemarking;            /* SYNTHIA id 22 read as road */
+    bool remap;                  /* a class set other than the 19 trainIds: labels go through class_lut */
+    uint8_t class_lut[256];      /* trainId -> the model's output index */
+    sd_protocol protocol;        /* what evaluations select the best checkpoint by */
 } loop_priv;
 
 /* The CE of a rank's share is a mean over its own labelled pixels; the run
@@ -293,10 +302,10 @@ static double dp_label_scale(const sd_trainer *tr, const uint8_t *labels)
     return 1.0;
 }
 
-static sd_status domain_open(domain *d, const char *spec, bool use_labels, bool skip_bad, uint32_t stream)
+static sd_status domain_open(domain *d, const char *spec, bool use_labels, bool skip_bad, bool lane, uint32_t stream)
 {
     memset(d, 0, sizeof *d);
-    sd_dataset_opts o = {.skip_bad = skip_bad};
+    sd_dataset_opts o = {.skip_bad = skip_bad, .synthia_lanemarking_as_road = lane};
     sd_status st = sd_dataset_open(&d->ds, spec, NULL, &o);
     if (st)
         return st;
@@ -452,12 +461,13 @@ static void val_pair_problem(const sd_sample_entry *e, char *why, size_t cap)
  * the run starts, so a bad file stops the run before iteration 1 (or, with
  * skip_bad, is left out and listed) instead of failing an evaluation. */
 static sd_status val_open(val_set *v, const char *spec, const char *split, int limit, int in_w, int in_h,
-                          bool skip_bad)
+                          bool skip_bad, bool lane)
 {
     memset(v, 0, sizeof *v);
     sd_dataset_opts o;
     memset(&o, 0, sizeof o);
     o.skip_bad = skip_bad;
+    o.synthia_lanemarking_as_road = lane;
     sd_status st = sd_dataset_open(&v->ds, spec, split, &o);
     if (st)
         return sd_fail_prefix(st, "validation set");
@@ -652,7 +662,8 @@ static sd_status save_best(sd_trainer *tr)
         set_meta_model(&w, tr);
         char buf[64], path[4096];
         snprintf(buf, sizeof buf, "%.17g", tr->best_miou);
-        sd_ckpt_writer_set_meta(&w, "miou_19", buf);
+        sd_protocol pr = ((loop_priv *)tr->priv)->protocol;
+        sd_ckpt_writer_set_meta(&w, pr == SD_PROTOCOL_16 ? "miou_16" : "miou_19", buf);
         snprintf(path, sizeof path, "%s/best.safetensors", tr->rundir);
         st = sd_ckpt_writer_save(&w, path);
     }
@@ -850,6 +861,10 @@ static void log_eval(sd_trainer *tr, const sd_eval_result *r)
     FILE *f = tr->log;
     fprintf(f, "{\"it\": %lld, \"eval\": {\"miou_19\": ", (long long)tr->it);
     json_num(f, r->miou[SD_PROTOCOL_19]);
+    fprintf(f, ", \"miou_16\": ");
+    json_num(f, r->miou[SD_PROTOCOL_16]);
+    fprintf(f, ", \"miou_13\": ");
+    json_num(f, r->miou[SD_PROTOCOL_13]);
     fprintf(f, ", \"class_iou\": {");
     for (int c = 0; c < SD_NUM_CLASSES; c++) {
         fprintf(f, "%s\"%s\": ", c ? ", " : "", sd_class_short_names[c]);
@@ -1048,6 +1063,7 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     pv->workers = (int)sd_config_int(cfg, "workers");
     pv->skip_bad = sd_config_bool(cfg, "skip-bad");
     pv->align_corners = sd_config_bool(cfg, "align-corners");
+    pv->lanemarking = sd_config_bool(cfg, "lanemarking-as-road");
     pv->log_every = (int)sd_config_int(cfg, "log-every");
     /* ranks is what mpirun started, whatever a file or config.txt says */
     if (!strcmp(sd_config_origin(cfg, "ranks"), "--ranks") && sd_config_int(cfg, "ranks") != pv->ranks)
@@ -1119,7 +1135,7 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
             return sd_fail(SD_ERR_ARG, "method %s needs source images: batch %s", m->name,
                            sd_config_str(cfg, "batch"));
         pv->have_src = true;
-        if ((st = domain_open(&pv->src, src, true, pv->skip_bad, 1)))
+        if ((st = domain_open(&pv->src, src, true, pv->skip_bad, pv->lanemarking, 1)))
             return sd_fail_prefix(st, "source");
         pv->src.batch = tr->batch_src;
     }
@@ -1130,16 +1146,16 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
             return sd_fail(SD_ERR_ARG, "method %s needs target images: batch %s", m->name,
                            sd_config_str(cfg, "batch"));
         pv->have_tgt = true;
-        if ((st = domain_open(&pv->tgt, tgt, m->target_labels, pv->skip_bad, 2)))
+        if ((st = domain_open(&pv->tgt, tgt, m->target_labels, pv->skip_bad, pv->lanemarking, 2)))
             return sd_fail_prefix(st, "target");
         pv->tgt.batch = tr->batch_tgt;
     }
     const char *val = sd_config_str(cfg, "val");
     if (tr->eval_every > 0) {
         if (*val)
-            st = val_open(&pv->val, val, NULL, (int)sd_config_int(cfg, "val-limit"), ev_w, ev_h, pv->skip_bad);
+            st = val_open(&pv->val, val, NULL, (int)sd_config_int(cfg, "val-limit"), ev_w, ev_h, pv->skip_bad, pv->lanemarking);
         else if (*tgt)
-            st = val_open(&pv->val, tgt, "val", (int)sd_config_int(cfg, "val-limit"), ev_w, ev_h, pv->skip_bad);
+            st = val_open(&pv->val, tgt, "val", (int)sd_config_int(cfg, "val-limit"), ev_w, ev_h, pv->skip_bad, pv->lanemarking);
         else
             st = sd_fail(SD_ERR_ARG, "--eval-every needs --val or --target");
         pv->have_val = true; /* (val_free releases a half-opened set too) */
@@ -1149,18 +1165,24 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
 
     /* model */
     sd_model_opts mo = sd_model_opts_default(sd_config_str(cfg, "model"));
-    /* From scratch nothing is pretrained: frozen BN (statistics 0 and 1)
-     * would never normalise, and the 10x head made deeplab-mini's loss jump
-     * to 15-30 at lr 0.01 (measured, README); both follow --init by default. */
+    if ((st = sd_bn_mode_parse(sd_config_str(cfg, "bn"), &mo.bn)))   /* resolved from auto by sd_train_resolve */
+        return sd_fail_prefix(st, "%s", sd_config_origin(cfg, "bn"));
+    mo.classes = (int)sd_config_int(cfg, "classes");
+    pv->remap = mo.classes != SD_NUM_CLASSES;
+    pv->protocol = sd_class_set_protocol(mo.classes);
+    if (!sd_class_set_index_lut(mo.classes, pv->class_lut))
+        return sd_fail(SD_ERR_ARG, "%s: classes = %d, expected 19 or 16", sd_config_origin(cfg, "classes"), mo.classes);
+    /* From scratch the 10x head made deeplab-mini's loss jump to 15-30 at lr
+     * 0.01 (measured, README): the head multiplier follows --init too */
     bool scratch = !*sd_config_str(cfg, "init");
-    const char *fb = sd_config_str(cfg, "freeze-bn");
-    mo.freeze_bn = !strcmp(fb, "auto") ? !scratch : !strcmp(fb, "true");
-    /* BN trained: SyncBN (batch norm's statistics and their backward summed
-     * over the ranks), or with --sync-bn false per-rank statistics and the
-     * running ones averaged after each iteration, as AdaBN's re-estimation */
-    if (pv->ranks > 1 && !mo.freeze_bn && sd_config_bool(cfg, "sync-bn"))
+    /* BN normalising with batch statistics (batch-stats, train): SyncBN (the
+     * statistics and their backward summed over the ranks), or with
+     * --sync-bn false per-rank statistics and the running ones averaged after
+     * each iteration, as AdaBN's re-estimation */
+    bool batch_bn = mo.bn != SD_BN_FROZEN;
+    if (pv->ranks > 1 && batch_bn && sd_config_bool(cfg, "sync-bn"))
         sd_batch_norm_set_sync(sd_dist_sum_f64);
-    pv->sync_buffers = pv->ranks > 1 && ((!mo.freeze_bn && !sd_config_bool(cfg, "sync-bn")) || m->fixed_weights);
+    pv->sync_buffers = pv->ranks > 1 && ((batch_bn && !sd_config_bool(cfg, "sync-bn")) || m->fixed_weights);
     const char *aux = sd_config_str(cfg, "aux");
     mo.aux = !strcmp(aux, "on") || (!strcmp(aux, "auto") && m->wants_aux && m->wants_aux(cfg));
     if ((st = sd_model_create(&mo, &tr->model)))
@@ -1295,17 +1317,19 @@ static sd_status run_eval(sd_trainer *tr, sd_train_summary *sum)
     sd_status st = evaluate(tr, &r);
     if (st)
         return st;
-    double miou = r.miou[SD_PROTOCOL_19];
+    /* the best checkpoint by the class set's protocol (mIoU-16 for SYNTHIA's) */
+    double miou = r.miou[((loop_priv *)tr->priv)->protocol];
     log_eval(tr, &r);
     if (sum) {
         sum->evaluated = true;
-        sum->miou_19 = miou;
+        sum->miou_19 = r.miou[SD_PROTOCOL_19];
         memcpy(sum->class_iou, r.class_iou, sizeof sum->class_iou);
     }
     bool best = isfinite(miou) && miou > tr->best_miou;
     if (((loop_priv *)tr->priv)->rank == 0)
-        fprintf(stderr, "train %s: eval at it %lld: mIoU-19 %.2f%s (%.1f s)\n", tr->method->name, (long long)tr->it,
-            100 * miou, best ? " (best)" : "", sd_time_now() - t0);
+        fprintf(stderr, "train %s: eval at it %lld: %s %.2f%s (%.1f s)\n", tr->method->name, (long long)tr->it,
+                sd_protocols[((loop_priv *)tr->priv)->protocol].name, 100 * miou, best ? " (best)" : "",
+                sd_time_now() - t0);
     if (best) {
         tr->best_miou = miou;
         tr->best_it = tr->it;
@@ -1385,6 +1409,12 @@ static sd_status iterate(sd_trainer *tr)
         return sd_dist_agree(sd_fail_prefix(st, "source"));
     if (pv->have_tgt && (st = sd_loader_next(pv->tgt.loader, &tr->tgt)))
         return sd_dist_agree(sd_fail_prefix(st, "target"));
+    /* a 16-class (SYNTHIA) run: trainIds to the model's output indices */
+    for (int d = 0; d < 2 && pv->remap; d++) {
+        const sd_batch *b = d ? tr->tgt : tr->src;   /* (its label buffer is ours to rewrite) */
+        for (size_t i = 0; b && b->label && i < (size_t)b->n * b->h * b->w; i++)
+            b->label[i] = pv->class_lut[b->label[i]];
+    }
     if (pv->ranks > 1) {
         /* every rank reaches each collective, or all stop together */
         if ((st = sd_dist_agree(SD_OK)) || (st = count_valid(pv, tr->src, pv->valid_px[0])) ||

@@ -31,6 +31,15 @@ void sd_adversary_free(sd_adversary *a);
 /* Freezing stops gradients reaching the discriminator's parameters (the
  * generator's adversarial step) while still passing them to its input. */
 void sd_adversary_freeze(sd_adversary *a, bool frozen);
+/* Loads the discriminator's weights from the checkpoint named by knob `key`
+ * (nothing when empty), by FCDiscriminator's names (conv1.weight ..
+ * classifier.bias: an official D1/D2 state dict converted as it is); a
+ * missing or mis-shaped tensor is SD_ERR_DATA naming the file. */
+sd_status sd_adversary_load(sd_trainer *tr, sd_adversary *a, const char *key);
+/* A loss weight knob whose default "auto" means the published value
+ * `published`; the value used is written back into the run's configuration
+ * (config.txt) so that it records what ran. */
+sd_status sd_adversary_weight(sd_trainer *tr, const char *key, const char *published, float *out);
 /* Mean GAN loss of D(x) against the constant domain label (0 source, 1 target). */
 sd_tensor *sd_adversary_loss(sd_trainer *tr, sd_adversary *a, sd_tensor *x, float label);
 

@@ -14,7 +14,7 @@
 #include "segda/image.h"
 #include "segda/labels.h"
 
-static const char *const kind_names[SD_DATASET_KIND_COUNT] = {"gta5", "synthia", "cityscapes", "folder"};
+static const char *const kind_names[SD_DATASET_KIND_COUNT] = {"gta5", "synthia", "cityscapes", "folder", "camvid"};
 
 const char *sd_dataset_kind_name(sd_dataset_kind k)
 {
@@ -335,6 +335,50 @@ static sd_status list_cityscapes(sd_dataset *ds, int *cap)
     return st;
 }
 
+/* CamVid as it ships: SegNet's 11-class layout ROOT/SPLIT/NAME.png with
+ * ROOT/SPLITannot/NAME.png (8-bit class indices, 11 unlabelled), or the
+ * 32-class colour-coded original as commonly split, ROOT/SPLIT/NAME.png with
+ * ROOT/SPLIT_labels/NAME_L.png (RGB colours of label_colors.txt). */
+static sd_status list_camvid(sd_dataset *ds, int *cap)
+{
+    static const char *const png[] = {".png", NULL};
+    char *idir = path_join(ds->root, ds->split);
+    char *annot = str_printf("%s/%sannot", ds->root, ds->split), *col = str_printf("%s/%s_labels", ds->root, ds->split);
+    strlist imgs = {0}, labs = {0};
+    sd_status st = (!idir || !annot || !col) ? SD_ERR_NOMEM : SD_OK;
+    bool segnet = !st && is_dir(annot), colour = !st && !segnet && is_dir(col);
+    if (!st && !is_dir(idir))
+        st = sd_fail(SD_ERR_IO, "%s: no such directory (a camvid tree holds SPLIT/ beside SPLITannot/ (SegNet, 11 "
+                     "classes) or SPLIT_labels/ (32-class colours))", idir);
+    else if (!st && !segnet && !colour)
+        st = sd_fail(SD_ERR_IO, "%s: neither %s (SegNet 11-class labels) nor %s (32-class colour labels) exists", ds->root,
+                     annot, col);
+    ds->camvid_color = colour;
+    memset(ds->lut, SD_IGNORE, sizeof ds->lut);
+    if (segnet)
+        for (int i = 0; i < SD_CAMVID11_N; i++) {
+            ds->lut[i] = sd_camvid11_train_id[i];
+            ds->id_known[i] = true;
+        }
+    else   /* colour labels are turned into indices of sd_camvid32 first */
+        for (int i = 0; i < SD_CAMVID32_N; i++) {
+            ds->lut[i] = sd_camvid32[i].train_id;
+            ds->id_known[i] = true;
+        }
+    if (!st)
+        st = list_dir(idir, png, false, &imgs);
+    if (!st)
+        st = list_dir(segnet ? annot : col, png, false, &labs);
+    if (!st)
+        st = pair_lists(ds, cap, idir, &imgs, ".png", segnet ? annot : col, &labs, segnet ? ".png" : "_L.png", false);
+    strlist_free(&imgs);
+    strlist_free(&labs);
+    free(idir);
+    free(annot);
+    free(col);
+    return st;
+}
+
 static sd_status parse_mapping(sd_dataset *ds)
 {
     char *path = path_join(ds->root, "mapping.txt");
@@ -417,7 +461,8 @@ sd_status sd_dataset_open(sd_dataset *ds, const char *spec, const char *split, c
     if (!opts)
         opts = &defaults;
     if (!spec)
-        return sd_fail(SD_ERR_ARG, "dataset spec missing (expected gta5:ROOT, synthia:ROOT, cityscapes:ROOT[:SPLIT] or folder:ROOT)");
+        return sd_fail(SD_ERR_ARG, "dataset spec missing (expected gta5:ROOT, synthia:ROOT, cityscapes:ROOT[:SPLIT], "
+                       "camvid:ROOT[:SPLIT] or folder:ROOT)");
     const char *colon = strchr(spec, ':');
     size_t kn = colon ? (size_t)(colon - spec) : strlen(spec);
     int kind = -1;
@@ -425,7 +470,7 @@ sd_status sd_dataset_open(sd_dataset *ds, const char *spec, const char *split, c
         if (strlen(kind_names[k]) == kn && !strncmp(spec, kind_names[k], kn))
             kind = k;
     if (kind < 0)
-        return sd_fail(SD_ERR_ARG, "dataset spec \"%s\": unknown kind \"%.*s\" (expected gta5, synthia, cityscapes or folder)",
+        return sd_fail(SD_ERR_ARG, "dataset spec \"%s\": unknown kind \"%.*s\" (expected gta5, synthia, cityscapes, camvid or folder)",
                        spec, (int)kn, spec);
     ds->kind = (sd_dataset_kind)kind;
     ds->allow_unknown_ids = opts->allow_unknown_ids;
@@ -437,13 +482,14 @@ sd_status sd_dataset_open(sd_dataset *ds, const char *spec, const char *split, c
         return SD_ERR_NOMEM;
     }
     const char *spec_split = NULL;
-    if (ds->kind == SD_DATASET_CITYSCAPES) {
+    bool has_splits = ds->kind == SD_DATASET_CITYSCAPES || ds->kind == SD_DATASET_CAMVID;
+    if (has_splits) {
         char *c2 = strrchr(root, ':');
         if (c2 && (!strcmp(c2 + 1, "train") || !strcmp(c2 + 1, "val") || !strcmp(c2 + 1, "test"))) {
             *c2 = 0;
             spec_split = spec + (colon - spec) + 1 + (c2 - root) + 1;
         }
-        if (!root[0]) {
+        if (!root[0] && ds->kind == SD_DATASET_CITYSCAPES) {
             const char *env = getenv("CITYSCAPES_DATASET");
             free(root);
             if (!env || !env[0]) {
@@ -460,8 +506,8 @@ sd_status sd_dataset_open(sd_dataset *ds, const char *spec, const char *split, c
                     : SD_ERR_NOMEM;
     }
     if (!split)
-        split = spec_split ? spec_split : ds->kind == SD_DATASET_CITYSCAPES ? "train" : "all";
-    if (ds->kind == SD_DATASET_CITYSCAPES) {
+        split = spec_split ? spec_split : has_splits ? "train" : "all";
+    if (has_splits) {
         if (strcmp(split, "train") && strcmp(split, "val") && strcmp(split, "test")) {
             sd_dataset_free(ds);
             return sd_fail(SD_ERR_ARG, "dataset \"%s\": split \"%s\" (expected train, val or test)", spec, split);
@@ -471,7 +517,7 @@ sd_status sd_dataset_open(sd_dataset *ds, const char *spec, const char *split, c
         return sd_fail(SD_ERR_ARG, "dataset \"%s\": split \"%s\" (a %s tree has one split: all)", spec, split,
                        kind_names[kind]);
     }
-    ds->split = sd_strdup(ds->kind == SD_DATASET_CITYSCAPES ? split : "all");
+    ds->split = sd_strdup(has_splits ? split : "all");
     if (!ds->split) {
         sd_dataset_free(ds);
         return SD_ERR_NOMEM;
@@ -502,6 +548,9 @@ sd_status sd_dataset_open(sd_dataset *ds, const char *spec, const char *split, c
         for (int i = 0; i < SD_NUM_LABEL_IDS; i++)
             ds->id_known[i] = true;
         st = list_cityscapes(ds, &cap);
+        break;
+    case SD_DATASET_CAMVID:
+        st = list_camvid(ds, &cap);
         break;
     case SD_DATASET_FOLDER:
         st = parse_mapping(ds);
@@ -566,14 +615,43 @@ static sd_status image_to_rgb8(const char *path, sd_image *img, uint8_t **rgb)
     return SD_OK;
 }
 
+/* CamVid colour labels, in place, to one channel of sd_camvid32 indices (the
+ * dataset's lut maps those to trainIds); a colour outside the table is an
+ * error naming the pixel, or with allow_unknown 255. */
+static sd_status camvid_colors_to_index(const char *path, sd_image *img, bool allow_unknown)
+{
+    size_t n = (size_t)img->w * img->h;
+    uint8_t *p = img->data;
+    int c = img->c, last = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *px = p + i * c;
+        int k = last;
+        if (memcmp(sd_camvid32[k].color, px, 3))   /* neighbours mostly share a colour */
+            for (k = 0; k < SD_CAMVID32_N && memcmp(sd_camvid32[k].color, px, 3); k++)
+                ;
+        if (k == SD_CAMVID32_N && !allow_unknown)
+            return sd_fail(SD_ERR_DATA, "%s: colour (%d, %d, %d) at x=%zu y=%zu is not in CamVid's 32-class table",
+                           path, px[0], px[1], px[2], i % img->w, i / img->w);
+        p[i] = k == SD_CAMVID32_N ? 255 : (uint8_t)k;   /* (i <= i * c: nothing unread is overwritten) */
+        last = k == SD_CAMVID32_N ? 0 : k;
+    }
+    img->c = 1;
+    return SD_OK;
+}
+
 /* Reads a label file and checks its layout for the dataset. */
 static sd_status read_label_image(const sd_dataset *ds, const char *path, sd_image *img)
 {
     sd_status st = sd_image_read(path, img, true);
     if (st)
         return st;
-    bool synthia = ds->kind == SD_DATASET_SYNTHIA;
-    if (img->depth != 8 && !synthia) {
+    bool synthia = ds->kind == SD_DATASET_SYNTHIA, colour = ds->camvid_color;
+    if (colour && (img->depth != 8 || img->c < 3)) {
+        st = sd_fail(SD_ERR_DATA, "%s: label has %d channel(s) of %d bits; expected CamVid's 8-bit RGB label colours",
+                     path, img->c, img->depth);
+    } else if (colour) {
+        st = camvid_colors_to_index(path, img, ds->allow_unknown_ids);
+    } else if (img->depth != 8 && !synthia) {
         st = sd_fail(SD_ERR_DATA, "%s: label has bit depth %d; expected 8-bit %s label ids", path, img->depth,
                      sd_dataset_kind_name(ds->kind));
     } else if (img->c >= 3 && !synthia) {

@@ -2,6 +2,7 @@
  * the look-up tables the readers use on every pixel. */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "segda/labels.h"
 
@@ -86,14 +87,82 @@ const sd_protocol_info sd_protocols[SD_PROTOCOL_COUNT] = {
     {"mIoU-19", 19, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18}},
     {"mIoU-16", 16, {0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 15, 17, 18}},
     {"mIoU-13", 13, {0, 1, 2, 6, 7, 8, 10, 11, 12, 13, 15, 17, 18}},
+    /* the trainIds of CamVid's SegNet classes: road, sidewalk, building,
+     * fence, pole, sign, vegetation, sky, person, car (Bicyclist, rider and
+     * bicycle at once, matches neither) */
+    {"mIoU-CamVid", 10, {0, 1, 2, 4, 5, 7, 8, 10, 11, 13}},
+};
+
+const char *const sd_camvid11_names[SD_CAMVID11_N] = {
+    "Sky", "Building", "Pole", "Road", "Sidewalk", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist",
+    "Unlabelled",
+};
+const uint8_t sd_camvid11_train_id[SD_CAMVID11_N] = {10, 2, 5, 0, 1, 8, 7, 4, 13, 11, 255, 255};
+
+/* Brostow et al.'s label_colors.txt; lane markings and the road shoulder
+ * are road, VegetationMisc (low vegetation) terrain, SUVPickupTruck car,
+ * Truck_Bus bus; classes Cityscapes ignores or splits (Bicyclist) are 255. */
+const sd_camvid_class sd_camvid32[SD_CAMVID32_N] = {
+    {"Animal", {64, 128, 64}, 255},          {"Archway", {192, 0, 128}, 255},
+    {"Bicyclist", {0, 128, 192}, 255},       {"Bridge", {0, 128, 64}, 255},
+    {"Building", {128, 0, 0}, 2},            {"Car", {64, 0, 128}, 13},
+    {"CartLuggagePram", {64, 0, 192}, 255},  {"Child", {192, 128, 64}, 11},
+    {"Column_Pole", {192, 192, 128}, 5},     {"Fence", {64, 64, 128}, 4},
+    {"LaneMkgsDriv", {128, 0, 192}, 0},      {"LaneMkgsNonDriv", {192, 0, 64}, 0},
+    {"Misc_Text", {128, 128, 64}, 255},      {"MotorcycleScooter", {192, 0, 192}, 17},
+    {"OtherMoving", {128, 64, 64}, 255},     {"ParkingBlock", {64, 192, 128}, 255},
+    {"Pedestrian", {64, 64, 0}, 11},         {"Road", {128, 64, 128}, 0},
+    {"RoadShoulder", {128, 128, 192}, 0},    {"Sidewalk", {0, 0, 192}, 1},
+    {"SignSymbol", {192, 128, 128}, 7},      {"Sky", {128, 128, 128}, 10},
+    {"SUVPickupTruck", {64, 128, 192}, 13},  {"TrafficCone", {0, 0, 64}, 255},
+    {"TrafficLight", {0, 64, 64}, 6},        {"Train", {192, 64, 128}, 16},
+    {"Tree", {128, 128, 0}, 8},              {"Truck_Bus", {192, 128, 192}, 15},
+    {"Tunnel", {64, 0, 64}, 255},            {"VegetationMisc", {192, 192, 0}, 9},
+    {"Void", {0, 0, 0}, 255},                {"Wall", {64, 192, 0}, 3},
 };
 
 int sd_protocol_parse(const char *s)
 {
     if (!strncmp(s, "mIoU-", 5))
         s += 5;
+    if (!strcasecmp(s, "camvid"))
+        return SD_PROTOCOL_CAMVID;
     for (int p = 0; p < SD_PROTOCOL_COUNT; p++)
         if (atoi(s) == sd_protocols[p].n)
             return p;
     return -1;
+}
+
+/* the mIoU-16 protocol's classes, in trainId order (sd_protocols[SD_PROTOCOL_16]) */
+static const uint8_t synthia16_ids[SD_NUM_CLASSES_SYNTHIA] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 15, 17, 18};
+
+const uint8_t *sd_class_set_train_ids(int classes)
+{
+    return classes == SD_NUM_CLASSES_SYNTHIA ? synthia16_ids : NULL;
+}
+
+bool sd_class_set_index_lut(int classes, uint8_t lut[256])
+{
+    for (int i = 0; i < 256; i++)
+        lut[i] = classes == SD_NUM_CLASSES && i < SD_NUM_CLASSES ? (uint8_t)i : SD_IGNORE;
+    if (classes == SD_NUM_CLASSES)
+        return true;
+    const uint8_t *ids = sd_class_set_train_ids(classes);
+    if (!ids)
+        return false;
+    for (int k = 0; k < classes; k++)
+        lut[ids[k]] = (uint8_t)k;
+    return true;
+}
+
+void sd_class_set_to_train_ids(int classes, uint8_t *pred, size_t n)
+{
+    const uint8_t *ids = sd_class_set_train_ids(classes);
+    for (size_t i = 0; ids && i < n; i++)
+        pred[i] = pred[i] < classes ? ids[pred[i]] : SD_IGNORE;
+}
+
+sd_protocol sd_class_set_protocol(int classes)
+{
+    return classes == SD_NUM_CLASSES_SYNTHIA ? SD_PROTOCOL_16 : SD_PROTOCOL_19;
 }

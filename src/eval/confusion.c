@@ -168,14 +168,16 @@ sd_status sd_confusion_add_logits(sd_confusion *cm, const float *logits, int c, 
                                   const uint8_t *gt, int gt_w, int gt_h, bool align_corners,
                                   const char *name)
 {
-    if (c != SD_NUM_CLASSES)
-        return sd_fail(SD_ERR_SHAPE, "%s: logits have %d classes, expected %d (trainIds)", name, c,
-                       SD_NUM_CLASSES);
+    if (c != SD_NUM_CLASSES && c != SD_NUM_CLASSES_SYNTHIA)
+        return sd_fail(SD_ERR_SHAPE, "%s: logits have %d classes, expected %d (trainIds) or %d (SYNTHIA's)", name, c,
+                       SD_NUM_CLASSES, SD_NUM_CLASSES_SYNTHIA);
     /* the argmax map is gt-sized bytes; the float upsampled tensor is never formed */
     uint8_t *pred = sd_malloc((size_t)gt_w * (size_t)gt_h);
     if (!pred)
         return SD_ERR_NOMEM;
     sd_status st = sd_upsample_argmax(logits, c, h, w, gt_h, gt_w, align_corners, pred);
+    if (st == SD_OK)
+        sd_class_set_to_train_ids(c, pred, (size_t)gt_w * gt_h);   /* a 16-class model's outputs */
     if (st == SD_OK)
         st = sd_confusion_add(cm, gt, pred, gt_w, gt_h, SD_PRED_TRAIN_IDS, name);
     else

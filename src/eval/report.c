@@ -108,10 +108,10 @@ void sd_eval_table_write(FILE *f, sd_protocol p, const sd_eval_row *rows, int n_
     sd_iou_table_write(f, p, n_rows, names, (const double(*)[SD_NUM_CLASSES])iou);
 
     /* summary: every protocol's mean, accuracies, then category IoU */
-    static const char *const heads[] = {"mIoU-19", "mIoU-16", "mIoU-13", "pixAcc", "mAcc"};
+    static const char *const heads[] = {"mIoU-19", "mIoU-16", "mIoU-13", "mIoU-CV", "pixAcc", "mAcc"};
     int nw = name_width(n_rows, names);
     fprintf(f, "\n%-*s", nw, "");
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         fprintf(f, " %*s", col_width(heads[i]), heads[i]);
     fprintf(f, " |");
     for (int k = 0; k < SD_NUM_CATEGORIES; k++)
@@ -119,10 +119,10 @@ void sd_eval_table_write(FILE *f, sd_protocol p, const sd_eval_row *rows, int n_
     fprintf(f, "\n");
     for (int r = 0; r < n_rows; r++) {
         const sd_eval_result *e = &rows[r].r;
-        double v[5] = {e->miou[SD_PROTOCOL_19], e->miou[SD_PROTOCOL_16], e->miou[SD_PROTOCOL_13],
-                       e->pixel_accuracy, e->mean_accuracy};
+        double v[6] = {e->miou[SD_PROTOCOL_19], e->miou[SD_PROTOCOL_16], e->miou[SD_PROTOCOL_13],
+                       e->miou[SD_PROTOCOL_CAMVID], e->pixel_accuracy, e->mean_accuracy};
         fprintf(f, "%-*s", nw, names[r] ? names[r] : "");
-        for (int i = 0; i < 5; i++)
+        for (int i = 0; i < 6; i++)
             put_pct(f, col_width(heads[i]), v[i]);
         fprintf(f, " |");
         for (int k = 0; k < SD_NUM_CATEGORIES; k++)
@@ -204,7 +204,7 @@ sd_status sd_eval_csv_write(const char *path, const sd_eval_row *rows, int n_row
         fputc(',', f);
         csv_field(f, sd_class_names[c]);
     }
-    fputs(",miou_19,miou_16,miou_13,pixel_accuracy,mean_accuracy", f);
+    fputs(",miou_19,miou_16,miou_13,miou_camvid,pixel_accuracy,mean_accuracy", f);
     for (int k = 0; k < SD_NUM_CATEGORIES; k++)
         fprintf(f, ",%s", sd_category_names[k]);
     fputc('\n', f);
@@ -298,7 +298,7 @@ sd_status sd_eval_json_write(const char *path, const sd_eval_setup *s, const sd_
         fputs(r ? ",\n    {" : "\n    {", f);
         fputs("\"name\": ", f);
         json_str(f, rows[r].name);
-        static const char *const mk[SD_PROTOCOL_COUNT] = {"miou_19", "miou_16", "miou_13"};
+        static const char *const mk[SD_PROTOCOL_COUNT] = {"miou_19", "miou_16", "miou_13", "miou_camvid"};
         for (int p = 0; p < SD_PROTOCOL_COUNT; p++) {
             fprintf(f, ", \"%s\": ", mk[p]);
             json_num(f, e->miou[p]);

@@ -13,7 +13,9 @@
 
 sd_infer_opts sd_infer_opts_default(sd_norm norm)
 {
-    sd_infer_opts o = {.norm = norm, .n_scales = 1, .scales = {1.0f}, .overlap = 1.0f / 3.0f};
+    /* align_corners true: what AdaptSegNet/ADVENT's evaluation upsamples
+     * with, and the default of train's evaluation and of segda eval */
+    sd_infer_opts o = {.norm = norm, .n_scales = 1, .scales = {1.0f}, .overlap = 1.0f / 3.0f, .align_corners = true};
     return o;
 }
 

@@ -89,7 +89,10 @@ sd_tensor *nn_bn_fwd(nn_ctx *c, const nn_bn *l, sd_tensor *x, bool frozen)
     /* One value per channel (image pooling at batch 1) has no batch
      * statistics; PyTorch refuses, we fall back to the running ones. */
     bool batch = (c->bn_reestimate || (c->training && !frozen)) && x->numel / (size_t)x->shape[1] >= 2;
-    return sd_batch_norm(c->t, x, l->w, l->b, l->rm, l->rv, batch, c->bn_reestimate ? c->bn_momentum : 0.1f, 1e-5f);
+    /* (without running tensors, batch statistics are used but not folded in) */
+    bool keep = batch && c->bn_keep_running && !c->bn_reestimate;
+    return sd_batch_norm(c->t, x, l->w, l->b, keep ? NULL : l->rm, keep ? NULL : l->rv, batch,
+                         c->bn_reestimate ? c->bn_momentum : 0.1f, 1e-5f);
 }
 
 void nn_done(nn_ctx *c, sd_tensor *x, const sd_tensor *result)

@@ -27,7 +27,7 @@ typedef struct model_def {
     const char *prefix;   /* backbone name prefix: "" or "backbone." */
     head_kind head;
     int rates[4];         /* DeepLab-v2 ASPP dilations */
-    bool freeze_bn;
+    bool freeze_bn;       /* DeepLab-v2 weights are published for frozen BN */
 } model_def;
 
 static const model_def defs[] = {
@@ -112,7 +112,7 @@ static const model_def *find_def(const char *name)
 sd_model_opts sd_model_opts_default(const char *name)
 {
     const model_def *d = find_def(name);
-    sd_model_opts o = {.name = name, .classes = 19, .freeze_bn = d ? d->freeze_bn : false, .aux = false,
+    sd_model_opts o = {.name = name, .classes = 19, .bn = d && d->freeze_bn ? SD_BN_FROZEN : SD_BN_TRAIN, .aux = false,
                        .aspp_two_branch = false, .output_stride = 0};
     return o;
 }
@@ -330,7 +330,7 @@ static sd_status model_build(const sd_model_opts *o, bool alloc, sd_model **out)
     }
     if (!st && alloc) {
         st = sd_params_alloc(&m->params);
-        if (!st && o->freeze_bn)
+        if (!st && o->bn != SD_BN_TRAIN)
             sd_params_set_frozen(&m->params, m->b.g_norm, true);
     }
     if (st) {
@@ -393,7 +393,21 @@ void sd_model_init_weights(sd_model *m, uint64_t seed)
 
 /* ---- forward ---- */
 
-static bool bn_frozen(const sd_model *m, const nn_bn *bn) { return m->o.freeze_bn && !bn->head; }
+static bool bn_frozen(const sd_model *m, const nn_bn *bn) { return m->o.bn == SD_BN_FROZEN && !bn->head; }
+
+static const char *const bn_names[SD_BN_COUNT] = {"train", "frozen", "batch-stats"};
+
+const char *sd_bn_mode_name(sd_bn_mode m) { return (unsigned)m < SD_BN_COUNT ? bn_names[m] : "?"; }
+
+sd_status sd_bn_mode_parse(const char *s, sd_bn_mode *out)
+{
+    for (int i = 0; s && i < SD_BN_COUNT; i++)
+        if (!strcmp(s, bn_names[i])) {
+            *out = (sd_bn_mode)i;
+            return SD_OK;
+        }
+    return sd_fail(SD_ERR_ARG, "bn '%s': expected frozen, batch-stats or train", s ? s : "(null)");
+}
 
 /* Layer code hands every intermediate back with nn_done as soon as its last
  * consumer has run: under no_grad (inference, teachers, pseudo-labels) the
@@ -545,7 +559,7 @@ static sd_status forward_ctx(sd_model *m, nn_ctx *c, sd_tensor *x, sd_model_out 
 
 sd_status sd_model_forward(sd_model *m, sd_tape *t, sd_tensor *x, bool training, sd_model_out *out)
 {
-    nn_ctx c = {.t = t, .training = training, .count = false};
+    nn_ctx c = {.t = t, .training = training, .count = false, .bn_keep_running = m->o.bn_keep_running};
     m->last_tape = t;
     return forward_ctx(m, &c, x, out);
 }

@@ -19,6 +19,7 @@ typedef struct nn_ctx {
      * dropout stays off, as at inference. */
     bool bn_reestimate;
     float bn_momentum;
+    bool bn_keep_running;   /* batch statistics leave the running ones as they are (teachers) */
     double macs;
 } nn_ctx;
 

@@ -163,7 +163,7 @@ def compare(got, want, what):
 
 def check_shape(doc):
     ok = set(doc) == {"protocol", "images", "models"} and isinstance(doc["images"], int)
-    keys = {"name", "miou_19", "miou_16", "miou_13", "pixel_accuracy", "mean_accuracy",
+    keys = {"name", "miou_19", "miou_16", "miou_13", "miou_camvid", "pixel_accuracy", "mean_accuracy",
             "class_iou", "category_iou"}
     for m in doc.get("models", []):
         ok &= set(m) == keys
