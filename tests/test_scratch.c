@@ -74,7 +74,7 @@ static void test_scratch_defaults(void)
         CHECK_MSG(isfinite(v[i]) && v[i] < 10, "seg loss %g at iteration %d", v[i], i + 1);
     CHECK(!bn_untouched(ck));   /* BN learned statistics */
     char *txt = test_slurp(cfg, NULL);
-    CHECK(txt && strstr(txt, "freeze-bn = auto") && strstr(txt, "head-lr-mult = 0"));
+    CHECK(txt && strstr(txt, "bn = train") && strstr(txt, "head-lr-mult = 0"));
     free(txt);
     /* from that checkpoint (--init), BN stays frozen as DeepLab-v2 trains it */
     char init[600];

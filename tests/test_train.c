@@ -140,17 +140,20 @@ static void test_config_errors(void)
     CHECK(!strcmp(sd_config_origin(&c, "levels"), "default"));
     sd_config_free(&c);
 
-    /* bn: auto gives the method's published recipe (recorded with its
-     * origin), freeze-bn is the old spelling, and the two may not disagree */
+    /* bn: auto gives the method's published recipe from --init and train
+     * from scratch (recorded with its origin), freeze-bn is the old
+     * spelling, and the two may not disagree */
     const char *bn_cases[][4] = {
         {"adaptseg", NULL, NULL, "batch-stats"}, {"advent", NULL, NULL, "batch-stats"},
         {"fda", NULL, NULL, "batch-stats"},      {"source-only", NULL, NULL, "frozen"},
         {"road", NULL, NULL, "frozen"},          {"adaptseg", "freeze-bn", "true", "frozen"},
         {"adaptseg", "freeze-bn", "false", "train"}, {"source-only", "bn", "batch-stats", "batch-stats"},
+        {"adaptseg", "init", "", "train"},       {"source-only", "init", "", "train"},
     };
     for (size_t i = 0; i < sizeof bn_cases / sizeof bn_cases[0]; i++) {
         sd_config_init(&c);
         sd_config_set(&c, "method", bn_cases[i][0], "--method", true);
+        sd_config_set(&c, "init", "pretrained.safetensors", "--init", true);
         if (bn_cases[i][1])
             sd_config_set(&c, bn_cases[i][1], bn_cases[i][2], "--x", true);
         CHECK_OK(sd_train_resolve(&c, &m));
