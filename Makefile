@@ -16,12 +16,42 @@ LDLIBS   += -ldnnl -lopenblas -lpng -ljpeg -llinear -lsvm -lm -lpthread -fopenmp
 
 LIB_DIRS := core cpu nn optim io data da eval gap bench
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard src/$(d)/*.c))
+
+# CUDA backend (src/cuda): built when nvcc and cuDNN's header are found under
+# CUDA_HOME; CUDA=0 forces a CPU-only build, CUDA=1 fails without them.
+# Only src/core/backend.c sees SEGDA_HAVE_CUDA; only src/cuda sees CUDA headers.
+CUDA      ?= auto
+CUDA_HOME ?= /usr/local/cuda
+NVCC      ?= $(CUDA_HOME)/bin/nvcc
+# sm_80 (A100) and sm_90 (H100) code, plus sm_90 PTX the driver can JIT for newer GPUs
+NVCC_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=[sm_90,compute_90]
+ifeq ($(CUDA),0)
+HAVE_CUDA :=
+else
+HAVE_CUDA := $(shell test -x $(NVCC) && test -f $(CUDA_HOME)/include/cudnn.h && echo 1)
+ifeq ($(CUDA)$(HAVE_CUDA),1)
+$(error CUDA=1 but $(NVCC) or $(CUDA_HOME)/include/cudnn.h is missing)
+endif
+endif
+ifeq ($(HAVE_CUDA),1)
+CUDA_SRC := $(wildcard src/cuda/*.c)
+CU_SRC   := $(wildcard src/cuda/*.cu)
+LIB_SRC  += $(CUDA_SRC)
+CUDA_LIBDIR := $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/lib))
+# rpath: the libraries are found at run time without LD_LIBRARY_PATH
+LDLIBS   += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcudnn -lcublas -lcudart -lstdc++
+$(BUILD)/obj/src/core/backend.o: override CFLAGS += -DSEGDA_HAVE_CUDA
+$(CUDA_SRC:%.c=$(BUILD)/obj/%.o): override CFLAGS += -I$(CUDA_HOME)/include
+NVCCFLAGS ?= -O2 -g
+override NVCCFLAGS += -std=c++17 $(NVCC_ARCH) -Iinclude -Isrc -Werror all-warnings -Xcompiler -Wall,-Wextra,-fPIC
+endif
+CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 BENCH_SRC:= $(wildcard bench/bench_*.c)
 SHIM_SRC := $(wildcard tests/shim*.c)
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CU_OBJ)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
@@ -32,6 +62,10 @@ all: $(BUILD)/libsegda.a $(BUILD)/libsegda.so $(BUILD)/segda $(TESTS)
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cu src/cuda/cuda_internal.h src/cuda/kernels.cuh src/core/ops.def src/core/backend.h
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
 $(BUILD)/libsegda.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -107,6 +141,6 @@ bench-micro: deps
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_SRC:%.c=$(BUILD)/obj/%.d) $(CLI_OBJ:.o=.d)
 
 include fuzz/fuzz.mk
