@@ -50,15 +50,39 @@ static void plan_free(conv_plan *p)
     p->used = false;
 }
 
-/* the first algorithm cuDNN's heuristics rank that succeeded and, unless
- * fast algorithms are allowed, is deterministic */
-template <class Perf>
-static int pick(const Perf *perf, int n, bool fast)
+/* cuDNN's documented non-deterministic algorithms (the rest are
+ * deterministic): backward data ALGO_0, backward filter ALGO_0 and ALGO_3 */
+static bool nondet(cudnnConvolutionFwdAlgo_t) { return false; }
+static bool nondet(cudnnConvolutionBwdDataAlgo_t a) { return a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_0; }
+static bool nondet(cudnnConvolutionBwdFilterAlgo_t a)
 {
-    for (int i = 0; i < n; i++)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS && (fast || perf[i].determinism == CUDNN_DETERMINISTIC))
-            return i;
-    return -1;
+    return a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0 || a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3;
+}
+
+/* The first algorithm in cuDNN's heuristic ranking that succeeded, is
+ * deterministic (unless fast ones are allowed) and accepts the math type:
+ * f32 runs on FMA math (entries already on FMA first, then any that take it),
+ * bf16 on what the heuristic chose. ws(algo, &bytes) asks the workspace with
+ * the math type set; an algorithm it refuses is passed over. */
+template <class Perf, class Algo, class Ws>
+static bool choose(const Perf *perf, int n, bool fast, bool bf, cudnnConvolutionDescriptor_t cd, Ws ws, Algo *algo,
+                   cudnnMathType_t *math, size_t *wsz)
+{
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < n; i++) {
+            if (perf[i].status != CUDNN_STATUS_SUCCESS || (!fast && nondet(perf[i].algo)))
+                continue;
+            if (!bf && pass == 0 && perf[i].mathType != CUDNN_FMA_MATH)
+                continue;
+            cudnnMathType_t m = bf ? perf[i].mathType : CUDNN_FMA_MATH;
+            size_t bytes = 0;
+            if (cudnnSetConvolutionMathType(cd, m) != CUDNN_STATUS_SUCCESS ||
+                ws(perf[i].algo, &bytes) != CUDNN_STATUS_SUCCESS)
+                continue;
+            *algo = perf[i].algo, *math = m, *wsz = bytes;
+            return true;
+        }
+    return false;
 }
 
 static conv_plan *plan_get(const sd_conv_geom *g)
@@ -114,24 +138,30 @@ static conv_plan *plan_get(const sd_conv_geom *g)
          dnn_ok(cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle, p->xd, p->yd, p->cd, p->wd,
                                                               CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &nw, pw),
                 "backward-filter algorithm");
-    int i_f = ok ? pick(pf, nf, p->fast) : -1, i_d = ok ? pick(pd, nd, p->fast) : -1,
-        i_w = ok ? pick(pw, nw, p->fast) : -1;
-    if (ok && (i_f < 0 || i_d < 0 || i_w < 0)) {
-        sd_fail(SD_ERR_UNSUPPORTED, "cudnn: no %salgorithm for conv %dx%dx%dx%d -> %d, %dx%d kernel, groups %d%s",
-                p->fast ? "" : "deterministic ", g->n, g->cin, g->h, g->w, g->cout, g->kh, g->kw, g->groups,
-                bf ? " (bf16)" : "");
-        ok = false;
+    if (ok) {
+        auto ws_f = [p](cudnnConvolutionFwdAlgo_t a, size_t *b) {
+            return cudnnGetConvolutionForwardWorkspaceSize(handle, p->xd, p->wd, p->cd, p->yd, a, b);
+        };
+        auto ws_d = [p](cudnnConvolutionBwdDataAlgo_t a, size_t *b) {
+            return cudnnGetConvolutionBackwardDataWorkspaceSize(handle, p->wd, p->yd, p->cd, p->xd, a, b);
+        };
+        auto ws_w = [p](cudnnConvolutionBwdFilterAlgo_t a, size_t *b) {
+            return cudnnGetConvolutionBackwardFilterWorkspaceSize(handle, p->xd, p->yd, p->cd, p->wd, a, b);
+        };
+        if (!choose(pf, nf, p->fast, bf, p->cd, ws_f, &p->fwd, &p->m_fwd, &p->ws_fwd) ||
+            !choose(pd, nd, p->fast, bf, p->cd, ws_d, &p->bwd_data, &p->m_data, &p->ws_data) ||
+            !choose(pw, nw, p->fast, bf, p->cd, ws_w, &p->bwd_filter, &p->m_filter, &p->ws_filter)) {
+            sd_fail(SD_ERR_UNSUPPORTED,
+                    "cudnn: no %salgorithm for conv %dx%dx%dx%d -> %d, %dx%d kernel, groups %d%s",
+                    p->fast ? "" : "deterministic ", g->n, g->cin, g->h, g->w, g->cout, g->kh, g->kw, g->groups,
+                    bf ? " (bf16)" : "");
+            ok = false;
+        }
     }
     if (!ok) {
         plan_free(p);
         return NULL;
     }
-    p->fwd = pf[i_f].algo, p->m_fwd = pf[i_f].mathType, p->ws_fwd = pf[i_f].memory;
-    p->bwd_data = pd[i_d].algo, p->m_data = pd[i_d].mathType, p->ws_data = pd[i_d].memory;
-    p->bwd_filter = pw[i_w].algo, p->m_filter = pw[i_w].mathType, p->ws_filter = pw[i_w].memory;
-    /* f32: never let a heuristic's choice bring TF32 back */
-    if (!bf)
-        p->m_fwd = p->m_data = p->m_filter = CUDNN_FMA_MATH;
     return p;
 }
 
