@@ -323,7 +323,8 @@ sd_status sd_backward(sd_tape *t, int n_losses, sd_tensor *const *losses, const 
         float *g = sd_tensor_grad(t, l);
         if (!g)
             return SD_ERR_NOMEM;
-        g[0] += weights ? weights[i] : 1.0f;
+        /* through the backend: the gradient may live on a device */
+        sd_backend_for(l->device)->add_const(1, weights ? weights[i] : 1.0f, g);
     }
     for (int i = t->n_nodes - 1; i >= 0; i--) {
         sd_node *n = t->nodes[i];
