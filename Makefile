@@ -79,9 +79,30 @@ $(BUILD)/libsegda.so: $(LIB_OBJ) $(SHIM_SRC:%.c=$(BUILD)/obj/%.o)
 $(BUILD)/segda: $(CLI_OBJ) $(BUILD)/libsegda.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libsegda.a $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/check.h $(BUILD)/libsegda.a
+$(BUILD)/tests/%: tests/%.c tests/check.h tests/backend_compare.h $(BUILD)/libsegda.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libsegda.a $(LDLIBS)
+
+# The CUDA kernels compiled for the host (src/cuda/emulate.h) and checked
+# against the CPU's: builds and runs without a GPU or the CUDA toolkit.
+EMU_OBJ := $(patsubst src/cuda/%.cu,$(BUILD)/emu/%.o,src/cuda/elementwise.cu src/cuda/loss.cu src/cuda/spatial.cu) \
+           $(BUILD)/emu/cuda_emulate.o
+EMU_CXXFLAGS = -std=c++17 -DSD_CUDA_EMULATE $(OPT) -g $(SAN) -Wall -Wextra -Werror -Iinclude -Isrc \
+               -include $(BUILD)/emu/names.h
+EMU_DEPS := src/cuda/emulate.h src/cuda/kernels.cuh src/cuda/cuda_internal.h src/core/backend.h $(BUILD)/emu/names.h
+# sd_cuda_<kernel> -> sd_emu_<kernel> for every kernel of the registry
+$(BUILD)/emu/names.h: src/core/ops.def
+	@mkdir -p $(dir $@)
+	sed -n 's/^SD_KERNEL(\([a-z0-9_]*\),.*/#define sd_cuda_\1 sd_emu_\1/p' $< > $@
+$(BUILD)/emu/%.o: src/cuda/%.cu $(EMU_DEPS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -x c++ -c $< -o $@
+$(BUILD)/emu/cuda_emulate.o: tests/cuda_emulate.cc $(EMU_DEPS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
+$(BUILD)/tests/test_cuda_emulated: tests/test_cuda_emulated.c tests/backend_compare.h tests/check.h $(EMU_OBJ) $(BUILD)/libsegda.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(EMU_OBJ) $(BUILD)/libsegda.a $(LDLIBS) -lstdc++
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libsegda.a
 	@mkdir -p $(dir $@)

@@ -9,7 +9,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef SD_CUDA_EMULATE
+#include "cuda/emulate.h"
+#else
 #include <cuda_runtime_api.h>
+#endif
 
 /* segda's headers have no extern "C" guards of their own */
 #ifdef __cplusplus

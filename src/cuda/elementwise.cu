@@ -248,7 +248,7 @@ __global__ static void k_channel_sum(int outer, int ch, int inner, const float *
     }
     sh[threadIdx.x] = acc;
     __syncthreads();
-    for (int s = SD_THREADS / 2; s > 0; s >>= 1) {
+    for (int s = (int)blockDim.x / 2; s > 0; s >>= 1) {
         if ((int)threadIdx.x < s)
             sh[threadIdx.x] += sh[threadIdx.x + s];
         __syncthreads();
@@ -346,7 +346,7 @@ void sd_cuda_channel_sum_acc(int outer, int ch, int inner, const float *x, float
 {
     if (ch <= 0)
         return;
-    k_channel_sum<<<ch, SD_THREADS>>>(outer, ch, inner, x, dst);
+    SD_CALL(k_channel_sum, ch, SD_THREADS, outer, ch, inner, x, dst);
     sd_cuda_ok(cudaGetLastError(), "k_channel_sum");
 }
 

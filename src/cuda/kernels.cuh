@@ -1,13 +1,23 @@
 /* Device-side helpers shared by the .cu files: launch geometry for
  * grid-stride loops, the fixed-order reductions (deterministic: every
  * partial sum covers a fixed range and is added in a fixed order), and a
- * check after each launch. */
+ * check after each launch. Every launch goes through SD_CALL, so that
+ * SD_CUDA_EMULATE (cuda/emulate.h) can run the kernels on the host. */
 #ifndef SEGDA_CUDA_KERNELS_CUH
 #define SEGDA_CUDA_KERNELS_CUH
 
+#ifndef SD_CUDA_EMULATE
 #include <cuda_runtime.h>
+#endif
 
 #include "cuda/cuda_internal.h"
+
+/* SD_CALL launches any kernel; SD_CALL_NOSYNC one without __syncthreads
+ * (which the emulation may then run with all its threads, one by one) */
+#ifndef SD_CUDA_EMULATE
+#define SD_CALL(kernel, grid, block, ...) kernel<<<(grid), (block)>>>(__VA_ARGS__)
+#define SD_CALL_NOSYNC SD_CALL
+#endif
 
 #define SD_THREADS 256
 /* Partial sums of a reduction: a constant, so the summation order (and the
@@ -29,13 +39,14 @@ static inline unsigned sd_blocks(size_t n)
 #define SD_LAUNCH(kernel, n, ...)                                          \
     do {                                                                   \
         if ((n) > 0) {                                                     \
-            kernel<<<sd_blocks(n), SD_THREADS>>>(__VA_ARGS__);             \
+            SD_CALL_NOSYNC(kernel, sd_blocks(n), SD_THREADS, __VA_ARGS__); \
             sd_cuda_ok(cudaGetLastError(), #kernel);                       \
         }                                                                  \
     } while (0)
 
 /* Block b of SD_PARTS sums elements [n*b/P, n*(b+1)/P) in double: each thread
- * a strided subset, then a shared-memory tree in a fixed order. F adds
+ * a strided subset, then a shared-memory tree in a fixed order (blockDim a
+ * power of two). F adds
  * element i's K terms to acc (and may write per-element outputs). */
 template <int K, class F>
 __global__ void sd_k_partial(size_t n, F f, double *parts)
@@ -50,7 +61,7 @@ __global__ void sd_k_partial(size_t n, F f, double *parts)
     for (int k = 0; k < K; k++)
         sh[k][threadIdx.x] = acc[k];
     __syncthreads();
-    for (int s = SD_THREADS / 2; s > 0; s >>= 1) {
+    for (int s = (int)blockDim.x / 2; s > 0; s >>= 1) {
         if ((int)threadIdx.x < s)
             for (int k = 0; k < K; k++)
                 sh[k][threadIdx.x] += sh[k][threadIdx.x + s];
@@ -71,7 +82,8 @@ static void sd_fixed_sum(size_t n, F f, double out[K])
     double *parts = (double *)sd_cuda_scratch(SD_CUDA_SCR_PARTS, sizeof(double) * K * SD_PARTS);
     if (!parts)
         return;
-    sd_k_partial<K, F><<<SD_PARTS, SD_THREADS>>>(n, f, parts);
+    void (*kernel)(size_t, F, double *) = sd_k_partial<K, F>;
+    SD_CALL(kernel, SD_PARTS, SD_THREADS, n, f, parts);
     if (!sd_cuda_ok(cudaGetLastError(), "reduction"))
         return;
     double h[K * SD_PARTS];

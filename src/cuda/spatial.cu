@@ -198,7 +198,7 @@ __device__ static double block_sum(double v, double *sh)
 {
     sh[threadIdx.x] = v;
     __syncthreads();
-    for (int s = SD_THREADS / 2; s > 0; s >>= 1) {
+    for (int s = (int)blockDim.x / 2; s > 0; s >>= 1) {
         if ((int)threadIdx.x < s)
             sh[threadIdx.x] += sh[threadIdx.x + s];
         __syncthreads();
@@ -589,7 +589,7 @@ void sd_cuda_norm_stats(const sd_norm_geom *g, const float *x, float eps, float 
 {
     if (g->ch <= 0)
         return;
-    k_norm_stats<<<g->ch, SD_THREADS>>>(*g, eps, x, mean, invstd, var_unbiased);
+    SD_CALL(k_norm_stats, g->ch, SD_THREADS, *g, eps, x, mean, invstd, var_unbiased);
     sd_cuda_ok(cudaGetLastError(), "k_norm_stats");
 }
 
@@ -610,7 +610,7 @@ void sd_cuda_norm_bwd(const sd_norm_geom *g, const float *x, const float *mean, 
         sums = (double *)sd_cuda_scratch(SD_CUDA_SCR_SUMS, 2 * (size_t)g->ch * sizeof(double));
         if (!sums)
             return;
-        k_norm_sums<<<g->ch, SD_THREADS>>>(*g, x, dy, mean, invstd, sums);
+        SD_CALL(k_norm_sums, g->ch, SD_THREADS, *g, x, dy, mean, invstd, sums);
         sd_cuda_ok(cudaGetLastError(), "k_norm_sums");
     }
     if ((dweight || dbias) && sums)
