@@ -31,12 +31,42 @@ endif
 
 LIB_DIRS := core cpu nn optim io data da eval gap bench dist
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard src/$(d)/*.c))
+
+# CUDA backend (src/cuda): built when nvcc and cuDNN's header are found under
+# CUDA_HOME; CUDA=0 forces a CPU-only build, CUDA=1 fails without them.
+# Only src/core/backend.c sees SEGDA_HAVE_CUDA; only src/cuda sees CUDA headers.
+CUDA      ?= auto
+CUDA_HOME ?= /usr/local/cuda
+NVCC      ?= $(CUDA_HOME)/bin/nvcc
+# sm_80 (A100) and sm_90 (H100) code, plus sm_90 PTX the driver can JIT for newer GPUs
+NVCC_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=[sm_90,compute_90]
+ifeq ($(CUDA),0)
+HAVE_CUDA :=
+else
+HAVE_CUDA := $(shell test -x $(NVCC) && test -f $(CUDA_HOME)/include/cudnn.h && echo 1)
+ifeq ($(CUDA)$(HAVE_CUDA),1)
+$(error CUDA=1 but $(NVCC) or $(CUDA_HOME)/include/cudnn.h is missing)
+endif
+endif
+ifeq ($(HAVE_CUDA),1)
+CUDA_SRC := $(wildcard src/cuda/*.c)
+CU_SRC   := $(wildcard src/cuda/*.cu)
+LIB_SRC  += $(CUDA_SRC)
+CUDA_LIBDIR := $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/lib))
+# rpath: the libraries are found at run time without LD_LIBRARY_PATH
+LDLIBS   += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcudnn -lcublas -lcudart -lstdc++
+$(BUILD)/obj/src/core/backend.o: override CFLAGS += -DSEGDA_HAVE_CUDA
+$(CUDA_SRC:%.c=$(BUILD)/obj/%.o): override CFLAGS += -I$(CUDA_HOME)/include
+NVCCFLAGS ?= -O2 -g
+override NVCCFLAGS += -std=c++17 $(NVCC_ARCH) -Iinclude -Isrc -Werror all-warnings -Xcompiler -Wall,-Wextra,-fPIC
+endif
+CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 BENCH_SRC:= $(wildcard bench/bench_*.c)
 SHIM_SRC := $(wildcard tests/shim*.c)
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CU_OBJ)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
@@ -47,6 +77,10 @@ all: $(BUILD)/libsegda.a $(BUILD)/libsegda.so $(BUILD)/segda $(TESTS)
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cu src/cuda/cuda_internal.h src/cuda/kernels.cuh src/core/ops.def src/core/backend.h
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
 $(BUILD)/libsegda.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -60,9 +94,30 @@ $(BUILD)/libsegda.so: $(LIB_OBJ) $(SHIM_SRC:%.c=$(BUILD)/obj/%.o)
 $(BUILD)/segda: $(CLI_OBJ) $(BUILD)/libsegda.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libsegda.a $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/check.h $(BUILD)/libsegda.a
+$(BUILD)/tests/%: tests/%.c tests/check.h tests/backend_compare.h $(BUILD)/libsegda.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libsegda.a $(LDLIBS)
+
+# The CUDA kernels compiled for the host (src/cuda/emulate.h) and checked
+# against the CPU's: builds and runs without a GPU or the CUDA toolkit.
+EMU_OBJ := $(patsubst src/cuda/%.cu,$(BUILD)/emu/%.o,src/cuda/elementwise.cu src/cuda/loss.cu src/cuda/spatial.cu) \
+           $(BUILD)/emu/cuda_emulate.o
+EMU_CXXFLAGS = -std=c++17 -DSD_CUDA_EMULATE $(OPT) -g $(SAN) -Wall -Wextra -Werror -Iinclude -Isrc \
+               -include $(BUILD)/emu/names.h
+EMU_DEPS := src/cuda/emulate.h src/cuda/kernels.cuh src/cuda/cuda_internal.h src/core/backend.h $(BUILD)/emu/names.h
+# sd_cuda_<kernel> -> sd_emu_<kernel> for every kernel of the registry
+$(BUILD)/emu/names.h: src/core/ops.def
+	@mkdir -p $(dir $@)
+	sed -n 's/^SD_KERNEL(\([a-z0-9_]*\),.*/#define sd_cuda_\1 sd_emu_\1/p' $< > $@
+$(BUILD)/emu/%.o: src/cuda/%.cu $(EMU_DEPS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -x c++ -c $< -o $@
+$(BUILD)/emu/cuda_emulate.o: tests/cuda_emulate.cc $(EMU_DEPS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
+$(BUILD)/tests/test_cuda_emulated: tests/test_cuda_emulated.c tests/backend_compare.h tests/check.h $(EMU_OBJ) $(BUILD)/libsegda.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(EMU_OBJ) $(BUILD)/libsegda.a $(LDLIBS) -lstdc++
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libsegda.a
 	@mkdir -p $(dir $@)
@@ -125,6 +180,6 @@ bench-micro: deps
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_SRC:%.c=$(BUILD)/obj/%.d) $(CLI_OBJ:.o=.d)
 
 include fuzz/fuzz.mk

@@ -7,6 +7,15 @@
 # sanitizer runtimes, and its OpenMP runtime (the default clang's versions).
 # `tools/deps.sh mpi` adds Open MPI (data-parallel training under mpirun;
 # `make test` asks for it so that tests/test_dist.c runs).
+# `tools/deps.sh cuda` adds what the CUDA backend builds with (never in the
+# default path): Debian's nvidia-cuda-toolkit (non-free) and nvidia-cudnn
+# (contrib; it downloads cuDNN from NVIDIA), both needing those components in
+# the apt sources. Nothing is installed when CUDA_HOME (default /usr/local/cuda)
+# already has nvcc and cudnn.h. NVIDIA's own apt repository names them
+# cuda-toolkit-13 (or cuda-toolkit-12-x) and cudnn9-cuda-13 (cudnn9-cuda-12);
+# on PyPI the runtime libraries are nvidia-cuda-runtime, nvidia-cublas and
+# nvidia-cudnn-cu13 (nvidia-cudnn-cu12), without nvcc. A GPU and its driver
+# are the user's.
 set -eu
 pkgs=(build-essential libdnnl-dev libopenblas-dev libpng-dev libjpeg62-turbo-dev liblinear-dev libsvm-dev
       python3-torch python3-numpy)
@@ -14,7 +23,14 @@ for group in "$@"; do
   case $group in
     fuzz) pkgs+=(clang libclang-rt-dev libomp-dev) ;;
     mpi) pkgs+=(libopenmpi-dev openmpi-bin) ;;
-    *) echo "deps: unknown group '$group' (known: fuzz, mpi)" >&2; exit 2 ;;
+    cuda)
+      cuda_home=${CUDA_HOME:-/usr/local/cuda}
+      if [ -x "$cuda_home/bin/nvcc" ] && [ -f "$cuda_home/include/cudnn.h" ]; then
+        echo "deps: cuda: $cuda_home has nvcc and cudnn.h"
+      else
+        pkgs+=(nvidia-cuda-toolkit nvidia-cudnn)
+      fi ;;
+    *) echo "deps: unknown group '$group' (known: fuzz, mpi, cuda)" >&2; exit 2 ;;
   esac
 done
 missing=()

@@ -112,6 +112,17 @@ sd_dtype sd_precision(void);
 sd_status sd_dtype_parse(const char *s, sd_dtype *out, bool *emulate);
 const char *sd_dtype_name(sd_dtype d);
 const char *sd_device_name(sd_device d);
+/* The backends this build has: "cpu" or "cpu cuda". */
+const char *sd_backends_built(void);
+/* Lines on the devices found: the CPU's model and threads; each CUDA device
+ * with its memory, or "no CUDA device" (and why). Returns the length. */
+size_t sd_devices_describe(char *buf, size_t cap);
+/* Why dev cannot hold tensors here ("" when it can): "this build has no cuda
+ * backend" or "no CUDA device (...)". */
+const char *sd_device_unavailable(sd_device dev);
+/* Lets GPU convolutions use non-deterministic, faster cuDNN algorithms
+ * (default off: results are the same run after run); a no-op without CUDA. */
+void sd_set_nondeterministic_convs(bool on);
 
 sd_status sd_tape_init(sd_tape *t, uint64_t seed);                 /* CPU */
 sd_status sd_tape_init_on(sd_tape *t, uint64_t seed, sd_device dev);
@@ -169,7 +180,7 @@ sd_node *sd_tape_record(sd_tape *t, const char *op, sd_backward_fn bw, sd_tensor
  * what every backward accumulates into. */
 static inline float *sd_node_grad(const sd_node *n, int k)
 {
-    return (n->wants >> k) & 1u ? n->in[k]->grad : NULL;
+    return (n->wants >> k) & 1u ? (float *)n->in[k]->grad : NULL; /* cast: also read by C++ (src/cuda) */
 }
 /* Records a failure on the tape (the first one wins) and returns NULL, so
  * `return sd_tape_fail(t, SD_ERR_SHAPE, "conv2d: ...")` ends an op. Ops given

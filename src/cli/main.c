@@ -8,6 +8,25 @@
 #include "cli/cli.h"
 #include "segda/core.h"
 #include "segda/dist.h"
+#include "segda/tensor.h"
+
+/* segda devices: what this machine offers the compiled-in backends */
+static int cli_devices(int argc, char **argv)
+{
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: segda devices\n\nLists the CPU (model, threads) and each CUDA device with its memory,\n"
+               "or why there is none.\n");
+        return 0;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "segda devices: unexpected argument '%s'\n", argv[1]);
+        return 2;
+    }
+    char buf[4096];
+    sd_devices_describe(buf, sizeof buf);
+    fputs(buf, stdout);
+    return 0;
+}
 
 static const struct {
     const char *name;
@@ -24,6 +43,7 @@ static const struct {
     {"demo", cli_demo, "benchmark, train, adapt, evaluate, report"},
     {"gap", cli_gap, "measure the domain gap between two datasets"},
     {"bench", cli_bench, "time train/inference steps of the published models"},
+    {"devices", cli_devices, "list the CPU and CUDA devices segda can use"},
     {"translate", cli_translate, "translate images with a generator (e.g. taskgan's G_S: real -> sim)"},
 };
 
@@ -62,7 +82,7 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("segda 0.1.0 (%s)\n", sd_dist_describe());
+        printf("segda 0.1.0 (%s)\nbackends: %s\n", sd_dist_describe(), sd_backends_built());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {

@@ -1,11 +1,22 @@
 /* The op registry's names, device -> backend lookup, the support check every
- * op makes, and the completeness check of a table. The tables themselves live
- * with their kernels (src/cpu/backend_cpu.c). */
+ * op makes, the completeness check of a table, and what segda --version and
+ * segda devices report. The tables themselves live with their kernels
+ * (src/cpu/backend_cpu.c, src/cuda/backend_cuda.c); this is the one file that
+ * sees SEGDA_HAVE_CUDA. */
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/backend.h"
+
+#ifdef SEGDA_HAVE_CUDA
+/* src/cuda/backend_cuda.c (declared here: its header includes CUDA's) */
+bool sd_cuda_present(void);
+const char *sd_cuda_why(void);
+size_t sd_cuda_describe(char *buf, size_t cap);
+void sd_cuda_set_fast(bool on);
+#endif
 
 const char *const sd_op_names[SD_OP_COUNT] = {
 #define SD_OP(name) #name,
@@ -40,14 +51,85 @@ const char *sd_device_name(sd_device d)
     }
 }
 
-const sd_backend *sd_backend_for(sd_device dev)
+const sd_backend *sd_backend_compiled(sd_device dev)
 {
     switch (dev) {
     case SD_DEVICE_CPU:
         return &sd_backend_cpu;
+#ifdef SEGDA_HAVE_CUDA
+    case SD_DEVICE_CUDA:
+        return &sd_backend_cuda;
+#endif
     default:
         return NULL;
     }
+}
+
+const sd_backend *sd_backend_for(sd_device dev)
+{
+    return sd_device_unavailable(dev)[0] ? NULL : sd_backend_compiled(dev);
+}
+
+const char *sd_device_unavailable(sd_device dev)
+{
+    static const char *no_backend[SD_DEVICE_COUNT] = {"this build has no cpu backend",
+                                                      "this build has no cuda backend"};
+    if (dev < 0 || dev >= SD_DEVICE_COUNT)
+        return "no such device";
+    if (!sd_backend_compiled(dev))
+        return no_backend[dev];
+#ifdef SEGDA_HAVE_CUDA
+    if (dev == SD_DEVICE_CUDA && !sd_cuda_present())
+        return sd_cuda_why();
+#endif
+    return "";
+}
+
+const char *sd_backends_built(void)
+{
+#ifdef SEGDA_HAVE_CUDA
+    return "cpu cuda";
+#else
+    return "cpu";
+#endif
+}
+
+size_t sd_devices_describe(char *buf, size_t cap)
+{
+    char model[256] = "unknown CPU";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f)) {
+            char *c = strchr(line, ':');
+            if (!strncmp(line, "model name", 10) && c) {
+                snprintf(model, sizeof model, "%s", c + 2);
+                model[strcspn(model, "\n")] = 0;
+                break;
+            }
+        }
+        fclose(f);
+    }
+    if (!cap)
+        return 0;
+    size_t k = (size_t)snprintf(buf, cap, "cpu: %s, %ld threads\n", model, sysconf(_SC_NPROCESSORS_ONLN));
+    if (k >= cap)
+        return cap - 1;
+#ifdef SEGDA_HAVE_CUDA
+    k += sd_cuda_describe(buf + k, cap - k);
+#else
+    k += (size_t)snprintf(buf + k, cap - k, "cuda: this build has no cuda backend\n");
+#endif
+    return k < cap ? k : cap - 1;
+}
+
+void sd_set_nondeterministic_convs(bool on)
+{
+#ifdef SEGDA_HAVE_CUDA
+    sd_cuda_set_fast(on);
+#else
+    (void)on;
+#endif
 }
 
 const sd_backend *sd_backend_checkn(sd_tape *t, const char *op, int n_in, const sd_tensor *const *in)
@@ -67,8 +149,8 @@ const sd_backend *sd_backend_checkn(sd_tape *t, const char *op, int n_in, const 
         }
     const sd_backend *be = sd_backend_for(x->device);
     if (!be) {
-        sd_tape_fail(t, SD_ERR_UNSUPPORTED, "%s: input %s on %s: this build has no %s backend", op,
-                     sd_shape_str(x), sd_device_name(x->device), sd_device_name(x->device));
+        sd_tape_fail(t, SD_ERR_UNSUPPORTED, "%s: input %s on %s: %s", op, sd_shape_str(x),
+                     sd_device_name(x->device), sd_device_unavailable(x->device));
         return NULL;
     }
     if (!be->supports(id, n_in, in)) {

@@ -65,8 +65,12 @@ typedef struct sd_backend {
 #undef SD_KERNEL
 } sd_backend;
 
-/* The table for a device, or NULL when this build has none (CUDA today). */
+/* The table for a device, or NULL when this build has none or the device is
+ * absent (sd_device_unavailable says which). */
 const sd_backend *sd_backend_for(sd_device dev);
+/* The table compiled in for dev, present or not (NULL: not built): for the
+ * completeness check. */
+const sd_backend *sd_backend_compiled(sd_device dev);
 /* What every op does before its kernels: the table of the inputs' device if
  * they share one and it supports op (by its ops.def name) on them; otherwise
  * NULL, with the tape failed (SD_ERR_UNSUPPORTED or SD_ERR_ARG, naming the op,
@@ -81,5 +85,6 @@ const char *sd_backend_missing(const sd_backend *b);
 
 
 extern const sd_backend sd_backend_cpu;
+extern const sd_backend sd_backend_cuda; /* defined only in CUDA builds */
 
 #endif

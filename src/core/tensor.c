@@ -33,7 +33,7 @@ static sd_arena_chunk *chunk_new(sd_device dev, size_t size)
 {
     const sd_backend *be = sd_backend_for(dev);
     if (!be) {
-        sd_fail(SD_ERR_UNSUPPORTED, "arena: this build has no %s backend", sd_device_name(dev));
+        sd_fail(SD_ERR_UNSUPPORTED, "arena on %s: %s", sd_device_name(dev), sd_device_unavailable(dev));
         return NULL;
     }
     sd_arena_chunk *c = sd_malloc(sizeof *c);
@@ -191,7 +191,7 @@ sd_status sd_tape_init_on(sd_tape *t, uint64_t seed, sd_device dev)
 {
     memset(t, 0, sizeof *t);
     if (!sd_backend_for(dev))
-        return sd_fail(SD_ERR_UNSUPPORTED, "tape: this build has no %s backend", sd_device_name(dev));
+        return sd_fail(SD_ERR_UNSUPPORTED, "tape on %s: %s", sd_device_name(dev), sd_device_unavailable(dev));
     sd_arena_init(&t->arena, (size_t)4 << 20);
     sd_arena_init_on(&t->store, 0, dev);
     t->device = dev;
@@ -323,7 +323,8 @@ sd_status sd_backward(sd_tape *t, int n_losses, sd_tensor *const *losses, const 
         float *g = sd_tensor_grad(t, l);
         if (!g)
             return SD_ERR_NOMEM;
-        g[0] += weights ? weights[i] : 1.0f;
+        /* through the backend: the gradient may live on a device */
+        sd_backend_for(l->device)->add_const(1, weights ? weights[i] : 1.0f, g);
     }
     for (int i = t->n_nodes - 1; i >= 0; i--) {
         sd_node *n = t->nodes[i];
