@@ -213,6 +213,13 @@ typedef struct sd_train_summary {
 /* sd_train_run that also fills *sum (may be NULL). */
 sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum);
 
+/* A hook called after every iteration of the runs this thread starts
+ * (in-process users such as the Python package; NULL = none). tr->it is
+ * the iteration just done (0-based), tr->terms its losses. A nonzero return
+ * requests a clean stop, as SIGINT does. */
+typedef int (*sd_train_progress_fn)(void *ctx, const sd_trainer *tr);
+void sd_train_set_progress(sd_train_progress_fn fn, void *ctx);
+
 /* ---- for methods ---- */
 
 /* Normalises the batch's images (RGB 0..255) for the model as a tape tensor. */

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "segda/api.h" /* SD_VERSION */
 #include "segda/core.h"
 
 static const struct {
@@ -61,7 +62,7 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("segda 0.1.0\n");
+        printf("segda %s\n", sd_version());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

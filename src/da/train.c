@@ -1248,6 +1248,16 @@ static sd_status iterate(sd_trainer *tr)
 
 sd_status sd_train_run(sd_config *cfg) { return sd_train_run_summary(cfg, NULL); }
 
+/* Per thread, so two in-process runs on two threads keep their own hooks. */
+static _Thread_local sd_train_progress_fn progress_fn;
+static _Thread_local void *progress_ctx;
+
+void sd_train_set_progress(sd_train_progress_fn fn, void *ctx)
+{
+    progress_fn = fn;
+    progress_ctx = ctx;
+}
+
 sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum)
 {
     if (sum) {
@@ -1300,6 +1310,8 @@ sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum)
         }
         float lr = sd_lr_at(&tr.sched, tr.it);
         log_iteration(&tr, lr, sd_time_now() - t0);
+        if (progress_fn && progress_fn(progress_ctx, &tr))
+            sd_request_stop();
         double now = sd_time_now();
         bool last = tr.it + 1 == tr.iters;
         if (pv->log_every > 0 ? ((tr.it + 1) % pv->log_every == 0 || last) : (now - last_print >= 2.0 || last)) {
