@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test program (build/tests/test_*), every shell test
 # (tests/test_*.sh) and every Python script (tests/py/test_*.py), counts
-# PASS/FAIL lines and ends with the line "N passed, N failed". Exit status is non-zero when anything failed or a
-# program crashed.
+# PASS/FAIL lines and ends with the line "N passed, N failed". Exit status
+# is non-zero when anything failed or a program crashed.
 set -u
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
