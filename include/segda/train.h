@@ -6,7 +6,8 @@
  * optimisers (optim.h), datasets (data.h), metrics (eval.h).
  *
  * Files of a run directory RUNDIR:
- *   config.txt          the resolved configuration, `key = value` lines (readable by --config)
+ *   config.txt          the resolved configuration, `key = value` lines (readable by --config);
+ *                       "auto" and 0-means-published knobs as the values the run used
  *   log.jsonl           one line per iteration: {"it", "lr", "time", "terms": {...}} and
  *                       one per evaluation: {"it", "eval": {"miou_19", "class_iou": {...}}}
  *   last.safetensors    the model after the last save (a checkpoint predict/eval load)
@@ -240,6 +241,10 @@ sd_status sd_train_add_module(sd_trainer *tr, const char *prefix, sd_params *par
  * upsampled bilinearly (align_corners true, as AdaptSegNet) to the batch
  * size first. */
 sd_tensor *sd_train_seg_loss(sd_trainer *tr, sd_tensor *logits, const uint8_t *labels, int h, int w);
+/* Records in the run's configuration the value an "auto" or 0-means-default
+ * knob resolved to, so config.txt and the checkpoints hold what the run
+ * used (lambda-adv = 0.001, not 0); the knob keeps its origin. */
+sd_status sd_train_set_resolved(sd_trainer *tr, const char *key, const char *value);
 /* Upsample logits to the batch's size (align_corners true). */
 sd_tensor *sd_train_upsample(sd_trainer *tr, sd_tensor *logits, int h, int w);
 

@@ -47,8 +47,12 @@ static sd_status init(sd_trainer *tr, void **state)
     bool ls = !strcmp(sd_config_str(tr->cfg, "gan"), "ls");
     a->multi = wants_aux(tr->cfg);
     a->l_adv = (float)sd_config_float(tr->cfg, "lambda-adv");
-    if (a->l_adv == 0.0f)
+    if (a->l_adv == 0.0f) {
         a->l_adv = ls ? 0.01f : 0.001f;
+        sd_status st = sd_train_set_resolved(tr, "lambda-adv", ls ? "0.01" : "0.001");
+        if (st)
+            return st;
+    }
     a->l_adv_aux = (float)sd_config_float(tr->cfg, "lambda-adv-aux");
     a->l_aux = (float)sd_config_float(tr->cfg, "lambda-aux");
     int classes = sd_model_options(tr->model)->classes, width = (int)sd_config_int(tr->cfg, "disc-width");

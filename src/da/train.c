@@ -598,6 +598,12 @@ static sd_status save_best(sd_trainer *tr)
     return st;
 }
 
+sd_status sd_train_set_resolved(sd_trainer *tr, const char *key, const char *value)
+{
+    const char *origin = sd_config_origin(tr->cfg, key); /* copied before the entry is replaced */
+    return sd_config_set(tr->cfg, key, value, origin ? origin : "resolved", true);
+}
+
 static bool is_run_only_key(const char *k);
 
 /* Settings a resumed run may change: where and how often it reports and
@@ -1062,6 +1068,9 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     mo.freeze_bn = !strcmp(fb, "auto") ? !scratch : !strcmp(fb, "true");
     const char *aux = sd_config_str(cfg, "aux");
     mo.aux = !strcmp(aux, "on") || (!strcmp(aux, "auto") && m->wants_aux && m->wants_aux(cfg));
+    if ((st = sd_train_set_resolved(tr, "freeze-bn", mo.freeze_bn ? "true" : "false")) ||
+        (st = sd_train_set_resolved(tr, "aux", mo.aux ? "on" : "off")))
+        return st;
     if ((st = sd_model_create(&mo, &tr->model)))
         return sd_fail_prefix(st, "model %s", mo.name);
     sd_model_init_weights(tr->model, tr->seed);
@@ -1071,8 +1080,13 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     if (head_mult < 0)
         return sd_fail(SD_ERR_ARG, "%s: head-lr-mult = %g, expected >= 0 (0 = auto)",
                        sd_config_origin(cfg, "head-lr-mult"), head_mult);
-    if (g_head >= 0)
+    if (g_head >= 0) {
         tr->params->groups[g_head].lr_mult = head_mult > 0 ? head_mult : scratch ? 1.0f : 10.0f;
+        char hm[32];
+        snprintf(hm, sizeof hm, "%g", (double)tr->params->groups[g_head].lr_mult);
+        if ((st = sd_train_set_resolved(tr, "head-lr-mult", hm)))
+            return st;
+    }
     int n_models;
     const sd_model_info *info = sd_model_list(&n_models);
     tr->norm = SD_NORM_CAFFE;
