@@ -109,9 +109,10 @@ class Model:
         self.name = lib.sd_predictor_model_name(h).decode()
 
     def close(self):
-        if getattr(self, "_h", None):
-            lib.sd_predictor_free(self._h)
-            self._h = None
+        # also runs from __del__, possibly while the interpreter shuts down
+        h, self._h = getattr(self, "_h", None), None
+        if h and lib is not None:
+            lib.sd_predictor_free(h)
 
     __del__ = close
 
@@ -271,9 +272,9 @@ class Dataset:
         self.has_labels = lib.sd_api_dataset_has_labels(h)
 
     def close(self):
-        if getattr(self, "_h", None):
-            lib.sd_api_dataset_free(self._h)
-            self._h = None
+        h, self._h = getattr(self, "_h", None), None
+        if h and lib is not None:
+            lib.sd_api_dataset_free(h)
 
     __del__ = close
 
@@ -334,7 +335,8 @@ def train(config, progress=None):
     called after every iteration (losses a dict of this iteration's terms);
     returning True stops the run cleanly (state saved, SegdaError
     "interrupted"). An exception in progress (Ctrl-C included) stops the
-    run the same way and is raised again. Returns {"best_miou",
+    run the same way and is raised again. {"resume": True, "out": RUNDIR}
+    continues a stopped run from RUNDIR/config.txt. Returns {"best_miou",
     "final_miou", "out"} (None where the run did not evaluate)."""
     keys = [str(k).replace("_", "-") for k in config]
     vals = [_config_value(config[k]) for k in config]

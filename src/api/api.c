@@ -295,9 +295,22 @@ sd_status sd_api_train(int n, const char *const *keys, const char *const *values
     sd_status st = SD_OK;
     for (int i = 0; i < n && !st; i++)
         st = sd_config_set(&cfg, keys[i], values[i], "config dict", true);
+    /* the precedence of segda train: given keys, then --config's file, then
+     * (resume) the run's own config.txt */
     const char *file = st ? NULL : sd_config_get(&cfg, "config");
     if (file && *file)
         st = sd_config_read(&cfg, file);
+    const char *resume = st ? NULL : sd_config_get(&cfg, "resume");
+    if (resume && (!strcmp(resume, "true") || !strcmp(resume, "1") || !strcmp(resume, "yes"))) {
+        const char *out = sd_config_get(&cfg, "out");
+        char path[4096];
+        if (!out || !*out)
+            st = sd_fail(SD_ERR_ARG, "config dict: resume needs 'out' (the run directory)");
+        else if (snprintf(path, sizeof path, "%s/config.txt", out) >= (int)sizeof path)
+            st = sd_fail(SD_ERR_ARG, "config dict: out path too long: %s", out);
+        else
+            st = sd_config_read(&cfg, path);
+    }
     if (!st && !sd_config_get(&cfg, "method"))
         st = sd_fail(SD_ERR_ARG, "config dict: 'method' is required");
     train_hook hk = {fn, ctx};

@@ -85,6 +85,9 @@ def run(tmp):
          "model": "deeplab-mini", "out": os.path.join(tmp, "run2"), "iters": 5, "crop": "64x32"},
         progress=stop_at_2), "interrupted")
     report(ok and calls == [1, 2], "a progress callback returning True stops the run", why + repr(calls))
+    calls.clear()
+    segda.train({"resume": True, "out": os.path.join(tmp, "run2")}, progress=lambda it, iters, l: calls.append(it))
+    report(calls == [3, 4, 5], "train resumes a stopped run from its directory alone", repr(calls))
     check_raises("an unknown config key raises naming it",
                  segda.SegdaError, lambda: segda.train({"method": "source-only", "lamda": 1}), "lamda")
 
