@@ -77,6 +77,14 @@ const char *sd_api_dataset_image_path(const sd_api_dataset *d, int i);
 sd_status sd_api_dataset_read(const sd_api_dataset *d, int i, uint8_t **image, int *w, int *h, uint8_t **label,
                               int *lw, int *lh);
 
+/* Scores the prediction PNGs under dir against d as `segda eval --pred`
+ * does (matched by Cityscapes stem or base name; NAME_trainIds.png as
+ * segda predict writes them) into counts/ignored (as above, added to).
+ * skip_missing: samples without a prediction are skipped, not an error;
+ * *images / *skipped (may be NULL) get the counts. */
+sd_status sd_api_eval_folder(const sd_api_dataset *d, const char *dir, bool label_ids, bool skip_missing,
+                             uint64_t *counts, uint64_t *ignored, int64_t *images, int64_t *skipped);
+
 /* ---- training in-process ---- */
 /* Called after every iteration with the iteration done (1-based), the
  * total, and this iteration's loss terms; a nonzero return stops the run

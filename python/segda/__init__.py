@@ -21,7 +21,7 @@ import numpy as np
 
 from ._lib import PROGRESS_FN, SegdaError, check, enc, lib
 
-__all__ = ["SegdaError", "Model", "load", "read_image", "Confusion", "evaluate", "Dataset", "train",
+__all__ = ["SegdaError", "Model", "load", "read_image", "Confusion", "evaluate", "evaluate_folder", "Dataset", "train",
            "set_threads", "threads", "set_precision", "precision", "version", "CLASS_NAMES"]
 
 CLASS_NAMES = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
@@ -257,6 +257,23 @@ def evaluate(preds, gts, label_ids=False):
     r = cm.result()
     r["confusion"] = cm.counts.copy()
     return r
+
+
+def evaluate_folder(pred_dir, spec, split=None, label_ids=False, skip_missing=False):
+    """Scores the prediction PNGs under pred_dir (as `segda predict` writes
+    them, or the Cityscapes test server takes them with label_ids) against
+    the dataset `spec`, as `segda eval --pred DIR --data SPEC` does."""
+    with Dataset(spec, split) as ds:
+        cm = Confusion()
+        n, skipped = ctypes.c_int64(), ctypes.c_int64()
+        check(lib.sd_api_eval_folder(ds._h, enc(str(pred_dir)), bool(label_ids), bool(skip_missing),
+                                     cm.counts.ctypes.data_as(ctypes.POINTER(ctypes.c_uint64)),
+                                     ctypes.byref(cm.ignored), ctypes.byref(n), ctypes.byref(skipped)))
+        cm.images = n.value
+        r = cm.result()
+        r["confusion"] = cm.counts.copy()
+        r["skipped"] = skipped.value
+        return r
 
 
 class Dataset:

@@ -104,6 +104,7 @@ _sig("sd_api_dataset_has_labels", _b, _vp)
 _sig("sd_api_dataset_stem", _s, _vp, _i)
 _sig("sd_api_dataset_image_path", _s, _vp, _i)
 _sig("sd_api_dataset_read", _i, _vp, _i, _P(_u8p), _P(_i), _P(_i), _P(_u8p), _P(_i), _P(_i))
+_sig("sd_api_eval_folder", _i, _vp, _s, _b, _b, _u64p, _u64p, _P(ctypes.c_int64), _P(ctypes.c_int64))
 _sig("sd_api_train", _i, _i, _P(_s), _P(_s), PROGRESS_FN, _vp, _f64p, _f64p)
 
 

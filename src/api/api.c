@@ -263,6 +263,36 @@ sd_status sd_api_dataset_read(const sd_api_dataset *d, int i, uint8_t **image, i
     return SD_OK;
 }
 
+sd_status sd_api_eval_folder(const sd_api_dataset *d, const char *dir, bool label_ids, bool skip_missing,
+                             uint64_t *counts, uint64_t *ignored, int64_t *images, int64_t *skipped)
+{
+    if (!dir)
+        return sd_fail(SD_ERR_ARG, "no prediction folder given");
+    sd_confusion cm;
+    sd_confusion_init(&cm);
+    memcpy(cm.counts, counts, sizeof cm.counts);
+    cm.ignored = *ignored;
+    sd_eval_pred_opts o = {
+        .dirs = &dir,
+        .n_dirs = 1,
+        .kind = label_ids ? SD_PRED_LABEL_IDS : SD_PRED_TRAIN_IDS,
+        .skip_missing = skip_missing,
+        .progress = SD_PROGRESS_OFF, /* a library caller draws its own */
+    };
+    sd_eval_setup setup;
+    memset(&setup, 0, sizeof setup);
+    sd_status st = sd_eval_pred_dirs(&d->ds, &o, &cm, &setup);
+    if (st)
+        return st;
+    memcpy(counts, cm.counts, sizeof cm.counts);
+    *ignored = cm.ignored;
+    if (images)
+        *images = setup.images;
+    if (skipped)
+        *skipped = setup.skipped;
+    return SD_OK;
+}
+
 /* ---- training ---- */
 
 typedef struct train_hook {

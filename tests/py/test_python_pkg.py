@@ -131,6 +131,12 @@ def run(tmp):
             report(r["miou_19"] is not None and abs(r["miou_19"] - cli_miou) < 1e-12
                    and r["confusion"].sum() + 0 >= 0,
                    "evaluate on arrays equals segda eval on the PNGs", "%s vs %s" % (r["miou_19"], cli_miou))
+            rf = segda.evaluate_folder(pdir, "cityscapes:" + b + "/real:val")
+            report(rf["images"] == 3 and np.array_equal(rf["confusion"], r["confusion"])
+                   and rf["miou_19"] == r["miou_19"], "evaluate_folder equals evaluate on the arrays", repr(rf["images"]))
+            check_raises("evaluate_folder on a folder without predictions raises naming the missing one",
+                         segda.SegdaError, lambda: segda.evaluate_folder(tmp + "/run", "cityscapes:" + b + "/real:val"),
+                         "no prediction")
 
     # bad input: clear exceptions, nothing reaches the library
     check_raises("a float32 image raises TypeError naming the dtype",
