@@ -25,6 +25,8 @@ ok "$(has a/config.txt "lambda-adv = 0.001" && has a/config.txt "freeze-bn = fal
 run --method adaptseg --out a --resume
 ok "$([ $? -eq 0 ] && grep -q '"it": 1,' a/log.jsonl; echo $?)" "a run whose config.txt holds resolved values resumes" \
    "$(tail -2 log)"
+run --method adaptseg --out a2 --iters 2 --stop-after 1 && run --method adaptseg --out a2 --resume --freeze-bn auto --lambda-adv 0
+ok $? "resuming with the \"auto\" / 0 given at the start matches the resolved values stored" "$(tail -2 log)"
 run --method adaptseg --gan ls --out ls --iters 1
 ok "$(has ls/config.txt "lambda-adv = 0.01"; echo $?)" "LS-GAN's published lambda-adv (0.01) is stored"
 run --method adaptseg --lambda-adv 0.005 --init a/last.safetensors --out ex --iters 1

@@ -241,9 +241,9 @@ sd_status sd_train_add_module(sd_trainer *tr, const char *prefix, sd_params *par
  * upsampled bilinearly (align_corners true, as AdaptSegNet) to the batch
  * size first. */
 sd_tensor *sd_train_seg_loss(sd_trainer *tr, sd_tensor *logits, const uint8_t *labels, int h, int w);
-/* Records in the run's configuration the value an "auto" or 0-means-default
- * knob resolved to, so config.txt and the checkpoints hold what the run
- * used (lambda-adv = 0.001, not 0); the knob keeps its origin. */
+/* Records the value an "auto" or 0-means-default knob resolved to, so
+ * config.txt and the checkpoints' config hold what the run used
+ * (lambda-adv = 0.001, not 0); tr->cfg keeps the value as given. */
 sd_status sd_train_set_resolved(sd_trainer *tr, const char *key, const char *value);
 /* Upsample logits to the batch's size (align_corners true). */
 sd_tensor *sd_train_upsample(sd_trainer *tr, sd_tensor *logits, int h, int w);

@@ -255,6 +255,10 @@ typedef struct loop_priv {
     int lock_fd;                 /* RUNDIR/.lock, held for the whole run (-1: none) */
     int eval_failures;           /* evaluations that failed (logged, the run went on) */
     char *forced;                /* settings --resume-force let change ("key: old -> new; ..."), or NULL */
+    /* what "auto" / 0-means-published knobs resolved to (sd_train_set_resolved):
+     * written to config.txt and the checkpoints' config, while tr->cfg keeps
+     * the values as given, so a run stored with "auto" still resumes */
+    sd_config resolved;
 } loop_priv;
 
 static sd_status domain_open(domain *d, const char *spec, bool use_labels, bool skip_bad, uint32_t stream)
@@ -600,8 +604,8 @@ static sd_status save_best(sd_trainer *tr)
 
 sd_status sd_train_set_resolved(sd_trainer *tr, const char *key, const char *value)
 {
-    const char *origin = sd_config_origin(tr->cfg, key); /* copied before the entry is replaced */
-    return sd_config_set(tr->cfg, key, value, origin ? origin : "resolved", true);
+    loop_priv *pv = tr->priv;
+    return sd_config_set(&pv->resolved, key, value, "resolved", true);
 }
 
 static bool is_run_only_key(const char *k);
@@ -648,7 +652,9 @@ static sd_status resume_check_config(sd_trainer *tr, const char *path, const cha
             snprintf(key, sizeof key, "%.*s", (int)(eq - p), p);
             snprintf(old, sizeof old, "%.*s", (int)(end - eq - 3), eq + 3);
             const char *now = sd_config_get(tr->cfg, key);
-            if (now && !resume_may_change(key) && !same_setting(old, now)) {
+            /* a stored resolved value ("false") equals the "auto" that resolves to it */
+            const char *used = sd_config_get(&pv->resolved, key);
+            if (now && !resume_may_change(key) && !same_setting(old, now) && !(used && same_setting(old, used))) {
                 n_diff++;
                 if (nd < sizeof diff - 1)
                     nd += (size_t)snprintf(diff + nd, sizeof diff - nd, "%s%s: '%s' -> '%s'", nd ? "; " : "", key,
@@ -882,10 +888,12 @@ static sd_status write_config(sd_trainer *tr)
 {
     sd_config keep;
     sd_config_init(&keep);
-    for (int i = 0; i < tr->cfg->n; i++)
-        if (!is_run_only_key(tr->cfg->e[i].key))
-            sd_config_set(&keep, tr->cfg->e[i].key, tr->cfg->e[i].value, tr->cfg->e[i].origin, true);
     loop_priv *pv = tr->priv;
+    for (int i = 0; i < tr->cfg->n; i++)
+        if (!is_run_only_key(tr->cfg->e[i].key)) {
+            const char *used = sd_config_get(&pv->resolved, tr->cfg->e[i].key);
+            sd_config_set(&keep, tr->cfg->e[i].key, used ? used : tr->cfg->e[i].value, tr->cfg->e[i].origin, true);
+        }
     pv->config_text = config_text(&keep);
     char path[4096];
     snprintf(path, sizeof path, "%s/config.txt", tr->rundir);
@@ -956,6 +964,7 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     if (!pv)
         return sd_fail(SD_ERR_NOMEM, "train: out of memory");
     pv->lock_fd = -1;
+    sd_config_init(&pv->resolved);
     tr->priv = pv;
 
     const char *out = sd_config_str(cfg, "out");
@@ -1180,6 +1189,7 @@ static void teardown(sd_trainer *tr)
             val_free(&pv->val);
         free(pv->config_text);
         free(pv->forced);
+        sd_config_free(&pv->resolved);
         lock_fd = pv->lock_fd;
         free(pv);
     }
