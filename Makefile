@@ -71,6 +71,48 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
+# ---- issue 21 (kept in one block for merging): the flat binding API ----
+# (src/api), the clean shared library for installation and Python, and
+# `make install`. $(BUILD)/libsegda.so stays the test library (it carries
+# tests/shim*.c for the PyTorch parity scripts); the library that is
+# installed and that python/segda loads is $(BUILD)/lib/libsegda.so.X.Y.Z,
+# built from the library objects only, with the soname libsegda.so.MAJOR.
+API_SRC  := $(wildcard src/api/*.c)
+LIB_SRC  += $(API_SRC)
+LIB_OBJ  += $(API_SRC:%.c=$(BUILD)/obj/%.o)
+VERSION  := $(shell sed -n 's/^\#define SD_VERSION "\(.*\)"/\1/p' include/segda/api.h)
+SONAME   := libsegda.so.$(firstword $(subst ., ,$(VERSION)))
+PUBLIB   := $(BUILD)/lib/libsegda.so.$(VERSION)
+PREFIX   ?= /usr/local
+LIBDIR   ?= $(PREFIX)/lib
+DESTDIR  ?=
+# what a static link against libsegda.a needs (segda.pc's Libs.private)
+PC_PRIVATE := -ldnnl -lopenblas -lpng -ljpeg -llinear -lsvm -lm -lpthread -lgomp
+
+.PHONY: install
+all: $(BUILD)/lib/libsegda.so
+
+$(PUBLIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(LDFLAGS) -Wl,-soname,$(SONAME) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/lib/libsegda.so: $(PUBLIB)
+	ln -sf $(notdir $(PUBLIB)) $(BUILD)/lib/$(SONAME)
+	ln -sf $(SONAME) $@
+
+install: $(BUILD)/segda $(BUILD)/libsegda.a $(PUBLIB)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include/segda $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 755 $(BUILD)/segda $(DESTDIR)$(PREFIX)/bin/segda
+	install -m 755 tools/pth2safetensors.py $(DESTDIR)$(PREFIX)/bin/segda-pth2safetensors
+	install -m 644 include/segda/*.h $(DESTDIR)$(PREFIX)/include/segda/
+	install -m 644 $(BUILD)/libsegda.a $(DESTDIR)$(LIBDIR)/libsegda.a
+	install -m 755 $(PUBLIB) $(DESTDIR)$(LIBDIR)/libsegda.so.$(VERSION)
+	ln -sf libsegda.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libsegda.so
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@VERSION@|$(VERSION)|; s|@PRIVATE@|$(PC_PRIVATE)|' \
+	  tools/segda.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/segda.pc
+# ---- end of the issue 21 block ----
+
 .PHONY: all deps test check asan demo bench bench-micro fuzz clean
 all: $(BUILD)/libsegda.a $(BUILD)/libsegda.so $(BUILD)/segda $(TESTS)
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test program (build/tests/test_*) and every PyTorch parity
-# script (tests/py/test_*.py), counts PASS/FAIL lines and ends with the line
-# "N passed, N failed". Exit status is non-zero when anything failed or a
-# program crashed.
+# Runs every test program (build/tests/test_*), every shell test
+# (tests/test_*.sh) and every Python script (tests/py/test_*.py), counts
+# PASS/FAIL lines and ends with the line "N passed, N failed". Exit status
+# is non-zero when anything failed or a program crashed.
 set -u
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -33,6 +33,13 @@ for t in "$BUILD"/tests/test_*; do
   case "$t" in *.d|*.o) continue;; esac
   [ -n "$filter" ] && [[ "$t" != *$filter* ]] && continue
   run_one "$t" "$t"
+done
+# shell tests (make install, the README's quick start): they drive the
+# built command and the Makefile themselves
+for t in tests/test_*.sh; do
+  [ -f "$t" ] || continue
+  [ -n "$filter" ] && [[ "$t" != *$filter* ]] && continue
+  run_one "$t" bash "$t"
 done
 if [ -n "${SEGDA_ASAN:-}" ]; then
   echo "== tests/py: skipped under ASan (the parity scripts load the unsanitised libsegda.so)"

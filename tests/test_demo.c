@@ -2,7 +2,8 @@
  * stage, source-base, every --full row with its dependencies (FDA's
  * self-supervised row on the checkpoints of the three single-band rows, the
  * adabn rows on the checkpoints of their methods),
- * results.json in the asked shape, report.md. A few iterations each: this
+ * results.json in the asked shape (with each run's configuration, version,
+ * precision, device), report.md, no "±" in a one-seed table. A few iterations each: this
  * checks the plumbing, not the numbers. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,7 +67,26 @@ static void TEST_full_tiny(void)
     CHECK(f && strstr(f, "\"init\": \"source-base\"") == strstr(f, "\"init\""));
     const char *fa = entry(json, "fda+adabn");
     CHECK(fa && strstr(fa, "\"iters\": 2, \"init\": \"fda\"") == strstr(fa, "\"iters\""));
+    /* each entry carries what produced it: the run's resolved settings, the
+     * segda version, precision and device (checked on the fda entry, whose
+     * next entry starts after it) */
+    const char *next = f ? strstr(f + 1, "{\"method\": ") : NULL;
+    const char *cf = f ? strstr(f, "\"config\": {") : NULL;
+    CHECK_MSG(cf && (!next || cf < next), "fda's results.json entry has no config");
+    CHECK(cf && strstr(cf, "\"beta\": \"0.05\"") && strstr(cf, "\"method\": \"fda\"") &&
+          strstr(cf, "\"freeze-bn\": \"false\""));
+    CHECK(f && strstr(f, "\"segda_version\": \"") && strstr(f, "\"precision\": \"f32\"") &&
+          strstr(f, "\"device\": \"cpu\""));
+    /* adaptseg's lambda-adv as used (0 in the knob means the published 0.001) */
+    const char *as = entry(json, "adaptseg");
+    CHECK(as && strstr(as, "\"lambda-adv\": \"0.001\""));
     free(json);
+    /* one seed: no spread to print ("± 0.0" would claim one) */
+    snprintf(path, sizeof path, "%s/demo.out", dir);
+    char *table = test_slurp(path, NULL);
+    CHECK_MSG(table && strstr(table, "mIoU-19") && !strstr(table, "±"), "a one-seed table prints ±:\n%s",
+              table ? table : "(none)");
+    free(table);
 
     /* fda-ssl's configuration names the three single-band checkpoints of its seed */
     snprintf(path, sizeof path, "%s/runs/fda-ssl-s1.cfg", dir);

@@ -74,13 +74,19 @@ static void test_scratch_defaults(void)
         CHECK_MSG(isfinite(v[i]) && v[i] < 10, "seg loss %g at iteration %d", v[i], i + 1);
     CHECK(!bn_untouched(ck));   /* BN learned statistics */
     char *txt = test_slurp(cfg, NULL);
-    CHECK(txt && strstr(txt, "bn = train") && strstr(txt, "head-lr-mult = 0"));
+    /* config.txt records what "auto" resolved to from scratch */
+    CHECK_MSG(txt && strstr(txt, "bn = train") && strstr(txt, "head-lr-mult = 1\n"), "config.txt:\n%s",
+              txt ? txt : "(none)");
     free(txt);
     /* from that checkpoint (--init), BN stays frozen as DeepLab-v2 trains it */
     char init[600];
     snprintf(init, sizeof init, "init=%s", ck);
     const char *b[] = {"iters=2", "lr=0.001", "batch=1,0", init};
     CHECK_OK(run("init", 4, b));
+    snprintf(cfg, sizeof cfg, "%s/run-init/config.txt", bench);
+    txt = test_slurp(cfg, NULL);
+    CHECK(txt && strstr(txt, "freeze-bn = true") && strstr(txt, "head-lr-mult = 10\n")); /* and with --init */
+    free(txt);
     snprintf(ck, sizeof ck, "%s/run-init/last.safetensors", bench);
     sd_model *m0 = NULL, *m1 = NULL;
     char ck0[512];

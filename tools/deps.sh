@@ -2,7 +2,9 @@
 # Installs the Debian packages segda builds and tests with, when missing.
 # Runtime: oneDNN (convolutions), OpenBLAS, libpng, libjpeg-turbo, liblinear,
 # libsvm.
-# Test-only: python3-torch and python3-numpy (PyTorch parity checks).
+# Test-only: python3-torch and python3-numpy (PyTorch parity checks);
+# python3-pip, python3-setuptools and python3-wheel (`pip install ./python`
+# offline in tests/py/test_python_pkg.py); pkg-config (tests/test_install.sh).
 # `tools/deps.sh fuzz` adds what `make fuzz` needs: clang, its libFuzzer and
 # sanitizer runtimes, and its OpenMP runtime (the default clang's versions).
 # `tools/deps.sh mpi` adds Open MPI (data-parallel training under mpirun;
@@ -18,7 +20,7 @@
 # are the user's.
 set -eu
 pkgs=(build-essential libdnnl-dev libopenblas-dev libpng-dev libjpeg62-turbo-dev liblinear-dev libsvm-dev
-      python3-torch python3-numpy)
+      python3-torch python3-numpy python3-pip python3-setuptools python3-wheel pkg-config)
 for group in "$@"; do
   case $group in
     fuzz) pkgs+=(clang libclang-rt-dev libomp-dev) ;;

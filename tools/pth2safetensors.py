@@ -3,7 +3,13 @@
 `segda predict/eval/train` load directly.
 
     tools/pth2safetensors.py IN.pth OUT.safetensors --model NAME --classes N \
-        [--normalize caffe|imagenet] [--partial] [--segda build/segda]
+        [--normalize caffe|imagenet] [--partial] [--segda PATH]
+
+Installed by `make install` as the command `segda-pth2safetensors`; it finds
+the segda command (for the expected names) as --segda, else $SEGDA_BIN, else
+`segda` beside this script (the installed bin/), else build/segda of the
+checkout holding this script, else `segda` on PATH: so it works from any
+directory.
 
 Accepts a plain state dict, one nested under 'state_dict', 'model' or
 'model_state_dict', and DataParallel 'module.' prefixes; drops
@@ -21,6 +27,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -103,6 +110,22 @@ def torchvision_vgg_to_deeplab(sd):
     return out
 
 
+def find_segda():
+    """The segda binary, wherever this script is run from (see the top)."""
+    env = os.environ.get("SEGDA_BIN")
+    if env:
+        return env
+    here = os.path.dirname(os.path.realpath(__file__))
+    for cand in (os.path.join(here, "segda"), os.path.join(os.path.dirname(here), "build", "segda")):
+        if os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    found = shutil.which("segda")
+    if found:
+        return found
+    raise SystemExit("pth2safetensors: segda command not found: not beside %s, not in %s, not on PATH; "
+                     "pass --segda PATH or set SEGDA_BIN" % (here, os.path.join(os.path.dirname(here), "build")))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("input")
@@ -115,8 +138,11 @@ def main():
                     help="ASPP branches the network USES (AdaptSegNet's Classifier_Module returns after two "
                          "branches although its state dict holds four; a state dict cannot tell). Default: the "
                          "branches the state dict holds")
-    ap.add_argument("--segda", default=os.environ.get("SEGDA_BIN", "build/segda"), help="path of the segda binary")
+    ap.add_argument("--segda", help="path of the segda binary (default: $SEGDA_BIN, beside this script, "
+                    "the checkout's build/segda, PATH)")
     a = ap.parse_args()
+    if not a.segda:
+        a.segda = find_segda()
 
     obj = torch.load(a.input, map_location="cpu")
     sd = find_state_dict(obj)

@@ -159,6 +159,11 @@ int *sd_gap_pick(int n, int m, sd_rng *rng, int *out_m);
  * the feature keys only when has_features, class_kl always ({} when not
  * computed). Written to PATH.tmp then renamed. */
 sd_status sd_gap_result_write_json(const char *path, const sd_gap_result *res);
+/* The same with a first key "setup": {keys[i]: values[i], ...} (strings:
+ * the inputs, options, segda version, precision and device that produced
+ * the numbers). */
+sd_status sd_gap_result_write_json_setup(const char *path, const sd_gap_result *res, int n_setup,
+                                         const char *const *keys, const char *const *values);
 
 /* ---- plots ------------------------------------------------------------------- */
 

@@ -6,7 +6,8 @@
  * optimisers (optim.h), datasets (data.h), metrics (eval.h).
  *
  * Files of a run directory RUNDIR:
- *   config.txt          the resolved configuration, `key = value` lines (readable by --config)
+ *   config.txt          the resolved configuration, `key = value` lines (readable by --config);
+ *                       "auto" and 0-means-published knobs as the values the run used
  *   log.jsonl           one line per iteration: {"it", "lr", "time", "terms": {...}} and
  *                       one per evaluation: {"it", "eval": {"miou_19", "class_iou": {...}}}
  *   last.safetensors    the model after the last save (a checkpoint predict/eval load)
@@ -216,6 +217,13 @@ typedef struct sd_train_summary {
 /* sd_train_run that also fills *sum (may be NULL). */
 sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum);
 
+/* A hook called after every iteration of the runs this thread starts
+ * (in-process users such as the Python package; NULL = none). tr->it is
+ * the iteration just done (0-based), tr->terms its losses. A nonzero return
+ * requests a clean stop, as SIGINT does. */
+typedef int (*sd_train_progress_fn)(void *ctx, const sd_trainer *tr);
+void sd_train_set_progress(sd_train_progress_fn fn, void *ctx);
+
 /* ---- for methods ---- */
 
 /* Normalises the batch's images (RGB 0..255) for the model as a tape tensor. */
@@ -236,6 +244,10 @@ sd_status sd_train_add_module(sd_trainer *tr, const char *prefix, sd_params *par
  * upsampled bilinearly (align_corners true, as AdaptSegNet) to the batch
  * size first. */
 sd_tensor *sd_train_seg_loss(sd_trainer *tr, sd_tensor *logits, const uint8_t *labels, int h, int w);
+/* Records the value an "auto" or 0-means-default knob resolved to, so
+ * config.txt and the checkpoints' config hold what the run used
+ * (lambda-adv = 0.001, not 0); tr->cfg keeps the value as given. */
+sd_status sd_train_set_resolved(sd_trainer *tr, const char *key, const char *value);
 /* Upsample logits to the batch's size (align_corners true). */
 sd_tensor *sd_train_upsample(sd_trainer *tr, sd_tensor *logits, int h, int w);
 

@@ -19,6 +19,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "segda/api.h" /* sd_version */
 #include "segda/checkpoint.h"
 #include "segda/data.h"
 #include "segda/eval.h"
@@ -121,6 +122,43 @@ static void json_num(FILE *f, double v)
         fprintf(f, "%.6f", v);
     else
         fprintf(f, "null");
+}
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+/* A run's resolved configuration (RUNDIR/config.txt, as the run wrote it)
+ * as a JSON object of strings; {} when it cannot be read. */
+static void json_run_config(FILE *f, const char *rundir)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%.600s/config.txt", rundir);
+    sd_config c;
+    sd_config_init(&c);
+    fputc('{', f);
+    if (sd_config_read(&c, path) == SD_OK)
+        for (int i = 0; i < c.n; i++) {
+            fputs(i ? ", " : "", f);
+            json_str(f, c.e[i].key);
+            fputs(": ", f);
+            json_str(f, c.e[i].value);
+        }
+    else
+        sd_error_clear();
+    fputc('}', f);
+    sd_config_free(&c);
 }
 
 /* ---- loss curves: one SVG polyline per logged term ---- */
@@ -383,8 +421,11 @@ static void print_table(FILE *f, const row_stat *rows, int n, bool markdown)
         char gs[32] = "-";
         if (isfinite(g))
             snprintf(gs, sizeof gs, "%.0f%%", g);
-        fprintf(f, "%-16s %6.1f ± %-4.1f %6d %s\n", rows[k].name, 100 * rows[k].miou_mean, 100 * rows[k].miou_std,
-                rows[k].n, gs);
+        /* one seed has no spread: "± 0.0" would claim one */
+        char sd[32] = "      "; /* the columns "± x.x" takes */
+        if (rows[k].n > 1)
+            snprintf(sd, sizeof sd, "± %-4.1f", 100 * rows[k].miou_std);
+        fprintf(f, "%-16s %6.1f %s %6d %s\n", rows[k].name, 100 * rows[k].miou_mean, sd, rows[k].n, gs);
     }
 }
 
@@ -1216,7 +1257,12 @@ int cli_demo(int argc, char **argv)
                 fprintf(f, "%s\"%s\": ", c ? ", " : "", sd_class_names[c]);
                 json_num(f, res[i].class_iou[c]);
             }
-            fprintf(f, "}}%s\n", i + 1 < n_res ? "," : "");
+            /* what produced the number: the run's resolved settings, the
+             * build, the compute precision and the device */
+            fprintf(f, "}, \"config\": ");
+            json_run_config(f, res[i].rundir);
+            fprintf(f, ", \"segda_version\": \"%s\", \"precision\": \"%s\", \"device\": \"%s\"}%s\n",
+                    sd_version(), precision, sd_device_name(SD_DEVICE_CPU), i + 1 < n_res ? "," : "");
         }
         fprintf(f, "]\n");
         fclose(f);

@@ -4,6 +4,7 @@
  * measures are in src/gap/; this file gathers features, prints, writes. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "segda/api.h" /* sd_version */
 #include "segda/checkpoint.h"
 #include "segda/data.h"
 #include "segda/gap.h"
@@ -380,6 +382,26 @@ static void print_table(const sd_gap_result *r, const char *a, const char *b, co
     }
 }
 
+/* gap.json's "setup": the inputs and options that produced the numbers,
+ * with the segda version, precision and device. */
+typedef struct gap_setup {
+    int n;
+    const char *key[32];
+    char val[32][512];
+} gap_setup;
+
+static void setup_add(gap_setup *s, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void setup_add(gap_setup *s, const char *key, const char *fmt, ...)
+{
+    if (s->n >= 32)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->val[s->n], sizeof s->val[s->n], fmt, ap);
+    va_end(ap);
+    s->key[s->n++] = key;
+}
+
 int cli_gap(int argc, char **argv)
 {
     enum {
@@ -570,8 +592,36 @@ int cli_gap(int argc, char **argv)
         print_table(&res, spec[0] ? spec[0] : feat[0], spec[1] ? spec[1] : feat[1], &o, bins, n_kl_img);
     if (st == SD_OK && out_dir) /* first: --json may point into it */
         st = mkdir_p(out_dir);
+    gap_setup setup = {0};
+    setup_add(&setup, "a", "%s", spec[0] ? spec[0] : feat[0] ? feat[0] : "");
+    setup_add(&setup, "b", "%s", spec[1] ? spec[1] : feat[1] ? feat[1] : "");
+    setup_add(&setup, "mode", "%s", ckpt ? "model" : rgb ? "rgb" : labels_only ? "labels-only" : "features");
+    if (ckpt)
+        setup_add(&setup, "model", "%s", ckpt);
+    if (layer)
+        setup_add(&setup, "layer", "%s", layer);
+    if (net_w)
+        setup_add(&setup, "size", "%dx%d", net_w, net_h);
+    if (n_img > 0 || ckpt || rgb)
+        setup_add(&setup, "images", "%d", n_img > 0 ? n_img : DEFAULT_MODEL_IMAGES);
+    if (pixels)
+        setup_add(&setup, "pixels", "%d", pixels);
+    setup_add(&setup, "max-rows", "%d", o.max_per_domain);
+    setup_add(&setup, "k", "%d", o.k);
+    setup_add(&setup, "folds", "%d", o.folds);
+    setup_add(&setup, "perm", "%d", o.n_perm);
+    setup_add(&setup, "bins", "%d", bins);
+    setup_add(&setup, "metric", "%s", o.metric == SD_GAP_METRIC_COSINE ? "cosine" : "l2");
+    setup_add(&setup, "seed", "%llu", (unsigned long long)o.seed);
+    setup_add(&setup, "threads", "%d", threads);
+    setup_add(&setup, "segda_version", "%s", sd_version());
+    setup_add(&setup, "precision", "%s", sd_dtype_name(sd_precision()));
+    setup_add(&setup, "device", "%s", sd_device_name(SD_DEVICE_CPU));
+    const char *setup_val[32];
+    for (int i = 0; i < setup.n; i++)
+        setup_val[i] = setup.val[i];
     if (st == SD_OK && json)
-        st = sd_gap_result_write_json(json, &res);
+        st = sd_gap_result_write_json_setup(json, &res, setup.n, setup.key, setup_val);
     if (st == SD_OK && out_dir) {
         char path[4096];
         if (res.has_features) {
@@ -614,7 +664,7 @@ int cli_gap(int argc, char **argv)
         }
         snprintf(path, sizeof path, "%s/gap.json", out_dir);
         if (st == SD_OK)
-            st = sd_gap_result_write_json(path, &res);
+            st = sd_gap_result_write_json_setup(path, &res, setup.n, setup.key, setup_val);
         if (st == SD_OK)
             fprintf(stderr, "segda gap: wrote %s/{%sgap.json}\n", out_dir,
                     res.has_features ? (images ? "pca.svg,retrieval.png," : "pca.svg,") : "");

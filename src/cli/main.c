@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "segda/api.h" /* SD_VERSION */
 #include "segda/core.h"
 #include "segda/dist.h"
 #include "segda/tensor.h"
@@ -49,7 +50,7 @@ static const struct {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: segda COMMAND [options]   (segda COMMAND --help for each)\n\ncommands:\n");
+    fprintf(f, "usage: segda COMMAND [options]   (segda help COMMAND or segda COMMAND --help for each)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
 }
@@ -77,12 +78,23 @@ static void prefer_passive_wait(char **argv)
 int main(int argc, char **argv)
 {
     prefer_passive_wait(argv);
+    /* `segda help CMD` is `segda CMD --help` */
+    if (argc >= 3 && !strcmp(argv[1], "help")) {
+        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+            if (!strcmp(argv[2], commands[i].name)) {
+                char *args[] = {argv[2], "--help", NULL};
+                return commands[i].run(2, args);
+            }
+        fprintf(stderr, "segda help: unknown command '%s'\n", argv[2]);
+        usage(stderr);
+        return 2;
+    }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("segda 0.1.0 (%s)\nbackends: %s\n", sd_dist_describe(), sd_backends_built());
+        printf("segda %s (%s)\nbackends: %s\n", sd_version(), sd_dist_describe(), sd_backends_built());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {

@@ -282,6 +282,10 @@ typedef struct loop_priv {
     bool remap;                  /* a class set other than the 19 trainIds: labels go through class_lut */
     uint8_t class_lut[256];      /* trainId -> the model's output index */
     sd_protocol protocol;        /* what evaluations select the best checkpoint by */
+    /* what "auto" / 0-means-published knobs resolved to (sd_train_set_resolved):
+     * written to config.txt and the checkpoints' config, while tr->cfg keeps
+     * the values as given, so a run stored with "auto" still resumes */
+    sd_config resolved;
 } loop_priv;
 
 /* The CE of a rank's share is a mean over its own labelled pixels; the run
@@ -671,6 +675,12 @@ static sd_status save_best(sd_trainer *tr)
     return sd_dist_agree(st);
 }
 
+sd_status sd_train_set_resolved(sd_trainer *tr, const char *key, const char *value)
+{
+    loop_priv *pv = tr->priv;
+    return sd_config_set(&pv->resolved, key, value, "resolved", true);
+}
+
 static bool is_run_only_key(const char *k);
 
 /* Settings a resumed run may change: where and how often it reports and
@@ -719,7 +729,9 @@ static sd_status resume_check_config(sd_trainer *tr, const char *path, const cha
                 sd_log(0, "train: --resume with %s rank(s), the run was saved with %s: the global batch is now %s x "
                        "--batch (the remaining iterations read other batches than the uninterrupted run)\n",
                        now, old, now);
-            if (now && !resume_may_change(key) && !same_setting(old, now)) {
+            /* a stored resolved value ("false") equals the "auto" that resolves to it */
+            const char *used = sd_config_get(&pv->resolved, key);
+            if (now && !resume_may_change(key) && !same_setting(old, now) && !(used && same_setting(old, used))) {
                 n_diff++;
                 if (nd < sizeof diff - 1)
                     nd += (size_t)snprintf(diff + nd, sizeof diff - nd, "%s%s: '%s' -> '%s'", nd ? "; " : "", key,
@@ -967,10 +979,12 @@ static sd_status write_config(sd_trainer *tr)
 {
     sd_config keep;
     sd_config_init(&keep);
-    for (int i = 0; i < tr->cfg->n; i++)
-        if (!is_run_only_key(tr->cfg->e[i].key))
-            sd_config_set(&keep, tr->cfg->e[i].key, tr->cfg->e[i].value, tr->cfg->e[i].origin, true);
     loop_priv *pv = tr->priv;
+    for (int i = 0; i < tr->cfg->n; i++)
+        if (!is_run_only_key(tr->cfg->e[i].key)) {
+            const char *used = sd_config_get(&pv->resolved, tr->cfg->e[i].key);
+            sd_config_set(&keep, tr->cfg->e[i].key, used ? used : tr->cfg->e[i].value, tr->cfg->e[i].origin, true);
+        }
     pv->config_text = config_text(&keep);
     char path[4096];
     snprintf(path, sizeof path, "%s/config.txt", tr->rundir);
@@ -1043,6 +1057,7 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     if (!pv)
         return sd_fail(SD_ERR_NOMEM, "train: out of memory");
     pv->lock_fd = -1;
+    sd_config_init(&pv->resolved);
     pv->rank = sd_dist_rank();
     pv->ranks = sd_dist_size();
     const char *kill_at = getenv("SEGDA_DIST_KILL_AT"), *hang_at = getenv("SEGDA_DIST_HANG_AT");
@@ -1185,6 +1200,8 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     pv->sync_buffers = pv->ranks > 1 && ((batch_bn && !sd_config_bool(cfg, "sync-bn")) || m->fixed_weights);
     const char *aux = sd_config_str(cfg, "aux");
     mo.aux = !strcmp(aux, "on") || (!strcmp(aux, "auto") && m->wants_aux && m->wants_aux(cfg));
+    if ((st = sd_train_set_resolved(tr, "aux", mo.aux ? "on" : "off")))   /* (bn: resolved in config.c) */
+        return st;
     if ((st = sd_model_create(&mo, &tr->model)))
         return sd_fail_prefix(st, "model %s", mo.name);
     sd_model_init_weights(tr->model, tr->seed);
@@ -1194,8 +1211,13 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     if (head_mult < 0)
         return sd_fail(SD_ERR_ARG, "%s: head-lr-mult = %g, expected >= 0 (0 = auto)",
                        sd_config_origin(cfg, "head-lr-mult"), head_mult);
-    if (g_head >= 0)
+    if (g_head >= 0) {
         tr->params->groups[g_head].lr_mult = head_mult > 0 ? head_mult : scratch ? 1.0f : 10.0f;
+        char hm[32];
+        snprintf(hm, sizeof hm, "%g", (double)tr->params->groups[g_head].lr_mult);
+        if ((st = sd_train_set_resolved(tr, "head-lr-mult", hm)))
+            return st;
+    }
     int n_models;
     const sd_model_info *info = sd_model_list(&n_models);
     tr->norm = SD_NORM_CAFFE;
@@ -1289,6 +1311,7 @@ static void teardown(sd_trainer *tr)
             val_free(&pv->val);
         free(pv->config_text);
         free(pv->forced);
+        sd_config_free(&pv->resolved);
         lock_fd = pv->lock_fd;
         free(pv);
     }
@@ -1443,6 +1466,16 @@ static sd_status iterate(sd_trainer *tr)
 
 sd_status sd_train_run(sd_config *cfg) { return sd_train_run_summary(cfg, NULL); }
 
+/* Per thread, so two in-process runs on two threads keep their own hooks. */
+static _Thread_local sd_train_progress_fn progress_fn;
+static _Thread_local void *progress_ctx;
+
+void sd_train_set_progress(sd_train_progress_fn fn, void *ctx)
+{
+    progress_fn = fn;
+    progress_ctx = ctx;
+}
+
 sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum)
 {
     if (sum) {
@@ -1498,6 +1531,8 @@ sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum)
         }
         float lr = sd_lr_at(&tr.sched, tr.it);
         log_iteration(&tr, lr, sd_time_now() - t0);
+        if (progress_fn && progress_fn(progress_ctx, &tr))
+            sd_request_stop();
         double now = sd_time_now();
         bool last = tr.it + 1 == tr.iters;
         if (pv->log_every > 0 ? ((tr.it + 1) % pv->log_every == 0 || last) : (now - last_print >= 2.0 || last)) {

@@ -451,7 +451,28 @@ done:
     return st;
 }
 
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
 sd_status sd_gap_result_write_json(const char *path, const sd_gap_result *res)
+{
+    return sd_gap_result_write_json_setup(path, res, 0, NULL, NULL);
+}
+
+sd_status sd_gap_result_write_json_setup(const char *path, const sd_gap_result *res, int n_setup,
+                                         const char *const *keys, const char *const *values)
 {
     if (!path || !res)
         return sd_fail(SD_ERR_ARG, "gap json: no path or result");
@@ -462,6 +483,16 @@ sd_status sd_gap_result_write_json(const char *path, const sd_gap_result *res)
     if (!f)
         return sd_fail(SD_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
     fprintf(f, "{");
+    if (n_setup > 0) {
+        fprintf(f, "\"setup\": {");
+        for (int i = 0; i < n_setup; i++) {
+            fputs(i ? ", " : "", f);
+            json_str(f, keys[i]);
+            fputs(": ", f);
+            json_str(f, values[i]);
+        }
+        fprintf(f, "}, ");
+    }
     if (res->has_features)
         fprintf(f, "\"svm_linear_accuracy\": %.6f, \"svm_poly_accuracy\": %.6f, \"mmd\": %.9g, \"mmd_p\": %.6f, ",
                 res->svm_linear_accuracy, res->svm_poly_accuracy, res->mmd, res->mmd_p);
