@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Every fallible library function returns an sd_status (or NULL) and leaves
  * a message naming what failed and why in a per-thread buffer. Only src/cli/
@@ -55,6 +56,11 @@ uint64_t sd_rng_u64(sd_rng *r);
 float sd_rng_uniform(sd_rng *r);                 /* [0, 1) */
 float sd_rng_normal(sd_rng *r);                  /* N(0, 1) */
 int sd_rng_int(sd_rng *r, int n);                /* [0, n) */
+
+/* s as a JSON string literal (quotes, backslashes and control characters
+ * escaped; NULL writes ""): the one escaper behind every JSON file segda
+ * writes (logs, summaries, reports). */
+void sd_json_str(FILE *f, const char *s);
 
 /* Allocation helpers that set an SD_ERR_NOMEM message on failure. */
 void *sd_malloc(size_t n);

@@ -96,21 +96,6 @@ static void check_one(const sd_dataset *ds, int i, result *r)
     }
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 static int write_json(const char *path, const sd_dataset *ds, const result *r, const uint64_t *tot,
                       const int *imgs_with, uint64_t all_px, int n_bad, int n_unknown_files, int n_mismatch)
 {
@@ -120,25 +105,25 @@ static int write_json(const char *path, const sd_dataset *ds, const result *r, c
         return 1;
     }
     fprintf(f, "{\n  \"spec\": ");
-    json_str(f, ds->spec);
+    sd_json_str(f, ds->spec);
     fprintf(f, ",\n  \"kind\": \"%s\",\n  \"split\": ", sd_dataset_kind_name(ds->kind));
-    json_str(f, ds->split);
+    sd_json_str(f, ds->split);
     fprintf(f, ",\n  \"samples\": %d,\n  \"incomplete_pairs\": [", ds->n);
     for (int i = 0; i < ds->n_problems; i++) {
         fputs(i ? ", " : "", f);
-        json_str(f, ds->problems[i]);
+        sd_json_str(f, ds->problems[i]);
     }
     fprintf(f, "],\n  \"unreadable\": [");
     for (int i = 0, k = 0; i < ds->n; i++)
         if (r[i].error) {
             fputs(k++ ? ", " : "", f);
-            json_str(f, r[i].error);
+            sd_json_str(f, r[i].error);
         }
     fprintf(f, "],\n  \"unknown_ids\": [");
     for (int i = 0, k = 0; i < ds->n; i++)
         if (r[i].n_unknown) {
             fprintf(f, "%s{\"file\": ", k++ ? ", " : "");
-            json_str(f, ds->samples[i].label_path);
+            sd_json_str(f, ds->samples[i].label_path);
             fprintf(f, ", \"pixels\": %llu, \"ids\": [", (unsigned long long)r[i].unknown_px);
             for (int u = 0; u < r[i].n_unknown; u++)
                 fprintf(f, "%s%u", u ? ", " : "", r[i].unknown_id[u]);
@@ -148,7 +133,7 @@ static int write_json(const char *path, const sd_dataset *ds, const result *r, c
     for (int i = 0, k = 0; i < ds->n; i++)
         if (!r[i].error && r[i].has_label && (r[i].w != r[i].lw || r[i].h != r[i].lh)) {
             fprintf(f, "%s{\"stem\": ", k++ ? ", " : "");
-            json_str(f, ds->samples[i].stem);
+            sd_json_str(f, ds->samples[i].stem);
             fprintf(f, ", \"image\": [%d, %d], \"label\": [%d, %d]}", r[i].w, r[i].h, r[i].lw, r[i].lh);
         }
     fprintf(f, "],\n  \"counts\": {\"bad\": %d, \"unknown_id_files\": %d, \"size_mismatches\": %d},\n", n_bad,

@@ -124,21 +124,6 @@ static void json_num(FILE *f, double v)
         fprintf(f, "null");
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 /* A run's resolved configuration (RUNDIR/config.txt, as the run wrote it)
  * as a JSON object of strings; {} when it cannot be read. */
 static void json_run_config(FILE *f, const char *rundir)
@@ -151,9 +136,9 @@ static void json_run_config(FILE *f, const char *rundir)
     if (sd_config_read(&c, path) == SD_OK)
         for (int i = 0; i < c.n; i++) {
             fputs(i ? ", " : "", f);
-            json_str(f, c.e[i].key);
+            sd_json_str(f, c.e[i].key);
             fputs(": ", f);
-            json_str(f, c.e[i].value);
+            sd_json_str(f, c.e[i].value);
         }
     else
         sd_error_clear();

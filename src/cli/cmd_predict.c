@@ -1,7 +1,6 @@
 /* segda predict: segment one image or every image under a directory with a
  * checkpoint and write NAME_trainIds.png (+ _color, _overlay, _labelIds).
  * The inference itself is sd_infer_probs (src/nn/infer.c). */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "cli/args.h"
+#include "cli/files.h"
 #include "cli/cli.h"
 #include "segda/checkpoint.h"
 #include "segda/gan.h"
@@ -49,58 +49,6 @@ static void usage(FILE *f)
             "The checkpoint's metadata gives the model, classes and input normalisation.\n");
 }
 
-typedef struct file_list {
-    char **v;
-    int n, cap;
-} file_list;
-
-static bool is_image_name(const char *name)
-{
-    const char *dot = strrchr(name, '.');
-    return dot && (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
-}
-
-static int list_push(file_list *l, const char *path)
-{
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 64;
-        char **nv = realloc(l->v, (size_t)cap * sizeof *nv);
-        if (!nv)
-            return -1;
-        l->v = nv;
-        l->cap = cap;
-    }
-    l->v[l->n] = strdup(path);
-    return l->v[l->n++] ? 0 : -1;
-}
-
-static sd_status walk(const char *dir, file_list *l, int depth)
-{
-    if (depth > 16)
-        return SD_OK;
-    DIR *d = opendir(dir);
-    if (!d)
-        return sd_fail(SD_ERR_IO, "%s: %s", dir, strerror(errno));
-    struct dirent *e;
-    char path[4096];
-    sd_status st = SD_OK;
-    while (!st && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        if (stat(path, &sb) != 0)
-            continue;
-        if (S_ISDIR(sb.st_mode))
-            st = walk(path, l, depth + 1);
-        else if (S_ISREG(sb.st_mode) && is_image_name(e->d_name) && list_push(l, path))
-            st = sd_fail(SD_ERR_NOMEM, "out of memory listing %s", dir);
-    }
-    closedir(d);
-    return st;
-}
-
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* The image as 8-bit interleaved grey/RGB/RGBA. */
 static sd_status to_u8(sd_image *img)
@@ -120,23 +68,6 @@ static sd_status to_u8(sd_image *img)
     return SD_OK;
 }
 
-/* Creates dir and its missing parents. */
-static sd_status mkdir_p(const char *dir)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
-        return sd_fail(SD_ERR_ARG, "%s: path too long", dir);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(buf, 0755) && errno != EEXIST)
-                return sd_fail(SD_ERR_IO, "%s: cannot create: %s", buf, strerror(errno));
-            *p = '/';
-        }
-    if (mkdir(buf, 0755) && errno != EEXIST)
-        return sd_fail(SD_ERR_IO, "%s: cannot create: %s", buf, strerror(errno));
-    return SD_OK;
-}
 
 /* Where input `in` writes its outputs: OUT/REL/STEM, REL the folder of `in`
  * below the --input directory (empty for a single file), STEM its name
@@ -220,7 +151,7 @@ static sd_status predict_one(sd_model *m, sd_gen *gen, sd_tape *t, const sd_infe
     char *slash = strrchr(path, '/');
     if (slash) {
         *slash = 0;
-        if ((st = mkdir_p(path)))
+        if ((st = cli_mkdir_p(path)))
             goto done;
     }
     snprintf(path, sizeof path, "%s_trainIds.png", stem);
@@ -333,19 +264,8 @@ int cli_predict(int argc, char **argv)
     if (!model || !input || !outdir)
         return cli_usage_error("predict", usage, "--model, --input and --out are required");
 
-    file_list files = {0};
-    struct stat sb;
-    if (stat(input, &sb) != 0) {
-        sd_fail(SD_ERR_IO, "%s: %s", input, strerror(errno));
-        return cli_fail("predict");
-    }
-    sd_status st = S_ISDIR(sb.st_mode) ? walk(input, &files, 0)
-                   : list_push(&files, input) ? sd_fail(SD_ERR_NOMEM, "out of memory")
-                                              : SD_OK;
-    if (!st && !files.n)
-        st = sd_fail(SD_ERR_DATA, "%s: no .png or .jpg images found", input);
-    if (!st)
-        qsort(files.v, (size_t)files.n, sizeof *files.v, cmp_str);
+    cli_files files;
+    sd_status st = cli_files_images(input, &files);
     /* input "DIR/" and "DIR" mirror the same way */
     char input_dir[4096];
     snprintf(input_dir, sizeof input_dir, "%s", input);
@@ -356,7 +276,7 @@ int cli_predict(int argc, char **argv)
         st = sd_fail(SD_ERR_NOMEM, "out of memory");
     for (int i = 0; !st && i < files.n; i++) {
         char buf[8192];
-        out_stem(S_ISDIR(sb.st_mode) ? input_dir : NULL, files.v[i], outdir, buf, sizeof buf);
+        out_stem(files.dir ? input_dir : NULL, files.v[i], outdir, buf, sizeof buf);
         if (!(stems[i] = strdup(buf)))
             st = sd_fail(SD_ERR_NOMEM, "out of memory");
     }
@@ -395,13 +315,10 @@ int cli_predict(int argc, char **argv)
     sd_tape_free(&t);
     sd_gen_free(gen);
     sd_model_free(m);
-    for (int i = 0; i < files.n; i++) {
-        free(files.v[i]);
-        if (stems)
-            free(stems[i]);
-    }
+    for (int i = 0; stems && i < files.n; i++)
+        free(stems[i]);
     free(stems);
-    free(files.v);
+    cli_files_free(&files);
     if (st)
         return cli_fail("predict");
     return 0;

@@ -1,7 +1,6 @@
 /* segda translate: every image under a directory through a generator
  * (CycleGAN's ResNet, e.g. taskgan's G_S: real -> sim), written as PNG under
  * the same relative path and name. The network is src/nn/gan.c. */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "cli/args.h"
+#include "cli/files.h"
 #include "cli/cli.h"
 #include "segda/gan.h"
 #include "segda/image.h"
@@ -33,73 +33,18 @@ static void usage(FILE *f)
             SD_GEN_MIN_IMAGE);
 }
 
-typedef struct file_list {
-    char **v;
-    int n, cap;
-} file_list;
 
-static bool is_image_name(const char *name)
-{
-    const char *dot = strrchr(name, '.');
-    return dot && (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
-}
 
-/* rel: paths relative to the walk's root */
-static sd_status walk(const char *root, const char *rel, file_list *l, int depth)
+/* the folder out is written into, created with its parents */
+static sd_status out_dir(const char *out)
 {
-    if (depth > 16)
-        return SD_OK;
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s%s%s", root, *rel ? "/" : "", rel);
-    DIR *d = opendir(dir);
-    if (!d)
-        return sd_fail(SD_ERR_IO, "%s: %s", dir, strerror(errno));
-    struct dirent *e;
-    char path[4400], sub[4400];
-    sd_status st = SD_OK;
-    while (!st && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
-        struct stat sb;
-        if (stat(path, &sb) != 0)
-            continue;
-        if (S_ISDIR(sb.st_mode)) {
-            st = walk(root, sub, l, depth + 1);
-        } else if (S_ISREG(sb.st_mode) && is_image_name(e->d_name)) {
-            if (l->n == l->cap) {
-                int cap = l->cap ? 2 * l->cap : 64;
-                char **nv = realloc(l->v, (size_t)cap * sizeof *nv);
-                if (!nv)
-                    return closedir(d), sd_fail(SD_ERR_NOMEM, "out of memory listing %s", root);
-                l->v = nv;
-                l->cap = cap;
-            }
-            if (!(l->v[l->n++] = strdup(sub)))
-                st = sd_fail(SD_ERR_NOMEM, "out of memory listing %s", root);
-        }
-    }
-    closedir(d);
-    return st;
-}
-
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* mkdir -p of the directory part of path */
-static sd_status make_parents(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return sd_fail(SD_ERR_IO, "%s: cannot create: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    return SD_OK;
+    snprintf(dir, sizeof dir, "%s", out);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return SD_OK;
+    *slash = 0;
+    return cli_mkdir_p(dir);
 }
 
 static sd_status translate_one(sd_gen *g, sd_tape *t, const char *in, const char *out)
@@ -126,7 +71,7 @@ static sd_status translate_one(sd_gen *g, sd_tape *t, const char *in, const char
         st = sd_fail(SD_ERR_NOMEM, "%s: out of memory", in);
     else if ((st = sd_gen_translate_rgb(g, t, img.data, img.w, img.h, img.c, rgb)))
         sd_fail_prefix(st, "%s", in);
-    else if (!(st = make_parents(out))) {
+    else if (!(st = out_dir(out))) {
         sd_image o = {.w = img.w, .h = img.h, .c = 3, .depth = 8, .data = rgb};
         st = sd_png_write(out, &o);
     }
@@ -168,27 +113,8 @@ int cli_translate(int argc, char **argv)
     if (!model || !input || !outdir)
         return cli_usage_error("translate", usage, "--model, --input and --out are required");
 
-    file_list files = {0};
-    struct stat sb;
-    sd_status st = SD_OK;
-    bool single = false;
-    if (stat(input, &sb) != 0)
-        st = sd_fail(SD_ERR_IO, "%s: %s", input, strerror(errno));
-    else if (S_ISDIR(sb.st_mode))
-        st = walk(input, "", &files, 0);
-    else {
-        single = true;
-        const char *base = strrchr(input, '/');
-        files.v = malloc(sizeof *files.v);
-        if (!files.v || !(files.v[0] = strdup(base ? base + 1 : input)))
-            st = sd_fail(SD_ERR_NOMEM, "out of memory");
-        else
-            files.n = 1;
-    }
-    if (!st && !files.n)
-        st = sd_fail(SD_ERR_DATA, "%s: no .png or .jpg images found", input);
-    if (!st)
-        qsort(files.v, (size_t)files.n, sizeof *files.v, cmp_str);
+    cli_files files;
+    sd_status st = cli_files_images(input, &files);
     sd_gen *g = NULL;
     if (!st)
         st = sd_gen_load(model, &g);
@@ -199,12 +125,9 @@ int cli_translate(int argc, char **argv)
     sd_progress pr;
     sd_progress_init(&pr, "translate", "img", files.n, quiet ? SD_PROGRESS_OFF : SD_PROGRESS_AUTO);
     for (int i = 0; !st && i < files.n; i++) {
-        char in[4096], out[4096];
-        if (single)
-            snprintf(in, sizeof in, "%s", input);
-        else
-            snprintf(in, sizeof in, "%s/%s", input, files.v[i]);
-        snprintf(out, sizeof out, "%s/%s", outdir, files.v[i]);
+        const char *in = files.v[i];
+        char out[4096];
+        snprintf(out, sizeof out, "%s/%s", outdir, cli_files_rel(&files, input, i));
         char *dot = strrchr(out, '.');
         if (dot && dot > strrchr(out, '/'))
             snprintf(dot, sizeof out - (size_t)(dot - out), ".png");
@@ -214,8 +137,6 @@ int cli_translate(int argc, char **argv)
     sd_progress_finish(&pr);
     sd_tape_free(&t);
     sd_gen_free(g);
-    for (int i = 0; i < files.n; i++)
-        free(files.v[i]);
-    free(files.v);
+    cli_files_free(&files);
     return st ? cli_fail("translate") : 0;
 }

@@ -886,21 +886,6 @@ static void log_eval(sd_trainer *tr, const sd_eval_result *r)
     fflush(f);
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 /* A failed evaluation is a line of the log, so the run's record says which
  * iterations have no score and why. */
 static void log_eval_error(sd_trainer *tr, const char *msg)
@@ -908,7 +893,7 @@ static void log_eval_error(sd_trainer *tr, const char *msg)
     if (!tr->log)
         return; /* (ranks other than 0 write nothing) */
     fprintf(tr->log, "{\"it\": %lld, \"eval_error\": ", (long long)tr->it);
-    json_str(tr->log, msg);
+    sd_json_str(tr->log, msg);
     fprintf(tr->log, "}\n");
     fflush(tr->log);
 }
@@ -921,7 +906,7 @@ static void log_val_skipped(sd_trainer *tr)
     fprintf(tr->log, "{\"it\": %lld, \"val_skipped\": [", (long long)tr->it);
     for (int i = 0; i < v->n_skipped; i++) {
         fputs(i ? ", " : "", tr->log);
-        json_str(tr->log, v->skipped[i]);
+        sd_json_str(tr->log, v->skipped[i]);
     }
     fprintf(tr->log, "]}\n");
     fflush(tr->log);
@@ -1282,7 +1267,7 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
         log_val_skipped(tr);
     if (pv->forced && tr->log) {
         fprintf(tr->log, "{\"it\": %lld, \"resume_force\": ", (long long)tr->it);
-        json_str(tr->log, pv->forced);
+        sd_json_str(tr->log, pv->forced);
         fprintf(tr->log, "}\n");
         fflush(tr->log);
     }

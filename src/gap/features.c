@@ -451,21 +451,6 @@ done:
     return st;
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 sd_status sd_gap_result_write_json(const char *path, const sd_gap_result *res)
 {
     return sd_gap_result_write_json_setup(path, res, 0, NULL, NULL);
@@ -487,9 +472,9 @@ sd_status sd_gap_result_write_json_setup(const char *path, const sd_gap_result *
         fprintf(f, "\"setup\": {");
         for (int i = 0; i < n_setup; i++) {
             fputs(i ? ", " : "", f);
-            json_str(f, keys[i]);
+            sd_json_str(f, keys[i]);
             fputs(": ", f);
-            json_str(f, values[i]);
+            sd_json_str(f, values[i]);
         }
         fprintf(f, "}, ");
     }
