@@ -85,7 +85,7 @@ static void test_scratch_defaults(void)
     CHECK_OK(run("init", 4, b));
     snprintf(cfg, sizeof cfg, "%s/run-init/config.txt", bench);
     txt = test_slurp(cfg, NULL);
-    CHECK(txt && strstr(txt, "freeze-bn = true") && strstr(txt, "head-lr-mult = 10\n")); /* and with --init */
+    CHECK(txt && strstr(txt, "bn = frozen") && strstr(txt, "head-lr-mult = 10\n")); /* and with --init */
     free(txt);
     snprintf(ck, sizeof ck, "%s/run-init/last.safetensors", bench);
     sd_model *m0 = NULL, *m1 = NULL;
