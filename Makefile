@@ -87,7 +87,7 @@ PREFIX   ?= /usr/local
 LIBDIR   ?= $(PREFIX)/lib
 DESTDIR  ?=
 # what a static link against libsegda.a needs (segda.pc's Libs.private)
-PC_PRIVATE := -ldnnl -lopenblas -lpng -ljpeg -llinear -lsvm -lm -lpthread -lgomp
+PC_PRIVATE = $(filter-out -fopenmp,$(LDLIBS)) -lgomp
 
 .PHONY: install
 all: $(BUILD)/lib/libsegda.so

@@ -74,7 +74,7 @@ static void TEST_full_tiny(void)
     const char *cf = f ? strstr(f, "\"config\": {") : NULL;
     CHECK_MSG(cf && (!next || cf < next), "fda's results.json entry has no config");
     CHECK(cf && strstr(cf, "\"beta\": \"0.05\"") && strstr(cf, "\"method\": \"fda\"") &&
-          strstr(cf, "\"freeze-bn\": \"false\""));
+          strstr(cf, "\"bn\": \"train\""));
     CHECK(f && strstr(f, "\"segda_version\": \"") && strstr(f, "\"precision\": \"f32\"") &&
           strstr(f, "\"device\": \"cpu\""));
     /* adaptseg's lambda-adv as used (0 in the knob means the published 0.001) */

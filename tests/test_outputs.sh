@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What output files record: config.txt holds the values a run used (an
-# "auto" or 0-means-published knob resolved: freeze-bn, aux, head-lr-mult,
+# "auto" knob resolved: bn, aux, head-lr-mult,
 # adaptseg's lambda-adv), and such a run resumes; gap.json carries its setup
 # (inputs, options, segda version, precision, device). The demo's
 # results.json and one-seed table are checked in tests/test_demo.c.
@@ -18,20 +18,20 @@ run() { "$BIN" train --source gta5:b/sim --target cityscapes:b/real --model deep
 
 run --method adaptseg --out a --iters 2 --stop-after 1
 ok $? "adaptseg from scratch runs"
-ok "$(has a/config.txt "lambda-adv = 0.001" && has a/config.txt "freeze-bn = false" && has a/config.txt "aux = off" &&
+ok "$(has a/config.txt "lambda-adv = 0.001" && has a/config.txt "bn = train" && has a/config.txt "aux = off" &&
       has a/config.txt "head-lr-mult = 1"; echo $?)" \
-   "config.txt stores the resolved values (lambda-adv 0.001, freeze-bn false, aux off, head-lr-mult 1)" \
-   "$(grep -E 'lambda-adv|freeze-bn|^aux|head-lr' a/config.txt | tr '\n' ';')"
+   "config.txt stores the resolved values (lambda-adv 0.001, bn train, aux off, head-lr-mult 1)" \
+   "$(grep -E 'lambda-adv|^bn|^aux|head-lr' a/config.txt | tr '\n' ';')"
 run --method adaptseg --out a --resume
 ok "$([ $? -eq 0 ] && grep -q '"it": 1,' a/log.jsonl; echo $?)" "a run whose config.txt holds resolved values resumes" \
    "$(tail -2 log)"
-run --method adaptseg --out a2 --iters 2 --stop-after 1 && run --method adaptseg --out a2 --resume --freeze-bn auto --lambda-adv 0
-ok $? "resuming with the \"auto\" / 0 given at the start matches the resolved values stored" "$(tail -2 log)"
+run --method adaptseg --out a2 --iters 2 --stop-after 1 && run --method adaptseg --out a2 --resume --bn auto --lambda-adv auto
+ok $? "resuming with the \"auto\" given at the start matches the resolved values stored" "$(tail -2 log)"
 run --method adaptseg --gan ls --out ls --iters 1
 ok "$(has ls/config.txt "lambda-adv = 0.01"; echo $?)" "LS-GAN's published lambda-adv (0.01) is stored"
 run --method adaptseg --lambda-adv 0.005 --init a/last.safetensors --out ex --iters 1
-ok "$(has ex/config.txt "lambda-adv = 0.005" && has ex/config.txt "freeze-bn = true" &&
-      has ex/config.txt "head-lr-mult = 10"; echo $?)" "a value given stays; with --init the auto values resolve to frozen BN, head x10"
+ok "$(has ex/config.txt "lambda-adv = 0.005" && has ex/config.txt "bn = batch-stats" &&
+      has ex/config.txt "head-lr-mult = 10"; echo $?)" "a value given stays; with --init the auto values resolve to adaptseg's recipe (batch-stats BN), head x10"
 
 "$BIN" gap --labels-only --a gta5:b/sim --b cityscapes:b/real --json gap.json >/dev/null 2>&1
 ok $? "segda gap --labels-only --json"

@@ -126,7 +126,7 @@ class Model:
         return "segda.Model(%r, model=%s, classes=%d)" % (self.path, self.name, self.classes)
 
     def _run(self, image, want_probs, want_ids, size=None, flip=False, scales=None, window=None,
-             overlap=1.0 / 3.0, align_corners=False, precision=None):
+             overlap=1.0 / 3.0, align_corners=True, precision=None):
         if not self._h:
             raise ValueError("segda.Model: closed")
         img = _image_array(image)
