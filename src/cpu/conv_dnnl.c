@@ -407,8 +407,21 @@ bool sd_cpu_bf16_supported(void)
  * so blocked is the default. Two reruns at load 5-7 agreed on every
  * direction above except the rows marked even. With native bf16 every groups == 1 conv goes to
  * oneDNN: f32 sgemm cannot use the bf16 units (not measurable here). */
+/* SEGDA_CONV=im2col|onednn overrides the rule for a whole process, so
+ * `segda bench` can time the im2col path it replaced (before/after). */
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+static void read_env(void)
+{
+    const char *e = getenv("SEGDA_CONV");
+    if (e && !strcmp(e, "im2col"))
+        impl_mode = SD_CPU_CONV_IM2COL;
+    else if (e && !strcmp(e, "onednn"))
+        impl_mode = SD_CPU_CONV_DNNL;
+}
+
 bool sd_cpu_dnnl_conv_wanted(const sd_conv_geom *g, bool backward, bool transposed)
 {
+    pthread_once(&env_once, read_env);
     if (g->groups != 1)
         return false;
     switch ((sd_cpu_conv_impl)impl_mode) {
