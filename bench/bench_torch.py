@@ -53,8 +53,9 @@ def run_one(name, precision, threads, warmup, iters, seed=1):
         builds it only with aux)."""
         x = m.maxpool(m.relu(m.bn1(m.conv1(x))))
         mid = m.layer3(m.layer2(m.layer1(x)))
-        out = m.layer5(m.layer4(mid))
-        return out, (m.layer6(mid) if aux else None)
+        # the published multi-level layout: layer6 on layer4 (main), layer5 on layer3
+        out = m.layer6(m.layer4(mid))
+        return out, (m.layer5(mid) if aux else None)
 
     def vgg_fwd(m, x, aux=False):
         mid = m.features[:23](x)

@@ -336,6 +336,11 @@ sd_status sd_backward(sd_tape *t, int n_losses, sd_tensor *const *losses, const 
             if (((n->wants >> k) & 1u) && !sd_tensor_grad(t, n->in[k]))
                 return SD_ERR_NOMEM;
         n->backward(n);
+        /* Every consumer of n's output was recorded after n and has run:
+         * its gradient is dead, and its memory serves the gradients still
+         * to come (the backward's peak is then the live ones, not all). */
+        sd_arena_give_back(&t->store, n->out->grad, n->out->numel * sizeof(float));
+        n->out->grad = NULL;
     }
     /* Clear activation grads so a later backward on this tape starts clean;
      * parameters (leaves) keep theirs. */
