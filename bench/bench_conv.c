@@ -67,7 +67,7 @@ static void ones_backward(sd_node *n)
 {
     sd_tensor *y = n->in[0];
     for (size_t i = 0; i < y->numel; i++)
-        y->grad[i] += n->out->grad[0];
+        ((float *)y->grad)[i] += ((const float *)n->out->grad)[0];
 }
 
 /* Best-of-5 forward and backward seconds of case k under column c. */

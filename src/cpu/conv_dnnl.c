@@ -384,7 +384,9 @@ bool sd_cpu_bf16_supported(void)
     return bf16_native;
 }
 
-/* The AUTO rule, from bench/bench_conv at 2 threads on this project's 2-core
+/* The AUTO rule on CPUs with AVX-512-class oneDNN kernels (below: the
+ * whole-step measurement that keeps im2col on AVX2), from bench/bench_conv
+ * at 2 threads on this project's 2-core
  * AVX2 box (AMD EPYC, oneDNN jit:avx2, no native bf16), ms fwd / bwd, best
  * of 3, im2col vs oneDNN blocked (machine shared with other builds, load
  * 3-5: differences under ~15% are noise):
@@ -434,6 +436,17 @@ bool sd_cpu_dnnl_conv_wanted(const sd_conv_geom *g, bool backward, bool transpos
     }
     if (g->compute == SD_DTYPE_BF16 && sd_cpu_bf16_supported())
         return true;
+    /* Whole training and inference steps on the quiet 2-core AVX2 machine
+     * (segda bench, median of 3, ms, im2col vs oneDNN): vgg321 2997 vs 3042,
+     * r101 4892 vs 5134, r101-infer 5732 vs 6028, mini 53 vs 77, and less
+     * memory (vgg321 788 vs 1190 MB RSS): the per-conv wins below (measured
+     * under load) do not survive the reorders, scratch and the dilated
+     * 256-channel layers where oneDNN's AVX2 kernels lose. So oneDNN leads
+     * only where it has its AVX-512-class kernels (the CPUs with native
+     * bf16); elsewhere im2col + OpenBLAS stays the default, SEGDA_CONV=onednn
+     * forces oneDNN. */
+    if (!sd_cpu_bf16_supported())
+        return false;
     if (transposed)
         return false;
     bool pointwise = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
