@@ -59,7 +59,10 @@ sd_status sd_api_image_read(const char *path, bool keep_palette, uint8_t **px, i
  * `name`, the value and the pixel, and changes nothing. */
 sd_status sd_api_confusion_add(uint64_t *counts, uint64_t *ignored, const uint8_t *gt, const uint8_t *pred, int w,
                                int h, bool label_ids, const char *name);
-/* class_iou[19], miou[3] (mIoU-19, -16, -13), fractions, NAN = absent. */
+/* class_iou[19], miou[sd_api_protocol_count()] (mIoU-19, -16, -13, ...), fractions, NAN = absent. */
+/* How many entries sd_api_eval_compute writes to miou (one per protocol:
+ * 19, 16, 13, CamVid's shared classes, ...): callers size the array by it. */
+int sd_api_protocol_count(void);
 void sd_api_eval_compute(const uint64_t *counts, uint64_t ignored, double *class_iou, double *miou,
                          double *pixel_accuracy, double *mean_accuracy);
 

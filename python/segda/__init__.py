@@ -232,7 +232,7 @@ class Confusion:
         "pixel_accuracy", "mean_accuracy", "images"}: fractions, None for
         an absent class (as the official tool's NaN)."""
         iou = np.zeros(NUM_CLASSES, np.float64)
-        miou = np.zeros(3, np.float64)
+        miou = np.zeros(lib.sd_api_protocol_count(), np.float64)   # one per protocol, as the library has them
         pa, ma = ctypes.c_double(), ctypes.c_double()
         d = ctypes.POINTER(ctypes.c_double)
         lib.sd_api_eval_compute(self.counts.ctypes.data_as(ctypes.POINTER(ctypes.c_uint64)), self.ignored.value,

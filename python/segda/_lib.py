@@ -96,6 +96,7 @@ _sig("sd_predictor_set_options", _i, _vp, _i, _i, _i, _f32p, _b, _i, _i, ctypes.
 _sig("sd_predictor_run", _i, _vp, _u8p, _i, _i, _i, _f32p, _u8p)
 _sig("sd_api_image_read", _i, _s, _b, _P(_u8p), _P(_i), _P(_i), _P(_i))
 _sig("sd_api_confusion_add", _i, _u64p, _u64p, _u8p, _u8p, _i, _i, _b, _s)
+_sig("sd_api_protocol_count", ctypes.c_int)
 _sig("sd_api_eval_compute", None, _u64p, ctypes.c_uint64, _f64p, _f64p, _f64p, _f64p)
 _sig("sd_api_dataset_open", _i, _s, _s, _P(_vp))
 _sig("sd_api_dataset_free", None, _vp)

@@ -177,6 +177,8 @@ sd_status sd_api_confusion_add(uint64_t *counts, uint64_t *ignored, const uint8_
     return SD_OK;
 }
 
+int sd_api_protocol_count(void) { return SD_PROTOCOL_COUNT; }
+
 void sd_api_eval_compute(const uint64_t *counts, uint64_t ignored, double *class_iou, double *miou,
                          double *pixel_accuracy, double *mean_accuracy)
 {
