@@ -16,16 +16,6 @@
 static char tmpdir[256];
 static const char *bin;
 
-static int sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int r = system(cmd);
-    return r == -1 ? -1 : WEXITSTATUS(r);
-}
 
 /* The number after "KEY": in the object of workload `wl` (NAN if missing). */
 static double json_num(const char *js, const char *wl, const char *key)
@@ -50,7 +40,7 @@ static double json_num(const char *js, const char *wl, const char *key)
 static void TEST_bench_json(void)
 {
     const char *json = test_path(tmpdir, "bench.json"), *err = test_path(tmpdir, "err.txt");
-    int rc = sh("'%s' bench mini loader --iters 1 --warmup 0 --threads 1 --json '%s' > /dev/null 2> '%s'", bin, json,
+    int rc = test_sh("'%s' bench mini loader --iters 1 --warmup 0 --threads 1 --json '%s' > /dev/null 2> '%s'", bin, json,
                 err);
     CHECK_MSG(rc == 0, "exit %d", rc);
     char *js = test_slurp(json, NULL);
@@ -97,7 +87,7 @@ static void TEST_bench_usage_errors(void)
         {"mini --bogus", "--bogus"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int rc = sh("'%s' bench %s > /dev/null 2> '%s'", bin, cases[i].args, err);
+        int rc = test_sh("'%s' bench %s > /dev/null 2> '%s'", bin, cases[i].args, err);
         CHECK_MSG(rc == 2, "bench %s: exit %d", cases[i].args, rc);
         char *e = test_slurp(err, NULL);
         CHECK_MSG(e && strstr(e, cases[i].needle), "bench %s: stderr \"%s\" lacks \"%s\"", cases[i].args,
@@ -110,7 +100,7 @@ static void TEST_bench_usage_errors(void)
 static void TEST_bench_failure_reported(void)
 {
     const char *json = test_path(tmpdir, "fail.json");
-    int rc = sh("'%s' bench loader --iters 1 --data gta5:/nonexistent-segda-bench --json '%s' > /dev/null 2>&1", bin,
+    int rc = test_sh("'%s' bench loader --iters 1 --data gta5:/nonexistent-segda-bench --json '%s' > /dev/null 2>&1", bin,
                 json);
     CHECK_MSG(rc == 1, "exit %d", rc);
     char *js = test_slurp(json, NULL);
@@ -159,6 +149,6 @@ int main(void)
     RUN(TEST_bench_json);
     RUN(TEST_bench_usage_errors);
     RUN(TEST_bench_failure_reported);
-    sh("rm -rf '%s'", tmpdir);
+    test_sh("rm -rf '%s'", tmpdir);
     TESTS_DONE();
 }

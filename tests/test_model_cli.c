@@ -23,16 +23,6 @@ static const char *bin;
 
 /* Runs a shell command built from fmt (every segda call on one thread: the
  * shared test machine); returns its exit status. */
-static int sh(const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int r = system(cmd);
-    return r == -1 ? -1 : WEXITSTATUS(r);
-}
 
 
 static bool file_has(const char *path, const char *needle)
@@ -100,7 +90,7 @@ static int csv_nonzero(const char *csv, int row, double iou[SD_NUM_CLASSES])
 
 static void setup_fixture(void)
 {
-    CHECK(sh("'%s' synth --out '%s/bench' --n-sim 6 --n-real 2 --n-real-val 6 --size 64x32 --threads 1 --quiet",
+    CHECK(test_sh("'%s' synth --out '%s/bench' --n-sim 6 --n-real 2 --n-real-val 6 --size 64x32 --threads 1 --quiet",
              bin, tmpdir) == 0);
     char p[512];
     snprintf(p, sizeof p, "%s/r1.safetensors", tmpdir);
@@ -115,7 +105,7 @@ static void setup_fixture(void)
 static void predict_dirs(int k, const char *extra)
 {
     const char *t = tmpdir;
-    CHECK(sh("'%s' predict --model '%s/r%d.safetensors' --input '%s/bench/real/leftImg8bit/val' --out '%s/p%d' "
+    CHECK(test_sh("'%s' predict --model '%s/r%d.safetensors' --input '%s/bench/real/leftImg8bit/val' --out '%s/p%d' "
              "--labelids --threads 1 --quiet %s && mkdir -p '%s/l%d' && "
              "find '%s/p%d' -name '*_labelIds.png' -exec mv {} '%s/l%d/' ';'",
              bin, t, k, t, t, k, extra, t, k, t, k, t, k) == 0);
@@ -131,13 +121,13 @@ void TEST_eval_model_equals_pred(void)
      * defaults scores as eval --model does; the flag's =B form too */
     predict_dirs(1, "");
     predict_dirs(2, "--align-corners=true");
-    CHECK(sh("'%s' eval --model '%s/r1.safetensors' --model '%s/r2.safetensors' --data 'cityscapes:%s/bench/real' %s "
+    CHECK(test_sh("'%s' eval --model '%s/r1.safetensors' --model '%s/r2.safetensors' --data 'cityscapes:%s/bench/real' %s "
              "--csv '%s/m.csv' --json '%s/m.json' > '%s/m.txt'", bin, t, t, t, data, t, t, t) == 0);
-    CHECK(sh("'%s' eval --pred '%s/p1' --pred '%s/p2' --data 'cityscapes:%s/bench/real' %s --csv '%s/p.csv' "
+    CHECK(test_sh("'%s' eval --pred '%s/p1' --pred '%s/p2' --data 'cityscapes:%s/bench/real' %s --csv '%s/p.csv' "
              "> /dev/null", bin, t, t, t, data, t) == 0);
-    CHECK(sh("'%s' eval --pred '%s/l1' --pred '%s/l2' --labelids --data 'cityscapes:%s/bench/real' %s "
+    CHECK(test_sh("'%s' eval --pred '%s/l1' --pred '%s/l2' --labelids --data 'cityscapes:%s/bench/real' %s "
              "--csv '%s/l.csv' > /dev/null", bin, t, t, t, data, t) == 0);
-    CHECK(sh("cmp -s '%s/m.csv' '%s/p.csv' && cmp -s '%s/m.csv' '%s/l.csv'", t, t, t, t) == 0);
+    CHECK(test_sh("cmp -s '%s/m.csv' '%s/p.csv' && cmp -s '%s/m.csv' '%s/l.csv'", t, t, t, t) == 0);
     char path[512];
     snprintf(path, sizeof path, "%s/m.csv", t);
     char *csv = test_slurp(path, NULL);
@@ -155,20 +145,20 @@ void TEST_eval_model_equals_pred(void)
     CHECK(file_has(path, "upsampling: bilinear, align_corners=True"));
 
     /* a network size (PIL bicubic input) and align_corners False */
-    CHECK(sh("rm -rf '%s/p1' '%s/l1'", t, t) == 0);
+    CHECK(test_sh("rm -rf '%s/p1' '%s/l1'", t, t) == 0);
     predict_dirs(1, "--size 96x48 --align-corners=false");
-    CHECK(sh("'%s' eval --model '%s/r1.safetensors' --size 96x48 --align-corners=false --data "
+    CHECK(test_sh("'%s' eval --model '%s/r1.safetensors' --size 96x48 --align-corners=false --data "
              "'cityscapes:%s/bench/real' --threads 1 --quiet --name a --csv '%s/m2.csv' --json '%s/m2.json' "
              "> /dev/null", bin, t, t, t, t) == 0);
-    CHECK(sh("'%s' eval --pred '%s/p1' --data 'cityscapes:%s/bench/real' --threads 1 --quiet --name a "
+    CHECK(test_sh("'%s' eval --pred '%s/p1' --data 'cityscapes:%s/bench/real' --threads 1 --quiet --name a "
              "--csv '%s/p2.csv' > /dev/null", bin, t, t, t) == 0);
-    CHECK(sh("cmp -s '%s/m2.csv' '%s/p2.csv' && ! cmp -s '%s/m2.csv' '%s/m.csv'", t, t, t, t) == 0);
+    CHECK(test_sh("cmp -s '%s/m2.csv' '%s/p2.csv' && ! cmp -s '%s/m2.csv' '%s/m.csv'", t, t, t, t) == 0);
     snprintf(path, sizeof path, "%s/m2.json", t);
     CHECK(file_has(path, "\"align_corners\": false"));
     CHECK(file_has(path, "image resized to 96x48, PIL bicubic"));
 
     /* flip and scales run and are stated */
-    CHECK(sh("'%s' eval --model '%s/r1.safetensors' --flip --scales 0.75,1 --data 'cityscapes:%s/bench/real' "
+    CHECK(test_sh("'%s' eval --model '%s/r1.safetensors' --flip --scales 0.75,1 --data 'cityscapes:%s/bench/real' "
              "--threads 1 --quiet --json '%s/m3.json' > /dev/null", bin, t, t, t) == 0);
     snprintf(path, sizeof path, "%s/m3.json", t);
     CHECK(file_has(path, "mean of raw logits over flip x scales 0.75,1 on the scale-1 output grid"));
@@ -180,16 +170,16 @@ void TEST_eval_model_errors(void)
     const char *t = tmpdir;
     char path[512];
     snprintf(path, sizeof path, "%s/err.txt", t);
-    CHECK(sh("'%s' eval --model '%s/none.safetensors' --data 'cityscapes:%s/bench/real' --quiet 2> '%s'", bin, t, t,
+    CHECK(test_sh("'%s' eval --model '%s/none.safetensors' --data 'cityscapes:%s/bench/real' --quiet 2> '%s'", bin, t, t,
              path) == 1);
     CHECK(file_has(path, "none.safetensors"));
-    CHECK(sh("'%s' eval --model '%s/c5.safetensors' --data 'cityscapes:%s/bench/real' --quiet 2> '%s'", bin, t, t,
+    CHECK(test_sh("'%s' eval --model '%s/c5.safetensors' --data 'cityscapes:%s/bench/real' --quiet 2> '%s'", bin, t, t,
              path) == 1);
     CHECK(file_has(path, "5 classes, expected 19"));
-    CHECK(sh("'%s' eval --model '%s/r1.safetensors' --pred '%s/p2' --data 'cityscapes:%s/bench/real' 2> '%s'", bin,
+    CHECK(test_sh("'%s' eval --model '%s/r1.safetensors' --pred '%s/p2' --data 'cityscapes:%s/bench/real' 2> '%s'", bin,
              t, t, t, path) == 2);
     CHECK(file_has(path, "not both"));
-    CHECK(sh("'%s' eval --model '%s/r1.safetensors' --size 4x4 --data 'cityscapes:%s/bench/real' 2> '%s'", bin, t,
+    CHECK(test_sh("'%s' eval --model '%s/r1.safetensors' --size 4x4 --data 'cityscapes:%s/bench/real' 2> '%s'", bin, t,
              t, path) == 2);
     CHECK(file_has(path, "--size '4x4'"));
 }
@@ -199,7 +189,7 @@ void TEST_gap_model(void)
 {
     const char *t = tmpdir;
     char path[512];
-    CHECK(sh("'%s' gap --model '%s/r1.safetensors' --layer layer4 --a 'gta5:%s/bench/sim' "
+    CHECK(test_sh("'%s' gap --model '%s/r1.safetensors' --layer layer4 --a 'gta5:%s/bench/sim' "
              "--b 'cityscapes:%s/bench/real:val' --folds 2 --perm 20 --threads 1 --json '%s/g.json' --out '%s/gout' "
              "> '%s/g.txt' 2>&1", bin, t, t, t, t, t, t) == 0);
     snprintf(path, sizeof path, "%s/g.json", t);
@@ -218,20 +208,20 @@ void TEST_gap_model(void)
     free(js);
     snprintf(path, sizeof path, "%s/g.txt", t);
     CHECK(file_has(path, "features: 6 rows of A, 6 of B, 128 dims")); /* deeplab-mini layer4: 128 channels */
-    CHECK(sh("test -s '%s/gout/pca.svg' && test -s '%s/gout/retrieval.png' && test -s '%s/gout/gap.json'", t, t,
+    CHECK(test_sh("test -s '%s/gout/pca.svg' && test -s '%s/gout/retrieval.png' && test -s '%s/gout/gap.json'", t, t,
              t) == 0);
     /* softmax per pixel at a network size: 19 dims, K rows per image */
-    CHECK(sh("'%s' gap --model '%s/r2.safetensors' --layer softmax --size 96x48 --pixels 3 --a 'gta5:%s/bench/sim' "
+    CHECK(test_sh("'%s' gap --model '%s/r2.safetensors' --layer softmax --size 96x48 --pixels 3 --a 'gta5:%s/bench/sim' "
              "--b 'cityscapes:%s/bench/real:val' --folds 2 --perm 20 --threads 1 > '%s/g2.txt' 2>&1", bin, t, t, t,
              t) == 0);
     snprintf(path, sizeof path, "%s/g2.txt", t);
     CHECK(file_has(path, "features: 18 rows of A, 18 of B, 19 dims"));
     /* errors */
     snprintf(path, sizeof path, "%s/err.txt", t);
-    CHECK(sh("'%s' gap --model '%s/r1.safetensors' --layer bogus --a 'gta5:%s/bench/sim' "
+    CHECK(test_sh("'%s' gap --model '%s/r1.safetensors' --layer bogus --a 'gta5:%s/bench/sim' "
              "--b 'cityscapes:%s/bench/real:val' 2> '%s' > /dev/null", bin, t, t, t, path) == 1);
     CHECK(file_has(path, "--layer bogus"));
-    CHECK(sh("'%s' gap --rgb --size 96x48 --a 'gta5:%s/bench/sim' --b 'cityscapes:%s/bench/real:val' 2> '%s'", bin,
+    CHECK(test_sh("'%s' gap --rgb --size 96x48 --a 'gta5:%s/bench/sim' --b 'cityscapes:%s/bench/real:val' 2> '%s'", bin,
              t, t, path) == 2);
     CHECK(file_has(path, "--size works with --model only"));
 }
@@ -243,7 +233,7 @@ void TEST_predict_no_collisions(void);
 void TEST_predict_no_collisions(void)
 {
     const char *t = tmpdir;
-    CHECK(sh("mkdir -p '%s/pin/a' '%s/pin/b/deep' '%s/pin2/c'", t, t, t) == 0);
+    CHECK(test_sh("mkdir -p '%s/pin/a' '%s/pin/b/deep' '%s/pin2/c'", t, t, t) == 0);
     uint8_t px[16 * 8 * 3];
     for (size_t i = 0; i < sizeof px; i++)
         px[i] = (uint8_t)(i * 29);
@@ -254,17 +244,17 @@ void TEST_predict_no_collisions(void)
         snprintf(p, sizeof p, "%s/%s", t, names[i]);
         CHECK_OK(sd_png_write(p, &img));
     }
-    CHECK(sh("'%s' predict --model '%s/r1.safetensors' --input '%s/pin/' --out '%s/pout' --color --threads 1 "
+    CHECK(test_sh("'%s' predict --model '%s/r1.safetensors' --input '%s/pin/' --out '%s/pout' --color --threads 1 "
              "--quiet", bin, t, t, t) == 0);
-    CHECK(sh("test -f '%s/pout/a/x_trainIds.png' && test -f '%s/pout/b/x_trainIds.png' && "
+    CHECK(test_sh("test -f '%s/pout/a/x_trainIds.png' && test -f '%s/pout/b/x_trainIds.png' && "
              "test -f '%s/pout/b/deep/x_trainIds.png' && test -f '%s/pout/b/deep/x_color.png' && "
              "test ! -e '%s/pout/x_trainIds.png'", t, t, t, t, t) == 0);
     char err[512];
     snprintf(err, sizeof err, "%s/collide.txt", t);
-    CHECK(sh("'%s' predict --model '%s/r1.safetensors' --input '%s/pin2' --out '%s/pout2' --threads 1 --quiet "
+    CHECK(test_sh("'%s' predict --model '%s/r1.safetensors' --input '%s/pin2' --out '%s/pout2' --threads 1 --quiet "
              "2> '%s'", bin, t, t, t, err) == 1);
     CHECK(file_has(err, "pin2/c/y.jpg and ") && file_has(err, "pin2/c/y.png would both write"));
-    CHECK(sh("test ! -e '%s/pout2'", t) == 0);
+    CHECK(test_sh("test ! -e '%s/pout2'", t) == 0);
 }
 
 /* SYNTHIA's 16 classes end to end: a 16-class run (lane markings read as
@@ -276,9 +266,9 @@ void TEST_synthia16(void);
 void TEST_synthia16(void)
 {
     const char *t = tmpdir;
-    CHECK(sh("'%s' synth --out '%s/syn' --n-sim 6 --n-real 2 --n-real-val 3 --size 64x32 --synthia --threads 1 "
+    CHECK(test_sh("'%s' synth --out '%s/syn' --n-sim 6 --n-real 2 --n-real-val 3 --size 64x32 --synthia --threads 1 "
              "--quiet", bin, t) == 0);
-    CHECK(sh("'%s' train --method source-only --source 'synthia:%s/syn/synthia' --target 'cityscapes:%s/syn/real' "
+    CHECK(test_sh("'%s' train --method source-only --source 'synthia:%s/syn/synthia' --target 'cityscapes:%s/syn/real' "
              "--classes 16 --lanemarking-as-road --iters 4 --eval-every 4 --lr 0.01 --out '%s/s16' --threads 1 "
              "--log-every 100 2> '%s/s16.err'", bin, t, t, t, t) == 0);
     char path[600];
@@ -292,17 +282,17 @@ void TEST_synthia16(void)
     CHECK(sd_ckpt_meta(&c, "miou_16") != NULL && sd_ckpt_meta(&c, "miou_19") == NULL);
     CHECK(!strcmp(sd_ckpt_meta(&c, SD_META_CLASSES), "16"));
     sd_ckpt_close(&c);
-    CHECK(sh("'%s' eval --model '%s/s16/best.safetensors' --data 'cityscapes:%s/syn/real' --threads 1 --quiet "
+    CHECK(test_sh("'%s' eval --model '%s/s16/best.safetensors' --data 'cityscapes:%s/syn/real' --threads 1 --quiet "
              "--name m --csv '%s/s16m.csv' > '%s/s16.txt'", bin, t, t, t, t) == 0);
     snprintf(path, sizeof path, "%s/s16.txt", t);
     CHECK(file_has(path, "mIoU-16") && file_has(path, "mIoU-13"));
-    CHECK(sh("'%s' predict --model '%s/s16/best.safetensors' --input '%s/syn/real/leftImg8bit/val' --out '%s/p16' "
+    CHECK(test_sh("'%s' predict --model '%s/s16/best.safetensors' --input '%s/syn/real/leftImg8bit/val' --out '%s/p16' "
              "--color --labelids --threads 1 --quiet", bin, t, t, t) == 0);
-    CHECK(sh("'%s' eval --pred '%s/p16' --data 'cityscapes:%s/syn/real' --protocol 16 --threads 1 --quiet "
+    CHECK(test_sh("'%s' eval --pred '%s/p16' --data 'cityscapes:%s/syn/real' --protocol 16 --threads 1 --quiet "
              "--name m --csv '%s/s16p.csv' > /dev/null", bin, t, t, t) == 0);
-    CHECK(sh("cmp -s '%s/s16m.csv' '%s/s16p.csv'", t, t) == 0);
+    CHECK(test_sh("cmp -s '%s/s16m.csv' '%s/s16p.csv'", t, t) == 0);
     /* every predicted trainId is one of the 16 */
-    CHECK(sh("find '%s/p16' -name '*_trainIds.png' > '%s/p16.list'", t, t) == 0);
+    CHECK(test_sh("find '%s/p16' -name '*_trainIds.png' > '%s/p16.list'", t, t) == 0);
     snprintf(path, sizeof path, "%s/p16.list", t);
     FILE *f = fopen(path, "r");
     char line[600];
@@ -323,7 +313,7 @@ void TEST_synthia16(void)
         fclose(f);
     CHECK_MSG(files == 3 && bad == 0, "%d prediction files, %d pixels outside the 16 classes", files, bad);
     /* a 16-class run refuses another class count */
-    CHECK(sh("'%s' train --method source-only --source 'synthia:%s/syn/synthia' --classes 17 --iters 1 "
+    CHECK(test_sh("'%s' train --method source-only --source 'synthia:%s/syn/synthia' --classes 17 --iters 1 "
              "--out '%s/s17' 2> '%s/s17.err'", bin, t, t, t) != 0);
     snprintf(path, sizeof path, "%s/s17.err", t);
     CHECK(file_has(path, "classes = '17': expected one of 19|16"));
@@ -346,6 +336,6 @@ int main(void)
     RUN(TEST_gap_model);
     RUN(TEST_predict_no_collisions);
     RUN(TEST_synthia16);
-    sh("rm -rf '%s'", tmpdir);
+    test_sh("rm -rf '%s'", tmpdir);
     TESTS_DONE();
 }

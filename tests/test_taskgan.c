@@ -272,16 +272,6 @@ static void test_conventions_and_schedule(void)
     CHECK(sd_lr_at(&s, 10) == 0.0f);
 }
 
-static int sh(const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int r = system(cmd);
-    return r == -1 ? -1 : WEXITSTATUS(r);
-}
 
 static bool file_has(const char *path, const char *needle)
 {
@@ -307,27 +297,27 @@ static void test_cli(void)
     snprintf(err, sizeof err, "%s/err.txt", bench);
     snprintf(val, sizeof val, "%s/real/leftImg8bit/val", bench);
     snprintf(out, sizeof out, "%s/translated", bench);
-    CHECK(sh("'%s' translate --model '%s' --input '%s' --out '%s' --threads 1 --quiet 2> '%s'", bin, g, val, out,
+    CHECK(test_sh("'%s' translate --model '%s' --input '%s' --out '%s' --threads 1 --quiet 2> '%s'", bin, g, val, out,
              err) == 0);
     /* same relative paths and names, same sizes */
-    CHECK(sh("cd '%s' && find . -name '*.png' | sort > '%s/a.txt' && cd '%s' && find . -name '*.png' | sort > "
+    CHECK(test_sh("cd '%s' && find . -name '*.png' | sort > '%s/a.txt' && cd '%s' && find . -name '*.png' | sort > "
              "'%s/b.txt' && cmp -s '%s/a.txt' '%s/b.txt'", val, bench, out, bench, bench, bench) == 0);
-    CHECK(sh("test $(find '%s' -name '*.png' | wc -l) -eq 2", out) == 0);
+    CHECK(test_sh("test $(find '%s' -name '*.png' | wc -l) -eq 2", out) == 0);
     /* segmenting through G_S */
-    CHECK(sh("'%s' eval --model '%s' --translate '%s' --data 'cityscapes:%s/real:val' --threads 1 > '%s/ev.txt' 2> "
+    CHECK(test_sh("'%s' eval --model '%s' --translate '%s' --data 'cityscapes:%s/real:val' --threads 1 > '%s/ev.txt' 2> "
              "'%s'", bin, fpath, g, bench, bench, err) == 0);
-    CHECK(sh("'%s' predict --model '%s' --translate '%s' --input '%s' --out '%s/pred' --threads 1 --quiet 2> '%s'",
+    CHECK(test_sh("'%s' predict --model '%s' --translate '%s' --input '%s' --out '%s/pred' --threads 1 --quiet 2> '%s'",
              bin, fpath, g, val, bench, err) == 0);
-    CHECK(sh("test $(find '%s/pred' -name '*_trainIds.png' | wc -l) -eq 2", bench) == 0);
+    CHECK(test_sh("test $(find '%s/pred' -name '*_trainIds.png' | wc -l) -eq 2", bench) == 0);
     /* wrong kinds, both ways */
-    CHECK(sh("'%s' translate --model '%s' --input '%s' --out '%s/x' --quiet 2> '%s'", bin, fpath, val, bench, err) == 1);
+    CHECK(test_sh("'%s' translate --model '%s' --input '%s' --out '%s/x' --quiet 2> '%s'", bin, fpath, val, bench, err) == 1);
     CHECK(file_has(err, "a segmentation network checkpoint"));
     char gs[512];
     path_of(gs, sizeof gs, "A", "G_S.safetensors");
-    CHECK(sh("'%s' eval --model '%s' --data 'cityscapes:%s/real:val' 2> '%s' > /dev/null", bin, gs, bench, err) == 1);
+    CHECK(test_sh("'%s' eval --model '%s' --data 'cityscapes:%s/real:val' 2> '%s' > /dev/null", bin, gs, bench, err) == 1);
     CHECK(file_has(err, "a generator checkpoint"));
     CHECK(file_has(err, gs));
-    CHECK(sh("'%s' predict --model '%s' --translate '%s' --input '%s' --out '%s/p2' --quiet 2> '%s'", bin, fpath,
+    CHECK(test_sh("'%s' predict --model '%s' --translate '%s' --input '%s' --out '%s/p2' --quiet 2> '%s'", bin, fpath,
              fpath, val, bench, err) == 1);
     CHECK(file_has(err, "expected a generator"));
     /* an image too small for the generator, named */
@@ -336,7 +326,7 @@ static void test_cli(void)
     uint8_t px[6 * 6 * 3] = {0};
     sd_image im = {.w = 6, .h = 6, .c = 3, .depth = 8, .data = px};
     CHECK_OK(sd_png_write(tiny, &im));
-    CHECK(sh("'%s' translate --model '%s' --input '%s' --out '%s/t2' --quiet 2> '%s'", bin, gs, tiny, bench, err) == 1);
+    CHECK(test_sh("'%s' translate --model '%s' --input '%s' --out '%s/t2' --quiet 2> '%s'", bin, gs, tiny, bench, err) == 1);
     CHECK(file_has(err, "tiny.png"));
     CHECK(file_has(err, "at least 8x8"));
 }

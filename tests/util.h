@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdarg.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "segda/synth.h"
@@ -84,6 +86,19 @@ static inline void test_tiny_bench(const char *tag, int n_real, int n_val, char 
     }
     snprintf(src, 300, "gta5:%s/sim", bench);
     snprintf(tgt, 300, "cityscapes:%s/real", bench);
+}
+
+/* Runs a shell command built from fmt; returns its exit status (-1 if it
+ * could not run). */
+static inline __attribute__((format(printf, 1, 2))) int test_sh(const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int r = system(cmd);
+    return r == -1 ? -1 : WEXITSTATUS(r);
 }
 
 #endif
