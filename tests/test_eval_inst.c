@@ -260,6 +260,23 @@ static void test_cli(void)
     /* iIoU: car over both images; image 2's car D and no crowd-weighting (crowds have no instance) */
     CHECK(out && strstr(out, "iIoU (instance-weighted IoU"));
     free(out);
+    /* fused: image 1's prediction with the instance masks painted over it */
+    rc = test_sh("%s eval --instances '%s/inst' --pred '%s/sem' --fuse-out '%s/fused' --data 'cityscapes:%s/cs:val' "
+                 "--quiet > '%s' 2>&1", bin, root, root, root, root, log);
+    out = test_slurp(log, NULL);
+    CHECK_MSG(rc == 0 && out && strstr(out, "fused:"), "exit %d: %s", rc, out ? out : "");
+    free(out);
+    sd_image f;
+    CHECK_OK(sd_image_read(test_path(root, "fused/aa_000000_000001_trainIds.png"), &f, true));
+    if (f.data) {
+        const uint8_t *v = f.data;
+        CHECK(v[17 * W + 5] == 0);   /* B's lower half: no mask, the prediction's road stays */
+        CHECK(v[12 * W + 5] == 13);  /* B's upper part: p2 paints car */
+        CHECK(v[16 * W + 15] == 13); /* p4 paints car on road */
+        CHECK(v[17 * W + 27] == 11); /* the person mask (score 0.5 >= 0.5) */
+        CHECK(v[2 * W + 17] == 13);  /* C: p3 paints the car the prediction missed */
+        sd_image_free(&f);
+    }
     /* a missing list is an error naming the sample */
     test_sh("rm '%s/inst/aa_000000_000002.txt'", root);
     rc = test_sh("%s eval --instances '%s/inst' --data 'cityscapes:%s/cs:val' > '%s' 2>&1", bin, root, root, log);

@@ -142,5 +142,12 @@ void sd_inst_preds_free(sd_inst_preds *p);
  * STEM.txt); a sample without one is an error. Adds into ap (sd_ap_init
  * first); *n_images counts the images added. */
 sd_status sd_ap_pred_dir(const struct sd_dataset *ds, const char *dir, sd_ap *ap, int *n_images);
+/* The list file of every labelled sample of ds under dir (as sd_ap_pred_dir
+ * finds them; NULL for unlabelled samples): lists[ds->n], free with
+ * sd_inst_lists_free. A labelled sample without one is SD_ERR_DATA. */
+sd_status sd_inst_lists_match(const struct sd_dataset *ds, const char *dir, char ***lists);
+void sd_inst_lists_free(char **lists, int n);
+/* A stored instance ids image (8- or 16-bit grey) as uint16 [h][w], malloc'd. */
+sd_status sd_inst_ids_read(const char *path, uint16_t **ids, int *w, int *h);
 
 #endif

@@ -10,10 +10,12 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/files.h"
 #include "segda/checkpoint.h"
 #include "segda/data.h"
 #include "segda/eval.h"
 #include "segda/eval_inst.h"
+#include "segda/fuse.h"
 #include "segda/gan.h"
 #include "segda/infer.h"
 #include "segda/progress.h"
@@ -49,6 +51,13 @@ static void usage(FILE *f)
             "  --instances DIR     instance predictions in cityscapesScripts' format (per image a\n"
             "                      .txt naming the stem, lines \"mask.png labelID confidence\");\n"
             "                      prints AP and AP50 of evalInstanceLevelSemanticLabeling\n"
+            "  --fuse-out DIR      with one --pred and --instances: paint the instance masks over\n"
+            "                      the segmentation (detection-based foreground, Saleh et al. 2018:\n"
+            "                      masks by decreasing score, one more than --fuse-overlap already\n"
+            "                      painted is dropped, else its free pixels take its class), write\n"
+            "                      DIR/STEM_trainIds.png and score those\n"
+            "  --fuse-score T      paint masks scored >= T (default 0.5)\n"
+            "  --fuse-overlap T    drop a mask more than T of which is already painted (default 0.5)\n"
             "  --protocol 19|16|13|camvid table columns and main mean (default 19; 16 for a 16-class\n"
             "                      SYNTHIA model, printed with mIoU-13 beside it; camvid on camvid: data,\n"
             "                      its 10 shared classes; JSON/CSV have all)\n"
@@ -286,7 +295,7 @@ int cli_eval(int argc, char **argv)
     enum {
         OPT_LABELIDS = 256, OPT_SKIP, OPT_CSV, OPT_JSON, OPT_PROTOCOL, OPT_ALIGN, OPT_NAME, OPT_LANE,
         OPT_UNKNOWN, OPT_THREADS, OPT_PROGRESS, OPT_QUIET, OPT_SPLIT, OPT_SIZE, OPT_FLIP, OPT_SCALES,
-        OPT_TRANSLATE, OPT_INSTANCES,
+        OPT_TRANSLATE, OPT_INSTANCES, OPT_FUSE_OUT, OPT_FUSE_SCORE, OPT_FUSE_OVERLAP,
     };
     static const struct option longopts[] = {
         {"pred", required_argument, 0, 'p'},
@@ -309,12 +318,18 @@ int cli_eval(int argc, char **argv)
         {"scales", required_argument, 0, OPT_SCALES},
         {"translate", required_argument, 0, OPT_TRANSLATE},
         {"instances", required_argument, 0, OPT_INSTANCES},
+        {"fuse-out", required_argument, 0, OPT_FUSE_OUT},
+        {"fuse-score", required_argument, 0, OPT_FUSE_SCORE},
+        {"fuse-overlap", required_argument, 0, OPT_FUSE_OVERLAP},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *preds[MAX_SETS], *models[MAX_SETS], *names[MAX_SETS];
     int n_pred = 0, n_model = 0, n_names = 0;
     const char *spec = NULL, *split = NULL, *csv = NULL, *json = NULL, *translate = NULL, *inst_dir = NULL;
+    const char *fuse_out = NULL;
+    sd_fuse_opts fuse;
+    sd_fuse_opts_init(&fuse);
     bool labelids = false, skip_missing = false, align_corners = true, align_given = false;
     bool allow_unknown = false, lanemarking = false;
     int protocol = SD_PROTOCOL_19, threads = 0;
@@ -397,6 +412,19 @@ int cli_eval(int argc, char **argv)
             break;
         case OPT_TRANSLATE: translate = optarg; break;
         case OPT_INSTANCES: inst_dir = optarg; break;
+        case OPT_FUSE_OUT: fuse_out = optarg; break;
+        case OPT_FUSE_SCORE:
+        case OPT_FUSE_OVERLAP: {
+            char *end;
+            double v = strtod(optarg, &end);
+            if (*end || !(v >= 0 && v <= 1)) {
+                fprintf(stderr, "segda eval: --%s %s: expected a number in [0, 1]\n",
+                        c == OPT_FUSE_SCORE ? "fuse-score" : "fuse-overlap", optarg);
+                return 2;
+            }
+            *(c == OPT_FUSE_SCORE ? &fuse.score_thresh : &fuse.overlap_thresh) = (float)v;
+            break;
+        }
         case OPT_PROGRESS: progress = SD_PROGRESS_ON; break;
         case OPT_QUIET: progress = SD_PROGRESS_OFF; break;
         case 'h': usage(stdout); return 0;
@@ -416,6 +444,10 @@ int cli_eval(int argc, char **argv)
     if (n_names && n_names != n_pred + n_model) {
         fprintf(stderr, "segda eval: %d --name for %d prediction sets/models (give one per set or none)\n",
                 n_names, n_pred + n_model);
+        return 2;
+    }
+    if (fuse_out && (n_pred != 1 || !inst_dir)) {
+        fprintf(stderr, "segda eval: --fuse-out needs one --pred and --instances\n");
         return 2;
     }
     if (n_pred && n_model) {
@@ -458,6 +490,19 @@ int cli_eval(int argc, char **argv)
         return 0;
     }
     bool has_inst = sd_dataset_has_instances(&ds);
+    if (fuse_out) {
+        if (cli_mkdir_p(fuse_out) ||
+            sd_fuse_pred_dirs(&ds, preds[0], labelids ? SD_PRED_LABEL_IDS : SD_PRED_TRAIN_IDS, inst_dir, &fuse,
+                              fuse_out)) {
+            sd_gen_free(gen);
+            sd_dataset_free(&ds);
+            return cli_fail("eval");
+        }
+        printf("fused: %s + instances %s (score >= %g, overlap <= %g) -> %s\n", preds[0], inst_dir,
+               (double)fuse.score_thresh, (double)fuse.overlap_thresh, fuse_out);
+        preds[0] = fuse_out;
+        labelids = false;
+    }
 
     int n_sets = n_pred + n_model;
     sd_confusion *cms = sd_calloc((size_t)n_sets, sizeof *cms);

@@ -148,6 +148,42 @@ static const char *find_txt(const sd_dataset *ds, int i)
     return hit;
 }
 
+sd_status sd_inst_lists_match(const sd_dataset *ds, const char *dir, char ***lists)
+{
+    *lists = NULL;
+    txt_walk.n = 0;
+    sd_status st = SD_OK;
+    if (nftw(dir, collect_txt, 16, FTW_PHYS) != 0)
+        st = sd_fail(SD_ERR_IO, "%s: cannot list the instance predictions", dir);
+    char **out = st ? NULL : sd_calloc((size_t)(ds->n ? ds->n : 1), sizeof *out);
+    if (!st && !out)
+        st = sd_fail(SD_ERR_NOMEM, "%s: out of memory", dir);
+    for (int i = 0; !st && i < ds->n; i++) {
+        const char *t = ds->samples[i].label_path ? find_txt(ds, i) : NULL;
+        if (t && !(out[i] = sd_strdup(t)))
+            st = sd_fail(SD_ERR_NOMEM, "%s: out of memory", dir);
+        if (!t && ds->samples[i].label_path)
+            st = sd_fail(SD_ERR_DATA, "%s: no instance prediction list for %s (expected a .txt whose name %s)", dir,
+                         ds->samples[i].stem, ds->kind == SD_DATASET_CITYSCAPES ? "contains the stem" : "is STEM.txt");
+    }
+    for (int k = 0; k < txt_walk.n; k++)
+        free(txt_walk.paths[k]);
+    free(txt_walk.paths);
+    memset(&txt_walk, 0, sizeof txt_walk);
+    if (st)
+        sd_inst_lists_free(out, ds->n);
+    else
+        *lists = out;
+    return st;
+}
+
+void sd_inst_lists_free(char **lists, int n)
+{
+    for (int i = 0; lists && i < n; i++)
+        free(lists[i]);
+    free(lists);
+}
+
 void sd_inst_preds_free(sd_inst_preds *p)
 {
     for (int i = 0; i < p->n; i++)
@@ -229,55 +265,54 @@ sd_status sd_inst_preds_read(const char *txt, int w, int h, sd_inst_preds *out)
     return st;
 }
 
+/* A stored instance ids image widened to 16 bits. */
+sd_status sd_inst_ids_read(const char *path, uint16_t **ids, int *w, int *h)
+{
+    *ids = NULL;
+    sd_image gi;
+    sd_status st = sd_image_read(path, &gi, true);
+    if (st)
+        return st;
+    if (gi.c != 1) {
+        st = sd_fail(SD_ERR_FORMAT, "%s: instance ids image has %d channels: expected 1", path, gi.c);
+        sd_image_free(&gi);
+        return st;
+    }
+    size_t np = (size_t)gi.w * gi.h;
+    uint16_t *o = sd_malloc((np ? np : 1) * sizeof *o);
+    if (!o) {
+        sd_image_free(&gi);
+        return sd_fail(SD_ERR_NOMEM, "%s: out of memory", path);
+    }
+    for (size_t p = 0; p < np; p++)
+        o[p] = gi.depth == 16 ? ((const uint16_t *)gi.data)[p] : ((const uint8_t *)gi.data)[p];
+    *ids = o, *w = gi.w, *h = gi.h;
+    sd_image_free(&gi);
+    return SD_OK;
+}
+
 sd_status sd_ap_pred_dir(const sd_dataset *ds, const char *dir, sd_ap *ap, int *n_images)
 {
-    txt_walk.n = 0;
-    sd_status st = SD_OK;
-    if (nftw(dir, collect_txt, 16, FTW_PHYS) != 0)
-        st = sd_fail(SD_ERR_IO, "%s: cannot list the instance predictions", dir);
     *n_images = 0;
+    char **lists;
+    sd_status st = sd_inst_lists_match(ds, dir, &lists);
     for (int i = 0; !st && i < ds->n; i++) {
-        if (!ds->samples[i].label_path)
+        if (!lists[i])
             continue;
-        const char *txt = find_txt(ds, i);
-        if (!txt) {
-            st = sd_fail(SD_ERR_DATA, "%s: no instance prediction list for %s (expected a .txt whose name %s)", dir,
-                         ds->samples[i].stem, ds->kind == SD_DATASET_CITYSCAPES ? "contains the stem" : "is STEM.txt");
-            break;
-        }
         char ipath[4200];
-        if ((st = sd_dataset_instances_path(ds, i, ipath, sizeof ipath)))
+        uint16_t *ids = NULL;
+        int w = 0, h = 0;
+        if ((st = sd_dataset_instances_path(ds, i, ipath, sizeof ipath)) || (st = sd_inst_ids_read(ipath, &ids, &w, &h)))
             break;
-        sd_image gi;
-        if ((st = sd_image_read(ipath, &gi, true)))
-            break;
-        if (gi.c != 1) {
-            st = sd_fail(SD_ERR_FORMAT, "%s: instance ids image has %d channels: expected 1", ipath, gi.c);
-            sd_image_free(&gi);
-            break;
-        }
-        size_t np = (size_t)gi.w * gi.h;
-        uint16_t *ids = sd_malloc((np ? np : 1) * sizeof *ids);
-        if (!ids) {
-            sd_image_free(&gi);
-            st = sd_fail(SD_ERR_NOMEM, "%s: out of memory", ipath);
-            break;
-        }
-        for (size_t p = 0; p < np; p++)
-            ids[p] = gi.depth == 16 ? ((const uint16_t *)gi.data)[p] : ((const uint8_t *)gi.data)[p];
         sd_inst_preds pr;
-        st = sd_inst_preds_read(txt, gi.w, gi.h, &pr);
+        st = sd_inst_preds_read(lists[i], w, h, &pr);
         if (!st)
-            st = sd_ap_add(ap, ids, gi.w, gi.h, pr.v, pr.n, ipath);
+            st = sd_ap_add(ap, ids, w, h, pr.v, pr.n, ipath);
         if (!st)
             ++*n_images;
         sd_inst_preds_free(&pr);
         free(ids);
-        sd_image_free(&gi);
     }
-    for (int k = 0; k < txt_walk.n; k++)
-        free(txt_walk.paths[k]);
-    free(txt_walk.paths);
-    memset(&txt_walk, 0, sizeof txt_walk);
+    sd_inst_lists_free(lists, ds->n);
     return st;
 }
