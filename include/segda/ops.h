@@ -40,6 +40,15 @@ sd_tensor *sd_max_pool2d(sd_tape *t, sd_tensor *x, sd_pool_opts o);
 sd_tensor *sd_avg_pool2d(sd_tape *t, sd_tensor *x, sd_pool_opts o);
 /* Bin i covers [floor(i*in/out), ceil((i+1)*in/out)), as PyTorch. */
 sd_tensor *sd_adaptive_avg_pool2d(sd_tape *t, sd_tensor *x, int out_h, int out_w);
+/* RoIAlign as torchvision.ops.roi_align: x [N,C,H,W], k rois of 5 host
+ * floats (batch index, x1, y1, x2, y2 in input-image coordinates; scale maps
+ * them onto x) -> [k,C,out_h,out_w]. Each bin averages sampling x sampling
+ * bilinear samples (sampling <= 0: ceil(roi size / bins) per axis);
+ * aligned shifts by half a pixel (torchvision's aligned=True; Mask R-CNN's
+ * MultiScaleRoIAlign uses aligned=false, sampling 2). Gradient to x only
+ * (rois are constants, as in torchvision); k >= 1 and batch indices < N. */
+sd_tensor *sd_roi_align(sd_tape *t, sd_tensor *x, int k, const float *rois, int out_h, int out_w, float scale,
+                        int sampling, bool aligned);
 
 /* ---- normalisation ---- */
 /* Batch norm over N,H,W. training: batch statistics, and running stats
