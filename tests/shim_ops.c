@@ -155,6 +155,18 @@ static sd_tensor *dispatch(const char *op, const sdt_args *a)
             return sd_self_information(t, x);
         case SD_OP_l2_feature_distance:
             return sd_l2_feature_distance(t, x, y);
+        case SD_OP_roi_align: /* x, rois [k,5]; ip: out_h out_w sampling aligned; fp: scale */
+            return y ? sd_roi_align(t, x, y->shape[0], y->data, sdt_ip(a, 0, 7), sdt_ip(a, 1, 7), sdt_fp(a, 0, 1.0f),
+                                    sdt_ip(a, 2, 2), sdt_ip(a, 3, 0) != 0)
+                     : sd_roi_align(t, x, 0, NULL, 1, 1, 1.0f, 0, false);
+        case SD_OP_gather: { /* x; ip: block, then the indices */
+            int32_t *idx = a->nip > 1 ? sd_arena_alloc(&t->arena, (size_t)(a->nip - 1) * sizeof *idx) : NULL;
+            for (int i = 1; idx && i < a->nip; i++)
+                idx[i - 1] = a->ip[i];
+            return sd_gather(t, x, a->nip - 1, idx, sdt_ip(a, 0, 1));
+        }
+        case SD_OP_smooth_l1: /* x, target; fp: beta */
+            return sd_smooth_l1(t, x, y, sdt_fp(a, 0, 1.0f));
     case SD_OP_COUNT:
         break;
     }

@@ -190,6 +190,25 @@ static sd_tensor *op_bilinear(sd_tape *t, sd_tensor **in, const void *ctx)
 {
     return sd_resize_bilinear(t, in[0], 11, 7, *(const bool *)ctx);
 }
+/* rois over both images, one partly outside, one tiny (legacy size 1) */
+static const float fd_rois[4 * 5] = {0, 0.5f, 1.0f, 7.5f, 4.0f, 1, -2.0f, 1.5f, 5.0f, 9.0f,
+                                     1, 3.0f, 3.0f, 3.2f, 3.1f, 0, 2.2f, 0.3f, 8.6f, 5.7f};
+static sd_tensor *op_roi_align(sd_tape *t, sd_tensor **in, const void *ctx)
+{
+    return sd_roi_align(t, in[0], 4, fd_rois, 3, 4, 1.0f, ctx ? 2 : 0, ctx != NULL);
+}
+static sd_tensor *op_gather(sd_tape *t, sd_tensor **in, const void *ctx)
+{
+    (void)ctx;
+    static const int32_t rows[5] = {3, 0, 3, 7, 1}; /* a repeat adds up */
+    return sd_gather(t, in[0], 5, rows, 9);
+}
+static sd_tensor *op_smooth_l1(sd_tape *t, sd_tensor **in, const void *ctx)
+{
+    (void)ctx;
+    /* a beta wider than most differences of the random inputs: both branches */
+    return sd_smooth_l1(t, in[0], in[1], 1.5f);
+}
 static sd_tensor *op_nearest(sd_tape *t, sd_tensor **in, const void *ctx)
 {
     (void)ctx;
@@ -311,6 +330,15 @@ static void test_fd_resize_pad_flip(void)
     CHECK(fd_check(&e, 1e-2f) < FD_TOL);
     fd_case g = img_case("flip_w", 2, 2, 4, 5, op_flip, NULL);
     CHECK(fd_check(&g, 1e-2f) < FD_TOL);
+    fd_case r = img_case("roi_align adaptive", 2, 3, 6, 9, op_roi_align, NULL);
+    CHECK(fd_check(&r, 1e-2f) < FD_TOL);
+    fd_case ra = img_case("roi_align aligned sampling 2", 2, 3, 6, 9, op_roi_align, &tr);
+    CHECK(fd_check(&ra, 1e-2f) < FD_TOL);
+    fd_case ga = img_case("gather", 2, 1, 4, 9, op_gather, NULL);
+    CHECK(fd_check(&ga, 1e-2f) < FD_TOL);
+    fd_case sl = {.name = "smooth_l1", .n_in = 2, .ndim = {4, 4}, .shape = {X4(2, 3, 4, 5), X4(2, 3, 4, 5)},
+                  .grad = {true, false}, .present = {true, true}, .op = op_smooth_l1};
+    CHECK(fd_check(&sl, 1e-3f) < FD_TOL);
 }
 
 /* ---- errors ---- */

@@ -4,6 +4,7 @@
 
     tools/pth2safetensors.py IN.pth OUT.safetensors --model NAME --classes N \
         [--normalize caffe|imagenet] [--partial] [--segda PATH]
+    tools/pth2safetensors.py maskrcnn_resnet50_fpn_coco.pth OUT.safetensors   (the detector)
 
 Installed by `make install` as the command `segda-pth2safetensors`; it finds
 the segda command (for the expected names) as --segda, else $SEGDA_BIN, else
@@ -35,6 +36,7 @@ import sys
 import numpy as np
 import torch
 
+DETECTOR = "maskrcnn-r50-fpn"
 DEFAULT_NORM = {"deeplabv2-resnet101": "caffe", "deeplabv2-resnet50": "caffe", "deeplabv2-vgg16": "caffe"}
 
 
@@ -110,6 +112,23 @@ def torchvision_vgg_to_deeplab(sd):
     return out
 
 
+def torchvision_detector_names(sd):
+    """torchvision's maskrcnn_resnet50_fpn state dicts, published COCO weights
+    included, to the current (0.13+) names segda uses: the published file
+    predates the Conv2dNormActivation wrappers (fpn.inner_blocks.N.weight,
+    rpn.head.conv.weight, mask_head.mask_fcnK.weight), which torchvision
+    renames on load (its _load_from_state_dict hooks); so do we."""
+    out = {}
+    for k, v in sd.items():
+        k = re.sub(r"^(backbone\.fpn\.(inner|layer)_blocks\.\d+)\.(weight|bias)$", r"\1.0.\3", k)
+        k = re.sub(r"^rpn\.head\.conv\.(weight|bias)$", r"rpn.head.conv.0.0.\1", k)
+        m = re.match(r"^roi_heads\.mask_head\.mask_fcn(\d+)\.(weight|bias)$", k)
+        if m:
+            k = "roi_heads.mask_head.%d.0.%s" % (int(m.group(1)) - 1, m.group(2))
+        out[k] = v
+    return out
+
+
 def find_segda():
     """The segda binary, wherever this script is run from (see the top)."""
     env = os.environ.get("SEGDA_BIN")
@@ -130,8 +149,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("input")
     ap.add_argument("output")
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--classes", type=int, default=19)
+    ap.add_argument("--model", help="segda's model name (segda models); default: %s when the state dict is "
+                    "torchvision's Mask R-CNN, else required" % DETECTOR)
+    ap.add_argument("--classes", type=int, help="output classes (default 19; the detector: from the state dict, "
+                    "background included)")
     ap.add_argument("--normalize", choices=["caffe", "imagenet"])
     ap.add_argument("--partial", action="store_true", help="allow missing tensors (e.g. backbone-only weights)")
     ap.add_argument("--aspp-branches", type=int, choices=[2, 4],
@@ -153,6 +174,20 @@ def main():
         if k.endswith("num_batches_tracked"):
             continue
         clean[k] = v.detach().float().cpu().numpy()
+    if "roi_heads.box_predictor.cls_score.weight" in clean:
+        clean = torchvision_detector_names(clean)
+        if a.model is None:
+            a.model = DETECTOR
+        if a.classes is None:
+            a.classes = clean["roi_heads.box_predictor.cls_score.weight"].shape[0]
+    elif a.model == DETECTOR:
+        raise SystemExit("pth2safetensors: %s has no roi_heads.box_predictor.cls_score.weight: not torchvision's "
+                         "maskrcnn_resnet50_fpn state dict, which --model %s expects" % (a.input, DETECTOR))
+    if a.model is None:
+        raise SystemExit("pth2safetensors: --model NAME is required for a segmentation network (segda models lists "
+                         "the names)")
+    if a.classes is None:
+        a.classes = 19
     if a.model.endswith("vgg16"):
         clean = torchvision_vgg_to_deeplab(clean)
     has5 = any(k.startswith("layer5.") for k in clean)

@@ -40,6 +40,20 @@ sd_tensor *sd_max_pool2d(sd_tape *t, sd_tensor *x, sd_pool_opts o);
 sd_tensor *sd_avg_pool2d(sd_tape *t, sd_tensor *x, sd_pool_opts o);
 /* Bin i covers [floor(i*in/out), ceil((i+1)*in/out)), as PyTorch. */
 sd_tensor *sd_adaptive_avg_pool2d(sd_tape *t, sd_tensor *x, int out_h, int out_w);
+/* RoIAlign as torchvision.ops.roi_align: x [N,C,H,W], k rois of 5 host
+ * floats (batch index, x1, y1, x2, y2 in input-image coordinates; scale maps
+ * them onto x) -> [k,C,out_h,out_w]. Each bin averages sampling x sampling
+ * bilinear samples (sampling <= 0: ceil(roi size / bins) per axis);
+ * aligned shifts by half a pixel (torchvision's aligned=True; Mask R-CNN's
+ * MultiScaleRoIAlign uses aligned=false, sampling 2). Gradient to x only
+ * (rois are constants, as in torchvision); k >= 1 and batch indices < N. */
+sd_tensor *sd_roi_align(sd_tape *t, sd_tensor *x, int k, const float *rois, int out_h, int out_w, float scale,
+                        int sampling, bool aligned);
+/* Rows of x (viewed flat as [numel/block, block]) picked by n host indices:
+ * [n, block]. Gradient back to the picked rows (repeats add up). Mask R-CNN
+ * takes sampled anchors' logits, positive boxes' class-specific deltas and
+ * each RoI's own class mask this way. */
+sd_tensor *sd_gather(sd_tape *t, sd_tensor *x, int n, const int32_t *idx, int block);
 
 /* ---- normalisation ---- */
 /* Batch norm over N,H,W. training: batch statistics, and running stats
@@ -121,7 +135,10 @@ sd_tensor *sd_cross_entropy_pixel_weighted(sd_tape *t, sd_tensor *logits, const 
 sd_tensor *sd_bce_logits_const(sd_tape *t, sd_tensor *x, float target);
 sd_tensor *sd_bce_logits(sd_tape *t, sd_tensor *x, sd_tensor *target);  /* target: no gradient */
 sd_tensor *sd_mse_const(sd_tape *t, sd_tensor *x, float target);        /* LS-GAN */
-sd_tensor *sd_mse(sd_tape *t, sd_tensor *a, sd_tensor *b);
+sd_tensor *sd_mse(sd_tape *t, sd_tensor *a, sd_tensor *b);/* SUM over elements of smooth-L1(x - target) as PyTorch's
+ * F.smooth_l1_loss(..., beta, reduction="sum") (Mask R-CNN's box losses
+ * divide it themselves); target gets no gradient; beta > 0. */
+sd_tensor *sd_smooth_l1(sd_tape *t, sd_tensor *x, sd_tensor *target, float beta);
 /* Per-pixel normalised entropy map [N,1,H,W] of softmax(logits):
  * -sum_c p log p / log C. */
 sd_tensor *sd_entropy_map(sd_tape *t, sd_tensor *logits);

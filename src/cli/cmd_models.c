@@ -8,6 +8,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "nn/nn.h"
+#include "segda/detect.h"
 #include "segda/model.h"
 
 static void usage(FILE *f)
@@ -73,10 +74,13 @@ int cli_models(int argc, char **argv)
         o.aux = aux;
         o.aspp_two_branch = two;
         o.output_stride = os;
-        sd_model *m;
-        if (nn_model_create_zeroed(&o, &m)) /* names and shapes only: no initialisation */
+        sd_model *m = NULL;
+        sd_detector *det = NULL;
+        sd_detector_opts dopt = sd_detector_opts_default(classes);
+        if (!strcmp(names, SD_DETECTOR_MODEL) ? sd_detector_create(&dopt, 0, &det)
+                                              : nn_model_create_zeroed(&o, &m)) /* names and shapes only */
             return cli_fail("models");
-        sd_params *p = sd_model_params(m);
+        sd_params *p = det ? sd_detector_params(det) : sd_model_params(m);
         for (int i = 0; i < p->n; i++) {
             const sd_tensor *x = p->tensors[i];
             printf("%s ", x->name);
@@ -84,7 +88,9 @@ int cli_models(int argc, char **argv)
                 printf(d ? ",%d" : "%d", x->shape[d]);
             printf("\n");
         }
-        sd_model_free(m);
+        if (m)
+            sd_model_free(m);
+        sd_detector_free(det);
         return 0;
     }
     int n;

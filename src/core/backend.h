@@ -41,6 +41,16 @@ typedef struct sd_norm_geom {
     int outer, ch, inner, affine_ch;
 } sd_norm_geom;
 
+/* RoIAlign geometry (torchvision.ops.roi_align): features [n, c, h, w], k
+ * rois of 5 floats (batch index, x1, y1, x2, y2 in image coordinates) ->
+ * output [k, c, oh, ow]. sampling <= 0: ceil(roi size / bins) points per bin. */
+typedef struct sd_roi_geom {
+    int n, c, h, w, k, oh, ow;
+    float scale;
+    int sampling;
+    bool aligned;
+} sd_roi_geom;
+
 /* The op ids: SD_OP_conv2d, ... in the order of src/core/ops.def. */
 typedef enum sd_op {
 #define SD_OP(name) SD_OP_##name,

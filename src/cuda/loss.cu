@@ -383,3 +383,66 @@ void sd_cuda_l2dist_bwd(int n, int c, size_t hw, const float *a, const float *b,
 }
 
 } /* extern "C" */
+
+/* ---- detection: gather rows, smooth-L1 (the CPU's arithmetic and order) ---- */
+
+__global__ static void k_gather_fwd(size_t total, int block, const int32_t *idx, const float *x, float *y)
+{
+    SD_GRID_LOOP(k, total)
+    {
+        size_t i = k / (size_t)block, j = k % (size_t)block;
+        y[k] = x[(size_t)idx[i] * block + j];
+    }
+}
+
+/* one thread per column j, indices in order (deterministic with repeats) */
+__global__ static void k_gather_bwd(int n, int block, const int32_t *idx, const float *dy, float *dx)
+{
+    SD_GRID_LOOP(j, (size_t)block)
+    {
+        for (int i = 0; i < n; i++)
+            dx[(size_t)idx[i] * block + j] += dy[(size_t)i * block + j];
+    }
+}
+
+void sd_cuda_gather_fwd(int n, int block, const int32_t *idx, const float *x, float *y)
+{
+    size_t total = (size_t)n * block;
+    SD_LAUNCH(k_gather_fwd, total, total, block, idx, x, y);
+}
+
+void sd_cuda_gather_bwd(int n, int block, const int32_t *idx, const float *dy, float *dx)
+{
+    SD_LAUNCH(k_gather_bwd, (size_t)block, n, block, idx, dy, dx);
+}
+
+struct f_smooth_l1 {
+    const float *a, *b;
+    float beta;
+    __device__ void operator()(size_t i, double *acc) const
+    {
+        double d = fabs((double)a[i] - b[i]);
+        acc[0] += d < beta ? 0.5 * d * d / beta : d - 0.5 * beta;
+    }
+};
+
+__global__ static void k_smooth_l1_bwd(size_t n, float beta, const float *a, const float *b, float scale, float *da)
+{
+    SD_GRID_LOOP(i, n)
+    {
+        float d = a[i] - b[i];
+        da[i] += scale * (fabsf(d) < beta ? d / beta : (d > 0 ? 1.0f : -1.0f));
+    }
+}
+
+double sd_cuda_smooth_l1_fwd(size_t n, float beta, const float *a, const float *b)
+{
+    double s[1];
+    sd_fixed_sum<1>(n, f_smooth_l1{a, b, beta}, s);
+    return s[0];
+}
+
+void sd_cuda_smooth_l1_bwd(size_t n, float beta, const float *a, const float *b, float scale, float *da)
+{
+    SD_LAUNCH(k_smooth_l1_bwd, n, n, beta, a, b, scale, da);
+}

@@ -7,6 +7,7 @@
 
 #include "nn/nn.h"
 #include "segda/checkpoint.h"
+#include "segda/detect.h"
 #include "segda/gan.h"
 
 sd_status sd_ckpt_writer_add_model(sd_ckpt_writer *w, sd_model *m, sd_norm norm)
@@ -77,6 +78,9 @@ sd_status sd_ckpt_model_opts(const sd_ckpt *c, sd_model_opts *o, sd_norm *norm)
         return sd_fail(SD_ERR_FORMAT, "%s: a generator checkpoint (CycleGAN ResNet generator: tensors model.N.*), "
                        "expected a segmentation network (give it to --translate or segda translate instead)",
                        c->st.path);
+    if (name && !strcmp(name, SD_DETECTOR_MODEL))
+        return sd_fail(SD_ERR_FORMAT, "%s: a detector checkpoint (%s), expected a segmentation network (give the "
+                       "detector to --detector instead)", c->st.path, name);
     if (!name)
         return sd_fail(SD_ERR_FORMAT, "%s: no \"model\" in the metadata (convert with tools/pth2safetensors.py --model NAME)",
                        c->st.path);

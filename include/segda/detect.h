@@ -1,0 +1,103 @@
+/* The instance detector: Mask R-CNN with a ResNet-50-FPN backbone, laid out
+ * and named as torchvision's maskrcnn_resnet50_fpn (so its published COCO
+ * weights convert with tools/pth2safetensors.py), for the detection-based
+ * foreground of Saleh et al. (ECCV 2018).
+ *
+ * What it computes, as torchvision 0.14 does in eval mode: the image scaled
+ * so its short side is min_size (long side at most max_size), ImageNet
+ * normalisation, padding to a multiple of 32; ResNet-50 with frozen batch
+ * norm; FPN P2..P6 (P6 = max-pool of P5); RPN with anchors 32..512 x ratios
+ * 0.5/1/2, top-k per level, NMS; RoIAlign 7x7 (sampling 2, FPN level
+ * k = floor(4 + log2(sqrt(area)/224))); the two-layer box head; per-class
+ * NMS; 14x14 RoIAlign and the 4-conv mask head to 28x28 masks, pasted into
+ * the full image and thresholded.
+ *
+ * Ownership: an sd_detector owns its parameters; sd_detections owns its
+ * masks (sd_detections_free). Errors: SD_ERR_* with a message (sd_errmsg)
+ * naming the file or the value. */
+#ifndef SEGDA_DETECT_H
+#define SEGDA_DETECT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "segda/tensor.h"
+
+#define SD_DETECTOR_MODEL "maskrcnn-r50-fpn"
+
+typedef struct sd_detector_opts {
+    int classes;                   /* including background: 91 (COCO), 9 (background + 8 Cityscapes things) */
+    int min_size, max_size;        /* resize: 800 / 1333 */
+    int rpn_pre_nms, rpn_post_nms; /* proposals kept per level before NMS / in all after (test): 1000 / 1000 */
+    int rpn_pre_nms_train, rpn_post_nms_train; /* 2000 / 2000 */
+    float rpn_nms;                 /* 0.7 */
+    float score_thresh;            /* box score threshold: 0.05 */
+    float nms;                     /* per-class NMS IoU: 0.5 */
+    int detections;                /* detections per image: 100 */
+    float mask_thresh;             /* binary mask at probability > 0.5 */
+} sd_detector_opts;
+
+/* torchvision's defaults for `classes` classes (background included). */
+sd_detector_opts sd_detector_opts_default(int classes);
+
+typedef struct sd_detector sd_detector;
+
+/* A detector with random weights (torchvision's initialisation of the heads,
+ * Kaiming for the backbone, identity frozen BN). */
+sd_status sd_detector_create(const sd_detector_opts *o, uint64_t seed, sd_detector **out);
+/* Loads a converted (pth2safetensors --model maskrcnn-r50-fpn) or segda-
+ * trained detector; the class count comes from the file. A segmentation
+ * network's file is SD_ERR_FORMAT naming the file and what was expected. */
+sd_status sd_detector_load(const char *path, sd_detector **out);
+sd_status sd_detector_save(sd_detector *d, const char *path);
+/* The thresholds and sizes in use; callers may change them between calls
+ * (classes excepted). */
+sd_detector_opts *sd_detector_options(sd_detector *d);
+sd_params *sd_detector_params(sd_detector *d);
+/* The Cityscapes trainId of a class index (see sd_detection.train_id). */
+int sd_detector_train_id(const sd_detector *d, int label);
+void sd_detector_free(sd_detector *d);
+
+typedef struct sd_detection {
+    int label;       /* the model's class index (1 .. classes-1) */
+    int train_id;    /* Cityscapes trainId 11..18 of the class (9-class models: 10 + label; COCO models:
+                      * person, car, truck, bus, train, motorcycle, bicycle), -1 for other classes */
+    float score;
+    float box[4];    /* x1, y1, x2, y2 in the input image's pixels */
+    uint8_t *mask;   /* [h][w] of the input image: 1 inside the instance */
+} sd_detection;
+
+typedef struct sd_detections {
+    int w, h;
+    int n;
+    sd_detection *d; /* n, by decreasing score */
+} sd_detections;
+
+/* Detects instances in an RGB image (u8, [h][w][3]). No instance is n = 0,
+ * not an error. out is overwritten; free it with sd_detections_free. */
+sd_status sd_detector_predict(sd_detector *d, const uint8_t *rgb, int w, int h, sd_detections *out);
+void sd_detections_free(sd_detections *r);
+
+/* Intermediate results of one prediction, host copies, for the parity tests
+ * against torchvision (tests/py/test_maskrcnn_torch.py). */
+typedef struct sd_detector_trace {
+    int in_h, in_w;            /* the padded network input */
+    int img_h, img_w;          /* the resized image inside it */
+    float *input;              /* [3][in_h][in_w] */
+    int feat_h[5], feat_w[5];
+    float *feat[5];            /* FPN P2..P6, [256][h][w] */
+    int n_props;
+    float *props;              /* [n_props][4], resized-image coordinates */
+    float *class_logits;       /* [n_props][classes] */
+    float *box_regression;     /* [n_props][classes*4] */
+    int n_det;
+    float *det_boxes;          /* [n_det][4], resized-image coordinates */
+    float *det_scores;         /* [n_det] */
+    int *det_labels;           /* [n_det] */
+    float *mask_probs;         /* [n_det][28][28], the label's channel after the sigmoid */
+} sd_detector_trace;
+sd_status sd_detector_predict_trace(sd_detector *d, const uint8_t *rgb, int w, int h, sd_detections *out,
+                                    sd_detector_trace *trace);
+void sd_detector_trace_free(sd_detector_trace *tr);
+
+#endif
