@@ -120,7 +120,7 @@ typedef struct sd_iiou_logits_ctx {
     void *ctx;
     const struct sd_dataset *ds;
     bool align_corners;
-    sd_iiou *stats;
+    sd_iiou *stats;        /* NULL: only passes the logits through */
     bool started;          /* set on the first sample (stats initialised for its size) */
 } sd_iiou_logits_ctx;
 sd_status sd_iiou_logits_fn(void *ctx, const struct sd_sample *s, float **logits, int *c, int *h, int *w);

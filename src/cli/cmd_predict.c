@@ -17,6 +17,8 @@
 #include "segda/image.h"
 #include "segda/infer.h"
 #include "segda/labels.h"
+#include "segda/detect.h"
+#include "segda/fuse.h"
 #include "segda/progress.h"
 
 static void usage(FILE *f)
@@ -41,6 +43,13 @@ static void usage(FILE *f)
             "  --overlap F        window overlap fraction (default 0.33)\n"
             "  --align-corners[=B] upsample logits with align_corners (default true, as the\n"
             "                     AdaptSegNet/ADVENT evaluation code, train and eval; =false: PyTorch's default)\n"
+            "  --detector D       also run the instance detector D (Mask R-CNN, segda models) and paint\n"
+            "                     its masks over the map (detection-based foreground, Saleh et al.\n"
+            "                     2018; include/segda/fuse.h): masks by decreasing score,\n"
+            "  --fuse-score T     painted when scored >= T (default 0.5),\n"
+            "  --fuse-overlap T   dropped when more than T of the mask is already painted (0.5)\n"
+            "  --instances-out DIR with --detector: also DIR/NAME.txt + DIR/NAME_K.png, the\n"
+            "                     detections in cityscapesScripts' format (segda eval --instances)\n"
             "  --strict           fail on any missing, unexpected or mis-shaped checkpoint tensor\n"
             "  --threads N        CPU threads (default: all cores)\n"
             "  --precision P      f32 (default), bf16 or bf16-emulated: the convolutions' compute dtype\n"
@@ -117,8 +126,15 @@ static sd_status check_collisions(char **stems, char **inputs, int n)
     return st;
 }
 
+/* --detector: the detector and how its masks are painted (fuse.h). */
+typedef struct predict_det {
+    sd_detector *det;
+    sd_fuse_opts fuse;
+    const char *inst_dir;
+} predict_det;
+
 static sd_status predict_one(sd_model *m, sd_gen *gen, sd_tape *t, const sd_infer_opts *io, const char *in, const char *stem,
-                             bool color, bool overlay, bool labelids, const uint8_t (*pal)[3])
+                             bool color, bool overlay, bool labelids, const uint8_t (*pal)[3], const predict_det *pd)
 {
     sd_image img;
     sd_status st = sd_image_read(in, &img, false);
@@ -146,6 +162,18 @@ static sd_status predict_one(sd_model *m, sd_gen *gen, sd_tape *t, const sd_infe
     }
     sd_probs_argmax(probs, C, w, h, pred, NULL);
     sd_class_set_to_train_ids(C, pred, hw);   /* a 16-class (SYNTHIA) model writes trainIds too */
+    if (pd->det) {
+        const uint8_t *px = img.data;
+        for (size_t i = 0; i < hw; i++)   /* the detector takes RGB */
+            for (int k = 0; k < 3; k++)
+                aux[3 * i + k] = px[i * img.c + (img.c >= 3 ? k : 0)];
+        const char *base = strrchr(stem, '/');
+        if ((st = sd_fuse_detect(pd->det, aux, w, h, pred, &pd->fuse, pd->inst_dir, base ? base + 1 : stem, NULL,
+                                 NULL))) {
+            sd_fail_prefix(st, "%s", in);
+            goto done;
+        }
+    }
     char path[4200];
     snprintf(path, sizeof path, "%s", stem);
     char *slash = strrchr(path, '/');
@@ -204,9 +232,13 @@ int cli_predict(int argc, char **argv)
         {"strict", no_argument, 0, 'x'},       {"threads", required_argument, 0, 't'},
         {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
         {"precision", required_argument, 0, 'P'}, {"translate", required_argument, 0, 'T'},
+        {"detector", required_argument, 0, 'D'}, {"fuse-score", required_argument, 0, 'F'},
+        {"fuse-overlap", required_argument, 0, 'G'}, {"instances-out", required_argument, 0, 'I'},
         {0, 0, 0, 0},
     };
-    const char *model = NULL, *input = NULL, *outdir = NULL, *translate = NULL;
+    const char *model = NULL, *input = NULL, *outdir = NULL, *translate = NULL, *detector = NULL;
+    predict_det pd = {0};
+    sd_fuse_opts_init(&pd.fuse);
     bool color = false, overlay = false, labelids = false, strict = false, quiet = false;
     sd_infer_opts io = sd_infer_opts_default(SD_NORM_IMAGENET);
     optind = 1;
@@ -216,6 +248,14 @@ int cli_predict(int argc, char **argv)
         switch (ch) {
         case 'm': model = optarg; break;
         case 'T': translate = optarg; break;
+        case 'D': detector = optarg; break;
+        case 'I': pd.inst_dir = optarg; break;
+        case 'F':
+        case 'G':
+            if (!cli_parse_float(optarg, 0.0f, 1.0f, ch == 'F' ? &pd.fuse.score_thresh : &pd.fuse.overlap_thresh))
+                return cli_usage_error("predict", usage, "--%s '%s', expected 0..1",
+                                       ch == 'F' ? "fuse-score" : "fuse-overlap", optarg);
+            break;
         case 'i': input = optarg; break;
         case 'o': outdir = optarg; break;
         case 's':
@@ -263,6 +303,8 @@ int cli_predict(int argc, char **argv)
         return cli_usage_error("predict", usage, "unexpected argument '%s'", argv[optind]);
     if (!model || !input || !outdir)
         return cli_usage_error("predict", usage, "--model, --input and --out are required");
+    if (pd.inst_dir && !detector)
+        return cli_usage_error("predict", usage, "--instances-out needs --detector");
 
     cli_files files;
     sd_status st = cli_files_images(input, &files);
@@ -290,6 +332,10 @@ int cli_predict(int argc, char **argv)
     sd_gen *gen = NULL;
     if (!st && translate)
         st = sd_gen_load(translate, &gen);
+    if (!st && detector)
+        st = sd_detector_load(detector, &pd.det);
+    if (!st && pd.inst_dir)
+        st = cli_mkdir_p(pd.inst_dir);
     int mc = m ? sd_model_options(m)->classes : 0;
     if (!st && labelids && mc != SD_NUM_CLASSES && mc != SD_NUM_CLASSES_SYNTHIA)
         st = sd_fail(SD_ERR_ARG, "--labelids needs a %d- or %d-class model; %s has %d classes", SD_NUM_CLASSES,
@@ -308,12 +354,14 @@ int cli_predict(int argc, char **argv)
     sd_progress pr;
     sd_progress_init(&pr, "predict", "img", files.n, quiet ? SD_PROGRESS_OFF : SD_PROGRESS_AUTO);
     for (int i = 0; !st && i < files.n; i++) {
-        st = predict_one(m, gen, &t, &io, files.v[i], stems[i], color, overlay, labelids, (const uint8_t(*)[3])pal);
+        st = predict_one(m, gen, &t, &io, files.v[i], stems[i], color, overlay, labelids, (const uint8_t(*)[3])pal,
+                         &pd);
         sd_progress_update(&pr, i + 1);
     }
     sd_progress_finish(&pr);
     sd_tape_free(&t);
     sd_gen_free(gen);
+    sd_detector_free(pd.det);
     sd_model_free(m);
     for (int i = 0; stems && i < files.n; i++)
         free(stems[i]);

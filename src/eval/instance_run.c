@@ -84,8 +84,8 @@ sd_status sd_iiou_logits_fn(void *ctx, const struct sd_sample *s, float **logits
 {
     sd_iiou_logits_ctx *x = ctx;
     sd_status st = x->fn(x->ctx, s, logits, c, h, w);
-    if (st)
-        return st;
+    if (st || !x->stats)
+        return st; /* no stats: a plain pass-through */
     sd_instances in;
     if ((st = sd_dataset_read_instances(x->ds, s->index, &in)))
         return st;
