@@ -147,7 +147,5 @@ sd_status sd_ap_pred_dir(const struct sd_dataset *ds, const char *dir, sd_ap *ap
  * sd_inst_lists_free. A labelled sample without one is SD_ERR_DATA. */
 sd_status sd_inst_lists_match(const struct sd_dataset *ds, const char *dir, char ***lists);
 void sd_inst_lists_free(char **lists, int n);
-/* A stored instance ids image (8- or 16-bit grey) as uint16 [h][w], malloc'd. */
-sd_status sd_inst_ids_read(const char *path, uint16_t **ids, int *w, int *h);
 
 #endif
