@@ -79,6 +79,18 @@ static void test_paint(void)
     const uint8_t want2[W] = {13, 13, 13, 13, 2, 2, 14, 14};
     expect_row(seg, want2);
     CHECK(n == 2);
+
+    /* clear_things: a thing label of the map outside every painted mask goes */
+    sd_fuse_opts_init(&o);
+    o.clear_things = true;
+    memset(seg, 2, sizeof seg);
+    seg[7] = 17;          /* a motorcycle the detector did not find: cleared */
+    seg[W + 1] = 15;      /* under A's mask: painted car anyway */
+    CHECK_OK(sd_fuse_detections(seg, W, H, dets, 6, &o, &n));
+    CHECK(seg[7] == 255 && seg[W + 1] == 13 && seg[6] == 2 && seg[4] == 11);
+    memset(seg, 12, sizeof seg);
+    CHECK_OK(sd_fuse_detections(seg, W, H, NULL, 0, &o, &n));
+    CHECK(seg[0] == 255 && seg[W * H - 1] == 255);
 }
 
 static void test_ties_and_bad(void)

@@ -26,6 +26,8 @@
 typedef struct sd_fuse_opts {
     float score_thresh;     /* detections scored below are not painted; default 0.5 */
     float overlap_thresh;   /* suppress a mask when more than this share of it is already painted; default 0.5 */
+    bool clear_things;      /* thing labels of the map outside every painted mask become 255 (no class):
+                             * things only from the detector; default false (the paper keeps the map's labels) */
 } sd_fuse_opts;
 
 void sd_fuse_opts_init(sd_fuse_opts *o);

@@ -61,6 +61,8 @@ static void usage(FILE *f)
             "                      model's map before scoring, as --fuse-out does\n"
             "  --fuse-score T      paint masks scored >= T (default 0.5)\n"
             "  --fuse-overlap T    drop a mask more than T of which is already painted (default 0.5)\n"
+            "  --fuse-clear-things thing labels outside every painted mask become 255 (no class):\n"
+            "                      things come from the detector only (default: kept)\n"
             "  --protocol 19|16|13|camvid table columns and main mean (default 19; 16 for a 16-class\n"
             "                      SYNTHIA model, printed with mIoU-13 beside it; camvid on camvid: data,\n"
             "                      its 10 shared classes; JSON/CSV have all)\n"
@@ -302,7 +304,7 @@ int cli_eval(int argc, char **argv)
     enum {
         OPT_LABELIDS = 256, OPT_SKIP, OPT_CSV, OPT_JSON, OPT_PROTOCOL, OPT_ALIGN, OPT_NAME, OPT_LANE,
         OPT_UNKNOWN, OPT_THREADS, OPT_PROGRESS, OPT_QUIET, OPT_SPLIT, OPT_SIZE, OPT_FLIP, OPT_SCALES,
-        OPT_TRANSLATE, OPT_INSTANCES, OPT_FUSE_OUT, OPT_FUSE_SCORE, OPT_FUSE_OVERLAP, OPT_DETECTOR,
+        OPT_TRANSLATE, OPT_INSTANCES, OPT_FUSE_OUT, OPT_FUSE_SCORE, OPT_FUSE_OVERLAP, OPT_DETECTOR, OPT_FUSE_CLEAR,
     };
     static const struct option longopts[] = {
         {"pred", required_argument, 0, 'p'},
@@ -326,6 +328,7 @@ int cli_eval(int argc, char **argv)
         {"translate", required_argument, 0, OPT_TRANSLATE},
         {"instances", required_argument, 0, OPT_INSTANCES},
         {"fuse-out", required_argument, 0, OPT_FUSE_OUT},
+        {"fuse-clear-things", no_argument, 0, OPT_FUSE_CLEAR},
         {"detector", required_argument, 0, OPT_DETECTOR},
         {"fuse-score", required_argument, 0, OPT_FUSE_SCORE},
         {"fuse-overlap", required_argument, 0, OPT_FUSE_OVERLAP},
@@ -422,6 +425,7 @@ int cli_eval(int argc, char **argv)
         case OPT_INSTANCES: inst_dir = optarg; break;
         case OPT_FUSE_OUT: fuse_out = optarg; break;
         case OPT_DETECTOR: detector = optarg; break;
+        case OPT_FUSE_CLEAR: fuse.clear_things = true; break;
         case OPT_FUSE_SCORE:
         case OPT_FUSE_OVERLAP: {
             char *end;
@@ -511,8 +515,9 @@ int cli_eval(int argc, char **argv)
             sd_dataset_free(&ds);
             return cli_fail("eval");
         }
-        printf("fused: %s + instances %s (score >= %g, overlap <= %g) -> %s\n", preds[0], inst_dir,
-               (double)fuse.score_thresh, (double)fuse.overlap_thresh, fuse_out);
+        printf("fused: %s + instances %s (score >= %g, overlap <= %g%s) -> %s\n", preds[0], inst_dir,
+               (double)fuse.score_thresh, (double)fuse.overlap_thresh,
+               fuse.clear_things ? ", other thing labels cleared" : "", fuse_out);
         preds[0] = fuse_out;
         labelids = false;
     }

@@ -48,6 +48,7 @@ static void usage(FILE *f)
             "                     2018; include/segda/fuse.h): masks by decreasing score,\n"
             "  --fuse-score T     painted when scored >= T (default 0.5),\n"
             "  --fuse-overlap T   dropped when more than T of the mask is already painted (0.5)\n"
+            "  --fuse-clear-things thing labels outside every painted mask become 255\n"
             "  --instances-out DIR with --detector: also DIR/NAME.txt + DIR/NAME_K.png, the\n"
             "                     detections in cityscapesScripts' format (segda eval --instances)\n"
             "  --strict           fail on any missing, unexpected or mis-shaped checkpoint tensor\n"
@@ -234,6 +235,7 @@ int cli_predict(int argc, char **argv)
         {"precision", required_argument, 0, 'P'}, {"translate", required_argument, 0, 'T'},
         {"detector", required_argument, 0, 'D'}, {"fuse-score", required_argument, 0, 'F'},
         {"fuse-overlap", required_argument, 0, 'G'}, {"instances-out", required_argument, 0, 'I'},
+        {"fuse-clear-things", no_argument, 0, 'C'},
         {0, 0, 0, 0},
     };
     const char *model = NULL, *input = NULL, *outdir = NULL, *translate = NULL, *detector = NULL;
@@ -250,6 +252,7 @@ int cli_predict(int argc, char **argv)
         case 'T': translate = optarg; break;
         case 'D': detector = optarg; break;
         case 'I': pd.inst_dir = optarg; break;
+        case 'C': pd.fuse.clear_things = true; break;
         case 'F':
         case 'G':
             if (!cli_parse_float(optarg, 0.0f, 1.0f, ch == 'F' ? &pd.fuse.score_thresh : &pd.fuse.overlap_thresh))

@@ -15,6 +15,7 @@ void sd_fuse_opts_init(sd_fuse_opts *o)
 {
     o->score_thresh = 0.5f;
     o->overlap_thresh = 0.5f;
+    o->clear_things = false;
 }
 
 static int by_score_desc(const void *a, const void *b, void *ctx)
@@ -35,9 +36,13 @@ sd_status sd_fuse_detections(uint8_t *seg, int w, int h, const sd_inst_pred *det
     if (!(o->score_thresh >= 0 && o->score_thresh <= 1) || !(o->overlap_thresh >= 0 && o->overlap_thresh <= 1))
         return sd_fail(SD_ERR_ARG, "fuse: score threshold %g and overlap threshold %g: expected both in [0, 1]",
                        (double)o->score_thresh, (double)o->overlap_thresh);
-    if (n <= 0)
-        return SD_OK;
     size_t np = (size_t)w * h;
+    if (n <= 0) {
+        for (size_t p = 0; o->clear_things && p < np; p++)
+            if (sd_train_id_is_thing(seg[p]))
+                seg[p] = SD_IGNORE;
+        return SD_OK;
+    }
     int *ord = malloc((size_t)n * sizeof *ord);
     uint8_t *painted = calloc(np ? np : 1, 1);
     if (!ord || !painted) {
@@ -65,6 +70,9 @@ sd_status sd_fuse_detections(uint8_t *seg, int w, int h, const sd_inst_pred *det
                 painted[p] = 1, seg[p] = (uint8_t)d->train_id;
         painted_n++;
     }
+    for (size_t p = 0; o->clear_things && p < np; p++)
+        if (!painted[p] && sd_train_id_is_thing(seg[p]))
+            seg[p] = SD_IGNORE;
     free(ord), free(painted);
     if (n_painted)
         *n_painted = painted_n;
