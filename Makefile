@@ -13,6 +13,9 @@ override CFLAGS += $(SAN) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wpointer-arith -
 override LDFLAGS += $(SAN)
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 LDLIBS   += -ldnnl -lopenblas -lpng -ljpeg -llinear -lsvm -lm -lpthread -fopenmp
+# FFTW3: FDA's spectra (src/da/fda.c); LAPACKE (over OpenBLAS's LAPACK): the
+# gap tool's PCA (src/gap/pca.c)
+LDLIBS   += -lfftw3 -llapacke
 
 # MPI (data-parallel training, src/dist/dist.c) when Open MPI's pkg-config
 # file or mpicc is found; MPI=0 builds without it. `tools/deps.sh mpi`
