@@ -32,6 +32,21 @@ else
 $(info segda: built without MPI (no ompi-c pkg-config file or mpicc; `tools/deps.sh mpi` installs Open MPI))
 endif
 
+# FFmpeg's libraries (video in `segda predict`, src/io/video.c) when
+# pkg-config finds them; VIDEO=0 builds without (video then fails, saying
+# what it needs). tools/deps.sh installs them.
+VIDEO ?= auto
+ifneq ($(VIDEO),0)
+AV_LIBS   := $(shell pkg-config --libs libavformat libavcodec libswscale libavutil 2>/dev/null)
+AV_CFLAGS := $(shell pkg-config --cflags libavformat libavcodec libswscale libavutil 2>/dev/null)
+endif
+ifneq ($(strip $(AV_LIBS)),)
+$(BUILD)/obj/src/io/video.o: override CFLAGS += $(patsubst -I%,-isystem %,$(AV_CFLAGS)) -DSD_HAVE_FFMPEG
+LDLIBS   += $(AV_LIBS)
+else
+$(info segda: built without video (pkg-config finds no libavformat/libavcodec/libswscale/libavutil; tools/deps.sh installs them))
+endif
+
 LIB_DIRS := core cpu nn optim io data da eval gap bench dist
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard src/$(d)/*.c))
 
