@@ -5,16 +5,9 @@
  * reported, never asserted. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "da/train_internal.h"
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
+#include "segda/progress.h"
 
 int main(int argc, char **argv)
 {
@@ -29,16 +22,16 @@ int main(int argc, char **argv)
         src[i] = (float)(s >> 24);
         trg[i] = (float)((s >> 8) & 255);
     }
-    double t0 = now_ms();
+    double t0 = 1e3 * sd_time_now();
     if (sd_fda_swap_channel(src, trg, h, w, 0.01f))
         return fprintf(stderr, "bench_fda: %s\n", sd_errmsg()), 1;
-    double first = now_ms() - t0;
-    t0 = now_ms();
+    double first = 1e3 * sd_time_now() - t0;
+    t0 = 1e3 * sd_time_now();
     for (int r = 1; r < reps; r++)
         sd_fda_swap_channel(src, trg, h, w, 0.01f);
     printf("fda swap %dx%d (one channel): first call %.1f ms", w, h, first);
     if (reps > 1)
-        printf(", then %.1f ms per call (%d calls)", (now_ms() - t0) / (reps - 1), reps - 1);
+        printf(", then %.1f ms per call (%d calls)", (1e3 * sd_time_now() - t0) / (reps - 1), reps - 1);
     printf("\n");
     free(src);
     free(trg);

@@ -5,16 +5,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "segda/gap.h"
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
+#include "segda/progress.h"
 
 int main(int argc, char **argv)
 {
@@ -28,12 +21,12 @@ int main(int argc, char **argv)
         s = s * 1664525u + 1013904223u;
         x[i] = (float)((s >> 8) / 16777216.0 - 0.5) * (float)(8.0 / sqrt(1.0 + (double)(i % (size_t)d)));
     }
-    double t0 = now_ms();
+    double t0 = 1e3 * sd_time_now();
     for (int r = 0; r < reps; r++)
         if (sd_gap_pca(x, n, d, 2, 1, comp, proj, NULL))
             return fprintf(stderr, "bench_pca: %s\n", sd_errmsg()), 1;
     printf("pca %d rows x %d features, 2 components: %.1f ms per call (%d calls); pc1[0..2] %.5f %.5f %.5f\n", n, d,
-           (now_ms() - t0) / reps, reps, comp[0], comp[1], comp[2]);
+           (1e3 * sd_time_now() - t0) / reps, reps, comp[0], comp[1], comp[2]);
     free(x);
     free(comp);
     free(proj);
