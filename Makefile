@@ -188,6 +188,8 @@ deps:
 
 # make test also installs MPI, so the data-parallel test runs (tests/test_dist.c)
 test: DEPS_GROUPS += mpi
+# ... and ONNX Runtime in a venv, for tests/py/test_onnx_export.py
+test: DEPS_GROUPS += onnxruntime
 
 # check: build and run the suite without the package step (what test runs after deps)
 check: all
