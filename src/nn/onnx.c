@@ -94,41 +94,41 @@ static void pb_msg(pb *b, int field, pb *sub)
 enum { ONNX_FLOAT = 1, ONNX_INT64 = 7 };
 enum { ATTR_FLOAT = 1, ATTR_INT = 2, ATTR_STRING = 3, ATTR_INTS = 7 };
 
-static void attr_ints(pb *node, const char *name, int n, const int64_t *v)
+/* An AttributeProto on node: ints[n] (ATTR_INTS, or ATTR_INT with n 1), f
+ * (ATTR_FLOAT) or s (ATTR_STRING). */
+static void attr(pb *node, const char *name, int type, int n, const int64_t *ints, float f, const char *s)
 {
     pb a = {0};
     pb_str(&a, 1, name);
-    for (int i = 0; i < n; i++)
-        pb_int(&a, 8, v[i]);
-    pb_int(&a, 20, ATTR_INTS);
+    if (type == ATTR_FLOAT)
+        pb_float(&a, 2, f);
+    else if (type == ATTR_STRING)
+        pb_str(&a, 4, s);
+    else
+        for (int i = 0; i < n; i++)
+            pb_int(&a, type == ATTR_INT ? 3 : 8, ints[i]);
+    pb_int(&a, 20, type);
     pb_msg(node, 5, &a);
+}
+
+static void attr_ints(pb *node, const char *name, int n, const int64_t *v)
+{
+    attr(node, name, ATTR_INTS, n, v, 0, NULL);
 }
 
 static void attr_int(pb *node, const char *name, int64_t v)
 {
-    pb a = {0};
-    pb_str(&a, 1, name);
-    pb_int(&a, 3, v);
-    pb_int(&a, 20, ATTR_INT);
-    pb_msg(node, 5, &a);
+    attr(node, name, ATTR_INT, 1, &v, 0, NULL);
 }
 
 static void attr_float(pb *node, const char *name, float v)
 {
-    pb a = {0};
-    pb_str(&a, 1, name);
-    pb_float(&a, 2, v);
-    pb_int(&a, 20, ATTR_FLOAT);
-    pb_msg(node, 5, &a);
+    attr(node, name, ATTR_FLOAT, 0, NULL, v, NULL);
 }
 
 static void attr_str(pb *node, const char *name, const char *v)
 {
-    pb a = {0};
-    pb_str(&a, 1, name);
-    pb_str(&a, 4, v);
-    pb_int(&a, 20, ATTR_STRING);
-    pb_msg(node, 5, &a);
+    attr(node, name, ATTR_STRING, 0, NULL, 0, v);
 }
 
 static void add_initializer(pb *graph, const char *name, int type, int ndim, const int64_t *dims, const void *data,
