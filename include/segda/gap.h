@@ -73,8 +73,9 @@ typedef enum sd_gap_metric { SD_GAP_METRIC_L2 = 0, SD_GAP_METRIC_COSINE, SD_GAP_
 sd_status sd_gap_retrieval(const float *x, const uint8_t *domain, int n, int d, int k,
                            sd_gap_metric metric, int *nbr, double *frac);
 
-/* Top n_comp principal components by subspace (power) iteration on the
- * centred data: comp[n_comp * d] unit vectors (largest variance first, sign
+/* Top n_comp principal components of the centred data (LAPACK's dsyevr on
+ * the covariance or, with fewer rows than features, the Gram matrix; seed
+ * is unused): comp[n_comp * d] unit vectors (largest variance first, sign
  * chosen so the largest-magnitude entry is positive), proj[n * n_comp]
  * (optional) the centred rows projected, var[n_comp] (optional) the
  * variances along them. n_comp <= min(d, 8). */
