@@ -1,0 +1,23 @@
+/* What a training run writes to TensorBoard (RUNDIR/tb/): every loss term
+ * and logged metric, the learning rate, each evaluation's mIoU and per-class
+ * IoU, and every K iterations an image strip per domain (input, prediction,
+ * label; the entropy map for entropy methods). Only rank 0 writes; a write
+ * that fails is reported once and logging stops, the run goes on. The loop
+ * (train.c) calls these four; the file format is src/io/tfevents.c. */
+#ifndef SEGDA_DA_TBLOG_H
+#define SEGDA_DA_TBLOG_H
+
+#include "segda/eval.h"
+#include "segda/train.h"
+
+/* Opens RUNDIR/tb/events.out.tfevents.* when the `tb` knob is on (and this
+ * process writes the log); start_it > 0 marks a resume. */
+void sd_tblog_open(sd_trainer *tr, int64_t start_it);
+/* After iteration tr->it (0-based) finished: scalars at step it + 1, and
+ * image strips when due (every tb-images-every iterations and the last). */
+void sd_tblog_iteration(sd_trainer *tr, float lr);
+/* An evaluation after tr->it iterations. */
+void sd_tblog_eval(sd_trainer *tr, const sd_eval_result *r);
+void sd_tblog_close(sd_trainer *tr);
+
+#endif
