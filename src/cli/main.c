@@ -46,6 +46,7 @@ static const struct {
     {"bench", cli_bench, "time train/inference steps of the published models"},
     {"devices", cli_devices, "list the CPU and CUDA devices segda can use"},
     {"translate", cli_translate, "translate images with a generator (e.g. taskgan's G_S: real -> sim)"},
+    {"plot", cli_plot, "loss and validation-mIoU curves of runs as SVG or PNG"},
 };
 
 static void usage(FILE *f)
