@@ -110,7 +110,7 @@ static const sd_knob shared_knobs[] = {
     {"tb", SD_KNOB_BOOL, "true", NULL, "TensorBoard event file in RUNDIR/tb/ (losses, lr, validation mIoU and class "
                                        "IoUs, image strips): tensorboard --logdir RUNDIR/tb"},
     {"tb-images-every", SD_KNOB_INT, "500", NULL, "TensorBoard image strip (input, prediction, label; entropy for "
-                                                  "entropy methods) every K iterations and at the last (0 = none)"},
+                                                  "entropy methods) every N iterations and at the last (0 = none)"},
     {"resume", SD_KNOB_BOOL, "false", NULL, "continue the run in --out from its last.safetensors"},
     {"resume-force", SD_KNOB_BOOL, "false", NULL, "with --resume, accept settings that differ from the run's "
                                                   "(listed in log.jsonl)"},
