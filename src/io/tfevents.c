@@ -154,19 +154,28 @@ static double wall_time(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* An Event with a one-value Summary around `value` (a Value message). */
-static sd_status write_summary(sd_tb *tb, int64_t step, const pb *value)
+/* An Event: wall time, step and one length-delimited field (3 file_version,
+ * 5 summary, 6 session_log) holding body. */
+static sd_status write_event(sd_tb *tb, int64_t step, int field, const pb *body)
 {
-    pb sum = {0}, ev = {0};
-    pb_msg(&sum, 1, value);
+    pb ev = {0};
     pb_double(&ev, 1, wall_time());
     pb_key(&ev, 2, 0);
     pb_varint(&ev, (uint64_t)step);
-    pb_msg(&ev, 5, &sum);
-    sd_status st = sum.oom ? sd_fail(SD_ERR_NOMEM, "%s: out of memory encoding an event", tb->path)
-                           : write_record(tb, &ev);
-    free(sum.b);
+    pb_msg(&ev, field, body);
+    sd_status st = body->oom ? sd_fail(SD_ERR_NOMEM, "%s: out of memory encoding an event", tb->path)
+                             : write_record(tb, &ev);
     free(ev.b);
+    return st;
+}
+
+/* An Event with a one-value Summary around `value` (a Value message). */
+static sd_status write_summary(sd_tb *tb, int64_t step, const pb *value)
+{
+    pb sum = {0};
+    pb_msg(&sum, 1, value);
+    sd_status st = write_event(tb, step, 5, &sum);
+    free(sum.b);
     return st;
 }
 
@@ -210,14 +219,9 @@ sd_status sd_tb_open(sd_tb **out, const char *dir)
         free(tb);
         return st;
     }
-    pb ev = {0};
-    pb_double(&ev, 1, wall_time());
-    pb_key(&ev, 2, 0);
-    pb_varint(&ev, 0);
     static const char version[] = "brain.Event:2";
-    pb_len(&ev, 3, version, sizeof version - 1);
-    st = write_record(tb, &ev);
-    free(ev.b);
+    pb ver = {.b = (uint8_t *)version, .n = sizeof version - 1};
+    st = write_event(tb, 0, 3, &ver);
     if (!st)
         st = sd_tb_flush(tb);
     if (st) {
@@ -269,17 +273,11 @@ sd_status sd_tb_image(sd_tb *tb, const char *tag, int64_t step, const sd_image *
 
 sd_status sd_tb_session_start(sd_tb *tb, int64_t step)
 {
-    pb log = {0}, ev = {0};
+    pb log = {0};
     pb_key(&log, 1, 0);
     pb_varint(&log, 1); /* SessionLog.status START */
-    pb_double(&ev, 1, wall_time());
-    pb_key(&ev, 2, 0);
-    pb_varint(&ev, (uint64_t)step);
-    pb_msg(&ev, 6, &log);
-    sd_status st = log.oom ? sd_fail(SD_ERR_NOMEM, "%s: out of memory encoding an event", tb->path)
-                           : write_record(tb, &ev);
+    sd_status st = write_event(tb, step, 6, &log);
     free(log.b);
-    free(ev.b);
     return st;
 }
 

@@ -17,6 +17,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 import zlib
 
 _root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -211,6 +212,21 @@ def main():
         report(False, "a flipped byte is caught by the CRCs")
     except ValueError:
         report(True, "a flipped byte is caught by the CRCs")
+
+    # a resumed run: a second file opening with SessionLog START at its first step
+    r = run("train", "--method", "source-only", "--source", "gta5:b/sim", "--target", "cityscapes:b/real", "--model",
+            "deeplab-mini", "--crop", "64x32", "--out", "s", "--iters", "4", "--stop-after", "2", "--workers", "0")
+    if r.returncode == 0:
+        time.sleep(1.1)  # (a new file name: the names carry the second)
+        r = run("train", "--method", "source-only", "--source", "gta5:b/sim", "--target", "cityscapes:b/real",
+                "--model", "deeplab-mini", "--crop", "64x32", "--out", "s", "--iters", "4", "--resume", "--workers", "0")
+    files = sorted(glob.glob(os.path.join(tmp, "s", "tb", "events.out.tfevents.*")))
+    ok = r.returncode == 0 and len(files) == 2
+    if ok:
+        second = [decode_event(b) for b in records(open(files[1], "rb").read())]
+        ok = second[1].get("session_log") == [(1, 0, 1)] and second[1]["step"] == 3 and \
+            [e["step"] for e in second[2:] if e["values"] and e["values"][0]["tag"] == "loss/seg"] == [3, 4]
+    report(ok, "a resumed run writes a second file: SessionLog START at step 3, then steps 3 and 4", files)
 
     # TensorBoard's own reader, where it can run
     cands = [os.environ.get("SEGDA_TB_PYTHON"), "/tmp/tbvenv/bin/python", sys.executable]
