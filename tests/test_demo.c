@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "segda/draw.h"
 #include "segda/image.h"
 #include "segda/labels.h"
 #include "util.h"
@@ -137,7 +138,7 @@ static void TEST_full_tiny(void)
     snprintf(path, sizeof path, "%s/examples.png", dir);
     sd_image ex;
     CHECK_OK(sd_image_read(path, &ex, false));
-    const int head = 14, legend_y = head + 4 * (32 + 4);
+    const int head = SD_FONT_H + 6, legend_y = head + 4 * (32 + 4);
     int black = 0, found = 0;
     for (int y = 0; y < head && ex.data; y++)
         for (int x = 0; x < ex.w; x++)

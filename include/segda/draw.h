@@ -9,9 +9,10 @@
 
 #include "segda/image.h"
 
-/* One glyph cell: 5x7 pixels plus one column and one row of spacing, times scale. */
+/* One glyph cell: 5x7 pixels (descenders one row lower) plus one column and
+ * one row of spacing, times scale. */
 #define SD_FONT_W 6
-#define SD_FONT_H 8
+#define SD_FONT_H 9
 
 void sd_draw_rect(sd_image *img, int x, int y, int w, int h, const uint8_t rgb[3]);
 /* A line of width `thick` pixels (1 or more) from (x0,y0) to (x1,y1), ends included. */

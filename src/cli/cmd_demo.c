@@ -223,7 +223,7 @@ static sd_status write_sheet(const char *path, const char *val_spec, int n_rows,
     for (int k = 0; k < cols; k++) {
         char t[80];
         snprintf(t, sizeof t, "%.*s", w / SD_FONT_W < 79 ? w / SD_FONT_W : 79,
-                 k == 0 ? "image" : k == 1 ? "ground truth" : model_names[k - 2]);
+                 k == 0 ? "image" : k == 1 ? "label" : model_names[k - 2]);
         sd_draw_text(&sheet, k * (w + gap), 3, t, (const uint8_t[3]){0, 0, 0}, 1);
     }
     sd_draw_class_legend(&sheet, 0, head + n_rows * (h + gap) + 2, per_row, 1);
@@ -1316,7 +1316,7 @@ int cli_demo(int argc, char **argv)
         snprintf(ckpts[nc++], 700, "%.600s/last.safetensors", res[rows[k].first].rundir);
     }
     snprintf(path, sizeof path, "%s/examples.png", out);
-    fprintf(f, "\n## Example predictions\n\nColumns: image, ground truth");
+    fprintf(f, "\n## Example predictions\n\nColumns (titled in the image, class colours under it): image, label");
     for (int k = 0; k < n_rows; k++)
         if (strcmp(rows[k].name, "oracle"))
             fprintf(f, ", %s", rows[k].name);
