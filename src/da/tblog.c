@@ -186,6 +186,32 @@ void sd_tblog_eval(sd_trainer *tr, const sd_eval_result *r)
     check(tr, st);
 }
 
+sd_tb *sd_tblog_open_dir(const char *dir, int64_t start_step, const char *who)
+{
+    sd_tb *tb;
+    if (sd_tb_open(&tb, dir)) {
+        fprintf(stderr, "%s: no TensorBoard log: %s\n", who, sd_errmsg());
+        return NULL;
+    }
+    if (start_step > 0 && sd_tb_session_start(tb, start_step + 1)) {
+        fprintf(stderr, "%s: TensorBoard logging stops: %s\n", who, sd_errmsg());
+        sd_tb_close(tb);
+        return NULL;
+    }
+    return tb;
+}
+
+void sd_tblog_scalar(sd_tb **tb, const char *tag, int64_t step, double value, const char *who)
+{
+    if (!*tb || !isfinite(value))
+        return;
+    if (sd_tb_scalar(*tb, tag, step, value) || sd_tb_flush(*tb)) {
+        fprintf(stderr, "%s: TensorBoard logging stops: %s\n", who, sd_errmsg());
+        sd_tb_close(*tb);
+        *tb = NULL;
+    }
+}
+
 void sd_tblog_close(sd_trainer *tr)
 {
     tblog *t = get(tr);

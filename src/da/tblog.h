@@ -20,4 +20,11 @@ void sd_tblog_iteration(sd_trainer *tr, float lr);
 void sd_tblog_eval(sd_trainer *tr, const sd_eval_result *r);
 void sd_tblog_close(sd_trainer *tr);
 
+/* For loops outside the trainer (pretrain.c): an event file in dir (NULL
+ * when it cannot be made: a warning naming `who` is printed), with a
+ * SessionLog START at start_step + 1 when start_step > 0; and scalars that,
+ * when a write fails, warn once, close the file and set *tb to NULL. */
+struct sd_tb *sd_tblog_open_dir(const char *dir, int64_t start_step, const char *who);
+void sd_tblog_scalar(struct sd_tb **tb, const char *tag, int64_t step, double value, const char *who);
+
 #endif

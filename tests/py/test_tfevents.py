@@ -149,7 +149,8 @@ def main():
     tmp = tempfile.mkdtemp()
     atexit.register(shutil.rmtree, tmp, True)
     run = lambda *a: subprocess.run([SEGDA] + list(a), cwd=tmp, capture_output=True, text=True)
-    r = run("synth", "--out", "b", "--n-sim", "2", "--n-real", "2", "--n-real-val", "2", "--size", "64x32")
+    r = run("synth", "--out", "b", "--n-sim", "2", "--n-real", "2", "--n-real-val", "2", "--size", "64x32",
+            "--crops", "2", "--crop-size", "32")
     r = r.returncode == 0 and run("train", "--method", "advent", "--source", "gta5:b/sim", "--target",
                                   "cityscapes:b/real", "--model", "deeplab-mini", "--crop", "64x32", "--out", "r",
                                   "--iters", "4", "--eval-every", "2", "--tb-images-every", "2", "--workers", "0")
@@ -227,6 +228,20 @@ def main():
         ok = second[1].get("session_log") == [(1, 0, 1)] and second[1]["step"] == 3 and \
             [e["step"] for e in second[2:] if e["values"] and e["values"][0]["tag"] == "loss/seg"] == [3, 4]
     report(ok, "a resumed run writes a second file: SessionLog START at step 3, then steps 3 and 4", files)
+
+    # segda pretrain (its own loop): CKPT.tb/ beside the checkpoint
+    r = run("pretrain", "--data", "b/crops", "--out", "pt.safetensors", "--iters", "3", "--batch", "2",
+            "--val-every", "3")
+    files = glob.glob(os.path.join(tmp, "pt.tb", "events.out.tfevents.*"))
+    ok = r.returncode == 0 and len(files) == 1
+    if ok:
+        sc = {}
+        for e in [decode_event(b) for b in records(open(files[0], "rb").read())][1:]:
+            for v in e["values"]:
+                sc.setdefault(v["tag"], []).append(e["step"])
+        ok = sc.get("loss/ce") == [1, 2, 3] and sc.get("train/lr") == [1, 2, 3] and sc.get("val/top1") == [3]
+    report(ok, "segda pretrain writes loss/ce, train/lr (steps 1..3) and val/top1 (step 3) to CKPT.tb/",
+           r.stderr[-300:])
 
     # TensorBoard's own reader, where it can run
     cands = [os.environ.get("SEGDA_TB_PYTHON"), "/tmp/tbvenv/bin/python", sys.executable]
