@@ -229,6 +229,17 @@ def main():
             [e["step"] for e in second[2:] if e["values"] and e["values"][0]["tag"] == "loss/seg"] == [3, 4]
     report(ok, "a resumed run writes a second file: SessionLog START at step 3, then steps 3 and 4", files)
 
+    # the image strips' forward passes leave training as it was; --tb false writes no tb/
+    logs = []
+    for d, extra in (("t1", ["--tb-images-every", "1"]), ("t0", ["--tb", "false"])):
+        r = run("train", "--method", "advent", "--source", "gta5:b/sim", "--target", "cityscapes:b/real", "--model",
+                "deeplab-mini", "--crop", "64x32", "--out", d, "--iters", "3", "--workers", "0", *extra)
+        logs.append([l["terms"] for l in map(json.loads, open(os.path.join(tmp, d, "log.jsonl"))) if "terms" in l]
+                    if r.returncode == 0 else None)
+    report(logs[0] is not None and logs[0] == logs[1] and len(logs[0]) == 3 and
+           not os.path.exists(os.path.join(tmp, "t0", "tb")),
+           "image strips every iteration leave the losses as with --tb false (which writes no tb/)")
+
     # segda pretrain (its own loop): CKPT.tb/ beside the checkpoint
     r = run("pretrain", "--data", "b/crops", "--out", "pt.safetensors", "--iters", "3", "--batch", "2",
             "--val-every", "3")
