@@ -245,6 +245,32 @@ static void test_long_series_window_means(void)
     free(svg);
 }
 
+/* More series than the legend has room for: those that fit, then "(+N more)". */
+static void test_legend_overflow(void)
+{
+    const char *d = test_path(dir, "many");
+    mkdir(d, 0777);
+    FILE *f = fopen(test_path(d, "log.jsonl"), "w");
+    for (int it = 1; it <= 3; it++) {
+        fprintf(f, "{\"it\": %d, \"terms\": {", it);
+        for (int k = 0; k < 30; k++)
+            fprintf(f, "%s\"t%d\": %d", k ? ", " : "", k, k + it);
+        fprintf(f, "}}\n");
+    }
+    fclose(f);
+    const char *out = test_path(dir, "many.svg");
+    CHECK_OK(sd_plot_runs(1, &d, NULL, out, &(sd_plot_opts){.width = 320, .height = 240}));
+    char *svg = test_slurp(out, NULL);
+    int legends = 0;
+    for (const char *p = svg; p && (p = strstr(p, "class=\"legend\"")); p++)
+        legends++;
+    static svg_poly p[32];
+    /* the losses panel is 60 px high: 4 rows of 12 px, 3 names and the count of the rest */
+    CHECK_MSG(svg && polylines(svg, p, 32) == 30 && legends == 3 && has_text(svg, "legend-more", "(+27 more)"),
+              "%d legend entries", legends);
+    free(svg);
+}
+
 static void test_errors(void)
 {
     const char *missing = test_path(dir, "nope");
@@ -304,6 +330,7 @@ int main(void)
     RUN(test_svg_points_map_from_data);
     RUN(test_log_axis_and_two_runs);
     RUN(test_long_series_window_means);
+    RUN(test_legend_overflow);
     RUN(test_errors);
     RUN(test_font_and_legend);
     test_sh("rm -rf %s", dir);

@@ -365,8 +365,16 @@ static void draw_panel(canvas *c, const panel *p)
         }
         free(px);
         free(py);
-        /* the legend, right of the plot area */
+        /* the legend, right of the plot area, as many entries as fit */
+        int fit = (int)((p->h - 4) / 12);
         double ly = p->y + 4 + 12 * k;
+        if (p->n > fit && k >= fit - 1) {
+            if (k == fit - 1) {
+                snprintf(buf, sizeof buf, "(+%d more)", p->n - k);
+                c_text(c, p->x + p->w + 30, ly, buf, 0, black, "legend-more");
+            }
+            continue;
+        }
         c_rect(c, p->x + p->w + 12, ly + 2, 14, 3, rgb, "legend-swatch");
         char name[28]; /* what fits right of the plot */
         snprintf(name, sizeof name, "%.27s", s->name);
