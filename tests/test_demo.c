@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "segda/draw.h"
+#include "segda/image.h"
+#include "segda/labels.h"
 #include "util.h"
 
 static char dir[256];
@@ -123,8 +126,33 @@ static void TEST_full_tiny(void)
     free(cfg);
     snprintf(path, sizeof path, "%s/report.md", dir);
     char *rep = test_slurp(path, NULL);
-    CHECK(rep && strstr(rep, "| fda-ssl |") && strstr(rep, "pretrained"));
+    CHECK(rep && strstr(rep, "| fda-ssl |") && strstr(rep, "pretrained") && strstr(rep, "(curve-advent.svg)"));
     free(rep);
+    /* the loss curves are segda plot's charts: ticks, legend, the val mIoU panel */
+    snprintf(path, sizeof path, "%s/curve-advent.svg", dir);
+    char *svg = test_slurp(path, NULL);
+    CHECK(svg && strstr(svg, "class=\"ytick-label\"") && strstr(svg, "class=\"xtick-label\"") &&
+          strstr(svg, ">seed 1 seg<") && strstr(svg, ">mIoU-19 (%)<") && strstr(svg, "data-name=\"seed 1\""));
+    free(svg);
+    /* examples.png: titled columns over 4 rows of 64x32 images, the class legend under them */
+    snprintf(path, sizeof path, "%s/examples.png", dir);
+    sd_image ex;
+    CHECK_OK(sd_image_read(path, &ex, false));
+    const int head = SD_FONT_H + 6, legend_y = head + 4 * (32 + 4);
+    int black = 0, found = 0;
+    for (int y = 0; y < head && ex.data; y++)
+        for (int x = 0; x < ex.w; x++)
+            black += !memcmp((uint8_t *)ex.data + ((size_t)y * ex.w + x) * 3, "\0\0\0", 3);
+    for (int c = 0; c < SD_NUM_CLASSES && ex.data; c++) {
+        bool seen = false;
+        for (int y = legend_y; y < ex.h && !seen; y++)
+            for (int x = 0; x < ex.w && !seen; x++)
+                seen = !memcmp((uint8_t *)ex.data + ((size_t)y * ex.w + x) * 3, sd_class_colors[c], 3);
+        found += seen;
+    }
+    CHECK_MSG(black > 100 && found == SD_NUM_CLASSES && ex.h >= legend_y + 2 * (SD_FONT_H + 2),
+              "header text pixels %d, legend colours %d of 19, height %d", black, found, ex.h);
+    sd_image_free(&ex);
 }
 
 static int count(const char *text, const char *what)

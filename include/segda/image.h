@@ -33,6 +33,9 @@ sd_status sd_image_decode(const uint8_t *buf, size_t len, const char *name, sd_i
 sd_status sd_png_write(const char *path, const sd_image *img);
 sd_status sd_png_write_palette(const char *path, const uint8_t *idx, int w, int h,
                                const uint8_t (*palette)[3], int n_colors);
+/* The PNG file sd_png_write would write, in a malloc'd *buf of *len bytes
+ * (TensorBoard image records). */
+sd_status sd_png_encode(const sd_image *img, uint8_t **buf, size_t *len);
 sd_status sd_jpeg_write(const char *path, const uint8_t *rgb, int w, int h, int quality);
 
 sd_status sd_image_alloc(sd_image *img, int w, int h, int c, int depth);

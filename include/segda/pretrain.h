@@ -71,6 +71,8 @@ typedef struct sd_pretrain_opts {
     int save_every;          /* also save every K iterations (0: at evaluations and the end only); default 0 */
     int stop_after;          /* stop and save after this many iterations, as an interrupt would (0: run all) */
     bool resume;             /* continue the run saved in out (see sd_pretrain_run) */
+    const char *tb;          /* TensorBoard event file in this directory (loss/ce, train/lr, val/top1 in
+                              * percent); NULL or "" = none. `segda pretrain` defaults to CKPT.tb/ */
 } sd_pretrain_opts;
 
 void sd_pretrain_opts_init(sd_pretrain_opts *o);

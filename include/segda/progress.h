@@ -1,6 +1,8 @@
-/* A one-line progress bar on stderr with items/s and ETA, for eval, predict
- * and train loops. Draws only when enabled (stderr is a TTY, or forced), and
- * at most ten times a second, so calling it every item costs nothing. */
+/* A one-line progress bar on stderr with items/s and ETA, for eval, predict,
+ * gap, check-data and train loops. On a terminal it is redrawn in place at
+ * most ten times a second; otherwise (a log file, a pipe) it is one line
+ * every 5 s, the first after 5 s, so short runs print nothing. Calling it
+ * every item costs nothing. */
 #ifndef SEGDA_PROGRESS_H
 #define SEGDA_PROGRESS_H
 
@@ -9,8 +11,8 @@
 #include <stdio.h>
 
 typedef enum sd_progress_mode {
-    SD_PROGRESS_AUTO = 0, /* draw when stderr is a terminal */
-    SD_PROGRESS_ON,       /* always draw (e.g. --progress) */
+    SD_PROGRESS_AUTO = 0, /* a terminal: the bar; otherwise a line every 5 s once a run takes that long */
+    SD_PROGRESS_ON,       /* also a first line at once and a last line when not a terminal (--progress) */
     SD_PROGRESS_OFF,
 } sd_progress_mode;
 
@@ -22,6 +24,8 @@ typedef struct sd_progress {
     int64_t done;
     double t0, last_draw; /* seconds, monotonic clock */
     bool enabled, tty;    /* tty: redraw in place with \r; else one line per draw */
+    bool quiet_start;     /* not a tty, AUTO: no line before 5 s, no last line unless one was drawn */
+    int64_t lines;        /* lines drawn */
 } sd_progress;
 
 void sd_progress_init(sd_progress *p, const char *label, const char *unit, int64_t total,

@@ -188,6 +188,7 @@ typedef struct sd_trainer {
     int64_t last_saved_it;
     int64_t inject_nan_at;           /* test hook (SEGDA_INJECT_NAN_AT): -1 off */
     FILE *log;                       /* RUNDIR/log.jsonl */
+    void *tb;                        /* RUNDIR/tb/ TensorBoard writer (src/da/tblog.c); NULL: none */
     void *priv;                      /* the loop's data sources */
 } sd_trainer;
 

@@ -16,6 +16,7 @@ int cli_gap(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_translate(int argc, char **argv);
 int cli_export(int argc, char **argv);
+int cli_plot(int argc, char **argv);
 
 /* Prints "segda CMD: <sd_errmsg()>" to stderr and returns 1. */
 int cli_fail(const char *cmd);

@@ -18,6 +18,7 @@
 #include "segda/image.h"
 #include "segda/instances.h"
 #include "segda/labels.h"
+#include "segda/progress.h"
 
 #define MAX_UNKNOWN 8
 
@@ -59,7 +60,8 @@ static void usage(FILE *f)
             "  --lanemarking-as-road  SYNTHIA: count lane markings (id 22) as road, as\n"
             "                         CBST/CRST do (default: ignored)\n"
             "  --quiet                list at most 5 files per problem (default 50)\n"
-            "  --help                 this text\n");
+            "  --help                 this text\n"
+            "Progress: a bar on a terminal, else a line every 5 s once reading takes that long.\n");
 }
 
 static void check_one(const sd_dataset *ds, int i, bool instances, result *r)
@@ -227,9 +229,20 @@ int cli_check_data(int argc, char **argv)
     }
     if (threads <= 0)
         threads = omp_get_num_procs();
+    sd_progress pr;
+    sd_progress_init(&pr, "check-data", "img", ds.n, SD_PROGRESS_AUTO);
+    int done = 0;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (int i = 0; i < ds.n; i++)
+    for (int i = 0; i < ds.n; i++) {
         check_one(&ds, i, instances, &r[i]);
+        int d;
+#pragma omp atomic capture
+        d = ++done;
+        if (omp_get_thread_num() == 0) /* (the bar is drawn by one thread) */
+            sd_progress_update(&pr, d);
+    }
+    sd_progress_update(&pr, ds.n);
+    sd_progress_finish(&pr);
 
     uint64_t tot[SD_NUM_CLASSES] = {0}, all_px = 0, ignored = 0;
     int imgs_with[SD_NUM_CLASSES] = {0}, n_bad = 0, n_unknown = 0, n_mismatch = 0, n_labelled = 0;

@@ -22,11 +22,13 @@
 #include "segda/api.h" /* sd_version */
 #include "segda/checkpoint.h"
 #include "segda/data.h"
+#include "segda/draw.h"
 #include "segda/eval.h"
 #include "segda/image.h"
 #include "segda/infer.h"
 #include "segda/labels.h"
 #include "segda/model.h"
+#include "segda/plot.h"
 #include "segda/synth.h"
 #include "segda/train.h"
 
@@ -146,74 +148,19 @@ static void json_run_config(FILE *f, const char *rundir)
     sd_config_free(&c);
 }
 
-/* ---- loss curves: one SVG polyline per logged term ---- */
-static sd_status write_curves(const char *svg_path, const char *log_path, const char *title)
+/* ---- loss curves: segda plot's chart of a row's runs (plot.h) ---- */
+static sd_status write_curves(const char *svg_path, const demo_result *res, int n_res, const char *name)
 {
-    FILE *in = fopen(log_path, "r");
-    if (!in)
-        return sd_fail(SD_ERR_IO, "%s: %s", log_path, strerror(errno));
-    enum { MAXT = 8, MAXP = 20000 };
-    char names[MAXT][32];
-    int nt = 0, np[MAXT] = {0};
-    static float vals[MAXT][MAXP];
-    char *line = NULL;
-    size_t cap = 0;
-    while (getline(&line, &cap, in) > 0) {
-        char *p = strstr(line, "\"terms\": {");
-        if (!p)
-            continue;
-        p += 10;
-        while (*p == '"') {
-            char key[32];
-            char *q = strchr(p + 1, '"');
-            if (!q)
-                break;
-            snprintf(key, sizeof key, "%.*s", (int)(q - p - 1), p + 1);
-            double v = strtod(q + 3, &p);
-            int k = 0;
-            while (k < nt && strcmp(names[k], key))
-                k++;
-            if (k == nt && nt < MAXT)
-                snprintf(names[nt++], 32, "%s", key);
-            if (k < nt && np[k] < MAXP)
-                vals[k][np[k]++] = (float)v;
-            while (*p == ',' || *p == ' ')
-                p++;
+    const char *dirs[64], *labels[64];
+    char lab[64][32];
+    int n = 0;
+    for (int i = 0; i < n_res && n < 64; i++)
+        if (!strcmp(res[i].name, name)) {
+            snprintf(lab[n], sizeof lab[n], "seed %d", res[i].seed);
+            labels[n] = lab[n];
+            dirs[n++] = res[i].rundir;
         }
-    }
-    free(line);
-    fclose(in);
-    FILE *f = fopen(svg_path, "w");
-    if (!f)
-        return sd_fail(SD_ERR_IO, "%s: %s", svg_path, strerror(errno));
-    static const char *colors[MAXT] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"};
-    const int W = 480, H = 240, L = 40, B = 20;
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"10\">\n"
-               "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"%d\" y=\"12\">%s (each term scaled to its own max; smoothed)</text>\n",
-            W, H + 30, L, title);
-    fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n", L, H, W - 10, H);
-    for (int k = 0; k < nt; k++) {
-        int n = np[k];
-        if (n < 2)
-            continue;
-        int win = n / 50 + 1;
-        float mx = 1e-12f;
-        for (int i = 0; i < n; i++)
-            mx = fabsf(vals[k][i]) > mx ? fabsf(vals[k][i]) : mx;
-        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" points=\"", colors[k]);
-        for (int i = 0; i < n; i += win) {
-            double s = 0;
-            int c = 0;
-            for (int j = i; j < i + win && j < n; j++, c++)
-                s += vals[k][j];
-            double x = L + (double)(W - 10 - L) * i / (n - 1), y = H - (H - B) * (s / c) / mx;
-            fprintf(f, "%.1f,%.1f ", x, y);
-        }
-        fprintf(f, "\"/>\n<text x=\"%d\" y=\"%d\" fill=\"%s\">%s (max %.3g)</text>\n", L + 110 * (k % 4),
-                H + 14 + 12 * (k / 4), colors[k], names[k], mx);
-    }
-    fprintf(f, "</svg>\n");
-    return fclose(f) ? sd_fail(SD_ERR_IO, "%s: write failed", svg_path) : SD_OK;
+    return sd_plot_runs(n, dirs, labels, svg_path, &(sd_plot_opts){.title = name, .width = 720, .height = 480});
 }
 
 /* ---- example predictions: rows of image | GT | each model ---- */
@@ -245,7 +192,10 @@ static void paint(uint8_t *sheet, int sw, int x0, int y0, const uint8_t *lab, in
         }
 }
 
-static sd_status write_sheet(const char *path, const char *val_spec, int n_rows, int n_models, char **ckpts)
+/* Columns titled (image, ground truth, each model's name) over the rows, the
+ * class-colour legend under them. */
+static sd_status write_sheet(const char *path, const char *val_spec, int n_rows, int n_models, char **ckpts,
+                             const char *const *model_names)
 {
     sd_dataset ds;
     sd_status st = sd_dataset_open(&ds, val_spec, "val", NULL);
@@ -258,15 +208,25 @@ static sd_status write_sheet(const char *path, const char *val_spec, int n_rows,
         sd_dataset_free(&ds);
         return st;
     }
-    int w = s0.w, h = s0.h, cols = 2 + n_models, gap = 4;
+    int w = s0.w, h = s0.h, cols = 2 + n_models, gap = 4, head = SD_FONT_H + 6;
     sd_sample_free(&s0);
+    int sw = cols * (w + gap), per_row = sw / (16 * SD_FONT_W), lw, lh;
+    per_row = per_row < 1 ? 1 : per_row > 10 ? 10 : per_row;
+    sd_draw_legend_size(per_row, 1, &lw, &lh);
     sd_image sheet;
-    if ((st = sd_image_alloc(&sheet, cols * (w + gap), n_rows * (h + gap), 3, 8))) {
+    if ((st = sd_image_alloc(&sheet, sw > lw ? sw : lw, head + n_rows * (h + gap) + lh + 4, 3, 8))) {
         sd_dataset_free(&ds);
         return st;
     }
     memset(sheet.data, 255, (size_t)sheet.w * sheet.h * 3);
     uint8_t *px = sheet.data;
+    for (int k = 0; k < cols; k++) {
+        char t[80];
+        snprintf(t, sizeof t, "%.*s", w / SD_FONT_W < 79 ? w / SD_FONT_W : 79,
+                 k == 0 ? "image" : k == 1 ? "label" : model_names[k - 2]);
+        sd_draw_text(&sheet, k * (w + gap), 3, t, (const uint8_t[3]){0, 0, 0}, 1);
+    }
+    sd_draw_class_legend(&sheet, 0, head + n_rows * (h + gap) + 2, per_row, 1);
     float *probs = malloc((size_t)SD_NUM_CLASSES * w * h * sizeof(float));
     uint8_t *pred = malloc((size_t)w * h);
     sd_tape t;
@@ -277,9 +237,9 @@ static sd_status write_sheet(const char *path, const char *val_spec, int n_rows,
             break;
         if (s.w == w && s.h == h) {
             for (int y = 0; y < h; y++)
-                memcpy(px + ((size_t)(r * (h + gap) + y) * sheet.w) * 3, s.image + (size_t)y * w * 3, (size_t)w * 3);
+                memcpy(px + ((size_t)(head + r * (h + gap) + y) * sheet.w) * 3, s.image + (size_t)y * w * 3, (size_t)w * 3);
             if (s.label && s.lw == w && s.lh == h)
-                paint(px, sheet.w, w + gap, r * (h + gap), s.label, w, h);
+                paint(px, sheet.w, w + gap, head + r * (h + gap), s.label, w, h);
         }
         sd_sample_free(&s);
     }
@@ -296,7 +256,7 @@ static sd_status write_sheet(const char *path, const char *val_spec, int n_rows,
                 break;
             if (s.w == w && s.h == h && !(st = sd_infer_probs(model, &t, s.image, w, h, 3, &o, probs))) {
                 sd_probs_argmax(probs, SD_NUM_CLASSES, w, h, pred, NULL);
-                paint(px, sheet.w, (2 + m) * (w + gap), r * (h + gap), pred, w, h);
+                paint(px, sheet.w, (2 + m) * (w + gap), head + r * (h + gap), pred, w, h);
             }
             sd_sample_free(&s);
         }
@@ -1338,28 +1298,31 @@ int cli_demo(int argc, char **argv)
     }
     fprintf(f, "\n## Loss curves\n\n");
     for (int k = 0; k < n_rows; k++) {
-        char svg[700], logp[700];
+        char svg[700];
         snprintf(svg, sizeof svg, "%.500s/curve-%.60s.svg", out, rows[k].name);
-        snprintf(logp, sizeof logp, "%.600s/log.jsonl", res[rows[k].first].rundir);
-        if (!write_curves(svg, logp, rows[k].name))
+        if (!write_curves(svg, res, n_res, rows[k].name))
             fprintf(f, "![%s](curve-%s.svg)\n", rows[k].name, rows[k].name);
+        else
+            fprintf(stderr, "segda demo: %s\n", sd_errmsg());
     }
     char *ckpts[64];
+    const char *ck_names[64];
     int nc = 0;
     for (int k = 0; k < n_rows && nc < 64; k++) {
         if (!strcmp(rows[k].name, "oracle"))
             continue;
+        ck_names[nc] = rows[k].name;
         ckpts[nc] = malloc(700);
         snprintf(ckpts[nc++], 700, "%.600s/last.safetensors", res[rows[k].first].rundir);
     }
     snprintf(path, sizeof path, "%s/examples.png", out);
-    fprintf(f, "\n## Example predictions\n\nColumns: image, ground truth");
+    fprintf(f, "\n## Example predictions\n\nColumns (titled in the image, class colours under it): image, label");
     for (int k = 0; k < n_rows; k++)
         if (strcmp(rows[k].name, "oracle"))
             fprintf(f, ", %s", rows[k].name);
     fprintf(f, ".\n\n![examples](examples.png)\n\nTotal time %.0f s.\n", sd_time_now() - t_start);
     fclose(f);
-    if (write_sheet(path, tgt, 4, nc, ckpts))
+    if (write_sheet(path, tgt, 4, nc, ckpts, ck_names))
         fprintf(stderr, "segda demo: examples.png: %s\n", sd_errmsg());
     for (int i = 0; i < nc; i++)
         free(ckpts[i]);

@@ -17,6 +17,7 @@
 #include "segda/data.h"
 #include "segda/gap.h"
 #include "segda/infer.h"
+#include "segda/progress.h"
 
 enum { THUMB_W = 128, THUMB_H = 64, SHEET_QUERIES = 8, DEFAULT_MODEL_IMAGES = 200 };
 
@@ -72,7 +73,8 @@ static void usage(FILE *f)
             "  --json FILE          write the numbers as JSON\n"
             "  --threads N          label files read in parallel (default 4)\n"
             "  --precision P        f32 (default), bf16 or bf16-emulated: compute dtype of a model's convolutions\n"
-            "  -h, --help           this help\n",
+            "  -h, --help           this help\n"
+            "Progress: a bar on a terminal, else a line every 5 s once feature extraction takes that long.\n",
             DEFAULT_MODEL_IMAGES);
 }
 
@@ -301,7 +303,10 @@ static sd_status model_rows(gap_model *gm, feature_map_fn fmap_of, const sd_data
     }
     out->n_img = m;
     sd_rng rng = sd_rng_fork(seed, stream);
+    sd_progress pr;
+    sd_progress_init(&pr, "gap features", "img", m, SD_PROGRESS_AUTO);
     for (int i = 0; i < m && st == SD_OK; i++) {
+        sd_progress_update(&pr, i);
         sd_sample s = {0};
         float *fmap = NULL;
         int c, h, w;
@@ -330,6 +335,10 @@ static sd_status model_rows(gap_model *gm, feature_map_fn fmap_of, const sd_data
             out->n += per;
         free(fmap);
         sd_sample_free(&s);
+    }
+    if (st == SD_OK) {
+        sd_progress_update(&pr, m);
+        sd_progress_finish(&pr);
     }
     free(pos);
     if (st != SD_OK)

@@ -65,7 +65,7 @@ static void usage(FILE *f)
             "  --strict           fail on any missing, unexpected or mis-shaped checkpoint tensor\n"
             "  --threads N        CPU threads (default: all cores)\n"
             "  --precision P      f32 (default), bf16 or bf16-emulated: the convolutions' compute dtype\n"
-            "  --quiet            no progress bar\n"
+            "  --quiet            no progress (a bar on a terminal, else a line every 5 s)\n"
             "  --help             this text\n"
             "The checkpoint's metadata gives the model, classes and input normalisation.\n");
 }

@@ -48,6 +48,8 @@ static void usage(FILE *f)
             "                   (a different --iters is allowed; other run options must match)\n"
             "  --stop-after N   stop and save after N iterations, as Ctrl-C would\n"
             "  --quiet          no progress lines\n"
+            "  --tb DIR         TensorBoard event file in DIR (loss, lr, val top-1); default CKPT.tb/\n"
+            "                   beside the checkpoint, 'none' = no file (tensorboard --logdir DIR)\n"
             "  --help           this text\n",
             d.model, d.iters, d.batch, (double)d.lr, (double)d.weight_decay, d.size, (double)d.scale_min,
             (unsigned long long)d.seed, d.val_every, d.log_every);
@@ -67,7 +69,7 @@ int cli_pretrain(int argc, char **argv)
         {"log-every", required_argument, 0, O_LOG},   {"quiet", no_argument, 0, O_QUIET},
         {"help", no_argument, 0, O_HELP},             {"save-every", required_argument, 0, O_SAVE},
         {"resume", no_argument, 0, O_RESUME},         {"stop-after", required_argument, 0, O_STOP},
-        {"precision", required_argument, 0, 'P'},
+        {"precision", required_argument, 0, 'P'},    {"tb", required_argument, 0, 'T'},
         {0, 0, 0, 0}};
     sd_pretrain_opts o;
     sd_pretrain_opts_init(&o);
@@ -134,6 +136,7 @@ int cli_pretrain(int argc, char **argv)
             bad = cli_parse_int(optarg, 1, 100000000, &o.stop_after) ? NULL : "--stop-after";
             break;
         case O_RESUME: o.resume = true; break;
+        case 'T': o.tb = optarg; break;
         case O_QUIET: quiet = true; break;
         case O_HELP: usage(stdout); return 0;
         default: return cli_bad_option("pretrain", usage, argv);
@@ -151,6 +154,15 @@ int cli_pretrain(int argc, char **argv)
         sd_set_threads(threads);
     if (quiet)
         sd_log_set_level(0);
+    char tb_dir[4200];
+    if (!o.tb) { /* CKPT.tb/ beside the checkpoint (the .safetensors dropped) */
+        size_t n = strlen(o.out), k = strlen(".safetensors");
+        n = n > k && !strcmp(o.out + n - k, ".safetensors") ? n - k : n;
+        snprintf(tb_dir, sizeof tb_dir, "%.*s.tb", (int)(n < 4000 ? n : 4000), o.out);
+        o.tb = tb_dir;
+    } else if (!strcmp(o.tb, "none")) {
+        o.tb = NULL;
+    }
     char *store = NULL;
     if (o.resume) {
         /* The run's options come from its checkpoint; those given must match

@@ -35,7 +35,8 @@ static void usage(FILE *f)
             "Trains a segmentation network on a source domain and adapts it to a target one.\n"
             "Every option is also a `key = value` line of a --config file (flags win; with\n"
             "--resume, RUNDIR/config.txt fills what neither gives). RUNDIR gets config.txt,\n"
-            "log.jsonl, last.safetensors (with all resume state) and best.safetensors.\n"
+            "log.jsonl, last.safetensors (with all resume state), best.safetensors and tb/\n"
+            "(TensorBoard: tensorboard --logdir RUNDIR/tb; curves as a chart: segda plot RUNDIR --out FILE.png).\n"
             "\n"
             "  --method M             ");
     int n;

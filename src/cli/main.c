@@ -47,6 +47,7 @@ static const struct {
     {"devices", cli_devices, "list the CPU and CUDA devices segda can use"},
     {"translate", cli_translate, "translate images with a generator (e.g. taskgan's G_S: real -> sim)"},
     {"export", cli_export, "write a checkpoint as an ONNX model"},
+    {"plot", cli_plot, "loss and validation-mIoU curves of runs as SVG or PNG"},
 };
 
 static void usage(FILE *f)

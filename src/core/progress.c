@@ -1,6 +1,7 @@
 /* The progress bar: label, bar, count, rate and ETA, redrawn in place on a
- * terminal and at most every 0.1 s (every 10 s when not a terminal, so logs
- * stay short). No threads; call from the loop that owns the count. */
+ * terminal and at most every 0.1 s (a line every 5 s when not a terminal, so
+ * logs stay short and a long job still shows it is alive). No threads; call
+ * from the loop that owns the count. */
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,9 +24,10 @@ void sd_progress_init(sd_progress *p, const char *label, const char *unit, int64
     p->unit = unit ? unit : "it";
     p->total = total > 0 ? total : 0;
     p->tty = isatty(fileno(stderr));
-    p->enabled = mode == SD_PROGRESS_ON || (mode == SD_PROGRESS_AUTO && p->tty);
+    p->enabled = mode != SD_PROGRESS_OFF;
+    p->quiet_start = mode == SD_PROGRESS_AUTO && !p->tty;
     p->t0 = sd_time_now();
-    p->last_draw = -1e30;
+    p->last_draw = p->quiet_start ? p->t0 : -1e30;
 }
 
 static void fmt_duration(char *buf, size_t n, double s)
@@ -51,6 +53,7 @@ static void draw(sd_progress *p, double now, bool final)
         fmt_duration(eta, sizeof eta, (double)(p->total - p->done) / rate);
     else
         snprintf(eta, sizeof eta, "--:--");
+    p->lines++;
     fprintf(p->f, "%s%s", p->tty ? "\r" : "", p->label);
     if (p->total) {
         enum { W = 30 };
@@ -79,7 +82,7 @@ void sd_progress_update(sd_progress *p, int64_t done)
     if (!p->enabled)
         return;
     double now = sd_time_now();
-    if (now - p->last_draw < (p->tty ? 0.1 : 10.0))
+    if (now - p->last_draw < (p->tty ? 0.1 : 5.0))
         return;
     p->last_draw = now;
     draw(p, now, false);
@@ -87,7 +90,7 @@ void sd_progress_update(sd_progress *p, int64_t done)
 
 void sd_progress_finish(sd_progress *p)
 {
-    if (!p->enabled)
+    if (!p->enabled || (p->quiet_start && !p->lines))
         return;
     draw(p, sd_time_now(), true);
     p->enabled = false;

@@ -24,7 +24,9 @@
 #include "segda/progress.h"
 #include "segda/tensor.h"
 #include "segda/transform.h"
+#include "da/tblog.h"
 #include "io/file.h"
+#include "segda/tfevents.h"
 
 #define PT_HEAD_PREFIX "pretrain:"
 
@@ -828,6 +830,7 @@ static sd_status pretrain_locked(const sd_pretrain_opts *o, sd_pretrain_result *
     pt_net net = {0};
     sd_tape tape;
     bool have_tape = false, have_opt = false, have_hopt = false, have_ck = false;
+    struct sd_tb *tb = NULL; /* TensorBoard (tblog.h) */
     sd_optim opt, hopt;
     sd_ckpt ck;
     int *perm = NULL;
@@ -962,6 +965,8 @@ static sd_status pretrain_locked(const sd_pretrain_opts *o, sd_pretrain_result *
     double t_log = t0 = sd_time_now(), loss_sum = 0;
     int loss_n = 0;
     int log_every = o->log_every > 0 ? o->log_every : o->iters;
+    if (o->tb && *o->tb)
+        tb = sd_tblog_open_dir(o->tb, start, "pretrain");
     for (int it = start; it < o->iters; it++) {
         if (sd_stop_requested() || (o->stop_after > 0 && it == o->stop_after && it > start)) {
             bool sig = sd_stop_requested();
@@ -1025,6 +1030,8 @@ static sd_status pretrain_locked(const sd_pretrain_opts *o, sd_pretrain_result *
             goto done;
         losses[it] = (float)lv;
         int done_it = it + 1;
+        sd_tblog_scalar(&tb, "loss/ce", done_it, lv, "pretrain");
+        sd_tblog_scalar(&tb, "train/lr", done_it, lr, "pretrain");
         loss_sum += lv, loss_n++;
         if (done_it % log_every == 0 || done_it == o->iters) {
             double t = sd_time_now();
@@ -1038,6 +1045,7 @@ static sd_status pretrain_locked(const sd_pretrain_opts *o, sd_pretrain_result *
                 goto done;
             if (r.val_top1 > r.best_val_top1)
                 r.best_val_top1 = r.val_top1;
+            sd_tblog_scalar(&tb, "val/top1", done_it, 100 * r.val_top1, "pretrain");
             sd_log(1, "pretrain: it %d/%d val top-1 %.4f (%d images, chance %.4f) %.0f s\n", done_it, o->iters,
                    r.val_top1, va.n, 1.0 / tr.n_classes, sd_time_now() - t0);
             t_log = sd_time_now();
@@ -1059,6 +1067,7 @@ finish:
 done:
     if (res && (!st || st == SD_ERR_INTERRUPTED))
         *res = r;
+    sd_tb_close(tb);
     if (have_ck)
         sd_ckpt_close(&ck);
     if (have_tape)

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "da/tblog.h"
 #include "da/train_internal.h"
 #include "io/file.h"
 #include "segda/checkpoint.h"
@@ -106,6 +107,10 @@ static const sd_knob shared_knobs[] = {
     {"skip-bad", SD_KNOB_BOOL, "false", NULL, "replace unreadable samples by the next readable one (counted and "
                                               "listed) instead of stopping"},
     {"log-every", SD_KNOB_INT, "0", NULL, "progress line every N iterations (0 = every 2 s)"},
+    {"tb", SD_KNOB_BOOL, "true", NULL, "TensorBoard event file in RUNDIR/tb/ (losses, lr, validation mIoU and class "
+                                       "IoUs, image strips): tensorboard --logdir RUNDIR/tb"},
+    {"tb-images-every", SD_KNOB_INT, "500", NULL, "TensorBoard image strip (input, prediction, label; entropy for "
+                                                  "entropy methods) every N iterations and at the last (0 = none)"},
     {"resume", SD_KNOB_BOOL, "false", NULL, "continue the run in --out from its last.safetensors"},
     {"resume-force", SD_KNOB_BOOL, "false", NULL, "with --resume, accept settings that differ from the run's "
                                                   "(listed in log.jsonl)"},
@@ -691,7 +696,7 @@ static bool resume_may_change(const char *k)
 {
     static const char *const ok[] = {"out", "threads", "workers", "ranks", "log-every", "eval-every", "save-every", "val",
                                      "val-limit", "eval-size", "align-corners", "skip-bad", "init", "partial-init",
-                                     NULL};
+                                     "tb", "tb-images-every", NULL};
     for (int i = 0; ok[i]; i++)
         if (!strcmp(k, ok[i]))
             return true;
@@ -1300,6 +1305,7 @@ static void teardown(sd_trainer *tr)
         lock_fd = pv->lock_fd;
         free(pv);
     }
+    sd_tblog_close(tr);
     if (tr->log)
         fclose(tr->log);
     sd_batch_norm_set_sync(NULL);
@@ -1328,6 +1334,7 @@ static sd_status run_eval(sd_trainer *tr, sd_train_summary *sum)
     /* the best checkpoint by the class set's protocol (mIoU-16 for SYNTHIA's) */
     double miou = r.miou[((loop_priv *)tr->priv)->protocol];
     log_eval(tr, &r);
+    sd_tblog_eval(tr, &r);
     if (sum) {
         sum->evaluated = true;
         sum->miou_19 = r.miou[SD_PROTOCOL_19];
@@ -1485,6 +1492,7 @@ sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum)
     loop_priv *pv = tr.priv;
     int64_t start = tr.it;
     double t0 = sd_time_now(), last_print = 0;
+    sd_tblog_open(&tr, start);
     if (start > 0 && pv->rank == 0)
         fprintf(stderr, "train %s: resuming at iteration %lld of %lld\n", m->name, (long long)start,
                 (long long)tr.iters);
@@ -1516,6 +1524,7 @@ sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum)
         }
         float lr = sd_lr_at(&tr.sched, tr.it);
         log_iteration(&tr, lr, sd_time_now() - t0);
+        sd_tblog_iteration(&tr, lr);
         if (progress_fn && progress_fn(progress_ctx, &tr))
             sd_request_stop();
         double now = sd_time_now();

@@ -374,6 +374,8 @@ static char *tmp_path(const char *path)
 /* Closes the temporary file and renames it into place, or removes it. */
 static sd_status finish_tmp(FILE *f, const char *tmp, const char *path, sd_status st)
 {
+    if (!tmp)
+        return st; /* (a stream of the caller's: sd_png_encode) */
     if (f && fclose(f) != 0 && st == SD_OK)
         st = sd_fail(SD_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
     if (st == SD_OK && rename(tmp, path) != 0)
@@ -396,8 +398,10 @@ static void png_wctx_error(png_structp png, png_const_charp msg)
     png_longjmp(png, 1);
 }
 
-/* palette != NULL: 8-bit indexed image of n_colors entries. */
-static sd_status png_write_any(const char *path, const void *data, int w, int h, int c, int depth,
+/* palette != NULL: 8-bit indexed image of n_colors entries. mem != NULL:
+ * into that stream (path only names it in messages), else PATH via a
+ * temporary file. */
+static sd_status png_write_any(const char *path, FILE *mem, const void *data, int w, int h, int c, int depth,
                                const uint8_t (*palette)[3], int n_colors)
 {
     static const int color_types[5] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB,
@@ -408,10 +412,10 @@ static sd_status png_write_any(const char *path, const void *data, int w, int h,
                        path, w, h, c, depth, SD_IMAGE_MAX_SIDE);
     if (palette && (n_colors < 1 || n_colors > 256))
         return sd_fail(SD_ERR_ARG, "%s: palette of %d colours (expected 1..256)", path, n_colors);
-    char *tmp = tmp_path(path);
-    if (!tmp)
+    char *tmp = mem ? NULL : tmp_path(path);
+    if (!mem && !tmp)
         return SD_ERR_NOMEM;
-    png_wctx ctx = {.f = fopen(tmp, "wb")};
+    png_wctx ctx = {.f = mem ? mem : fopen(tmp, "wb")};
     if (!ctx.f) {
         sd_status st = sd_fail(SD_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
         free(tmp);
@@ -469,7 +473,26 @@ static sd_status png_write_any(const char *path, const void *data, int w, int h,
 
 sd_status sd_png_write(const char *path, const sd_image *img)
 {
-    return png_write_any(path, img->data, img->w, img->h, img->c, img->depth, NULL, 0);
+    return png_write_any(path, NULL, img->data, img->w, img->h, img->c, img->depth, NULL, 0);
+}
+
+sd_status sd_png_encode(const sd_image *img, uint8_t **buf, size_t *len)
+{
+    char *mb = NULL;
+    size_t ml = 0;
+    FILE *f = open_memstream(&mb, &ml);
+    if (!f)
+        return sd_fail(SD_ERR_NOMEM, "PNG encoder: cannot open a memory stream");
+    sd_status st = png_write_any("(PNG in memory)", f, img->data, img->w, img->h, img->c, img->depth, NULL, 0);
+    if (fclose(f) && !st)
+        st = sd_fail(SD_ERR_NOMEM, "PNG encoder: out of memory");
+    if (st) {
+        free(mb);
+        return st;
+    }
+    *buf = (uint8_t *)mb;
+    *len = ml;
+    return SD_OK;
 }
 
 sd_status sd_png_write_palette(const char *path, const uint8_t *idx, int w, int h, const uint8_t (*palette)[3],
@@ -483,7 +506,7 @@ sd_status sd_png_write_palette(const char *path, const uint8_t *idx, int w, int 
                 return sd_fail(SD_ERR_ARG, "%s: pixel %zu has index %d outside the %d-colour palette", path, i, idx[i],
                                n_colors);
     }
-    return png_write_any(path, idx, w, h, 1, 8, palette, n_colors);
+    return png_write_any(path, NULL, idx, w, h, 1, 8, palette, n_colors);
 }
 
 typedef struct jpeg_wctx {
