@@ -38,13 +38,16 @@ typedef struct sd_ckpt_writer {
     char **names;              /* owned copies of the full names */
     int n_meta, cap_meta;
     char **keys, **values;
+    int n_copies;
+    float **copies;            /* host copies of device tensors (--device cuda), freed with the writer */
 } sd_ckpt_writer;
 
 void sd_ckpt_writer_init(sd_ckpt_writer *w);
 void sd_ckpt_writer_free(sd_ckpt_writer *w);
 /* Adds every tensor of p (trainable, frozen and buffers) as prefix+name.
- * prefix: "" for the model, else a namespace ending in ':'. Data is read at
- * save time, not copied now. */
+ * prefix: "" for the model, else a namespace ending in ':'. CPU data is read
+ * at save time, not copied now; a device's is copied to the host now, so the
+ * file is the same whatever device wrote it (and loads on any). */
 sd_status sd_ckpt_writer_add_params(sd_ckpt_writer *w, const char *prefix, const sd_params *p);
 /* An extra tensor (optimiser state, ...): name should carry a namespace. */
 sd_status sd_ckpt_writer_add_tensor(sd_ckpt_writer *w, const char *name, int ndim, const int *shape,

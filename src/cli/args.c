@@ -126,6 +126,19 @@ int cli_precision(const char *cmd, void (*usage)(FILE *), const char *value)
     return 0;
 }
 
+int cli_device(const char *cmd, void (*usage)(FILE *), const char *value)
+{
+    sd_device d;
+    int index;
+    if (sd_device_parse(value, &d, &index) != SD_OK)
+        return cli_usage_error(cmd, usage, "--device '%s': expected cpu, cuda or cuda:N", value);
+    if (sd_device_select(d, index) != SD_OK) {
+        fprintf(stderr, "segda %s: --%s\n", cmd, sd_errmsg());
+        return 1;
+    }
+    return 0;
+}
+
 bool cli_parse_bool(const char *s, bool *out)
 {
     if (!s || !strcmp(s, "true") || !strcmp(s, "1") || !strcmp(s, "True") || !strcmp(s, "yes")) {
