@@ -41,8 +41,6 @@ int cli_precision(const char *cmd, void (*usage)(FILE *), const char *value);
  * device that is absent prints what was found ("--device cuda:0: no CUDA
  * device: segda devices lists none (...)") and returns 1. */
 int cli_device(const char *cmd, void (*usage)(FILE *), const char *value);
-/* The --help line of --device, one for every command. */
-#define CLI_DEVICE_HELP "  --device D             cpu, cuda or cuda:N: where tensors live and ops run [cpu]\n"
 
 /* Ctrl-C while a training loop runs: the handler calls sd_request_stop, so
  * the loop saves its state at the next iteration boundary and returns

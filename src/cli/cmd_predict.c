@@ -43,6 +43,7 @@ static void usage(FILE *f)
             "                     AdaptSegNet/ADVENT evaluation code, train and eval; =false: PyTorch's default)\n"
             "  --strict           fail on any missing, unexpected or mis-shaped checkpoint tensor\n"
             "  --threads N        CPU threads (default: all cores)\n"
+            "  --device D         cpu, cuda or cuda:N: where tensors live and ops run (default cpu)\n"
             "  --precision P      f32 (default), bf16 or bf16-emulated: the convolutions' compute dtype\n"
             "  --quiet            no progress bar\n"
             "  --help             this text\n"
@@ -203,7 +204,7 @@ int cli_predict(int argc, char **argv)
         {"overlap", required_argument, 0, 'O'}, {"align-corners", optional_argument, 0, 'a'},
         {"strict", no_argument, 0, 'x'},       {"threads", required_argument, 0, 't'},
         {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
-        {"precision", required_argument, 0, 'P'}, {"translate", required_argument, 0, 'T'},
+        {"precision", required_argument, 0, 'P'}, {"device", required_argument, 0, 'D'}, {"translate", required_argument, 0, 'T'},
         {0, 0, 0, 0},
     };
     const char *model = NULL, *input = NULL, *outdir = NULL, *translate = NULL;
@@ -251,6 +252,12 @@ int cli_predict(int argc, char **argv)
                 return cli_usage_error("predict", usage, "--threads '%s', expected 0..1024", optarg);
             sd_set_threads(threads);
             break;
+        case 'D': {
+            int r = cli_device("predict", usage, optarg);
+            if (r)
+                return r;
+            break;
+        }
         case 'P':
             if (cli_precision("predict", usage, optarg))
                 return 2;
@@ -304,7 +311,7 @@ int cli_predict(int argc, char **argv)
     memcpy(pal, sd_class_colors, sizeof sd_class_colors);
 
     sd_tape t;
-    sd_tape_init(&t, 0);
+    sd_tape_init_on(&t, 0, sd_device_selected());
     sd_progress pr;
     sd_progress_init(&pr, "predict", "img", files.n, quiet ? SD_PROGRESS_OFF : SD_PROGRESS_AUTO);
     for (int i = 0; !st && i < files.n; i++) {

@@ -39,6 +39,7 @@ static void usage(FILE *f)
             "  --scale-min X    random crops cover [X, 1] of the image's area (default %g)\n"
             "  --seed S         seed (default %llu); same seed and threads, same bytes\n"
             "  --threads N      threads (default: all cores)\n"
+            "  --device D       cpu, cuda or cuda:N: where tensors live and ops run (default cpu)\n"
             "  --precision P    f32 (default), bf16 or bf16-emulated: the convolutions' compute dtype\n"
             "  --val-every K    val top-1 every K iterations, 0 = only at the end (default %d)\n"
             "  --log-every K    progress line every K iterations (default %d)\n"
@@ -67,7 +68,7 @@ int cli_pretrain(int argc, char **argv)
         {"log-every", required_argument, 0, O_LOG},   {"quiet", no_argument, 0, O_QUIET},
         {"help", no_argument, 0, O_HELP},             {"save-every", required_argument, 0, O_SAVE},
         {"resume", no_argument, 0, O_RESUME},         {"stop-after", required_argument, 0, O_STOP},
-        {"precision", required_argument, 0, 'P'},
+        {"precision", required_argument, 0, 'P'}, {"device", required_argument, 0, 'D'},
         {0, 0, 0, 0}};
     sd_pretrain_opts o;
     sd_pretrain_opts_init(&o);
@@ -110,6 +111,12 @@ int cli_pretrain(int argc, char **argv)
             bad = cli_parse_seed(optarg, &o.seed) ? NULL : "--seed";
             want = "a non-negative integer";
             break;
+        case 'D': {
+            int r = cli_device("pretrain", usage, optarg);
+            if (r)
+                return r;
+            break;
+        }
         case 'P':
             if (cli_precision("pretrain", usage, optarg))
                 return 2;

@@ -144,9 +144,13 @@ sd_status sd_device_select(sd_device dev, int index)
                        "cuDNN are found; segda --version lists the backends)", name, sd_device_name(dev));
     if (dev == SD_DEVICE_CUDA) {
         int n = cuda_count();
-        if (n == 0)
-            return sd_fail(SD_ERR_UNSUPPORTED, "device %s: no CUDA device: segda devices lists none (%s)", name,
-                           sd_device_unavailable(dev));
+        if (n == 0) {
+            /* the probe's "no CUDA device (WHY)": WHY alone */
+            const char *why = sd_device_unavailable(dev), *p = strchr(why, '(');
+            int len = p ? (int)strlen(p + 1) - 1 : (int)strlen(why);
+            return sd_fail(SD_ERR_UNSUPPORTED, "device %s: no CUDA device: segda devices lists none (%.*s)", name,
+                           len > 0 ? len : 0, p ? p + 1 : why);
+        }
         if (index >= n)
             return sd_fail(SD_ERR_UNSUPPORTED, "device %s: segda devices lists %d CUDA device%s (cuda:0%s)", name,
                            n, n == 1 ? "" : "s", n == 1 ? "" : " .. cuda:N-1");

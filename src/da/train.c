@@ -102,7 +102,7 @@ static const sd_knob shared_knobs[] = {
                                             "running statistics averaged after every iteration"},
     {"precision", SD_KNOB_STR, "f32", "f32|bf16|bf16-emulated", "compute dtype of the convolutions (bf16: f32 master weights, "
                                                   "gradients, optimiser state, losses and BN statistics)"},
-    {"device", SD_KNOB_STR, "cpu", "cpu|cuda|cuda:N", "where tensors live and ops run (checkpoints load on either)"},
+    {"device", SD_KNOB_STR, "cpu", NULL, "cpu, cuda or cuda:N: where tensors live and ops run (checkpoints load on either)"},
     {"workers", SD_KNOB_INT, "2", NULL, "loader threads reading batches ahead (0 = in the training thread); "
                                         "batches are the same for any number"},
     {"skip-bad", SD_KNOB_BOOL, "false", NULL, "replace unreadable samples by the next readable one (counted and "
