@@ -180,6 +180,10 @@ float sd_tensor_item(const sd_tensor *x);                             /* element
  * for the CPU-only paths (data loading, tests) that would copy for nothing. */
 float *sd_tensor_host(const sd_tensor *x);
 float *sd_tensor_host_grad(const sd_tensor *x);
+/* x's values as host f32: sd_tensor_host(x) on the CPU, else a copy in t's
+ * host arena, valid until sd_tape_reset (NULL + tape failed on error): for
+ * the host-side steps of methods (pseudo-labels, masks) on any device. */
+float *sd_tensor_host_view(sd_tape *t, const sd_tensor *x);
 /* Shape as text for messages: "[2,3,65,65]"; returns a per-thread buffer slot. */
 const char *sd_shape_str(const sd_tensor *x);
 bool sd_shape_eq(const sd_tensor *a, const sd_tensor *b);

@@ -512,6 +512,22 @@ float *sd_tensor_host(const sd_tensor *x)
     return x && x->device == SD_DEVICE_CPU && x->dtype == SD_DTYPE_F32 ? x->data : NULL;
 }
 
+float *sd_tensor_host_view(sd_tape *t, const sd_tensor *x)
+{
+    float *h = sd_tensor_host(x);
+    if (h || !x)
+        return h;
+    if (!(h = sd_arena_alloc(&t->arena, x->numel * sizeof *h))) {
+        sd_tape_fail(t, SD_ERR_NOMEM, "host copy of %s: out of memory", sd_shape_str(x));
+        return NULL;
+    }
+    if (sd_tensor_to_host(x, h)) {
+        sd_tape_fail(t, SD_ERR_UNSUPPORTED, "host copy of %s: %s", sd_shape_str(x), sd_errmsg());
+        return NULL;
+    }
+    return h;
+}
+
 float *sd_tensor_host_grad(const sd_tensor *x)
 {
     return x && x->device == SD_DEVICE_CPU ? x->grad : NULL;

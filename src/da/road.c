@@ -221,10 +221,18 @@ static sd_tensor *region_loss(sd_trainer *tr, sd_adversary *d, sd_tensor *f, con
     if (!mask)
         return NULL;
     int c = 0;
-    float *md = sd_tensor_host(mask);
+    float *md = sd_tensor_host(mask), *own = NULL;
+    if (!md && !(md = own = malloc(total * sizeof *md)))   /* (a device's mask: filled here, then copied) */
+        return sd_tape_fail(t, SD_ERR_NOMEM, "road: out of memory for a region mask");
     for (size_t i = 0; i < total; i++) {
         md[i] = reg[i] == reg_id ? 1.0f : 0.0f;
         c += reg[i] == reg_id;
+    }
+    if (own) {
+        sd_status st = sd_tensor_from_host(mask, own);
+        free(own);
+        if (st)
+            return sd_tape_fail(t, st, "road: region mask to %s", sd_device_name(mask->device));
     }
     *count = c;
     if (c == 0)

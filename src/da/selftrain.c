@@ -226,8 +226,11 @@ static sd_status mean_teacher_step(sd_trainer *tr, selftrain *s)
     bool classmix = sd_config_bool(tr->cfg, "classmix");
     sd_rng rng = sd_rng_fork(tr->seed, 0xC1A55000000ULL + (uint64_t)tr->it);
     double qsum = 0;
+    const float *ph = sd_tensor_host_view(t, p);   /* (a device's softmax: one copy to the host) */
+    if (!ph)
+        return t->status;
     for (int k = 0; k < n; k++) {
-        const float *pk = (const float *)sd_tensor_host(p) + (size_t)k * c * hw;
+        const float *pk = ph + (size_t)k * c * hw;
         size_t confident = 0;
         for (size_t i = 0; i < hw; i++) {
             int best = 0;
