@@ -276,6 +276,38 @@ static void test_pretrain_data_parallel(void)
     CHECK(max_diff(pt_of("pt-kill"), pt_of("pt-6")) == 0);
 }
 
+/* The same runs on CUDA devices (--device cuda): 2 ranks against 1 process
+ * with the doubled batch, and two 2-rank runs bit-identical (deterministic
+ * cuDNN algorithms, fixed-order sums). With 2 GPUs or more the sums go
+ * through NCCL (one GPU per rank); with one, both ranks share it and sum
+ * through the host (SEGDA_NCCL=0: NCCL refuses two ranks on one GPU).
+ * Skipped without a GPU. */
+static void test_cuda_data_parallel(void)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "%s devices 2>/dev/null | grep -c '^cuda:[0-9]'", segda_bin);
+    FILE *p = popen(cmd, "r");
+    int gpus = 0;
+    if (p) {
+        if (fscanf(p, "%d", &gpus) != 1)
+            gpus = 0;
+        pclose(p);
+    }
+    if (gpus == 0) {
+        printf("SKIP dist cuda: no GPU (segda devices lists no CUDA device)\n");
+        return;
+    }
+    const char *env = gpus >= 2 ? "" : "SEGDA_NCCL=0";
+    printf("  %d GPU(s): sums through %s\n", gpus, gpus >= 2 ? "NCCL" : "the host");
+    CHECK(train(0, "cu-1", "--device cuda --method source-only --iters 10 --batch 4,4 --freeze-bn true", NULL) == 0);
+    CHECK(train(2, "cu-2", "--device cuda --method source-only --iters 10 --batch 2,2 --freeze-bn true", env) == 0);
+    CHECK(train(2, "cu-2b", "--device cuda --method source-only --iters 10 --batch 2,2 --freeze-bn true", env) == 0);
+    double d = max_diff(ckpt_of("cu-2"), ckpt_of("cu-1"));
+    printf("  cuda, source-only, 10 iterations, 2 ranks vs 1: max relative difference %.3g\n", d);
+    CHECK_MSG(d >= 0 && d <= 1e-4, "max difference %g", d);
+    CHECK(max_diff(ckpt_of("cu-2b"), ckpt_of("cu-2")) == 0);
+}
+
 int main(void)
 {
     if (!sd_dist_compiled()) {
@@ -320,6 +352,7 @@ int main(void)
         CHECK_MSG(sd_synth_write(dir, &so) == SD_OK, "synth: %s", sd_errmsg());
     }
     RUN(test_pretrain_data_parallel);
+    RUN(test_cuda_data_parallel);
     if (!check_total_failed_) {
         char cmd[400];
         snprintf(cmd, sizeof cmd, "rm -rf %s", bench);

@@ -129,6 +129,7 @@ sd_status sd_device_parse(const char *s, sd_device *dev, int *index);
  * range; on CUDA it makes device N current for this process. */
 sd_status sd_device_select(sd_device dev, int index);
 sd_device sd_device_selected(void);   /* SD_DEVICE_CPU until a select */
+int sd_device_count(sd_device dev);   /* devices of that kind found (cpu: 1) */
 int sd_device_selected_index(void);
 /* Lets GPU convolutions use non-deterministic, faster cuDNN algorithms
  * (default off: results are the same run after run); a no-op without CUDA. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/args.h"
+#include "segda/dist.h"
 #include "segda/tensor.h"
 #include "segda/core.h"
 
@@ -132,7 +133,7 @@ int cli_device(const char *cmd, void (*usage)(FILE *), const char *value)
     int index;
     if (sd_device_parse(value, &d, &index) != SD_OK)
         return cli_usage_error(cmd, usage, "--device '%s': expected cpu, cuda or cuda:N", value);
-    if (sd_device_select(d, index) != SD_OK) {
+    if (sd_dist_device_select(value) != SD_OK) {   /* (under mpirun: one GPU per rank) */
         fprintf(stderr, "segda %s: --%s\n", cmd, sd_errmsg());
         return 1;
     }

@@ -165,6 +165,10 @@ sd_status sd_device_select(sd_device dev, int index)
 }
 
 sd_device sd_device_selected(void) { return selected; }
+int sd_device_count(sd_device dev)
+{
+    return dev == SD_DEVICE_CPU ? 1 : dev == SD_DEVICE_CUDA && sd_backend_compiled(dev) ? cuda_count() : 0;
+}
 int sd_device_selected_index(void) { return selected_index; }
 
 const char *sd_backends_built(void)

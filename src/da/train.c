@@ -1145,12 +1145,9 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
         return sd_fail_prefix(st, "%s", sd_config_origin(cfg, "precision"));
     if (sd_set_precision(prec, emulate) != SD_OK)
         sd_log(1, "%s\n", sd_errmsg()); /* bf16 without CPU support: named, and f32 */
-    sd_device dev;
-    int dev_index;
-    if ((st = sd_device_parse(sd_config_str(cfg, "device"), &dev, &dev_index)))
+    if ((st = sd_dist_device_select(sd_config_str(cfg, "device"))))   /* (under mpirun: one GPU per rank) */
         return sd_fail_prefix(st, "%s", sd_config_origin(cfg, "device"));
-    if ((st = sd_device_select(dev, dev_index)))
-        return sd_fail_prefix(st, "%s", sd_config_origin(cfg, "device"));
+    sd_device dev = sd_device_selected();
     sd_stage_init(&pv->stage, dev);
     if (pv->workers < 0 || pv->workers > 64)
         return sd_fail(SD_ERR_ARG, "%s: workers = %d, expected 0..64", sd_config_origin(cfg, "workers"), pv->workers);

@@ -19,7 +19,7 @@ static bool g_nccl;           /* the NCCL communicator is up: CUDA buffers are s
 #include <mpi.h>
 #endif
 
-static int g_rank = 0, g_size = 1;
+static int g_rank = 0, g_size = 1, g_local = 0;
 #ifdef SD_HAVE_MPI
 static bool g_active;   /* MPI_Init was called by us */
 static bool g_broken;   /* a wait timed out: requests are left pending, finalize would hang */
@@ -203,6 +203,11 @@ sd_status sd_dist_init(int *argc, char ***argv)
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    MPI_Comm node;   /* the ranks sharing this machine: the local rank picks its GPU */
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_rank(node, &g_local);
+        MPI_Comm_free(&node);
+    }
     return SD_OK;
 }
 
@@ -391,12 +396,30 @@ bool sd_dist_any(bool flag) { return flag; }
 
 /* ---- device buffers (--device cuda): NCCL, or through the host ---- */
 
+int sd_dist_local_rank(void) { return g_local; }
+
+sd_status sd_dist_device_select(const char *spec)
+{
+    sd_device dev;
+    int index;
+    sd_status st = sd_device_parse(spec, &dev, &index);
+    if (st)
+        return st;
+    int n = sd_device_count(dev);
+    if (dev == SD_DEVICE_CUDA && !strchr(spec, ':') && g_size > 1 && n > 0)
+        index = g_local % n;
+    return sd_device_select(dev, index);
+}
+
 sd_status sd_dist_device_init(sd_device dev)
 {
     if (g_size == 1 || dev == SD_DEVICE_CPU)
         return SD_OK;
 #ifdef SD_HAVE_NCCL
-    if (dev == SD_DEVICE_CUDA && !g_nccl) {
+    /* SEGDA_NCCL=0: sums through the host over MPI (two ranks sharing one
+     * GPU, which NCCL refuses; a suspected NCCL problem) */
+    const char *use = getenv("SEGDA_NCCL");
+    if (dev == SD_DEVICE_CUDA && !g_nccl && !(use && !strcmp(use, "0"))) {
         /* rank 0's unique id reaches the others over MPI (ncclCommInitRank's usual bootstrap) */
         char id[SD_NCCL_ID_BYTES] = {0};
         sd_status st = sd_dist_agree(g_rank == 0 ? sd_nccl_unique_id(id) : SD_OK);
