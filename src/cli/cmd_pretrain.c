@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/args.h"
+#include "segda/dist.h"
 #include "cli/cli.h"
 #include "segda/pretrain.h"
 
@@ -198,6 +199,8 @@ int cli_pretrain(int argc, char **argv)
         rc = cli_fail("pretrain");
         if (st == SD_ERR_ARG)
             rc = 2; /* as segda train: an option at fault (a conflict on --resume, an existing --out) */
+    } else if (sd_dist_rank() > 0) {
+        /* (data parallel: rank 0 reports the run) */
     } else if (r.finished && r.start_iteration == r.iterations) {
         printf("pretrain: %s: already finished (iteration %d of %d); nothing to do\n", o.out, r.iterations,
                o.iters);

@@ -36,10 +36,14 @@ sd_status sd_stage_put(sd_stage *s, int slot, const sd_batch *b, const sd_norm_p
     if (!be)
         return sd_fail(SD_ERR_UNSUPPORTED, "input staging on %s: %s", sd_device_name(s->device),
                        sd_device_unavailable(s->device));
+    /* the previous iteration's copies may still read the pinned buffers
+     * (a staged batch no kernel waited for): slot 0 comes first in an
+     * iteration, when the device has nothing else to do */
+    if (slot == 0)
+        be->sync();
     size_t numel = (size_t)b->n * 3 * b->h * b->w;
     if (numel > s->slot[slot].cap) {
-        /* a copy may still read the old pinned buffer */
-        be->sync();
+        be->sync();   /* (and before freeing them) */
         if (s->slot[slot].host)
             be->host_free(s->slot[slot].host);
         if (s->slot[slot].dev)
