@@ -84,42 +84,14 @@ static sd_status train(const char *name, const char *method, const char *device,
     return st;
 }
 
-/* Largest |a - b| / max(1, |b|) over every f32 tensor of two checkpoints
- * (weights, BN statistics, modules, optimiser state); -1 when they do not
- * hold the same tensors. */
+/* test_ckpt_diff of two runs' last.safetensors: every f32 tensor (weights,
+ * BN statistics, modules, optimiser state). */
 static double ckpt_diff(const char *a, const char *b)
 {
     char pa[512], pb[512];
     snprintf(pa, sizeof pa, "%s/%s/last.safetensors", bench, a);
     snprintf(pb, sizeof pb, "%s/%s/last.safetensors", bench, b);
-    sd_ckpt x, y;
-    if (sd_ckpt_open(pa, &x))
-        return -1;
-    if (sd_ckpt_open(pb, &y)) {
-        sd_ckpt_close(&x);
-        return -1;
-    }
-    double m = x.st.n == y.st.n && x.st.n > 0 ? 0 : -1;
-    for (int i = 0; m >= 0 && i < x.st.n; i++) {
-        const sd_st_tensor *tx = &x.st.tensors[i];
-        int j = sd_st_find(&y.st, tx->name);
-        if (j < 0 || y.st.tensors[j].numel != tx->numel) {
-            m = -1;
-            break;
-        }
-        if (tx->dtype != SD_ST_F32)
-            continue;
-        const float *p = (const float *)(x.st.buf + x.st.data_start + tx->begin);
-        const float *q = (const float *)(y.st.buf + y.st.data_start + y.st.tensors[j].begin);
-        for (uint64_t k = 0; k < tx->numel; k++) {
-            double s = fabs(q[k]) > 1 ? fabs(q[k]) : 1, d = fabs((double)p[k] - q[k]) / s;
-            if (!(d <= m))
-                m = isnan(d) ? INFINITY : d;
-        }
-    }
-    sd_ckpt_close(&x);
-    sd_ckpt_close(&y);
-    return m;
+    return test_ckpt_diff(pa, pb, false);
 }
 
 /* Measured: 0, bit for bit (the emulated kernels sum in the CPU's order at
@@ -200,11 +172,20 @@ static void test_checkpoint_device_independent(void)
         sd_model_free(m);
 }
 
-/* --device cuda:1 with one (emulated) device, and a malformed name. */
+/* --device values: the accepted and refused spellings; cuda:1 with one
+ * (emulated) device. */
 static void test_device_errors(void)
 {
     sd_device dev;
     int k;
+    CHECK(sd_device_parse("cpu", &dev, &k) == SD_OK && dev == SD_DEVICE_CPU && k == 0);
+    CHECK(sd_device_parse("cuda", &dev, &k) == SD_OK && dev == SD_DEVICE_CUDA && k == 0);
+    CHECK(sd_device_parse("cuda:0", &dev, &k) == SD_OK && dev == SD_DEVICE_CUDA && k == 0);
+    static const char *const bad[] = {"gpu", "cuda:", "cuda:x", "cuda:-1", "cuda:1x", "cudax", "CPU", "", NULL};
+    for (int i = 0; bad[i]; i++) {
+        CHECK_MSG(sd_device_parse(bad[i], &dev, &k) == SD_ERR_ARG, "'%s' accepted", bad[i]);
+        CHECK_MSG(strstr(sd_errmsg(), "expected cpu, cuda or cuda:N"), "'%s': %s", bad[i], sd_errmsg());
+    }
     CHECK(sd_device_parse("cuda:1", &dev, &k) == SD_OK && dev == SD_DEVICE_CUDA && k == 1);
     CHECK(sd_device_select(dev, k) == SD_ERR_UNSUPPORTED);
     CHECK_MSG(strstr(sd_errmsg(), "lists 1 CUDA device"), "message: %s", sd_errmsg());

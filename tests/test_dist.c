@@ -30,63 +30,42 @@ static const char *segda_bin;
  * SGD steps keep that below 1e-5 (measured: 4e-7). */
 #define DP_TOL 1e-5
 
-/* Runs `segda train` with the common options plus extra, under mpirun -np
- * np (np 0: directly), output to bench/NAME.out; returns the exit status. */
-static int train(int np, const char *name, const char *extra, const char *env)
+/* Runs `segda ARGS` under mpirun -np np (np 0: directly), output to
+ * bench/NAME.out; returns the exit status. */
+static int segda_run(int np, const char *name, const char *args, const char *env)
 {
     char cmd[4096], np_s[64] = "";
     if (np > 0)
         snprintf(np_s, sizeof np_s, MPIRUN "%d ", np);
-    snprintf(cmd, sizeof cmd,
-             "%s %s%s train --source %s --target %s --model deeplab-mini --crop 64x32 --threads 1 --workers 0 "
-             "--log-every 1000 --out %s/%s %s > %s/%s.out 2>&1",
-             env ? env : "", np_s, segda_bin, src_spec, tgt_spec, bench, name, extra, bench, name);
+    snprintf(cmd, sizeof cmd, "%s %s%s %s > %s/%s.out 2>&1", env ? env : "", np_s, segda_bin, args, bench, name);
     int rc = system(cmd);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
 }
 
-static const char *ckpt_of(const char *name)
+/* `segda train` with the common options plus extra, into bench/NAME. */
+static int train(int np, const char *name, const char *extra, const char *env)
+{
+    char args[3072];
+    snprintf(args, sizeof args,
+             "train --source %s --target %s --model deeplab-mini --crop 64x32 --threads 1 --workers 0 "
+             "--log-every 1000 --out %s/%s %s", src_spec, tgt_spec, bench, name, extra);
+    return segda_run(np, name, args, env);
+}
+
+/* The last checkpoint of run NAME (train: a directory; pretrain: a file). */
+static const char *out_of(const char *name, const char *fmt)
 {
     static char p[2][512];
     static int k;
     k ^= 1;
-    snprintf(p[k], sizeof p[k], "%s/%s/last.safetensors", bench, name);
+    snprintf(p[k], sizeof p[k], fmt, bench, name);
     return p[k];
 }
 
-/* Largest |a - b| / max(1, |b|) over the f32 tensors both checkpoints hold
- * (model, modules, and unless weights_only the optimiser state, "opt:...");
- * -1 if a file is unreadable or the tensor lists differ. */
+static const char *ckpt_of(const char *name) { return out_of(name, "%s/%s/last.safetensors"); }
 static double max_diff_of(const char *a, const char *b, bool weights_only)
 {
-    sd_ckpt x, y;
-    if (sd_ckpt_open(a, &x))
-        return -1;
-    if (sd_ckpt_open(b, &y)) {
-        sd_ckpt_close(&x);
-        return -1;
-    }
-    double m = x.st.n == y.st.n ? 0 : -1;
-    for (int i = 0; m >= 0 && i < x.st.n; i++) {
-        const sd_st_tensor *tx = &x.st.tensors[i];
-        int j = sd_st_find(&y.st, tx->name);
-        if (j < 0 || y.st.tensors[j].numel != tx->numel) {
-            m = -1;
-            break;
-        }
-        if (tx->dtype != SD_ST_F32 || (weights_only && !strncmp(tx->name, "opt:", 4)))
-            continue;
-        const float *p = (const float *)(x.st.buf + x.st.data_start + tx->begin);
-        const float *q = (const float *)(y.st.buf + y.st.data_start + y.st.tensors[j].begin);
-        for (uint64_t k = 0; k < tx->numel; k++) {
-            double s = fabs(q[k]) > 1 ? fabs(q[k]) : 1, d = fabs((double)p[k] - q[k]) / s;
-            if (!(d <= m))
-                m = isnan(d) ? INFINITY : d;
-        }
-    }
-    sd_ckpt_close(&x);
-    sd_ckpt_close(&y);
-    return m;
+    return test_ckpt_diff(a, b, weights_only);
 }
 
 static double max_diff(const char *a, const char *b) { return max_diff_of(a, b, false); }
@@ -213,28 +192,17 @@ static void test_hung_rank(void)
 }
 
 /* `segda pretrain` (classification on image-folder crops, BN trained with
- * SyncBN) under mpirun -np np (0: directly), to bench/NAME.safetensors. */
+ * SyncBN) into bench/NAME.safetensors. */
 static int pretrain(int np, const char *name, const char *extra, const char *env)
 {
-    char cmd[4096], np_s[64] = "";
-    if (np > 0)
-        snprintf(np_s, sizeof np_s, MPIRUN "%d ", np);
-    snprintf(cmd, sizeof cmd,
-             "%s %s%s pretrain --data %s --model deeplab-mini --size 32 --threads 1 --log-every 1000 "
-             "--out %s/%s.safetensors %s > %s/%s.out 2>&1",
-             env ? env : "", np_s, segda_bin, crops, bench, name, extra, bench, name);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
+    char args[3072];
+    snprintf(args, sizeof args,
+             "pretrain --data %s --model deeplab-mini --size 32 --threads 1 --log-every 1000 "
+             "--out %s/%s.safetensors %s", crops, bench, name, extra);
+    return segda_run(np, name, args, env);
 }
 
-static const char *pt_of(const char *name)
-{
-    static char p[2][512];
-    static int k;
-    k ^= 1;
-    snprintf(p[k], sizeof p[k], "%s/%s.safetensors", bench, name);
-    return p[k];
-}
+static const char *pt_of(const char *name) { return out_of(name, "%s/%s.safetensors"); }
 
 /* Pretraining, data parallel: 2 ranks of batch 2 against 1 process of batch
  * 4, 3 iterations (weights and BN statistics within DP_TOL, as
