@@ -99,9 +99,10 @@ static double ckpt_diff(const char *a, const char *b)
  * for kernels that reorder sums; one more step changes far more (checked). */
 #define EMU_TOL 1e-4
 
-/* 2 iterations of source-only (SGD, BN frozen) and of adaptseg (two
+/* 2 iterations of source-only (SGD, BN frozen and trained), adaptseg (two
  * discriminators with Adam: modules and their optimiser state on the
- * device) on the emulated CUDA backend equal the CPU's. */
+ * device), ROAD and the mean teacher on the emulated CUDA backend equal the
+ * CPU's. */
 static void test_train_on_emulated_cuda_equals_cpu(void)
 {
     static const char *const bn[] = {"freeze-bn=true", NULL};
@@ -126,6 +127,22 @@ static void test_train_on_emulated_cuda_equals_cpu(void)
     CHECK(train("as-cuda", "adaptseg", "cuda", "2", bn) == SD_OK);
     d = ckpt_diff("as-cuda", "as-cpu");
     printf("  adaptseg, 2 iterations, emulated cuda vs cpu: max relative difference %.3g\n", d);
+    CHECK_MSG(d >= 0 && d <= EMU_TOL, "difference %g", d);
+
+    /* methods with host-side steps and a teacher copied from the student:
+     * ROAD (region masks filled on the host), the mean teacher (softmax to
+     * the host for its pseudo-labels, EMA by the device's kernels) */
+    static const char *const road[] = {"freeze-bn=true", "distill=target", NULL};
+    CHECK(train("road-cpu", "road", "cpu", "2", road) == SD_OK);
+    CHECK(train("road-cuda", "road", "cuda", "2", road) == SD_OK);
+    d = ckpt_diff("road-cuda", "road-cpu");
+    printf("  road, 2 iterations: max relative difference %.3g\n", d);
+    CHECK_MSG(d >= 0 && d <= EMU_TOL, "difference %g", d);
+    static const char *const mt[] = {"freeze-bn=true", "mode=mean-teacher", "ema=0.5", NULL};
+    CHECK(train("mt-cpu", "selftrain", "cpu", "2", mt) == SD_OK);
+    CHECK(train("mt-cuda", "selftrain", "cuda", "2", mt) == SD_OK);
+    d = ckpt_diff("mt-cuda", "mt-cpu");
+    printf("  selftrain mean teacher, 2 iterations: max relative difference %.3g (teacher included)\n", d);
     CHECK_MSG(d >= 0 && d <= EMU_TOL, "difference %g", d);
 
     /* BN trained: batch statistics and running buffers on the device */

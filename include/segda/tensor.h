@@ -243,6 +243,9 @@ sd_status sd_params_alloc(sd_params *p);   /* lays out the flat buffers, data ze
  * repoints the tensors; a no-op when they are there already. Models are
  * built and initialised on the CPU, then moved (--device). */
 sd_status sd_params_to_device(sd_params *p, sd_device dev);
+/* dst's values := src's, group by group (same groups and sizes: a copy of
+ * one model's parameters into another, e.g. a teacher), across devices. */
+sd_status sd_params_copy_values(sd_params *dst, const sd_params *src);
 sd_tensor *sd_params_find(sd_params *p, const char *name);
 void sd_params_zero_grad(sd_params *p);
 void sd_params_set_frozen(sd_params *p, int group, bool frozen);

@@ -763,6 +763,32 @@ sd_status sd_params_to_device(sd_params *p, sd_device dev)
     return SD_OK;
 }
 
+sd_status sd_params_copy_values(sd_params *dst, const sd_params *src)
+{
+    if (dst->n_groups != src->n_groups)
+        return sd_fail(SD_ERR_ARG, "params copy: %d groups into %d", src->n_groups, dst->n_groups);
+    const sd_backend *bs = sd_backend_for(src->device), *bd = sd_backend_for(dst->device);
+    if (!bs || !bd)
+        return sd_fail(SD_ERR_UNSUPPORTED, "params copy: %s", sd_device_unavailable(bs ? dst->device : src->device));
+    for (int g = 0; g < dst->n_groups; g++) {
+        size_t n = dst->groups[g].numel;
+        if (src->groups[g].numel != n)
+            return sd_fail(SD_ERR_ARG, "params copy: group '%s' of %zu values into %zu", src->groups[g].name,
+                           src->groups[g].numel, n);
+        if (dst->device == SD_DEVICE_CPU && src->device == SD_DEVICE_CPU) {
+            memcpy(dst->groups[g].data, src->groups[g].data, n * sizeof(float));
+            continue;
+        }
+        float *h = malloc((n ? n : 1) * sizeof *h);   /* (through the host: no device-to-device kernel) */
+        if (!h)
+            return sd_fail(SD_ERR_NOMEM, "params copy: out of memory for group '%s'", src->groups[g].name);
+        bs->copy_to_host(h, src->groups[g].data, n * sizeof *h);
+        bd->copy_from_host(dst->groups[g].data, h, n * sizeof *h);
+        free(h);
+    }
+    return SD_OK;
+}
+
 sd_tensor *sd_params_find(sd_params *p, const char *name)
 {
     for (int i = 0; i < p->n; i++)

@@ -135,9 +135,8 @@ static sd_status make_teacher(sd_trainer *tr, road *r)
         if (rep.loaded == 0)
             return sd_fail(SD_ERR_DATA, "%s: teacher %s holds no tensor of %s", where, path, o.name);
         sd_log(1, "road: teacher %s (%d tensors, %d missing)\n", path, rep.loaded, rep.missing);
-    } else {
-        for (int g = 0; g < tp->n_groups; g++)
-            memcpy(tp->groups[g].data, tr->params->groups[g].data, tp->groups[g].numel * sizeof(float));
+    } else if ((st = sd_params_copy_values(tp, tr->params))) {   /* (the student may be on a device) */
+        return st;
     }
     for (int g = 0; g < tp->n_groups; g++)
         sd_params_set_frozen(tp, g, true);

@@ -1293,7 +1293,7 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
         oo = sd_optim_opts_sgd((float)sd_config_float(cfg, "momentum"), (float)sd_config_float(cfg, "weight-decay"));
     }
     /* built and initialised on the CPU, then moved (--device) */
-    if ((st = sd_params_to_device(tr->params, dev)) || (st = sd_dist_device_init(dev)))
+    if ((st = sd_params_to_device(tr->params, dev)))
         return st;
     if ((st = sd_optim_init(&tr->opt, tr->params, &oo)))
         return st;
@@ -1540,8 +1540,9 @@ sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum)
     sd_trainer tr;
     memset(&tr, 0, sizeof tr);
     sd_stop_clear();
-    /* (set-up makes no collective call: the ranks agree once it is done) */
-    if ((st = sd_dist_agree(setup(&tr, cfg, m)))) {
+    /* (set-up makes no collective call: the ranks agree once it is done;
+     * then NCCL for --device cuda, whose set-up agrees by itself) */
+    if ((st = sd_dist_agree(setup(&tr, cfg, m))) || (st = sd_dist_device_init(tr.tape.device))) {
         teardown(&tr);
         return st;
     }
