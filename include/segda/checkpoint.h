@@ -112,7 +112,8 @@ sd_status sd_ckpt_model_opts(const sd_ckpt *c, sd_model_opts *o, sd_norm *norm);
 /* Opens path, builds the model it describes and loads its weights (strict:
  * any missing/unexpected/mis-shaped tensor fails; otherwise mis-shaped ones
  * still do, naming the first few, and missing/unexpected are warnings).
- * Non-finite weights fail naming the tensor. norm may be NULL. */
+ * Non-finite weights fail naming the tensor. norm may be NULL. The model
+ * ends on sd_device_selected() (--device; the CPU unless selected). */
 sd_status sd_model_load(const char *path, bool strict, sd_model **out, sd_norm *norm);
 /* Writes the model alone (for predict/eval), atomically. */
 sd_status sd_model_save(sd_model *m, sd_norm norm, const char *path);
