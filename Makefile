@@ -77,6 +77,18 @@ $(BUILD)/obj/src/core/backend.o: override CFLAGS += -DSEGDA_HAVE_CUDA
 $(CUDA_SRC:%.c=$(BUILD)/obj/%.o): override CFLAGS += -I$(CUDA_HOME)/include
 NVCCFLAGS ?= -O2 -g
 override NVCCFLAGS += -std=c++17 $(NVCC_ARCH) -Iinclude -Isrc -Werror all-warnings -Xcompiler -Wall,-Wextra,-fPIC
+# NCCL (data-parallel sums of CUDA buffers, src/cuda/nccl.c) when nccl.h and
+# libnccl are found beside CUDA or in /usr(/local) and MPI is built in (the
+# unique id travels over MPI); NCCL=0 leaves it out.
+NCCL ?= auto
+ifneq ($(NCCL),0)
+NCCL_INC := $(firstword $(foreach d,$(CUDA_HOME)/include /usr/local/include /usr/include,$(if $(wildcard $(d)/nccl.h),$(d))))
+NCCL_LIB := $(firstword $(foreach d,$(CUDA_LIBDIR) /usr/local/lib /usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu,$(if $(wildcard $(d)/libnccl.so*),$(d))))
+endif
+ifneq ($(and $(NCCL_INC),$(NCCL_LIB),$(strip $(MPI_LIBS))),)
+$(BUILD)/obj/src/cuda/nccl.o $(BUILD)/obj/src/dist/dist.o: override CFLAGS += -DSD_HAVE_NCCL -isystem $(NCCL_INC)
+LDLIBS   += -L$(NCCL_LIB) -Wl,-rpath,$(NCCL_LIB) -lnccl
+endif
 endif
 CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
 CLI_SRC  := $(wildcard src/cli/*.c)
@@ -242,6 +254,6 @@ bench-micro: deps
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(LIB_SRC:%.c=$(BUILD)/obj/%.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_SRC:%.c=$(BUILD)/obj/%.d) $(CLI_OBJ:.o=.d) $(SHIM_SRC:%.c=$(BUILD)/obj/%.d)
 
 include fuzz/fuzz.mk

@@ -98,6 +98,14 @@ void sd_cuda_buffer_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
 void sd_cuda_copy_to_host(void *host, const void *src, size_t bytes) { memmove(host, src, bytes); }
 void sd_cuda_copy_from_host(void *dst, const void *host, size_t bytes) { memmove(dst, host, bytes); }
 void sd_cuda_sync(void) {}
+void *sd_cuda_host_alloc(size_t bytes) { return malloc(bytes ? bytes : 1); }
+void sd_cuda_host_free(void *p) { free(p); }
+void sd_cuda_copy_from_host_async(int slot, void *dst, const void *host, size_t bytes)
+{
+    (void)slot;
+    memmove(dst, host, bytes);
+}
+void sd_cuda_wait_copy(int slot) { (void)slot; }
 bool sd_cuda_compute_supported(sd_dtype compute) { return compute == SD_DTYPE_F32; }
 
 bool sd_cuda_conv2d_fwd(const sd_conv_geom *g, const float *x, const float *w, const float *b, float *y)

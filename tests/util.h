@@ -9,6 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <math.h>
+#include <stdbool.h>
+
+#include "segda/checkpoint.h"
 #include "segda/synth.h"
 
 /* dir/name in one of four rotating static buffers: a result stays valid
@@ -99,6 +103,41 @@ static inline __attribute__((format(printf, 1, 2))) int test_sh(const char *fmt,
     va_end(ap);
     int r = system(cmd);
     return r == -1 ? -1 : WEXITSTATUS(r);
+}
+
+/* Largest |a - b| / max(1, |b|) over the f32 tensors both checkpoints hold
+ * (model, modules, and unless weights_only the optimiser state, "opt:...");
+ * -1 if a file is unreadable or the tensor lists differ. */
+static inline double test_ckpt_diff(const char *a, const char *b, bool weights_only)
+{
+    sd_ckpt x, y;
+    if (sd_ckpt_open(a, &x))
+        return -1;
+    if (sd_ckpt_open(b, &y)) {
+        sd_ckpt_close(&x);
+        return -1;
+    }
+    double m = x.st.n == y.st.n ? 0 : -1;
+    for (int i = 0; m >= 0 && i < x.st.n; i++) {
+        const sd_st_tensor *tx = &x.st.tensors[i];
+        int j = sd_st_find(&y.st, tx->name);
+        if (j < 0 || y.st.tensors[j].numel != tx->numel) {
+            m = -1;
+            break;
+        }
+        if (tx->dtype != SD_ST_F32 || (weights_only && !strncmp(tx->name, "opt:", 4)))
+            continue;
+        const float *p = (const float *)(x.st.buf + x.st.data_start + tx->begin);
+        const float *q = (const float *)(y.st.buf + y.st.data_start + y.st.tensors[j].begin);
+        for (uint64_t k = 0; k < tx->numel; k++) {
+            double s = fabs(q[k]) > 1 ? fabs(q[k]) : 1, d = fabs((double)p[k] - q[k]) / s;
+            if (!(d <= m))
+                m = isnan(d) ? INFINITY : d;
+        }
+    }
+    sd_ckpt_close(&x);
+    sd_ckpt_close(&y);
+    return m;
 }
 
 #endif

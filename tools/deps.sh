@@ -23,7 +23,10 @@
 # cuda-toolkit-13 (or cuda-toolkit-12-x) and cudnn9-cuda-13 (cudnn9-cuda-12);
 # on PyPI the runtime libraries are nvidia-cuda-runtime, nvidia-cublas and
 # nvidia-cudnn-cu13 (nvidia-cudnn-cu12), without nvcc. A GPU and its driver
-# are the user's.
+# are the user's. NCCL (data-parallel runs on GPUs; built when nccl.h and
+# libnccl are found and MPI is) is NVIDIA's libnccl-dev + libnccl2 (apt),
+# Debian's libnccl-dev (non-free), or PyPI's nvidia-nccl-cu12/-cu13 (library
+# and header); `tools/deps.sh cuda` does not install it.
 set -eu
 pkgs=(build-essential libdnnl-dev libopenblas-dev libpng-dev libjpeg62-turbo-dev liblinear-dev libsvm-dev
       libfftw3-dev liblapacke-dev libavformat-dev libavcodec-dev libswscale-dev libavutil-dev

@@ -38,13 +38,16 @@ typedef struct sd_ckpt_writer {
     char **names;              /* owned copies of the full names */
     int n_meta, cap_meta;
     char **keys, **values;
+    int n_copies;
+    float **copies;            /* host copies of device tensors (--device cuda), freed with the writer */
 } sd_ckpt_writer;
 
 void sd_ckpt_writer_init(sd_ckpt_writer *w);
 void sd_ckpt_writer_free(sd_ckpt_writer *w);
 /* Adds every tensor of p (trainable, frozen and buffers) as prefix+name.
- * prefix: "" for the model, else a namespace ending in ':'. Data is read at
- * save time, not copied now. */
+ * prefix: "" for the model, else a namespace ending in ':'. CPU data is read
+ * at save time, not copied now; a device's is copied to the host now, so the
+ * file is the same whatever device wrote it (and loads on any). */
 sd_status sd_ckpt_writer_add_params(sd_ckpt_writer *w, const char *prefix, const sd_params *p);
 /* An extra tensor (optimiser state, ...): name should carry a namespace. */
 sd_status sd_ckpt_writer_add_tensor(sd_ckpt_writer *w, const char *name, int ndim, const int *shape,
@@ -109,7 +112,8 @@ sd_status sd_ckpt_model_opts(const sd_ckpt *c, sd_model_opts *o, sd_norm *norm);
 /* Opens path, builds the model it describes and loads its weights (strict:
  * any missing/unexpected/mis-shaped tensor fails; otherwise mis-shaped ones
  * still do, naming the first few, and missing/unexpected are warnings).
- * Non-finite weights fail naming the tensor. norm may be NULL. */
+ * Non-finite weights fail naming the tensor. norm may be NULL. The model
+ * ends on sd_device_selected() (--device; the CPU unless selected). */
 sd_status sd_model_load(const char *path, bool strict, sd_model **out, sd_norm *norm);
 /* Writes the model alone (for predict/eval), atomically. */
 sd_status sd_model_save(sd_model *m, sd_norm norm, const char *path);

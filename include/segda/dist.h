@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "segda/core.h"
+#include "segda/tensor.h"
 
 /* Whether this build holds the MPI code path. */
 bool sd_dist_compiled(void);
@@ -38,6 +39,24 @@ sd_status sd_dist_sum_f32(float *buf, size_t n);
 sd_status sd_dist_sum_f64(double *buf, size_t n);
 /* Integer sums (exact in any order): confusion matrices, pixel counts. */
 sd_status sd_dist_sum_u64(uint64_t *buf, size_t n);
+/* --device SPEC for this rank: sd_device_parse + sd_device_select, except
+ * that a plain "cuda" under mpirun gives the rank of local rank L (its index
+ * among the ranks on its machine) cuda:(L mod devices), one GPU per rank;
+ * "cuda:N" pins every rank to N. */
+sd_status sd_dist_device_select(const char *spec);
+int sd_dist_local_rank(void);   /* 0 when alone */
+/* Data parallel on a device (--device cuda): once after sd_dist_init, sets
+ * up NCCL when this build has it (rank 0's unique id broadcast over MPI,
+ * ncclCommInitRank) unless SEGDA_NCCL=0; a no-op for the CPU or a single
+ * process. */
+sd_status sd_dist_device_init(sd_device dev);
+/* buf[n] on dev := its mean over the ranks, the sum in the fixed order of
+ * sd_dist_sum_f32: NCCL for CUDA when set up (then scaled by 1/N, which is the
+ * division's bits when N is a power of two), else copied to the host, summed
+ * over MPI, divided by N and copied back. */
+sd_status sd_dist_mean_f32_on(float *buf, size_t n, sd_device dev);
+/* "MPI", "NCCL" or "MPI through host copies": how dev's buffers are summed. */
+const char *sd_dist_device_path(sd_device dev);
 /* Copies root's buf[bytes] to every rank. */
 sd_status sd_dist_bcast(void *buf, size_t bytes, int root);
 sd_status sd_dist_barrier(void);

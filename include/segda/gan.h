@@ -80,7 +80,7 @@ sd_status sd_gen_save(sd_gen *g, const char *path);
  * for without a namespace, then under "gen_s:" (a taskgan run's
  * last.safetensors). A segmentation network's checkpoint, or any file
  * without the generator's tensors, is SD_ERR_FORMAT naming the file and
- * what was expected. */
+ * what was expected. The generator ends on sd_device_selected(). */
 sd_status sd_gen_load(const char *path, sd_gen **out);
 /* Whether an open safetensors file looks like a generator: holds
  * "model.1.weight" (4-D) under the namespace prefix ("" or "gen_s:"). */

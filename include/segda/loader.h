@@ -15,6 +15,7 @@
 
 #include "segda/core.h"
 #include "segda/data.h"
+#include "segda/tensor.h"
 #include "segda/transform.h"
 
 typedef struct sd_loader_opts {
@@ -51,6 +52,11 @@ typedef struct sd_loader_opts {
      * batch = global_batch. 0 / 0: the whole batch (global_batch = batch). */
     int global_batch;
     int first;
+    /* The device the batches go to: CPU (0, the default) mallocs them; a
+     * device's run gets them in its pinned host memory (cudaHostAlloc), so the
+     * trainer's copies overlap compute. sd_loader_init fails when the device
+     * is absent. */
+    sd_device device;
 } sd_loader_opts;
 
 typedef struct sd_batch {

@@ -45,8 +45,10 @@ typedef struct sd_optim {
     sd_params *params;                         /* not owned; must outlive the optimiser */
     /* Per group (same indices as params->groups). SGD uses state[g][0] as the
      * momentum buffer; Adam state[g][0] = exp_avg, state[g][1] = exp_avg_sq.
-     * NULL where a group has none (buffers, plain SGD). [groups[g].numel] */
+     * NULL where a group has none (buffers, plain SGD). [groups[g].numel]
+     * on state_device (the parameters' device at init): host code copies. */
     float *state[SD_OPTIM_MAX_GROUPS][2];
+    sd_device state_device;
     int64_t steps[SD_OPTIM_MAX_GROUPS];        /* updates applied to group g (Adam's t) */
 } sd_optim;
 

@@ -120,6 +120,17 @@ size_t sd_devices_describe(char *buf, size_t cap);
 /* Why dev cannot hold tensors here ("" when it can): "this build has no cuda
  * backend" or "no CUDA device (...)". */
 const char *sd_device_unavailable(sd_device dev);
+/* "cpu", "cuda" or "cuda:N" (--device) -> device and index (0 for cpu and
+ * plain cuda); anything else SD_ERR_ARG naming what is accepted. */
+sd_status sd_device_parse(const char *s, sd_device *dev, int *index);
+/* Chooses the device a run's tensors go to (sd_device_selected): fails with
+ * SD_ERR_UNSUPPORTED naming the device and what was found ("no CUDA device:
+ * segda devices lists none (...)") when it is absent or the index is out of
+ * range; on CUDA it makes device N current for this process. */
+sd_status sd_device_select(sd_device dev, int index);
+sd_device sd_device_selected(void);   /* SD_DEVICE_CPU until a select */
+int sd_device_count(sd_device dev);   /* devices of that kind found (cpu: 1) */
+int sd_device_selected_index(void);
 /* Lets GPU convolutions use non-deterministic, faster cuDNN algorithms
  * (default off: results are the same run after run); a no-op without CUDA. */
 void sd_set_nondeterministic_convs(bool on);
@@ -150,6 +161,9 @@ sd_tensor *sd_tensor_new4(sd_tape *t, int n, int c, int h, int w);      /* unini
 /* Wraps caller-owned host memory (e.g. a batch) as a leaf without gradient:
  * zero-copy on a CPU tape; on another device a copy in the tape's storage. */
 sd_tensor *sd_tensor_wrap(sd_tape *t, int ndim, const int *shape, float *data);
+/* A leaf without gradient over storage the caller owns on the tape's device
+ * (it must outlive the tensor's use): the trainer's staged inputs. */
+sd_tensor *sd_tensor_wrap_device(sd_tape *t, int ndim, const int *shape, void *device_data);
 /* Device scratch for an op's kernels, alive until the reset (NULL + tape failed). */
 void *sd_tape_scratch(sd_tape *t, size_t bytes, const char *op);
 /* Under no_grad, hands x's storage back for reuse by later tensors of the
@@ -167,6 +181,10 @@ float sd_tensor_item(const sd_tensor *x);                             /* element
  * for the CPU-only paths (data loading, tests) that would copy for nothing. */
 float *sd_tensor_host(const sd_tensor *x);
 float *sd_tensor_host_grad(const sd_tensor *x);
+/* x's values as host f32: sd_tensor_host(x) on the CPU, else a copy in t's
+ * host arena, valid until sd_tape_reset (NULL + tape failed on error): for
+ * the host-side steps of methods (pseudo-labels, masks) on any device. */
+float *sd_tensor_host_view(sd_tape *t, const sd_tensor *x);
 /* Shape as text for messages: "[2,3,65,65]"; returns a per-thread buffer slot. */
 const char *sd_shape_str(const sd_tensor *x);
 bool sd_shape_eq(const sd_tensor *a, const sd_tensor *b);
@@ -221,6 +239,13 @@ int sd_params_add_group(sd_params *p, const char *name, float lr_mult, float wd_
  * message on a duplicate name. */
 sd_tensor *sd_params_declare(sd_params *p, int group, const char *name, int ndim, const int *shape);
 sd_status sd_params_alloc(sd_params *p);   /* lays out the flat buffers, data zeroed */
+/* Moves the group buffers (data, grads; values kept) to dev's backend and
+ * repoints the tensors; a no-op when they are there already. Models are
+ * built and initialised on the CPU, then moved (--device). */
+sd_status sd_params_to_device(sd_params *p, sd_device dev);
+/* dst's values := src's, group by group (same groups and sizes: a copy of
+ * one model's parameters into another, e.g. a teacher), across devices. */
+sd_status sd_params_copy_values(sd_params *dst, const sd_params *src);
 sd_tensor *sd_params_find(sd_params *p, const char *name);
 void sd_params_zero_grad(sd_params *p);
 void sd_params_set_frozen(sd_params *p, int group, bool frozen);

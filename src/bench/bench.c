@@ -104,10 +104,15 @@ static sd_status calibrate_bn(sd_model *m, sd_tape *t, uint64_t seed)
     if (!x)
         return sd_fail_prefix(t->status ? t->status : SD_ERR_NOMEM, "bench: BN calibration input");
     sd_rng rng = sd_rng_fork(seed, 13);
-    float *xd = sd_tensor_host(x);
+    float *xd = malloc(x->numel * sizeof *xd);
+    if (!xd)
+        return sd_fail(SD_ERR_NOMEM, "bench: BN calibration input");
     for (size_t i = 0; i < x->numel; i++)
         xd[i] = sd_rng_normal(&rng);
-    sd_status st = sd_model_reestimate_bn(m, t, x, 0);
+    sd_status st = sd_tensor_from_host(x, xd);   /* (the tape may be a device's: --device) */
+    free(xd);
+    if (!st)
+        st = sd_model_reestimate_bn(m, t, x, 0);
     sd_tape_reset(t);
     return st;
 }
@@ -123,7 +128,8 @@ static sd_status net_init(bench_net *b, const char *model, bool freeze_bn, bool 
     if (st)
         return st;
     sd_model_init_weights(b->m, o->seed);
-    if ((st = sd_tape_init(&b->t, o->seed)))
+    if ((st = sd_params_to_device(sd_model_params(b->m), sd_device_selected())) ||
+        (st = sd_tape_init_on(&b->t, o->seed, sd_device_selected())))
         return st;
     b->tape_ok = true;
     if (freeze_bn && (st = calibrate_bn(b->m, &b->t, o->seed)))
@@ -223,6 +229,8 @@ static sd_status disc_init(bench_disc *d, const char *prefix, uint64_t seed)
     if (st)
         return st;
     sd_disc_init_weights(d->d, seed);
+    if ((st = sd_params_to_device(sd_disc_params(d->d), sd_device_selected())))
+        return st;
     sd_optim_opts ao = sd_optim_opts_adam(0.9f, 0.99f);
     if ((st = sd_optim_init(&d->opt, sd_disc_params(d->d), &ao)))
         return st;
@@ -400,7 +408,8 @@ static sd_status run_infer(const sd_bench_opts *o, int w, int h, sd_bench_result
     if ((st = sd_model_create(&mo, &m)))
         goto done;
     sd_model_init_weights(m, o->seed);
-    if ((st = sd_tape_init(&t, o->seed)))
+    if ((st = sd_params_to_device(sd_model_params(m), sd_device_selected())) ||
+        (st = sd_tape_init_on(&t, o->seed, sd_device_selected())))
         goto done;
     tape_ok = true;
     if ((st = calibrate_bn(m, &t, o->seed)))

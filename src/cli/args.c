@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/args.h"
+#include "segda/dist.h"
 #include "segda/tensor.h"
 #include "segda/core.h"
 
@@ -123,6 +124,19 @@ int cli_precision(const char *cmd, void (*usage)(FILE *), const char *value)
         return cli_usage_error(cmd, usage, "--precision '%s': expected f32, bf16 or bf16-emulated", value);
     if (sd_set_precision(d, emulate) != SD_OK)
         fprintf(stderr, "segda %s: warning: %s\n", cmd, sd_errmsg());
+    return 0;
+}
+
+int cli_device(const char *cmd, void (*usage)(FILE *), const char *value)
+{
+    sd_device d;
+    int index;
+    if (sd_device_parse(value, &d, &index) != SD_OK)
+        return cli_usage_error(cmd, usage, "--device '%s': expected cpu, cuda or cuda:N", value);
+    if (sd_dist_device_select(value) != SD_OK) {   /* (under mpirun: one GPU per rank) */
+        fprintf(stderr, "segda %s: --%s\n", cmd, sd_errmsg());
+        return 1;
+    }
     return 0;
 }
 

@@ -36,6 +36,12 @@ int cli_bad_option(const char *cmd, void (*usage)(FILE *), char **argv);
  * without native bf16 prints a warning and runs in f32 (returns 0). */
 int cli_precision(const char *cmd, void (*usage)(FILE *), const char *value);
 
+/* --device cpu|cuda|cuda:N: selects the device of the command's tensors
+ * (sd_device_select). A malformed value is a usage error (returns 2); a
+ * device that is absent prints what was found ("--device cuda:0: no CUDA
+ * device: segda devices lists none (...)") and returns 1. */
+int cli_device(const char *cmd, void (*usage)(FILE *), const char *value);
+
 /* Ctrl-C while a training loop runs: the handler calls sd_request_stop, so
  * the loop saves its state at the next iteration boundary and returns
  * SD_ERR_INTERRUPTED (the command exits 130). cli_release_interrupt puts

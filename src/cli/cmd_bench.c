@@ -31,6 +31,7 @@ static void usage(FILE *f)
             "  r101-infer-2k  the same at Cityscapes' full 2048x1024 (peak memory)\n"
             "  mini        the demo's deeplab-mini train step at 256x128\n"
             "  loader      threaded loader (2 workers) batches/s at 321x321 and 256x128\n"
+            "  --device D     cpu, cuda or cuda:N: where tensors live and ops run (default cpu)\n"
             "  --precision P  f32 (default), bf16 (f32 where the CPU has no native bf16, said so)\n"
             "                 or bf16-emulated (bf16's numbers at f32's speed): convolution compute dtype\n"
             "  --threads N    threads, 1..1024 (default: all cores)\n"
@@ -77,9 +78,9 @@ static int write_json(const char *path, const sd_bench_opts *o, const char *plab
         return 1;
     }
     fprintf(f,
-            "{\"tool\": \"segda\", \"precision\": \"%s\", \"threads\": %d, \"warmup\": %d, \"iters\": %d,\n"
+            "{\"tool\": \"segda\", \"precision\": \"%s\", \"device\": \"%s\", \"threads\": %d, \"warmup\": %d, \"iters\": %d,\n"
             " \"sgemm_n\": %d, \"sgemm_gflops\": %.3f, \"omp_wait_policy\": \"%s\",\n \"results\": [\n",
-            plabel, o->threads, o->warmup, o->iters, SGEMM_N, peak,
+            plabel, sd_device_name(sd_device_selected()), o->threads, o->warmup, o->iters, SGEMM_N, peak,
             getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "");
     for (int i = 0; i < n; i++)
         if (errs[i][0])
@@ -100,7 +101,7 @@ static int write_json(const char *path, const sd_bench_opts *o, const char *plab
 int cli_bench(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"precision", required_argument, 0, 'p'}, {"threads", required_argument, 0, 't'},
+        {"precision", required_argument, 0, 'p'}, {"device", required_argument, 0, 'D'}, {"threads", required_argument, 0, 't'},
         {"iters", required_argument, 0, 'i'},     {"warmup", required_argument, 0, 'w'},
         {"json", required_argument, 0, 'j'},      {"data", required_argument, 0, 'd'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0},
@@ -115,6 +116,12 @@ int cli_bench(int argc, char **argv)
     const char *plabel = "f32";
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
+        case 'D': {
+            int r = cli_device("bench", usage, optarg);
+            if (r)
+                return r;
+            break;
+        }
         case 'p': {
             /* what --precision does for a user: bf16 without native support
              * runs (and is labelled) f32; bf16-emulated times the emulation */

@@ -44,6 +44,15 @@ enum {
     DEMO_FULL_ADAPT_ITERS = DEMO_ADAPT_ITERS,
 };
 
+/* --device as the runs take it: "cpu" or "cuda:N" */
+static const char *demo_device(void)
+{
+    static char d[24];
+    snprintf(d, sizeof d, sd_device_selected() == SD_DEVICE_CPU ? "%s" : "%s:%d",
+             sd_device_name(sd_device_selected()), sd_device_selected_index());
+    return d;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -72,6 +81,7 @@ static void usage(FILE *f)
             "  --jobs N           runs at once (default: cores, at most 4)\n"
             "  --threads N        threads per run (default: cores / jobs)\n"
             "  --no-gap           skip the domain-gap measures\n"
+            "  --device D         cpu, cuda or cuda:N: where tensors live and ops run (default cpu)\n"
             "  --precision P      f32 (default), bf16 or bf16-emulated: every run's convolution compute dtype\n"
             "  --resume           go on with an earlier demo in --out: runs it finished with the\n"
             "                     same configuration are kept, unfinished ones continue from\n"
@@ -230,7 +240,7 @@ static sd_status write_sheet(const char *path, const char *val_spec, int n_rows,
     float *probs = malloc((size_t)SD_NUM_CLASSES * w * h * sizeof(float));
     uint8_t *pred = malloc((size_t)w * h);
     sd_tape t;
-    st = sd_tape_init(&t, 1);
+    st = sd_tape_init_on(&t, 1, sd_device_selected());
     for (int r = 0; r < n_rows && !st; r++) {
         sd_sample s;
         if ((st = sd_dataset_read(&ds, r, &s)))
@@ -548,6 +558,7 @@ static sd_status job_write_config(const demo_setup *ds, demo_job *jobs, demo_job
     snprintf(th, sizeof th, "%d", j->threads ? j->threads : ds->threads);
     sd_config_set(&cfg, "threads", th, "demo", true);
     sd_config_set(&cfg, "precision", ds->precision, "demo", true);
+    sd_config_set(&cfg, "device", demo_device(), "demo", true);
     sd_config_set(&cfg, "log-every", "100", "demo", true);
     if (j->dep >= 0 && jobs[j->dep].kind == JOB_PRETRAIN) {
         sd_config_set(&cfg, "init", jobs[j->dep].rundir, "demo", true);
@@ -839,7 +850,7 @@ int cli_demo(int argc, char **argv)
         {"lr", required_argument, NULL, 'l'},      {"adapt-lr", required_argument, NULL, 'L'},
         {"no-gap", no_argument, NULL, 'G'},        {"help", no_argument, NULL, 'h'},
         {"pretrain-iters", required_argument, NULL, 'p'}, {"resume", no_argument, NULL, 'R'},
-        {"precision", required_argument, NULL, 'P'},
+        {"precision", required_argument, NULL, 'P'}, {"device", required_argument, 0, 'D'},
         {NULL, 0, NULL, 0},
     };
     const char *out = "demo-out", *methods = NULL, *lr = "0.01", *adapt_lr = "0.0025", *precision = "f32";
@@ -875,6 +886,12 @@ int cli_demo(int argc, char **argv)
         case 'G': gap = false; break;
         case 'R': resume = true; break;
         case 'p': DEMO_INT("--pretrain-iters", 0, 100000000, pretrain_iters); break;
+        case 'D': {
+            int r = cli_device("demo", usage, optarg);
+            if (r)
+                return r;
+            break;
+        }
         case 'P':
             if (cli_precision("demo", usage, optarg))
                 return 2;
@@ -1038,6 +1055,8 @@ int cli_demo(int argc, char **argv)
         job_arg(j, "%d", j->threads);
         job_arg(j, "--precision");
         job_arg(j, "%s", precision);
+        job_arg(j, "--device");
+        job_arg(j, "%s", demo_device());
         job_arg(j, "--val-every");
         job_arg(j, "%d", pretrain_iters);
         job_arg(j, "--log-every");
@@ -1207,7 +1226,7 @@ int cli_demo(int argc, char **argv)
             fprintf(f, "}, \"config\": ");
             json_run_config(f, res[i].rundir);
             fprintf(f, ", \"segda_version\": \"%s\", \"precision\": \"%s\", \"device\": \"%s\"}%s\n",
-                    sd_version(), precision, sd_device_name(SD_DEVICE_CPU), i + 1 < n_res ? "," : "");
+                    sd_version(), precision, demo_device(), i + 1 < n_res ? "," : "");
         }
         fprintf(f, "]\n");
         fclose(f);

@@ -88,6 +88,7 @@ static void usage(FILE *f)
             "  --allow-unknown-ids read ground-truth ids outside the table as ignored\n"
             "  --lanemarking-as-road SYNTHIA ground truth: lane markings (id 22) count as road (CBST/CRST)\n"
             "  --threads N         images read in parallel / CPU threads for --model\n"
+            "  --device D          cpu, cuda or cuda:N: where tensors live and ops run (default cpu)\n"
             "  --precision P       f32 (default), bf16 or bf16-emulated: the convolutions' compute dtype for --model\n"
             "                      (default: all cores)\n"
             "  --progress          draw the progress bar even when stderr is not a terminal\n"
@@ -230,7 +231,7 @@ static sd_status eval_checkpoint(const sd_dataset *ds, const char *path, sd_gen 
         return st;
     }
     *classes = sd_model_options(em.m[0])->classes;
-    sd_tape_init(&em.tape, 0);
+    sd_tape_init_on(&em.tape, 0, sd_device_selected());
     sd_iiou_logits_ctx ic = {model_logits, &em, ds, align_corners, iiou, false};
     if (fuse) {   /* model -> detector masks painted -> (iIoU) -> scorer */
         fuse->fn = model_logits, fuse->ctx = &em, fuse->align_corners = align_corners;
@@ -319,7 +320,7 @@ int cli_eval(int argc, char **argv)
         {"align-corners", optional_argument, 0, OPT_ALIGN}, {"lanemarking-as-road", no_argument, 0, OPT_LANE},
         {"name", required_argument, 0, OPT_NAME},
         {"allow-unknown-ids", no_argument, 0, OPT_UNKNOWN},
-        {"threads", required_argument, 0, OPT_THREADS}, {"precision", required_argument, 0, 'P'},
+        {"threads", required_argument, 0, OPT_THREADS}, {"precision", required_argument, 0, 'P'}, {"device", required_argument, 0, 'D'},
         {"progress", no_argument, 0, OPT_PROGRESS},
         {"quiet", no_argument, 0, OPT_QUIET},
         {"size", required_argument, 0, OPT_SIZE},
@@ -394,6 +395,12 @@ int cli_eval(int argc, char **argv)
             break;
         case OPT_UNKNOWN: allow_unknown = true; break;
         case OPT_LANE: lanemarking = true; break;
+        case 'D': {
+            int r = cli_device("eval", usage, optarg);
+            if (r)
+                return r;
+            break;
+        }
         case 'P':
             if (cli_precision("eval", usage, optarg))
                 return 2;

@@ -72,6 +72,7 @@ static void usage(FILE *f)
             "  --out DIR            write pca.svg, retrieval.png (--model/--rgb) and gap.json\n"
             "  --json FILE          write the numbers as JSON\n"
             "  --threads N          label files read in parallel (default 4)\n"
+            "  --device D           cpu, cuda or cuda:N: where tensors live and ops run (default cpu)\n"
             "  --precision P        f32 (default), bf16 or bf16-emulated: compute dtype of a model's convolutions\n"
             "  -h, --help           this help\n"
             "Progress: a bar on a terminal, else a line every 5 s once feature extraction takes that long.\n",
@@ -149,7 +150,7 @@ static sd_status gap_model_open(gap_model *gm, const char *ckpt, const char *lay
     sd_status st = sd_model_load(ckpt, false, &gm->m, &gm->norm);
     if (st)
         return st;
-    sd_tape_init(&gm->tape, 0);
+    sd_tape_init_on(&gm->tape, 0, sd_device_selected());
     gm->tape_ready = true;
     return SD_OK;
 }
@@ -182,7 +183,7 @@ static sd_status gap_model_feature_map(gap_model *gm, const sd_sample *s, float 
         if (!(*fmap = sd_malloc(n * sizeof(float))))
             st = SD_ERR_NOMEM;
         else {
-            memcpy(*fmap, f->data, n * sizeof(float));
+            st = sd_tensor_to_host(f, *fmap);   /* (from the device of --device) */
             *c = f->shape[1];
             *h = f->shape[2];
             *w = f->shape[3];
@@ -496,7 +497,7 @@ int cli_gap(int argc, char **argv)
         {"folds", required_argument, 0, OPT_FOLDS},   {"perm", required_argument, 0, OPT_PERM},
         {"bins", required_argument, 0, OPT_BINS},     {"seed", required_argument, 0, OPT_SEED},
         {"out", required_argument, 0, OPT_OUT},       {"json", required_argument, 0, OPT_JSON},
-        {"threads", required_argument, 0, OPT_THREADS}, {"precision", required_argument, 0, 'P'}, {"rgb", no_argument, 0, OPT_RGB},
+        {"threads", required_argument, 0, OPT_THREADS}, {"precision", required_argument, 0, 'P'}, {"device", required_argument, 0, 'D'}, {"rgb", no_argument, 0, OPT_RGB},
         {"size", required_argument, 0, OPT_SIZE},      {"lanemarking-as-road", no_argument, 0, OPT_LANE},
         {"objects", required_argument, 0, OPT_OBJECTS}, {"crop", required_argument, 0, OPT_CROP},
         {"help", no_argument, 0, 'h'},
@@ -542,6 +543,12 @@ int cli_gap(int argc, char **argv)
         case OPT_FOLDS: if (!cli_parse_int(optarg, 2, 100, &o.folds)) what = "--folds: expected 2..100"; break;
         case OPT_PERM: if (!cli_parse_int(optarg, 0, 1000000, &o.n_perm)) what = "--perm: expected 0..1000000"; break;
         case OPT_BINS: if (!cli_parse_int(optarg, 1, SD_GAP_MAX_BINS, &bins)) what = "--bins: expected 1..100"; break;
+        case 'D': {
+            int r = cli_device("gap", usage, optarg);
+            if (r)
+                return r;
+            break;
+        }
         case 'P':
             if (cli_precision("gap", usage, optarg))
                 return 2;
@@ -704,7 +711,7 @@ int cli_gap(int argc, char **argv)
     setup_add(&setup, "threads", "%d", threads);
     setup_add(&setup, "segda_version", "%s", sd_version());
     setup_add(&setup, "precision", "%s", sd_dtype_name(sd_precision()));
-    setup_add(&setup, "device", "%s", sd_device_name(SD_DEVICE_CPU));
+    setup_add(&setup, "device", "%s", sd_device_name(sd_device_selected()));
     const char *setup_val[32];
     for (int i = 0; i < setup.n; i++)
         setup_val[i] = setup.val[i];

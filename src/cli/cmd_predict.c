@@ -64,6 +64,7 @@ static void usage(FILE *f)
             "                     AdaptSegNet/ADVENT evaluation code, train and eval; =false: PyTorch's default)\n"
             "  --strict           fail on any missing, unexpected or mis-shaped checkpoint tensor\n"
             "  --threads N        CPU threads (default: all cores)\n"
+            "  --device D         cpu, cuda or cuda:N: where tensors live and ops run (default cpu)\n"
             "  --precision P      f32 (default), bf16 or bf16-emulated: the convolutions' compute dtype\n"
             "  --quiet            no progress (a bar on a terminal, else a line every 5 s)\n"
             "  --help             this text\n"
@@ -265,9 +266,10 @@ int cli_predict(int argc, char **argv)
         {"overlap", required_argument, 0, 'O'}, {"align-corners", optional_argument, 0, 'a'},
         {"strict", no_argument, 0, 'x'},       {"threads", required_argument, 0, 't'},
         {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
-        {"precision", required_argument, 0, 'P'}, {"translate", required_argument, 0, 'T'},
+        {"precision", required_argument, 0, 'P'}, {"device", required_argument, 0, 'D'},
+        {"translate", required_argument, 0, 'T'},
         {"fps", required_argument, 0, 'F'},
-        {"detector", required_argument, 0, 'D'}, {"fuse-score", required_argument, 0, 'K'},
+        {"detector", required_argument, 0, 'R'}, {"fuse-score", required_argument, 0, 'K'},
         {"fuse-overlap", required_argument, 0, 'G'}, {"instances-out", required_argument, 0, 'I'},
         {"fuse-clear-things", no_argument, 0, 'C'},
         {0, 0, 0, 0},
@@ -284,7 +286,7 @@ int cli_predict(int argc, char **argv)
         switch (ch) {
         case 'm': model = optarg; break;
         case 'T': translate = optarg; break;
-        case 'D': detector = optarg; break;
+        case 'R': detector = optarg; break;
         case 'I': inst_dir = optarg; break;
         case 'C': fuse.clear_things = true; break;
         case 'K':
@@ -339,6 +341,12 @@ int cli_predict(int argc, char **argv)
                 return cli_usage_error("predict", usage, "--threads '%s', expected 0..1024", optarg);
             sd_set_threads(threads);
             break;
+        case 'D': {
+            int r = cli_device("predict", usage, optarg);
+            if (r)
+                return r;
+            break;
+        }
         case 'P':
             if (cli_precision("predict", usage, optarg))
                 return 2;
@@ -405,7 +413,7 @@ int cli_predict(int argc, char **argv)
     memcpy(pal, sd_class_colors, sizeof sd_class_colors);
 
     sd_tape t;
-    sd_tape_init(&t, 0);
+    sd_tape_init_on(&t, 0, sd_device_selected());
     cli_predict_ctx ctx = {.m = m, .gen = gen, .t = &t, .io = &io, .color = color, .overlay = overlay,
                            .labelids = labelids, .quiet = quiet, .pal = (const uint8_t(*)[3])pal,
                            .fps_num = fps_num, .fps_den = fps_den, .det = det, .fuse = fuse, .inst_dir = inst_dir};

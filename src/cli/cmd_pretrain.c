@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/args.h"
+#include "segda/dist.h"
 #include "cli/cli.h"
 #include "segda/pretrain.h"
 
@@ -39,6 +40,7 @@ static void usage(FILE *f)
             "  --scale-min X    random crops cover [X, 1] of the image's area (default %g)\n"
             "  --seed S         seed (default %llu); same seed and threads, same bytes\n"
             "  --threads N      threads (default: all cores)\n"
+            "  --device D       cpu, cuda or cuda:N: where tensors live and ops run (default cpu)\n"
             "  --precision P    f32 (default), bf16 or bf16-emulated: the convolutions' compute dtype\n"
             "  --val-every K    val top-1 every K iterations, 0 = only at the end (default %d)\n"
             "  --log-every K    progress line every K iterations (default %d)\n"
@@ -70,6 +72,7 @@ int cli_pretrain(int argc, char **argv)
         {"help", no_argument, 0, O_HELP},             {"save-every", required_argument, 0, O_SAVE},
         {"resume", no_argument, 0, O_RESUME},         {"stop-after", required_argument, 0, O_STOP},
         {"precision", required_argument, 0, 'P'},    {"tb", required_argument, 0, 'T'},
+        {"device", required_argument, 0, 'D'},
         {0, 0, 0, 0}};
     sd_pretrain_opts o;
     sd_pretrain_opts_init(&o);
@@ -112,6 +115,12 @@ int cli_pretrain(int argc, char **argv)
             bad = cli_parse_seed(optarg, &o.seed) ? NULL : "--seed";
             want = "a non-negative integer";
             break;
+        case 'D': {
+            int r = cli_device("pretrain", usage, optarg);
+            if (r)
+                return r;
+            break;
+        }
         case 'P':
             if (cli_precision("pretrain", usage, optarg))
                 return 2;
@@ -203,6 +212,8 @@ int cli_pretrain(int argc, char **argv)
         rc = cli_fail("pretrain");
         if (st == SD_ERR_ARG)
             rc = 2; /* as segda train: an option at fault (a conflict on --resume, an existing --out) */
+    } else if (sd_dist_rank() > 0) {
+        /* (data parallel: rank 0 reports the run) */
     } else if (r.finished && r.start_iteration == r.iterations) {
         printf("pretrain: %s: already finished (iteration %d of %d); nothing to do\n", o.out, r.iterations,
                o.iters);

@@ -104,9 +104,9 @@ int main(int argc, char **argv)
             continue;
         /* under mpirun, train is one rank of a data-parallel run; MPI starts
          * after the re-exec above, once per process */
-        if (!strcmp(argv[1], "train")) {
+        if (!strcmp(argv[1], "train") || !strcmp(argv[1], "pretrain")) {
             if (sd_dist_init(&argc, &argv)) {
-                fprintf(stderr, "segda train: %s\n", sd_errmsg());
+                fprintf(stderr, "segda %s: %s\n", argv[1], sd_errmsg());
                 return 1;
             }
         }

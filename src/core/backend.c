@@ -5,6 +5,7 @@
  * sees SEGDA_HAVE_CUDA. */
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -16,7 +17,19 @@ bool sd_cuda_present(void);
 const char *sd_cuda_why(void);
 size_t sd_cuda_describe(char *buf, size_t cap);
 void sd_cuda_set_fast(bool on);
+int sd_cuda_count(void);
+bool sd_cuda_select(int index);
 #endif
+
+static const sd_backend *overridden[SD_DEVICE_COUNT];
+static sd_device selected = SD_DEVICE_CPU;
+static int selected_index;
+
+void sd_backend_override(sd_device dev, const sd_backend *b)
+{
+    if (dev >= 0 && dev < SD_DEVICE_COUNT)
+        overridden[dev] = b;
+}
 
 const char *const sd_op_names[SD_OP_COUNT] = {
 #define SD_OP(name) #name,
@@ -53,6 +66,8 @@ const char *sd_device_name(sd_device d)
 
 const sd_backend *sd_backend_compiled(sd_device dev)
 {
+    if (dev >= 0 && dev < SD_DEVICE_COUNT && overridden[dev])
+        return overridden[dev];
     switch (dev) {
     case SD_DEVICE_CPU:
         return &sd_backend_cpu;
@@ -79,11 +94,82 @@ const char *sd_device_unavailable(sd_device dev)
     if (!sd_backend_compiled(dev))
         return no_backend[dev];
 #ifdef SEGDA_HAVE_CUDA
-    if (dev == SD_DEVICE_CUDA && !sd_cuda_present())
+    if (dev == SD_DEVICE_CUDA && !overridden[dev] && !sd_cuda_present())
         return sd_cuda_why();
 #endif
     return "";
 }
+
+sd_status sd_device_parse(const char *s, sd_device *dev, int *index)
+{
+    *dev = SD_DEVICE_CPU;
+    *index = 0;
+    if (s && !strcmp(s, "cpu"))
+        return SD_OK;
+    if (s && !strncmp(s, "cuda", 4) && (!s[4] || s[4] == ':')) {
+        *dev = SD_DEVICE_CUDA;
+        if (!s[4])
+            return SD_OK;
+        char *end;
+        long k = s[5] >= '0' && s[5] <= '9' ? strtol(s + 5, &end, 10) : -1;
+        if (k >= 0 && k < 1024 && !*end) {
+            *index = (int)k;
+            return SD_OK;
+        }
+    }
+    return sd_fail(SD_ERR_ARG, "device '%s': expected cpu, cuda or cuda:N (N = 0, 1, ... as segda devices "
+                   "lists them)", s ? s : "");
+}
+
+/* The CUDA devices this process sees (1 for an overriding table: tests). */
+static int cuda_count(void)
+{
+    if (overridden[SD_DEVICE_CUDA])
+        return 1;
+#ifdef SEGDA_HAVE_CUDA
+    return sd_cuda_count();
+#else
+    return 0;
+#endif
+}
+
+sd_status sd_device_select(sd_device dev, int index)
+{
+    char name[32];
+    snprintf(name, sizeof name, dev == SD_DEVICE_CUDA ? "%s:%d" : "%s", sd_device_name(dev), index);
+    if (dev < 0 || dev >= SD_DEVICE_COUNT)
+        return sd_fail(SD_ERR_ARG, "device %d: no such device", (int)dev);
+    if (!sd_backend_compiled(dev))
+        return sd_fail(SD_ERR_UNSUPPORTED, "device %s: this build has no %s backend (make builds it when nvcc and "
+                       "cuDNN are found; segda --version lists the backends)", name, sd_device_name(dev));
+    if (dev == SD_DEVICE_CUDA) {
+        int n = cuda_count();
+        if (n == 0) {
+            /* the probe's "no CUDA device (WHY)": WHY alone */
+            const char *why = sd_device_unavailable(dev), *p = strchr(why, '(');
+            int len = p ? (int)strlen(p + 1) - 1 : (int)strlen(why);
+            return sd_fail(SD_ERR_UNSUPPORTED, "device %s: no CUDA device: segda devices lists none (%.*s)", name,
+                           len > 0 ? len : 0, p ? p + 1 : why);
+        }
+        if (index >= n)
+            return sd_fail(SD_ERR_UNSUPPORTED, "device %s: segda devices lists %d CUDA device%s (cuda:0%s)", name,
+                           n, n == 1 ? "" : "s", n == 1 ? "" : " .. cuda:N-1");
+#ifdef SEGDA_HAVE_CUDA
+        if (!overridden[dev] && !sd_cuda_select(index))
+            return sd_fail(SD_ERR_UNSUPPORTED, "device %s: cannot make it current (%s)", name, sd_errmsg());
+#endif
+    }
+    selected = dev;
+    selected_index = dev == SD_DEVICE_CUDA ? index : 0;
+    return SD_OK;
+}
+
+sd_device sd_device_selected(void) { return selected; }
+int sd_device_count(sd_device dev)
+{
+    return dev == SD_DEVICE_CPU ? 1 : dev == SD_DEVICE_CUDA && sd_backend_compiled(dev) ? cuda_count() : 0;
+}
+int sd_device_selected_index(void) { return selected_index; }
 
 const char *sd_backends_built(void)
 {

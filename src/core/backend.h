@@ -94,6 +94,11 @@ static inline const sd_backend *sd_backend_check(sd_tape *t, const char *op, con
 const char *sd_backend_missing(const sd_backend *b);
 
 
+/* Test hook: makes dev's table b (present, whatever the probe says), or
+ * puts the compiled one back (b NULL). tests/test_cuda_emulated.c runs whole
+ * training steps on the emulated CUDA kernels this way. */
+void sd_backend_override(sd_device dev, const sd_backend *b);
+
 extern const sd_backend sd_backend_cpu;
 extern const sd_backend sd_backend_cuda; /* defined only in CUDA builds */
 

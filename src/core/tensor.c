@@ -387,6 +387,20 @@ sd_tensor *sd_tensor_new(sd_tape *t, int ndim, const int *shape) { return tensor
 sd_tensor *sd_tensor_zeros(sd_tape *t, int ndim, const int *shape) { return tensor_alloc(t, ndim, shape, true, NULL); }
 sd_tensor *sd_tensor_wrap(sd_tape *t, int ndim, const int *shape, float *data) { return tensor_alloc(t, ndim, shape, false, data); }
 
+sd_tensor *sd_tensor_wrap_device(sd_tape *t, int ndim, const int *shape, void *device_data)
+{
+    if (!device_data)
+        return sd_tape_fail(t, SD_ERR_ARG, "tensor: wrap of NULL device storage");
+    /* (a zero-size shape allocates nothing; the header is the tape's) */
+    sd_tensor *x = tensor_alloc(t, ndim, shape, false, NULL);
+    if (x && x->owned) {
+        sd_arena_give_back(&t->store, x->data, x->numel * sizeof(float));
+        x->data = device_data;
+        x->owned = false;
+    }
+    return x;
+}
+
 sd_tensor *sd_tensor_new4(sd_tape *t, int n, int c, int h, int w)
 {
     int s[4] = {n, c, h, w};
@@ -496,6 +510,22 @@ float sd_tensor_item(const sd_tensor *x)
 float *sd_tensor_host(const sd_tensor *x)
 {
     return x && x->device == SD_DEVICE_CPU && x->dtype == SD_DTYPE_F32 ? x->data : NULL;
+}
+
+float *sd_tensor_host_view(sd_tape *t, const sd_tensor *x)
+{
+    float *h = sd_tensor_host(x);
+    if (h || !x)
+        return h;
+    if (!(h = sd_arena_alloc(&t->arena, x->numel * sizeof *h))) {
+        sd_tape_fail(t, SD_ERR_NOMEM, "host copy of %s: out of memory", sd_shape_str(x));
+        return NULL;
+    }
+    if (sd_tensor_to_host(x, h)) {
+        sd_tape_fail(t, SD_ERR_UNSUPPORTED, "host copy of %s: %s", sd_shape_str(x), sd_errmsg());
+        return NULL;
+    }
+    return h;
 }
 
 float *sd_tensor_host_grad(const sd_tensor *x)
@@ -660,6 +690,102 @@ sd_status sd_params_alloc(sd_params *p)
         off[g] += x->numel;
     }
     p->allocated = true;
+    return SD_OK;
+}
+
+/* A copy of n floats of `from` (on src's backend) in new storage on dst's,
+ * through a host buffer; NULL + message when either side fails. */
+static float *copy_across(const sd_backend *src, const sd_backend *dst, const float *from, size_t n,
+                          const char *group)
+{
+    size_t bytes = (n ? n : 1) * sizeof(float);
+    float *h = malloc(bytes), *to = dst->buffer_alloc(bytes);
+    if (!h || !to) {
+        free(h);
+        if (to)
+            dst->buffer_free(to);
+        sd_fail(SD_ERR_NOMEM, "params: out of memory moving group '%s' (%zu floats) to %s", group, n, dst->name);
+        return NULL;
+    }
+    src->copy_to_host(h, from, n * sizeof(float));
+    dst->copy_from_host(to, h, n * sizeof(float));
+    free(h);
+    return to;
+}
+
+sd_status sd_params_to_device(sd_params *p, sd_device dev)
+{
+    if (p->device == dev)
+        return SD_OK;
+    const sd_backend *src = sd_backend_for(p->device), *dst = sd_backend_for(dev);
+    if (!dst)
+        return sd_fail(SD_ERR_UNSUPPORTED, "params to %s: %s", sd_device_name(dev), sd_device_unavailable(dev));
+    if (!p->allocated) {
+        p->device = dev;
+        return SD_OK;
+    }
+    if (!src)
+        return sd_fail(SD_ERR_UNSUPPORTED, "params from %s: %s", sd_device_name(p->device),
+                       sd_device_unavailable(p->device));
+    /* every copy first, so a failure leaves p whole on its old device */
+    float *d[8] = {0}, *gd[8] = {0};
+    bool ok = true;
+    for (int g = 0; g < p->n_groups && ok; g++) {
+        sd_param_group *gr = &p->groups[g];
+        ok = (d[g] = copy_across(src, dst, gr->data, gr->numel, gr->name)) != NULL &&
+             (!gr->grad || (gd[g] = copy_across(src, dst, gr->grad, gr->numel, gr->name)) != NULL);
+    }
+    if (!ok) {
+        for (int g = 0; g < p->n_groups; g++) {
+            if (d[g])
+                dst->buffer_free(d[g]);
+            if (gd[g])
+                dst->buffer_free(gd[g]);
+        }
+        return SD_ERR_NOMEM;
+    }
+    for (int i = 0; i < p->n; i++) {
+        int g = p->group_of[i];
+        sd_tensor *x = p->tensors[i];
+        x->data = d[g] + ((float *)x->data - p->groups[g].data);
+        x->grad = gd[g] ? gd[g] + ((float *)x->grad - p->groups[g].grad) : NULL;
+        x->device = dev;
+    }
+    for (int g = 0; g < p->n_groups; g++) {
+        sd_param_group *gr = &p->groups[g];
+        src->buffer_free(gr->data);
+        if (gr->grad)
+            src->buffer_free(gr->grad);
+        gr->data = d[g];
+        gr->grad = gd[g];
+    }
+    p->device = dev;
+    return SD_OK;
+}
+
+sd_status sd_params_copy_values(sd_params *dst, const sd_params *src)
+{
+    if (dst->n_groups != src->n_groups)
+        return sd_fail(SD_ERR_ARG, "params copy: %d groups into %d", src->n_groups, dst->n_groups);
+    const sd_backend *bs = sd_backend_for(src->device), *bd = sd_backend_for(dst->device);
+    if (!bs || !bd)
+        return sd_fail(SD_ERR_UNSUPPORTED, "params copy: %s", sd_device_unavailable(bs ? dst->device : src->device));
+    for (int g = 0; g < dst->n_groups; g++) {
+        size_t n = dst->groups[g].numel;
+        if (src->groups[g].numel != n)
+            return sd_fail(SD_ERR_ARG, "params copy: group '%s' of %zu values into %zu", src->groups[g].name,
+                           src->groups[g].numel, n);
+        if (dst->device == SD_DEVICE_CPU && src->device == SD_DEVICE_CPU) {
+            memcpy(dst->groups[g].data, src->groups[g].data, n * sizeof(float));
+            continue;
+        }
+        float *h = malloc((n ? n : 1) * sizeof *h);   /* (through the host: no device-to-device kernel) */
+        if (!h)
+            return sd_fail(SD_ERR_NOMEM, "params copy: out of memory for group '%s'", src->groups[g].name);
+        bs->copy_to_host(h, src->groups[g].data, n * sizeof *h);
+        bd->copy_from_host(dst->groups[g].data, h, n * sizeof *h);
+        free(h);
+    }
     return SD_OK;
 }
 

@@ -29,6 +29,14 @@ void sd_cpu_buffer_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
 void sd_cpu_copy_to_host(void *host, const void *src, size_t bytes) { memmove(host, src, bytes); }
 void sd_cpu_copy_from_host(void *dst, const void *host, size_t bytes) { memmove(dst, host, bytes); }
 void sd_cpu_sync(void) {}
+void *sd_cpu_host_alloc(size_t bytes) { return malloc(bytes ? bytes : 1); }
+void sd_cpu_host_free(void *p) { free(p); }
+void sd_cpu_copy_from_host_async(int slot, void *dst, const void *host, size_t bytes)
+{
+    (void)slot;
+    memmove(dst, host, bytes);
+}
+void sd_cpu_wait_copy(int slot) { (void)slot; }
 
 bool sd_cpu_compute_supported(sd_dtype compute)
 {

@@ -47,6 +47,26 @@ const char *sd_cuda_why(void)
     return n_devices > 0 ? "" : why;
 }
 
+int sd_cuda_count(void)
+{
+    pthread_once(&probe_once, probe);
+    return n_devices;
+}
+
+/* --device cuda:N. The probe's compute capability was device 0's: asked again. */
+bool sd_cuda_select(int index)
+{
+    if (!sd_cuda_present() || index < 0 || index >= n_devices)
+        return false;
+    if (!sd_cuda_ok(cudaSetDevice(index), "cudaSetDevice"))
+        return false;
+    int major = 0, minor = 0;
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, index);
+    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, index);
+    device_cc = major * 10 + minor;
+    return true;
+}
+
 int sd_cuda_cc(void)
 {
     pthread_once(&probe_once, probe);
@@ -152,6 +172,64 @@ void sd_cuda_copy_from_host(void *dst, const void *host, size_t bytes)
 }
 
 void sd_cuda_sync(void) { sd_cuda_ok(cudaDeviceSynchronize(), "sync"); }
+
+/* ---- pinned host memory and the copy stream ---- */
+
+void *sd_cuda_host_alloc(size_t bytes)
+{
+    void *p = NULL;
+    /* portable: pinned for every device; loader threads allocate it */
+    if (cudaHostAlloc(&p, bytes ? bytes : 64, cudaHostAllocPortable) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return NULL;
+    }
+    return p;
+}
+
+void sd_cuda_host_free(void *p)
+{
+    if (p)
+        sd_cuda_ok(cudaFreeHost(p), "host_free");
+}
+
+/* One non-blocking stream per host thread for host->device copies (a
+ * blocking one would serialise with the legacy default stream the kernels
+ * run on) and an event per slot: its last copy. */
+#define COPY_SLOTS 4
+static _Thread_local cudaStream_t copy_stream;
+static _Thread_local cudaEvent_t copy_done[COPY_SLOTS];
+static _Thread_local bool copy_started[COPY_SLOTS];
+
+static bool copy_stream_ready(void)
+{
+    if (copy_stream)
+        return true;
+    if (!sd_cuda_ok(cudaStreamCreateWithFlags(&copy_stream, cudaStreamNonBlocking), "copy stream"))
+        return false;
+    for (int i = 0; i < COPY_SLOTS; i++)
+        if (!sd_cuda_ok(cudaEventCreateWithFlags(&copy_done[i], cudaEventDisableTiming), "copy event")) {
+            cudaStreamDestroy(copy_stream);
+            copy_stream = NULL;
+            return false;
+        }
+    return true;
+}
+
+void sd_cuda_copy_from_host_async(int slot, void *dst, const void *host, size_t bytes)
+{
+    if (slot < 0 || slot >= COPY_SLOTS || !copy_stream_ready()) {
+        sd_cuda_copy_from_host(dst, host, bytes);   /* no stream: a plain copy */
+        return;
+    }
+    if (bytes && sd_cuda_ok(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, copy_stream), "async copy"))
+        copy_started[slot] = sd_cuda_ok(cudaEventRecord(copy_done[slot], copy_stream), "copy event");
+}
+
+void sd_cuda_wait_copy(int slot)
+{
+    if (slot >= 0 && slot < COPY_SLOTS && copy_started[slot])
+        sd_cuda_ok(cudaStreamWaitEvent(0, copy_done[slot], 0), "wait for a copy");
+}
 
 /* bf16 tensor-core convolutions need compute capability 8.0 (Ampere) */
 bool sd_cuda_compute_supported(sd_dtype compute)

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "segda/checkpoint.h"
+#include "segda/dist.h"
 #include "segda/image.h"
 #include "segda/model.h"
 #include "segda/norm.h"
@@ -422,14 +424,23 @@ static sd_status net_eval(pt_net *n, sd_tape *t, const sd_image_folder *f, int s
             st = t->status ? t->status : SD_ERR_ARG;
             break;
         }
+        float *lh = sd_tensor_host(logits), *own = NULL;
+        if (!lh) {   /* (a device's logits: --device) */
+            if (!(lh = own = malloc(logits->numel * sizeof *lh)) || (st = sd_tensor_to_host(logits, lh))) {
+                st = own ? st : SD_ERR_NOMEM;
+                free(own);
+                break;
+            }
+        }
         for (int j = 0; j < nb; j++) {
-            const float *l = (const float *)sd_tensor_host(logits) + (size_t)j * n->classes;
+            const float *l = lh + (size_t)j * n->classes;
             int best = 0;
             for (int k = 1; k < n->classes; k++)
                 if (l[k] > l[best])
                     best = k;
             correct += best == f->label[i0 + j];
         }
+        free(own);
     }
     sd_tape_no_grad_end(t);
     sd_tape_reset(t);
@@ -799,19 +810,79 @@ static char *join_classes(const sd_image_folder *f)
 
 static sd_status pretrain_locked(const sd_pretrain_opts *o, sd_pretrain_result *res);
 
+/* ---- data parallel (mpirun -np N segda pretrain), as segda train: rank r
+ * reads its share of a global batch of N * --batch, the gradients are
+ * averaged over the ranks in a fixed order before each step, BN is SyncBN,
+ * and rank 0 alone writes the checkpoint. Every rank evaluates the whole
+ * val split (the same numbers). ---- */
+
+static sd_status pt_dist_setup(sd_params *model, sd_params *head)
+{
+    if (sd_dist_size() > 1)
+        sd_batch_norm_set_sync(sd_dist_sum_f64);   /* BN always trains here */
+    sd_device dev = sd_device_selected();
+    sd_status st = sd_params_to_device(model, dev);
+    if (!st)
+        st = sd_params_to_device(head, dev);
+    if (!st)
+        st = sd_dist_device_init(dev);
+    return sd_dist_agree(st);
+}
+
+/* every trainable group's gradient := its mean over the ranks */
+static sd_status pt_dist_reduce(sd_params *p)
+{
+    sd_status st = SD_OK;
+    for (int g = 0; g < p->n_groups && !st && sd_dist_size() > 1; g++)
+        if (p->groups[g].grad && !p->groups[g].frozen && p->groups[g].numel)
+            st = sd_dist_mean_f32_on(p->groups[g].grad, p->groups[g].numel, p->device);
+    return st;
+}
+
+static sd_status pt_dist_mean(double *v)
+{
+    if (sd_dist_size() == 1)
+        return SD_OK;
+    sd_status st = sd_dist_sum_f64(v, 1);
+    *v /= sd_dist_size();
+    return st;
+}
+
+/* the test of a dead rank (tests/test_dist.c): the last rank kills itself
+ * before iteration SEGDA_DIST_KILL_AT */
+static void pt_dist_kill_hook(int it)
+{
+    const char *k = getenv("SEGDA_DIST_KILL_AT");
+    if (sd_dist_size() > 1 && sd_dist_rank() == sd_dist_size() - 1 && k && *k && strtoll(k, NULL, 10) == it + 1)
+        raise(SIGKILL);
+}
+
+/* rank 0 writes; all learn whether it could */
+static sd_status pt_save(const sd_pretrain_opts *o, const pt_state *s)
+{
+    return sd_dist_agree(sd_dist_rank() == 0 ? save_ckpt(o, s) : SD_OK);
+}
+
 /* OUT.lock keeps a second pretraining from writing the same checkpoint
  * (and racing its saves); a lock file that cannot be made (no such folder)
  * is left to the run's own checks, which name the real problem. */
 sd_status sd_pretrain_run(const sd_pretrain_opts *o, sd_pretrain_result *res)
 {
     int fd = -1;
-    if (o && o->out && *o->out) {
+    /* (data parallel: rank 0 holds the lock and writes the checkpoint) */
+    if (o && o->out && *o->out && sd_dist_rank() == 0) {
         char lp[4200];
         snprintf(lp, sizeof lp, "%s.lock", o->out);
         sd_status st = io_lock(lp, o->out, &fd);
-        if (st == SD_ERR_ARG)
+        if (st == SD_ERR_ARG && sd_dist_size() == 1)
             return sd_fail_prefix(st, "pretrain --out");
+        if (st == SD_ERR_ARG)   /* (the other ranks learn it below) */
+            fd = -2;
     }
+    if (sd_dist_size() > 1 && sd_dist_agree(fd == -2 ? sd_fail_prefix(SD_ERR_ARG, "pretrain --out") : SD_OK))
+        return SD_ERR_ARG;
+    if (sd_dist_rank() > 0 && sd_log_level() >= 1)
+        sd_log_set_level(0);   /* one rank's progress lines are the run's */
     sd_status st = pretrain_locked(o, res);
     io_unlock(fd);
     return st;
@@ -916,6 +987,10 @@ static sd_status pretrain_locked(const sd_pretrain_opts *o, sd_pretrain_result *
     for (int g = 0; g < mp->n_groups; g++)
         mp->groups[g].lr_mult = 1.0f; /* one rate for the whole backbone while pretraining */
 
+    /* data parallel (pt_dist_* below): SyncBN, and the parameters on the
+     * device of --device before the optimiser puts its state beside them */
+    if ((st = pt_dist_setup(mp, &net.head)))
+        goto done;
     sd_optim_opts oo = sd_optim_opts_sgd(o->momentum, o->weight_decay);
     if ((st = sd_optim_init(&opt, mp, &oo)))
         goto done;
@@ -942,7 +1017,7 @@ static sd_status pretrain_locked(const sd_pretrain_opts *o, sd_pretrain_result *
         st = SD_ERR_NOMEM;
         goto done;
     }
-    if ((st = sd_tape_init(&tape, o->seed)))
+    if ((st = sd_dist_agree(sd_tape_init_on(&tape, o->seed, sd_device_selected()))))
         goto done;
     have_tape = true;
 
@@ -968,11 +1043,11 @@ static sd_status pretrain_locked(const sd_pretrain_opts *o, sd_pretrain_result *
     if (o->tb && *o->tb)
         tb = sd_tblog_open_dir(o->tb, start, "pretrain");
     for (int it = start; it < o->iters; it++) {
-        if (sd_stop_requested() || (o->stop_after > 0 && it == o->stop_after && it > start)) {
-            bool sig = sd_stop_requested();
+        bool sig = sd_dist_size() > 1 ? sd_dist_any(sd_stop_requested()) : sd_stop_requested();
+        if (sig || (o->stop_after > 0 && it == o->stop_after && it > start)) {
             if (it > 0 && saved != it) {
                 ps.done = it;
-                if ((st = save_ckpt(o, &ps)))
+                if ((st = pt_save(o, &ps)))
                     goto done;
                 saved = it;
             }
@@ -985,8 +1060,10 @@ static sd_status pretrain_locked(const sd_pretrain_opts *o, sd_pretrain_result *
                              saved == it ? "state saved (continue with --resume)" : "nothing saved yet");
             goto finish;
         }
+        pt_dist_kill_hook(it);
+        /* rank r of N takes slots r*b .. r*b+b-1 of a global batch of N*b */
         for (int j = 0; j < o->batch; j++) {
-            int64_t pos = (int64_t)it * o->batch + j, epoch = pos / tr.n;
+            int64_t pos = ((int64_t)it * sd_dist_size() + sd_dist_rank()) * o->batch + j, epoch = pos / tr.n;
             if (epoch != cur_epoch) {
                 epoch_perm(o->seed, epoch, tr.n, perm);
                 cur_epoch = epoch;
@@ -1006,13 +1083,14 @@ static sd_status pretrain_locked(const sd_pretrain_opts *o, sd_pretrain_result *
         int xs[4] = {o->batch, 3, o->size, o->size};
         sd_tensor *logits = net_forward(&net, &tape, sd_tensor_wrap(&tape, 4, xs, xb), true);
         sd_tensor *loss = logits ? sd_cross_entropy(&tape, logits, labels, NULL, 255) : NULL;
-        if (!loss) {
-            st = sd_fail_prefix(tape.status ? tape.status : SD_ERR_ARG, "pretrain: iteration %d", it + 1);
+        if ((st = sd_dist_agree(loss ? SD_OK : sd_fail_prefix(tape.status ? tape.status : SD_ERR_ARG,
+                                                              "pretrain: iteration %d", it + 1))))
             goto done;
-        }
         if (inject_nan_at == it + 1)
             sd_tensor_from_host(loss, (const float[]){NAN}); /* as if the loss had diverged */
         double lv = sd_tensor_item(loss);
+        if ((st = pt_dist_mean(&lv)))   /* (the whole batch's mean: every rank decides alike) */
+            goto done;
         if (!isfinite(lv)) {
             char kept[160];
             if (saved > 0)
@@ -1023,7 +1101,8 @@ static sd_status pretrain_locked(const sd_pretrain_opts *o, sd_pretrain_result *
                          isnan(lv) ? "NaN" : "infinite", (double)o->lr, kept);
             goto done;
         }
-        if ((st = sd_backward1(&tape, loss)))
+        if ((st = sd_dist_agree(sd_backward1(&tape, loss))) || (st = pt_dist_reduce(mp)) ||
+            (st = pt_dist_reduce(&net.head)))
             goto done;
         float lr = sd_lr_at(&sched, it);
         if ((st = sd_optim_step(&opt, lr)) || (st = sd_optim_step(&hopt, lr)))
@@ -1052,7 +1131,7 @@ static sd_status pretrain_locked(const sd_pretrain_opts *o, sd_pretrain_result *
         }
         if (do_eval || done_it == o->iters || (o->save_every > 0 && done_it % o->save_every == 0)) {
             ps.done = done_it;
-            if ((st = save_ckpt(o, &ps)))
+            if ((st = pt_save(o, &ps)))
                 goto done;
             saved = done_it;
         }

@@ -101,22 +101,27 @@ sd_status sd_pseudo_predict(sd_trainer *tr, sd_model *const *models, int n_model
                 if (!acc)
                     st = sd_fail(SD_ERR_NOMEM, "pseudo-labels: out of memory for the ensemble's mean");
             }
-            const float *pd = sd_tensor_host(p);
-            for (size_t j = 0; acc && j < numel; j++)
+            const float *pd = sd_tensor_host_view(&tr->tape, p);
+            if (!pd)
+                st = tr->tape.status;
+            for (size_t j = 0; acc && pd && j < numel; j++)
                 acc[j] += pd[j];
             sd_tape_reset(&tr->tape);
-        } else if (acc) {
-            float inv = 1.0f / (float)n_models;
-            float *pd = sd_tensor_host(p);
-            for (size_t j = 0; j < numel; j++)
-                pd[j] = (acc[j] + pd[j]) * inv;
         }
+    }
+    float *pd = !st ? sd_tensor_host_view(&tr->tape, p) : NULL;   /* (on the host, also from a device) */
+    if (!st && !pd)
+        st = tr->tape.status;
+    if (!st && acc) {
+        float inv = 1.0f / (float)n_models;
+        for (size_t j = 0; j < numel; j++)
+            pd[j] = (acc[j] + pd[j]) * inv;
     }
     free(acc);
     free(rgb);
     if (!st) {
         *c = p->shape[1];
-        *prob = p->data;
+        *prob = pd;
     }
     return st;
 }

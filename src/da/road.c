@@ -135,9 +135,8 @@ static sd_status make_teacher(sd_trainer *tr, road *r)
         if (rep.loaded == 0)
             return sd_fail(SD_ERR_DATA, "%s: teacher %s holds no tensor of %s", where, path, o.name);
         sd_log(1, "road: teacher %s (%d tensors, %d missing)\n", path, rep.loaded, rep.missing);
-    } else {
-        for (int g = 0; g < tp->n_groups; g++)
-            memcpy(tp->groups[g].data, tr->params->groups[g].data, tp->groups[g].numel * sizeof(float));
+    } else if ((st = sd_params_copy_values(tp, tr->params))) {   /* (the student may be on a device) */
+        return st;
     }
     for (int g = 0; g < tp->n_groups; g++)
         sd_params_set_frozen(tp, g, true);
@@ -221,10 +220,18 @@ static sd_tensor *region_loss(sd_trainer *tr, sd_adversary *d, sd_tensor *f, con
     if (!mask)
         return NULL;
     int c = 0;
-    float *md = sd_tensor_host(mask);
+    float *md = sd_tensor_host(mask), *own = NULL;
+    if (!md && !(md = own = malloc(total * sizeof *md)))   /* (a device's mask: filled here, then copied) */
+        return sd_tape_fail(t, SD_ERR_NOMEM, "road: out of memory for a region mask");
     for (size_t i = 0; i < total; i++) {
         md[i] = reg[i] == reg_id ? 1.0f : 0.0f;
         c += reg[i] == reg_id;
+    }
+    if (own) {
+        sd_status st = sd_tensor_from_host(mask, own);
+        free(own);
+        if (st)
+            return sd_tape_fail(t, st, "road: region mask to %s", sd_device_name(mask->device));
     }
     *count = c;
     if (c == 0)

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "da/pseudo.h"
+#include "core/backend.h"
 #include "da/train_internal.h"
 #include "segda/eval.h"
 #include "segda/labels.h"
@@ -81,10 +82,10 @@ static sd_status init(sd_trainer *tr, void **state)
         if (st)
             return st;
         sd_params *tp = sd_model_params(s->teacher);
-        for (int g = 0; g < tp->n_groups; g++) {
-            memcpy(tp->groups[g].data, tr->params->groups[g].data, tp->groups[g].numel * sizeof(float));
+        if ((st = sd_params_copy_values(tp, tr->params)))   /* (the student may be on a device) */
+            return st;
+        for (int g = 0; g < tp->n_groups; g++)
             sd_params_set_frozen(tp, g, true);
-        }
         return sd_train_add_module(tr, "teacher:", tp, NULL, 0);
     }
     int64_t rounds = sd_config_int(tr->cfg, "rounds");
@@ -233,8 +234,11 @@ static sd_status mean_teacher_step(sd_trainer *tr, selftrain *s)
     bool classmix = sd_config_bool(tr->cfg, "classmix");
     sd_rng rng = sd_rng_fork(tr->seed, 0xC1A55000000ULL + (uint64_t)tr->it);
     double qsum = 0;
+    const float *ph = sd_tensor_host_view(t, p);   /* (a device's softmax: one copy to the host) */
+    if (!ph)
+        return t->status;
     for (int k = 0; k < n; k++) {
-        const float *pk = (const float *)sd_tensor_host(p) + (size_t)k * c * hw;
+        const float *pk = ph + (size_t)k * c * hw;
         size_t confident = 0;
         for (size_t i = 0; i < hw; i++) {
             int best = 0;
@@ -302,7 +306,14 @@ static sd_status after_step(sd_trainer *tr, void *state)
     double a = 1.0 - 1.0 / (double)(tr->it + 1), cap = sd_config_float(tr->cfg, "ema");
     float alpha = (float)(a < cap ? a : cap);
     sd_params *tp = sd_model_params(s->teacher);
-    for (int g = 0; g < tp->n_groups; g++) {
+    const sd_backend *be = sd_backend_for(tp->device);
+    for (int g = 0; g < tp->n_groups && tp->device != SD_DEVICE_CPU; g++) {
+        /* --device: the same update by the backend's kernels (its axpy may
+         * fuse the multiply-add: the last bit can differ from the CPU's) */
+        be->scale_fwd(tp->groups[g].numel, alpha, tp->groups[g].data, tp->groups[g].data);
+        be->axpy(tp->groups[g].numel, 1.0f - alpha, tr->params->groups[g].data, tp->groups[g].data);
+    }
+    for (int g = 0; g < tp->n_groups && tp->device == SD_DEVICE_CPU; g++) {
         float *d = tp->groups[g].data;
         const float *w = tr->params->groups[g].data;
         for (size_t i = 0; i < tp->groups[g].numel; i++)

@@ -24,6 +24,7 @@
 #include "segda/infer.h"
 #include "segda/ops.h"
 #include "segda/progress.h"
+#include "segda/stage.h"
 #include "segda/train.h"
 
 /* ---- the method registry ---- */
@@ -102,6 +103,7 @@ static const sd_knob shared_knobs[] = {
                                             "running statistics averaged after every iteration"},
     {"precision", SD_KNOB_STR, "f32", "f32|bf16|bf16-emulated", "compute dtype of the convolutions (bf16: f32 master weights, "
                                                   "gradients, optimiser state, losses and BN statistics)"},
+    {"device", SD_KNOB_STR, "cpu", NULL, "cpu, cuda or cuda:N: where tensors live and ops run (checkpoints load on either)"},
     {"workers", SD_KNOB_INT, "2", NULL, "loader threads reading batches ahead (0 = in the training thread); "
                                         "batches are the same for any number"},
     {"skip-bad", SD_KNOB_BOOL, "false", NULL, "replace unreadable samples by the next readable one (counted and "
@@ -139,8 +141,13 @@ sd_status sd_train_supervised(sd_trainer *tr, const sd_batch *b, const char *nam
 
 /* ---- for methods ---- */
 
+static sd_tensor *sd_train_device_input(sd_trainer *tr, const sd_batch *b);
+static sd_status sd_train_host_view(const sd_tensor *x, float **out);
+
 sd_tensor *sd_train_input(sd_trainer *tr, const sd_batch *b)
 {
+    if (tr->tape.device != SD_DEVICE_CPU)
+        return sd_train_device_input(tr, b);
     sd_tensor *x = sd_tensor_new4(&tr->tape, b->n, 3, b->h, b->w);
     if (!x)
         return NULL;
@@ -208,6 +215,9 @@ sd_status sd_train_add_module(sd_trainer *tr, const char *prefix, sd_params *par
     memset(m, 0, sizeof *m);
     snprintf(m->prefix, sizeof m->prefix, "%s", prefix);
     m->params = params;
+    sd_status mv = sd_params_to_device(params, tr->tape.device);   /* (--device) */
+    if (mv)
+        return sd_fail_prefix(mv, "module %s", prefix);
     if (opt) {
         sd_status st = sd_optim_init(&m->opt, params, opt);
         if (st)
@@ -286,12 +296,46 @@ typedef struct loop_priv {
     bool lanemarking;            /* SYNTHIA id 22 read as road */
     bool remap;                  /* a class set other than the 19 trainIds: labels go through class_lut */
     uint8_t class_lut[256];      /* trainId -> the model's output index */
+    sd_stage stage;              /* --device cuda: the iteration's inputs, copied ahead (stage.h) */
     sd_protocol protocol;        /* what evaluations select the best checkpoint by */
     /* what "auto" / 0-means-published knobs resolved to (sd_train_set_resolved):
      * written to config.txt and the checkpoints' config, while tr->cfg keeps
      * the values as given, so a run stored with "auto" still resumes */
     sd_config resolved;
 } loop_priv;
+
+/* --device cuda: the batch staged at the start of the iteration (its copy
+ * overlapped what ran before), or else normalised here and copied. */
+static sd_tensor *sd_train_device_input(sd_trainer *tr, const sd_batch *b)
+{
+    loop_priv *pv = tr->priv;
+    sd_tensor *x = sd_stage_take(&pv->stage, &tr->tape, b);
+    if (x)
+        return x;
+    size_t numel = (size_t)b->n * 3 * b->h * b->w;
+    float *h = malloc((numel ? numel : 1) * sizeof *h);
+    if (!h)
+        return sd_tape_fail(&tr->tape, SD_ERR_NOMEM, "input: out of memory for %zu floats", numel);
+    sd_normalize_f32(b->image, b->n, b->w, b->h, sd_norm_params_of(tr->norm), h);
+    x = sd_tensor_wrap(&tr->tape, 4, (int[]){b->n, 3, b->h, b->w}, h);   /* (a copy on a device tape) */
+    free(h);
+    return x;
+}
+
+/* x's values on the host: x's own storage on the CPU, else a malloc'd copy. */
+static sd_status sd_train_host_view(const sd_tensor *x, float **out)
+{
+    if ((*out = sd_tensor_host(x)))
+        return SD_OK;
+    if (!(*out = malloc((x->numel ? x->numel : 1) * sizeof(float))))
+        return sd_fail(SD_ERR_NOMEM, "out of memory copying %s to the host", sd_shape_str(x));
+    sd_status st = sd_tensor_to_host(x, *out);
+    if (st) {
+        free(*out);
+        *out = NULL;
+    }
+    return st;
+}
 
 /* The CE of a rank's share is a mean over its own labelled pixels; the run
  * must give the mean over the whole batch's (what one process with batch
@@ -363,7 +407,7 @@ static sd_status domain_start(domain *d, const sd_trainer *tr, int workers, bool
     sd_loader_opts o = {.batch = d->batch, .workers = workers, .seed = sd_rng_u64(&r), .shuffle = true,
                         .start_iter = tr->it, .skip_bad = skip_bad, .subset = d->subset, .n_subset = d->n_subset,
                         .images_only = d->images_only, .aug = d->aug, .global_batch = d->batch * pv->ranks,
-                        .first = d->batch * pv->rank};
+                        .first = d->batch * pv->rank, .device = tr->tape.device};
     return sd_loader_init(&d->loader, &d->ds, &o);
 }
 
@@ -554,19 +598,22 @@ static sd_status evaluate(sd_trainer *tr, sd_eval_result *res)
             if (!x)
                 st = tr->tape.status ? tr->tape.status : SD_ERR_NOMEM;
             else {
-                memcpy(x->data, img, (size_t)3 * w * h * sizeof(float));
+                st = sd_tensor_from_host(x, img);
                 if (tr->method->eval_input)
                     x = tr->method->eval_input(tr, tr->mstate, x);
-                st = x ? sd_model_forward(tr->model, &tr->tape, x, false, &out)
+                st = st ? st : x ? sd_model_forward(tr->model, &tr->tape, x, false, &out)
                        : (tr->tape.status ? tr->tape.status : SD_ERR_SHAPE);
             }
             sd_tape_no_grad_end(&tr->tape);
             free(img);
         }
-        if (!st)
-            st = sd_confusion_add_logits(&cm, out.logits->data, out.logits->shape[1], out.logits->shape[2],
+        float *lg = NULL;
+        if (!st && !(st = sd_train_host_view(out.logits, &lg)))
+            st = sd_confusion_add_logits(&cm, lg, out.logits->shape[1], out.logits->shape[2],
                                          out.logits->shape[3], smp.label, smp.lw, smp.lh, pv->align_corners,
                                          v->ds.samples[i].image_path);
+        if (lg != sd_tensor_host(out.logits))
+            free(lg);
         sd_sample_free(&smp);
         sd_tape_reset(&tr->tape);
     }
@@ -694,7 +741,7 @@ static bool is_run_only_key(const char *k);
  * Everything else changes what the remaining iterations compute. */
 static bool resume_may_change(const char *k)
 {
-    static const char *const ok[] = {"out", "threads", "workers", "ranks", "log-every", "eval-every", "save-every", "val",
+    static const char *const ok[] = {"out", "device", "threads", "workers", "ranks", "log-every", "eval-every", "save-every", "val",
                                      "val-limit", "eval-size", "align-corners", "skip-bad", "init", "partial-init",
                                      "tb", "tb-images-every", NULL};
     for (int i = 0; ok[i]; i++)
@@ -1011,11 +1058,10 @@ static sd_status check_crop_fits(sd_trainer *tr, const char *model)
         return SD_OK;
     sd_tape_reset(&tr->tape);
     sd_tape_no_grad_begin(&tr->tape);
-    sd_tensor *x = sd_tensor_new4(&tr->tape, 1, 3, tr->crop_h, tr->crop_w);
+    sd_tensor *x = sd_tensor_zeros(&tr->tape, 4, (int[]){1, 3, tr->crop_h, tr->crop_w});
     sd_status st = x ? SD_OK : tr->tape.status ? tr->tape.status : SD_ERR_NOMEM;
     sd_model_out out;
     if (!st) {
-        memset(x->data, 0, (size_t)3 * tr->crop_w * tr->crop_h * sizeof(float));
         st = sd_model_forward(tr->model, &tr->tape, x, false, &out);
     }
     sd_tape_no_grad_end(&tr->tape);
@@ -1104,6 +1150,10 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
         return sd_fail_prefix(st, "%s", sd_config_origin(cfg, "precision"));
     if (sd_set_precision(prec, emulate) != SD_OK)
         sd_log(1, "%s\n", sd_errmsg()); /* bf16 without CPU support: named, and f32 */
+    if ((st = sd_dist_device_select(sd_config_str(cfg, "device"))))   /* (under mpirun: one GPU per rank) */
+        return sd_fail_prefix(st, "%s", sd_config_origin(cfg, "device"));
+    sd_device dev = sd_device_selected();
+    sd_stage_init(&pv->stage, dev);
     if (pv->workers < 0 || pv->workers > 64)
         return sd_fail(SD_ERR_ARG, "%s: workers = %d, expected 0..64", sd_config_origin(cfg, "workers"), pv->workers);
     /* (without a size, images larger than the crop are cut and smaller ones padded, label 255) */
@@ -1185,6 +1235,9 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
      * --sync-bn false per-rank statistics and the running ones averaged after
      * each iteration, as AdaBN's re-estimation */
     bool batch_bn = mo.bn != SD_BN_FROZEN;
+    if (pv->ranks > 1 && batch_bn && sd_config_bool(cfg, "sync-bn") && dev != SD_DEVICE_CPU)
+        return sd_fail(SD_ERR_UNSUPPORTED, "--device %s with %d ranks: SyncBN runs on the CPU only; use --freeze-bn "
+                       "true or --sync-bn false", sd_config_str(cfg, "device"), pv->ranks);
     if (pv->ranks > 1 && batch_bn && sd_config_bool(cfg, "sync-bn"))
         sd_batch_norm_set_sync(sd_dist_sum_f64);
     pv->sync_buffers = pv->ranks > 1 && ((batch_bn && !sd_config_bool(cfg, "sync-bn")) || m->fixed_weights);
@@ -1244,9 +1297,12 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     } else {
         oo = sd_optim_opts_sgd((float)sd_config_float(cfg, "momentum"), (float)sd_config_float(cfg, "weight-decay"));
     }
+    /* built and initialised on the CPU, then moved (--device) */
+    if ((st = sd_params_to_device(tr->params, dev)))
+        return st;
     if ((st = sd_optim_init(&tr->opt, tr->params, &oo)))
         return st;
-    if ((st = sd_tape_init(&tr->tape, tr->seed)))
+    if ((st = sd_tape_init_on(&tr->tape, tr->seed, dev)))
         return st;
     if (tr->crop_w && (st = check_crop_fits(tr, mo.name)))
         return st;
@@ -1301,6 +1357,7 @@ static void teardown(sd_trainer *tr)
             val_free(&pv->val);
         free(pv->config_text);
         free(pv->forced);
+        sd_stage_free(&pv->stage);
         sd_config_free(&pv->resolved);
         lock_fd = pv->lock_fd;
         free(pv);
@@ -1387,7 +1444,9 @@ static sd_status dp_reduce(sd_trainer *tr)
                                        : (k < 0 || tr->mods[k].trainable ? gr->grad : NULL);
             if (!buf || !gr->numel)
                 continue;
-            if (!(st = sd_dist_sum_f32(buf, gr->numel)))
+            if (p->device != SD_DEVICE_CPU)   /* (--device cuda: NCCL, or through the host) */
+                st = sd_dist_mean_f32_on(buf, gr->numel, p->device);
+            else if (!(st = sd_dist_sum_f32(buf, gr->numel)))
                 for (size_t i = 0; i < gr->numel; i++)
                     buf[i] /= nr;
         }
@@ -1430,6 +1489,10 @@ static sd_status iterate(sd_trainer *tr)
         for (size_t i = 0; b && b->label && i < (size_t)b->n * b->h * b->w; i++)
             b->label[i] = pv->class_lut[b->label[i]];
     }
+    if (tr->tape.device != SD_DEVICE_CPU &&
+        ((st = sd_stage_put(&pv->stage, 0, tr->src, sd_norm_params_of(tr->norm))) ||
+         (st = sd_stage_put(&pv->stage, 1, tr->tgt, sd_norm_params_of(tr->norm)))))
+        return sd_dist_agree(st);
     if (pv->ranks > 1) {
         /* every rank reaches each collective, or all stop together */
         if ((st = sd_dist_agree(SD_OK)) || (st = count_valid(pv, tr->src, pv->valid_px[0])) ||
@@ -1484,8 +1547,9 @@ sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum)
     sd_trainer tr;
     memset(&tr, 0, sizeof tr);
     sd_stop_clear();
-    /* (set-up makes no collective call: the ranks agree once it is done) */
-    if ((st = sd_dist_agree(setup(&tr, cfg, m)))) {
+    /* (set-up makes no collective call: the ranks agree once it is done;
+     * then NCCL for --device cuda, whose set-up agrees by itself) */
+    if ((st = sd_dist_agree(setup(&tr, cfg, m))) || (st = sd_dist_device_init(tr.tape.device))) {
         teardown(&tr);
         return st;
     }

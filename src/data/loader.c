@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/backend.h"
 #include "segda/labels.h"
 #include "segda/loader.h"
 
@@ -128,14 +129,30 @@ static void note_bad(sd_loader *l, int idx, const char *msg)
     pthread_mutex_unlock(&l->mu);
 }
 
-static sd_status ensure_capacity(slot *s, int n, int h, int w, bool labels)
+/* Batch memory: plain malloc for a CPU run; for a device run the backend's
+ * pinned host memory (host_alloc), from which the trainer's host->device
+ * copies run asynchronously and at full bus speed. */
+static void *batch_alloc(sd_device dev, size_t bytes)
+{
+    return dev == SD_DEVICE_CPU ? malloc(bytes) : sd_backend_for(dev)->host_alloc(bytes);
+}
+
+static void batch_free(sd_device dev, void *p)
+{
+    if (dev == SD_DEVICE_CPU)
+        free(p);
+    else if (p)
+        sd_backend_for(dev)->host_free(p);
+}
+
+static sd_status ensure_capacity(slot *s, sd_device dev, int n, int h, int w, bool labels)
 {
     size_t px = (size_t)h * w;
     if (px > s->cap_pixels || !s->b.image) {
-        free(s->b.image);
-        free(s->b.label);
-        s->b.image = malloc(sizeof(float) * 3 * px * n);
-        s->b.label = labels ? malloc(px * n) : NULL;
+        batch_free(dev, s->b.image);
+        batch_free(dev, s->b.label);
+        s->b.image = batch_alloc(dev, sizeof(float) * 3 * px * n);
+        s->b.label = labels ? batch_alloc(dev, px * n) : NULL;
         if (!s->b.image || (labels && !s->b.label)) {
             s->cap_pixels = 0;
             return sd_fail(SD_ERR_NOMEM, "loader: cannot allocate a batch of %d x %dx%d", n, w, h);
@@ -174,7 +191,7 @@ static sd_status fill_batch(sd_loader *l, perm_cache *pc, slot *s, int64_t k)
         int ow, oh;
         sd_augment_out_size(&l->o.aug, smp.w, smp.h, &ow, &oh);
         if (j == 0)
-            st = ensure_capacity(s, B, oh, ow, !l->o.images_only);
+            st = ensure_capacity(s, l->o.device, B, oh, ow, !l->o.images_only);
         else if (ow != s->b.w || oh != s->b.h)
             st = sd_fail(SD_ERR_DATA,
                          "loader: sample %s is %dx%d after augmentation but the batch is %dx%d (set a crop or base size)",
@@ -309,6 +326,9 @@ sd_status sd_loader_init(sd_loader **out, const sd_dataset *ds, const sd_loader_
     if (opts->global_batch && (opts->first < 0 || opts->first + opts->batch > opts->global_batch))
         return sd_fail(SD_ERR_ARG, "loader: share %d..%d of a batch of %d", opts->first, opts->first + opts->batch - 1,
                        opts->global_batch);
+    if (!sd_backend_for(opts->device))
+        return sd_fail(SD_ERR_UNSUPPORTED, "loader: batches for %s: %s", sd_device_name(opts->device),
+                       sd_device_unavailable(opts->device));
     sd_loader *l = calloc(1, sizeof *l);
     if (!l)
         return sd_fail(SD_ERR_NOMEM, "loader: out of memory");
@@ -363,8 +383,8 @@ void sd_loader_free(sd_loader *l)
     pthread_cond_destroy(&l->work);
     pthread_cond_destroy(&l->ready);
     for (int i = 0; l->slots && i < l->nslots; i++) {
-        free(l->slots[i].b.image);
-        free(l->slots[i].b.label);
+        batch_free(l->o.device, l->slots[i].b.image);
+        batch_free(l->o.device, l->slots[i].b.label);
         free(l->slots[i].b.box);
         free(l->slots[i].b.index);
     }

@@ -8,13 +8,18 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/backend.h"
 #include "segda/dist.h"
+#ifdef SD_HAVE_NCCL
+#include "cuda/nccl_glue.h"   /* (plain C: the CUDA and NCCL headers stay in src/cuda) */
+static bool g_nccl;           /* the NCCL communicator is up: CUDA buffers are summed by NCCL */
+#endif
 
 #ifdef SD_HAVE_MPI
 #include <mpi.h>
 #endif
 
-static int g_rank = 0, g_size = 1;
+static int g_rank = 0, g_size = 1, g_local = 0;
 #ifdef SD_HAVE_MPI
 static bool g_active;   /* MPI_Init was called by us */
 static bool g_broken;   /* a wait timed out: requests are left pending, finalize would hang */
@@ -38,10 +43,15 @@ const char *sd_dist_describe(void)
     static char buf[128];
     if (!buf[0]) {
 #if defined(OMPI_MAJOR_VERSION)
-        snprintf(buf, sizeof buf, "MPI: Open MPI %d.%d.%d (MPI %d.%d)", OMPI_MAJOR_VERSION, OMPI_MINOR_VERSION,
-                 OMPI_RELEASE_VERSION, MPI_VERSION, MPI_SUBVERSION);
+        int k = snprintf(buf, sizeof buf, "MPI: Open MPI %d.%d.%d (MPI %d.%d)", OMPI_MAJOR_VERSION,
+                         OMPI_MINOR_VERSION, OMPI_RELEASE_VERSION, MPI_VERSION, MPI_SUBVERSION);
 #else
-        snprintf(buf, sizeof buf, "MPI: MPI %d.%d", MPI_VERSION, MPI_SUBVERSION);
+        int k = snprintf(buf, sizeof buf, "MPI: MPI %d.%d", MPI_VERSION, MPI_SUBVERSION);
+#endif
+#ifdef SD_HAVE_NCCL
+        snprintf(buf + k, sizeof buf - (size_t)k, ", %s", sd_nccl_version());
+#else
+        (void)k;
 #endif
     }
     return buf;
@@ -193,6 +203,11 @@ sd_status sd_dist_init(int *argc, char ***argv)
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    MPI_Comm node;   /* the ranks sharing this machine: the local rank picks its GPU */
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_rank(node, &g_local);
+        MPI_Comm_free(&node);
+    }
     return SD_OK;
 }
 
@@ -200,6 +215,11 @@ void sd_dist_finalize(void)
 {
     if (!g_active)
         return;
+#ifdef SD_HAVE_NCCL
+    if (g_nccl)
+        sd_nccl_free();
+    g_nccl = false;
+#endif
     if (g_broken)
         MPI_Abort(MPI_COMM_WORLD, 1); /* the others would wait in MPI_Finalize for the lost rank */
     MPI_Finalize();
@@ -373,3 +393,84 @@ sd_status sd_dist_agree(sd_status st) { return st; }
 bool sd_dist_any(bool flag) { return flag; }
 
 #endif
+
+/* ---- device buffers (--device cuda): NCCL, or through the host ---- */
+
+int sd_dist_local_rank(void) { return g_local; }
+
+sd_status sd_dist_device_select(const char *spec)
+{
+    sd_device dev;
+    int index;
+    sd_status st = sd_device_parse(spec, &dev, &index);
+    if (st)
+        return st;
+    int n = sd_device_count(dev);
+    if (dev == SD_DEVICE_CUDA && !strchr(spec, ':') && g_size > 1 && n > 0)
+        index = g_local % n;
+    return sd_device_select(dev, index);
+}
+
+sd_status sd_dist_device_init(sd_device dev)
+{
+    if (g_size == 1 || dev == SD_DEVICE_CPU)
+        return SD_OK;
+#ifdef SD_HAVE_NCCL
+    /* SEGDA_NCCL=0: sums through the host over MPI (two ranks sharing one
+     * GPU, which NCCL refuses; a suspected NCCL problem) */
+    const char *use = getenv("SEGDA_NCCL");
+    if (dev == SD_DEVICE_CUDA && !g_nccl && !(use && !strcmp(use, "0"))) {
+        /* rank 0's unique id reaches the others over MPI (ncclCommInitRank's usual bootstrap) */
+        char id[SD_NCCL_ID_BYTES] = {0};
+        sd_status st = sd_dist_agree(g_rank == 0 ? sd_nccl_unique_id(id) : SD_OK);
+        if (!st)
+            st = sd_dist_bcast(id, sizeof id, 0);
+        if (!st)
+            st = sd_dist_agree(sd_nccl_init(id, g_rank, g_size));
+        g_nccl = st == SD_OK;
+        return st;
+    }
+#endif
+    return SD_OK;
+}
+
+const char *sd_dist_device_path(sd_device dev)
+{
+    if (dev == SD_DEVICE_CPU)
+        return "MPI";
+#ifdef SD_HAVE_NCCL
+    if (g_nccl && dev == SD_DEVICE_CUDA)
+        return "NCCL";
+#endif
+    return "MPI through host copies";
+}
+
+sd_status sd_dist_mean_f32_on(float *buf, size_t n, sd_device dev)
+{
+    if (g_size == 1 || n == 0)
+        return SD_OK;
+#ifdef SD_HAVE_NCCL
+    if (g_nccl && dev == SD_DEVICE_CUDA)
+        return sd_nccl_mean(buf, n);
+#endif
+    const sd_backend *be = dev == SD_DEVICE_CPU ? NULL : sd_backend_for(dev);
+    if (dev != SD_DEVICE_CPU && !be)
+        return sd_fail(SD_ERR_UNSUPPORTED, "dist: buffer on %s: %s", sd_device_name(dev), sd_device_unavailable(dev));
+    float *h = buf;
+    if (be) {
+        if (!(h = malloc(n * sizeof *h)))
+            return sd_fail(SD_ERR_NOMEM, "dist: out of memory staging %zu floats", n);
+        be->copy_to_host(h, buf, n * sizeof *h);
+    }
+    sd_status st = sd_dist_sum_f32(h, n);
+    if (!st) {
+        const float nr = (float)g_size;
+        for (size_t i = 0; i < n; i++)
+            h[i] /= nr;
+        if (be)
+            be->copy_from_host(buf, h, n * sizeof *h);
+    }
+    if (be)
+        free(h);
+    return st;
+}

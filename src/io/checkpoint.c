@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/backend.h"
 #include "segda/checkpoint.h"
 
 void sd_ckpt_writer_init(sd_ckpt_writer *w) { memset(w, 0, sizeof *w); }
@@ -18,6 +19,9 @@ void sd_ckpt_writer_free(sd_ckpt_writer *w)
         free(w->keys[i]);
         free(w->values[i]);
     }
+    for (int i = 0; i < w->n_copies; i++)
+        free(w->copies[i]);
+    free(w->copies);
     free(w->names);
     free(w->entries);
     free(w->keys);
@@ -65,6 +69,30 @@ static sd_status writer_add(sd_ckpt_writer *w, const char *prefix, const char *n
     return SD_OK;
 }
 
+/* *out: data (numel floats on dev) as host memory the writer can read at
+ * save time: data itself on the CPU, else a copy the writer owns. */
+static sd_status host_data(sd_ckpt_writer *w, sd_device dev, const float *data, size_t numel, const float **out)
+{
+    *out = data;
+    if (dev == SD_DEVICE_CPU)
+        return SD_OK;
+    const sd_backend *be = sd_backend_for(dev);
+    if (!be)
+        return sd_fail(SD_ERR_UNSUPPORTED, "checkpoint: tensor on %s: %s", sd_device_name(dev),
+                       sd_device_unavailable(dev));
+    float **nc = realloc(w->copies, (size_t)(w->n_copies + 1) * sizeof *nc);
+    if (nc)
+        w->copies = nc;
+    float *h = nc ? malloc((numel ? numel : 1) * sizeof *h) : NULL;
+    if (!h)
+        return sd_fail(SD_ERR_NOMEM, "checkpoint: out of memory copying %zu floats from %s", numel,
+                       sd_device_name(dev));
+    be->copy_to_host(h, data, numel * sizeof *h);
+    w->copies[w->n_copies++] = h;
+    *out = h;
+    return SD_OK;
+}
+
 sd_status sd_ckpt_writer_add_params(sd_ckpt_writer *w, const char *prefix, const sd_params *p)
 {
     sd_status st = check_prefix(prefix);
@@ -74,7 +102,9 @@ sd_status sd_ckpt_writer_add_params(sd_ckpt_writer *w, const char *prefix, const
         return sd_fail(SD_ERR_ARG, "checkpoint: parameter set for '%s' is not allocated", prefix);
     for (int i = 0; i < p->n; i++) {
         const sd_tensor *x = p->tensors[i];
-        if ((st = writer_add(w, prefix, x->name, x->ndim, x->shape, x->data)))
+        const float *d;
+        if ((st = host_data(w, p->device, x->data, x->numel, &d)) ||
+            (st = writer_add(w, prefix, x->name, x->ndim, x->shape, d)))
             return st;
     }
     return SD_OK;
@@ -134,7 +164,9 @@ sd_status sd_ckpt_writer_add_optim(sd_ckpt_writer *w, sd_optim *o, const char *n
         if (st)
             return st;
         int shape[1] = {(int)numel};
-        if ((st = sd_ckpt_writer_add_tensor(w, name, 1, shape, data)))
+        const float *d;
+        if ((st = host_data(w, o->state_device, data, numel, &d)) ||
+            (st = sd_ckpt_writer_add_tensor(w, name, 1, shape, d)))
             return st;
     }
     char steps[SD_OPTIM_MAX_GROUPS * 24] = "";
@@ -403,8 +435,16 @@ sd_status sd_ckpt_read_optim(sd_ckpt *c, sd_optim *o, const char *ns, const char
         float *data;
         size_t numel;
         sd_status st = sd_optim_state_at(o, i, ns, name, sizeof name, &data, &numel);
-        if (!st)
+        if (!st && o->state_device != SD_DEVICE_CPU) {
+            /* read on the host, then copied to the state's device */
+            float *h = malloc((numel ? numel : 1) * sizeof *h);
+            st = h ? sd_ckpt_read_tensor(c, name, numel, h) : sd_fail(SD_ERR_NOMEM, "%s: out of memory", name);
+            if (!st)
+                sd_backend_for(o->state_device)->copy_from_host(data, h, numel * sizeof *h);
+            free(h);
+        } else if (!st) {
             st = sd_ckpt_read_tensor(c, name, numel, data);
+        }
         if (st)
             return st;
     }

@@ -300,6 +300,8 @@ sd_status sd_gen_load(const char *path, sd_gen **out)
     sd_gen *g = NULL;
     if (!(st = sd_gen_create(&o, &g)))
         st = sd_ckpt_load_params(&c, prefix, &g->params, true, NULL);
+    if (!st)   /* read on the CPU, then to the device of the run (--device), as sd_model_load */
+        st = sd_params_to_device(&g->params, sd_device_selected());
     if (st) {
         sd_gen_free(g);
         g = NULL;

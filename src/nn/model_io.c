@@ -160,6 +160,8 @@ sd_status sd_model_load(const char *path, bool strict, sd_model **out, sd_norm *
             sd_model_init_weights(m, 0);
         st = strict ? sd_ckpt_load_params(&c, "", sd_model_params(m), true, NULL)
                     : sd_ckpt_load_weights(&c, sd_model_params(m), NULL, false, NULL);
+        if (!st)   /* read on the CPU, then to the device of the run (--device) */
+            st = sd_params_to_device(sd_model_params(m), sd_device_selected());
     }
     if (st && m) {
         sd_model_free(m);

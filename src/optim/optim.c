@@ -84,13 +84,19 @@ sd_status sd_optim_init(sd_optim *opt, sd_params *params, const sd_optim_opts *o
                        o->beta1, o->beta2, o->eps);
     opt->o = *o;
     opt->params = params;
+    opt->state_device = params->device;
     int slots = slots_of(o);
     for (int g = 0; g < params->n_groups; g++) {
         const sd_param_group *gr = &params->groups[g];
         if (gr->is_buffer)
             continue;
         for (int s = 0; s < slots; s++) {
-            opt->state[g][s] = calloc(gr->numel ? gr->numel : 1, sizeof(float));
+            /* on the parameters' device, zeroed */
+            const sd_backend *be = sd_backend_for(params->device);
+            size_t bytes = (gr->numel ? gr->numel : 1) * sizeof(float);
+            opt->state[g][s] = be ? be->buffer_alloc(bytes) : NULL;
+            if (opt->state[g][s])
+                be->buffer_zero(opt->state[g][s], bytes);
             if (!opt->state[g][s]) {
                 sd_optim_free(opt);
                 return sd_fail(SD_ERR_NOMEM, "optim: out of memory for state of group '%s' (%zu floats)",
@@ -103,9 +109,11 @@ sd_status sd_optim_init(sd_optim *opt, sd_params *params, const sd_optim_opts *o
 
 void sd_optim_free(sd_optim *opt)
 {
+    const sd_backend *be = opt->params ? sd_backend_for(opt->state_device) : NULL;
     for (int g = 0; g < SD_OPTIM_MAX_GROUPS; g++)
         for (int s = 0; s < 2; s++)
-            free(opt->state[g][s]);
+            if (opt->state[g][s])
+                be->buffer_free(opt->state[g][s]);
     memset(opt, 0, sizeof *opt);
 }
 
@@ -116,7 +124,8 @@ void sd_optim_reset(sd_optim *opt)
     for (int g = 0; g < opt->params->n_groups; g++) {
         for (int s = 0; s < 2; s++)
             if (opt->state[g][s])
-                memset(opt->state[g][s], 0, opt->params->groups[g].numel * sizeof(float));
+                sd_backend_for(opt->state_device)->buffer_zero(opt->state[g][s],
+                                                               opt->params->groups[g].numel * sizeof(float));
         opt->steps[g] = 0;
     }
 }
