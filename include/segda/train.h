@@ -188,6 +188,7 @@ typedef struct sd_trainer {
     int64_t last_saved_it;
     int64_t inject_nan_at;           /* test hook (SEGDA_INJECT_NAN_AT): -1 off */
     FILE *log;                       /* RUNDIR/log.jsonl */
+    struct sd_grad_ratio *grad_ratio; /* --log-grad-ratio's measurement (src/da/grad_ratio.c) */
     void *priv;                      /* the loop's data sources */
 } sd_trainer;
 
