@@ -32,8 +32,34 @@ static void render(uint32_t as_real, int dom, int i, img *out)
 
 static uint32_t bit(sd_synth_factor f) { return 1u << f; }
 
+static uint64_t fnv(const uint8_t *p, size_t n, uint64_t h)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* FNV-1a over images 0..N-1 (rgb then ids) of a domain's stream */
+static uint64_t domain_hash(int dom, uint32_t stream)
+{
+    static img a;
+    uint64_t h = 1469598103934665603ULL;
+    for (int i = 0; i < N; i++) {
+        CHECK_OK(sd_synth_render((sd_synth_domain)dom, 7, stream, (uint64_t)i, W, H, a.rgb, a.ids));
+        h = fnv(a.ids, sizeof a.ids, fnv(a.rgb, sizeof a.rgb, h));
+    }
+    return h;
+}
+
 static void test_default_unchanged(void)
 {
+    /* the images as the generator wrote them before the factors existed:
+     * FNV-1a of the decoded PNGs of that build's `segda synth --seed 7
+     * --size 128x64 --n-sim 6 --n-real 6` (sim stream 1, real train 2) */
+    CHECK_MSG(domain_hash(SD_SYNTH_SIM, 1) == 0x71dbdb6008bc44ccULL, "sim images changed: %016llx",
+              (unsigned long long)domain_hash(SD_SYNTH_SIM, 1));
+    CHECK_MSG(domain_hash(SD_SYNTH_REAL, 2) == 0x3db938a3679169a8ULL, "real images changed: %016llx",
+              (unsigned long long)domain_hash(SD_SYNTH_REAL, 2));
     static img a, b;
     for (int i = 0; i < N; i++) {
         CHECK_OK(sd_synth_render(SD_SYNTH_SIM, 7, 1, (uint64_t)i, W, H, a.rgb, a.ids));

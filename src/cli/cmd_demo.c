@@ -240,16 +240,6 @@ static sd_status load_model(const char *ckpt_path, sd_model **m, sd_norm *norm)
     return st;
 }
 
-static void paint(uint8_t *sheet, int sw, int x0, int y0, const uint8_t *lab, int w, int h)
-{
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            uint8_t v = lab[(size_t)y * w + x];
-            const uint8_t *c = v < SD_NUM_CLASSES ? sd_class_colors[v] : (const uint8_t[3]){0, 0, 0};
-            memcpy(sheet + ((size_t)(y0 + y) * sw + x0 + x) * 3, c, 3);
-        }
-}
-
 static sd_status write_sheet(const char *path, const char *val_spec, int n_rows, int n_models, char **ckpts)
 {
     sd_dataset ds;
@@ -284,7 +274,7 @@ static sd_status write_sheet(const char *path, const char *val_spec, int n_rows,
             for (int y = 0; y < h; y++)
                 memcpy(px + ((size_t)(r * (h + gap) + y) * sheet.w) * 3, s.image + (size_t)y * w * 3, (size_t)w * 3);
             if (s.label && s.lw == w && s.lh == h)
-                paint(px, sheet.w, w + gap, r * (h + gap), s.label, w, h);
+                demo_paint_labels(px, sheet.w, w + gap, r * (h + gap), s.label, w, h);
         }
         sd_sample_free(&s);
     }
@@ -301,7 +291,7 @@ static sd_status write_sheet(const char *path, const char *val_spec, int n_rows,
                 break;
             if (s.w == w && s.h == h && !(st = sd_infer_probs(model, &t, s.image, w, h, 3, &o, probs))) {
                 sd_probs_argmax(probs, SD_NUM_CLASSES, w, h, pred, NULL);
-                paint(px, sheet.w, (2 + m) * (w + gap), r * (h + gap), pred, w, h);
+                demo_paint_labels(px, sheet.w, (2 + m) * (w + gap), r * (h + gap), pred, w, h);
             }
             sd_sample_free(&s);
         }

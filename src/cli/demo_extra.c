@@ -87,7 +87,7 @@ void demo_grad_ratio_section(FILE *f, const char *const *names, const char *cons
     }
 }
 
-static void paint_labels(uint8_t *px, int sw, int x0, int y0, const uint8_t *lab, int w, int h)
+void demo_paint_labels(uint8_t *px, int sw, int x0, int y0, const uint8_t *lab, int w, int h)
 {
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
@@ -188,9 +188,9 @@ sd_status demo_translated_figure(const char *png_path, const char *svg_path, con
             sd_probs_argmax(probs, SD_NUM_CLASSES, w, h, pred, NULL);
             paint_rgb(sheet.data, sheet.w, 0, y0, s.image, w, h);
             paint_rgb(sheet.data, sheet.w, w + GAP, y0, tr, w, h);
-            paint_labels(sheet.data, sheet.w, 2 * (w + GAP), y0, pred, w, h);
+            demo_paint_labels(sheet.data, sheet.w, 2 * (w + GAP), y0, pred, w, h);
             if (s.label && s.lw == w && s.lh == h)
-                paint_labels(sheet.data, sheet.w, 3 * (w + GAP), y0, s.label, w, h);
+                demo_paint_labels(sheet.data, sheet.w, 3 * (w + GAP), y0, s.label, w, h);
         }
         sd_sample_free(&s);
     }

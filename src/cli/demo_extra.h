@@ -4,6 +4,7 @@
 #ifndef SEGDA_CLI_DEMO_EXTRA_H
 #define SEGDA_CLI_DEMO_EXTRA_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "segda/core.h"
@@ -13,6 +14,10 @@
  * value of each term, from RUNDIR/log.jsonl. Rows without any are skipped;
  * nothing is written when no row has one. */
 void demo_grad_ratio_section(FILE *f, const char *const *names, const char *const *rundirs, int n);
+
+/* Paints a label map (trainIds, the Cityscapes palette; others black) into
+ * an RGB sheet sw pixels wide at (x0, y0). */
+void demo_paint_labels(uint8_t *px, int sw, int x0, int y0, const uint8_t *lab, int w, int h);
 
 /* The translated-examples figure of a taskgan run: per real val image
  * (the first n_rows of val_spec) the columns real image, G_S(real), f's

@@ -137,13 +137,7 @@ static sd_status check_size(int w, int h)
 sd_status sd_synth_render(sd_synth_domain dom, uint64_t seed, uint32_t stream, uint64_t index, int w, int h,
                           uint8_t *rgb, uint8_t *label_ids)
 {
-    if ((int)dom < 0 || dom >= SD_SYNTH_DOMAIN_COUNT)
-        return sd_fail(SD_ERR_ARG, "synth: domain %d unknown (expected 0 sim or 1 real)", (int)dom);
-    sd_status st = check_size(w, h);
-    if (st)
-        return st;
-    sd_rng r = scene_rng(seed, stream, index);
-    return render_want(dom, &r, w, h, -1, rgb, label_ids);
+    return sd_synth_render_as(dom, 0, seed, stream, index, w, h, rgb, label_ids);
 }
 
 sd_status sd_synth_render_as(sd_synth_domain dom, uint32_t as_real, uint64_t seed, uint32_t stream, uint64_t index,
