@@ -106,7 +106,7 @@ static const sd_knob shared_knobs[] = {
     {"skip-bad", SD_KNOB_BOOL, "false", NULL, "replace unreadable samples by the next readable one (counted and "
                                               "listed) instead of stopping"},
     {"log-every", SD_KNOB_INT, "0", NULL, "progress line every N iterations (0 = every 2 s)"},
-    {"log-grad-ratio", SD_KNOB_INT, "0", NULL, "every K iterations (0 = never) log grad_ratio_<term> in log.jsonl: "
+    {"log-grad-ratio", SD_KNOB_INT, "0", NULL, "every N iterations (0 = never) log grad_ratio_<term> in log.jsonl: "
                                                "the term's gradient norm on the network over the segmentation "
                                                "terms' (separate backward passes)"},
     {"resume", SD_KNOB_BOOL, "false", NULL, "continue the run in --out from its last.safetensors"},

@@ -109,7 +109,7 @@ sd_status sd_synth_factors_parse(const char *list, uint32_t *mask)
                 if (!strcmp(name, factor_names[f]))
                     bits = 1u << f;
         if (!bits && strcmp(name, "none"))
-            return sd_fail(SD_ERR_ARG, "synth: style factor '%s' unknown (expected all, none, or of %s; -NAME "
+            return sd_fail(SD_ERR_ARG, "style factor '%s' unknown (expected all, none, or of %s; -NAME "
                            "removes one)", name, known);
         *mask = minus ? *mask & ~bits : *mask | bits;
     }
