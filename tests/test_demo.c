@@ -147,6 +147,10 @@ static void TEST_full_tiny(void)
     cfg = test_slurp(path, NULL);
     CHECK(cfg && strstr(cfg, "lambda-adv = 0.1\n") && strstr(cfg, "log-grad-ratio = 50"));
     free(cfg);
+    snprintf(path, sizeof path, "%s/runs/minent-s1.cfg", dir);   /* as in the default set */
+    cfg = test_slurp(path, NULL);
+    CHECK(cfg && !strstr(cfg, "log-grad-ratio"));
+    free(cfg);
     snprintf(path, sizeof path, "%s/runs/scratch-source-s1.cfg", dir);
     cfg = test_slurp(path, NULL);
     CHECK(cfg && !strstr(cfg, "init = ") && strstr(cfg, "iters = 4\n") && strstr(cfg, "method = source-only"));

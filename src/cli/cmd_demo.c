@@ -906,21 +906,26 @@ static int demo_full_extra_rows(demo_run *runs, int nr)
     nr = add_run(runs, nr, "feature-adv-x100", "feature-adv", 1, "lambda-adv=1");
     nr = add_run(runs, nr, "road-x10", "road", 2, "lambda-dist=1", "lambda-spatial=0.1");
     nr = add_run(runs, nr, "road-x100", "road", 2, "lambda-dist=10", "lambda-spatial=1");
-    for (int i = 0; i < nr; i++)
+    /* (not minent and bn-control: they stay bit-identical to the default set's rows) */
+    for (int i = 0; i < nr; i++) {
+        bool minent = false;
+        for (int e = 0; e < runs[i].n_extra; e++)
+            minent |= !strcmp(runs[i].extra[e], "mode=minent");
         for (size_t m = 0; m < sizeof adversarial / sizeof *adversarial; m++)
-            if (!strcmp(runs[i].method, adversarial[m]) && runs[i].n_extra < 8)
+            if (!strcmp(runs[i].method, adversarial[m]) && !minent && runs[i].n_extra < 8)
                 runs[i].extra[runs[i].n_extra++] = "log-grad-ratio=50";
+    }
     nr = add_run(runs, nr, "scratch-source", "source-only", 0);
     const char *gan[] = {"task-model=@scratch-source", demo_crop_kv, "gen-ngf=16", "gen-blocks=3", "disc-ndf=16"};
     nr = add_run(runs, nr, "taskgan-a0", "taskgan", 6, gan[0], gan[1], gan[2], gan[3], gan[4], "alpha=0");
-    static char names[2][4][32];
+    char name[32];
     for (int k = 0; k < 4; k++) {
-        snprintf(names[0][k], sizeof names[0][k], "taskgan-%dpct", demo_label_pct[k]);
-        nr = add_run(runs, nr, names[0][k], "taskgan", 6, gan[0], gan[1], gan[2], gan[3], gan[4], demo_labels_kv[k]);
+        snprintf(name, sizeof name, "taskgan-%dpct", demo_label_pct[k]);
+        nr = add_run(runs, nr, name, "taskgan", 6, gan[0], gan[1], gan[2], gan[3], gan[4], demo_labels_kv[k]);
     }
     for (int k = 0; k < 4; k++) {
-        snprintf(names[1][k], sizeof names[1][k], "scratch-ft-%dpct", demo_label_pct[k]);
-        nr = add_run(runs, nr, names[1][k], "finetune", 2, "init=@scratch-source", demo_labels_kv[k]);
+        snprintf(name, sizeof name, "scratch-ft-%dpct", demo_label_pct[k]);
+        nr = add_run(runs, nr, name, "finetune", 2, "init=@scratch-source", demo_labels_kv[k]);
     }
     return nr;
 }
