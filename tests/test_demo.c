@@ -52,7 +52,12 @@ static void TEST_full_tiny(void)
                                  "adaptseg",       "adaptseg-multi", "adaptseg-ls",  "road",          "road-distill",
                                  "road-spatial",   "minent",         "advent",       "fda",           "fda-b01",
                                  "fda-b09",        "fda-ssl",        "fda+adabn",    "minent+adabn",  "adaptseg+adabn",
-                                 "selftrain-cbst", "selftrain-stuff", "selftrain-mt", "finetune-75",  "finetune-200"};
+                                 "selftrain-cbst", "selftrain-stuff", "selftrain-mt", "finetune-75",  "finetune-200",
+                                 /* issue 18's lambda sweep, issue 19's rows */
+                                 "adaptseg-x10", "adaptseg-x100", "advent-x10", "advent-x100", "feature-adv-x10",
+                                 "feature-adv-x100", "road-x10", "road-x100", "scratch-source", "taskgan-a0",
+                                 "taskgan-1pct", "taskgan-5pct", "taskgan-25pct", "taskgan-100pct",
+                                 "scratch-ft-1pct", "scratch-ft-5pct", "scratch-ft-25pct", "scratch-ft-100pct"};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         const char *e = entry(json, rows[i]);
         CHECK_MSG(e != NULL, "results.json has no seed-1 entry for %s", rows[i]);
@@ -127,10 +132,47 @@ static void TEST_full_tiny(void)
     snprintf(path, sizeof path, "%s/report.md", dir);
     char *rep = test_slurp(path, NULL);
     CHECK(rep && strstr(rep, "| fda-ssl |") && strstr(rep, "pretrained") && strstr(rep, "(curve-advent.svg)"));
+    /* the sweep rows' gradient ratios, the translated-examples figure */
+    CHECK_MSG(rep && strstr(rep, "## Gradient ratios") && strstr(rep, "| adaptseg-x100 | adv |") &&
+              strstr(rep, "| feature-adv | adapt |") && strstr(rep, "| road-x10 | dist |"),
+              "report.md lacks the gradient-ratio rows");
+    CHECK(rep && strstr(rep, "![translated](translated.svg)"));
     free(rep);
+    snprintf(path, sizeof path, "%s/translated.svg", dir);
+    char *svg = test_slurp(path, NULL);
+    CHECK(svg && strstr(svg, ">G_S(real)</text>") && strstr(svg, ">ground truth</text>") &&
+          strstr(svg, "data:image/png;base64,iVBORw0KGgo"));
+    free(svg);
+    /* the x100 row runs at 100x the published weight; scratch-source has no --init
+     * and the budget of source-base + source-only; taskgan's f is scratch-source
+     * (1 % of 200 real train images: 2 labelled), finetune's labels the same count */
+    snprintf(path, sizeof path, "%s/runs/adaptseg-x100-s1.cfg", dir);
+    cfg = test_slurp(path, NULL);
+    CHECK(cfg && strstr(cfg, "lambda-adv = 0.1\n") && strstr(cfg, "log-grad-ratio = 50"));
+    free(cfg);
+    snprintf(path, sizeof path, "%s/runs/minent-s1.cfg", dir);   /* as in the default set */
+    cfg = test_slurp(path, NULL);
+    CHECK(cfg && !strstr(cfg, "log-grad-ratio"));
+    free(cfg);
+    snprintf(path, sizeof path, "%s/runs/scratch-source-s1.cfg", dir);
+    cfg = test_slurp(path, NULL);
+    CHECK(cfg && !strstr(cfg, "init = ") && strstr(cfg, "iters = 4\n") && strstr(cfg, "method = source-only"));
+    free(cfg);
+    snprintf(path, sizeof path, "%s/runs/taskgan-1pct-s1.cfg", dir);
+    cfg = test_slurp(path, NULL);
+    char want[600];
+    snprintf(want, sizeof want, "task-model = %s/runs/scratch-source-s1/last.safetensors", dir);
+    CHECK_MSG(cfg && strstr(cfg, want) && strstr(cfg, "target-labels = 2\n") && strstr(cfg, "crop = 64x32"),
+              "taskgan-1pct config: %s", cfg ? cfg : "(none)");
+    free(cfg);
+    snprintf(path, sizeof path, "%s/runs/scratch-ft-1pct-s1.cfg", dir);
+    cfg = test_slurp(path, NULL);
+    snprintf(want, sizeof want, "init = %s/runs/scratch-source-s1/last.safetensors", dir);
+    CHECK(cfg && strstr(cfg, want) && strstr(cfg, "target-labels = 2\n"));
+    free(cfg);
     /* the loss curves are segda plot's charts: ticks, legend, the val mIoU panel */
     snprintf(path, sizeof path, "%s/curve-advent.svg", dir);
-    char *svg = test_slurp(path, NULL);
+    svg = test_slurp(path, NULL);
     CHECK(svg && strstr(svg, "class=\"ytick-label\"") && strstr(svg, "class=\"xtick-label\"") &&
           strstr(svg, ">seed 1 seg<") && strstr(svg, ">mIoU-19 (%)<") && strstr(svg, "data-name=\"seed 1\""));
     free(svg);
@@ -176,7 +218,7 @@ static void TEST_resume_keeps_finished_runs(void)
     CHECK(system(cmd) == 0);
     snprintf(path, sizeof path, "%s/demo2.err", dir);
     char *err = test_slurp(path, NULL);
-    CHECK_MSG(count(err, "kept from an earlier run") == 26, "%d runs kept, expected 26 (25 rows + source-base)",
+    CHECK_MSG(count(err, "kept from an earlier run") == 44, "%d runs kept, expected 44 (43 rows + source-base)",
               count(err, "kept from an earlier run"));
     free(err);
     snprintf(cmd, sizeof cmd, "rm -rf %s/runs/fda-s1", dir);
@@ -185,7 +227,7 @@ static void TEST_resume_keeps_finished_runs(void)
     CHECK(system(cmd) == 0);
     snprintf(path, sizeof path, "%s/demo3.err", dir);
     err = test_slurp(path, NULL);
-    CHECK(count(err, "kept from an earlier run") == 25);
+    CHECK(count(err, "kept from an earlier run") == 43);
     CHECK(count(err, "started fda (seed 1") == 1);
     free(err);
     snprintf(path, sizeof path, "%s/results.json", dir);

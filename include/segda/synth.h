@@ -17,6 +17,42 @@ typedef enum sd_synth_domain {
     SD_SYNTH_DOMAIN_COUNT
 } sd_synth_domain;
 
+/* Style factors: the ways the sim domain differs from the real one that a
+ * sim set can take from the real domain one at a time
+ * (sd_synth_opts.sim_as_real, `segda synth --sim-as-real LIST`), so that
+ * variants differing from real in one factor can be compared. Each changes
+ * its aspect only: the scene's layout and every other factor are drawn as
+ * in the default sim image (traffic and camera change the layout that
+ * follows from them; ego adds the bonnet). */
+typedef enum sd_synth_factor {
+    SD_SYNTH_F_TEXTURES = 0,  /* surface textures (asphalt, paving, grass, leaves, masonry, ...) */
+    SD_SYNTH_F_LIGHTING,      /* sun side and facade shading, building and vehicle shadows */
+    SD_SYNTH_F_SKY,           /* cloud cover and colour */
+    SD_SYNTH_F_HAZE,          /* aerial perspective: haze colour and distance */
+    SD_SYNTH_F_BLUR,          /* optical blur */
+    SD_SYNTH_F_NOISE,         /* sensor noise */
+    SD_SYNTH_F_JPEG,          /* JPEG compression artefacts */
+    SD_SYNTH_F_CAST,          /* colour cast, exposure and gamma */
+    SD_SYNTH_F_VIGNETTE,      /* vignetting */
+    SD_SYNTH_F_COLORS,        /* surface colours (road, sidewalk, walls, vegetation, sky) and their spread */
+    SD_SYNTH_F_CAMERA,        /* camera height, focal length and horizon */
+    SD_SYNTH_F_TRAFFIC,       /* traffic density: vehicles, riders, pedestrians */
+    SD_SYNTH_F_EGO,           /* the ego vehicle's bonnet at the bottom of the frame */
+    SD_SYNTH_FACTOR_COUNT
+} sd_synth_factor;
+
+const char *sd_synth_factor_name(int f);   /* "textures", ...; NULL out of range */
+/* A comma-separated list of factor names, "all", and "-NAME" removing one
+ * (e.g. "all,-haze": real in every factor but haze), into a bit mask
+ * (1 << f); "" or "none" is 0. Unknown names: SD_ERR_ARG listing the known. */
+sd_status sd_synth_factors_parse(const char *list, uint32_t *mask);
+/* The mask as a list parse reads back ("" for 0). */
+void sd_synth_factors_format(uint32_t mask, char *buf, int cap);
+/* sd_synth_render with a sim scene taking the factors `as_real` from the
+ * real domain (ignored for the real domain). */
+sd_status sd_synth_render_as(sd_synth_domain dom, uint32_t as_real, uint64_t seed, uint32_t stream, uint64_t index,
+                             int w, int h, uint8_t *rgb, uint8_t *label_ids);
+
 /* What sd_synth_write produces. Counts of 0 skip that part. */
 typedef struct sd_synth_opts {
     int n_sim;          /* sim images (GTA5 layout under OUT/sim); default 400 */
@@ -33,6 +69,7 @@ typedef struct sd_synth_opts {
     bool force;         /* write into a non-empty folder, first removing what an earlier write left there */
     bool instances;     /* set by sd_synth_read_marker: the write has instance files (every write since they
                          * exist; an older folder without them is rewritten by sd_synth_ensure) */
+    uint32_t sim_as_real; /* style factors (1 << sd_synth_factor) the sim images take from the real domain; 0 */
 } sd_synth_opts;
 
 /* The file sd_synth_write writes last, holding its options: a folder

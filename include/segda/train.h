@@ -189,6 +189,7 @@ typedef struct sd_trainer {
     int64_t inject_nan_at;           /* test hook (SEGDA_INJECT_NAN_AT): -1 off */
     FILE *log;                       /* RUNDIR/log.jsonl */
     void *tb;                        /* RUNDIR/tb/ TensorBoard writer (src/da/tblog.c); NULL: none */
+    struct sd_grad_ratio *grad_ratio; /* --log-grad-ratio's measurement (src/da/grad_ratio.c) */
     void *priv;                      /* the loop's data sources */
 } sd_trainer;
 

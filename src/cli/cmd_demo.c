@@ -19,6 +19,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/demo_extra.h"
 #include "segda/api.h" /* sd_version */
 #include "segda/checkpoint.h"
 #include "segda/data.h"
@@ -69,7 +70,11 @@ static void usage(FILE *f)
             "loss curves, example predictions). Runs go side by side as child processes.\n"
             "\n"
             "  --out DIR          where everything goes (default demo-out)\n"
-            "  --full             every method, the fine-tuning budgets, 3 seeds (~2 h 20 min, 2 cores)\n"
+            "  --full             every method, the fine-tuning budgets, 3 seeds (~2 h 20 min, 2 cores,\n"
+            "                     before the rows below were added); also the lambda sweep (x10, x100 of\n"
+            "                     adaptseg/advent/feature-adv/road, gradient ratios in the report), the\n"
+            "                     from-scratch source-only row and the task-informed GAN rows (alpha 0; 1/5/25/\n"
+            "                     100%% labels; f fine-tuned on the same labels)\n"
             "  --pretrain-iters N classification pretraining iterations (default %d; 0: start\n"
             "                     from random weights)\n"
             "  --iters N          source-base iterations (default %d; --full %d)\n"
@@ -192,16 +197,6 @@ static sd_status load_model(const char *ckpt_path, sd_model **m, sd_norm *norm)
     return st;
 }
 
-static void paint(uint8_t *sheet, int sw, int x0, int y0, const uint8_t *lab, int w, int h)
-{
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            uint8_t v = lab[(size_t)y * w + x];
-            const uint8_t *c = v < SD_NUM_CLASSES ? sd_class_colors[v] : (const uint8_t[3]){0, 0, 0};
-            memcpy(sheet + ((size_t)(y0 + y) * sw + x0 + x) * 3, c, 3);
-        }
-}
-
 /* Columns titled (image, ground truth, each model's name) over the rows, the
  * class-colour legend under them. */
 static sd_status write_sheet(const char *path, const char *val_spec, int n_rows, int n_models, char **ckpts,
@@ -249,7 +244,7 @@ static sd_status write_sheet(const char *path, const char *val_spec, int n_rows,
             for (int y = 0; y < h; y++)
                 memcpy(px + ((size_t)(head + r * (h + gap) + y) * sheet.w) * 3, s.image + (size_t)y * w * 3, (size_t)w * 3);
             if (s.label && s.lw == w && s.lh == h)
-                paint(px, sheet.w, w + gap, head + r * (h + gap), s.label, w, h);
+                demo_paint_labels(px, sheet.w, w + gap, head + r * (h + gap), s.label, w, h);
         }
         sd_sample_free(&s);
     }
@@ -266,7 +261,7 @@ static sd_status write_sheet(const char *path, const char *val_spec, int n_rows,
                 break;
             if (s.w == w && s.h == h && !(st = sd_infer_probs(model, &t, s.image, w, h, 3, &o, probs))) {
                 sd_probs_argmax(probs, SD_NUM_CLASSES, w, h, pred, NULL);
-                paint(px, sheet.w, (2 + m) * (w + gap), head + r * (h + gap), pred, w, h);
+                demo_paint_labels(px, sheet.w, (2 + m) * (w + gap), head + r * (h + gap), pred, w, h);
             }
             sd_sample_free(&s);
         }
@@ -840,6 +835,72 @@ static void gap_row(FILE *f, const char *feat, const char *pair, gap_nums g)
     fprintf(f, "| %s | %s | %s | %s | %s | %s | %s |\n", feat, pair, a[0], a[1], a[2], a[3], a[4]);
 }
 
+/* ---- --full rows of issues 18 and 19 ----
+ * The lambda sweep: each adversarial method at x10 and x100 of its published
+ * weights (x1 are the rows above), every such row logging its gradient
+ * ratios (--log-grad-ratio 50). The seed's from-scratch comparison:
+ * scratch-source is source-only from random weights with the budget of
+ * source-base + source-only (the pretrained pair). The task-informed GAN
+ * (taskgan) with f = scratch-source: alpha 0 (plain LSGAN/CycleGAN), the task
+ * term with 1/5/25/100 % of real train labels, and f fine-tuned on the same
+ * labelled images (finetune chooses the subset as taskgan does, by seed).
+ * taskgan trains a small generator (ngf 16, 3 residual blocks, PatchGAN ndf
+ * 16) on whole images so that a CPU demo stays within its budget. */
+#define DEMO_MAX_ROWS 64
+static const int demo_label_pct[4] = {1, 5, 25, 100};
+static char demo_crop_kv[48], demo_labels_kv[4][48];
+
+static bool demo_row_from_random(const demo_run *r)
+{
+    return !strcmp(r->name, "scratch-source") || !strcmp(r->method, "taskgan");
+}
+
+/* The values that depend on the benchmark: taskgan's crop (whole images;
+ * multiples of 4) and the label counts of each share. */
+static void demo_rows_set_bench(int w, int h, int n_real)
+{
+    snprintf(demo_crop_kv, sizeof demo_crop_kv, "crop=%dx%d", w / 4 * 4, h / 4 * 4);
+    for (int k = 0; k < 4; k++) {
+        int n = (int)floor(demo_label_pct[k] / 100.0 * n_real + 0.5);
+        snprintf(demo_labels_kv[k], sizeof demo_labels_kv[k], "target-labels=%d", n < 1 ? 1 : n);
+    }
+}
+
+static int demo_full_extra_rows(demo_run *runs, int nr)
+{
+    static const char *const adversarial[] = {"adaptseg", "advent", "feature-adv", "road"};
+    nr = add_run(runs, nr, "adaptseg-x10", "adaptseg", 1, "lambda-adv=0.01");
+    nr = add_run(runs, nr, "adaptseg-x100", "adaptseg", 1, "lambda-adv=0.1");
+    nr = add_run(runs, nr, "advent-x10", "advent", 3, "mode=advent", "lambda-adv=0.01", "lambda-adv-aux=0.002");
+    nr = add_run(runs, nr, "advent-x100", "advent", 3, "mode=advent", "lambda-adv=0.1", "lambda-adv-aux=0.02");
+    nr = add_run(runs, nr, "feature-adv-x10", "feature-adv", 1, "lambda-adv=0.1");
+    nr = add_run(runs, nr, "feature-adv-x100", "feature-adv", 1, "lambda-adv=1");
+    nr = add_run(runs, nr, "road-x10", "road", 2, "lambda-dist=1", "lambda-spatial=0.1");
+    nr = add_run(runs, nr, "road-x100", "road", 2, "lambda-dist=10", "lambda-spatial=1");
+    /* (not minent and bn-control: they stay bit-identical to the default set's rows) */
+    for (int i = 0; i < nr; i++) {
+        bool minent = false;
+        for (int e = 0; e < runs[i].n_extra; e++)
+            minent |= !strcmp(runs[i].extra[e], "mode=minent");
+        for (size_t m = 0; m < sizeof adversarial / sizeof *adversarial; m++)
+            if (!strcmp(runs[i].method, adversarial[m]) && !minent && runs[i].n_extra < 8)
+                runs[i].extra[runs[i].n_extra++] = "log-grad-ratio=50";
+    }
+    nr = add_run(runs, nr, "scratch-source", "source-only", 0);
+    const char *gan[] = {"task-model=@scratch-source", demo_crop_kv, "gen-ngf=16", "gen-blocks=3", "disc-ndf=16"};
+    nr = add_run(runs, nr, "taskgan-a0", "taskgan", 6, gan[0], gan[1], gan[2], gan[3], gan[4], "alpha=0");
+    char name[32];
+    for (int k = 0; k < 4; k++) {
+        snprintf(name, sizeof name, "taskgan-%dpct", demo_label_pct[k]);
+        nr = add_run(runs, nr, name, "taskgan", 6, gan[0], gan[1], gan[2], gan[3], gan[4], demo_labels_kv[k]);
+    }
+    for (int k = 0; k < 4; k++) {
+        snprintf(name, sizeof name, "scratch-ft-%dpct", demo_label_pct[k]);
+        nr = add_run(runs, nr, name, "finetune", 2, "init=@scratch-source", demo_labels_kv[k]);
+    }
+    return nr;
+}
+
 int cli_demo(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -935,7 +996,7 @@ int cli_demo(int argc, char **argv)
     snprintf(src, sizeof src, "gta5:%s/sim", bench);
     snprintf(tgt, sizeof tgt, "cityscapes:%s/real", bench);
     /* The rows: name, method, knobs. Oracle and source-only are always there. */
-    demo_run runs[32];
+    demo_run runs[DEMO_MAX_ROWS];
     int nr = 0;
     nr = add_run(runs, nr, "oracle", "oracle", 0);
     nr = add_run(runs, nr, "source-only", "source-only", 0);
@@ -995,6 +1056,7 @@ int cli_demo(int argc, char **argv)
         nr = add_run(runs, nr, "selftrain-mt", "selftrain", 1, "mode=mean-teacher");
         nr = add_run(runs, nr, "finetune-75", "finetune", 1, "target-labels=75");
         nr = add_run(runs, nr, "finetune-200", "finetune", 1, "target-labels=200");
+        nr = demo_full_extra_rows(runs, nr);
     }
 
     double t_start = sd_time_now();
@@ -1008,6 +1070,10 @@ int cli_demo(int argc, char **argv)
         sd_synth_opts_init(&so);
         so.crops = pretrain_iters > 0 ? DEMO_CROPS : 0;
         bool complete = sd_synth_read_marker(bench, &have) == SD_OK;
+        if (complete && (so.crops == 0 || have.crops > 0))
+            demo_rows_set_bench(have.w, have.h, have.n_real);
+        else
+            demo_rows_set_bench(so.w, so.h, so.n_real);
         if (complete && (so.crops == 0 || have.crops > 0)) {
             fprintf(stderr, "demo: using the finished benchmark in %s (%d sim, %d real train, %d real val, %dx%d)\n",
                     bench, have.n_sim, have.n_real, have.n_real_val, have.w, have.h);
@@ -1074,8 +1140,11 @@ int cli_demo(int argc, char **argv)
                 memcpy(j->extra, runs[i].extra, sizeof j->extra);
             }
             bool scratch = i < 0 || !strcmp(runs[i].name, "oracle");
-            j->dep = scratch ? pre : base;
+            bool random = i >= 0 && demo_row_from_random(&runs[i]);   /* issue 19's rows: no --init */
+            j->dep = random ? -1 : scratch ? pre : base;
             j->iters = i < 0 ? iters : scratch ? iters + adapt_iters : adapt_iters;
+            if (random && !strcmp(runs[i].method, "source-only"))
+                j->iters = iters + adapt_iters, scratch = true;
             if (i >= 0 && !strcmp(runs[i].method, "adabn") && adapt_iters > DEMO_ADABN_ITERS)
                 j->iters = DEMO_ADABN_ITERS;
             j->lr = scratch ? lr : adapt_lr;
@@ -1137,7 +1206,9 @@ int cli_demo(int argc, char **argv)
     int best = -1;
     for (int k = 0; k < n_rows; k++)
         if (strcmp(rows[k].name, "oracle") && strcmp(rows[k].name, "source-only") &&
-            strcmp(rows[k].name, "bn-control") && strncmp(rows[k].name, "finetune", 8) && (best < 0 || rows[k].miou_mean > rows[best].miou_mean))
+            strcmp(rows[k].name, "bn-control") && strncmp(rows[k].name, "finetune", 8) &&
+            strncmp(rows[k].name, "scratch", 7) && strncmp(rows[k].name, "taskgan", 7) &&
+            (best < 0 || rows[k].miou_mean > rows[best].miou_mean))
             best = k;
     int src_row = -1;
     for (int k = 0; k < n_rows; k++)
@@ -1339,7 +1410,31 @@ int cli_demo(int argc, char **argv)
     for (int k = 0; k < n_rows; k++)
         if (strcmp(rows[k].name, "oracle"))
             fprintf(f, ", %s", rows[k].name);
-    fprintf(f, ".\n\n![examples](examples.png)\n\nTotal time %.0f s.\n", sd_time_now() - t_start);
+    fprintf(f, ".\n\n![examples](examples.png)\n");
+    {   /* issue 18's gradient ratios, issue 19's translated examples (src/cli/demo_extra.c) */
+        const char *names[64], *dirs[64];
+        int ng2 = 0, gan_row = -1;
+        for (int k = 0; k < n_rows && ng2 < 64; k++) {
+            names[ng2] = rows[k].name;
+            dirs[ng2++] = res[rows[k].first].rundir;
+            if (!strncmp(rows[k].name, "taskgan-", 8) && strcmp(rows[k].name, "taskgan-a0"))
+                gan_row = k;   /* the last: the most labels */
+        }
+        demo_grad_ratio_section(f, names, dirs, ng2);
+        if (gan_row >= 0) {
+            char png[700], svg[700], ck[700];
+            snprintf(png, sizeof png, "%.600s/translated.png", out);
+            snprintf(svg, sizeof svg, "%.600s/translated.svg", out);
+            snprintf(ck, sizeof ck, "%.600s/last.safetensors", res[rows[gan_row].first].rundir);
+            if (demo_translated_figure(png, svg, tgt, ck, 4))
+                fprintf(stderr, "segda demo: translated.png: %s\n", sd_errmsg());
+            else
+                fprintf(f, "\n## Translated examples\n\nRow `%s` (seed 1): real val image, its translation "
+                           "into the synthetic domain G_S(real), the prediction of the sim-trained network f on "
+                           "it, and the ground truth.\n\n![translated](translated.svg)\n", rows[gan_row].name);
+        }
+    }
+    fprintf(f, "\nTotal time %.0f s.\n", sd_time_now() - t_start);
     fclose(f);
     if (write_sheet(path, tgt, 4, nc, ckpts, ck_names))
         fprintf(stderr, "segda demo: examples.png: %s\n", sd_errmsg());

@@ -43,6 +43,15 @@ static void usage(FILE *f)
             "  --force            write into a non-empty DIR, first removing what an earlier\n"
             "                     segda synth wrote there (sim, real, synthia, crops, simple;\n"
             "                     nothing else)\n"
+            "  --sim-as-real LIST the sim images take these style factors from the real domain,\n"
+            "                     all else as default sim: comma-separated names, 'all', '-NAME'\n"
+            "                     removes one ('all,-haze': real in every factor but haze). Factors:\n"
+            "                     textures (surface textures), lighting (sun, shading, shadows), sky\n"
+            "                     (clouds), haze (aerial perspective), blur, noise, jpeg, cast (colour\n"
+            "                     cast, exposure, gamma), vignette, colors (surface colours), camera\n"
+            "                     (height, focal length, horizon), traffic (vehicle, rider and pedestrian\n"
+            "                     counts), ego (bonnet). Default none: the sim images as always.\n"
+            "                     Layout and object colours (vehicles, clothes, signs) stay the sim's.\n"
             "  --quiet            no progress messages\n"
             "  --help             this text\n");
 }
@@ -50,7 +59,7 @@ static void usage(FILE *f)
 int cli_synth(int argc, char **argv)
 {
     enum { O_OUT = 1, O_NSIM, O_NREAL, O_NVAL, O_SIZE, O_SEED, O_SYNTHIA, O_CROPS, O_CROPSIZE, O_THREADS, O_QUIET,
-           O_HELP, O_FORCE, O_SIMPLE };
+           O_HELP, O_FORCE, O_SIMPLE, O_ASREAL };
     static const struct option opts[] = {
         {"out", required_argument, 0, O_OUT},         {"n-sim", required_argument, 0, O_NSIM},
         {"n-real", required_argument, 0, O_NREAL},    {"n-real-val", required_argument, 0, O_NVAL},
@@ -59,6 +68,7 @@ int cli_synth(int argc, char **argv)
         {"crop-size", required_argument, 0, O_CROPSIZE}, {"threads", required_argument, 0, O_THREADS},
         {"quiet", no_argument, 0, O_QUIET},           {"help", no_argument, 0, O_HELP},
         {"force", no_argument, 0, O_FORCE},           {"simple-scenes", required_argument, 0, O_SIMPLE},
+        {"sim-as-real", required_argument, 0, O_ASREAL},
         {0, 0, 0, 0}};
     sd_synth_opts o;
     sd_synth_opts_init(&o);
@@ -88,6 +98,10 @@ int cli_synth(int argc, char **argv)
         case O_SYNTHIA: o.synthia = true; break;
         case O_QUIET: o.quiet = true; break;
         case O_FORCE: o.force = true; break;
+        case O_ASREAL:
+            if (sd_synth_factors_parse(optarg, &o.sim_as_real))
+                return cli_usage_error("synth", usage, "--sim-as-real: %s", sd_errmsg());
+            break;
         case O_HELP: usage(stdout); return 0;
         default: return cli_bad_option("synth", usage, argv);
         }

@@ -113,6 +113,9 @@ static const sd_knob shared_knobs[] = {
                                        "IoUs, image strips): tensorboard --logdir RUNDIR/tb"},
     {"tb-images-every", SD_KNOB_INT, "500", NULL, "TensorBoard image strip (input, prediction, label; entropy for "
                                                   "entropy methods) every N iterations and at the last (0 = none)"},
+    {"log-grad-ratio", SD_KNOB_INT, "0", NULL, "every N iterations (0 = never) log grad_ratio_<term> in log.jsonl: "
+                                               "the term's gradient norm on the network over the segmentation "
+                                               "terms' (separate backward passes)"},
     {"resume", SD_KNOB_BOOL, "false", NULL, "continue the run in --out from its last.safetensors"},
     {"resume-force", SD_KNOB_BOOL, "false", NULL, "with --resume, accept settings that differ from the run's "
                                                   "(listed in log.jsonl)"},
@@ -196,7 +199,8 @@ sd_status sd_train_backward(sd_trainer *tr)
 {
     if (tr->n_pending == 0)
         return SD_OK;
-    sd_status st = sd_backward(&tr->tape, tr->n_pending, tr->pending, tr->pending_w);
+    sd_status st = sd_grad_ratio_due(tr) ? sd_grad_ratio_backward(tr)
+                                         : sd_backward(&tr->tape, tr->n_pending, tr->pending, tr->pending_w);
     tr->n_pending = 0;
     if (st)
         return sd_fail_prefix(st, "iteration %lld: backward", (long long)tr->it + 1);
@@ -1343,6 +1347,7 @@ static void teardown(sd_trainer *tr)
         if (tr->mods[i].trainable)
             sd_optim_free(&tr->mods[i].opt);
     sd_optim_free(&tr->opt);
+    sd_grad_ratio_free(tr);
     sd_tape_free(&tr->tape);
     if (tr->model)
         sd_model_free(tr->model);

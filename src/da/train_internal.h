@@ -16,6 +16,13 @@ sd_status sd_train_target_subset(sd_trainer *tr, int n);
  * aux_weight x the auxiliary classifier's, when the model has one). */
 sd_status sd_train_supervised(sd_trainer *tr, const sd_batch *b, const char *name, float aux_weight);
 
+/* --log-grad-ratio (grad_ratio.c): whether this iteration measures, and
+ * the backward of the pending terms as separate passes that log
+ * grad_norm_seg and grad_ratio_<term> (replaces sd_backward of them). */
+bool sd_grad_ratio_due(const sd_trainer *tr);
+sd_status sd_grad_ratio_backward(sd_trainer *tr);
+void sd_grad_ratio_free(sd_trainer *tr);
+
 /* ---- adversarial helpers shared by adaptseg, advent, feature-adv, road ---- */
 
 /* A discriminator / domain classifier the run trains with Adam (betas 0.9,

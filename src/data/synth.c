@@ -70,10 +70,11 @@ static sd_rng scene_rng(uint64_t seed, uint32_t stream, uint64_t index)
 }
 
 /* want: -1 a street scene, 0..18 one that shows that trainId prominently,
- * SIMPLE_SCENE + c a simple scene of thing class c. */
+ * SIMPLE_SCENE + c a simple scene of thing class c. A sim scene takes the
+ * style factors as_real (SY_FX bits) from the real domain; inst may be NULL. */
 #define SIMPLE_SCENE 100
-static sd_status render_want(sd_synth_domain dom, sd_rng *r, int w, int h, int want, uint8_t *rgb, uint8_t *ids,
-                             uint16_t *inst)
+static sd_status render_as(sd_synth_domain dom, uint32_t as_real, sd_rng *r, int w, int h, int want, uint8_t *rgb,
+                           uint8_t *ids, uint16_t *inst)
 {
     sy_scene *s = sd_malloc(sizeof *s);
     if (!s)
@@ -81,10 +82,58 @@ static sd_status render_want(sd_synth_domain dom, sd_rng *r, int w, int h, int w
     if (want >= SIMPLE_SCENE)
         sy_scene_build_simple(s, dom, r, w, h, want - SIMPLE_SCENE);
     else
-        sy_scene_build(s, dom, r, w, h, want);
+        sy_scene_build_as(s, dom, dom == SD_SYNTH_SIM ? as_real : 0, r, w, h, want);
     sd_status st = sy_scene_render(s, r, rgb, ids, inst);
     free(s);
     return st;
+}
+
+static sd_status render_want(sd_synth_domain dom, sd_rng *r, int w, int h, int want, uint8_t *rgb, uint8_t *ids,
+                             uint16_t *inst)
+{
+    return render_as(dom, 0, r, w, h, want, rgb, ids, inst);
+}
+
+static const char *const factor_names[SD_SYNTH_FACTOR_COUNT] = {
+    "textures", "lighting", "sky", "haze", "blur", "noise", "jpeg", "cast", "vignette", "colors", "camera",
+    "traffic", "ego"};
+
+const char *sd_synth_factor_name(int f) { return f >= 0 && f < SD_SYNTH_FACTOR_COUNT ? factor_names[f] : NULL; }
+
+sd_status sd_synth_factors_parse(const char *list, uint32_t *mask)
+{
+    char buf[512], known[256] = "";
+    *mask = 0;
+    snprintf(buf, sizeof buf, "%s", list ? list : "");
+    for (int f = 0; f < SD_SYNTH_FACTOR_COUNT; f++)
+        snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", f ? ", " : "", factor_names[f]);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        bool minus = tok[0] == '-';
+        const char *name = tok + minus;
+        uint32_t bits = 0;
+        if (!strcmp(name, "all"))
+            bits = (1u << SD_SYNTH_FACTOR_COUNT) - 1u;
+        else if (strcmp(name, "none"))
+            for (int f = 0; f < SD_SYNTH_FACTOR_COUNT && !bits; f++)
+                if (!strcmp(name, factor_names[f]))
+                    bits = 1u << f;
+        if (!bits && strcmp(name, "none"))
+            return sd_fail(SD_ERR_ARG, "style factor '%s' unknown (expected all, none, or of %s; -NAME "
+                           "removes one)", name, known);
+        *mask = minus ? *mask & ~bits : *mask | bits;
+    }
+    return SD_OK;
+}
+
+void sd_synth_factors_format(uint32_t mask, char *buf, int cap)
+{
+    int n = 0;
+    if (cap > 0)
+        buf[0] = 0;
+    for (int f = 0; f < SD_SYNTH_FACTOR_COUNT && n < cap; f++)
+        if (mask & (1u << f))
+            n += snprintf(buf + n, (size_t)(cap - n), "%s%s", n ? "," : "", factor_names[f]);
 }
 
 static sd_status check_size(int w, int h)
@@ -95,8 +144,8 @@ static sd_status check_size(int w, int h)
     return SD_OK;
 }
 
-sd_status sd_synth_render_instances(sd_synth_domain dom, uint64_t seed, uint32_t stream, uint64_t index, int w,
-                                    int h, uint8_t *rgb, uint8_t *label_ids, uint16_t *instance_ids)
+static sd_status render_checked(sd_synth_domain dom, uint32_t as_real, uint64_t seed, uint32_t stream, uint64_t index,
+                                int w, int h, uint8_t *rgb, uint8_t *label_ids, uint16_t *instance_ids)
 {
     if ((int)dom < 0 || dom >= SD_SYNTH_DOMAIN_COUNT)
         return sd_fail(SD_ERR_ARG, "synth: domain %d unknown (expected 0 sim or 1 real)", (int)dom);
@@ -104,7 +153,19 @@ sd_status sd_synth_render_instances(sd_synth_domain dom, uint64_t seed, uint32_t
     if (st)
         return st;
     sd_rng r = scene_rng(seed, stream, index);
-    return render_want(dom, &r, w, h, -1, rgb, label_ids, instance_ids);
+    return render_as(dom, as_real, &r, w, h, -1, rgb, label_ids, instance_ids);
+}
+
+sd_status sd_synth_render_instances(sd_synth_domain dom, uint64_t seed, uint32_t stream, uint64_t index, int w,
+                                    int h, uint8_t *rgb, uint8_t *label_ids, uint16_t *instance_ids)
+{
+    return render_checked(dom, 0, seed, stream, index, w, h, rgb, label_ids, instance_ids);
+}
+
+sd_status sd_synth_render_as(sd_synth_domain dom, uint32_t as_real, uint64_t seed, uint32_t stream, uint64_t index,
+                             int w, int h, uint8_t *rgb, uint8_t *label_ids)
+{
+    return render_checked(dom, as_real, seed, stream, index, w, h, rgb, label_ids, NULL);
 }
 
 sd_status sd_synth_render(sd_synth_domain dom, uint64_t seed, uint32_t stream, uint64_t index, int w, int h,
@@ -186,7 +247,7 @@ static sd_status write_sim(const char *out, const sd_synth_opts *o, int i, uint8
 {
     int w = o->w, h = o->h;
     sd_rng r = scene_rng(o->seed, STREAM_SIM, (uint64_t)i);
-    sd_status st = render_want(SD_SYNTH_SIM, &r, w, h, -1, rgb, ids, inst);
+    sd_status st = render_as(SD_SYNTH_SIM, o->sim_as_real, &r, w, h, -1, rgb, ids, inst);
     char path[4200];
     if (!st)
         st = write_gta5_frame(out, "sim", i, w, h, rgb, ids, inst);
@@ -455,6 +516,11 @@ static sd_status write_marker(const char *out_dir, const sd_synth_opts *o)
                "crops = %d\ncrop-size = %d\ninstances = 1\nsimple-scenes = %d\n",
             o->n_sim, o->n_real, o->n_real_val, o->w, o->h, (unsigned long long)o->seed, o->synthia ? 1 : 0,
             o->crops, o->crop_size, o->n_simple);
+    if (o->sim_as_real) {   /* only then: earlier markers stay as they were */
+        char list[256];
+        sd_synth_factors_format(o->sim_as_real, list, sizeof list);
+        fprintf(f, "sim-as-real = %s\n", list);
+    }
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         remove(tmp);
         return sd_fail(SD_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
@@ -482,6 +548,11 @@ sd_status sd_synth_read_marker(const char *out_dir, sd_synth_opts *o)
              sscanf(line, "n-real-val = %d", &o->n_real_val) + (sscanf(line, "size = %dx%d", &o->w, &o->h) == 2) +
              sscanf(line, "seed = %llu", &seed) + sscanf(line, "synthia = %d", &synthia) +
              sscanf(line, "crops = %d", &o->crops) + sscanf(line, "crop-size = %d", &o->crop_size);
+        char list[200];
+        if (sscanf(line, "sim-as-real = %199s", list) == 1 && sd_synth_factors_parse(list, &o->sim_as_real)) {
+            fclose(f);
+            return sd_fail_prefix(SD_ERR_FORMAT, "%s", path);
+        }
     }
     fclose(f);
     o->seed = seed;
@@ -498,6 +569,7 @@ sd_status sd_synth_ensure(const char *out_dir, const sd_synth_opts *want, bool *
     bool keep = sd_synth_read_marker(out_dir, &have) == SD_OK && have.n_sim == want->n_sim &&
                 have.n_real == want->n_real && have.n_real_val == want->n_real_val && have.w == want->w &&
                 have.h == want->h && have.seed == want->seed && (!want->synthia || have.synthia) &&
+                have.sim_as_real == want->sim_as_real &&
                 (want->crops == 0 || (have.crops == want->crops && have.crop_size == want->crop_size)) &&
                 have.instances && (want->n_simple == 0 || have.n_simple == want->n_simple);
     if (regenerated)

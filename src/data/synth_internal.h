@@ -74,8 +74,16 @@ typedef struct sy_segment {
 #define SY_MAX_PARTS 6144
 #define SY_MAX_SHADOWS 64
 
+/* Style factor bits (sd_synth_factor): which the renderer applies as the
+ * real domain does. */
+#define SY_FX(f) (1u << SD_SYNTH_F_##f)
+#define SY_FX_ALL ((1u << SD_SYNTH_FACTOR_COUNT) - 1u)
+/* the ones applied by the camera stage after rasterisation */
+#define SY_FX_CAMERA_STAGE (SY_FX(BLUR) | SY_FX(NOISE) | SY_FX(JPEG) | SY_FX(CAST) | SY_FX(VIGNETTE))
+
 typedef struct sy_style {
     int real;
+    uint32_t real_fx;       /* SY_FX bits rendered as the real domain does: all for real, --sim-as-real for sim */
     float road[3], mark[3], sidewalk[3], curb[3], terrain[3], yard[3];
     float sky_top[3], sky_hor[3], cloud[3], haze[3];
     float wall[3], fence[3], fence2[3], pole[3], tlbox[3];
@@ -125,6 +133,9 @@ void sy_scene_build(sy_scene *s, sd_synth_domain dom, sd_rng *rng, int w, int h,
 /* A plain road/sidewalk/facade/sky scene with one to three objects of one
  * thing class (trainId 11..18) and nothing else (synth_scene.c). */
 void sy_scene_build_simple(sy_scene *s, sd_synth_domain dom, sd_rng *rng, int w, int h, int thing_class);
+/* The same, a sim scene taking the style factors as_real (SY_FX bits) from
+ * the real domain; as_real 0 is sy_scene_build. */
+void sy_scene_build_as(sy_scene *s, sd_synth_domain dom, uint32_t as_real, sd_rng *rng, int w, int h, int want_class);
 
 /* Rasterises into rgb (h*w*3), label ids (h*w) and instance ids (h*w,
  * Cityscapes' instanceIds encoding: labelId*1000 + k for a visible part of

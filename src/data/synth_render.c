@@ -192,7 +192,7 @@ static inline void shade_px(rast *R, const sy_sprite *sp, const sy_part *parts, 
         if (!hit)
             continue;
         float f = sp->shade;
-        if (R->real && p->tex)
+        if ((R->s->st.real_fx & SY_FX(TEXTURES)) && p->tex)
             f *= tex_factor(p->tex, R->s->tex_seed + (uint32_t)p->tex * 7919u, u + sp->toff, v);
         put(R, i, z, p->label, hit == 2 ? p->col2 : p->col, f, t);
         return;
@@ -293,7 +293,7 @@ static void draw_background(rast *R)
                     continue;
                 const float *c = base;
                 float m = 0, az = ((float)x + 0.5f - cx) / f;
-                if (R->real) {
+                if (st->real_fx & SY_FX(SKY)) {
                     float nn = vnoise(ts + 11u * 0x9e37u, az * 3.0f, elev * 9.0f) * 0.65f + vnoise(ts + 12u * 0x9e37u, az * 9, elev * 27) * 0.35f;
                     m = clampf((nn - (1 - st->cloud_amt) * 0.7f - 0.2f) * 2.5f, 0, 1) * 0.85f;
                 } else if (vnoise(ts + 11u * 0x9e37u, az * 2.5f, elev * 10.0f) > 0.78f && elev > 0.03f) {
@@ -313,7 +313,7 @@ static void draw_background(rast *R)
         int dash = fracf(z / 9.0f) < 0.4f;
         /* building shadows on the sun side */
         float shadow_from = INFINITY;
-        if (R->real && st->sun_side != 0) {
+        if ((st->real_fx & SY_FX(LIGHTING)) && st->sun_side != 0) {
             int sd = st->sun_side > 0;
             const sy_segment *g = sg[sd];
             if (g && (g->kind == SY_SEG_BUILDING || g->kind == SY_SEG_GARDEN)) {
@@ -371,7 +371,7 @@ static void draw_background(rast *R)
                 if (X >= sh->x0 && X <= sh->x1)
                     k *= sh->k;
             }
-            if (R->real && tex)
+            if ((st->real_fx & SY_FX(TEXTURES)) && tex)
                 k *= tex_factor(tex, ts + (uint32_t)tex * 7919u, X, z);
             put(R, i, z, label, c, k, ht);
         }
@@ -564,10 +564,14 @@ static sd_status camera_real(const sy_scene *s, sd_rng *rng, float *col, uint8_t
 {
     const sy_style *st = &s->st;
     int w = s->w, h = s->h;
+    /* a sim style with camera-stage factors from the real domain has the
+     * others neutral: no blur (sigma 0), vignetting or noise (0), no tone
+     * curve (below), no JPEG round trip (quality 0) */
+    bool tone = st->real_fx & SY_FX(CAST);
     if (blur(col, w, h, st->blur_sigma * (float)w / 256.0f))
         return SD_ERR_NOMEM;
     uint8_t lut[3][1024];
-    for (int c = 0; c < 3; c++)
+    for (int c = 0; c < 3 && tone; c++)
         for (int i = 0; i < 1024; i++) {
             float v = clampf((float)i / (4.0f * 255.0f) * st->exposure * st->cast[c], 0, 1);
             lut[c][i] = (uint8_t)(255.0f * powf(v, st->gamma) + 0.5f);
@@ -586,13 +590,13 @@ static sd_status camera_real(const sy_scene *s, sd_rng *rng, float *col, uint8_t
             for (int c = 0; c < 3; c++) {
                 int li = (int)(col[3 * i + c] * vig * 4.0f + 0.5f);
                 li = li < 0 ? 0 : li > 1023 ? 1023 : li;
-                float v = (float)lut[c][li] + sig * (0.7f * gl + 0.5f * normal_tab[(bits >> (12 * c)) & 4095]);
+                float v = (tone ? (float)lut[c][li] : col[3 * i + c] * vig) + sig * (0.7f * gl + 0.5f * normal_tab[(bits >> (12 * c)) & 4095]);
                 v = v < 0 ? 0 : v > 255 ? 255 : v;
                 rgb[3 * i + c] = (uint8_t)(v + 0.5f);
             }
         }
     }
-    return jpeg_artefacts(rgb, w, h, st->jpeg_quality);
+    return st->jpeg_quality > 0 ? jpeg_artefacts(rgb, w, h, st->jpeg_quality) : SD_OK;
 }
 
 static float sprite_key(const sy_sprite *sp) { return sp->plane == SY_PLANE_FRONT ? sp->z : fmaxf(sp->z, 0.3f); }
@@ -673,7 +677,7 @@ sd_status sy_scene_render(const sy_scene *s, sd_rng *rng, uint8_t *rgb, uint8_t 
     draw_background(&R);
     sd_status st = SD_OK;
     if (rgb) {
-        if (s->st.real) {
+        if (s->st.real_fx & SY_FX_CAMERA_STAGE) {
             st = camera_real(s, rng, R.col, rgb);
         } else {
             for (size_t i = 0; i < 3 * n; i++)

@@ -64,10 +64,9 @@ static void pick_paint(sd_rng *r, const sy_style *st, float *c)
     }
 }
 
-static void style_init(sy_style *st, int real, sd_rng *r)
+/* Surface colours of either domain (no random draws). */
+static void style_colors(sy_style *st, int real)
 {
-    memset(st, 0, sizeof *st);
-    st->real = real;
     if (!real) {
         set3(st->road, 104, 86, 124);       /* purple-grey, flat */
         set3(st->mark, 250, 250, 245);
@@ -77,8 +76,6 @@ static void style_init(sy_style *st, int real, sd_rng *r)
         set3(st->yard, 196, 188, 170);
         set3(st->sky_top, 30, 105, 245);
         set3(st->sky_hor, 150, 205, 255);
-        set3(st->cloud, 250, 250, 255);
-        set3(st->haze, 175, 210, 250);
         set3(st->wall, 170, 150, 205);
         set3(st->fence, 215, 160, 80);
         set3(st->fence2, 150, 95, 40);
@@ -94,9 +91,6 @@ static void style_init(sy_style *st, int real, sd_rng *r)
         set3(st->hood, 40, 40, 50);
         set3(st->stat, 60, 130, 90);
         st->sat = 1;
-        st->haze_dist = 900;
-        st->shade_lit = 1.0f, st->shade_dark = 0.8f, st->shade_front = 0.92f;
-        st->sun_side = 0;
     } else {
         set3(st->road, 88, 88, 92);         /* grey asphalt, textured */
         set3(st->mark, 205, 205, 200);
@@ -106,8 +100,6 @@ static void style_init(sy_style *st, int real, sd_rng *r)
         set3(st->yard, 140, 135, 125);
         set3(st->sky_top, 125, 150, 185);
         set3(st->sky_hor, 205, 212, 222);
-        set3(st->cloud, 225, 228, 232);
-        set3(st->haze, 190, 196, 205);
         set3(st->wall, 165, 155, 112);
         set3(st->fence, 125, 108, 82);
         set3(st->fence2, 78, 72, 60);
@@ -123,6 +115,61 @@ static void style_init(sy_style *st, int real, sd_rng *r)
         set3(st->hood, 38, 40, 44);
         set3(st->stat, 75, 80, 78);
         st->sat = 0.4f;
+    }
+}
+
+static void style_init(sy_style *st, int real, sd_rng *r, uint32_t as_real);
+
+/* A sim scene's style factors taken from the real domain (--sim-as-real):
+ * the values a real style would draw, from a stream of their own (a fork
+ * of r's state, r itself untouched), so the rest of the scene stays as the
+ * sim default draws it. */
+static void style_take_real(sy_style *st, const sd_rng *r, uint32_t as_real)
+{
+    sd_rng copy = *r;
+    sd_rng side = sd_rng_fork(sd_rng_u64(&copy), 0x5f4c7e11ULL);
+    sy_style rs;
+    style_init(&rs, 1, &side, 0);
+    if (as_real & SY_FX(LIGHTING)) {
+        st->sun_side = rs.sun_side, st->shadow_k = rs.shadow_k;
+        st->shade_lit = rs.shade_lit, st->shade_dark = rs.shade_dark, st->shade_front = rs.shade_front;
+    }
+    if (as_real & SY_FX(SKY))
+        st->cloud_amt = rs.cloud_amt, cp3(st->cloud, rs.cloud);
+    if (as_real & SY_FX(HAZE))
+        st->haze_dist = rs.haze_dist, cp3(st->haze, rs.haze);
+    if (as_real & SY_FX(BLUR))
+        st->blur_sigma = rs.blur_sigma;
+    if (as_real & SY_FX(NOISE))
+        st->noise_sigma = rs.noise_sigma;
+    if (as_real & SY_FX(JPEG))
+        st->jpeg_quality = rs.jpeg_quality;
+    if (as_real & SY_FX(CAST))
+        st->exposure = rs.exposure, st->gamma = rs.gamma, cp3(st->cast, rs.cast);
+    if (as_real & SY_FX(VIGNETTE))
+        st->vignette = rs.vignette;
+}
+
+/* The domain's style; a sim style with as_real bits takes those factors
+ * from the real domain (real_fx says which the renderer applies). */
+static void style_init(sy_style *st, int real, sd_rng *r, uint32_t as_real)
+{
+    memset(st, 0, sizeof *st);
+    st->real = real;
+    st->real_fx = real ? SY_FX_ALL : as_real;
+    int real_colors = real || (as_real & SY_FX(COLORS));
+    style_colors(st, real_colors);
+    if (!real) {
+        set3(st->cloud, 250, 250, 255);
+        set3(st->haze, 175, 210, 250);
+        st->haze_dist = 900;
+        st->shade_lit = 1.0f, st->shade_dark = 0.8f, st->shade_front = 0.92f;
+        st->sun_side = 0;
+        if (as_real)
+            style_take_real(st, r, as_real);
+    } else {
+        set3(st->cloud, 225, 228, 232);
+        set3(st->haze, 190, 196, 205);
         st->blur_sigma = U(r, 0.55f, 0.95f);
         st->vignette = U(r, 0.2f, 0.45f);
         st->noise_sigma = U(r, 2.5f, 7.0f);
@@ -141,7 +188,7 @@ static void style_init(sy_style *st, int real, sd_rng *r)
         st->cloud_amt = U(r, 0.1f, 0.8f);
         st->shadow_k = U(r, 0.4f, 1.2f);
     }
-    float amt = real ? 0.12f : 0.08f;
+    float amt = real_colors ? 0.12f : 0.08f;
     float *all[] = {st->road, st->sidewalk, st->curb, st->terrain, st->yard, st->sky_top, st->sky_hor,
                     st->wall, st->fence, st->fence2, st->pole, st->veg, st->veg2, st->trunk, st->glass};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
@@ -251,7 +298,7 @@ static sy_part *stripes(sy_scene *s, sy_sprite *sp, float u0, float v0, float u1
 
 static void add_shadow(sy_scene *s, float x0, float x1, float z0, float z1, float k)
 {
-    if (!s->st.real || s->nshadows >= SY_MAX_SHADOWS)
+    if (!(s->st.real_fx & SY_FX(LIGHTING)) || s->nshadows >= SY_MAX_SHADOWS)
         return;
     sy_shadow *sh = &s->shadows[s->nshadows++];
     sh->x0 = x0, sh->x1 = x1, sh->z0 = z0, sh->z1 = z1, sh->k = k;
@@ -900,19 +947,26 @@ static int lane_free(lane_occ *o, float z0, float z1)
 
 void sy_scene_build(sy_scene *s, sd_synth_domain dom, sd_rng *r, int w, int h, int want)
 {
+    sy_scene_build_as(s, dom, 0, r, w, h, want);
+}
+
+void sy_scene_build_as(sy_scene *s, sd_synth_domain dom, uint32_t as_real, sd_rng *r, int w, int h, int want)
+{
     memset(s, 0, offsetof(sy_scene, sprites));
     s->nsprites = s->nparts = s->nshadows = 0;
     int real = dom == SD_SYNTH_REAL;
     s->dom = dom, s->w = w, s->h = h;
-    style_init(&s->st, real, r);
+    style_init(&s->st, real, r, as_real);
+    /* the factors a sim scene may take from the real domain (--sim-as-real) */
+    int real_cam = real || (as_real & SY_FX(CAMERA)), real_traffic = real || (as_real & SY_FX(TRAFFIC));
     s->tex_seed = (uint32_t)sd_rng_u64(r);
 
     /* camera: the game's chase camera sits higher and is pitched further down
      * (horizon higher in the frame); the real car camera has a longer lens */
-    s->f = (float)w * (real ? U(r, 0.86f, 0.96f) : U(r, 0.66f, 0.76f));
+    s->f = (float)w * (real_cam ? U(r, 0.86f, 0.96f) : U(r, 0.66f, 0.76f));
     s->cx = (float)w * (0.5f + clampf(0.04f * sd_rng_normal(r), -0.09f, 0.09f));
-    s->yh = (float)h * (real ? U(r, 0.45f, 0.54f) : U(r, 0.36f, 0.45f));
-    s->camh = real ? U(r, 1.25f, 1.5f) : U(r, 1.7f, 2.4f);
+    s->yh = (float)h * (real_cam ? U(r, 0.45f, 0.54f) : U(r, 0.36f, 0.45f));
+    s->camh = real_cam ? U(r, 1.25f, 1.5f) : U(r, 1.7f, 2.4f);
 
     /* road */
     float pl = U(r, 0, 1);
@@ -1102,7 +1156,7 @@ void sy_scene_build(sy_scene *s, sd_synth_domain dom, sd_rng *r, int w, int h, i
     float xl_drive = s->xl + (park[0] ? park_w : 0);
     s->xl_lanes = xl_drive;
     s->xr_lanes = s->xr - (park[1] ? park_w : 0);
-    int nveh = real ? 3 + sd_rng_int(r, 8) : 1 + sd_rng_int(r, 6);
+    int nveh = real_traffic ? 3 + sd_rng_int(r, 8) : 1 + sd_rng_int(r, 6);
     if (s->tram && chance(r, 0.9f)) {
         veh v;
         int oncoming = s->tram_x < s->split_x;
@@ -1143,7 +1197,7 @@ void sy_scene_build(sy_scene *s, sd_synth_domain dom, sd_rng *r, int w, int h, i
         }
     }
     /* riders */
-    int nr = real ? sd_rng_int(r, 4) : sd_rng_int(r, 3);
+    int nr = real_traffic ? sd_rng_int(r, 4) : sd_rng_int(r, 3);
     if (want == 12 || want == 17 || want == 18)
         nr++;
     for (int i = 0; i < nr; i++) {
@@ -1158,7 +1212,7 @@ void sy_scene_build(sy_scene *s, sd_synth_domain dom, sd_rng *r, int w, int h, i
         }
     }
     /* pedestrians */
-    int np = real ? 2 + sd_rng_int(r, 11) : sd_rng_int(r, 6);
+    int np = real_traffic ? 2 + sd_rng_int(r, 11) : sd_rng_int(r, 6);
     if (want == 11)
         np++;
     for (int i = 0; i < np; i++) {
@@ -1173,7 +1227,7 @@ void sy_scene_build(sy_scene *s, sd_synth_domain dom, sd_rng *r, int w, int h, i
         for (int g = 0; g < group; g++)
             add_person(s, r, xc + 0.6f * (float)g, z + U(r, -0.5f, 0.5f), U(r, 1.55f, 1.9f));
     }
-    s->ego = real && chance(r, 0.8f);
+    s->ego = (real || (as_real & SY_FX(EGO))) && chance(r, 0.8f);
     s->ego_top = U(r, 0.88f, 0.93f);
 }
 
@@ -1186,7 +1240,7 @@ void sy_scene_build_simple(sy_scene *s, sd_synth_domain dom, sd_rng *r, int w, i
     memset(s, 0, offsetof(sy_scene, sprites));
     int real = dom == SD_SYNTH_REAL;
     s->dom = dom, s->w = w, s->h = h;
-    style_init(&s->st, real, r);
+    style_init(&s->st, real, r, 0);
     s->tex_seed = (uint32_t)sd_rng_u64(r);
     s->f = (float)w * (real ? U(r, 0.86f, 0.96f) : U(r, 0.66f, 0.76f));
     s->cx = (float)w * 0.5f;

@@ -22,9 +22,19 @@ cases 1e-4, the worst 4e-3 on a few near-zero-gradient elements).
 Each method runs at its published weights and with its adaptation weights
 x100 (where the terms then shape the update), at the published learning
 rates (2.5e-4, classifiers x10; D 1e-4). Prints PASS/FAIL lines.
-Not covered: feature-adv and road (no official code to follow: FCNs in the
-wild and ROAD-Net published none in PyTorch); FDA's self-supervised round.
+feature-adv (FCNs in the wild, Hoffman et al. 2016) and road (ROAD-Net,
+Chen et al. 2018) published no PyTorch code: their steps are written here
+from the papers' equations (see step_feature_adv, step_road) in the same
+frame (optimiser groups, poly decay, batch-stats BN); their discriminators
+are segda's pixel-level domain classifiers (1x1 convs, ReLU), whose initial
+weights are read from a segda run at learning rate 0. Not covered: FDA's
+self-supervised round.
+Gradient ratios (--log-grad-ratio): after one iteration the logged
+grad_ratio_<term> (the term's weighted gradient norm over the segmentation
+network divided by the segmentation terms') must equal the same ratio
+computed here with torch.autograd.grad on the reference network (1e-3).
 PARITY_ONLY=SUBSTRING runs the matching cases only."""
+import json
 import os
 import struct
 import subprocess
@@ -135,6 +145,7 @@ class MiniDeeplab(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         mid = self.layer3(self.layer2(self.layer1(x)))
         feat = self.layer4(mid)
+        self.feat = feat  # the last backbone block's features (feature-adv, road)
         if self.multi:
             return self.layer6(feat), self.layer5(mid)
         return self.layer5(feat), None
@@ -157,6 +168,33 @@ class FCDiscriminator(nn.Module):
         for c in (self.conv1, self.conv2, self.conv3, self.conv4):
             x = self.leaky(c(x))
         return self.classifier(x)
+
+
+class PixelDisc(nn.Module):
+    """The pixel-level domain classifier of FCNs in the wild and ROAD's
+    regions: 1x1 convs in -> width -> width -> 1, ReLU between."""
+
+    def __init__(self, cin, width):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, width, 1)
+        self.conv2 = nn.Conv2d(width, width, 1)
+        self.classifier = nn.Conv2d(width, 1, 1)
+
+    def forward(self, x):
+        return self.classifier(F.relu(self.conv2(F.relu(self.conv1(x)))))
+
+
+class GradReverse(torch.autograd.Function):
+    """DANN's gradient reversal layer: identity forward, -coef * g backward."""
+
+    @staticmethod
+    def forward(ctx, x, coef):
+        ctx.coef = coef
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return -ctx.coef * g, None
 
 
 def seg_optimizer(model, lr):
@@ -211,6 +249,15 @@ def fda_robust_entropy(x, ita):
 
 # ---- one iteration of each official script ----
 
+def backward(ctx, name, loss):
+    """loss.backward(), or in probe mode (gradient ratios) the loss kept
+    under its name: the step then returns before any backward or update."""
+    if ctx.probe is None:
+        loss.backward()
+    else:
+        ctx.probe[name] = loss
+
+
 def step_adaptseg(ctx, i, multi, ls, lam_main, lam_aux):
     model, opt, d_main, d_aux, opt_main, opt_aux = ctx
     (xs, ys), (xt, _) = ctx.data["src"], ctx.data["tgt"]
@@ -233,7 +280,7 @@ def step_adaptseg(ctx, i, multi, ls, lam_main, lam_aux):
     if multi:
         p1 = interp(p1)
         loss = loss + 0.1 * seg(p1, ys)
-    loss.backward()
+    backward(ctx, "seg", loss)
     t2, t1 = model(normalize(xt))
     t2 = interp(t2)
     o2 = d_main(F.softmax(t2, dim=1))
@@ -242,7 +289,9 @@ def step_adaptseg(ctx, i, multi, ls, lam_main, lam_aux):
         t1 = interp(t1)
         o1 = d_aux(F.softmax(t1, dim=1))
         loss = loss + lam_aux * gan(o1, torch.zeros_like(o1))
-    loss.backward()
+    backward(ctx, "adapt", loss)
+    if ctx.probe is not None:
+        return
     for d in ds:
         for p in d.parameters():
             p.requires_grad = True
@@ -279,7 +328,7 @@ def step_advent(ctx, i, multi, adv, lam_main, lam_aux):
     if multi:
         ps_aux = interp(ps_aux)
         loss = loss + 0.1 * F.cross_entropy(ps_aux, ys, ignore_index=255)
-    loss.backward()
+    backward(ctx, "seg", loss)
     pt_main, pt_aux = model(normalize(xt))
     pt_main = interp(pt_main)
     if multi:
@@ -288,7 +337,9 @@ def step_advent(ctx, i, multi, adv, lam_main, lam_aux):
         loss = lam_main * entropy_loss(F.softmax(pt_main, dim=1))
         if multi:
             loss = loss + lam_aux * entropy_loss(F.softmax(pt_aux, dim=1))
-        loss.backward()
+        backward(ctx, "adapt", loss)
+        if ctx.probe is not None:
+            return
         opt.step()
         return
     o = d_main(prob_2_entropy(F.softmax(pt_main, dim=1)))
@@ -296,7 +347,9 @@ def step_advent(ctx, i, multi, adv, lam_main, lam_aux):
     if multi:
         o = d_aux(prob_2_entropy(F.softmax(pt_aux, dim=1)))
         loss = loss + lam_aux * bce(o, torch.zeros_like(o))
-    loss.backward()
+    backward(ctx, "adapt", loss)
+    if ctx.probe is not None:
+        return
     for d in ds:
         for p in d.parameters():
             p.requires_grad = True
@@ -330,6 +383,95 @@ def step_fda(ctx, i, beta, ent_w, ita, switch):
     opt.step()
 
 
+def set_lrs(ctx, i):
+    """Poly decay of the segmentation optimiser (classifiers x10) and of
+    every pixel-level classifier's Adam; all gradients zeroed."""
+    opt = ctx[1]
+    opt.param_groups[0]["lr"] = lr_poly(ctx.lr, i, ITERS)
+    opt.param_groups[1]["lr"] = 10 * lr_poly(ctx.lr, i, ITERS)
+    opt.zero_grad()
+    for _, _, o in ctx.pix:
+        o.param_groups[0]["lr"] = lr_poly(ctx.lr_d, i, ITERS)
+        o.zero_grad()
+
+
+def seg_source(ctx):
+    """Source forward: the segmentation loss and the source features."""
+    model = ctx[0]
+    xs, ys = ctx.data["src"]
+    ps, _ = model(normalize(xs))
+    return F.cross_entropy(interp(ps), ys, ignore_index=255), model.feat
+
+
+def step_feature_adv(ctx, i, lam, grl):
+    """FCNs in the wild's pixel-level alignment as DANN trains it: one
+    backward of L_seg + lam * 1/2 [BCE(D(R(F_s)), 0) + BCE(D(R(F_t)), 1)],
+    R the gradient reversal; D (Adam) and the network step together."""
+    model, opt = ctx[0], ctx[1]
+    set_lrs(ctx, i)
+    loss_seg, fs = seg_source(ctx)
+    model(normalize(ctx.data["tgt"][0]))
+    ft = model.feat
+    d = ctx.pix[0][1]
+    bce = nn.BCEWithLogitsLoss()
+    os_, ot = d(GradReverse.apply(fs, grl)), d(GradReverse.apply(ft, grl))
+    loss_dom = 0.5 * (bce(os_, torch.zeros_like(os_)) + bce(ot, torch.ones_like(ot)))
+    if ctx.probe is not None:
+        ctx.probe.update(seg=loss_seg, adapt=lam * loss_dom)
+        return
+    (loss_seg + lam * loss_dom).backward()
+    opt.step()
+    ctx.pix[0][2].step()
+
+
+def road_regions(fh, fw, gw, gh):
+    """Grid region of every feature position (centre of its receptive cell
+    in the whole image, no crop): [fh, fw] ints."""
+    reg = torch.zeros(fh, fw, dtype=torch.long)
+    for y in range(fh):
+        for x in range(fw):
+            gx = min(int(np.floor((x + 0.5) / fw * gw)), gw - 1)
+            gy = min(int(np.floor((y + 0.5) / fh * gh)), gh - 1)
+            reg[y, x] = gy * gw + gx
+    return reg
+
+
+def step_road(ctx, i, l_dist, l_sa, grl, gw=3, gh=3):
+    """ROAD-Net (Chen et al. 2018, Sec. 3): target-guided distillation
+    L_dist = mean over positions ||F(x_t) - F0(x_t)||_2 towards the frozen
+    teacher F0 (batch statistics, as the student's target pass), and
+    spatial-aware adaptation: per grid region r a domain classifier D_r
+    behind gradient reversal on the positions of r,
+    L_sa = mean_r 1/2 [BCE_r(D_r(R(F_s)), 0) + BCE_r(D_r(R(F_t)), 1)];
+    one backward of L_seg + l_dist L_dist + l_sa L_sa."""
+    model, opt = ctx[0], ctx[1]
+    set_lrs(ctx, i)
+    loss_seg, fs = seg_source(ctx)
+    xt = normalize(ctx.data["tgt"][0])
+    model(xt)
+    ft = model.feat
+    with torch.no_grad():
+        ctx.teacher(xt)
+        f0 = ctx.teacher.feat
+    dist = (ft - f0).pow(2).sum(1).sqrt().mean()
+    rs, rt = GradReverse.apply(fs, grl), GradReverse.apply(ft, grl)
+    reg = road_regions(fs.shape[2], fs.shape[3], gw, gh)
+    bce = nn.BCEWithLogitsLoss()
+    terms = []
+    for r, (_, d, _) in enumerate(ctx.pix):
+        m = reg == r
+        os_, ot = d(rs)[:, 0][:, m], d(rt)[:, 0][:, m]
+        terms.append(0.5 * (bce(os_, torch.zeros_like(os_)) + bce(ot, torch.ones_like(ot))))
+    loss_sa = sum(terms) / len(terms)
+    if ctx.probe is not None:
+        ctx.probe.update(seg=loss_seg, dist=l_dist * dist, spatial=l_sa * loss_sa)
+        return
+    (loss_seg + l_dist * dist + l_sa * loss_sa).backward()
+    opt.step()
+    for _, _, o in ctx.pix:
+        o.step()
+
+
 class Ctx(tuple):
     pass
 
@@ -358,25 +500,62 @@ def setup(tmp, data, multi, with_d, seed):
     od = [torch.optim.Adam(d.parameters(), lr=lr_d, betas=(0.9, 0.99)) if d is not None else None for d in ds]
     ctx = Ctx((model, opt, ds[0], ds[1], od[0], od[1]))
     ctx.data, ctx.lr, ctx.lr_d = data, lr, lr_d
+    ctx.pix, ctx.teacher, ctx.probe = [], None, None
     return ctx
+
+
+def add_pixel_discs(ctx, tmp, method, args, prefixes, width):
+    """Pixel-level classifiers as segda initialises them: read from a run at
+    learning rate 0 (one iteration moves nothing but BN statistics)."""
+    st0, err = run_segda(tmp, method, args, False, False, 1, lrs=("0", "0"), tag="lr0")
+    if st0 is None:
+        return err
+    for pre in prefixes:
+        d = PixelDisc(128, width).double()
+        with torch.no_grad():
+            for n, p in d.named_parameters():
+                if pre + n not in st0:
+                    return "segda has no tensor %s%s" % (pre, n)
+                p.copy_(torch.from_numpy(st0[pre + n].astype(np.float64)))
+        ctx.pix.append((pre, d, torch.optim.Adam(d.parameters(), lr=ctx.lr_d, betas=(0.9, 0.99))))
+    return None
+
+
+def add_teacher(ctx, tmp, gen):
+    """ROAD's frozen teacher: the initial network with every weight moved by
+    5% noise (so the distance is not zero at the first step, as when a
+    source-trained student starts from the pretrained teacher); returns
+    the --teacher arguments."""
+    t = MiniDeeplab(ctx[0].multi).double().train()
+    t.load_state_dict(ctx[0].state_dict())
+    with torch.no_grad():
+        for n, p in t.named_parameters():
+            p.mul_(1 + 0.05 * torch.randn(p.shape, generator=gen, dtype=torch.float64))
+    for p in t.parameters():
+        p.requires_grad_(False)
+    path = os.path.join(tmp, "teacher.safetensors")
+    st_write(path, {k: v.detach().numpy() for k, v in t.state_dict().items() if not k.endswith("num_batches_tracked")},
+             {"model": "deeplab-mini", "classes": str(C), "aux": "1" if t.multi else "0", "norm": "imagenet"})
+    ctx.teacher = t
+    return ["--teacher", path]
 
 
 def state_of(ctx):
     """Every tensor segda saves, under segda's names."""
     model, _, d_main, d_aux = ctx[:4]
     out = {k: v.detach().numpy().copy() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
-    for pre, d in (("disc:", d_main), ("disc_aux:", d_aux)):
+    for pre, d in [("disc:", d_main), ("disc_aux:", d_aux)] + [(p, d) for p, d, _ in ctx.pix]:
         if d is not None:
             out.update({pre + k: v.detach().numpy().copy() for k, v in d.state_dict().items()})
     return out
 
 
-def run_segda(tmp, method, args, multi, with_d, stop):
-    run = os.path.join(tmp, "run-%d" % stop)
+def run_segda(tmp, method, args, multi, with_d, stop, lrs=("2.5e-4", "1e-4"), tag=""):
+    run = os.path.join(tmp, "run-%d%s" % (stop, tag))
     cmd = [BIN, "train", "--method", method, "--source", "gta5:" + os.path.join(tmp, "src"),
            "--target", "gta5:" + os.path.join(tmp, "tgt"), "--model", "deeplab-mini", "--out", run,
            "--init", os.path.join(tmp, "init.safetensors"), "--iters", str(ITERS), "--batch", "1,1",
-           "--lr", "2.5e-4", "--lr-d", "1e-4", "--bn", "batch-stats", "--threads", "1", "--workers", "0",
+           "--lr", lrs[0], "--lr-d", lrs[1], "--bn", "batch-stats", "--threads", "1", "--workers", "0",
            "--log-every", "1000", "--aux", "on" if multi else "off"]
     if with_d:
         cmd += ["--disc-init", os.path.join(tmp, "D0.safetensors")]
@@ -426,12 +605,74 @@ def compare(label, ours, ref, start):
                "worst %s rel err %.3g; updates differ by %.3g (relative L2)" % (worst_name, worst, derr))
 
 
-def check(name, method, args, multi, with_d, step, seed):
+# the reference's probe terms -> the key segda logs (--log-grad-ratio) for it
+RATIOS = {
+    "adaptseg multi": {"adapt": "grad_ratio_adapt"},
+    "adaptseg single": {"adapt": "grad_ratio_adv"},
+    "adaptseg LS-GAN": {"adapt": "grad_ratio_adv"},
+    "advent AdvEnt multi": {"adapt": "grad_ratio_adapt"},
+    "advent MinEnt multi": {"adapt": "grad_ratio_adapt"},
+    "advent AdvEnt single": {"adapt": "grad_ratio_adv"},
+    "feature-adv": {"adapt": "grad_ratio_adapt"},
+    "road": {"dist": "grad_ratio_dist", "spatial": "grad_ratio_spatial"},
+}
+
+
+def reference_ratios(ctx, step):
+    """The first iteration's terms (probe mode), each term's gradient norm on
+    the network's trainable parameters over the segmentation terms'; the
+    model's BN statistics restored afterwards."""
+    model = ctx[0]
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
+    ctx.probe = {}
+    step(ctx, 0)
+    terms, ctx.probe = ctx.probe, None
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def norm(loss):
+        g = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+        return float(sum((x ** 2).sum() for x in g if x is not None)) ** 0.5
+
+    seg = norm(terms.pop("seg"))
+    out = {k: norm(v) / seg for k, v in terms.items()}
+    model.load_state_dict(saved)
+    return out
+
+
+def check_ratios(name, tmp, method, args, multi, with_d, ref_ratios, ref1, start):
+    """segda's logged grad_ratio_<term> at iteration 1 against the reference's,
+    and the run's parameters against the reference's first step (the
+    separate backward passes leave the update as it is)."""
+    ours, err = run_segda(tmp, method, args + ["--log-grad-ratio", "1"], multi, with_d, 1, tag="gr")
+    if ours is None:
+        report(False, name + " gradient ratios", "segda failed: " + err)
+        return
+    with open(os.path.join(tmp, "run-1gr", "log.jsonl")) as f:
+        logged = [json.loads(x) for x in f if '"terms"' in x][0]["terms"]
+    keys = RATIOS[name.replace(" x100", "")]
+    for ref_name, key in sorted(keys.items()):
+        got, want = logged.get(key), ref_ratios[ref_name]
+        ok = got is not None and abs(got - want) <= 1e-3 * abs(want) and want > 0
+        report(ok, "%s %s = %.4g" % (name, key, want), "segda logged %s" % got)
+    compare(name + " with --log-grad-ratio after 1 iteration", ours, ref1, start)
+
+
+def check(name, method, args, multi, with_d, step, pix=None, teacher=False, seed=0):
+    """pix: (prefixes, width) of pixel-level classifiers the method makes;
+    teacher: ROAD's --teacher."""
     with tempfile.TemporaryDirectory(prefix="segda-parity-") as tmp:
         gen = torch.Generator().manual_seed(seed)
         data = make_data(tmp, gen)
         ctx = setup(tmp, data, multi, with_d, seed)
+        if teacher:
+            args = args + add_teacher(ctx, tmp, gen)
+        if pix:
+            err = add_pixel_discs(ctx, tmp, method, args, *pix)
+            if err:
+                report(False, name + " set-up", err)
+                return
         start = state_of(ctx)
+        ratios = reference_ratios(ctx, step) if name.replace(" x100", "") in RATIOS else None
         refs = {}
         for i in range(ITERS):
             step(ctx, i)
@@ -442,6 +683,8 @@ def check(name, method, args, multi, with_d, step, seed):
                 report(False, "%s after %d iteration(s)" % (name, stop), "segda failed: " + err)
                 continue
             compare("%s after %d iteration(s)" % (name, stop), ours, refs[stop], start)
+        if ratios is not None:
+            check_ratios(name, tmp, method, args, multi, with_d, ratios, refs[1], start)
 
 
 def main():
@@ -470,12 +713,19 @@ def main():
              False, True, lambda c, i, s=scale: step_advent(c, i, False, True, 0.001 * s, 0)),
             ("fda" + tag, "fda", ["--beta", "0.05", "--lambda-ent", str(0.005 * scale), "--switch2entropy", "0"],
              False, False, lambda c, i, s=scale: step_fda(c, i, 0.05, 0.005 * s, 2.0, 0)),
+            ("feature-adv" + tag, "feature-adv", ["--lambda-adv", str(0.01 * scale), "--grl", "1",
+                                                  "--disc-width", "32"],
+             False, False, lambda c, i, s=scale: step_feature_adv(c, i, 0.01 * s, 1.0), (["disc:"], 32), False),
+            ("road" + tag, "road", ["--lambda-dist", str(0.1 * scale), "--lambda-spatial", str(0.01 * scale),
+                                    "--grid", "3x3", "--disc-width", "16"],
+             False, False, lambda c, i, s=scale: step_road(c, i, 0.1 * s, 0.01 * s, 1.0),
+             (["region%d:" % r for r in range(9)], 16), True),
         ]
     only = os.environ.get("PARITY_ONLY")
-    for k, (name, method, args, multi, with_d, step) in enumerate(cases):
-        if only and only not in name:
+    for k, case in enumerate(cases):
+        if only and only not in case[0]:
             continue
-        check(name, method, args, multi, with_d, step, seed=100 + k)
+        check(*case, seed=100 + k)
     return 1 if failed else 0
 
 
