@@ -448,6 +448,21 @@ static void kernels_storage(void)
     CHECK(back[0] == 0.0f && back[36] == 0.0f);
     D->sync();
     D->buffer_free(d);
+    /* zero-filled allocations, small and large (the CPU maps large ones) */
+    for (size_t bytes = 148; bytes <= ((size_t)4 << 20); bytes *= 1024) {
+        float *z = D->buffer_alloc_zero(bytes);
+        CHECK(z != NULL);
+        size_t n = bytes / sizeof(float);
+        float *zh = malloc(bytes);
+        D->copy_to_host(zh, z, bytes);
+        size_t nz = 0;
+        for (size_t i = 0; i < n; i++)
+            nz += zh[i] != 0.0f;
+        CHECK_MSG(nz == 0, "buffer_alloc_zero(%zu): %zu non-zero floats", bytes, nz);
+        D->copy_from_host(z, zh, bytes);
+        free(zh);
+        D->buffer_free(z);
+    }
     CHECK(D->compute_supported(SD_DTYPE_F32));
     n_compared++;
 }

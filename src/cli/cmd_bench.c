@@ -47,9 +47,10 @@ static void json_result(FILE *f, const sd_bench_result *r, double peak, bool las
     fprintf(f,
             "    {\"workload\": \"%s\", \"model\": \"%s\", \"w\": %d, \"h\": %d, \"batch\": %d, \"iters\": %d,\n"
             "     \"median_ms\": %.3f, \"min_ms\": %.3f, \"max_ms\": %.3f, \"gflop\": %.3f, \"gflops\": %.3f,\n"
-            "     \"peak_frac\": %.5f, \"peak_rss_mb\": %.1f, \"loss\": %.6g",
+            "     \"peak_frac\": %.5f, \"peak_rss_mb\": %.1f, \"arena_mb\": %.1f, \"arena_peak_mb\": %.1f,\n"
+            "     \"loss\": %.6g",
             r->workload, r->model, r->w, r->h, r->batch, r->iters, r->median_ms, r->min_ms, r->max_ms, r->gflop,
-            r->gflops, peak > 0 ? r->gflops / peak : 0.0, r->peak_rss_mb, r->loss);
+            r->gflops, peak > 0 ? r->gflops / peak : 0.0, r->peak_rss_mb, r->arena_mb, r->arena_peak_mb, r->loss);
     if (!strcmp(r->workload, "loader"))
         fprintf(f, ",\n     \"batches_per_s_321\": %.3f, \"batches_per_s_mini\": %.3f", r->loader_bps_321,
                 r->loader_bps_mini);
