@@ -222,6 +222,6 @@ bench-micro: deps
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(LIB_SRC:%.c=$(BUILD)/obj/%.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_SRC:%.c=$(BUILD)/obj/%.d) $(CLI_OBJ:.o=.d) $(SHIM_SRC:%.c=$(BUILD)/obj/%.d)
 
 include fuzz/fuzz.mk
