@@ -140,6 +140,22 @@ void *sd_arena_alloc(sd_arena *a, size_t bytes)
         note_used(a, bytes);
         return p;
     }
+    /* Chunks cannot merge: empty ones go back before a new one comes, or
+     * memory handed back in pieces too small for the request would be
+     * held beside it (2048x1024 inference held twice its live bytes). */
+    for (sd_arena_chunk **q = &a->head; *q;) {
+        sd_arena_chunk *e = *q;
+        if (e->used) {
+            q = &e->next;
+            continue;
+        }
+        *q = e->next;
+        a->held -= e->size;
+        sd_backend_for(a->device)->buffer_free(e->mem);
+        free(e);
+    }
+    for (pp = &a->head; *pp;)
+        pp = &(*pp)->next;
     sd_arena_chunk *c = chunk_new(a->device, bytes > a->chunk_size ? bytes : a->chunk_size);
     if (!c)
         return NULL;
