@@ -14,6 +14,7 @@
 #include "check.h"
 #include "core/backend.h"
 #include "segda/core.h"
+#include "segda/ops.h"
 #include "segda/tensor.h"
 
 /* R: the reference (CPU), D: the device under test */
@@ -376,6 +377,38 @@ static void kernels_resize(void)
 
 /* ---- convolutions ---- */
 
+/* conv2d_fused's epilogue: fold, forward and backward, with and without
+ * scale, shift and residual, for each activation */
+static void kernels_conv_post(void)
+{
+    const int n = 2, c = 5;
+    const size_t plane = 1003, ny = (size_t)n * c * plane;
+    arr bias = mk(c, -1, 1), w = mk(c, -2, 2), b = mk(c, -1, 1), rm = mk(c, -1, 1), rv = mk(c, 0.1f, 2),
+        scale = mk(c, 0, 0), shift = mk(c, 0, 0);
+    BOTH(be->conv_post_fold(c, 1e-5f, X(bias), X(w), X(b), X(rm), X(rv), X(scale), X(shift)))
+    cmp(&scale, 1e-6, "conv_post_fold scale");
+    cmp(&shift, 1e-6, "conv_post_fold shift");
+    BOTH(be->conv_post_fold(c, 1e-3f, NULL, NULL, NULL, X(rm), X(rv), X(scale), X(shift)))
+    cmp(&shift, 1e-6, "conv_post_fold without affine");
+    for (int act = SD_ACT_NONE; act <= SD_ACT_LEAKY_RELU; act++)
+        for (int with = 0; with < 2; with++) {
+            arr y = mk(ny, -2, 2), res = mk(ny, -1, 1), dy = mk(ny, -1, 1), dres = mk(ny, -1, 1), dpre = mk(ny, 0, 0);
+            BOTH(be->conv_post_fwd(n, c, plane, with ? X(scale) : NULL, with ? X(shift) : NULL,
+                                   with ? X(res) : NULL, act, 0.2f, X(y)))
+            cmp(&y, 1e-6, WHAT("conv_post_fwd act %d scale/shift/res %d", act, with));
+            BOTH(be->conv_post_bwd(n, c, plane, with ? X(scale) : NULL, act, 0.2f, X(y), X(dy),
+                                   with ? X(dres) : NULL, X(dpre)))
+            cmp(&dpre, 1e-6, WHAT("conv_post_bwd act %d dpre", act));
+            cmp(&dres, 1e-6, WHAT("conv_post_bwd act %d dres", act));
+            arr all[] = {y, res, dy, dres, dpre};
+            for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+                rel(&all[i]);
+        }
+    arr all[] = {bias, w, b, rm, rv, scale, shift};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        rel(&all[i]);
+}
+
 static void kernels_conv(void)
 {
     /* n, cin, h, w, cout, kh, kw, sh, sw, ph, pw, dh, dw, groups */
@@ -448,6 +481,21 @@ static void kernels_storage(void)
     CHECK(back[0] == 0.0f && back[36] == 0.0f);
     D->sync();
     D->buffer_free(d);
+    /* zero-filled allocations, small and large (the CPU maps large ones) */
+    for (size_t bytes = 148; bytes <= ((size_t)4 << 20); bytes *= 1024) {
+        float *z = D->buffer_alloc_zero(bytes);
+        CHECK(z != NULL);
+        size_t n = bytes / sizeof(float);
+        float *zh = malloc(bytes);
+        D->copy_to_host(zh, z, bytes);
+        size_t nz = 0;
+        for (size_t i = 0; i < n; i++)
+            nz += zh[i] != 0.0f;
+        CHECK_MSG(nz == 0, "buffer_alloc_zero(%zu): %zu non-zero floats", bytes, nz);
+        D->copy_from_host(z, zh, bytes);
+        free(zh);
+        D->buffer_free(z);
+    }
     CHECK(D->compute_supported(SD_DTYPE_F32));
     n_compared++;
 }
@@ -467,6 +515,7 @@ static void run_all(const sd_backend *ref, const sd_backend *dut)
     kernels_norm();
     kernels_resize();
     kernels_conv();
+    kernels_conv_post();
     printf("  %d comparisons (%s against %s)\n", n_compared, D->name, R->name);
     CHECK(n_compared > 300);
 }

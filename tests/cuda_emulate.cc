@@ -93,6 +93,13 @@ const void *sd_cuda_in(int slot, const void *p, size_t bytes)
 }
 
 void *sd_cuda_buffer_alloc(size_t bytes) { return dev_alloc(bytes); }
+void *sd_cuda_buffer_alloc_zero(size_t bytes)
+{
+    void *p = dev_alloc(bytes);
+    if (p)
+        memset(p, 0, bytes);
+    return p;
+}
 void sd_cuda_buffer_free(void *p) { dev_free(p); }
 void sd_cuda_buffer_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
 void sd_cuda_copy_to_host(void *host, const void *src, size_t bytes) { memmove(host, src, bytes); }

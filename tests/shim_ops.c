@@ -63,6 +63,14 @@ static sd_tensor *dispatch(const char *op, const sdt_args *a)
     switch (id) {
         case SD_OP_conv2d:
             return sd_conv2d(t, sdt_in(a, 0), sdt_in(a, 1), sdt_in(a, 2), conv_opts(a));
+        /* inputs x, w, b, residual, bn_mean, bn_var, bn_weight, bn_bias; ip: the conv2d case's nine, then act;
+         * fp: slope, eps */
+        case SD_OP_conv2d_fused: {
+            sd_conv_post p = {.bn_mean = sdt_in(a, 4), .bn_var = sdt_in(a, 5), .bn_weight = sdt_in(a, 6),
+                              .bn_bias = sdt_in(a, 7), .bn_eps = sdt_fp(a, 1, 1e-5f), .residual = sdt_in(a, 3),
+                              .act = (sd_act)sdt_ip(a, 9, 0), .slope = sdt_fp(a, 0, 0.0f)};
+            return sd_conv2d_fused(t, sdt_in(a, 0), sdt_in(a, 1), sdt_in(a, 2), conv_opts(a), &p);
+        }
         case SD_OP_conv_transpose2d:
             return sd_conv_transpose2d(t, sdt_in(a, 0), sdt_in(a, 1), sdt_in(a, 2), conv_opts(a));
         case SD_OP_max_pool2d:

@@ -351,7 +351,8 @@ void TEST_no_grad_memory(void)
             sd_tape_free(&t);
         }
         CHECK(memcmp(logits[0], logits[1], n * sizeof(float)) == 0);
-        CHECK_MSG(peak[1] * 3 < peak[0], "%s: no_grad peak %zu bytes, with the tape %zu", names[k], peak[1],
+        /* (the tape keeps one tensor per fused conv + bias/BN + ReLU) */
+        CHECK_MSG(peak[1] * 2 < peak[0], "%s: no_grad peak %zu bytes, with the tape %zu", names[k], peak[1],
                   peak[0]);
         free(logits[0]);
         free(logits[1]);

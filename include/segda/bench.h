@@ -67,6 +67,8 @@ typedef struct sd_bench_result {
     double gflop;             /* per step (see the top of this file); 0 for loader */
     double gflops;            /* gflop / median, GFLOP/s */
     double peak_rss_mb;       /* of this workload alone: VmHWM of its own process */
+    double arena_mb;          /* of which the step arena's chunks (activations, gradients, scratch) */
+    double arena_peak_mb;     /* the most of it live at once (what a perfect allocator would hold) */
     double loss;              /* the last step's total loss (sanity; 0 for inference / loader) */
     /* loader only: batches/s at 321x321 crops and at mini's 256x128 */
     double loader_bps_321, loader_bps_mini;

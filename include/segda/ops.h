@@ -23,6 +23,28 @@ sd_conv_opts sd_conv_opts_default(void);
 sd_conv_opts sd_conv_opts_make(int stride, int pad, int dil);
 
 sd_tensor *sd_conv2d(sd_tape *t, sd_tensor *x, sd_tensor *w, sd_tensor *b /* or NULL */, sd_conv_opts o);
+
+/* What conv2d_fused applies to the convolution's output, in that output:
+ * an eval-mode batch norm (running statistics: frozen BN, or inference),
+ * a residual added, then an activation. Every field may be absent. */
+typedef enum sd_act { SD_ACT_NONE = 0, SD_ACT_RELU, SD_ACT_LEAKY_RELU } sd_act;
+typedef struct sd_conv_post {
+    sd_tensor *bn_mean, *bn_var;      /* [Cout] running statistics; NULL: no batch norm */
+    sd_tensor *bn_weight, *bn_bias;   /* [Cout] or NULL (affine=false) */
+    float bn_eps;
+    sd_tensor *residual;              /* the output's shape, or NULL */
+    sd_act act;
+    float slope;                      /* LeakyReLU's negative slope, >= 0 */
+} sd_conv_post;
+/* act(bn_eval(conv2d(x, w, b)) + residual) as one op with one output: the
+ * tape keeps that output alone (the backward needs nothing else), where
+ * conv2d, batch_norm, add and relu keep four tensors; one pass over it
+ * instead of four. Gradients reach x, w, b and the residual; the batch
+ * norm's tensors must not require grad when recorded (a trained BN is
+ * conv2d + batch_norm). Matches the unfused ops to float rounding (the BN
+ * is folded into a per-channel scale and shift). */
+sd_tensor *sd_conv2d_fused(sd_tape *t, sd_tensor *x, sd_tensor *w, sd_tensor *b, sd_conv_opts o,
+                           const sd_conv_post *post);
 /* Output size (H-1)*stride - 2*pad + dil*(k-1) + out_pad + 1; out_pad must be
  * < stride (PyTorch also accepts out_pad < dilation; segda does not). */
 sd_tensor *sd_conv_transpose2d(sd_tape *t, sd_tensor *x, sd_tensor *w, sd_tensor *b, sd_conv_opts o);

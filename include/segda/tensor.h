@@ -55,8 +55,9 @@ typedef struct sd_arena {
     sd_arena_chunk *head;
     size_t chunk_size;       /* default chunk size; bigger requests get their own */
     size_t used, peak;       /* bytes live since reset, and the high-water mark */
+    size_t held;             /* bytes of the chunks it holds (what it costs in memory) */
     sd_device device;        /* whose backend allocates the chunks */
-    sd_arena_block *freed;   /* blocks handed back (sd_arena_give_back), reused best-fit */
+    sd_arena_block *freed;   /* free blocks below the chunks' tops (sd_arena_give_back), reused best-fit */
     int n_freed, cap_freed;
 } sd_arena;
 
@@ -66,8 +67,8 @@ void sd_arena_init(sd_arena *a, size_t chunk_size);
 void sd_arena_init_on(sd_arena *a, size_t chunk_size, sd_device dev);
 void *sd_arena_alloc(sd_arena *a, size_t bytes);  /* 64-byte aligned, uninitialised; NULL + message on OOM */
 void *sd_arena_calloc(sd_arena *a, size_t bytes);
-/* Returns a block of this arena before the reset, for a later allocation of
- * at most its size (no_grad inference keeps memory flat this way). */
+/* Returns a block of this arena before the reset, for later allocations
+ * (merged with free neighbours; no_grad inference keeps memory flat this way). */
 void sd_arena_give_back(sd_arena *a, void *p, size_t bytes);
 void sd_arena_reset(sd_arena *a);
 void sd_arena_free(sd_arena *a);

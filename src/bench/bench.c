@@ -326,6 +326,12 @@ static sd_status model_gflop(const char *model, bool aux, int w, int h, double *
 
 /* ---- the timed loops ---- */
 
+static void arena_stats(const sd_tape *t, sd_bench_result *r)
+{
+    r->arena_mb = (double)t->store.held / (1 << 20);
+    r->arena_peak_mb = (double)t->store.peak / (1 << 20);
+}
+
 typedef struct spec {
     const char *model;
     bool freeze_bn, aux;
@@ -370,6 +376,7 @@ static sd_status run_train(sd_bench_workload wl, const sd_bench_opts *o, sd_benc
     }
     if (!st && !isfinite(r->loss))
         st = sd_fail(SD_ERR_NUMERIC, "the last step's loss is %g", r->loss);
+    arena_stats(&b.t, r);
     if (!st)
         summarise(t, o->iters, r);
 done:
@@ -426,6 +433,8 @@ static sd_status run_infer(const sd_bench_opts *o, int w, int h, sd_bench_result
     }
     if (!st)
         summarise(times, o->iters, r);
+    if (tape_ok)
+        arena_stats(&t, r);
 done:
     if (tape_ok)
         sd_tape_free(&t);

@@ -22,7 +22,8 @@ static void usage(FILE *f)
             "Times whole steps at batch 1 on random inputs (fixed seed), each workload in a\n"
             "process of its own: median step time after warm-up, GFLOP/s (train steps count\n"
             "3 x the forward FLOPs), the fraction of OpenBLAS's sgemm peak (%dx%dx%d at the\n"
-            "same thread count) and the workload's peak RSS. Speeds are never asserted.\n"
+            "same thread count) and the workload's peak RSS (--json adds the step arena's held\n"
+            "and live-peak MB). Speeds are never asserted.\n"
             "Workloads (default: all):\n"
             "  vgg321      DeepLab-v2 VGG-16 train step at 321x321\n"
             "  r101        DeepLab-v2 ResNet-101 train step at 512x256, frozen BN\n"
@@ -48,9 +49,10 @@ static void json_result(FILE *f, const sd_bench_result *r, double peak, bool las
     fprintf(f,
             "    {\"workload\": \"%s\", \"model\": \"%s\", \"w\": %d, \"h\": %d, \"batch\": %d, \"iters\": %d,\n"
             "     \"median_ms\": %.3f, \"min_ms\": %.3f, \"max_ms\": %.3f, \"gflop\": %.3f, \"gflops\": %.3f,\n"
-            "     \"peak_frac\": %.5f, \"peak_rss_mb\": %.1f, \"loss\": %.6g",
+            "     \"peak_frac\": %.5f, \"peak_rss_mb\": %.1f, \"arena_mb\": %.1f, \"arena_peak_mb\": %.1f,\n"
+            "     \"loss\": %.6g",
             r->workload, r->model, r->w, r->h, r->batch, r->iters, r->median_ms, r->min_ms, r->max_ms, r->gflop,
-            r->gflops, peak > 0 ? r->gflops / peak : 0.0, r->peak_rss_mb, r->loss);
+            r->gflops, peak > 0 ? r->gflops / peak : 0.0, r->peak_rss_mb, r->arena_mb, r->arena_peak_mb, r->loss);
     if (!strcmp(r->workload, "loader"))
         fprintf(f, ",\n     \"batches_per_s_321\": %.3f, \"batches_per_s_mini\": %.3f", r->loader_bps_321,
                 r->loader_bps_mini);

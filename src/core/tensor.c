@@ -51,39 +51,60 @@ static sd_arena_chunk *chunk_new(sd_device dev, size_t size)
     return c;
 }
 
-/* Best fit among the blocks handed back, wasting at most half of a block. */
-static void *reuse_freed(sd_arena *a, size_t bytes)
+/* Memory handed back (sd_arena_give_back) is a list of free blocks, each
+ * inside one chunk; neighbours merge, and a block that reaches its chunk's
+ * top lowers the top instead. Two free blocks are therefore never adjacent
+ * and none ends at a top, so a request sees the free memory in as few, as
+ * large pieces as the live blocks allow (inference hands back every
+ * activation: without merging, a later, larger one found no block to fit
+ * and the arena held twice the live bytes). */
+
+static void note_used(sd_arena *a, size_t bytes)
 {
-    int best = -1;
-    for (int i = 0; i < a->n_freed; i++)
-        if (a->freed[i].bytes >= bytes && a->freed[i].bytes / 2 <= bytes &&
-            (best < 0 || a->freed[i].bytes < a->freed[best].bytes))
-            best = i;
-    if (best < 0)
-        return NULL;
-    void *p = a->freed[best].p;
-    a->used += a->freed[best].bytes;
+    a->used += bytes;
     if (a->used > a->peak)
         a->peak = a->used;
-    a->freed[best] = a->freed[--a->n_freed];
-    return p;
+}
+
+static sd_arena_chunk *chunk_of(const sd_arena *a, const unsigned char *p)
+{
+    for (sd_arena_chunk *c = a->head; c; c = c->next)
+        if (p >= c->mem && p < c->mem + c->size)
+            return c;
+    return NULL;
 }
 
 void sd_arena_give_back(sd_arena *a, void *p, size_t bytes)
 {
     bytes = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
-    if (!p || !bytes)
+    sd_arena_chunk *c = p && bytes ? chunk_of(a, p) : NULL;
+    if (!c)
         return;
+    a->used -= bytes;
+    unsigned char *lo = p, *hi = lo + bytes;
+    for (int i = 0; i < a->n_freed;) {
+        unsigned char *bl = a->freed[i].p, *bh = bl + a->freed[i].bytes;
+        if ((bh == lo || bl == hi) && bl >= c->mem && bh <= c->mem + c->size) {
+            lo = bh == lo ? bl : lo;
+            hi = bl == hi ? bh : hi;
+            a->freed[i] = a->freed[--a->n_freed];
+            continue;
+        }
+        i++;
+    }
+    if (hi == c->mem + c->used) {
+        c->used = (size_t)(lo - c->mem);
+        return;
+    }
     if (a->n_freed == a->cap_freed) {
         int cap = a->cap_freed ? 2 * a->cap_freed : 64;
         sd_arena_block *nb = realloc(a->freed, (size_t)cap * sizeof *nb);
         if (!nb)
-            return; /* the block simply stays in use until the reset */
+            return; /* the block stays unused until the reset */
         a->freed = nb;
         a->cap_freed = cap;
     }
-    a->freed[a->n_freed++] = (sd_arena_block){p, bytes};
-    a->used -= bytes;
+    a->freed[a->n_freed++] = (sd_arena_block){lo, (size_t)(hi - lo)};
 }
 
 void *sd_arena_alloc(sd_arena *a, size_t bytes)
@@ -91,30 +112,57 @@ void *sd_arena_alloc(sd_arena *a, size_t bytes)
     bytes = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
     if (!bytes)
         bytes = ARENA_ALIGN;
-    void *r = a->n_freed ? reuse_freed(a, bytes) : NULL;
-    if (r)
-        return r;
-    /* First fit over the chunk list: after the first step every chunk
-     * exists and a step allocates nothing from the system. */
-    sd_arena_chunk **pp = &a->head;
-    for (sd_arena_chunk *c = a->head; c; pp = &c->next, c = c->next) {
-        if (c->size - c->used >= bytes) {
-            void *p = c->mem + c->used;
-            c->used += bytes;
-            a->used += bytes;
-            if (a->used > a->peak)
-                a->peak = a->used;
-            return p;
-        }
+    /* Best fit over the free blocks and the chunks' unused tops: after the
+     * first step every chunk exists and a step allocates nothing from the
+     * system (the steps repeat one sequence of requests). */
+    int best = -1;
+    sd_arena_chunk *best_c = NULL, **pp = &a->head;
+    size_t best_size = (size_t)-1;
+    for (int i = 0; i < a->n_freed; i++)
+        if (a->freed[i].bytes >= bytes && a->freed[i].bytes < best_size)
+            best = i, best_size = a->freed[i].bytes;
+    for (sd_arena_chunk *c = a->head; c; pp = &c->next, c = c->next)
+        if (c->size - c->used >= bytes && c->size - c->used < best_size)
+            best_c = c, best_size = c->size - c->used;
+    if (best_c) {
+        void *p = best_c->mem + best_c->used;
+        best_c->used += bytes;
+        note_used(a, bytes);
+        return p;
     }
+    if (best >= 0) {
+        sd_arena_block *b = &a->freed[best];
+        void *p = b->p;
+        b->p = (unsigned char *)b->p + bytes;
+        b->bytes -= bytes;
+        if (!b->bytes)
+            *b = a->freed[--a->n_freed];
+        note_used(a, bytes);
+        return p;
+    }
+    /* Chunks cannot merge: empty ones go back before a new one comes, or
+     * memory handed back in pieces too small for the request would be
+     * held beside it (2048x1024 inference held twice its live bytes). */
+    for (sd_arena_chunk **q = &a->head; *q;) {
+        sd_arena_chunk *e = *q;
+        if (e->used) {
+            q = &e->next;
+            continue;
+        }
+        *q = e->next;
+        a->held -= e->size;
+        sd_backend_for(a->device)->buffer_free(e->mem);
+        free(e);
+    }
+    for (pp = &a->head; *pp;)
+        pp = &(*pp)->next;
     sd_arena_chunk *c = chunk_new(a->device, bytes > a->chunk_size ? bytes : a->chunk_size);
     if (!c)
         return NULL;
     *pp = c;
+    a->held += c->size;
     c->used = bytes;
-    a->used += bytes;
-    if (a->used > a->peak)
-        a->peak = a->used;
+    note_used(a, bytes);
     return c->mem;
 }
 
@@ -148,7 +196,7 @@ void sd_arena_free(sd_arena *a)
     a->freed = NULL;
     a->n_freed = a->cap_freed = 0;
     a->head = NULL;
-    a->used = 0;
+    a->used = a->held = 0;
 }
 
 /* ---- tape ---- */
@@ -568,13 +616,10 @@ static float *params_buffer(const sd_params *p, const char *group, size_t numel)
 {
     const sd_backend *be = sd_backend_for(p->device);
     size_t bytes = (numel ? numel : 1) * sizeof(float);
-    float *b = be ? be->buffer_alloc(bytes) : NULL;
-    if (!b) {
+    float *b = be ? be->buffer_alloc_zero(bytes) : NULL;
+    if (!b)
         sd_fail(SD_ERR_NOMEM, "params: out of memory for group '%s' (%zu floats on %s)", group, numel,
                 sd_device_name(p->device));
-        return NULL;
-    }
-    be->buffer_zero(b, bytes);
     return b;
 }
 

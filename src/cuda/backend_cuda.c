@@ -151,6 +151,14 @@ void *sd_cuda_buffer_alloc(size_t bytes)
     return p;
 }
 
+void *sd_cuda_buffer_alloc_zero(size_t bytes)
+{
+    void *p = sd_cuda_buffer_alloc(bytes);
+    if (p)
+        sd_cuda_buffer_zero(p, bytes ? bytes : 64);
+    return p;
+}
+
 void sd_cuda_buffer_free(void *p)
 {
     if (p)

@@ -4,6 +4,7 @@
  * grid-stride loops; every sum has a fixed order (no float atomics).
  * Softmax and the losses are in loss.cu. Backward kernels accumulate. */
 #include "cuda/kernels.cuh"
+#include "segda/ops.h"
 
 /* ---- activations and scalar ops ---- */
 
@@ -262,6 +263,49 @@ __global__ static void k_add_bias(int ch, size_t inner, size_t n, const float *b
     SD_GRID_LOOP(i, n) y[i] += b[(i / inner) % (size_t)ch];
 }
 
+/* ---- conv2d_fused's epilogue (src/cpu/conv_post.c is the reference) ---- */
+
+__device__ static inline float post_lo(int act, float slope)
+{
+    return act == SD_ACT_NONE ? 1.0f : act == SD_ACT_RELU ? 0.0f : slope;
+}
+
+__global__ static void k_conv_post_fwd(int c, size_t plane, size_t n, const float *scale, const float *shift,
+                                       const float *res, int act, float slope, float *y)
+{
+    const float lo = post_lo(act, slope);
+    SD_GRID_LOOP(i, n)
+    {
+        int k = (int)((i / plane) % (size_t)c);
+        float v = y[i] * (scale ? scale[k] : 1.0f) + (shift ? shift[k] : 0.0f) + (res ? res[i] : 0.0f);
+        y[i] = v > 0.0f ? v : v * lo;
+    }
+}
+
+__global__ static void k_conv_post_bwd(int c, size_t plane, size_t n, const float *scale, int act, float slope,
+                                       const float *y, const float *dy, float *dres, float *dpre)
+{
+    const float lo = post_lo(act, slope);
+    SD_GRID_LOOP(i, n)
+    {
+        float g = y[i] > 0.0f ? dy[i] : dy[i] * lo;
+        if (dres)
+            dres[i] += g;
+        dpre[i] = g * (scale ? scale[(i / plane) % (size_t)c] : 1.0f);
+    }
+}
+
+__global__ static void k_conv_post_fold(int c, float eps, const float *bias, const float *w, const float *b,
+                                        const float *rmean, const float *rvar, float *scale, float *shift)
+{
+    SD_GRID_LOOP(k, (size_t)c)
+    {
+        float s = (w ? w[k] : 1.0f) / sqrtf(rvar[k] + eps);
+        scale[k] = s;
+        shift[k] = (b ? b[k] : 0.0f) + ((bias ? bias[k] : 0.0f) - rmean[k]) * s;
+    }
+}
+
 /* ---- optimiser steps ---- */
 
 __global__ static void k_sgd(size_t n, float lr, float wd, float m, float *w, const float *g, float *buf)
@@ -348,6 +392,26 @@ void sd_cuda_channel_sum_acc(int outer, int ch, int inner, const float *x, float
         return;
     SD_CALL(k_channel_sum, ch, SD_THREADS, outer, ch, inner, x, dst);
     sd_cuda_ok(cudaGetLastError(), "k_channel_sum");
+}
+
+void sd_cuda_conv_post_fwd(int n, int c, size_t plane, const float *scale, const float *shift, const float *res,
+                           int act, float slope, float *y)
+{
+    size_t total = (size_t)n * c * plane;
+    SD_LAUNCH(k_conv_post_fwd, total, c, plane, total, scale, shift, res, act, slope, y);
+}
+
+void sd_cuda_conv_post_bwd(int n, int c, size_t plane, const float *scale, int act, float slope, const float *y,
+                           const float *dy, float *dres, float *dpre)
+{
+    size_t total = (size_t)n * c * plane;
+    SD_LAUNCH(k_conv_post_bwd, total, c, plane, total, scale, act, slope, y, dy, dres, dpre);
+}
+
+void sd_cuda_conv_post_fold(int c, float eps, const float *bias, const float *w, const float *b, const float *rmean,
+                            const float *rvar, float *scale, float *shift)
+{
+    SD_LAUNCH(k_conv_post_fold, (size_t)c, c, eps, bias, w, b, rmean, rvar, scale, shift);
 }
 
 void sd_cuda_add_bias(int outer, int ch, int inner, const float *b, float *y)

@@ -87,9 +87,8 @@ sd_tensor *sd_disc_forward(sd_disc *d, sd_tape *t, sd_tensor *x)
                             d->conv[0].cin);
     nn_ctx c = {.t = t, .training = true, .count = false};
     for (int i = 0; i < d->n; i++) {
-        x = nn_conv_fwd(&c, &d->conv[i], x);
-        if (i + 1 < d->n)
-            x = d->kind == SD_DISC_OUTPUT ? nn_leaky(&c, x, 0.2f) : nn_relu(&c, x);
+        sd_act act = i + 1 == d->n ? SD_ACT_NONE : d->kind == SD_DISC_OUTPUT ? SD_ACT_LEAKY_RELU : SD_ACT_RELU;
+        x = nn_conv_post(&c, &d->conv[i], NULL, false, x, NULL, act, 0.2f);
     }
     return x;
 }

@@ -237,10 +237,18 @@ static sd_status infer_run(sd_model *m, sd_tape *t, const uint8_t *px, int w, in
                     break;
                 }
             }
+            /* each step's input goes back once used: at full resolution
+             * the logits are as large as a backbone activation */
+            sd_tensor *prev = l;
             if (l && (l->shape[2] != gh || l->shape[3] != gw))
                 l = sd_resize_bilinear(t, l, gh, gw, o->align_corners);
+            if (l && l != prev)
+                sd_tensor_release(t, prev);
+            prev = l;
             if (l && probs)
                 l = sd_softmax(t, l);
+            if (l && l != prev)
+                sd_tensor_release(t, prev);
             sd_tape_no_grad_end(t);
             if (!l) {
                 st = t->status ? t->status : SD_ERR_ARG;

@@ -82,17 +82,51 @@ sd_tensor *nn_conv_fwd(nn_ctx *c, const nn_conv *l, sd_tensor *x)
     return sd_conv2d(c->t, x, l->w, l->b, sd_conv_opts_make(l->stride, l->pad, l->dil));
 }
 
+/* Whether a BN layer normalises with batch statistics (else its running ones). */
+static bool bn_batch(const nn_ctx *c, bool frozen) { return c->bn_reestimate || (c->training && !frozen); }
+
 sd_tensor *nn_bn_fwd(nn_ctx *c, const nn_bn *l, sd_tensor *x, bool frozen)
 {
     if (!x || c->count)
         return x;
     /* One value per channel (image pooling at batch 1) has no batch
      * statistics; PyTorch refuses, we fall back to the running ones. */
-    bool batch = (c->bn_reestimate || (c->training && !frozen)) && x->numel / (size_t)x->shape[1] >= 2;
+    bool batch = bn_batch(c, frozen) && x->numel / (size_t)x->shape[1] >= 2;
     /* (without running tensors, batch statistics are used but not folded in) */
     bool keep = batch && c->bn_keep_running && !c->bn_reestimate;
     return sd_batch_norm(c->t, x, l->w, l->b, keep ? NULL : l->rm, keep ? NULL : l->rv, batch,
                          c->bn_reestimate ? c->bn_momentum : 0.1f, 1e-5f);
+}
+
+sd_tensor *nn_conv_post(nn_ctx *c, const nn_conv *cv, const nn_bn *bn, bool frozen, sd_tensor *x, sd_tensor *res,
+                        sd_act act, float slope)
+{
+    if (!x || c->count)
+        return nn_conv_fwd(c, cv, x);
+    /* One op when the BN (if any) uses running statistics and trains
+     * nothing: the tape then keeps one tensor where the separate ops keep
+     * up to four, and the output is written once. */
+    bool bn_trains = bn && (bn->w->requires_grad || bn->b->requires_grad) && c->t->no_grad <= 0;
+    if (!bn || (!bn_batch(c, frozen) && !bn_trains)) {
+        sd_conv_post p = {.residual = res, .act = act, .slope = slope};
+        if (bn)
+            p = (sd_conv_post){.bn_mean = bn->rm, .bn_var = bn->rv, .bn_weight = bn->w, .bn_bias = bn->b,
+                               .bn_eps = 1e-5f, .residual = res, .act = act, .slope = slope};
+        return sd_conv2d_fused(c->t, x, cv->w, cv->b, sd_conv_opts_make(cv->stride, cv->pad, cv->dil), &p);
+    }
+    sd_tensor *y = nn_conv_fwd(c, cv, x), *z = nn_bn_fwd(c, bn, y, frozen);
+    nn_done(c, y, z);
+    if (res) {
+        y = z;
+        z = nn_add(c, y, res);
+        nn_done(c, y, z);
+    }
+    if (act == SD_ACT_NONE)
+        return z;
+    y = z;
+    z = act == SD_ACT_RELU ? nn_relu(c, y) : nn_leaky(c, y, slope);
+    nn_done(c, y, z);
+    return z;
 }
 
 void nn_done(nn_ctx *c, sd_tensor *x, const sd_tensor *result)

@@ -413,50 +413,50 @@ sd_status sd_bn_mode_parse(const char *s, sd_bn_mode *out)
  * consumer has run: under no_grad (inference, teachers, pseudo-labels) the
  * memory of a forward pass then stays at a few activations whatever the
  * depth; with gradients the tape keeps them all. */
-static sd_tensor *cbr(nn_ctx *c, sd_model *m, const nn_conv *cv, const nn_bn *bn, sd_tensor *x, bool relu)
+/* conv, BN, then the residual res (or NULL) and ReLU when relu */
+static sd_tensor *cbr_res(nn_ctx *c, sd_model *m, const nn_conv *cv, const nn_bn *bn, sd_tensor *x, sd_tensor *res,
+                          bool relu)
 {
-    sd_tensor *y = nn_conv_fwd(c, cv, x);
-    sd_tensor *z = nn_bn_fwd(c, bn, y, bn_frozen(m, bn));
-    nn_done(c, y, z);
-    if (!relu)
-        return z;
-    sd_tensor *r = nn_relu(c, z);
-    nn_done(c, z, r);
-    return r;
+    return nn_conv_post(c, cv, bn, bn_frozen(m, bn), x, res, relu ? SD_ACT_RELU : SD_ACT_NONE, 0.0f);
 }
 
-/* x stays the caller's */
+static sd_tensor *cbr(nn_ctx *c, sd_model *m, const nn_conv *cv, const nn_bn *bn, sd_tensor *x, bool relu)
+{
+    return cbr_res(c, m, cv, bn, x, NULL, relu);
+}
+
+/* x stays the caller's. The block's last conv adds the residual and applies
+ * the ReLU in its epilogue (with a downsample, the downsample's conv adds
+ * the main path's output). */
 static sd_tensor *block_fwd(nn_ctx *c, sd_model *m, const block *bk, sd_tensor *x)
 {
+    const nn_conv *last = bk->bottleneck ? &bk->c3 : &bk->c2;
+    const nn_bn *last_bn = bk->bottleneck ? &bk->b3 : &bk->b2;
     sd_tensor *y = cbr(c, m, &bk->c1, &bk->b1, x, true), *y2;
     if (bk->bottleneck) {
         y2 = cbr(c, m, &bk->c2, &bk->b2, y, true);
         nn_done(c, y, y2);
-        y = cbr(c, m, &bk->c3, &bk->b3, y2, false);
-        nn_done(c, y2, y);
-    } else {
-        y2 = cbr(c, m, &bk->c2, &bk->b2, y, false);
-        nn_done(c, y, y2);
         y = y2;
     }
-    sd_tensor *res = bk->has_down ? cbr(c, m, &bk->down, &bk->dbn, x, false) : x;
-    sd_tensor *sum = nn_add(c, y, res);
-    nn_done(c, y, sum);
-    if (res != x)
-        nn_done(c, res, sum);
-    sd_tensor *out = nn_relu(c, sum);
-    nn_done(c, sum, out);
+    if (!bk->has_down) {
+        sd_tensor *out = cbr_res(c, m, last, last_bn, y, x, true);
+        nn_done(c, y, out);
+        return out;
+    }
+    y2 = cbr(c, m, last, last_bn, y, false);
+    nn_done(c, y, y2);
+    sd_tensor *out = cbr_res(c, m, &bk->down, &bk->dbn, x, y2, true);
+    nn_done(c, y2, out);
     return out;
 }
 
+/* the branches' sum: each conv adds the sum so far in its epilogue */
 static sd_tensor *aspp2_fwd(nn_ctx *c, sd_model *m, const nn_conv *br, sd_tensor *x)
 {
     sd_tensor *out = nn_conv_fwd(c, &br[0], x);
     for (int i = 1; i < m->n_aspp; i++) {
-        sd_tensor *b = nn_conv_fwd(c, &br[i], x);
-        sd_tensor *sum = nn_add(c, out, b);
+        sd_tensor *sum = nn_conv_post(c, &br[i], NULL, false, x, out, SD_ACT_NONE, 0.0f);
         nn_done(c, out, sum);
-        nn_done(c, b, sum);
         out = sum;
     }
     return out;
@@ -500,8 +500,7 @@ static sd_status forward_ctx(sd_model *m, nn_ctx *c, sd_tensor *x, sd_model_out 
         feat = x;
     } else {
         for (int i = 0; i < 15; i++) {
-            ADVANCE(nn_conv_fwd(c, &m->vgg[i], x));
-            ADVANCE(nn_relu(c, x));
+            ADVANCE(nn_conv_post(c, &m->vgg[i], NULL, false, x, NULL, SD_ACT_RELU, 0.0f));
             if (i < 13 && vgg_cfg[i].pool_after)
                 ADVANCE(nn_maxpool(c, x, 2, 2, 0, false));
             if (i == 9)

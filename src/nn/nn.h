@@ -51,6 +51,11 @@ void nn_bn_decl(nn_builder *b, nn_bn *bn, const char *name, int c, bool head);
 sd_tensor *nn_conv_fwd(nn_ctx *c, const nn_conv *l, sd_tensor *x);
 /* frozen: use running statistics even in training (frozen BN). */
 sd_tensor *nn_bn_fwd(nn_ctx *c, const nn_bn *l, sd_tensor *x, bool frozen);
+/* act(bn(conv(x)) + res), bn and res optional (NULL): one conv2d_fused op
+ * where the BN uses running statistics and trains nothing (frozen BN,
+ * inference), else the separate ops; the intermediates go back (nn_done). */
+sd_tensor *nn_conv_post(nn_ctx *c, const nn_conv *cv, const nn_bn *bn, bool frozen, sd_tensor *x, sd_tensor *res,
+                        sd_act act, float slope);
 sd_tensor *nn_relu(nn_ctx *c, sd_tensor *x);
 sd_tensor *nn_leaky(nn_ctx *c, sd_tensor *x, float slope);
 sd_tensor *nn_maxpool(nn_ctx *c, sd_tensor *x, int k, int stride, int pad, bool ceil_mode);

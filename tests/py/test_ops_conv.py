@@ -1,4 +1,4 @@
-"""PyTorch parity of the spatial ops (conv2d, conv_transpose2d, batch/instance
+"""PyTorch parity of the spatial ops (conv2d, conv2d_fused, conv_transpose2d, batch/instance
 norm, max/avg/adaptive pooling, bilinear/nearest resize, pad, flip_w):
 forward and every input gradient against torch 1.13 in float64 over a grid
 of shapes (odd sizes, batch > 1, stride 2, dilations up to 24, padding,
@@ -53,6 +53,43 @@ conv_case(1, 3, 23, 19, 8, 7, 2, 3)                 # ResNet stem
 conv_case(2, 5, 16, 12, 1, 4, 2, 1)                 # discriminator block
 conv_case(1, 3, 11, 13, 4, (3, 5), (1, 2), (1, 2), (2, 1))
 conv_case(1, 64, 130, 121, 4, 3, 1, 1)              # im2col split into row blocks
+
+# ---- conv2d_fused: act(bn_eval(conv2d(x, w, b)) + residual) ----
+ACTS = {"none": 0, "relu": 1, "leaky": 2}
+
+
+def fused_case(n, cin, h, w, cout, k, s=1, p=0, d=1, bias=False, bn=True, affine=True, res=False, act="relu",
+               slope=0.2, eps=1e-5):
+    x, wt = rnd(n, cin, h, w), rnd(cout, cin, k, k) * 0.3
+    oh, ow = (h + 2 * p - d * (k - 1) - 1) // s + 1, (w + 2 * p - d * (k - 1) - 1) // s + 1
+    ins = [x, wt, rnd(cout) if bias else None, rnd(n, cout, oh, ow) if res else None]
+    ins += [rnd(cout), np.abs(rnd(cout)) + 0.5] if bn else [None, None]
+    ins += [rnd(cout), rnd(cout)] if bn and affine else [None, None]
+
+    def ref(x, wt, b, r, rm, rv, bw, bb):
+        y = F.conv2d(x, wt, b, s, p, d)
+        if rm is not None:
+            y = F.batch_norm(y, rm, rv, bw, bb, False, 0.1, eps)
+        if r is not None:
+            y = y + r
+        return F.relu(y) if act == "relu" else F.leaky_relu(y, slope) if act == "leaky" else y
+
+    label = "conv2d_fused x=%s w=%s s=%d p=%d d=%d bias=%d bn=%d affine=%d res=%d act=%s" % (
+        x.shape, wt.shape, s, p, d, bias, bn, affine, res, act)
+    check_op("conv2d_fused", ref, ins, [s, s, p, p, d, d, 1, 0, 0, ACTS[act]], [slope, eps], nograd=(4, 5, 6, 7),
+             label=label)
+
+
+fused_case(2, 8, 9, 7, 12, 1, res=True)                            # bottleneck end: BN, residual, ReLU
+fused_case(1, 6, 11, 9, 5, 3, 1, 2, 2)                             # dilated 3x3 + BN + ReLU
+fused_case(1, 6, 11, 9, 7, 1, 2, act="none")                       # downsample: 1x1 stride 2 + BN
+fused_case(1, 3, 23, 19, 8, 7, 2, 3)                               # the stem
+fused_case(2, 5, 16, 12, 4, 4, 2, 1, bias=True, bn=False, act="leaky")   # discriminator
+fused_case(1, 4, 9, 11, 6, 3, 1, 1, bias=True, bn=False)           # VGG conv + ReLU
+fused_case(1, 4, 9, 11, 6, 3, 1, 1, bias=True, affine=False, res=True, act="leaky", slope=0.01)
+fused_case(1, 4, 6, 5, 3, 3, 1, 1, bn=False, act="none")           # a plain conv
+fused_case(1, 64, 40, 37, 6, 3, 1, 1, res=True)                    # parallel epilogue
+
 
 # ---- conv_transpose2d ----
 def convt_case(n, cin, h, w, cout, k, s=1, p=0, op=0, d=1, g=1, bias=True):
@@ -151,6 +188,11 @@ check_op("flip_w", lambda x: torch.flip(x, [3]), [x], label="flip_w")
 check_error("conv2d", [rnd(1, 3, 8, 8), rnd(4, 2, 3, 3)], [1, 1, 1, 1, 1, 1, 1], needle="conv2d: input [1,3,8,8] and weight [4,2,3,3]")
 check_error("conv2d", [rnd(1, 3, 4, 4), rnd(4, 3, 3, 3)], [1, 1, 0, 0, 3, 3, 1], needle="[1,3,4,4]")
 check_error("conv2d", [rnd(1, 3, 8, 8), rnd(4, 3, 3, 3), rnd(5)], [1, 1, 1, 1, 1, 1, 1], needle="bias [5]")
+check_error("conv2d_fused", [rnd(1, 3, 8, 8), rnd(4, 3, 3, 3), None, rnd(1, 4, 7, 8)], [1, 1, 1, 1, 1, 1, 1, 0, 0, 1],
+            needle="residual[1,4,7,8]")
+# a trained BN's weight: the fused op has no gradient for it
+check_error("conv2d_fused", [rnd(1, 3, 8, 8), rnd(4, 3, 3, 3), None, None, rnd(4), rnd(4) ** 2, rnd(4), rnd(4)],
+            [1, 1, 1, 1, 1, 1, 1, 0, 0, 1], needle="the batch norm's running statistics requires grad")
 check_error("conv_transpose2d", [rnd(1, 3, 8, 8), rnd(4, 2, 3, 3)], [2, 2, 1, 1, 1, 1, 1], needle="conv_transpose2d: input [1,3,8,8]")
 check_error("max_pool2d", [rnd(1, 3, 8, 8)], [3, 3, 2, 2, 2, 2, 0], needle="max_pool2d: input [1,3,8,8]")
 check_error("batch_norm", [rnd(2, 3, 4, 4), rnd(3), rnd(3), rnd(4), rnd(3)], [1], [0.1, 1e-5], needle="weight [4]")
