@@ -29,7 +29,7 @@ else
 $(info segda: built without MPI (no ompi-c pkg-config file or mpicc; `tools/deps.sh mpi` installs Open MPI))
 endif
 
-LIB_DIRS := core cpu nn optim io data da eval gap bench dist
+LIB_DIRS := core cpu nn optim io data train da eval gap bench dist
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard src/$(d)/*.c))
 
 # CUDA backend (src/cuda): built when nvcc and cuDNN's header are found under

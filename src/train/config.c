@@ -350,3 +350,69 @@ sd_status sd_train_resolve(sd_config *cfg, const sd_method **method)
     *method = m;
     return SD_OK;
 }
+
+/* ---- the shared knobs (the method files add their own) ---- */
+
+static const sd_knob shared_knobs[] = {
+    {"source", SD_KNOB_STR, "", NULL, "source training set (gta5:DIR, synthia:DIR, cityscapes:DIR, folder:DIR)"},
+    {"target", SD_KNOB_STR, "", NULL, "target set (its train split for training, its val split for evaluation)"},
+    {"val", SD_KNOB_STR, "", NULL, "target validation set (default: the target spec with split val)"},
+    {"model", SD_KNOB_STR, "deeplab-mini", NULL, "segmentation network (segda models lists them)"},
+    {"classes", SD_KNOB_STR, "19", "19|16", "class set: 19 Cityscapes trainIds, or SYNTHIA's 16 (the mIoU-16 "
+                                            "classes; evaluated and selected by mIoU-16)"},
+    {"lanemarking-as-road", SD_KNOB_BOOL, "false", NULL, "SYNTHIA labels: lane markings (id 22) are road (CBST/CRST)"},
+    {"out", SD_KNOB_STR, "", NULL, "run directory"},
+    {"init", SD_KNOB_STR, "", NULL, "checkpoint to start from (pretrained backbone or a trained model)"},
+    {"partial-init", SD_KNOB_BOOL, "false", NULL, "--init loads the tensors that fit from a checkpoint of another "
+                                                  "model or class count, listing what it skipped"},
+    {"iters", SD_KNOB_INT, "1000", NULL, "iterations (the poly schedule reaches 0 here)"},
+    {"stop-after", SD_KNOB_INT, "0", NULL, "stop and save after this many iterations, as an interrupt would (0 = run all)"},
+    {"batch", SD_KNOB_STR, "1,1", NULL, "source,target images per iteration"},
+    {"crop", SD_KNOB_STR, "", NULL, "training crop WxH (default: whole images)"},
+    {"source-size", SD_KNOB_STR, "", NULL, "resize source images to WxH before cropping (PIL bicubic, labels "
+                                           "nearest; default: as stored)"},
+    {"target-size", SD_KNOB_STR, "", NULL, "resize target images to WxH before cropping and for evaluation"},
+    {"lr", SD_KNOB_FLOAT, "2.5e-4", NULL, "base learning rate of the segmentation network (classifier x10 with --init: head-lr-mult)"},
+    {"lr-d", SD_KNOB_FLOAT, "1e-4", NULL, "base learning rate of discriminators (Adam)"},
+    {"optimizer", SD_KNOB_STR, "sgd", "sgd|adam", "optimiser of the segmentation network"},
+    {"momentum", SD_KNOB_FLOAT, "0.9", NULL, "SGD momentum"},
+    {"weight-decay", SD_KNOB_FLOAT, "5e-4", NULL, "weight decay of the segmentation network"},
+    {"power", SD_KNOB_FLOAT, "0.9", NULL, "poly schedule power"},
+    {"warmup", SD_KNOB_INT, "0", NULL, "linear warm-up iterations"},
+    {"seed", SD_KNOB_INT, "1", NULL, "seed of weights, batches and augmentation"},
+    {"eval-every", SD_KNOB_INT, "0", NULL, "evaluate on target val every K iterations and at the end (0 = never)"},
+    {"save-every", SD_KNOB_INT, "0", NULL, "save last.safetensors every K iterations (0 = at evaluations and the end)"},
+    {"val-limit", SD_KNOB_INT, "0", NULL, "evaluate on the first N val images only (0 = all)"},
+    {"eval-size", SD_KNOB_STR, "", NULL, "network input size for evaluation (default: target-size, else as stored)"},
+    {"align-corners", SD_KNOB_BOOL, "true", NULL, "bilinear upsampling of logits with align_corners (AdaptSegNet)"},
+    {"flip", SD_KNOB_BOOL, "false", NULL, "random horizontal flips"},
+    {"bn", SD_KNOB_STR, "auto", "auto|frozen|batch-stats|train", "backbone batch norm: frozen (running statistics, "
+                                  "affine fixed), batch-stats (batch statistics, running ones updated, affine fixed: "
+                                  "the AdaptSegNet/ADVENT/FDA code), train; auto: the method's published recipe with --init, "
+                                  "train without (from scratch BN must learn its statistics)"},
+    {"freeze-bn", SD_KNOB_BOOL, NULL, NULL, "old spelling: true = bn frozen, false = bn train"},
+    {"head-lr-mult", SD_KNOB_FLOAT, "0", NULL, "classifier lr multiplier; 0 = auto: 10 with --init (DeepLab's new "
+                                               "head on a pretrained backbone), 1 from scratch"},
+    {"aux", SD_KNOB_STR, "auto", "auto|on|off", "auxiliary classifier (auto: when the method is multi-level)"},
+    {"threads", SD_KNOB_INT, "0", NULL, "threads (0 = all cores)"},
+    {"ranks", SD_KNOB_INT, "1", NULL, "processes of a data-parallel run: set from mpirun -np and recorded (--batch is "
+                                      "per rank; N ranks of batch b equal one process of batch N*b)"},
+    {"sync-bn", SD_KNOB_BOOL, "true", NULL, "with several ranks and BN on batch statistics (--bn batch-stats or "
+                                            "train): batch norm "
+                                            "uses the whole batch's statistics (SyncBN); false: each rank's own, "
+                                            "running statistics averaged after every iteration"},
+    {"precision", SD_KNOB_STR, "f32", "f32|bf16|bf16-emulated", "compute dtype of the convolutions (bf16: f32 master weights, "
+                                                  "gradients, optimiser state, losses and BN statistics)"},
+    {"workers", SD_KNOB_INT, "2", NULL, "loader threads reading batches ahead (0 = in the training thread); "
+                                        "batches are the same for any number"},
+    {"skip-bad", SD_KNOB_BOOL, "false", NULL, "replace unreadable samples by the next readable one (counted and "
+                                              "listed) instead of stopping"},
+    {"log-every", SD_KNOB_INT, "0", NULL, "progress line every N iterations (0 = every 2 s)"},
+    {"resume", SD_KNOB_BOOL, "false", NULL, "continue the run in --out from its last.safetensors"},
+    {"resume-force", SD_KNOB_BOOL, "false", NULL, "with --resume, accept settings that differ from the run's "
+                                                  "(listed in log.jsonl)"},
+    {"config", SD_KNOB_STR, "", NULL, "configuration file of key = value lines"},
+    {NULL, 0, NULL, NULL, NULL},
+};
+
+const sd_knob *sd_train_knobs(void) { return shared_knobs; }
