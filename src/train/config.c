@@ -83,9 +83,64 @@ static char *trim(char *s)
     return s;
 }
 
+/* One configuration line (comment cut, trimmed) at origin: key = value. */
+static sd_status parse_line(sd_config *c, sd_config *seen, char *line, const char *origin)
+{
+    char *hash = strchr(line, '#');
+    if (hash)
+        *hash = 0;
+    char *s = trim(line);
+    if (!*s)
+        return SD_OK;
+    char *eq = strchr(s, '=');
+    if (!eq)
+        return sd_fail(SD_ERR_FORMAT, "%s: expected 'key = value', got '%s'", origin, s);
+    *eq = 0;
+    char *key = trim(s), *val = trim(eq + 1);
+    if (!*key)
+        return sd_fail(SD_ERR_FORMAT, "%s: empty key", origin);
+    /* a key given twice: which of two values was meant cannot be guessed */
+    const char *before = sd_config_origin(seen, key);
+    if (before)
+        return sd_fail(SD_ERR_FORMAT, "%s: key '%s' given twice (first at %s)", origin, key, before);
+    sd_status st = sd_config_set(seen, key, "", origin, false);
+    return st ? st : sd_config_set(c, key, val, origin, false);
+}
+
+sd_status sd_config_parse(sd_config *c, const char *text, size_t len, const char *name)
+{
+    enum { MAX_LINE = 4094 };
+    char line[MAX_LINE + 2], origin[4200];
+    sd_config seen;
+    sd_config_init(&seen);
+    sd_status st = SD_OK;
+    size_t i = 0;
+    for (int lineno = 1; i < len && !st; lineno++) {
+        size_t n = 0;
+        snprintf(origin, sizeof origin, "%s:%d", name, lineno);
+        for (; i < len && text[i] != '\n'; i++) {
+            if (text[i] == 0) {
+                st = sd_fail(SD_ERR_FORMAT, "%s: NUL byte in the line (a configuration is text)", origin);
+                break;
+            }
+            if (n == MAX_LINE) {
+                st = sd_fail(SD_ERR_FORMAT, "%s: line longer than %d characters", origin, MAX_LINE);
+                break;
+            }
+            line[n++] = text[i];
+        }
+        i++; /* the newline */
+        line[n] = 0;
+        if (!st)
+            st = parse_line(c, &seen, line, origin);
+    }
+    sd_config_free(&seen);
+    return st;
+}
+
 sd_status sd_config_read(sd_config *c, const char *path)
 {
-    FILE *f = fopen(path, "r");
+    FILE *f = fopen(path, "rb");
     if (!f)
         return sd_fail(SD_ERR_IO, "%s: %s", path, strerror(errno));
     struct stat sb;
@@ -93,49 +148,19 @@ sd_status sd_config_read(sd_config *c, const char *path)
         fclose(f);
         return sd_fail(SD_ERR_IO, "%s: not a regular file (a configuration is a file of key = value lines)", path);
     }
-    char line[4096], origin[4200];
-    int lineno = 0;
-    sd_status st = SD_OK;
-    /* the keys of this file, to refuse one given twice: which of two
-     * values was meant cannot be guessed, and the first silently won */
-    sd_config seen;
-    sd_config_init(&seen);
-    while (fgets(line, sizeof line, f)) {
-        lineno++;
-        size_t len = strlen(line);
-        if (len == sizeof line - 1 && line[len - 1] != '\n') {
-            st = sd_fail(SD_ERR_FORMAT, "%s:%d: line longer than %zu characters", path, lineno, sizeof line - 2);
-            break;
-        }
-        char *hash = strchr(line, '#');
-        if (hash)
-            *hash = 0;
-        char *s = trim(line);
-        if (!*s)
-            continue;
-        char *eq = strchr(s, '=');
-        if (!eq) {
-            st = sd_fail(SD_ERR_FORMAT, "%s:%d: expected 'key = value', got '%s'", path, lineno, s);
-            break;
-        }
-        *eq = 0;
-        char *key = trim(s), *val = trim(eq + 1);
-        if (!*key) {
-            st = sd_fail(SD_ERR_FORMAT, "%s:%d: empty key", path, lineno);
-            break;
-        }
-        snprintf(origin, sizeof origin, "%s:%d", path, lineno);
-        const char *before = sd_config_origin(&seen, key);
-        if (before) {
-            st = sd_fail(SD_ERR_FORMAT, "%s: key '%s' given twice (first at %s)", origin, key, before);
-            break;
-        }
-        if ((st = sd_config_set(&seen, key, "", origin, false)) != SD_OK ||
-            (st = sd_config_set(c, key, val, origin, false)) != SD_OK)
-            break;
+    if (sb.st_size > (1 << 24)) {
+        fclose(f);
+        return sd_fail(SD_ERR_FORMAT, "%s: %lld bytes, more than a configuration's 16 MiB", path,
+                       (long long)sb.st_size);
     }
+    char *text = sd_malloc((size_t)sb.st_size + 1);
+    size_t len = text ? fread(text, 1, (size_t)sb.st_size, f) : 0;
+    bool bad = text && ferror(f);
     fclose(f);
-    sd_config_free(&seen);
+    if (!text)
+        return SD_ERR_NOMEM;
+    sd_status st = bad ? sd_fail(SD_ERR_IO, "%s: read error", path) : sd_config_parse(c, text, len, path);
+    free(text);
     return st;
 }
 

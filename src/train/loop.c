@@ -495,6 +495,7 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     if (!pv)
         return sd_fail(SD_ERR_NOMEM, "train: out of memory");
     pv->lock_fd = -1;
+    pv->last_miou = NAN;
     sd_config_init(&pv->resolved);
     pv->rank = sd_dist_rank();
     pv->ranks = sd_dist_size();
@@ -780,6 +781,7 @@ static sd_status run_eval(sd_trainer *tr, sd_train_summary *sum)
         return st;
     /* the best checkpoint by the class set's protocol (mIoU-16 for SYNTHIA's) */
     double miou = r.miou[((loop_priv *)tr->priv)->protocol];
+    ((loop_priv *)tr->priv)->last_miou = miou;
     train_log_eval(tr, &r);
     if (sum) {
         sum->evaluated = true;
@@ -914,9 +916,10 @@ void sd_train_set_progress(sd_train_progress_fn fn, void *ctx)
     progress_ctx = ctx;
 }
 
-sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum)
+sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *user_sum)
 {
-    if (sum) {
+    sd_train_summary local, *sum = user_sum ? user_sum : &local; /* (summary.json needs one) */
+    {
         memset(sum, 0, sizeof *sum);
         sum->miou_19 = NAN;
         sum->best_miou = NAN;
@@ -952,6 +955,9 @@ sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum)
                     m->name, sig ? "interrupted" : "stopped", (long long)tr.it, tr.rundir);
             st = sig ? sd_fail(SD_ERR_INTERRUPTED, "interrupted at iteration %lld (state saved)", (long long)tr.it)
                      : SD_OK;
+            sum->best_miou = tr.best_miou, sum->best_it = tr.best_it, sum->iters = tr.it;
+            sum->seconds = sd_time_now() - t0, sum->eval_failures = pv->eval_failures;
+            train_write_summary(&tr, st ? st : SD_ERR_INTERRUPTED, sum);
             teardown(&tr);
             return st;
         }
@@ -1000,13 +1006,14 @@ sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum)
             }
         }
     }
-    if (sum) {
+    {
         sum->best_miou = tr.best_miou;
         sum->best_it = tr.best_it;
         sum->iters = tr.it;
         sum->seconds = sd_time_now() - t0;
         sum->eval_failures = pv->eval_failures;
     }
+    train_write_summary(&tr, st, sum);
     teardown(&tr);
     return st;
 }

@@ -58,6 +58,7 @@ typedef struct loop_priv {
     bool remap;                  /* a class set other than the 19 trainIds: labels go through class_lut */
     uint8_t class_lut[256];      /* trainId -> the model's output index */
     sd_protocol protocol;        /* what evaluations select the best checkpoint by */
+    double last_miou;            /* the last evaluation's mIoU by that protocol (NAN: none) */
     /* what "auto" / 0-means-published knobs resolved to (sd_train_set_resolved):
      * written to config.txt and the checkpoints' config, while tr->cfg keeps
      * the values as given, so a run stored with "auto" still resumes */
@@ -74,6 +75,8 @@ void train_log_eval(sd_trainer *tr, const sd_eval_result *r);
 void train_log_eval_error(sd_trainer *tr, const char *msg);
 void train_log_val_skipped(sd_trainer *tr);
 void train_print_progress(sd_trainer *tr, int64_t start_it, double t0, float lr);
+/* RUNDIR/summary.json of a run that ends with st (rank 0; nothing else). */
+void train_write_summary(sd_trainer *tr, sd_status st, const sd_train_summary *sum);
 
 /* resume.c */
 sd_status train_save_last(sd_trainer *tr);

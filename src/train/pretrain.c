@@ -6,6 +6,7 @@
  * training (loop.c), the command line (cmd_pretrain.c). */
 #include <dirent.h>
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 #include "segda/pretrain.h"
 #include "segda/progress.h"
 #include "segda/tensor.h"
+#include "segda/train.h"
 #include "segda/transform.h"
 #include "io/file.h"
 
@@ -245,101 +247,63 @@ static char *opts_text(const sd_pretrain_opts *o)
     return s;
 }
 
-static bool parse_i(const char *v, long long lo, long long hi, long long *out)
+/* Fills the run-defining fields of *o from text (opts_text's format, read
+ * by the shared configuration parser); data and model point into *store
+ * (a configuration whose values stay until sd_config_free). */
+static sd_status opts_parse(const char *path, const char *text, sd_pretrain_opts *o, sd_config *store)
 {
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi)
-        return false;
-    *out = x;
-    return true;
-}
-
-static bool parse_f(const char *v, float *out)
-{
-    char *end;
-    errno = 0;
-    float x = strtof(v, &end);
-    if (errno || end == v || *end || !isfinite(x))
-        return false;
-    *out = x;
-    return true;
-}
-
-/* Fills the run-defining fields of *o from text (opts_text's format); data
- * and model point into *store. */
-static sd_status opts_parse(const char *path, const char *text, sd_pretrain_opts *o, char **store)
-{
-    static const char *const keys[] = {"data", "model", "iters", "batch", "lr", "momentum", "weight-decay",
-                                       "size", "scale-min", "seed", "val-every", "save-every"};
-    enum { NKEYS = sizeof keys / sizeof keys[0] };
-    *store = NULL;
+    sd_config_init(store);
     if (!text)
         return sd_fail(SD_ERR_DATA,
                        "%s: no 'config' metadata: not a resumable segda pretrain checkpoint (written before "
                        "--resume existed?)", path);
-    char *copy = sd_strdup(text);
-    if (!copy)
-        return SD_ERR_NOMEM;
-    bool seen[NKEYS] = {false};
-    sd_status st = SD_OK;
-    for (char *line = copy, *next; line && *line && !st; line = next) {
-        next = strchr(line, '\n');
-        if (next)
-            *next++ = 0;
-        char *eq = strstr(line, " = ");
-        if (!eq) {
-            st = sd_fail(SD_ERR_DATA, "%s: 'config' metadata line '%s' is not 'key = value'", path, line);
-            break;
-        }
-        *eq = 0;
-        const char *k = line, *v = eq + 3;
-        int ki = -1;
-        for (int i = 0; i < NKEYS; i++)
-            if (!strcmp(k, keys[i]))
-                ki = i;
-        if (ki < 0)
-            continue; /* a later version's key: not needed to continue this run */
-        long long x = 0;
-        bool ok = true;
-        switch (ki) {
-        case 0: o->data = v; break;
-        case 1: o->model = v; break;
-        case 2: ok = parse_i(v, 1, INT_MAX, &x) && ((o->iters = (int)x), true); break;
-        case 3: ok = parse_i(v, 1, 4096, &x) && ((o->batch = (int)x), true); break;
-        case 4: ok = parse_f(v, &o->lr); break;
-        case 5: ok = parse_f(v, &o->momentum); break;
-        case 6: ok = parse_f(v, &o->weight_decay); break;
-        case 7: ok = parse_i(v, 8, 4096, &x) && ((o->size = (int)x), true); break;
-        case 8: ok = parse_f(v, &o->scale_min); break;
-        case 9: {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(v, &end, 10);
-            ok = !errno && end != v && !*end && v[0] != '-';
-            o->seed = (uint64_t)s;
-            break;
-        }
-        case 10: ok = parse_i(v, 0, INT_MAX, &x) && ((o->val_every = (int)x), true); break;
-        default: ok = parse_i(v, 0, INT_MAX, &x) && ((o->save_every = (int)x), true); break;
-        }
-        if (!ok)
-            st = sd_fail(SD_ERR_DATA, "%s: 'config' metadata: %s = '%s' is not a valid value", path, k, v);
-        seen[ki] = true;
+    char name[4200];
+    snprintf(name, sizeof name, "%s: 'config' metadata", path);
+    sd_status st = sd_config_parse(store, text, strlen(text), name);
+    static const char *const keys[] = {"data", "model", "iters", "batch", "lr", "momentum", "weight-decay",
+                                       "size", "scale-min", "seed", "val-every", "save-every"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0] && !st; i++)
+        if (!sd_config_get(store, keys[i]))
+            st = sd_fail(SD_ERR_DATA, "%s has no '%s'", name, keys[i]);
+    /* (keys of a later version are not needed to continue this run) */
+#define WHAT(k) (snprintf(what, sizeof what, "%s: %s", sd_config_origin(store, k), k), what)
+    char what[4400];
+    if (!st) {
+        o->data = sd_config_get(store, "data");
+        o->model = sd_config_get(store, "model");
+        st = sd_parse_int(sd_config_get(store, "iters"), 1, INT_MAX, WHAT("iters"), &o->iters);
     }
-    for (int i = 0; i < NKEYS && !st; i++)
-        if (!seen[i])
-            st = sd_fail(SD_ERR_DATA, "%s: 'config' metadata has no '%s'", path, keys[i]);
-    if (st)
-        free(copy);
-    else
-        *store = copy;
+    if (!st)
+        st = sd_parse_int(sd_config_get(store, "batch"), 1, 4096, WHAT("batch"), &o->batch);
+    if (!st)
+        st = sd_parse_float(sd_config_get(store, "lr"), -FLT_MAX, FLT_MAX, WHAT("lr"), &o->lr);
+    if (!st)
+        st = sd_parse_float(sd_config_get(store, "momentum"), -FLT_MAX, FLT_MAX, WHAT("momentum"), &o->momentum);
+    if (!st)
+        st = sd_parse_float(sd_config_get(store, "weight-decay"), -FLT_MAX, FLT_MAX, WHAT("weight-decay"),
+                            &o->weight_decay);
+    if (!st)
+        st = sd_parse_int(sd_config_get(store, "size"), 8, 4096, WHAT("size"), &o->size);
+    if (!st)
+        st = sd_parse_float(sd_config_get(store, "scale-min"), -FLT_MAX, FLT_MAX, WHAT("scale-min"), &o->scale_min);
+    if (!st)
+        st = sd_parse_u64(sd_config_get(store, "seed"), WHAT("seed"), &o->seed);
+    if (!st)
+        st = sd_parse_int(sd_config_get(store, "val-every"), 0, INT_MAX, WHAT("val-every"), &o->val_every);
+    if (!st)
+        st = sd_parse_int(sd_config_get(store, "save-every"), 0, INT_MAX, WHAT("save-every"), &o->save_every);
+#undef WHAT
+    if (st) {
+        st = sd_fail(SD_ERR_DATA, "%s", sd_errmsg());
+        sd_config_free(store);
+    }
     return st;
 }
 
 static sd_status open_run(const char *path, sd_ckpt *c, sd_pretrain_opts *o, char **store)
 {
+    sd_config cfg;
+    *store = NULL;
     sd_status st = sd_ckpt_open(path, c);
     if (st)
         return st;
@@ -347,7 +311,19 @@ static sd_status open_run(const char *path, sd_ckpt *c, sd_pretrain_opts *o, cha
     if (!m || strcmp(m, "pretrain"))
         st = sd_fail(SD_ERR_DATA, "%s: saved by method '%s', not by segda pretrain", path, m ? m : "(none)");
     else
-        st = opts_parse(path, sd_ckpt_meta(c, SD_META_CONFIG), o, store);
+        st = opts_parse(path, sd_ckpt_meta(c, SD_META_CONFIG), o, &cfg);
+    if (!st) {
+        /* data and model into one malloc'd block that the caller frees */
+        size_t nd = strlen(o->data) + 1, nm = strlen(o->model) + 1;
+        if (!(*store = sd_malloc(nd + nm))) {
+            st = SD_ERR_NOMEM;
+        } else {
+            memcpy(*store, o->data, nd);
+            memcpy(*store + nd, o->model, nm);
+            o->data = *store, o->model = *store + nd;
+        }
+        sd_config_free(&cfg);
+    }
     if (st)
         sd_ckpt_close(c);
     return st;
@@ -491,10 +467,13 @@ static sd_status read_progress(sd_ckpt *c, const char *path, int iters, float **
     const char *it = sd_ckpt_meta(c, SD_META_ITER), *im = sd_ckpt_meta(c, "pretrain_images");
     const char *v = sd_ckpt_meta(c, "pretrain_val_top1"), *b = sd_ckpt_meta(c, "pretrain_best_val_top1");
     *classes = sd_ckpt_meta(c, "pretrain_classes");
-    long long done;
-    if (!it || !parse_i(it, 1, INT_MAX, &done))
-        return sd_fail(SD_ERR_DATA, "%s: metadata 'iteration' = '%s' (expected a count >= 1)", path,
-                       it ? it : "(none)");
+    int64_t done;
+    char what[4200];
+    snprintf(what, sizeof what, "%s: metadata 'iteration'", path);
+    if (!it)
+        return sd_fail(SD_ERR_DATA, "%s is missing", what);
+    if (sd_parse_i64(it, 1, INT_MAX, what, &done))
+        return sd_fail(SD_ERR_DATA, "%s", sd_errmsg());
     if (!im || sscanf(im, "%d,%d", &r->n_train, &r->n_val) != 2 || !v || !b || !*classes)
         return sd_fail(SD_ERR_DATA, "%s: pretrain metadata missing (pretrain_images, pretrain_val_top1, "
                        "pretrain_best_val_top1, pretrain_classes)", path);
@@ -532,6 +511,37 @@ static sd_status pretrain_locked(const sd_pretrain_opts *o, sd_pretrain_result *
 /* OUT.lock keeps a second pretraining from writing the same checkpoint
  * (and racing its saves); a lock file that cannot be made (no such folder)
  * is left to the run's own checks, which name the real problem. */
+/* OUT.summary.json (train.h: sd_run_summary), written while OUT.lock is
+ * held; the run's own error stays the caller's message. */
+static void write_summary(const sd_pretrain_opts *o, sd_status st, const sd_pretrain_result *r)
+{
+    char path[4200], msg[1024];
+    snprintf(msg, sizeof msg, "%s", st ? sd_errmsg() : "");
+    if (!st && !r->finished)
+        snprintf(msg, sizeof msg, "stopped after iteration %d (--stop-after); continue with --resume", r->iterations);
+    char *cfg = opts_text(o);
+    sd_run_summary s = {
+        .task = "pretrain",
+        .method = "pretrain",
+        .status = !st && r->finished ? "ok" : !st || st == SD_ERR_INTERRUPTED ? "interrupted" : "failed",
+        .message = msg,
+        .iterations = r->iterations,
+        .iters = o->iters,
+        .seconds = r->seconds,
+        .metric = "val_top1",
+        .final_value = r->iterations > 0 ? r->val_top1 : NAN,
+        .best_value = r->iterations > 0 ? r->best_val_top1 : NAN,
+        .best_iteration = -1,
+        .config = cfg,
+    };
+    snprintf(path, sizeof path, "%s.summary.json", o->out);
+    if (sd_run_summary_write(path, &s))
+        sd_log(0, "pretrain: could not write %s: %s\n", path, sd_errmsg());
+    free(cfg);
+    if (st)
+        sd_fail(st, "%s", msg);
+}
+
 sd_status sd_pretrain_run(const sd_pretrain_opts *o, sd_pretrain_result *res)
 {
     int fd = -1;
@@ -542,7 +552,11 @@ sd_status sd_pretrain_run(const sd_pretrain_opts *o, sd_pretrain_result *res)
         if (st == SD_ERR_ARG)
             return sd_fail_prefix(st, "pretrain --out");
     }
-    sd_status st = pretrain_locked(o, res);
+    sd_pretrain_result local, *r = res ? res : &local;
+    memset(r, 0, sizeof *r);
+    sd_status st = pretrain_locked(o, r);
+    if (fd >= 0 && !(st == SD_ERR_ARG && r->iterations == 0)) /* (a refused start leaves OUT's record alone) */
+        write_summary(o, st, r);
     io_unlock(fd);
     return st;
 }

@@ -193,3 +193,42 @@ sd_status train_make_dir(const char *path)
 }
 
 
+
+void train_write_summary(sd_trainer *tr, sd_status st, const sd_train_summary *sum)
+{
+    loop_priv *pv = tr->priv;
+    if (!pv || pv->rank != 0 || !tr->rundir)
+        return;
+    char msg[1100] = "", path[4200];
+    if (st == SD_ERR_INTERRUPTED && tr->stop_after > 0 && tr->it == tr->stop_after && !sd_stop_requested())
+        snprintf(msg, sizeof msg, "stopped after iteration %lld (stop-after); continue with --resume",
+                 (long long)tr->it);
+    else if (st)
+        snprintf(msg, sizeof msg, "%s", sd_errmsg());
+    sd_run_summary s = {
+        .task = "train",
+        .method = tr->method ? tr->method->name : "",
+        .status = !st ? "ok" : st == SD_ERR_INTERRUPTED ? "interrupted" : "failed",
+        .message = msg,
+        .iterations = tr->it,
+        .iters = tr->iters,
+        .seconds = sum->seconds,
+        .eval_failures = pv->eval_failures,
+        .metric = pv->protocol == SD_PROTOCOL_16 ? "miou_16" : pv->protocol == SD_PROTOCOL_13 ? "miou_13" : "miou_19",
+        .final_value = pv->last_miou,
+        .best_value = tr->best_miou >= 0 ? tr->best_miou : NAN,
+        .best_iteration = tr->best_it,
+        .class_iou = sum->evaluated ? sum->class_iou : NULL,
+        .config = pv->config_text,
+    };
+    snprintf(path, sizeof path, "%s/summary.json", tr->rundir);
+    /* the run's own error stays the caller's message */
+    char keep[1024];
+    snprintf(keep, sizeof keep, "%s", sd_errmsg());
+    if (sd_run_summary_write(path, &s))
+        fprintf(stderr, "train: could not write %s: %s\n", path, sd_errmsg());
+    if (st && !msg[0])
+        return;
+    if (st)
+        sd_fail(st, "%s", keep);
+}
