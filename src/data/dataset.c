@@ -379,6 +379,8 @@ static sd_status list_camvid(sd_dataset *ds, int *cap)
     return st;
 }
 
+/* ROOT/mapping.txt: "src_id train_id" lines ('#' comments). Without the
+ * file the labels are trainIds already (identity, said once at level 1). */
 static sd_status parse_mapping(sd_dataset *ds)
 {
     char *path = path_join(ds->root, "mapping.txt");
@@ -388,37 +390,55 @@ static sd_status parse_mapping(sd_dataset *ds)
     memset(ds->id_known, 0, sizeof ds->id_known);
     FILE *f = fopen(path, "r");
     if (!f) {
+        sd_status st = SD_OK;
+        if (errno != ENOENT)
+            st = sd_fail(SD_ERR_IO, "%s: %s", path, strerror(errno));
+        else
+            sd_log(1, "dataset %s: no %s: label values are read as trainIds (0..%d, 255 ignored)\n", ds->spec,
+                   path, SD_NUM_CLASSES - 1);
         free(path);
         for (int c = 0; c < SD_NUM_CLASSES; c++) {
             ds->lut[c] = (uint8_t)c;
             ds->id_known[c] = true;
         }
         ds->id_known[SD_IGNORE] = true;
-        return SD_OK;
+        return st;
     }
-    char line[256];
+    char *line = NULL, what[4200];
+    size_t cap = 0;
+    ssize_t len;
     int ln = 0;
     sd_status st = SD_OK;
-    while (!st && fgets(line, sizeof line, f)) {
+    while (!st && (len = getline(&line, &cap, f)) > 0) {
         ln++;
+        if ((size_t)len != strlen(line)) {
+            st = sd_fail(SD_ERR_FORMAT, "%s:%d: NUL byte in the line (mapping.txt is text)", path, ln);
+            break;
+        }
         char *h = strchr(line, '#');
         if (h)
             *h = 0;
-        int a, b;
-        char extra;
-        int k = sscanf(line, "%d %d %c", &a, &b, &extra);
-        if (k == EOF || k <= 0) {
-            char *p = line;
-            while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
-                p++;
-            if (!*p)
-                continue;
-        }
-        if (k != 2)
+        char *tok[3], *save = NULL;
+        int k = 0;
+        for (char *t = strtok_r(line, " \t\r\n", &save); t; t = strtok_r(NULL, " \t\r\n", &save))
+            if (k < 3)
+                tok[k++] = t;
+            else
+                k = 4;
+        if (k == 0)
+            continue;
+        int a = -1, b = -1;
+        if (k != 2) {
             st = sd_fail(SD_ERR_FORMAT, "%s:%d: expected \"src_id train_id\"", path, ln);
-        else if (a < 0 || a > 255)
-            st = sd_fail(SD_ERR_FORMAT, "%s:%d: source id %d outside 0..255", path, ln, a);
-        else if (!(b >= 0 && b < SD_NUM_CLASSES) && b != SD_IGNORE)
+            break;
+        }
+        snprintf(what, sizeof what, "%s:%d: source id", path, ln);
+        if ((st = sd_parse_int(tok[0], 0, 255, what, &a)))
+            break;
+        snprintf(what, sizeof what, "%s:%d: train id", path, ln);
+        if ((st = sd_parse_int(tok[1], 0, 255, what, &b)))
+            break;
+        if (!(b >= 0 && b < SD_NUM_CLASSES) && b != SD_IGNORE)
             st = sd_fail(SD_ERR_FORMAT, "%s:%d: train id %d is neither 0..%d nor 255", path, ln, b,
                          SD_NUM_CLASSES - 1);
         else if (ds->id_known[a])
@@ -428,8 +448,11 @@ static sd_status parse_mapping(sd_dataset *ds)
             ds->id_known[a] = true;
         }
     }
+    free(line);
     fclose(f);
     free(path);
+    if (st == SD_ERR_ARG)
+        st = SD_ERR_FORMAT;
     return st;
 }
 
@@ -488,6 +511,14 @@ sd_status sd_dataset_open(sd_dataset *ds, const char *spec, const char *split, c
         if (c2 && (!strcmp(c2 + 1, "train") || !strcmp(c2 + 1, "val") || !strcmp(c2 + 1, "test"))) {
             *c2 = 0;
             spec_split = spec + (colon - spec) + 1 + (c2 - root) + 1;
+        } else if (c2 && c2 > root && !strchr(c2 + 1, '/') && !is_dir(root)) {
+            /* ROOT:WORD where ROOT:WORD is no folder: a mistyped split,
+             * not a folder name with a colon */
+            sd_status st = sd_fail(SD_ERR_ARG, "dataset spec \"%s\": unknown split \"%s\" (expected train, val "
+                                   "or test)", spec, c2 + 1);
+            free(root);
+            sd_dataset_free(ds);
+            return st;
         }
         if (!root[0] && ds->kind == SD_DATASET_CITYSCAPES) {
             const char *env = getenv("CITYSCAPES_DATASET");

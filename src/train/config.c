@@ -4,6 +4,7 @@
  * (train.c and the method files). */
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,18 +280,18 @@ static bool choice_ok(const char *choices, const char *v)
 
 static sd_status check_value(const sd_knob *k, const char *v, const char *origin)
 {
-    char *end;
     switch (k->type) {
     case SD_KNOB_INT:
-        errno = 0;
-        (void)strtoll(v, &end, 10);
-        if (!*v || *end || errno)
-            return sd_fail(SD_ERR_ARG, "%s: %s = '%s': expected an integer", origin, k->key, v);
-        break;
     case SD_KNOB_FLOAT: {
-        double d = strtod(v, &end);
-        if (!*v || *end || !isfinite(d))
-            return sd_fail(SD_ERR_ARG, "%s: %s = '%s': expected a finite number", origin, k->key, v);
+        char what[4400];
+        int64_t i;
+        double d;
+        snprintf(what, sizeof what, "%s: %s", origin, k->key);
+        sd_status st = k->type == SD_KNOB_INT ? sd_parse_i64(v, INT64_MIN, INT64_MAX, what, &i)
+                                              : sd_parse_double(v, -DBL_MAX, DBL_MAX, what, &d);
+        if (st)
+            return sd_fail(SD_ERR_ARG, "%s: %s = '%s': expected %s", origin, k->key, v,
+                           k->type == SD_KNOB_INT ? "an integer" : "a finite number");
         break;
     }
     case SD_KNOB_BOOL:

@@ -128,10 +128,15 @@ void train_print_progress(sd_trainer *tr, int64_t start_it, double t0, float lr)
     double done = (double)(tr->it + 1 - start_it);
     double rate = el > 0 ? done / el : 0;
     double eta = rate > 0 ? (double)(tr->iters - tr->it - 1) / rate : 0;
-    char line[1024];
-    int n = snprintf(line, sizeof line, "train %s: it %lld/%lld  %.2f it/s  ETA %dm%02ds  lr %.3g",
-                     tr->method->name, (long long)tr->it + 1, (long long)tr->iters, rate, (int)(eta / 60),
-                     (int)eta % 60, lr);
+    char line[1024], eta_s[48];
+    /* (in whole minutes as a 64-bit count: a huge --iters gives a huge ETA,
+     * never an int's overflow) */
+    if (eta < 9.2e18)
+        snprintf(eta_s, sizeof eta_s, "%lldm%02ds", (long long)eta / 60, (int)((long long)eta % 60));
+    else
+        snprintf(eta_s, sizeof eta_s, "%.3gs", eta);
+    int n = snprintf(line, sizeof line, "train %s: it %lld/%lld  %.2f it/s  ETA %s  lr %.3g", tr->method->name,
+                     (long long)tr->it + 1, (long long)tr->iters, rate, eta_s, lr);
     for (int i = 0; i < tr->n_terms && n < (int)sizeof line - 40; i++)
         n += snprintf(line + n, sizeof line - (size_t)n, "  %s %.4g", tr->terms[i].name, tr->terms[i].value);
     fprintf(stderr, "%s\n", line);
