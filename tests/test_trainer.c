@@ -316,6 +316,45 @@ static void test_huge_iters_eta(void)
     free(text);
 }
 
+/* The lowest failing job's message, whatever thread ran it, and the
+ * helpers replacing the copies: mkdir -p, the lister, the tree remover. */
+static void test_core_helpers(void)
+{
+    sd_first_error fe;
+    sd_first_error_init(&fe);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(4)
+    for (int i = 0; i < 200; i++)
+        sd_first_error_keep(&fe, i, i == 37 || i == 150 || i == 80 ? sd_fail(SD_ERR_DATA, "job %d failed", i) : SD_OK);
+    sd_error_clear();
+    CHECK(fe.count == 3 && fe.job == 37);
+    CHECK(sd_first_error_raise(&fe) == SD_ERR_DATA);
+    CHECK_ERR_HAS("job 37 failed");
+    char p[500];
+    snprintf(p, sizeof p, "%s/h/a/b", bench);
+    CHECK_OK(sd_mkdir_p(p));
+    CHECK_OK(sd_mkdir_p(p));   /* existing: fine */
+    snprintf(p, sizeof p, "%s/h/a/f", bench);
+    FILE *f = fopen(p, "w");
+    fclose(f);
+    snprintf(p, sizeof p, "%s/h/a/.hidden", bench);
+    f = fopen(p, "w");
+    fclose(f);
+    snprintf(p, sizeof p, "%s/h/a/f/x", bench);
+    CHECK(sd_mkdir_p(p) == SD_ERR_IO);
+    CHECK_ERR_HAS("/h/a/f: exists and is not a folder");
+    snprintf(p, sizeof p, "%s/h/a", bench);
+    sd_names l;
+    CHECK_OK(sd_dir_list(p, NULL, NULL, &l));
+    CHECK(l.n == 2 && !strcmp(l.v[0], "b") && !strcmp(l.v[1], "f"));
+    sd_names_free(&l);
+    snprintf(p, sizeof p, "%s/h", bench);
+    CHECK_OK(sd_remove_tree(p));
+    CHECK(access(p, F_OK) != 0);
+    CHECK_OK(sd_remove_tree(p));   /* missing: fine */
+    CHECK(sd_dir_list(p, NULL, NULL, &l) == SD_ERR_IO);
+    CHECK_ERR_HAS("cannot list folder");
+}
+
 int main(void)
 {
     sd_log_set_level(0);
@@ -328,6 +367,7 @@ int main(void)
     RUN(test_mapping_txt);
     RUN(test_unknown_split);
     RUN(test_huge_iters_eta);
+    RUN(test_core_helpers);
     test_sh("rm -rf %s", bench);
     TESTS_DONE();
 }

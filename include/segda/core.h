@@ -99,16 +99,19 @@ void sd_names_free(sd_names *l);
  * never followed); a missing path is not an error. */
 sd_status sd_remove_tree(const char *path);
 
-/* The first failure of an OpenMP loop's jobs: each job that fails calls
- * sd_first_error_keep (its status and the thread's message, the first one
- * kept); after the loop sd_first_error_raise sets that message on the
- * calling thread and returns the status (SD_OK when no job failed). */
+/* The first failing job of an OpenMP loop: each job that fails calls
+ * sd_first_error_keep with its index (the lowest index's status and message
+ * are kept, whatever the thread timing; count counts the failures); after
+ * the loop sd_first_error_raise sets that message on the calling thread (the
+ * message is per thread) and returns the status (SD_OK when none failed). */
 typedef struct sd_first_error {
     sd_status st;
+    long job;
+    int count;
     char msg[1024];
 } sd_first_error;
 void sd_first_error_init(sd_first_error *e);
-void sd_first_error_keep(sd_first_error *e, sd_status st);
+void sd_first_error_keep(sd_first_error *e, long job, sd_status st);
 sd_status sd_first_error_raise(const sd_first_error *e);
 
 /* Allocation helpers that set an SD_ERR_NOMEM message on failure. */

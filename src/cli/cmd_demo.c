@@ -110,13 +110,6 @@ static int add_run(demo_run *runs, int n, const char *name, const char *method, 
     return n + 1;
 }
 
-static sd_status ensure_dir(const char *p)
-{
-    if (mkdir(p, 0777) && errno != EEXIST)
-        return sd_fail(SD_ERR_IO, "%s: %s", p, strerror(errno));
-    return SD_OK;
-}
-
 static void json_num(FILE *f, double v)
 {
     if (isfinite(v))
@@ -932,7 +925,7 @@ int cli_demo(int argc, char **argv)
     char bench[512], path[1024], src[600], tgt[600], runs_dir[400];
     snprintf(bench, sizeof bench, "%s/bench", out);
     snprintf(runs_dir, sizeof runs_dir, "%.380s/runs", out);
-    if (ensure_dir(out) || ensure_dir(bench) || ensure_dir(runs_dir))
+    if (sd_mkdir_p(out) || sd_mkdir_p(bench) || sd_mkdir_p(runs_dir))
         return cli_fail("demo");
     snprintf(src, sizeof src, "gta5:%s/sim", bench);
     snprintf(tgt, sizeof tgt, "cityscapes:%s/real", bench);
@@ -1151,7 +1144,7 @@ int cli_demo(int argc, char **argv)
     int ng = 0;
     char gap_dir[600];
     snprintf(gap_dir, sizeof gap_dir, "%.500s/gap", out);
-    if (gap && gjobs && !ensure_dir(gap_dir)) {
+    if (gap && gjobs && !sd_mkdir_p(gap_dir)) {
         for (int g = 0; g < G_N; g++)
             for (int pr = 0; pr < 2; pr++) {
                 gj[g][pr] = -1;

@@ -151,7 +151,7 @@ static sd_status predict_one(sd_model *m, sd_gen *gen, sd_tape *t, const sd_infe
     char *slash = strrchr(path, '/');
     if (slash) {
         *slash = 0;
-        if ((st = cli_mkdir_p(path)))
+        if ((st = sd_mkdir_p(path)))
             goto done;
     }
     snprintf(path, sizeof path, "%s_trainIds.png", stem);
@@ -295,8 +295,8 @@ int cli_predict(int argc, char **argv)
         st = sd_fail(SD_ERR_ARG, "--labelids needs a %d- or %d-class model; %s has %d classes", SD_NUM_CLASSES,
                      SD_NUM_CLASSES_SYNTHIA, model, mc);
     /* only once the inputs and the model are good, so a mistake leaves no empty directory */
-    if (!st && mkdir(outdir, 0755) != 0 && errno != EEXIST)
-        st = sd_fail(SD_ERR_IO, "%s: cannot create: %s", outdir, strerror(errno));
+    if (!st)
+        st = sd_mkdir_p(outdir);
     io.norm = norm;
     /* trainId colours, then black for everything else (255 = ignore) */
     uint8_t pal[256][3];

@@ -183,17 +183,23 @@ sd_status sd_remove_tree(const char *path)
 void sd_first_error_init(sd_first_error *e)
 {
     e->st = SD_OK;
+    e->job = -1;
+    e->count = 0;
     e->msg[0] = 0;
 }
 
-void sd_first_error_keep(sd_first_error *e, sd_status st)
+void sd_first_error_keep(sd_first_error *e, long job, sd_status st)
 {
     if (!st)
         return;
 #pragma omp critical(sd_first_error)
-    if (!e->st) {
-        e->st = st;
-        snprintf(e->msg, sizeof e->msg, "%s", sd_errmsg());
+    {
+        e->count++;
+        if (!e->st || job < e->job) {
+            e->st = st;
+            e->job = job;
+            snprintf(e->msg, sizeof e->msg, "%s", sd_errmsg());
+        }
     }
 }
 

@@ -2,7 +2,6 @@
  * folder trees into sorted image-label pairs, and reads a sample as RGB u8
  * plus trainIds through one table look-up per pixel. No resizing (see
  * transform.c) and no threading beyond the class-pixel census. */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,36 +54,12 @@ static bool is_dir(const char *p)
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static bool is_file(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 /* ---- string lists ---- */
 
 typedef struct strlist {
     char **v;
     int n, cap;
 } strlist;
-
-static sd_status strlist_push(strlist *l, char *s)
-{
-    if (!s)
-        return SD_ERR_NOMEM;
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 64;
-        char **v = realloc(l->v, sizeof(char *) * cap);
-        if (!v) {
-            free(s);
-            return sd_fail(SD_ERR_NOMEM, "out of memory listing files");
-        }
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n++] = s;
-    return SD_OK;
-}
 
 static void strlist_free(strlist *l)
 {
@@ -94,8 +69,6 @@ static void strlist_free(strlist *l)
     memset(l, 0, sizeof *l);
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 static bool ends_with(const char *s, const char *suf)
 {
     size_t n = strlen(s), m = strlen(suf);
@@ -104,43 +77,31 @@ static bool ends_with(const char *s, const char *suf)
 
 /* Sorted names in dir: regular files ending with one of the suffixes (or,
  * with dirs_only, subdirectories). */
+typedef struct list_filter {
+    const char *const *suffixes;
+    bool dirs_only;
+} list_filter;
+
+static bool keep_entry(const char *name, bool is_dir, void *ctx)
+{
+    const list_filter *lf = ctx;
+    if (lf->dirs_only || is_dir)
+        return lf->dirs_only && is_dir;
+    for (int k = 0; lf->suffixes[k]; k++)
+        if (ends_with(name, lf->suffixes[k]))
+            return true;
+    return false;
+}
+
 static sd_status list_dir(const char *dir, const char *const *suffixes, bool dirs_only, strlist *out)
 {
     memset(out, 0, sizeof *out);
-    DIR *d = opendir(dir);
-    if (!d)
-        return sd_fail(SD_ERR_IO, "%s: cannot list directory: %s", dir, strerror(errno));
-    struct dirent *e;
-    sd_status st = SD_OK;
-    while (!st && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char *full = path_join(dir, e->d_name);
-        if (!full) {
-            st = SD_ERR_NOMEM;
-            break;
-        }
-        bool keep;
-        if (dirs_only) {
-            keep = is_dir(full);
-        } else {
-            keep = false;
-            for (int k = 0; suffixes[k] && !keep; k++)
-                keep = ends_with(e->d_name, suffixes[k]);
-            keep = keep && is_file(full);
-        }
-        free(full);
-        if (keep)
-            st = strlist_push(out, sd_strdup(e->d_name));
-    }
-    closedir(d);
-    if (st) {
-        strlist_free(out);
-        return st;
-    }
-    if (out->n > 1)
-        qsort(out->v, out->n, sizeof(char *), cmp_str);
-    return SD_OK;
+    list_filter lf = {suffixes, dirs_only};
+    sd_names names;
+    sd_status st = sd_dir_list(dir, keep_entry, &lf, &names);
+    if (!st)
+        out->v = names.v, out->n = out->cap = names.n;
+    return st;
 }
 
 /* ---- dataset building ---- */
@@ -847,29 +808,17 @@ static sd_status class_pixels_one(const sd_dataset *ds, int i, uint64_t *row)
 sd_status sd_dataset_class_pixels(const sd_dataset *ds, int threads, bool skip_bad, uint64_t *counts, int *n_bad)
 {
     memset(counts, 0, sizeof(uint64_t) * SD_NUM_CLASSES * ds->n);
-    int bad = 0, first_bad = -1;
-    char first_msg[512] = "";
-    sd_status first_st = SD_OK;
+    sd_first_error fe;
+    sd_first_error_init(&fe);
     if (threads < 1)
         threads = 1;
 #pragma omp parallel for schedule(dynamic, 4) num_threads(threads)
     for (int i = 0; i < ds->n; i++) {
-        sd_status st = class_pixels_one(ds, i, counts + (size_t)i * SD_NUM_CLASSES);
-        if (st) {
-#pragma omp critical(sd_class_pixels)
-            {
-                bad++;
-                if (first_bad < 0 || i < first_bad) {
-                    first_bad = i;
-                    first_st = st;
-                    snprintf(first_msg, sizeof first_msg, "%s", sd_errmsg());
-                }
-            }
-        }
+        sd_first_error_keep(&fe, i, class_pixels_one(ds, i, counts + (size_t)i * SD_NUM_CLASSES));
     }
     if (n_bad)
-        *n_bad = bad;
-    if (bad && !skip_bad)
-        return sd_fail(first_st, "%s", first_msg);
+        *n_bad = fe.count;
+    if (fe.count && !skip_bad)
+        return sd_first_error_raise(&fe);
     return SD_OK;
 }

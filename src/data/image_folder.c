@@ -2,7 +2,6 @@
  * CLASS/ images (.png, .jpg) read whole into memory, classes in name order, images
  * shrunk to a maximum shorter side. Used by pretraining (src/train/pretrain.c).
  * Not here: batches and augmentation (the pretraining loop). */
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -28,11 +27,6 @@ static void names_free(name_list *l)
     memset(l, 0, sizeof *l);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static bool is_image_name(const char *s)
 {
     const char *dot = strrchr(s, '.');
@@ -40,54 +34,27 @@ static bool is_image_name(const char *s)
 }
 
 /* Sorted entries of dir that are directories (want_dirs) or image files. */
+static bool keep_dir(const char *name, bool is_dir, void *ctx)
+{
+    (void)name, (void)ctx;
+    return is_dir;
+}
+
+static bool keep_image(const char *name, bool is_dir, void *ctx)
+{
+    (void)ctx;
+    return !is_dir && is_image_name(name);
+}
+
+/* Sorted entries of dir that are directories (want_dirs) or image files. */
 static sd_status list_dir(const char *dir, bool want_dirs, name_list *out)
 {
+    sd_names names;
     memset(out, 0, sizeof *out);
-    DIR *d = opendir(dir);
-    if (!d)
-        return sd_fail(SD_ERR_IO, "%s: cannot open folder: %s", dir, strerror(errno));
-    struct dirent *e;
-    sd_status st = SD_OK;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        if (!want_dirs && !is_image_name(e->d_name))
-            continue;
-        size_t len = strlen(dir) + strlen(e->d_name) + 2;
-        char *full = sd_malloc(len);
-        if (!full) {
-            st = SD_ERR_NOMEM;
-            break;
-        }
-        snprintf(full, len, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        bool keep = stat(full, &sb) == 0 && (want_dirs ? S_ISDIR(sb.st_mode) : S_ISREG(sb.st_mode));
-        free(full);
-        if (!keep)
-            continue;
-        if (out->n == out->cap) {
-            int cap = out->cap ? 2 * out->cap : 64;
-            char **v = realloc(out->v, sizeof *v * (size_t)cap);
-            if (!v) {
-                st = sd_fail(SD_ERR_NOMEM, "%s: out of memory listing the folder", dir);
-                break;
-            }
-            out->v = v, out->cap = cap;
-        }
-        if (!(out->v[out->n] = sd_strdup(e->d_name))) {
-            st = SD_ERR_NOMEM;
-            break;
-        }
-        out->n++;
-    }
-    closedir(d);
-    if (st) {
-        names_free(out);
-        return st;
-    }
-    if (out->n > 1)
-        qsort(out->v, (size_t)out->n, sizeof *out->v, cmp_str);
-    return SD_OK;
+    sd_status st = sd_dir_list(dir, want_dirs ? keep_dir : keep_image, NULL, &names);
+    if (!st)
+        out->v = names.v, out->n = out->cap = names.n;
+    return st;
 }
 
 /* Decodes one file to RGB u8, shrinking it when its shorter side exceeds max_side. */

@@ -570,7 +570,7 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
      * and race the checkpoint saves */
     /* (data parallel: rank 0 holds the lock and writes the run's files; every
      * rank makes the directory, which offline pseudo-labelling writes into) */
-    if ((st = train_make_dir(tr->rundir)))
+    if ((st = sd_mkdir_p(tr->rundir)))
         return st;
     snprintf(path, sizeof path, "%s/.lock", tr->rundir);
     if (pv->rank == 0 && (st = io_lock(path, tr->rundir, &pv->lock_fd)))

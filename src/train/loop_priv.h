@@ -66,7 +66,6 @@ typedef struct loop_priv {
 } loop_priv;
 
 /* rundir.c */
-sd_status train_make_dir(const char *path);
 sd_status train_write_config(sd_trainer *tr);
 bool train_is_run_only_key(const char *k);
 sd_status train_log_open(sd_trainer *tr, bool resume);

@@ -4,7 +4,6 @@
  * state --resume needs.
  * Not here: the image-folder reader (src/data/image_folder.c), segmentation
  * training (loop.c), the command line (cmd_pretrain.c). */
-#include <dirent.h>
 #include <errno.h>
 #include <float.h>
 #include <limits.h>

@@ -52,14 +52,6 @@ sd_status train_log_open(sd_trainer *tr, bool resume)
     return SD_OK;
 }
 
-static void json_num(FILE *f, double v)
-{
-    if (isfinite(v))
-        fprintf(f, "%.6g", v);
-    else
-        fprintf(f, "null");
-}
-
 void train_log_iteration(sd_trainer *tr, float lr, double elapsed)
 {
     if (!tr->log)
@@ -68,7 +60,7 @@ void train_log_iteration(sd_trainer *tr, float lr, double elapsed)
     fprintf(f, "{\"it\": %lld, \"lr\": %.6g, \"time\": %.3f, \"terms\": {", (long long)tr->it + 1, lr, elapsed);
     for (int i = 0; i < tr->n_terms; i++) {
         fprintf(f, "%s\"%s\": ", i ? ", " : "", tr->terms[i].name);
-        json_num(f, tr->terms[i].value);
+        sd_json_num(f, tr->terms[i].value, 6);
     }
     fprintf(f, "}}\n");
     fflush(f);
@@ -80,15 +72,15 @@ void train_log_eval(sd_trainer *tr, const sd_eval_result *r)
         return; /* (ranks other than 0 write nothing) */
     FILE *f = tr->log;
     fprintf(f, "{\"it\": %lld, \"eval\": {\"miou_19\": ", (long long)tr->it);
-    json_num(f, r->miou[SD_PROTOCOL_19]);
+    sd_json_num(f, r->miou[SD_PROTOCOL_19], 6);
     fprintf(f, ", \"miou_16\": ");
-    json_num(f, r->miou[SD_PROTOCOL_16]);
+    sd_json_num(f, r->miou[SD_PROTOCOL_16], 6);
     fprintf(f, ", \"miou_13\": ");
-    json_num(f, r->miou[SD_PROTOCOL_13]);
+    sd_json_num(f, r->miou[SD_PROTOCOL_13], 6);
     fprintf(f, ", \"class_iou\": {");
     for (int c = 0; c < SD_NUM_CLASSES; c++) {
         fprintf(f, "%s\"%s\": ", c ? ", " : "", sd_class_short_names[c]);
-        json_num(f, r->class_iou[c]);
+        sd_json_num(f, r->class_iou[c], 6);
     }
     fprintf(f, "}}}\n");
     fflush(f);
@@ -180,24 +172,6 @@ sd_status train_write_config(sd_trainer *tr)
     sd_config_free(&keep);
     return st;
 }
-
-sd_status train_make_dir(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(buf, 0777) && errno != EEXIST)
-                return sd_fail(SD_ERR_IO, "%s: %s", buf, strerror(errno));
-            *p = '/';
-        }
-    if (mkdir(buf, 0777) && errno != EEXIST)
-        return sd_fail(SD_ERR_IO, "%s: %s", buf, strerror(errno));
-    return SD_OK;
-}
-
-
 
 void train_write_summary(sd_trainer *tr, sd_status st, const sd_train_summary *sum)
 {
