@@ -355,6 +355,20 @@ static void test_core_helpers(void)
     CHECK_ERR_HAS("cannot list folder");
 }
 
+/* A crop too small for the network (the issue's --crop 8x8 on a deeper
+ * model; 4x4 on deeplab-mini) is refused before any file is written,
+ * naming the smallest crop that fits. */
+static void test_small_crop_names_minimum(void)
+{
+    const char *a[] = {"iters=1", "crop=4x4"};
+    CHECK(run("crop8", 2, a, NULL) == SD_ERR_ARG);
+    CHECK_ERR_HAS("crop 4x4 is too small for model deeplab-mini");
+    CHECK_ERR_HAS("use a larger --crop (at least 8x8)");
+    char p[500];
+    snprintf(p, sizeof p, "%s/run-crop8/log.jsonl", bench);
+    CHECK(access(p, F_OK) != 0);
+}
+
 int main(void)
 {
     sd_log_set_level(0);
@@ -368,6 +382,7 @@ int main(void)
     RUN(test_unknown_split);
     RUN(test_huge_iters_eta);
     RUN(test_core_helpers);
+    RUN(test_small_crop_names_minimum);
     test_sh("rm -rf %s", bench);
     TESTS_DONE();
 }

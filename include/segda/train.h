@@ -72,6 +72,8 @@ sd_status sd_config_read(sd_config *c, const char *path);
  * '#' starting a comment; a key given twice, a NUL byte or a line over 4094
  * characters is SD_ERR_FORMAT naming name:LINE. */
 sd_status sd_config_parse(sd_config *c, const char *text, size_t len, const char *name);
+/* A boolean setting: 1 for true/1/yes/on, 0 for false/0/no/off/"", -1 else. */
+int sd_config_parse_bool(const char *v);
 const char *sd_config_get(const sd_config *c, const char *key);  /* NULL if absent */
 const char *sd_config_origin(const sd_config *c, const char *key);
 /* Typed getters for resolved configurations (values already validated). */

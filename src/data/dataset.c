@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "segda/data.h"
+#include "io/file.h"
 #include "segda/image.h"
 #include "segda/labels.h"
 
@@ -340,80 +341,31 @@ static sd_status list_camvid(sd_dataset *ds, int *cap)
     return st;
 }
 
-/* ROOT/mapping.txt: "src_id train_id" lines ('#' comments). Without the
- * file the labels are trainIds already (identity, said once at level 1). */
+/* ROOT/mapping.txt (sd_label_map_parse, labels.h). Without the file the
+ * labels are trainIds already (identity, said at level 1). */
 static sd_status parse_mapping(sd_dataset *ds)
 {
     char *path = path_join(ds->root, "mapping.txt");
     if (!path)
         return SD_ERR_NOMEM;
-    memset(ds->lut, SD_IGNORE, 256);
-    memset(ds->id_known, 0, sizeof ds->id_known);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        sd_status st = SD_OK;
-        if (errno != ENOENT)
-            st = sd_fail(SD_ERR_IO, "%s: %s", path, strerror(errno));
-        else
-            sd_log(1, "dataset %s: no %s: label values are read as trainIds (0..%d, 255 ignored)\n", ds->spec,
-                   path, SD_NUM_CLASSES - 1);
-        free(path);
+    uint8_t *text = NULL;
+    size_t len = 0;
+    sd_status st = SD_OK;
+    if (access(path, F_OK) != 0 && errno == ENOENT) {
+        sd_log(1, "dataset %s: no %s: label values are read as trainIds (0..%d, 255 ignored)\n", ds->spec, path,
+               SD_NUM_CLASSES - 1);
+        memset(ds->lut, SD_IGNORE, 256);
+        memset(ds->id_known, 0, sizeof ds->id_known);
         for (int c = 0; c < SD_NUM_CLASSES; c++) {
             ds->lut[c] = (uint8_t)c;
             ds->id_known[c] = true;
         }
         ds->id_known[SD_IGNORE] = true;
-        return st;
+    } else if (!(st = io_read_file(path, &text, &len))) {
+        st = sd_label_map_parse((const char *)text, len, path, ds->lut, ds->id_known);
     }
-    char *line = NULL, what[4200];
-    size_t cap = 0;
-    ssize_t len;
-    int ln = 0;
-    sd_status st = SD_OK;
-    while (!st && (len = getline(&line, &cap, f)) > 0) {
-        ln++;
-        if ((size_t)len != strlen(line)) {
-            st = sd_fail(SD_ERR_FORMAT, "%s:%d: NUL byte in the line (mapping.txt is text)", path, ln);
-            break;
-        }
-        char *h = strchr(line, '#');
-        if (h)
-            *h = 0;
-        char *tok[3], *save = NULL;
-        int k = 0;
-        for (char *t = strtok_r(line, " \t\r\n", &save); t; t = strtok_r(NULL, " \t\r\n", &save))
-            if (k < 3)
-                tok[k++] = t;
-            else
-                k = 4;
-        if (k == 0)
-            continue;
-        int a = -1, b = -1;
-        if (k != 2) {
-            st = sd_fail(SD_ERR_FORMAT, "%s:%d: expected \"src_id train_id\"", path, ln);
-            break;
-        }
-        snprintf(what, sizeof what, "%s:%d: source id", path, ln);
-        if ((st = sd_parse_int(tok[0], 0, 255, what, &a)))
-            break;
-        snprintf(what, sizeof what, "%s:%d: train id", path, ln);
-        if ((st = sd_parse_int(tok[1], 0, 255, what, &b)))
-            break;
-        if (!(b >= 0 && b < SD_NUM_CLASSES) && b != SD_IGNORE)
-            st = sd_fail(SD_ERR_FORMAT, "%s:%d: train id %d is neither 0..%d nor 255", path, ln, b,
-                         SD_NUM_CLASSES - 1);
-        else if (ds->id_known[a])
-            st = sd_fail(SD_ERR_FORMAT, "%s:%d: source id %d mapped twice", path, ln, a);
-        else {
-            ds->lut[a] = (uint8_t)b;
-            ds->id_known[a] = true;
-        }
-    }
-    free(line);
-    fclose(f);
+    free(text);
     free(path);
-    if (st == SD_ERR_ARG)
-        st = SD_ERR_FORMAT;
     return st;
 }
 

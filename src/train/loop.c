@@ -453,28 +453,44 @@ static sd_status size_knob(const sd_config *cfg, const char *key, int *w, int *h
  * would fail at iteration 1 with a convolution's shape message; one
  * forward pass of zeros at the crop size finds it at start instead. Large
  * crops always fit, and are not worth the pass. */
-static sd_status check_crop_fits(sd_trainer *tr, const char *model)
+/* One forward pass of a zero w x h image through the model (no tape kept). */
+static sd_status probe_forward(sd_trainer *tr, int w, int h)
 {
-    if (tr->crop_w >= 128 && tr->crop_h >= 128)
-        return SD_OK;
     sd_tape_reset(&tr->tape);
     sd_tape_no_grad_begin(&tr->tape);
-    sd_tensor *x = sd_tensor_new4(&tr->tape, 1, 3, tr->crop_h, tr->crop_w);
+    sd_tensor *x = sd_tensor_new4(&tr->tape, 1, 3, h, w);
     sd_status st = x ? SD_OK : tr->tape.status ? tr->tape.status : SD_ERR_NOMEM;
     sd_model_out out;
     if (!st) {
-        memset(x->data, 0, (size_t)3 * tr->crop_w * tr->crop_h * sizeof(float));
+        memset(x->data, 0, (size_t)3 * w * h * sizeof(float));
         st = sd_model_forward(tr->model, &tr->tape, x, false, &out);
     }
     sd_tape_no_grad_end(&tr->tape);
     sd_tape_reset(&tr->tape);
+    return st;
+}
+
+static sd_status check_crop_fits(sd_trainer *tr, const char *model)
+{
+    if (tr->crop_w >= 128 && tr->crop_h >= 128)
+        return SD_OK;
+    sd_status st = probe_forward(tr, tr->crop_w, tr->crop_h);
     if (st == SD_ERR_NOMEM)
         return st;
     if (st) {
         char why[512]; /* (sd_fail writes the buffer sd_errmsg reads) */
         snprintf(why, sizeof why, "%s", sd_errmsg());
-        return sd_fail(SD_ERR_ARG, "%s: crop %dx%d is too small for model %s (%s); use a larger --crop",
-                       sd_config_origin(tr->cfg, "crop"), tr->crop_w, tr->crop_h, model, why);
+        /* the smallest square (a multiple of 8) the network takes, to name */
+        int min = 0;
+        for (int s = 8; s <= 128 && !min; s += 8)
+            if (!probe_forward(tr, s, s))
+                min = s;
+        sd_error_clear();
+        char need[64] = "";
+        if (min)
+            snprintf(need, sizeof need, " (at least %dx%d)", min, min);
+        return sd_fail(SD_ERR_ARG, "%s: crop %dx%d is too small for model %s (%s); use a larger --crop%s",
+                       sd_config_origin(tr->cfg, "crop"), tr->crop_w, tr->crop_h, model, why, need);
     }
     return SD_OK;
 }

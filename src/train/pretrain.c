@@ -293,7 +293,7 @@ static sd_status opts_parse(const char *path, const char *text, sd_pretrain_opts
         st = sd_parse_int(sd_config_get(store, "save-every"), 0, INT_MAX, WHAT("save-every"), &o->save_every);
 #undef WHAT
     if (st) {
-        st = sd_fail(SD_ERR_DATA, "%s", sd_errmsg());
+        st = SD_ERR_DATA; /* (the message stays the parser's) */
         sd_config_free(store);
     }
     return st;
@@ -472,7 +472,7 @@ static sd_status read_progress(sd_ckpt *c, const char *path, int iters, float **
     if (!it)
         return sd_fail(SD_ERR_DATA, "%s is missing", what);
     if (sd_parse_i64(it, 1, INT_MAX, what, &done))
-        return sd_fail(SD_ERR_DATA, "%s", sd_errmsg());
+        return SD_ERR_DATA;
     if (!im || sscanf(im, "%d,%d", &r->n_train, &r->n_val) != 2 || !v || !b || !*classes)
         return sd_fail(SD_ERR_DATA, "%s: pretrain metadata missing (pretrain_images, pretrain_val_top1, "
                        "pretrain_best_val_top1, pretrain_classes)", path);
