@@ -53,4 +53,4 @@ $(FUZZ_BUILD)/fuzz_config $(FUZZ_BUILD)/fuzz_mapping: $(FUZZ_BUILD)/fuzz_%: fuzz
 	@mkdir -p $(FUZZ_BUILD)
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fopenmp -Iinclude -Isrc \
 	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	  -o $@ $(FUZZ_$(if $(filter config,$*),CFG,MAP)_SRC) -lm
+	  -o $@ $(FUZZ_$(if $(filter config,$*),CFG,MAP)_SRC) -lopenblas -lm
