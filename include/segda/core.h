@@ -101,7 +101,9 @@ sd_status sd_remove_tree(const char *path);
 
 /* The first failing job of an OpenMP loop: each job that fails calls
  * sd_first_error_keep with its index (the lowest index's status and message
- * are kept, whatever the thread timing; count counts the failures); after
+ * are kept, whatever the thread timing; job is that index, LONG_MAX while
+ * none failed, which a loop may read atomically to skip later jobs; count
+ * counts the failures); after
  * the loop sd_first_error_raise sets that message on the calling thread (the
  * message is per thread) and returns the status (SD_OK when none failed). */
 typedef struct sd_first_error {

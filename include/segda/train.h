@@ -14,8 +14,12 @@
  *   best.safetensors    the model with the best target-val mIoU-19 seen (with --eval-every)
  *   state.safetensors   everything --resume needs: model, method modules (discriminators,
  *                       teachers), optimiser states, iteration, best score
- * Every file is written to NAME.tmp and renamed, so a crash (even kill -9 during
- * a save) leaves the previous complete file. */
+ *   summary.json        the run's record when it ends: status, metrics, config, version,
+ *                       build, precision, device (sd_run_summary below)
+ *   .lock               held (flock) while a run writes here
+ * Every file is written to NAME.tmp.PID and renamed, so a crash (even kill -9
+ * during a save) leaves the previous complete file. The code: src/train
+ * (loop.c, rundir.c, resume.c, summary.c, config.c, config_file.c). */
 #ifndef SEGDA_TRAIN_H
 #define SEGDA_TRAIN_H
 

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,7 +184,7 @@ sd_status sd_remove_tree(const char *path)
 void sd_first_error_init(sd_first_error *e)
 {
     e->st = SD_OK;
-    e->job = -1;
+    e->job = LONG_MAX;
     e->count = 0;
     e->msg[0] = 0;
 }

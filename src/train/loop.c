@@ -1,7 +1,7 @@
 /* The shared training loop: settings, model and optimiser set-up, per-
  * iteration batches, the method's step, one or more backward passes,
  * optimiser steps on the poly schedule, logging, evaluation on target val,
- * checkpoints (last / best, with everything --resume needs) and clean stops.
+ * and clean stops (run directory: rundir.c; checkpoints and --resume: resume.c).
  * Batches come from two threaded loaders (loader.h), never from images
  * held in memory. Not here: what a method computes (src/da/<method>.c),
  * reading and augmenting samples (src/data), configuration (config.c). */
