@@ -47,7 +47,7 @@ else
 $(info segda: built without video (pkg-config finds no libavformat/libavcodec/libswscale/libavutil; tools/deps.sh installs them))
 endif
 
-LIB_DIRS := core cpu nn optim io data da eval gap bench dist
+LIB_DIRS := core cpu nn optim io data train da eval gap bench dist
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard src/$(d)/*.c))
 
 # CUDA backend (src/cuda): built when nvcc and cuDNN's header are found under

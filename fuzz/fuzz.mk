@@ -35,3 +35,22 @@ $(FUZZ_BUILD)/fuzz_safetensors: $(FUZZ_ST_SRC) include/segda/safetensors.h inclu
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fopenmp -Iinclude -Isrc \
 	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	  -o $@ $(FUZZ_ST_SRC) -lopenblas -lm
+
+# configuration text and mapping.txt (issue 17): `make fuzz` runs them too.
+FUZZ_CFG_SRC := fuzz/fuzz_config.c src/train/config_file.c src/core/util.c src/io/file.c src/core/error.c src/core/rng.c
+FUZZ_MAP_SRC := fuzz/fuzz_mapping.c src/data/label_map.c src/core/util.c src/core/error.c src/core/rng.c
+.PHONY: fuzz-config fuzz-mapping
+fuzz: fuzz-config fuzz-mapping
+fuzz-config: $(FUZZ_BUILD)/fuzz_config
+	@mkdir -p $(FUZZ_BUILD)/corpus_config
+	cd $(FUZZ_BUILD) && ./fuzz_config -max_total_time=$(FUZZ_TIME) -rss_limit_mb=2048 \
+	  -timeout=10 -print_final_stats=1 corpus_config ../fuzz/corpus_config
+fuzz-mapping: $(FUZZ_BUILD)/fuzz_mapping
+	@mkdir -p $(FUZZ_BUILD)/corpus_mapping
+	cd $(FUZZ_BUILD) && ./fuzz_mapping -max_total_time=$(FUZZ_TIME) -rss_limit_mb=2048 \
+	  -timeout=10 -print_final_stats=1 corpus_mapping ../fuzz/corpus_mapping
+$(FUZZ_BUILD)/fuzz_config $(FUZZ_BUILD)/fuzz_mapping: $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_CFG_SRC) $(FUZZ_MAP_SRC) include/segda/core.h include/segda/train.h include/segda/labels.h | fuzz-deps
+	@mkdir -p $(FUZZ_BUILD)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fopenmp -Iinclude -Isrc \
+	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	  -o $@ $(FUZZ_$(if $(filter config,$*),CFG,MAP)_SRC) -lopenblas -lm

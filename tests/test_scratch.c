@@ -20,20 +20,8 @@ static sd_status run(const char *name, int n_extra, const char *const *extra)
     char out[400];
     snprintf(out, sizeof out, "%s/run-%s", bench, name);
     sd_config c;
-    sd_config_init(&c);
-    sd_config_set(&c, "method", "source-only", "test", true);
-    sd_config_set(&c, "source", src_spec, "test", true);
-    sd_config_set(&c, "target", tgt_spec, "test", true);
-    sd_config_set(&c, "out", out, "test", true);
-    sd_config_set(&c, "model", "deeplab-mini", "test", true);
-    sd_config_set(&c, "threads", "1", "test", true);
-    sd_config_set(&c, "log-every", "1000", "test", true);
-    for (int i = 0; i < n_extra; i++) {
-        char k[64];
-        const char *eq = strchr(extra[i], '=');
-        snprintf(k, sizeof k, "%.*s", (int)(eq - extra[i]), extra[i]);
-        sd_config_set(&c, k, eq + 1, "test", true);
-    }
+    test_train_cfg(&c, "source-only", src_spec, tgt_spec, out, n_extra, extra);
+    sd_config_set(&c, "model", "deeplab-mini", "test", false);
     sd_status st = sd_train_run(&c);
     sd_config_free(&c);
     return st;

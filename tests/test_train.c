@@ -40,19 +40,7 @@ static void base_cfg(sd_config *c, const char *m, const char *name, int n_extra,
 {
     char out[400];
     snprintf(out, sizeof out, "%s/run-%s", bench, name);
-    sd_config_init(c);
-    sd_config_set(c, "method", m, "test", true);
-    sd_config_set(c, "source", src_spec, "test", true);
-    sd_config_set(c, "target", tgt_spec, "test", true);
-    sd_config_set(c, "out", out, "test", true);
-    sd_config_set(c, "threads", "1", "test", true);
-    sd_config_set(c, "log-every", "1000", "test", true);
-    for (int i = 0; i < n_extra; i++) {
-        char k[64];
-        const char *eq = strchr(extra[i], '=');
-        snprintf(k, sizeof k, "%.*s", (int)(eq - extra[i]), extra[i]);
-        sd_config_set(c, k, eq + 1, "test", true);
-    }
+    test_train_cfg(c, m, src_spec, tgt_spec, out, n_extra, extra);
 }
 
 static sd_status run(const char *m, const char *name, int n_extra, const char *const *extra)

@@ -14,6 +14,7 @@
 
 #include "segda/checkpoint.h"
 #include "segda/synth.h"
+#include "segda/train.h"
 
 /* dir/name in one of four rotating static buffers: a result stays valid
  * while the next three are made. */
@@ -138,6 +139,26 @@ static inline double test_ckpt_diff(const char *a, const char *b, bool weights_o
     sd_ckpt_close(&x);
     sd_ckpt_close(&y);
     return m;
+}
+
+/* A one-thread training configuration of method m from src to tgt into
+ * out, plus "key=value" pairs (later ones win). */
+static inline void test_train_cfg(sd_config *c, const char *m, const char *src, const char *tgt, const char *out,
+                                  int n_extra, const char *const *extra)
+{
+    sd_config_init(c);
+    sd_config_set(c, "method", m, "test", true);
+    sd_config_set(c, "source", src, "test", true);
+    sd_config_set(c, "target", tgt, "test", true);
+    sd_config_set(c, "out", out, "test", true);
+    sd_config_set(c, "threads", "1", "test", true);
+    sd_config_set(c, "log-every", "1000", "test", true);
+    for (int i = 0; i < n_extra; i++) {
+        char k[64];
+        const char *eq = strchr(extra[i], '=');
+        snprintf(k, sizeof k, "%.*s", (int)(eq - extra[i]), extra[i]);
+        sd_config_set(c, k, eq + 1, "test", true);
+    }
 }
 
 #endif

@@ -61,6 +61,60 @@ int sd_rng_int(sd_rng *r, int n);                /* [0, n) */
  * escaped; NULL writes ""): the one escaper behind every JSON file segda
  * writes (logs, summaries, reports). */
 void sd_json_str(FILE *f, const char *s);
+/* v with `digits` significant digits, or null when not finite. */
+void sd_json_num(FILE *f, double v, int digits);
+/* Walks the JSON document text[0..len) and calls fn for every leaf with its
+ * dotted path ("final.class_iou.road", arrays by index "skipped.0"): str
+ * for a string (num NAN), else str NULL and num (null: NAN, true 1, false 0).
+ * Malformed JSON is SD_ERR_FORMAT naming name and the byte. */
+typedef void (*sd_json_leaf_fn)(void *ctx, const char *path, const char *str, double num);
+sd_status sd_json_walk(const char *text, size_t len, const char *name, sd_json_leaf_fn fn, void *ctx);
+
+/* The one number parser (src/core/util.c) of CLI options, configuration
+ * files, checkpoint metadata and mapping.txt: the whole text must be the
+ * number and inside lo..hi; otherwise SD_ERR_ARG with a message that starts
+ * with `what` (the option, or FILE:LINE: key) and says what was expected. */
+sd_status sd_parse_i64(const char *s, int64_t lo, int64_t hi, const char *what, int64_t *out);
+sd_status sd_parse_int(const char *s, int lo, int hi, const char *what, int *out);
+sd_status sd_parse_u64(const char *s, const char *what, uint64_t *out);
+sd_status sd_parse_double(const char *s, double lo, double hi, const char *what, double *out);
+sd_status sd_parse_float(const char *s, float lo, float hi, const char *what, float *out);
+
+/* mkdir -p: every missing folder of dir (a path part that exists and is not
+ * a folder is an error naming it). */
+sd_status sd_mkdir_p(const char *dir);
+
+/* The one directory lister: the entries of dir (files and folders, no
+ * dot-files), sorted by name, that keep(name, is_dir, ctx) accepts (NULL:
+ * all). sd_names_free releases the list. */
+typedef struct sd_names {
+    int n;
+    char **v;
+} sd_names;
+sd_status sd_dir_list(const char *dir, bool (*keep)(const char *name, bool is_dir, void *ctx), void *ctx,
+                      sd_names *out);
+void sd_names_free(sd_names *l);
+
+/* rm -rf without a shell: path and everything under it (symlinks removed,
+ * never followed); a missing path is not an error. */
+sd_status sd_remove_tree(const char *path);
+
+/* The first failing job of an OpenMP loop: each job that fails calls
+ * sd_first_error_keep with its index (the lowest index's status and message
+ * are kept, whatever the thread timing; job is that index, LONG_MAX while
+ * none failed, which a loop may read atomically to skip later jobs; count
+ * counts the failures); after
+ * the loop sd_first_error_raise sets that message on the calling thread (the
+ * message is per thread) and returns the status (SD_OK when none failed). */
+typedef struct sd_first_error {
+    sd_status st;
+    long job;
+    int count;
+    char msg[1024];
+} sd_first_error;
+void sd_first_error_init(sd_first_error *e);
+void sd_first_error_keep(sd_first_error *e, long job, sd_status st);
+sd_status sd_first_error_raise(const sd_first_error *e);
 
 /* Allocation helpers that set an SD_ERR_NOMEM message on failure. */
 void *sd_malloc(size_t n);

@@ -4,7 +4,7 @@
  * no rank waits forever on one that gave up. src/dist/dist.c is the only
  * file that includes mpi.h. Without MPI (or outside mpirun) the run is one
  * process: rank 0 of 1, and every call here is a no-op that returns SD_OK.
- * Not here: what is reduced and when (the trainer, src/da/train.c). */
+ * Not here: what is reduced and when (the trainer, src/train/loop.c). */
 #ifndef SEGDA_DIST_H
 #define SEGDA_DIST_H
 

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "segda/core.h"
+
 #define SD_NUM_CLASSES 19
 #define SD_IGNORE 255
 #define SD_NUM_LABEL_IDS 34      /* ids 0..33 */
@@ -82,5 +84,13 @@ void sd_class_set_to_train_ids(int classes, uint8_t *pred, size_t n);
 /* The protocol a class set is scored and selected by (19 -> mIoU-19,
  * 16 -> mIoU-16). */
 sd_protocol sd_class_set_protocol(int classes);
+
+/* mapping.txt of a folder: dataset (text[0..len), name for messages):
+ * "src_id train_id" lines, '#' comments, blank lines skipped; lut[src] =
+ * train id (255 elsewhere), known[src] set. Ids outside 0..255, train ids
+ * other than 0..18 and 255, an id mapped twice, a NUL byte or a line over
+ * 1023 characters (comments may be longer) are SD_ERR_FORMAT naming
+ * name:LINE. */
+sd_status sd_label_map_parse(const char *text, size_t len, const char *name, uint8_t lut[256], bool known[256]);
 
 #endif

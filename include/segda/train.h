@@ -14,8 +14,12 @@
  *   best.safetensors    the model with the best target-val mIoU-19 seen (with --eval-every)
  *   state.safetensors   everything --resume needs: model, method modules (discriminators,
  *                       teachers), optimiser states, iteration, best score
- * Every file is written to NAME.tmp and renamed, so a crash (even kill -9 during
- * a save) leaves the previous complete file. */
+ *   summary.json        the run's record when it ends: status, metrics, config, version,
+ *                       build, precision, device (sd_run_summary below)
+ *   .lock               held (flock) while a run writes here
+ * Every file is written to NAME.tmp.PID and renamed, so a crash (even kill -9
+ * during a save) leaves the previous complete file. The code: src/train
+ * (loop.c, rundir.c, resume.c, summary.c, config.c, config_file.c). */
 #ifndef SEGDA_TRAIN_H
 #define SEGDA_TRAIN_H
 
@@ -68,6 +72,12 @@ sd_status sd_config_set(sd_config *c, const char *key, const char *value, const 
  * line without '=' is an SD_ERR_FORMAT error naming PATH:LINE. Keys are not
  * checked here: sd_train_resolve does that, naming the file and line. */
 sd_status sd_config_read(sd_config *c, const char *path);
+/* The parser behind sd_config_read: `key = value` lines of text[0..len),
+ * '#' starting a comment; a key given twice, a NUL byte or a line over 4094
+ * characters is SD_ERR_FORMAT naming name:LINE. */
+sd_status sd_config_parse(sd_config *c, const char *text, size_t len, const char *name);
+/* A boolean setting: 1 for true/1/yes/on, 0 for false/0/no/off/"", -1 else. */
+int sd_config_parse_bool(const char *v);
 const char *sd_config_get(const sd_config *c, const char *key);  /* NULL if absent */
 const char *sd_config_origin(const sd_config *c, const char *key);
 /* Typed getters for resolved configurations (values already validated). */
@@ -218,6 +228,39 @@ typedef struct sd_train_summary {
 } sd_train_summary;
 /* sd_train_run that also fills *sum (may be NULL). */
 sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum);
+
+/* RUNDIR/summary.json (src/train/summary.c): every run's record, written
+ * atomically when it ends (ok, failed or interrupted): {"task", "method",
+ * "status": "ok"|"failed"|"interrupted", "message", "iterations" (done),
+ * "iters", "seconds", "eval_failures", "final": {METRIC: v, "class_iou":
+ * {...}}, "best": {METRIC: v, "iteration"}, "config", "segda_version",
+ * "build", "precision", "device"}. Unknown numbers are null. */
+typedef struct sd_run_summary {
+    const char *task;                /* "train" or "pretrain" */
+    const char *method;
+    const char *status;              /* "ok", "failed", "interrupted" */
+    const char *message;             /* why it failed or stopped ("" when ok) */
+    int64_t iterations, iters;
+    double seconds;
+    int eval_failures;
+    const char *metric;              /* "miou_19", "miou_16", "val_top1" */
+    double final_value, best_value;
+    int64_t best_iteration;
+    const double *class_iou;         /* [19] or NULL */
+    const char *config;              /* key = value lines */
+    const char *precision, *device;  /* NULL: the process's precision, "cpu" */
+} sd_run_summary;
+sd_status sd_run_summary_write(const char *path, const sd_run_summary *s);
+
+/* What sd_run_summary_read gives back of a summary.json. */
+typedef struct sd_run_result {
+    char status[16], metric[32], message[1024];
+    int64_t iterations, iters, best_iteration;
+    double seconds, final_value, best_value;
+    bool has_class_iou;
+    double class_iou[19];
+} sd_run_result;
+sd_status sd_run_summary_read(const char *path, sd_run_result *r);
 
 /* A hook called after every iteration of the runs this thread starts
  * (in-process users such as the Python package; NULL = none). tr->it is

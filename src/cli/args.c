@@ -12,46 +12,30 @@
 #include "segda/tensor.h"
 #include "segda/core.h"
 
+/* The library's number parser (core.h) under the CLI's bool interface:
+ * the callers name the option in their own usage message. */
 bool cli_parse_long(const char *s, long lo, long hi, long *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
+    int64_t v;
+    if (sd_parse_i64(s, lo, hi, "option", &v))
         return false;
-    *out = v;
+    *out = (long)v;
     return true;
 }
 
 bool cli_parse_seed(const char *s, uint64_t *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-')
-        return false;
-    *out = (uint64_t)v;
-    return true;
+    return sd_parse_u64(s, "--seed", out) == SD_OK;
 }
 
 bool cli_parse_int(const char *s, int lo, int hi, int *out)
 {
-    long v;
-    if (!cli_parse_long(s, lo, hi, &v))
-        return false;
-    *out = (int)v;
-    return true;
+    return sd_parse_int(s, lo, hi, "option", out) == SD_OK;
 }
 
 bool cli_parse_float(const char *s, float lo, float hi, float *out)
 {
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi))
-        return false;
-    *out = v;
-    return true;
+    return sd_parse_float(s, lo, hi, "option", out) == SD_OK;
 }
 
 bool cli_parse_size(const char *s, int *w, int *h)

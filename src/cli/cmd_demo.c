@@ -20,6 +20,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/demo_extra.h"
+#include "io/file.h"
 #include "segda/api.h" /* sd_version */
 #include "segda/checkpoint.h"
 #include "segda/data.h"
@@ -124,13 +125,6 @@ static int add_run(demo_run *runs, int n, const char *name, const char *method, 
         r->extra[r->n_extra++] = va_arg(ap, const char *);
     va_end(ap);
     return n + 1;
-}
-
-static sd_status ensure_dir(const char *p)
-{
-    if (mkdir(p, 0777) && errno != EEXIST)
-        return sd_fail(SD_ERR_IO, "%s: %s", p, strerror(errno));
-    return SD_OK;
 }
 
 static void json_num(FILE *f, double v)
@@ -437,59 +431,32 @@ static void job_arg(demo_job *j, const char *fmt, ...)
     va_end(ap);
 }
 
-static double parse_num(const char *p)
+/* A finished training run's result from its summary.json: mIoU-19 and the
+ * class IoUs of the final evaluation. False unless the run ended "ok" after
+ * all its iterations with a final evaluation. */
+static bool read_final_eval(const char *rundir, double *miou, double ciou[SD_NUM_CLASSES], long long *it)
 {
-    while (*p == ' ' || *p == ':')
-        p++;
-    return strncmp(p, "null", 4) ? strtod(p, NULL) : NAN;
-}
-
-/* The last evaluation line of a run's log.jsonl: mIoU-19 and the class IoUs
- * in trainId order (the log writes them in that order). */
-static bool read_final_eval(const char *log, double *miou, double ciou[SD_NUM_CLASSES], long long *it)
-{
-    FILE *f = fopen(log, "r");
-    if (!f)
+    char path[700];
+    snprintf(path, sizeof path, "%.600s/summary.json", rundir);
+    sd_run_result r;
+    if (access(path, F_OK) != 0 || sd_run_summary_read(path, &r) || strcmp(r.status, "ok") ||
+        strcmp(r.metric, "miou_19") || !r.has_class_iou)
         return false;
-    char *line = NULL, *last = NULL;
-    size_t cap = 0;
-    while (getline(&line, &cap, f) > 0)
-        if (strstr(line, "\"eval\"")) {
-            free(last);
-            last = strdup(line);
-        }
-    free(line);
-    fclose(f);
-    bool ok = false;
-    const char *p = last ? strstr(last, "\"miou_19\"") : NULL, *q = last ? strstr(last, "\"class_iou\"") : NULL;
-    if (p && q && sscanf(last, "{\"it\": %lld", it) == 1) {
-        *miou = parse_num(p + 9);
-        q = strchr(q, '{');
-        for (int c = 0; c < SD_NUM_CLASSES && q; c++) {
-            q = strstr(q, "\": ");
-            if (q)
-                ciou[c] = parse_num(q += 3);
-        }
-        ok = q != NULL;
-    }
-    free(last);
-    return ok;
+    *miou = r.final_value;
+    memcpy(ciou, r.class_iou, sizeof r.class_iou);
+    *it = (long long)r.iterations;
+    return true;
 }
 
-/* The val top-1 accuracy in a pretrain log's summary line (NAN if absent). */
-static double read_top1(const char *log)
+/* The val top-1 accuracy of a pretraining, from CKPT.summary.json (NAN if absent). */
+static double read_top1(const char *ckpt)
 {
-    FILE *f = fopen(log, "r");
-    double v = NAN;
-    char line[1024];
-    while (f && fgets(line, sizeof line, f)) {
-        const char *p = strstr(line, "val top-1 ");
-        if (p)
-            v = strtod(p + 10, NULL);
-    }
-    if (f)
-        fclose(f);
-    return v;
+    char path[700];
+    snprintf(path, sizeof path, "%.600s.summary.json", ckpt);
+    sd_run_result r;
+    if (access(path, F_OK) != 0 || sd_run_summary_read(path, &r) || strcmp(r.metric, "val_top1"))
+        return NAN;
+    return r.final_value;
 }
 
 /* Extra values naming rows ("pseudo-from=@fda-b01,@fda") become those rows'
@@ -621,8 +588,7 @@ static int kept_run(const demo_setup *ds, demo_job *jobs, demo_job *j)
     if (!same)
         return KEEP_NONE;
     long long it = -1;
-    snprintf(path, sizeof path, "%.600s/log.jsonl", j->rundir);
-    if (read_final_eval(path, &j->miou, j->class_iou, &it) && it == j->iters)
+    if (read_final_eval(j->rundir, &j->miou, j->class_iou, &it) && it == j->iters)
         return KEEP_DONE;
     snprintf(path, sizeof path, "%.600s/last.safetensors", j->rundir);
     return access(path, F_OK) == 0 ? KEEP_RESUME : KEEP_NONE;
@@ -642,10 +608,8 @@ static sd_status job_start(const demo_setup *ds, demo_job *jobs, demo_job *j)
             return SD_OK;
         }
         if (keep == KEEP_NONE) {
-            char cmd[1200];
-            snprintf(cmd, sizeof cmd, "rm -rf '%s'", j->rundir);
-            if (system(cmd) != 0)
-                return sd_fail(SD_ERR_IO, "%s: could not clear the run directory", j->rundir);
+            if (sd_remove_tree(j->rundir))
+                return sd_fail_prefix(SD_ERR_IO, "could not clear the run directory");
             sd_status st = job_write_config(ds, jobs, j, j->cfg);
             if (st)
                 return st;
@@ -756,10 +720,8 @@ static int pool_run(const demo_setup *ds, demo_job *jobs, int n)
             j->seconds = sd_time_now() - j->t0;
             bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
             if (ok && j->kind == JOB_TRAIN) {
-                char lp[700];
-                snprintf(lp, sizeof lp, "%.600s/log.jsonl", j->rundir);
                 long long it = -1;
-                ok = read_final_eval(lp, &j->miou, j->class_iou, &it) && it == j->iters;
+                ok = read_final_eval(j->rundir, &j->miou, j->class_iou, &it) && it == j->iters;
             }
             j->state = ok ? JOB_OK : JOB_FAIL;
             failed += !ok;
@@ -779,40 +741,35 @@ static int pool_run(const demo_setup *ds, demo_job *jobs, int n)
 typedef struct gap_nums {
     bool ok;
     double lin, poly, mmd, p, retr, kl;
+    double kl_sum;          /* class_kl's finite values while reading */
+    int kl_n;
 } gap_nums;
+
+static void gap_leaf(void *ctx, const char *path, const char *str, double v)
+{
+    gap_nums *g = ctx;
+    static const char *keys[] = {"svm_linear_accuracy", "svm_poly_accuracy", "mmd", "mmd_p", "retrieval_other_domain"};
+    double *dst[] = {&g->lin, &g->poly, &g->mmd, &g->p, &g->retr};
+    if (str)
+        return;
+    for (int k = 0; k < 5; k++)
+        if (!strcmp(path, keys[k]))
+            *dst[k] = v;
+    if (!strncmp(path, "class_kl.", 9) && isfinite(v))
+        g->kl_sum += v, g->kl_n++;
+}
 
 static gap_nums read_gap_json(const char *path)
 {
     gap_nums g = {.ok = false, .lin = NAN, .poly = NAN, .mmd = NAN, .p = NAN, .retr = NAN, .kl = NAN};
-    FILE *f = fopen(path, "r");
-    if (!f)
+    uint8_t *buf;
+    size_t len;
+    if (access(path, F_OK) != 0 || io_read_file(path, &buf, &len))
         return g;
-    char buf[8192];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    static const char *keys[] = {"\"svm_linear_accuracy\"", "\"svm_poly_accuracy\"", "\"mmd\"", "\"mmd_p\"",
-                                 "\"retrieval_other_domain\""};
-    double *dst[] = {&g.lin, &g.poly, &g.mmd, &g.p, &g.retr};
-    for (int k = 0; k < 5; k++) {
-        const char *p = strstr(buf, keys[k]);
-        if (p)
-            *dst[k] = parse_num(p + strlen(keys[k]));
-    }
-    const char *q = strstr(buf, "\"class_kl\"");
-    if (q && (q = strchr(q, '{'))) {
-        const char *end = strchr(q, '}');
-        double s = 0;
-        int c = 0;
-        while ((q = strstr(q, "\": ")) && end && q < end) {
-            double v = parse_num(q += 3);
-            if (isfinite(v))
-                s += v, c++;
-        }
-        if (c)
-            g.kl = s / c;
-    }
-    g.ok = true;
+    g.ok = !sd_json_walk((const char *)buf, len, path, gap_leaf, &g);
+    free(buf);
+    if (g.kl_n)
+        g.kl = g.kl_sum / g.kl_n;
     return g;
 }
 
@@ -991,7 +948,7 @@ int cli_demo(int argc, char **argv)
     char bench[512], path[1024], src[600], tgt[600], runs_dir[400];
     snprintf(bench, sizeof bench, "%s/bench", out);
     snprintf(runs_dir, sizeof runs_dir, "%.380s/runs", out);
-    if (ensure_dir(out) || ensure_dir(bench) || ensure_dir(runs_dir))
+    if (sd_mkdir_p(out) || sd_mkdir_p(bench) || sd_mkdir_p(runs_dir))
         return cli_fail("demo");
     snprintf(src, sizeof src, "gta5:%s/sim", bench);
     snprintf(tgt, sizeof tgt, "cityscapes:%s/real", bench);
@@ -1222,7 +1179,7 @@ int cli_demo(int argc, char **argv)
     int ng = 0;
     char gap_dir[600];
     snprintf(gap_dir, sizeof gap_dir, "%.500s/gap", out);
-    if (gap && gjobs && !ensure_dir(gap_dir)) {
+    if (gap && gjobs && !sd_mkdir_p(gap_dir)) {
         for (int g = 0; g < G_N; g++)
             for (int pr = 0; pr < 2; pr++) {
                 gj[g][pr] = -1;
@@ -1317,7 +1274,7 @@ int cli_demo(int argc, char **argv)
         snprintf(pre_desc, sizeof pre_desc,
                  "with its backbone pretrained as a 19-way classifier of real-style object crops (`segda pretrain`, "
                  "%d iterations of 32 crops at 64 px, val top-1 %.3f: the stand-in for ImageNet weights)",
-                 pretrain_iters, read_top1(jobs[pre].log));
+                 pretrain_iters, read_top1(jobs[pre].rundir));
     else
         snprintf(pre_desc, sizeof pre_desc, "from random weights");
     fprintf(f, "# segda demo\n\nBuilt-in sim→real benchmark (`%s`, 400 sim / 400 real train / 100 real val, 256×128), "

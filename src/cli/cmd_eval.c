@@ -515,7 +515,7 @@ int cli_eval(int argc, char **argv)
     }
     bool has_inst = sd_dataset_has_instances(&ds);
     if (fuse_out) {
-        if (cli_mkdir_p(fuse_out) ||
+        if (sd_mkdir_p(fuse_out) ||
             sd_fuse_pred_dirs(&ds, preds[0], labelids ? SD_PRED_LABEL_IDS : SD_PRED_TRAIN_IDS, inst_dir, &fuse,
                               fuse_out)) {
             sd_gen_free(gen);

@@ -349,28 +349,6 @@ static sd_status model_rows(gap_model *gm, feature_map_fn fmap_of, const sd_data
 
 /* ---- output ------------------------------------------------------------------ */
 
-static sd_status mkdir_p(const char *dir)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
-        return sd_fail(SD_ERR_ARG, "--out: path too long");
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || !*p) {
-            char keep = *p;
-            *p = 0;
-            if (mkdir(buf, 0777) && errno != EEXIST)
-                return sd_fail(SD_ERR_IO, "--out %s: cannot create %s: %s", dir, buf, strerror(errno));
-            *p = keep;
-            if (!keep)
-                break;
-        }
-    }
-    struct stat sb;
-    if (stat(dir, &sb) || !S_ISDIR(sb.st_mode))
-        return sd_fail(SD_ERR_IO, "--out %s: not a directory", dir);
-    return SD_OK;
-}
-
 static void print_table(const sd_gap_result *r, const char *a, const char *b, const sd_gap_options *o, int bins,
                         const int *n_img)
 {
@@ -686,7 +664,8 @@ int cli_gap(int argc, char **argv)
     if (st == SD_OK)
         print_table(&res, spec[0] ? spec[0] : feat[0], spec[1] ? spec[1] : feat[1], &o, bins, n_kl_img);
     if (st == SD_OK && out_dir) /* first: --json may point into it */
-        st = mkdir_p(out_dir);
+        if ((st = sd_mkdir_p(out_dir)))
+            sd_fail_prefix(st, "--out");
     gap_setup setup = {0};
     setup_add(&setup, "a", "%s", spec[0] ? spec[0] : feat[0] ? feat[0] : "");
     setup_add(&setup, "b", "%s", spec[1] ? spec[1] : feat[1] ? feat[1] : "");

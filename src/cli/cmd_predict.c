@@ -158,7 +158,7 @@ sd_status cli_predict_write(const cli_predict_ctx *c, const char *stem, const ui
     char *slash = strrchr(path, '/');
     if (slash) {
         *slash = 0;
-        if ((st = cli_mkdir_p(path)))
+        if ((st = sd_mkdir_p(path)))
             goto done;
     }
     snprintf(path, sizeof path, "%s_trainIds.png", stem);
@@ -398,7 +398,7 @@ int cli_predict(int argc, char **argv)
     if (!st && detector)
         st = sd_detector_load(detector, &det);
     if (!st && inst_dir)
-        st = cli_mkdir_p(inst_dir);
+        st = sd_mkdir_p(inst_dir);
     int mc = m ? sd_model_options(m)->classes : 0;
     if (!st && labelids && mc != SD_NUM_CLASSES && mc != SD_NUM_CLASSES_SYNTHIA)
         st = sd_fail(SD_ERR_ARG, "--labelids needs a %d- or %d-class model; %s has %d classes", SD_NUM_CLASSES,

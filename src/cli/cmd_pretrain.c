@@ -1,5 +1,5 @@
 /* segda pretrain: classification pretraining of a backbone on an image-folder
- * dataset (src/da/pretrain.c does the work; this file parses options, takes
+ * dataset (src/train/pretrain.c does the work; this file parses options, takes
  * a resumed run's options from its checkpoint and routes Ctrl-C to a clean
  * stop). */
 #include <errno.h>

@@ -44,7 +44,7 @@ static sd_status out_dir(const char *out)
     if (!slash || slash == dir)
         return SD_OK;
     *slash = 0;
-    return cli_mkdir_p(dir);
+    return sd_mkdir_p(dir);
 }
 
 static sd_status translate_one(sd_gen *g, sd_tape *t, const char *in, const char *out)
@@ -118,8 +118,8 @@ int cli_translate(int argc, char **argv)
     sd_gen *g = NULL;
     if (!st)
         st = sd_gen_load(model, &g);
-    if (!st && mkdir(outdir, 0755) != 0 && errno != EEXIST)
-        st = sd_fail(SD_ERR_IO, "%s: cannot create: %s", outdir, strerror(errno));
+    if (!st)
+        st = sd_mkdir_p(outdir);
     sd_tape t;
     sd_tape_init(&t, 0);
     sd_progress pr;

@@ -1,6 +1,5 @@
 /* Image-file listing and mkdir -p for the commands that write one output
  * per input (predict, translate); see files.h. */
-#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,25 +32,20 @@ static sd_status walk(const char *dir, cli_files *l, int depth)
 {
     if (depth > 16)
         return SD_OK;
-    DIR *d = opendir(dir);
-    if (!d)
-        return sd_fail(SD_ERR_IO, "%s: %s", dir, strerror(errno));
-    struct dirent *e;
+    sd_names names;
+    sd_status st = sd_dir_list(dir, NULL, NULL, &names);
     char path[4096];
-    sd_status st = SD_OK;
-    while (!st && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    for (int i = 0; i < names.n && !st; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names.v[i]);
         struct stat sb;
         if (stat(path, &sb) != 0)
             continue;
         if (S_ISDIR(sb.st_mode))
             st = walk(path, l, depth + 1);
-        else if (S_ISREG(sb.st_mode) && is_image_name(e->d_name) && push(l, path))
+        else if (is_image_name(names.v[i]) && push(l, path))
             st = sd_fail(SD_ERR_NOMEM, "out of memory listing %s", dir);
     }
-    closedir(d);
+    sd_names_free(&names);
     return st;
 }
 
@@ -90,19 +84,3 @@ void cli_files_free(cli_files *l)
     memset(l, 0, sizeof *l);
 }
 
-sd_status cli_mkdir_p(const char *dir)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
-        return sd_fail(SD_ERR_ARG, "%s: path too long", dir);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(buf, 0755) && errno != EEXIST)
-                return sd_fail(SD_ERR_IO, "%s: cannot create: %s", buf, strerror(errno));
-            *p = '/';
-        }
-    if (mkdir(buf, 0755) && errno != EEXIST)
-        return sd_fail(SD_ERR_IO, "%s: cannot create: %s", buf, strerror(errno));
-    return SD_OK;
-}

@@ -21,7 +21,5 @@ sd_status cli_files_images(const char *input, cli_files *l);
 const char *cli_files_rel(const cli_files *l, const char *input, int i);
 void cli_files_free(cli_files *l);
 
-/* Creates dir and its missing parents. */
-sd_status cli_mkdir_p(const char *dir);
 
 #endif

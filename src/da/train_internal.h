@@ -1,4 +1,4 @@
-/* Private to src/da: helpers the loop (train.c) and the methods share.
+/* Private to src/da and src/train: helpers the loop (src/train/loop.c) and the methods share.
  * Batches come from the threaded loader (loader.h). Not a public API. */
 #ifndef SEGDA_DA_TRAIN_INTERNAL_H
 #define SEGDA_DA_TRAIN_INTERNAL_H

@@ -2,7 +2,6 @@
  * folder trees into sorted image-label pairs, and reads a sample as RGB u8
  * plus trainIds through one table look-up per pixel. No resizing (see
  * transform.c) and no threading beyond the class-pixel census. */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include <unistd.h>
 
 #include "segda/data.h"
+#include "io/file.h"
 #include "segda/image.h"
 #include "segda/labels.h"
 
@@ -55,36 +55,12 @@ static bool is_dir(const char *p)
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static bool is_file(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 /* ---- string lists ---- */
 
 typedef struct strlist {
     char **v;
     int n, cap;
 } strlist;
-
-static sd_status strlist_push(strlist *l, char *s)
-{
-    if (!s)
-        return SD_ERR_NOMEM;
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 64;
-        char **v = realloc(l->v, sizeof(char *) * cap);
-        if (!v) {
-            free(s);
-            return sd_fail(SD_ERR_NOMEM, "out of memory listing files");
-        }
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n++] = s;
-    return SD_OK;
-}
 
 static void strlist_free(strlist *l)
 {
@@ -94,8 +70,6 @@ static void strlist_free(strlist *l)
     memset(l, 0, sizeof *l);
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 static bool ends_with(const char *s, const char *suf)
 {
     size_t n = strlen(s), m = strlen(suf);
@@ -104,43 +78,31 @@ static bool ends_with(const char *s, const char *suf)
 
 /* Sorted names in dir: regular files ending with one of the suffixes (or,
  * with dirs_only, subdirectories). */
+typedef struct list_filter {
+    const char *const *suffixes;
+    bool dirs_only;
+} list_filter;
+
+static bool keep_entry(const char *name, bool is_dir, void *ctx)
+{
+    const list_filter *lf = ctx;
+    if (lf->dirs_only || is_dir)
+        return lf->dirs_only && is_dir;
+    for (int k = 0; lf->suffixes[k]; k++)
+        if (ends_with(name, lf->suffixes[k]))
+            return true;
+    return false;
+}
+
 static sd_status list_dir(const char *dir, const char *const *suffixes, bool dirs_only, strlist *out)
 {
     memset(out, 0, sizeof *out);
-    DIR *d = opendir(dir);
-    if (!d)
-        return sd_fail(SD_ERR_IO, "%s: cannot list directory: %s", dir, strerror(errno));
-    struct dirent *e;
-    sd_status st = SD_OK;
-    while (!st && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char *full = path_join(dir, e->d_name);
-        if (!full) {
-            st = SD_ERR_NOMEM;
-            break;
-        }
-        bool keep;
-        if (dirs_only) {
-            keep = is_dir(full);
-        } else {
-            keep = false;
-            for (int k = 0; suffixes[k] && !keep; k++)
-                keep = ends_with(e->d_name, suffixes[k]);
-            keep = keep && is_file(full);
-        }
-        free(full);
-        if (keep)
-            st = strlist_push(out, sd_strdup(e->d_name));
-    }
-    closedir(d);
-    if (st) {
-        strlist_free(out);
-        return st;
-    }
-    if (out->n > 1)
-        qsort(out->v, out->n, sizeof(char *), cmp_str);
-    return SD_OK;
+    list_filter lf = {suffixes, dirs_only};
+    sd_names names;
+    sd_status st = sd_dir_list(dir, keep_entry, &lf, &names);
+    if (!st)
+        out->v = names.v, out->n = out->cap = names.n;
+    return st;
 }
 
 /* ---- dataset building ---- */
@@ -379,56 +341,30 @@ static sd_status list_camvid(sd_dataset *ds, int *cap)
     return st;
 }
 
+/* ROOT/mapping.txt (sd_label_map_parse, labels.h). Without the file the
+ * labels are trainIds already (identity, said at level 1). */
 static sd_status parse_mapping(sd_dataset *ds)
 {
     char *path = path_join(ds->root, "mapping.txt");
     if (!path)
         return SD_ERR_NOMEM;
-    memset(ds->lut, SD_IGNORE, 256);
-    memset(ds->id_known, 0, sizeof ds->id_known);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        free(path);
+    uint8_t *text = NULL;
+    size_t len = 0;
+    sd_status st = SD_OK;
+    if (access(path, F_OK) != 0 && errno == ENOENT) {
+        sd_log(1, "dataset %s: no %s: label values are read as trainIds (0..%d, 255 ignored)\n", ds->spec, path,
+               SD_NUM_CLASSES - 1);
+        memset(ds->lut, SD_IGNORE, 256);
+        memset(ds->id_known, 0, sizeof ds->id_known);
         for (int c = 0; c < SD_NUM_CLASSES; c++) {
             ds->lut[c] = (uint8_t)c;
             ds->id_known[c] = true;
         }
         ds->id_known[SD_IGNORE] = true;
-        return SD_OK;
+    } else if (!(st = io_read_file(path, &text, &len))) {
+        st = sd_label_map_parse((const char *)text, len, path, ds->lut, ds->id_known);
     }
-    char line[256];
-    int ln = 0;
-    sd_status st = SD_OK;
-    while (!st && fgets(line, sizeof line, f)) {
-        ln++;
-        char *h = strchr(line, '#');
-        if (h)
-            *h = 0;
-        int a, b;
-        char extra;
-        int k = sscanf(line, "%d %d %c", &a, &b, &extra);
-        if (k == EOF || k <= 0) {
-            char *p = line;
-            while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
-                p++;
-            if (!*p)
-                continue;
-        }
-        if (k != 2)
-            st = sd_fail(SD_ERR_FORMAT, "%s:%d: expected \"src_id train_id\"", path, ln);
-        else if (a < 0 || a > 255)
-            st = sd_fail(SD_ERR_FORMAT, "%s:%d: source id %d outside 0..255", path, ln, a);
-        else if (!(b >= 0 && b < SD_NUM_CLASSES) && b != SD_IGNORE)
-            st = sd_fail(SD_ERR_FORMAT, "%s:%d: train id %d is neither 0..%d nor 255", path, ln, b,
-                         SD_NUM_CLASSES - 1);
-        else if (ds->id_known[a])
-            st = sd_fail(SD_ERR_FORMAT, "%s:%d: source id %d mapped twice", path, ln, a);
-        else {
-            ds->lut[a] = (uint8_t)b;
-            ds->id_known[a] = true;
-        }
-    }
-    fclose(f);
+    free(text);
     free(path);
     return st;
 }
@@ -488,6 +424,14 @@ sd_status sd_dataset_open(sd_dataset *ds, const char *spec, const char *split, c
         if (c2 && (!strcmp(c2 + 1, "train") || !strcmp(c2 + 1, "val") || !strcmp(c2 + 1, "test"))) {
             *c2 = 0;
             spec_split = spec + (colon - spec) + 1 + (c2 - root) + 1;
+        } else if (c2 && c2 > root && !strchr(c2 + 1, '/') && !is_dir(root)) {
+            /* ROOT:WORD where ROOT:WORD is no folder: a mistyped split,
+             * not a folder name with a colon */
+            sd_status st = sd_fail(SD_ERR_ARG, "dataset spec \"%s\": unknown split \"%s\" (expected train, val "
+                                   "or test)", spec, c2 + 1);
+            free(root);
+            sd_dataset_free(ds);
+            return st;
         }
         if (!root[0] && ds->kind == SD_DATASET_CITYSCAPES) {
             const char *env = getenv("CITYSCAPES_DATASET");
@@ -816,29 +760,17 @@ static sd_status class_pixels_one(const sd_dataset *ds, int i, uint64_t *row)
 sd_status sd_dataset_class_pixels(const sd_dataset *ds, int threads, bool skip_bad, uint64_t *counts, int *n_bad)
 {
     memset(counts, 0, sizeof(uint64_t) * SD_NUM_CLASSES * ds->n);
-    int bad = 0, first_bad = -1;
-    char first_msg[512] = "";
-    sd_status first_st = SD_OK;
+    sd_first_error fe;
+    sd_first_error_init(&fe);
     if (threads < 1)
         threads = 1;
 #pragma omp parallel for schedule(dynamic, 4) num_threads(threads)
     for (int i = 0; i < ds->n; i++) {
-        sd_status st = class_pixels_one(ds, i, counts + (size_t)i * SD_NUM_CLASSES);
-        if (st) {
-#pragma omp critical(sd_class_pixels)
-            {
-                bad++;
-                if (first_bad < 0 || i < first_bad) {
-                    first_bad = i;
-                    first_st = st;
-                    snprintf(first_msg, sizeof first_msg, "%s", sd_errmsg());
-                }
-            }
-        }
+        sd_first_error_keep(&fe, i, class_pixels_one(ds, i, counts + (size_t)i * SD_NUM_CLASSES));
     }
     if (n_bad)
-        *n_bad = bad;
-    if (bad && !skip_bad)
-        return sd_fail(first_st, "%s", first_msg);
+        *n_bad = fe.count;
+    if (fe.count && !skip_bad)
+        return sd_first_error_raise(&fe);
     return SD_OK;
 }

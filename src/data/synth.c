@@ -178,28 +178,6 @@ int sd_synth_simple_class(int index) { return SD_FIRST_THING_TRAIN_ID + index % 
 
 /* ---- files ---- */
 
-static sd_status make_dirs(const char *path)
-{
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof buf)
-        return sd_fail(SD_ERR_ARG, "synth: output path '%s' empty or too long", path);
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != 0)
-            continue;
-        char c = buf[i];
-        buf[i] = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return sd_fail(SD_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
-        struct stat stt;
-        if (stat(buf, &stt) != 0 || !S_ISDIR(stt.st_mode))
-            return sd_fail(SD_ERR_IO, "%s: exists and is not a directory", buf);
-        buf[i] = c;
-    }
-    return SD_OK;
-}
-
 static sd_status write_rgb(const char *path, uint8_t *rgb, int w, int h)
 {
     sd_image im = {w, h, 3, 8, rgb};
@@ -611,7 +589,7 @@ sd_status sd_synth_write(const char *out_dir, const sd_synth_opts *o)
         if ((k < 3 && o->n_sim == 0) || (k >= 3 && k < 5 && !o->synthia) || (k >= 5 && o->n_simple == 0))
             continue;
         snprintf(path, sizeof path, "%s/%s", out_dir, dirs[k]);
-        if ((st = make_dirs(path)))
+        if ((st = sd_mkdir_p(path)))
             return st;
     }
     const char *splits[2] = {"train", "val"};
@@ -620,17 +598,17 @@ sd_status sd_synth_write(const char *out_dir, const sd_synth_opts *o)
         for (int i = 0; i < nreal[sp] && i < (sp ? 2 : 4); i++) {
             const char *city = sd_synth_city(splits[sp], i);
             snprintf(path, sizeof path, "%s/real/leftImg8bit/%s/%s", out_dir, splits[sp], city);
-            if ((st = make_dirs(path)))
+            if ((st = sd_mkdir_p(path)))
                 return st;
             snprintf(path, sizeof path, "%s/real/gtFine/%s/%s", out_dir, splits[sp], city);
-            if ((st = make_dirs(path)))
+            if ((st = sd_mkdir_p(path)))
                 return st;
         }
     int ncrop[2] = {o->crops, (o->crops + 3) / 4};
     for (int sp = 0; sp < 2 && o->crops > 0; sp++)
         for (int c = 0; c < SD_NUM_CLASSES; c++) {
             snprintf(path, sizeof path, "%s/crops/%s/%s", out_dir, splits[sp], sd_synth_crop_dir_name(c));
-            if ((st = make_dirs(path)))
+            if ((st = sd_mkdir_p(path)))
                 return st;
         }
     if (o->crops == 0)
@@ -645,9 +623,8 @@ sd_status sd_synth_write(const char *out_dir, const sd_synth_opts *o)
         sd_log(1, "synth: writing %d sim, %d+%d real images (%dx%d) and %d+%d crops per class to %s with %d threads\n",
                o->n_sim, o->n_real, o->n_real_val, o->w, o->h, ncrop[0], ncrop[1], out_dir, threads);
 
-    sd_status first = SD_OK;
-    long first_job = -1;
-    char msg[1024] = "";
+    sd_first_error fe;
+    sd_first_error_init(&fe);
     size_t npx = (size_t)o->w * o->h;
 #pragma omp parallel num_threads(threads)
     {
@@ -671,23 +648,14 @@ sd_status sd_synth_write(const char *out_dir, const sd_synth_opts *o)
                 s = write_simple(out_dir, o, (int)k, rgb, ids, inst);
             else
                 s = write_crops_scene(out_dir, o, kind == JOB_CROP_VAL ? "val" : "train", (int)k);
-            if (s) {
-#pragma omp critical(synth_err)
-                {
-                    /* report the earliest failing job, whatever the thread timing */
-                    if (first_job < 0 || job < first_job) {
-                        first = s, first_job = job;
-                        snprintf(msg, sizeof msg, "%s", sd_errmsg());
-                    }
-                }
-            }
+            sd_first_error_keep(&fe, job, s);
         }
         free(rgb);
         free(ids);
         free(inst);
     }
-    if (first)
-        return sd_fail(first, "%s", msg);
+    if (fe.st)
+        return sd_first_error_raise(&fe);
     if ((st = write_marker(out_dir, o)))
         return st;
     if (!o->quiet)

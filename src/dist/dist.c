@@ -2,7 +2,7 @@
  * mpi.h. Sums go through rank 0 in rank order so that the result's bits
  * never depend on MPI's choice of reduction algorithm; a single process, or
  * a build without MPI (SD_HAVE_MPI unset), makes every call a no-op.
- * Not here: which buffers a run reduces (src/da/train.c). */
+ * Not here: which buffers a run reduces (src/train/loop.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -224,32 +224,6 @@ sd_status sd_eval_csv_write(const char *path, const sd_eval_row *rows, int n_row
     return close_tmp(f, tmp, path);
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p == '\n')
-            fputs("\\n", f);
-        else if (*p == '\t')
-            fputs("\\t", f);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
-static void json_num(FILE *f, double v)
-{
-    if (isnan(v) || isinf(v))
-        fputs("null", f);
-    else
-        fprintf(f, "%.15g", v);
-}
-
 sd_status sd_eval_json_write(const char *path, const sd_eval_setup *s, const sd_eval_row *rows,
                              int n_rows)
 {
@@ -259,11 +233,11 @@ sd_status sd_eval_json_write(const char *path, const sd_eval_setup *s, const sd_
         return SD_ERR_IO;
     const sd_protocol_info *pi = &sd_protocols[s->protocol];
     fputs("{\n  \"protocol\": {\"name\": ", f);
-    json_str(f, pi->name);
+    sd_json_str(f, pi->name);
     fputs(", \"classes\": [", f);
     for (int i = 0; i < pi->n; i++) {
         fputs(i ? ", " : "", f);
-        json_str(f, sd_class_names[pi->classes[i]]);
+        sd_json_str(f, sd_class_names[pi->classes[i]]);
     }
     fputs("],\n    \"means\": \"over the protocol's classes present in ground truth or prediction\",\n"
           "    \"matrix\": \"one confusion matrix over all images; ignored ground truth not "
@@ -271,17 +245,17 @@ sd_status sd_eval_json_write(const char *path, const sd_eval_setup *s, const sd_
           "    \"dataset\": ",
           f);
     if (s->dataset)
-        json_str(f, s->dataset);
+        sd_json_str(f, s->dataset);
     else
         fputs("null", f);
     fputs(", \"split\": ", f);
     if (s->split)
-        json_str(f, s->split);
+        sd_json_str(f, s->split);
     else
         fputs("null", f);
     fputs(", \"source\": ", f);
     if (s->source)
-        json_str(f, s->source);
+        sd_json_str(f, s->source);
     else
         fputs("null", f);
     fputs(",\n    \"resolution\": ", f);
@@ -297,29 +271,29 @@ sd_status sd_eval_json_write(const char *path, const sd_eval_setup *s, const sd_
         const sd_eval_result *e = &rows[r].r;
         fputs(r ? ",\n    {" : "\n    {", f);
         fputs("\"name\": ", f);
-        json_str(f, rows[r].name);
+        sd_json_str(f, rows[r].name);
         static const char *const mk[SD_PROTOCOL_COUNT] = {"miou_19", "miou_16", "miou_13", "miou_camvid"};
         for (int p = 0; p < SD_PROTOCOL_COUNT; p++) {
             fprintf(f, ", \"%s\": ", mk[p]);
-            json_num(f, e->miou[p]);
+            sd_json_num(f, e->miou[p], 15);
         }
         fputs(", \"pixel_accuracy\": ", f);
-        json_num(f, e->pixel_accuracy);
+        sd_json_num(f, e->pixel_accuracy, 15);
         fputs(", \"mean_accuracy\": ", f);
-        json_num(f, e->mean_accuracy);
+        sd_json_num(f, e->mean_accuracy, 15);
         fputs(",\n     \"class_iou\": {", f);
         for (int c = 0; c < SD_NUM_CLASSES; c++) {
             fputs(c ? ", " : "", f);
-            json_str(f, sd_class_names[c]);
+            sd_json_str(f, sd_class_names[c]);
             fputs(": ", f);
-            json_num(f, e->class_iou[c]);
+            sd_json_num(f, e->class_iou[c], 15);
         }
         fputs("},\n     \"category_iou\": {", f);
         for (int k = 0; k < SD_NUM_CATEGORIES; k++) {
             fputs(k ? ", " : "", f);
-            json_str(f, sd_category_names[k]);
+            sd_json_str(f, sd_category_names[k]);
             fputs(": ", f);
-            json_num(f, e->category_iou[k]);
+            sd_json_num(f, e->category_iou[k], 15);
         }
         fputs("}}", f);
     }

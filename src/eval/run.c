@@ -118,9 +118,8 @@ sd_status sd_eval_pred_dirs(const sd_dataset *ds, const sd_eval_pred_opts *o, sd
     sd_confusion *local = st ? NULL : sd_calloc((size_t)nt * (size_t)nd, sizeof *local);
     if (!st && !local)
         st = SD_ERR_NOMEM;
-    int err_i = n; /* the lowest failing sample wins, so the message does not depend on timing */
-    sd_status err_st = SD_OK;
-    char err_msg[1024] = "";
+    sd_first_error fe; /* the lowest failing sample wins, so the message does not depend on timing */
+    sd_first_error_init(&fe);
     int gw = -1, gh = -1;
     int64_t done = 0;
     sd_progress pb;
@@ -131,9 +130,10 @@ sd_status sd_eval_pred_dirs(const sd_dataset *ds, const sd_eval_pred_opts *o, sd
     if (!st) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
         for (int i = 0; i < n; i++) {
-            int me = omp_get_thread_num(), stop;
+            int me = omp_get_thread_num();
+            long stop;
 #pragma omp atomic read
-            stop = err_i;
+            stop = fe.job;
             if (skip[i] || i > stop)
                 continue;
             uint8_t *gt = NULL;
@@ -143,15 +143,10 @@ sd_status sd_eval_pred_dirs(const sd_dataset *ds, const sd_eval_pred_opts *o, sd
                 s = add_pred(&local[(size_t)me * nd + d], m[d].paths[i], gt, w, h,
                              ds->samples[i].label_path, o->kind);
             free(gt);
+            sd_first_error_keep(&fe, i, s);
+            if (!s) {
 #pragma omp critical(sd_eval_pred)
-            {
-                if (s) {
-                    if (i < err_i) {
-                        err_i = i;
-                        err_st = s;
-                        snprintf(err_msg, sizeof err_msg, "%s", sd_errmsg());
-                    }
-                } else {
+                {
                     if (gw == -1)
                         gw = w, gh = h;
                     else if (gw != w || gh != h)
@@ -160,8 +155,8 @@ sd_status sd_eval_pred_dirs(const sd_dataset *ds, const sd_eval_pred_opts *o, sd
                 }
             }
         }
-        if (err_i < n)
-            st = sd_fail(err_st, "%s", err_msg);
+        if (fe.st)
+            st = sd_first_error_raise(&fe);
     }
     if (!st) {
         sd_progress_finish(&pb);

@@ -181,29 +181,22 @@ sd_status sd_gap_svm_accuracy(const float *x, const uint8_t *domain, int n, int 
     }
     /* The kernel SVM's folds train in parallel (libsvm without probability
      * estimates only reads globals); liblinear's draw on the one rand()
-     * stream, so they run in turn. The error message is per thread: a
-     * failing fold's message is carried back by hand. */
-    int correct = 0, failed = -1;
-    sd_status st = SD_OK;
-    char msg[512] = "";
+     * stream, so they run in turn. The lowest failing fold's message comes
+     * back through sd_first_error (messages are per thread). */
+    int correct = 0;
+    sd_first_error fe;
+    sd_first_error_init(&fe);
 #pragma omp parallel for schedule(dynamic) reduction(+ : correct) if (kind == SD_GAP_SVM_POLY)
     for (int f = 0; f < folds; f++) {
         int c = 0;
         sd_status fs = run_fold(x, domain, fold, n, d, kind, f, seed, &c);
         correct += c;
-        if (fs != SD_OK) {
-#pragma omp critical(sd_gap_svm_fail)
-            if (failed < 0) {
-                failed = f;
-                st = fs;
-                snprintf(msg, sizeof msg, "%s", sd_errmsg());
-            }
-        }
+        sd_first_error_keep(&fe, f, fs);
     }
     free(fold);
     free(idx);
-    if (st != SD_OK)
-        return sd_fail(st, "%s", msg[0] ? msg : "svm accuracy: a fold failed");
+    if (fe.st != SD_OK)
+        return sd_first_error_raise(&fe);
     *acc = (double)correct / n;
     return SD_OK;
 }

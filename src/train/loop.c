@@ -1,7 +1,7 @@
 /* The shared training loop: settings, model and optimiser set-up, per-
  * iteration batches, the method's step, one or more backward passes,
  * optimiser steps on the poly schedule, logging, evaluation on target val,
- * checkpoints (last / best, with everything --resume needs) and clean stops.
+ * and clean stops (run directory: rundir.c; checkpoints and --resume: resume.c).
  * Batches come from two threaded loaders (loader.h), never from images
  * held in memory. Not here: what a method computes (src/da/<method>.c),
  * reading and augmenting samples (src/data), configuration (config.c). */
@@ -16,6 +16,7 @@
 
 #include "da/tblog.h"
 #include "da/train_internal.h"
+#include "train/loop_priv.h"
 #include "io/file.h"
 #include "segda/checkpoint.h"
 #include "segda/dist.h"
@@ -27,103 +28,6 @@
 #include "segda/stage.h"
 #include "segda/train.h"
 
-/* ---- the method registry ---- */
-
-extern const sd_method sd_method_source_only, sd_method_oracle, sd_method_finetune, sd_method_feature_adv,
-    sd_method_adaptseg, sd_method_road, sd_method_advent, sd_method_fda, sd_method_selftrain, sd_method_adabn,
-    sd_method_taskgan;
-
-static const sd_method *const methods[] = {
-    &sd_method_source_only, &sd_method_oracle, &sd_method_finetune, &sd_method_feature_adv, &sd_method_adaptseg,
-    &sd_method_road, &sd_method_advent, &sd_method_fda, &sd_method_selftrain, &sd_method_adabn,
-    &sd_method_taskgan,
-};
-
-const sd_method *const *sd_method_list(int *n)
-{
-    *n = (int)(sizeof methods / sizeof methods[0]);
-    return methods;
-}
-
-const sd_method *sd_method_find(const char *name)
-{
-    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
-        if (!strcmp(methods[i]->name, name))
-            return methods[i];
-    return NULL;
-}
-
-static const sd_knob shared_knobs[] = {
-    {"source", SD_KNOB_STR, "", NULL, "source training set (gta5:DIR, synthia:DIR, cityscapes:DIR, folder:DIR)"},
-    {"target", SD_KNOB_STR, "", NULL, "target set (its train split for training, its val split for evaluation)"},
-    {"val", SD_KNOB_STR, "", NULL, "target validation set (default: the target spec with split val)"},
-    {"model", SD_KNOB_STR, "deeplab-mini", NULL, "segmentation network (segda models lists them)"},
-    {"classes", SD_KNOB_STR, "19", "19|16", "class set: 19 Cityscapes trainIds, or SYNTHIA's 16 (the mIoU-16 "
-                                            "classes; evaluated and selected by mIoU-16)"},
-    {"lanemarking-as-road", SD_KNOB_BOOL, "false", NULL, "SYNTHIA labels: lane markings (id 22) are road (CBST/CRST)"},
-    {"out", SD_KNOB_STR, "", NULL, "run directory"},
-    {"init", SD_KNOB_STR, "", NULL, "checkpoint to start from (pretrained backbone or a trained model)"},
-    {"partial-init", SD_KNOB_BOOL, "false", NULL, "--init loads the tensors that fit from a checkpoint of another "
-                                                  "model or class count, listing what it skipped"},
-    {"iters", SD_KNOB_INT, "1000", NULL, "iterations (the poly schedule reaches 0 here)"},
-    {"stop-after", SD_KNOB_INT, "0", NULL, "stop and save after this many iterations, as an interrupt would (0 = run all)"},
-    {"batch", SD_KNOB_STR, "1,1", NULL, "source,target images per iteration"},
-    {"crop", SD_KNOB_STR, "", NULL, "training crop WxH (default: whole images)"},
-    {"source-size", SD_KNOB_STR, "", NULL, "resize source images to WxH before cropping (PIL bicubic, labels "
-                                           "nearest; default: as stored)"},
-    {"target-size", SD_KNOB_STR, "", NULL, "resize target images to WxH before cropping and for evaluation"},
-    {"lr", SD_KNOB_FLOAT, "2.5e-4", NULL, "base learning rate of the segmentation network (classifier x10 with --init: head-lr-mult)"},
-    {"lr-d", SD_KNOB_FLOAT, "1e-4", NULL, "base learning rate of discriminators (Adam)"},
-    {"optimizer", SD_KNOB_STR, "sgd", "sgd|adam", "optimiser of the segmentation network"},
-    {"momentum", SD_KNOB_FLOAT, "0.9", NULL, "SGD momentum"},
-    {"weight-decay", SD_KNOB_FLOAT, "5e-4", NULL, "weight decay of the segmentation network"},
-    {"power", SD_KNOB_FLOAT, "0.9", NULL, "poly schedule power"},
-    {"warmup", SD_KNOB_INT, "0", NULL, "linear warm-up iterations"},
-    {"seed", SD_KNOB_INT, "1", NULL, "seed of weights, batches and augmentation"},
-    {"eval-every", SD_KNOB_INT, "0", NULL, "evaluate on target val every K iterations and at the end (0 = never)"},
-    {"save-every", SD_KNOB_INT, "0", NULL, "save last.safetensors every K iterations (0 = at evaluations and the end)"},
-    {"val-limit", SD_KNOB_INT, "0", NULL, "evaluate on the first N val images only (0 = all)"},
-    {"eval-size", SD_KNOB_STR, "", NULL, "network input size for evaluation (default: target-size, else as stored)"},
-    {"align-corners", SD_KNOB_BOOL, "true", NULL, "bilinear upsampling of logits with align_corners (AdaptSegNet)"},
-    {"flip", SD_KNOB_BOOL, "false", NULL, "random horizontal flips"},
-    {"bn", SD_KNOB_STR, "auto", "auto|frozen|batch-stats|train", "backbone batch norm: frozen (running statistics, "
-                                  "affine fixed), batch-stats (batch statistics, running ones updated, affine fixed: "
-                                  "the AdaptSegNet/ADVENT/FDA code), train; auto: the method's published recipe with --init, "
-                                  "train without (from scratch BN must learn its statistics)"},
-    {"freeze-bn", SD_KNOB_BOOL, NULL, NULL, "old spelling: true = bn frozen, false = bn train"},
-    {"head-lr-mult", SD_KNOB_FLOAT, "0", NULL, "classifier lr multiplier; 0 = auto: 10 with --init (DeepLab's new "
-                                               "head on a pretrained backbone), 1 from scratch"},
-    {"aux", SD_KNOB_STR, "auto", "auto|on|off", "auxiliary classifier (auto: when the method is multi-level)"},
-    {"threads", SD_KNOB_INT, "0", NULL, "threads (0 = all cores)"},
-    {"ranks", SD_KNOB_INT, "1", NULL, "processes of a data-parallel run: set from mpirun -np and recorded (--batch is "
-                                      "per rank; N ranks of batch b equal one process of batch N*b)"},
-    {"sync-bn", SD_KNOB_BOOL, "true", NULL, "with several ranks and BN on batch statistics (--bn batch-stats or "
-                                            "train): batch norm "
-                                            "uses the whole batch's statistics (SyncBN); false: each rank's own, "
-                                            "running statistics averaged after every iteration"},
-    {"precision", SD_KNOB_STR, "f32", "f32|bf16|bf16-emulated", "compute dtype of the convolutions (bf16: f32 master weights, "
-                                                  "gradients, optimiser state, losses and BN statistics)"},
-    {"device", SD_KNOB_STR, "cpu", NULL, "cpu, cuda or cuda:N: where tensors live and ops run (checkpoints load on either)"},
-    {"workers", SD_KNOB_INT, "2", NULL, "loader threads reading batches ahead (0 = in the training thread); "
-                                        "batches are the same for any number"},
-    {"skip-bad", SD_KNOB_BOOL, "false", NULL, "replace unreadable samples by the next readable one (counted and "
-                                              "listed) instead of stopping"},
-    {"log-every", SD_KNOB_INT, "0", NULL, "progress line every N iterations (0 = every 2 s)"},
-    {"tb", SD_KNOB_BOOL, "true", NULL, "TensorBoard event file in RUNDIR/tb/ (losses, lr, validation mIoU and class "
-                                       "IoUs, image strips): tensorboard --logdir RUNDIR/tb"},
-    {"tb-images-every", SD_KNOB_INT, "500", NULL, "TensorBoard image strip (input, prediction, label; entropy for "
-                                                  "entropy methods) every N iterations and at the last (0 = none)"},
-    {"log-grad-ratio", SD_KNOB_INT, "0", NULL, "every N iterations (0 = never) log grad_ratio_<term> in log.jsonl: "
-                                               "the term's gradient norm on the network over the segmentation "
-                                               "terms' (separate backward passes)"},
-    {"resume", SD_KNOB_BOOL, "false", NULL, "continue the run in --out from its last.safetensors"},
-    {"resume-force", SD_KNOB_BOOL, "false", NULL, "with --resume, accept settings that differ from the run's "
-                                                  "(listed in log.jsonl)"},
-    {"config", SD_KNOB_STR, "", NULL, "configuration file of key = value lines"},
-    {NULL, 0, NULL, NULL, NULL},
-};
-
-const sd_knob *sd_train_knobs(void) { return shared_knobs; }
 
 sd_status sd_train_supervised(sd_trainer *tr, const sd_batch *b, const char *name, float aux_weight)
 {
@@ -253,60 +157,6 @@ sd_tensor *sd_train_seg_loss(sd_trainer *tr, sd_tensor *logits, const uint8_t *l
     return sc == 1.0 ? loss : sd_scale(&tr->tape, loss, (float)sc);
 }
 
-/* ---- private state of the loop ---- */
-
-/* One domain's training stream: its dataset, the loader's pipeline and
- * the loader, started once the iteration to begin at is known. */
-typedef struct domain {
-    sd_dataset ds;
-    bool opened;
-    bool images_only;            /* unlabelled here (target of an adaptation method) */
-    uint32_t stream;             /* separates the domains' orders and crops */
-    int batch;
-    int *subset, n_subset;       /* dataset indices read (NULL: all) */
-    sd_augment aug;
-    sd_loader *loader;
-} domain;
-
-/* The target validation set, read image by image at every evaluation. */
-typedef struct val_set {
-    sd_dataset ds;
-    bool opened;
-    int n;
-    int *idx;                    /* [n] dataset indices evaluated (bad pairs left out with --skip-bad) */
-    int in_w, in_h;              /* network input size (0: as stored) */
-    int n_skipped;
-    char **skipped;              /* "PATH: why" of each pair left out */
-} val_set;
-
-typedef struct loop_priv {
-    domain src, tgt;
-    bool have_src, have_tgt;
-    val_set val;
-    bool have_val;
-    bool align_corners;
-    int log_every, workers;
-    bool skip_bad;
-    char *config_text;
-    int lock_fd;                 /* RUNDIR/.lock, held for the whole run (-1: none) */
-    int eval_failures;           /* evaluations that failed (logged, the run went on) */
-    char *forced;                /* settings --resume-force let change ("key: old -> new; ..."), or NULL */
-    /* data parallel (dist.h): this process is rank `rank` of `ranks` */
-    int rank, ranks;
-    bool sync_buffers;           /* BN running statistics move: averaged over the ranks */
-    uint64_t valid_px[2][2];     /* [src, tgt][this rank, all ranks]: labelled pixels of the iteration's batch */
-    int64_t kill_at;             /* test hooks (SEGDA_DIST_KILL_AT, SEGDA_DIST_HANG_AT): the last rank */
-    bool hang;                   /* dies (or hangs) at this iteration */
-    bool lanemarking;            /* SYNTHIA id 22 read as road */
-    bool remap;                  /* a class set other than the 19 trainIds: labels go through class_lut */
-    uint8_t class_lut[256];      /* trainId -> the model's output index */
-    sd_stage stage;              /* --device cuda: the iteration's inputs, copied ahead (stage.h) */
-    sd_protocol protocol;        /* what evaluations select the best checkpoint by */
-    /* what "auto" / 0-means-published knobs resolved to (sd_train_set_resolved):
-     * written to config.txt and the checkpoints' config, while tr->cfg keeps
-     * the values as given, so a run stored with "auto" still resumes */
-    sd_config resolved;
-} loop_priv;
 
 /* --device cuda: the batch staged at the start of the iteration (its copy
  * overlapped what ran before), or else normalised here and copied. */
@@ -634,357 +484,6 @@ static sd_status evaluate(sd_trainer *tr, sd_eval_result *res)
     return SD_OK;
 }
 
-/* ---- checkpoints ---- */
-
-static void set_meta_model(sd_ckpt_writer *w, sd_trainer *tr)
-{
-    const sd_model_opts *mo = sd_model_options(tr->model);
-    char buf[64];
-    sd_ckpt_writer_set_meta(w, SD_META_FORMAT, "segda");
-    sd_ckpt_writer_set_meta(w, SD_META_MODEL, mo->name);
-    snprintf(buf, sizeof buf, "%d", mo->classes);
-    sd_ckpt_writer_set_meta(w, SD_META_CLASSES, buf);
-    sd_ckpt_writer_set_meta(w, SD_META_NORM, sd_norm_name(tr->norm));
-    sd_ckpt_writer_set_meta(w, SD_META_AUX, mo->aux ? "1" : "0");
-    sd_ckpt_writer_set_meta(w, SD_META_ASPP2, mo->aspp_two_branch ? "1" : "0");
-    snprintf(buf, sizeof buf, "%d", mo->output_stride);
-    sd_ckpt_writer_set_meta(w, SD_META_OS, buf);
-    snprintf(buf, sizeof buf, "%lld", (long long)tr->it);
-    sd_ckpt_writer_set_meta(w, SD_META_ITER, buf);
-    sd_ckpt_writer_set_meta(w, SD_META_METHOD, tr->method->name);
-    sd_ckpt_writer_set_meta(w, SD_META_CONFIG, ((loop_priv *)tr->priv)->config_text);
-}
-
-/* Where a module's optimiser state lives in last.safetensors: module "disc:"
- * has its buffers under "opt:disc." and its step counts in "opt_steps:disc:"
- * (the model's are "opt:" and "opt_steps"). */
-static void module_optim_names(const sd_train_module *m, char ns[80], char key[80])
-{
-    snprintf(ns, 80, "opt:%.*s.", (int)strlen(m->prefix) - 1, m->prefix);
-    snprintf(key, 80, "opt_steps:%s", m->prefix);
-}
-
-/* last.safetensors: the model (loadable by predict/eval) plus every module,
- * optimiser state and counter --resume needs, written in one atomic file. */
-static sd_status save_last_file(sd_trainer *tr);
-
-/* Rank 0 alone writes; the others learn whether it could. */
-static sd_status save_last(sd_trainer *tr)
-{
-    loop_priv *pv = tr->priv;
-    sd_status st = pv->rank == 0 ? save_last_file(tr) : SD_OK;
-    if ((st = sd_dist_agree(st)))
-        return st;
-    tr->last_saved_it = tr->it;
-    return SD_OK;
-}
-
-static sd_status save_last_file(sd_trainer *tr)
-{
-    sd_ckpt_writer w;
-    sd_ckpt_writer_init(&w);
-    sd_status st = sd_ckpt_writer_add_params(&w, "", tr->params);
-    char ns[80], key[80], buf[64];
-    if (!st)
-        st = sd_ckpt_writer_add_optim(&w, &tr->opt, "opt:", "opt_steps");
-    for (int i = 0; i < tr->n_mods && !st; i++) {
-        sd_train_module *m = &tr->mods[i];
-        st = sd_ckpt_writer_add_params(&w, m->prefix, m->params);
-        if (!st && m->trainable) {
-            module_optim_names(m, ns, key);
-            st = sd_ckpt_writer_add_optim(&w, &m->opt, ns, key);
-        }
-    }
-    if (!st) {
-        set_meta_model(&w, tr);
-        snprintf(buf, sizeof buf, "%.17g", tr->best_miou);
-        sd_ckpt_writer_set_meta(&w, "best_miou", buf);
-        snprintf(buf, sizeof buf, "%lld", (long long)tr->best_it);
-        sd_ckpt_writer_set_meta(&w, "best_iteration", buf);
-        char path[4096];
-        snprintf(path, sizeof path, "%s/last.safetensors", tr->rundir);
-        st = sd_ckpt_writer_save(&w, path);
-    }
-    sd_ckpt_writer_free(&w);
-    if (!st)
-        tr->last_saved_it = tr->it;
-    return st;
-}
-
-static sd_status save_best(sd_trainer *tr)
-{
-    if (((loop_priv *)tr->priv)->rank != 0)
-        return sd_dist_agree(SD_OK);
-    sd_ckpt_writer w;
-    sd_ckpt_writer_init(&w);
-    sd_status st = sd_ckpt_writer_add_params(&w, "", tr->params);
-    if (!st) {
-        set_meta_model(&w, tr);
-        char buf[64], path[4096];
-        snprintf(buf, sizeof buf, "%.17g", tr->best_miou);
-        sd_protocol pr = ((loop_priv *)tr->priv)->protocol;
-        sd_ckpt_writer_set_meta(&w, pr == SD_PROTOCOL_16 ? "miou_16" : "miou_19", buf);
-        snprintf(path, sizeof path, "%s/best.safetensors", tr->rundir);
-        st = sd_ckpt_writer_save(&w, path);
-    }
-    sd_ckpt_writer_free(&w);
-    return sd_dist_agree(st);
-}
-
-sd_status sd_train_set_resolved(sd_trainer *tr, const char *key, const char *value)
-{
-    loop_priv *pv = tr->priv;
-    return sd_config_set(&pv->resolved, key, value, "resolved", true);
-}
-
-static bool is_run_only_key(const char *k);
-
-/* Settings a resumed run may change: where and how often it reports and
- * saves, threads and loader workers (the same batches and weights for any
- * number), evaluation-only settings, and --init (read by fresh runs only).
- * Everything else changes what the remaining iterations compute. */
-static bool resume_may_change(const char *k)
-{
-    static const char *const ok[] = {"out", "device", "threads", "workers", "ranks", "log-every", "eval-every", "save-every", "val",
-                                     "val-limit", "eval-size", "align-corners", "skip-bad", "init", "partial-init",
-                                     "tb", "tb-images-every", NULL};
-    for (int i = 0; ok[i]; i++)
-        if (!strcmp(k, ok[i]))
-            return true;
-    return is_run_only_key(k);
-}
-
-/* Numbers compare by value ("2.5e-4" is "0.00025"), the rest as text. */
-static bool same_setting(const char *a, const char *b)
-{
-    if (!strcmp(a, b))
-        return true;
-    char *ea, *eb;
-    double x = strtod(a, &ea), y = strtod(b, &eb);
-    return *a && *b && !*ea && !*eb && x == y;
-}
-
-/* Compares the configuration stored in the checkpoint with this run's:
- * a difference in a setting that alters the result is refused by name
- * (every one listed), unless force, which keeps the list for the log. */
-static sd_status resume_check_config(sd_trainer *tr, const char *path, const char *stored, bool force)
-{
-    loop_priv *pv = tr->priv;
-    char diff[2048] = "";
-    size_t nd = 0;
-    int n_diff = 0;
-    for (const char *p = stored; p && *p;) {
-        const char *nl = strchr(p, '\n'), *end = nl ? nl : p + strlen(p);
-        const char *eq = strstr(p, " = ");
-        if (eq && eq < end) {
-            char key[128], old[1024];
-            snprintf(key, sizeof key, "%.*s", (int)(eq - p), p);
-            snprintf(old, sizeof old, "%.*s", (int)(end - eq - 3), eq + 3);
-            const char *now = sd_config_get(tr->cfg, key);
-            if (now && !strcmp(key, "ranks") && !same_setting(old, now) && pv->rank == 0)
-                sd_log(0, "train: --resume with %s rank(s), the run was saved with %s: the global batch is now %s x "
-                       "--batch (the remaining iterations read other batches than the uninterrupted run)\n",
-                       now, old, now);
-            /* a stored resolved value ("false") equals the "auto" that resolves to it */
-            const char *used = sd_config_get(&pv->resolved, key);
-            if (now && !resume_may_change(key) && !same_setting(old, now) && !(used && same_setting(old, used))) {
-                n_diff++;
-                if (nd < sizeof diff - 1)
-                    nd += (size_t)snprintf(diff + nd, sizeof diff - nd, "%s%s: '%s' -> '%s'", nd ? "; " : "", key,
-                                           old, now);
-            }
-        }
-        p = nl ? nl + 1 : end;
-    }
-    if (!n_diff)
-        return SD_OK;
-    if (!force)
-        return sd_fail(SD_ERR_ARG, "%s: --resume with %d setting%s changed from the run's (saved -> now): %s; "
-                       "resume with the run's settings, start a new --out, or pass --resume-force", path, n_diff,
-                       n_diff > 1 ? "s" : "", diff);
-    pv->forced = sd_strdup(diff);
-    sd_log(0, "train: --resume-force: continuing %s with changed settings (saved -> now): %s\n", path, diff);
-    return SD_OK;
-}
-
-static sd_status resume_from(sd_trainer *tr)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/last.safetensors", tr->rundir);
-    sd_ckpt c;
-    sd_status st = sd_ckpt_open(path, &c);
-    if (st)
-        return sd_fail_prefix(st, "--resume");
-    const char *m = sd_ckpt_meta(&c, SD_META_METHOD), *it = sd_ckpt_meta(&c, SD_META_ITER);
-    if (!m || strcmp(m, tr->method->name) || !it) {
-        sd_ckpt_close(&c);
-        return sd_fail(SD_ERR_DATA, "%s: saved by method '%s', resuming '%s'", path, m ? m : "(none)",
-                       tr->method->name);
-    }
-    const char *model = sd_ckpt_meta(&c, SD_META_MODEL), *want = sd_model_options(tr->model)->name;
-    if (!model || strcmp(model, want)) {
-        st = sd_fail(SD_ERR_DATA, "%s: holds model '%s', resuming with --model %s", path, model ? model : "(none)",
-                     want);
-        sd_ckpt_close(&c);
-        return st;
-    }
-    char *ie;
-    long long saved_it = strtoll(it, &ie, 10);
-    if (*ie || !*it || saved_it < 0 || saved_it > tr->iters) {
-        st = sd_fail(SD_ERR_DATA, "%s: stored iteration '%s' is outside this run's 0..%lld (a checkpoint of another "
-                     "run?)", path, it, (long long)tr->iters);
-        sd_ckpt_close(&c);
-        return st;
-    }
-    if ((st = resume_check_config(tr, path, sd_ckpt_meta(&c, SD_META_CONFIG),
-                                  sd_config_bool(tr->cfg, "resume-force")))) {
-        sd_ckpt_close(&c);
-        return st;
-    }
-    st = sd_ckpt_load_params(&c, "", tr->params, true, NULL);
-    if (!st)
-        st = sd_ckpt_read_optim(&c, &tr->opt, "opt:", "opt_steps");
-    for (int i = 0; i < tr->n_mods && !st; i++) {
-        sd_train_module *md = &tr->mods[i];
-        st = sd_ckpt_load_params(&c, md->prefix, md->params, true, NULL);
-        if (!st && md->trainable) {
-            char ns[80], key[80];
-            module_optim_names(md, ns, key);
-            st = sd_ckpt_read_optim(&c, &md->opt, ns, key);
-        }
-    }
-    if (!st) {
-        tr->it = strtoll(it, NULL, 10);
-        const char *b = sd_ckpt_meta(&c, "best_miou"), *bi = sd_ckpt_meta(&c, "best_iteration");
-        tr->best_miou = b ? strtod(b, NULL) : -1;
-        tr->best_it = bi ? strtoll(bi, NULL, 10) : -1;
-        tr->last_saved_it = tr->it;
-    }
-    sd_ckpt_close(&c);
-    return st;
-}
-
-/* ---- logging ---- */
-
-/* On resume, drops log lines of iterations after the resumed checkpoint
- * (they were computed again). */
-static sd_status log_open(sd_trainer *tr, bool resume)
-{
-    char path[4096], tmp[4200];
-    snprintf(path, sizeof path, "%s/log.jsonl", tr->rundir);
-    if (resume) {
-        FILE *in = fopen(path, "r");
-        if (in) {
-            io_tmp_name(tmp, sizeof tmp, path);
-            FILE *out = fopen(tmp, "w");
-            if (!out) {
-                fclose(in);
-                return sd_fail(SD_ERR_IO, "%s: %s", tmp, strerror(errno));
-            }
-            char *line = NULL;
-            size_t cap = 0;
-            while (getline(&line, &cap, in) > 0) {
-                long long it = -1;
-                if (sscanf(line, "{\"it\": %lld", &it) == 1 && it <= tr->it)
-                    fputs(line, out);
-            }
-            free(line);
-            fclose(in);
-            if (fclose(out) || rename(tmp, path))
-                return sd_fail(SD_ERR_IO, "%s: %s", path, strerror(errno));
-        }
-    }
-    tr->log = fopen(path, resume ? "a" : "w");
-    if (!tr->log)
-        return sd_fail(SD_ERR_IO, "%s: %s", path, strerror(errno));
-    return SD_OK;
-}
-
-static void json_num(FILE *f, double v)
-{
-    if (isfinite(v))
-        fprintf(f, "%.6g", v);
-    else
-        fprintf(f, "null");
-}
-
-static void log_iteration(sd_trainer *tr, float lr, double elapsed)
-{
-    if (!tr->log)
-        return; /* (ranks other than 0 write nothing) */
-    FILE *f = tr->log;
-    fprintf(f, "{\"it\": %lld, \"lr\": %.6g, \"time\": %.3f, \"terms\": {", (long long)tr->it + 1, lr, elapsed);
-    for (int i = 0; i < tr->n_terms; i++) {
-        fprintf(f, "%s\"%s\": ", i ? ", " : "", tr->terms[i].name);
-        json_num(f, tr->terms[i].value);
-    }
-    fprintf(f, "}}\n");
-    fflush(f);
-}
-
-static void log_eval(sd_trainer *tr, const sd_eval_result *r)
-{
-    if (!tr->log)
-        return; /* (ranks other than 0 write nothing) */
-    FILE *f = tr->log;
-    fprintf(f, "{\"it\": %lld, \"eval\": {\"miou_19\": ", (long long)tr->it);
-    json_num(f, r->miou[SD_PROTOCOL_19]);
-    fprintf(f, ", \"miou_16\": ");
-    json_num(f, r->miou[SD_PROTOCOL_16]);
-    fprintf(f, ", \"miou_13\": ");
-    json_num(f, r->miou[SD_PROTOCOL_13]);
-    fprintf(f, ", \"class_iou\": {");
-    for (int c = 0; c < SD_NUM_CLASSES; c++) {
-        fprintf(f, "%s\"%s\": ", c ? ", " : "", sd_class_short_names[c]);
-        json_num(f, r->class_iou[c]);
-    }
-    fprintf(f, "}}}\n");
-    fflush(f);
-}
-
-/* A failed evaluation is a line of the log, so the run's record says which
- * iterations have no score and why. */
-static void log_eval_error(sd_trainer *tr, const char *msg)
-{
-    if (!tr->log)
-        return; /* (ranks other than 0 write nothing) */
-    fprintf(tr->log, "{\"it\": %lld, \"eval_error\": ", (long long)tr->it);
-    sd_json_str(tr->log, msg);
-    fprintf(tr->log, "}\n");
-    fflush(tr->log);
-}
-
-static void log_val_skipped(sd_trainer *tr)
-{
-    if (!tr->log)
-        return; /* (ranks other than 0 write nothing) */
-    const val_set *v = &((loop_priv *)tr->priv)->val;
-    fprintf(tr->log, "{\"it\": %lld, \"val_skipped\": [", (long long)tr->it);
-    for (int i = 0; i < v->n_skipped; i++) {
-        fputs(i ? ", " : "", tr->log);
-        sd_json_str(tr->log, v->skipped[i]);
-    }
-    fprintf(tr->log, "]}\n");
-    fflush(tr->log);
-}
-
-static void print_progress(sd_trainer *tr, int64_t start_it, double t0, float lr)
-{
-    if (((loop_priv *)tr->priv)->rank != 0)
-        return;
-    double now = sd_time_now(), el = now - t0;
-    double done = (double)(tr->it + 1 - start_it);
-    double rate = el > 0 ? done / el : 0;
-    double eta = rate > 0 ? (double)(tr->iters - tr->it - 1) / rate : 0;
-    char line[1024];
-    int n = snprintf(line, sizeof line, "train %s: it %lld/%lld  %.2f it/s  ETA %dm%02ds  lr %.3g",
-                     tr->method->name, (long long)tr->it + 1, (long long)tr->iters, rate, (int)(eta / 60),
-                     (int)eta % 60, lr);
-    for (int i = 0; i < tr->n_terms && n < (int)sizeof line - 40; i++)
-        n += snprintf(line + n, sizeof line - (size_t)n, "  %s %.4g", tr->terms[i].name, tr->terms[i].value);
-    fprintf(stderr, "%s\n", line);
-}
-
 /* ---- set-up ---- */
 
 static sd_status size_knob(const sd_config *cfg, const char *key, int *w, int *h)
@@ -997,86 +496,46 @@ static sd_status size_knob(const sd_config *cfg, const char *key, int *w, int *h
     return st ? sd_fail_prefix(st, "%s: %s", sd_config_origin(cfg, key), key) : SD_OK;
 }
 
-static char *config_text(const sd_config *c)
-{
-    size_t n = 1;
-    for (int i = 0; i < c->n; i++)
-        n += strlen(c->e[i].key) + strlen(c->e[i].value) + 4;
-    char *s = malloc(n), *p = s;
-    if (!s)
-        return NULL;
-    *p = 0;
-    for (int i = 0; i < c->n; i++)
-        p += sprintf(p, "%s = %s\n", c->e[i].key, c->e[i].value);
-    return s;
-}
-
-static bool is_run_only_key(const char *k)
-{
-    return !strcmp(k, "resume") || !strcmp(k, "resume-force") || !strcmp(k, "stop-after") || !strcmp(k, "config");
-}
-
-static sd_status write_config(sd_trainer *tr)
-{
-    sd_config keep;
-    sd_config_init(&keep);
-    loop_priv *pv = tr->priv;
-    for (int i = 0; i < tr->cfg->n; i++)
-        if (!is_run_only_key(tr->cfg->e[i].key)) {
-            const char *used = sd_config_get(&pv->resolved, tr->cfg->e[i].key);
-            sd_config_set(&keep, tr->cfg->e[i].key, used ? used : tr->cfg->e[i].value, tr->cfg->e[i].origin, true);
-        }
-    pv->config_text = config_text(&keep);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/config.txt", tr->rundir);
-    sd_status st = !pv->config_text ? sd_fail(SD_ERR_NOMEM, "config: out of memory")
-                   : pv->rank == 0  ? sd_config_write(&keep, path)
-                                    : SD_OK;
-    sd_config_free(&keep);
-    return st;
-}
-
-static sd_status make_dir(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(buf, 0777) && errno != EEXIST)
-                return sd_fail(SD_ERR_IO, "%s: %s", buf, strerror(errno));
-            *p = '/';
-        }
-    if (mkdir(buf, 0777) && errno != EEXIST)
-        return sd_fail(SD_ERR_IO, "%s: %s", buf, strerror(errno));
-    return SD_OK;
-}
-
 /* A crop too small for the network (its strides and pooling leave nothing)
  * would fail at iteration 1 with a convolution's shape message; one
  * forward pass of zeros at the crop size finds it at start instead. Large
  * crops always fit, and are not worth the pass. */
+/* One forward pass of a zero w x h image through the model (no tape kept). */
+static sd_status probe_forward(sd_trainer *tr, int w, int h)
+{
+    sd_tape_reset(&tr->tape);
+    sd_tape_no_grad_begin(&tr->tape);
+    sd_tensor *x = sd_tensor_zeros(&tr->tape, 4, (int[]){1, 3, h, w});
+    sd_status st = x ? SD_OK : tr->tape.status ? tr->tape.status : SD_ERR_NOMEM;
+    sd_model_out out;
+    if (!st)
+        st = sd_model_forward(tr->model, &tr->tape, x, false, &out);
+    sd_tape_no_grad_end(&tr->tape);
+    sd_tape_reset(&tr->tape);
+    return st;
+}
+
 static sd_status check_crop_fits(sd_trainer *tr, const char *model)
 {
     if (tr->crop_w >= 128 && tr->crop_h >= 128)
         return SD_OK;
-    sd_tape_reset(&tr->tape);
-    sd_tape_no_grad_begin(&tr->tape);
-    sd_tensor *x = sd_tensor_zeros(&tr->tape, 4, (int[]){1, 3, tr->crop_h, tr->crop_w});
-    sd_status st = x ? SD_OK : tr->tape.status ? tr->tape.status : SD_ERR_NOMEM;
-    sd_model_out out;
-    if (!st) {
-        st = sd_model_forward(tr->model, &tr->tape, x, false, &out);
-    }
-    sd_tape_no_grad_end(&tr->tape);
-    sd_tape_reset(&tr->tape);
+    sd_status st = probe_forward(tr, tr->crop_w, tr->crop_h);
     if (st == SD_ERR_NOMEM)
         return st;
     if (st) {
         char why[512]; /* (sd_fail writes the buffer sd_errmsg reads) */
         snprintf(why, sizeof why, "%s", sd_errmsg());
-        return sd_fail(SD_ERR_ARG, "%s: crop %dx%d is too small for model %s (%s); use a larger --crop",
-                       sd_config_origin(tr->cfg, "crop"), tr->crop_w, tr->crop_h, model, why);
+        /* the smallest square (a multiple of 8) the network takes, to name */
+        int min = 0;
+        for (int s = 8; s <= 128 && !min; s += 8)
+            if (!probe_forward(tr, s, s))
+                min = s;
+        sd_error_clear();
+        char need[64] = "";
+        if (min)
+            snprintf(need, sizeof need, " (at least %dx%d)", min, min);
+        return sd_fail(SD_ERR_ARG, "%s: crop %dx%d is too small for model %s (%s); use a larger --crop%s",
+                       sd_config_origin(tr->cfg, "crop"), tr->crop_w, tr->crop_h, model, why, need);
     }
     return SD_OK;
 }
@@ -1097,6 +556,7 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     if (!pv)
         return sd_fail(SD_ERR_NOMEM, "train: out of memory");
     pv->lock_fd = -1;
+    pv->last_miou = NAN;
     sd_config_init(&pv->resolved);
     pv->rank = sd_dist_rank();
     pv->ranks = sd_dist_size();
@@ -1175,7 +635,7 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
      * and race the checkpoint saves */
     /* (data parallel: rank 0 holds the lock and writes the run's files; every
      * rank makes the directory, which offline pseudo-labelling writes into) */
-    if ((st = make_dir(tr->rundir)))
+    if ((st = sd_mkdir_p(tr->rundir)))
         return st;
     snprintf(path, sizeof path, "%s/.lock", tr->rundir);
     if (pv->rank == 0 && (st = io_lock(path, tr->rundir, &pv->lock_fd)))
@@ -1317,19 +777,19 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
         domain_pipeline(&pv->tgt, tr, tr->tgt_w, tr->tgt_h, flip);
     if (m->init && (st = m->init(tr, &tr->mstate)))
         return sd_fail_prefix(st, "method %s", m->name);
-    if (resume && (st = resume_from(tr)))
+    if (resume && (st = train_resume_from(tr)))
         return st;
     /* the loaders start at the iteration the run continues from */
     if (pv->have_src && (st = domain_start(&pv->src, tr, pv->workers, pv->skip_bad)))
         return sd_fail_prefix(st, "source");
     if (pv->have_tgt && (st = domain_start(&pv->tgt, tr, pv->workers, pv->skip_bad)))
         return sd_fail_prefix(st, "target");
-    if ((st = write_config(tr)))
+    if ((st = train_write_config(tr)))
         return st;
-    if (pv->rank == 0 && (st = log_open(tr, resume)))
+    if (pv->rank == 0 && (st = train_log_open(tr, resume)))
         return st;
     if (pv->have_val && pv->val.n_skipped)
-        log_val_skipped(tr);
+        train_log_val_skipped(tr);
     if (pv->forced && tr->log) {
         fprintf(tr->log, "{\"it\": %lld, \"resume_force\": ", (long long)tr->it);
         sd_json_str(tr->log, pv->forced);
@@ -1395,7 +855,8 @@ static sd_status run_eval(sd_trainer *tr, sd_train_summary *sum)
         return st;
     /* the best checkpoint by the class set's protocol (mIoU-16 for SYNTHIA's) */
     double miou = r.miou[((loop_priv *)tr->priv)->protocol];
-    log_eval(tr, &r);
+    ((loop_priv *)tr->priv)->last_miou = miou;
+    train_log_eval(tr, &r);
     sd_tblog_eval(tr, &r);
     if (sum) {
         sum->evaluated = true;
@@ -1410,7 +871,7 @@ static sd_status run_eval(sd_trainer *tr, sd_train_summary *sum)
     if (best) {
         tr->best_miou = miou;
         tr->best_it = tr->it;
-        if ((st = save_best(tr)))
+        if ((st = train_save_best(tr)))
             return st;
     }
     return SD_OK;
@@ -1536,9 +997,10 @@ void sd_train_set_progress(sd_train_progress_fn fn, void *ctx)
     progress_ctx = ctx;
 }
 
-sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum)
+sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *user_sum)
 {
-    if (sum) {
+    sd_train_summary local, *sum = user_sum ? user_sum : &local; /* (summary.json needs one) */
+    {
         memset(sum, 0, sizeof *sum);
         sum->miou_19 = NAN;
         sum->best_miou = NAN;
@@ -1569,13 +1031,16 @@ sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum)
         /* a stop seen by one rank stops them all at the same iteration */
         bool sig = pv->ranks > 1 ? sd_dist_any(sd_stop_requested()) : sd_stop_requested();
         if (sig || (tr.stop_after > 0 && tr.it == tr.stop_after && tr.it > start)) {
-            if ((st = save_last(&tr)))
+            if ((st = train_save_last(&tr)))
                 break;
             if (pv->rank == 0)
                 fprintf(stderr, "train %s: %s at iteration %lld; state saved to %s/last.safetensors (continue with --resume)\n",
                     m->name, sig ? "interrupted" : "stopped", (long long)tr.it, tr.rundir);
             st = sig ? sd_fail(SD_ERR_INTERRUPTED, "interrupted at iteration %lld (state saved)", (long long)tr.it)
                      : SD_OK;
+            sum->best_miou = tr.best_miou, sum->best_it = tr.best_it, sum->iters = tr.it;
+            sum->seconds = sd_time_now() - t0, sum->eval_failures = pv->eval_failures;
+            train_write_summary(&tr, st ? st : SD_ERR_INTERRUPTED, sum);
             teardown(&tr);
             return st;
         }
@@ -1588,18 +1053,18 @@ sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum)
             if (st == SD_ERR_NUMERIC)
                 sd_fail_prefix(st, "training stopped, %s (%s)", saved, tr.rundir);
             if (tr.n_terms && tr.log)
-                log_iteration(&tr, sd_lr_at(&tr.sched, tr.it), sd_time_now() - t0);
+                train_log_iteration(&tr, sd_lr_at(&tr.sched, tr.it), sd_time_now() - t0);
             break;
         }
         float lr = sd_lr_at(&tr.sched, tr.it);
-        log_iteration(&tr, lr, sd_time_now() - t0);
+        train_log_iteration(&tr, lr, sd_time_now() - t0);
         sd_tblog_iteration(&tr, lr);
         if (progress_fn && progress_fn(progress_ctx, &tr))
             sd_request_stop();
         double now = sd_time_now();
         bool last = tr.it + 1 == tr.iters;
         if (pv->log_every > 0 ? ((tr.it + 1) % pv->log_every == 0 || last) : (now - last_print >= 2.0 || last)) {
-            print_progress(&tr, start, t0, lr);
+            train_print_progress(&tr, start, t0, lr);
             last_print = now;
         }
         tr.it++;
@@ -1607,7 +1072,7 @@ sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum)
         /* saved before evaluating: an evaluation that fails or is killed
          * costs at most its own result, never the iterations before it */
         if (do_eval || tr.it == tr.iters || (tr.save_every > 0 && tr.it % tr.save_every == 0))
-            if ((st = save_last(&tr)))
+            if ((st = train_save_last(&tr)))
                 break;
         if (do_eval) {
             double best = tr.best_miou;
@@ -1615,23 +1080,24 @@ sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum)
                 if (st == SD_ERR_NOMEM)
                     break;
                 pv->eval_failures++;
-                log_eval_error(&tr, sd_errmsg());
+                train_log_eval_error(&tr, sd_errmsg());
                 if (pv->rank == 0)
                     fprintf(stderr, "train %s: evaluation at iteration %lld failed, training goes on: %s\n", m->name,
                         (long long)tr.it, sd_errmsg());
                 st = SD_OK;
-            } else if (tr.best_miou != best && (st = save_last(&tr))) {
+            } else if (tr.best_miou != best && (st = train_save_last(&tr))) {
                 break; /* (last.safetensors records the new best for --resume) */
             }
         }
     }
-    if (sum) {
+    {
         sum->best_miou = tr.best_miou;
         sum->best_it = tr.best_it;
         sum->iters = tr.it;
         sum->seconds = sd_time_now() - t0;
         sum->eval_failures = pv->eval_failures;
     }
+    train_write_summary(&tr, st, sum);
     teardown(&tr);
     return st;
 }

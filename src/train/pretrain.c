@@ -1,10 +1,11 @@
 /* Classification pretraining of a segmentation model's backbone on an image
- * folder (pretrain.h): the folder reader, batches with random-resized crops
+ * folder (pretrain.h): batches with random-resized crops
  * and flips, the pooled linear head, the SGD loop and the checkpoint with the
  * state --resume needs.
- * Not here: segmentation training (train.c), the command line (cmd_pretrain.c). */
-#include <dirent.h>
+ * Not here: the image-folder reader (src/data/image_folder.c), segmentation
+ * training (loop.c), the command line (cmd_pretrain.c). */
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -25,6 +26,7 @@
 #include "segda/pretrain.h"
 #include "segda/progress.h"
 #include "segda/tensor.h"
+#include "segda/train.h"
 #include "segda/transform.h"
 #include "da/tblog.h"
 #include "io/file.h"
@@ -38,275 +40,6 @@
 #define STREAM_SHUFFLE (1ull << 40)
 #define STREAM_AUGMENT (2ull << 40)
 #define STREAM_DROPOUT (4ull << 40)
-
-/* ---- image folders ---- */
-
-typedef struct name_list {
-    int n, cap;
-    char **v;
-} name_list;
-
-static void names_free(name_list *l)
-{
-    for (int i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-    memset(l, 0, sizeof *l);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static bool is_image_name(const char *s)
-{
-    const char *dot = strrchr(s, '.');
-    return dot && (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
-}
-
-/* Sorted entries of dir that are directories (want_dirs) or image files. */
-static sd_status list_dir(const char *dir, bool want_dirs, name_list *out)
-{
-    memset(out, 0, sizeof *out);
-    DIR *d = opendir(dir);
-    if (!d)
-        return sd_fail(SD_ERR_IO, "%s: cannot open folder: %s", dir, strerror(errno));
-    struct dirent *e;
-    sd_status st = SD_OK;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        if (!want_dirs && !is_image_name(e->d_name))
-            continue;
-        size_t len = strlen(dir) + strlen(e->d_name) + 2;
-        char *full = sd_malloc(len);
-        if (!full) {
-            st = SD_ERR_NOMEM;
-            break;
-        }
-        snprintf(full, len, "%s/%s", dir, e->d_name);
-        struct stat sb;
-        bool keep = stat(full, &sb) == 0 && (want_dirs ? S_ISDIR(sb.st_mode) : S_ISREG(sb.st_mode));
-        free(full);
-        if (!keep)
-            continue;
-        if (out->n == out->cap) {
-            int cap = out->cap ? 2 * out->cap : 64;
-            char **v = realloc(out->v, sizeof *v * (size_t)cap);
-            if (!v) {
-                st = sd_fail(SD_ERR_NOMEM, "%s: out of memory listing the folder", dir);
-                break;
-            }
-            out->v = v, out->cap = cap;
-        }
-        if (!(out->v[out->n] = sd_strdup(e->d_name))) {
-            st = SD_ERR_NOMEM;
-            break;
-        }
-        out->n++;
-    }
-    closedir(d);
-    if (st) {
-        names_free(out);
-        return st;
-    }
-    if (out->n > 1)
-        qsort(out->v, (size_t)out->n, sizeof *out->v, cmp_str);
-    return SD_OK;
-}
-
-/* Decodes one file to RGB u8, shrinking it when its shorter side exceeds max_side. */
-static sd_status load_rgb(const char *path, int max_side, uint8_t **rgb, int *w, int *h)
-{
-    sd_image img;
-    sd_status st = sd_image_read(path, &img, false);
-    if (st)
-        return st;
-    size_t np = (size_t)img.w * img.h;
-    uint8_t *o = sd_malloc(np * 3);
-    if (!o) {
-        sd_image_free(&img);
-        return SD_ERR_NOMEM;
-    }
-    for (size_t i = 0; i < np; i++)
-        for (int ch = 0; ch < 3; ch++) {
-            int src = img.c >= 3 ? ch : 0; /* grey (+alpha) replicates; alpha dropped */
-            size_t k = i * (size_t)img.c + (size_t)src;
-            o[i * 3 + ch] = img.depth == 16 ? (uint8_t)(((const uint16_t *)img.data)[k] >> 8)
-                                             : ((const uint8_t *)img.data)[k];
-        }
-    *w = img.w, *h = img.h;
-    sd_image_free(&img);
-    int side = *w < *h ? *w : *h;
-    if (max_side > 0 && side > max_side) {
-        int nw = (int)lround((double)*w * max_side / side), nh = (int)lround((double)*h * max_side / side);
-        if (nw < 1)
-            nw = 1;
-        if (nh < 1)
-            nh = 1;
-        uint8_t *r = sd_malloc((size_t)nw * nh * 3);
-        if (!r || (st = sd_resize_u8(o, *w, *h, 3, r, nw, nh, SD_INTERP_BILINEAR))) {
-            free(o);
-            free(r);
-            return r ? sd_fail_prefix(st, "%s", path) : SD_ERR_NOMEM;
-        }
-        free(o);
-        o = r, *w = nw, *h = nh;
-    }
-    *rgb = o;
-    return SD_OK;
-}
-
-void sd_image_folder_free(sd_image_folder *f)
-{
-    for (int i = 0; i < f->n_classes; i++)
-        free(f->classes[i]);
-    for (int i = 0; i < f->n; i++) {
-        free(f->rgb[i]);
-        free(f->paths[i]);
-    }
-    free(f->classes);
-    free(f->rgb);
-    free(f->paths);
-    free(f->label);
-    free(f->w);
-    free(f->h);
-    memset(f, 0, sizeof *f);
-}
-
-static sd_status folder_grow(sd_image_folder *f, int need, int *cap)
-{
-    if (need <= *cap)
-        return SD_OK;
-    int c = *cap ? *cap : 256;
-    while (c < need)
-        c *= 2;
-    int *label = realloc(f->label, sizeof *label * (size_t)c);
-    if (label)
-        f->label = label;
-    int *w = realloc(f->w, sizeof *w * (size_t)c);
-    if (w)
-        f->w = w;
-    int *h = realloc(f->h, sizeof *h * (size_t)c);
-    if (h)
-        f->h = h;
-    uint8_t **rgb = realloc(f->rgb, sizeof *rgb * (size_t)c);
-    if (rgb)
-        f->rgb = rgb;
-    char **paths = realloc(f->paths, sizeof *paths * (size_t)c);
-    if (paths)
-        f->paths = paths;
-    if (!label || !w || !h || !rgb || !paths)
-        return sd_fail(SD_ERR_NOMEM, "image folder: out of memory for %d images", c);
-    *cap = c;
-    return SD_OK;
-}
-
-sd_status sd_image_folder_load(sd_image_folder *f, const char *dir, const char *split,
-                               char *const *classes, int n_classes, int max_side)
-{
-    memset(f, 0, sizeof *f);
-    if (!dir || !*dir || !split || !*split)
-        return sd_fail(SD_ERR_ARG, "image folder: no folder given");
-    size_t rlen = strlen(dir) + strlen(split) + 2;
-    char *root = sd_malloc(rlen);
-    if (!root)
-        return SD_ERR_NOMEM;
-    snprintf(root, rlen, "%s/%s", dir, split);
-    struct stat sb;
-    sd_status st = SD_OK;
-    name_list cls = {0};
-    if (stat(root, &sb) != 0) {
-        st = sd_fail(SD_ERR_IO, "%s: missing folder (expected %s/%s/CLASS/*.png|jpg): %s", root, dir, split,
-                     strerror(errno));
-        goto done;
-    }
-    if (!S_ISDIR(sb.st_mode)) {
-        st = sd_fail(SD_ERR_IO, "%s: not a folder (expected %s/%s/CLASS/*.png|jpg)", root, dir, split);
-        goto done;
-    }
-    if ((st = list_dir(root, true, &cls)))
-        goto done;
-    if (cls.n == 0) {
-        st = sd_fail(SD_ERR_DATA, "%s: no class folders (expected %s/CLASS/*.png|jpg)", root, root);
-        goto done;
-    }
-    if (cls.n > 255) {
-        st = sd_fail(SD_ERR_DATA, "%s: %d class folders, at most 255 supported", root, cls.n);
-        goto done;
-    }
-    if (classes) {
-        for (int i = 0; i < n_classes || i < cls.n; i++) {
-            const char *want = i < n_classes ? classes[i] : NULL, *got = i < cls.n ? cls.v[i] : NULL;
-            if (want && got && !strcmp(want, got))
-                continue;
-            if (!got || (want && strcmp(want, got) < 0))
-                st = sd_fail(SD_ERR_DATA, "%s: class folder '%s' missing (the classes must match train's %d)",
-                             root, want, n_classes);
-            else
-                st = sd_fail(SD_ERR_DATA, "%s: class folder '%s' is not one of train's %d classes", root, got,
-                             n_classes);
-            goto done;
-        }
-    }
-    f->n_classes = cls.n;
-    f->classes = cls.v;
-    cls.v = NULL, cls.n = 0;
-    int cap = 0;
-    for (int c = 0; c < f->n_classes; c++) {
-        size_t clen = strlen(root) + strlen(f->classes[c]) + 2;
-        char *cdir = sd_malloc(clen);
-        if (!cdir) {
-            st = SD_ERR_NOMEM;
-            goto done;
-        }
-        snprintf(cdir, clen, "%s/%s", root, f->classes[c]);
-        name_list files;
-        if ((st = list_dir(cdir, false, &files))) {
-            free(cdir);
-            goto done;
-        }
-        if (files.n == 0) {
-            st = sd_fail(SD_ERR_DATA, "%s: class folder has no images (.png, .jpg, .jpeg)", cdir);
-            free(cdir);
-            names_free(&files);
-            goto done;
-        }
-        if ((st = folder_grow(f, f->n + files.n, &cap))) {
-            free(cdir);
-            names_free(&files);
-            goto done;
-        }
-        for (int i = 0; i < files.n && !st; i++) {
-            size_t plen = clen + strlen(files.v[i]) + 1;
-            char *path = sd_malloc(plen);
-            if (!path) {
-                st = SD_ERR_NOMEM;
-                break;
-            }
-            snprintf(path, plen, "%s/%s", cdir, files.v[i]);
-            int k = f->n;
-            if ((st = load_rgb(path, max_side, &f->rgb[k], &f->w[k], &f->h[k]))) {
-                free(path);
-                break;
-            }
-            f->paths[k] = path;
-            f->label[k] = c;
-            f->n++;
-        }
-        free(cdir);
-        names_free(&files);
-        if (st)
-            goto done;
-    }
-done:
-    names_free(&cls);
-    free(root);
-    if (st)
-        sd_image_folder_free(f);
-    return st;
-}
 
 /* ---- batches ---- */
 
@@ -526,101 +259,63 @@ static char *opts_text(const sd_pretrain_opts *o)
     return s;
 }
 
-static bool parse_i(const char *v, long long lo, long long hi, long long *out)
+/* Fills the run-defining fields of *o from text (opts_text's format, read
+ * by the shared configuration parser); data and model point into *store
+ * (a configuration whose values stay until sd_config_free). */
+static sd_status opts_parse(const char *path, const char *text, sd_pretrain_opts *o, sd_config *store)
 {
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi)
-        return false;
-    *out = x;
-    return true;
-}
-
-static bool parse_f(const char *v, float *out)
-{
-    char *end;
-    errno = 0;
-    float x = strtof(v, &end);
-    if (errno || end == v || *end || !isfinite(x))
-        return false;
-    *out = x;
-    return true;
-}
-
-/* Fills the run-defining fields of *o from text (opts_text's format); data
- * and model point into *store. */
-static sd_status opts_parse(const char *path, const char *text, sd_pretrain_opts *o, char **store)
-{
-    static const char *const keys[] = {"data", "model", "iters", "batch", "lr", "momentum", "weight-decay",
-                                       "size", "scale-min", "seed", "val-every", "save-every"};
-    enum { NKEYS = sizeof keys / sizeof keys[0] };
-    *store = NULL;
+    sd_config_init(store);
     if (!text)
         return sd_fail(SD_ERR_DATA,
                        "%s: no 'config' metadata: not a resumable segda pretrain checkpoint (written before "
                        "--resume existed?)", path);
-    char *copy = sd_strdup(text);
-    if (!copy)
-        return SD_ERR_NOMEM;
-    bool seen[NKEYS] = {false};
-    sd_status st = SD_OK;
-    for (char *line = copy, *next; line && *line && !st; line = next) {
-        next = strchr(line, '\n');
-        if (next)
-            *next++ = 0;
-        char *eq = strstr(line, " = ");
-        if (!eq) {
-            st = sd_fail(SD_ERR_DATA, "%s: 'config' metadata line '%s' is not 'key = value'", path, line);
-            break;
-        }
-        *eq = 0;
-        const char *k = line, *v = eq + 3;
-        int ki = -1;
-        for (int i = 0; i < NKEYS; i++)
-            if (!strcmp(k, keys[i]))
-                ki = i;
-        if (ki < 0)
-            continue; /* a later version's key: not needed to continue this run */
-        long long x = 0;
-        bool ok = true;
-        switch (ki) {
-        case 0: o->data = v; break;
-        case 1: o->model = v; break;
-        case 2: ok = parse_i(v, 1, INT_MAX, &x) && ((o->iters = (int)x), true); break;
-        case 3: ok = parse_i(v, 1, 4096, &x) && ((o->batch = (int)x), true); break;
-        case 4: ok = parse_f(v, &o->lr); break;
-        case 5: ok = parse_f(v, &o->momentum); break;
-        case 6: ok = parse_f(v, &o->weight_decay); break;
-        case 7: ok = parse_i(v, 8, 4096, &x) && ((o->size = (int)x), true); break;
-        case 8: ok = parse_f(v, &o->scale_min); break;
-        case 9: {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(v, &end, 10);
-            ok = !errno && end != v && !*end && v[0] != '-';
-            o->seed = (uint64_t)s;
-            break;
-        }
-        case 10: ok = parse_i(v, 0, INT_MAX, &x) && ((o->val_every = (int)x), true); break;
-        default: ok = parse_i(v, 0, INT_MAX, &x) && ((o->save_every = (int)x), true); break;
-        }
-        if (!ok)
-            st = sd_fail(SD_ERR_DATA, "%s: 'config' metadata: %s = '%s' is not a valid value", path, k, v);
-        seen[ki] = true;
+    char name[4200];
+    snprintf(name, sizeof name, "%s: 'config' metadata", path);
+    sd_status st = sd_config_parse(store, text, strlen(text), name);
+    static const char *const keys[] = {"data", "model", "iters", "batch", "lr", "momentum", "weight-decay",
+                                       "size", "scale-min", "seed", "val-every", "save-every"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0] && !st; i++)
+        if (!sd_config_get(store, keys[i]))
+            st = sd_fail(SD_ERR_DATA, "%s has no '%s'", name, keys[i]);
+    /* (keys of a later version are not needed to continue this run) */
+#define WHAT(k) (snprintf(what, sizeof what, "%s: %s", sd_config_origin(store, k), k), what)
+    char what[4400];
+    if (!st) {
+        o->data = sd_config_get(store, "data");
+        o->model = sd_config_get(store, "model");
+        st = sd_parse_int(sd_config_get(store, "iters"), 1, INT_MAX, WHAT("iters"), &o->iters);
     }
-    for (int i = 0; i < NKEYS && !st; i++)
-        if (!seen[i])
-            st = sd_fail(SD_ERR_DATA, "%s: 'config' metadata has no '%s'", path, keys[i]);
-    if (st)
-        free(copy);
-    else
-        *store = copy;
+    if (!st)
+        st = sd_parse_int(sd_config_get(store, "batch"), 1, 4096, WHAT("batch"), &o->batch);
+    if (!st)
+        st = sd_parse_float(sd_config_get(store, "lr"), -FLT_MAX, FLT_MAX, WHAT("lr"), &o->lr);
+    if (!st)
+        st = sd_parse_float(sd_config_get(store, "momentum"), -FLT_MAX, FLT_MAX, WHAT("momentum"), &o->momentum);
+    if (!st)
+        st = sd_parse_float(sd_config_get(store, "weight-decay"), -FLT_MAX, FLT_MAX, WHAT("weight-decay"),
+                            &o->weight_decay);
+    if (!st)
+        st = sd_parse_int(sd_config_get(store, "size"), 8, 4096, WHAT("size"), &o->size);
+    if (!st)
+        st = sd_parse_float(sd_config_get(store, "scale-min"), -FLT_MAX, FLT_MAX, WHAT("scale-min"), &o->scale_min);
+    if (!st)
+        st = sd_parse_u64(sd_config_get(store, "seed"), WHAT("seed"), &o->seed);
+    if (!st)
+        st = sd_parse_int(sd_config_get(store, "val-every"), 0, INT_MAX, WHAT("val-every"), &o->val_every);
+    if (!st)
+        st = sd_parse_int(sd_config_get(store, "save-every"), 0, INT_MAX, WHAT("save-every"), &o->save_every);
+#undef WHAT
+    if (st) {
+        st = SD_ERR_DATA; /* (the message stays the parser's) */
+        sd_config_free(store);
+    }
     return st;
 }
 
 static sd_status open_run(const char *path, sd_ckpt *c, sd_pretrain_opts *o, char **store)
 {
+    sd_config cfg;
+    *store = NULL;
     sd_status st = sd_ckpt_open(path, c);
     if (st)
         return st;
@@ -628,7 +323,19 @@ static sd_status open_run(const char *path, sd_ckpt *c, sd_pretrain_opts *o, cha
     if (!m || strcmp(m, "pretrain"))
         st = sd_fail(SD_ERR_DATA, "%s: saved by method '%s', not by segda pretrain", path, m ? m : "(none)");
     else
-        st = opts_parse(path, sd_ckpt_meta(c, SD_META_CONFIG), o, store);
+        st = opts_parse(path, sd_ckpt_meta(c, SD_META_CONFIG), o, &cfg);
+    if (!st) {
+        /* data and model into one malloc'd block that the caller frees */
+        size_t nd = strlen(o->data) + 1, nm = strlen(o->model) + 1;
+        if (!(*store = sd_malloc(nd + nm))) {
+            st = SD_ERR_NOMEM;
+        } else {
+            memcpy(*store, o->data, nd);
+            memcpy(*store + nd, o->model, nm);
+            o->data = *store, o->model = *store + nd;
+        }
+        sd_config_free(&cfg);
+    }
     if (st)
         sd_ckpt_close(c);
     return st;
@@ -772,10 +479,13 @@ static sd_status read_progress(sd_ckpt *c, const char *path, int iters, float **
     const char *it = sd_ckpt_meta(c, SD_META_ITER), *im = sd_ckpt_meta(c, "pretrain_images");
     const char *v = sd_ckpt_meta(c, "pretrain_val_top1"), *b = sd_ckpt_meta(c, "pretrain_best_val_top1");
     *classes = sd_ckpt_meta(c, "pretrain_classes");
-    long long done;
-    if (!it || !parse_i(it, 1, INT_MAX, &done))
-        return sd_fail(SD_ERR_DATA, "%s: metadata 'iteration' = '%s' (expected a count >= 1)", path,
-                       it ? it : "(none)");
+    int64_t done;
+    char what[4200];
+    snprintf(what, sizeof what, "%s: metadata 'iteration'", path);
+    if (!it)
+        return sd_fail(SD_ERR_DATA, "%s is missing", what);
+    if (sd_parse_i64(it, 1, INT_MAX, what, &done))
+        return SD_ERR_DATA;
     if (!im || sscanf(im, "%d,%d", &r->n_train, &r->n_val) != 2 || !v || !b || !*classes)
         return sd_fail(SD_ERR_DATA, "%s: pretrain metadata missing (pretrain_images, pretrain_val_top1, "
                        "pretrain_best_val_top1, pretrain_classes)", path);
@@ -866,6 +576,37 @@ static sd_status pt_save(const sd_pretrain_opts *o, const pt_state *s)
 /* OUT.lock keeps a second pretraining from writing the same checkpoint
  * (and racing its saves); a lock file that cannot be made (no such folder)
  * is left to the run's own checks, which name the real problem. */
+/* OUT.summary.json (train.h: sd_run_summary), written while OUT.lock is
+ * held; the run's own error stays the caller's message. */
+static void write_summary(const sd_pretrain_opts *o, sd_status st, const sd_pretrain_result *r)
+{
+    char path[4200], msg[1024];
+    snprintf(msg, sizeof msg, "%s", st ? sd_errmsg() : "");
+    if (!st && !r->finished)
+        snprintf(msg, sizeof msg, "stopped after iteration %d (--stop-after); continue with --resume", r->iterations);
+    char *cfg = opts_text(o);
+    sd_run_summary s = {
+        .task = "pretrain",
+        .method = "pretrain",
+        .status = !st && r->finished ? "ok" : !st || st == SD_ERR_INTERRUPTED ? "interrupted" : "failed",
+        .message = msg,
+        .iterations = r->iterations,
+        .iters = o->iters,
+        .seconds = r->seconds,
+        .metric = "val_top1",
+        .final_value = r->iterations > 0 ? r->val_top1 : NAN,
+        .best_value = r->iterations > 0 ? r->best_val_top1 : NAN,
+        .best_iteration = -1,
+        .config = cfg,
+    };
+    snprintf(path, sizeof path, "%s.summary.json", o->out);
+    if (sd_run_summary_write(path, &s))
+        sd_log(0, "pretrain: could not write %s: %s\n", path, sd_errmsg());
+    free(cfg);
+    if (st)
+        sd_fail(st, "%s", msg);
+}
+
 sd_status sd_pretrain_run(const sd_pretrain_opts *o, sd_pretrain_result *res)
 {
     int fd = -1;
@@ -883,7 +624,11 @@ sd_status sd_pretrain_run(const sd_pretrain_opts *o, sd_pretrain_result *res)
         return SD_ERR_ARG;
     if (sd_dist_rank() > 0 && sd_log_level() >= 1)
         sd_log_set_level(0);   /* one rank's progress lines are the run's */
-    sd_status st = pretrain_locked(o, res);
+    sd_pretrain_result local, *r = res ? res : &local;
+    memset(r, 0, sizeof *r);
+    sd_status st = pretrain_locked(o, r);
+    if (fd >= 0 && !(st == SD_ERR_ARG && r->iterations == 0)) /* (a refused start leaves OUT's record alone) */
+        write_summary(o, st, r);
     io_unlock(fd);
     return st;
 }
