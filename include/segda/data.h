@@ -4,11 +4,14 @@
  * Resizing, cropping and batching live in transform.h and loader.h.
  *
  * Specs:
- *   gta5:ROOT         ROOT/images/NNNNN.png + ROOT/labels/NNNNN.png (label ids)
+ *   gta5:ROOT         ROOT/images/NNNNN.png + ROOT/labels/NNNNN.png (label ids); optional
+ *                     ROOT/instances/NNNNN.png: instance ids in Cityscapes' instanceIds
+ *                     encoding (segda synth writes them; instances.h reads them)
  *   synthia:ROOT      ROOT/RGB/NNNNNNN.png + ROOT/GT/LABELS/NNNNNNN.png (16-bit, class id in R)
  *   cityscapes:ROOT[:SPLIT]
  *                     ROOT/leftImg8bit/SPLIT/CITY/STEM_leftImg8bit.png +
- *                     ROOT/gtFine/SPLIT/CITY/STEM_gtFine_labelIds.png; an empty
+ *                     ROOT/gtFine/SPLIT/CITY/STEM_gtFine_labelIds.png (instances.h reads
+ *                     the STEM_gtFine_instanceIds.png beside it); an empty
  *                     ROOT means $CITYSCAPES_DATASET; SPLIT train (default), val, test
  *   folder:ROOT       ROOT/images/STEM.{png,jpg,jpeg} + ROOT/labels/STEM.png and an
  *                     optional ROOT/mapping.txt of "src_id train_id" lines ('#'

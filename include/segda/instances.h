@@ -54,4 +54,29 @@ sd_status sd_instances_check_labels(const sd_instances *in, const uint8_t *label
 void sd_instances_to_ids(const sd_instances *in, const uint8_t *background, uint16_t *out);
 void sd_instances_free(sd_instances *in);
 
+/* ---- instance files of a dataset (data.h) ----
+ * Where they lie:
+ *   cityscapes  beside the label: STEM_gtFine_instanceIds.png for
+ *               STEM_gtFine_labelIds.png (gtFine/SPLIT/CITY/)
+ *   gta5        ROOT/instances/NNNNN.png for ROOT/labels/NNNNN.png (the
+ *               layout segda synth writes for sim/ and simple/; GTA5
+ *               itself ships none)
+ * Other kinds have none (SD_ERR_ARG). */
+typedef struct sd_dataset sd_dataset;
+
+/* The instance file of sample i into buf (cap bytes). */
+sd_status sd_dataset_instances_path(const sd_dataset *ds, int i, char *buf, size_t cap);
+/* Whether the dataset has instance files: its kind can and the first
+ * labelled sample's file exists. Then every sample should have one. */
+bool sd_dataset_has_instances(const sd_dataset *ds);
+/* Reads and decodes sample i's instance file. A missing file is SD_ERR_IO
+ * naming the path expected. An image without instances decodes to n = 0
+ * (not an error). */
+sd_status sd_dataset_read_instances(const sd_dataset *ds, int i, sd_instances *out);
+/* What check-data asks of sample i's instance file: decodable, the size of
+ * the label, every instance pixel's label id equal to the label file's
+ * (sd_instances_check_labels). per_class (may be NULL): instances of each
+ * thing class added, [SD_NUM_THING_CLASSES] by trainId - 11. */
+sd_status sd_dataset_check_instances(const sd_dataset *ds, int i, int *per_class);
+
 #endif

@@ -27,9 +27,12 @@ typedef struct sd_synth_opts {
     bool synthia;       /* also write the sim images in SYNTHIA's layout under OUT/synthia */
     int crops;          /* real-style object crops per class for train (val gets ceil(crops/4)); default 0 */
     int crop_size;      /* crop side in pixels; default 64 */
+    int n_simple;       /* VEIS-like simple sim scenes (one thing class each, GTA5 layout under OUT/simple); default 0 */
     int threads;        /* worker threads; 0 = sd_threads() */
     bool quiet;         /* no progress lines on stderr */
     bool force;         /* write into a non-empty folder, first removing what an earlier write left there */
+    bool instances;     /* set by sd_synth_read_marker: the write has instance files (every write since they
+                         * exist; an older folder without them is rewritten by sd_synth_ensure) */
 } sd_synth_opts;
 
 /* The file sd_synth_write writes last, holding its options: a folder
@@ -46,13 +49,27 @@ void sd_synth_opts_init(sd_synth_opts *o);
  * and the scene itself (its layout) does not depend on w and h. */
 sd_status sd_synth_render(sd_synth_domain dom, uint64_t seed, uint32_t stream, uint64_t index,
                           int w, int h, uint8_t *rgb, uint8_t *label_ids);
+/* The same scene, with its instance ids as well: uint16 [h*w] in Cityscapes'
+ * instanceIds encoding (instances.h): labelId*1000 + k on each visible thing
+ * object (a rider and its bicycle are two instances; k counts each label's
+ * objects from 0 in the order the scene placed them), the plain labelId
+ * elsewhere. rgb and label_ids are byte-identical to sd_synth_render's. */
+sd_status sd_synth_render_instances(sd_synth_domain dom, uint64_t seed, uint32_t stream, uint64_t index,
+                                    int w, int h, uint8_t *rgb, uint8_t *label_ids, uint16_t *instance_ids);
+
+/* The thing class (trainId 11..18) of simple scene `index`: they cycle
+ * through person, rider, car, truck, bus, train, motorcycle, bicycle. */
+int sd_synth_simple_class(int index);
 
 /* Writes the benchmark under `out_dir` (created if missing; a non-empty
  * folder is refused with SD_ERR_ARG unless o->force, which first removes
  * the layout folders below and the marker, nothing else):
  *   sim/images/00001.png, sim/labels/00001.png  (GTA5: RGB, 8-bit palette label ids)
+ *   sim/instances/00001.png                     (16-bit grey instance ids, Cityscapes' encoding)
  *   real/leftImg8bit/{train,val}/CITY/CITY_SSSSSS_FFFFFF_leftImg8bit.png
  *   real/gtFine/{train,val}/CITY/CITY_SSSSSS_FFFFFF_gtFine_labelIds.png (8-bit grey)
+ *   real/gtFine/{train,val}/CITY/CITY_SSSSSS_FFFFFF_gtFine_instanceIds.png (16-bit grey)
+ *   simple/{images,labels,instances}/00001.png (n_simple: VEIS-like one-class sim scenes, as sim/)
  *   synthia/RGB/0000000.png, synthia/GT/LABELS/0000000.png (16-bit RGB, SYNTHIA id in R)
  *   crops/{train,val}/CLASS/00001.png (CLASS = sd_synth_crop_dir_name)
  *   .segda-synth-complete (SD_SYNTH_MARKER), written last

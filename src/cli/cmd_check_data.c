@@ -1,7 +1,9 @@
 /* segda check-data: reads every sample of a dataset and reports what is
  * wrong with it (incomplete pairs, unreadable files, wrong bit depth or
  * channels, unknown label ids, image/label size mismatches) and the
- * per-class pixel frequencies. The checking is library calls; this file
+ * per-class pixel frequencies; where the dataset has instance files
+ * (instances.h), that each decodes, has the label's size and agrees with it,
+ * and the instances per thing class. The checking is library calls; this file
  * only decides what to print and the exit code. */
 #include <errno.h>
 #include <getopt.h>
@@ -14,6 +16,7 @@
 #include "cli/cli.h"
 #include "segda/data.h"
 #include "segda/image.h"
+#include "segda/instances.h"
 #include "segda/labels.h"
 
 #define MAX_UNKNOWN 8
@@ -27,6 +30,8 @@ typedef struct result {
     uint64_t unknown_px;
     uint64_t px[SD_NUM_CLASSES];
     uint64_t ignored_px;
+    char *inst_error;            /* instance file missing, undecodable, wrong size or disagreeing with the label */
+    int inst[SD_NUM_THING_CLASSES]; /* instances per thing class (trainId - 11) */
 } result;
 
 static void usage(FILE *f)
@@ -40,6 +45,11 @@ static void usage(FILE *f)
             "  frequencies. Exit status 1 when errors were found, unless --skip-bad\n"
             "  (training would then skip the listed samples) and good samples remain.\n"
             "  Size mismatches are warnings: training resizes labels to the image size.\n"
+            "  Instance files (gta5: ROOT/instances/NNNNN.png; cityscapes: the\n"
+            "  *_gtFine_instanceIds.png beside each label), when the first sample has one:\n"
+            "  every sample needs one that decodes (ids < 1000 or 24000..33999), has the\n"
+            "  label's size and whose instance pixels carry the label file's id; the\n"
+            "  instances per thing class are counted (an image without any is fine).\n"
             "options:\n"
             "  --split S              Cityscapes split: train, val or test (overrides\n"
             "                         the one in SPEC; default train)\n"
@@ -52,7 +62,7 @@ static void usage(FILE *f)
             "  --help                 this text\n");
 }
 
-static void check_one(const sd_dataset *ds, int i, result *r)
+static void check_one(const sd_dataset *ds, int i, bool instances, result *r)
 {
     const sd_sample_entry *e = &ds->samples[i];
     sd_image img;
@@ -87,6 +97,8 @@ static void check_one(const sd_dataset *ds, int i, result *r)
         }
     }
     free(ids);
+    if (instances && sd_dataset_check_instances(ds, i, r->inst))
+        r->inst_error = sd_strdup(sd_errmsg());
     for (int v = 0; v < 256; v++) {
         int t = ds->lut[v];
         if (t < SD_NUM_CLASSES)
@@ -97,7 +109,8 @@ static void check_one(const sd_dataset *ds, int i, result *r)
 }
 
 static int write_json(const char *path, const sd_dataset *ds, const result *r, const uint64_t *tot,
-                      const int *imgs_with, uint64_t all_px, int n_bad, int n_unknown_files, int n_mismatch)
+                      const int *imgs_with, uint64_t all_px, int n_bad, int n_unknown_files, int n_mismatch,
+                      bool instances, const int *inst_tot, int n_inst_bad)
 {
     FILE *f = fopen(path, "w");
     if (!f) {
@@ -143,7 +156,21 @@ static int write_json(const char *path, const sd_dataset *ds, const result *r, c
         fprintf(f, "    {\"train_id\": %d, \"name\": \"%s\", \"pixels\": %llu, \"fraction\": %.8f, \"images\": %d}%s\n", c,
                 sd_class_names[c], (unsigned long long)tot[c], all_px ? (double)tot[c] / all_px : 0.0, imgs_with[c],
                 c + 1 < SD_NUM_CLASSES ? "," : "");
-    fprintf(f, "  ]\n}\n");
+    fprintf(f, "  ],\n  \"instances\": ");
+    if (!instances) {
+        fprintf(f, "null\n}\n");
+    } else {
+        fprintf(f, "{\"bad_files\": [");
+        for (int i = 0, k = 0; i < ds->n; i++)
+            if (r[i].inst_error) {
+                fputs(k++ ? ", " : "", f);
+                sd_json_str(f, r[i].inst_error);
+            }
+        fprintf(f, "], \"n_bad\": %d, \"per_class\": {", n_inst_bad);
+        for (int k = 0; k < SD_NUM_THING_CLASSES; k++)
+            fprintf(f, "%s\"%s\": %d", k ? ", " : "", sd_class_names[SD_FIRST_THING_TRAIN_ID + k], inst_tot[k]);
+        fprintf(f, "}}\n}\n");
+    }
     if (fclose(f) != 0) {
         fprintf(stderr, "segda check-data: write error on %s: %s\n", path, strerror(errno));
         return 1;
@@ -191,6 +218,7 @@ int cli_check_data(int argc, char **argv)
     sd_log_set_level(level);
     if (st)
         return cli_fail("check-data");
+    bool instances = sd_dataset_has_instances(&ds);
     result *r = calloc(ds.n, sizeof *r);
     if (!r) {
         sd_dataset_free(&ds);
@@ -201,15 +229,21 @@ int cli_check_data(int argc, char **argv)
         threads = omp_get_num_procs();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
     for (int i = 0; i < ds.n; i++)
-        check_one(&ds, i, &r[i]);
+        check_one(&ds, i, instances, &r[i]);
 
     uint64_t tot[SD_NUM_CLASSES] = {0}, all_px = 0, ignored = 0;
     int imgs_with[SD_NUM_CLASSES] = {0}, n_bad = 0, n_unknown = 0, n_mismatch = 0, n_labelled = 0;
+    int n_inst_bad = 0, inst_tot[SD_NUM_THING_CLASSES] = {0}, n_no_inst = 0;
     for (int i = 0; i < ds.n; i++) {
         if (r[i].error) {
             n_bad++;
             continue;
         }
+        n_inst_bad += r[i].inst_error != NULL;
+        int any = 0;
+        for (int k = 0; k < SD_NUM_THING_CLASSES; k++)
+            inst_tot[k] += r[i].inst[k], any += r[i].inst[k];
+        n_no_inst += instances && r[i].has_label && !r[i].inst_error && !any;
         n_unknown += r[i].n_unknown > 0;
         if (r[i].has_label) {
             n_labelled++;
@@ -253,6 +287,14 @@ int cli_check_data(int argc, char **argv)
                 printf("%s\n", r[i].n_unknown == MAX_UNKNOWN ? " ..." : "");
             }
     }
+    if (n_inst_bad) {
+        printf("ERROR: %d bad instance file%s:\n", n_inst_bad, n_inst_bad == 1 ? "" : "s");
+        for (int i = 0, k = 0; i < ds.n; i++)
+            if (r[i].inst_error && k++ < show)
+                printf("  %s\n", r[i].inst_error);
+        if (n_inst_bad > show)
+            printf("  ... and %d more\n", n_inst_bad - show);
+    }
     if (n_mismatch) {
         printf("WARNING: %d image/label size mismatch%s (labels are resized to the image, nearest):\n", n_mismatch,
                n_mismatch == 1 ? "" : "es");
@@ -278,11 +320,21 @@ int cli_check_data(int argc, char **argv)
             printf("\n");
         }
     }
+    if (instances) {
+        printf("\ninstances (thing classes):");
+        for (int k = 0; k < SD_NUM_THING_CLASSES; k++)
+            printf(" %s %d%s", sd_class_names[SD_FIRST_THING_TRAIN_ID + k], inst_tot[k],
+                   k + 1 < SD_NUM_THING_CLASSES ? "," : "\n");
+        printf("images without instances: %d\n", n_no_inst);
+    } else {
+        printf("\ninstances: none (no instance file beside the first label)\n");
+    }
     int rc = 0;
     if (json)
-        rc = write_json(json, &ds, r, tot, imgs_with, all_px, n_bad, n_unknown, n_mismatch);
-    int errors = ds.n_problems + n_bad + n_unknown;
-    int good = ds.n - n_bad - n_unknown;
+        rc = write_json(json, &ds, r, tot, imgs_with, all_px, n_bad, n_unknown, n_mismatch, instances, inst_tot,
+                        n_inst_bad);
+    int errors = ds.n_problems + n_bad + n_unknown + n_inst_bad;
+    int good = ds.n - n_bad - n_unknown - n_inst_bad;
     if (errors) {
         if (skip_bad && good > 0) {
             printf("\n%d problem%s; with --skip-bad, %d incomplete pair%s and %d bad sample%s are skipped, %d remain\n",
@@ -297,7 +349,7 @@ int cli_check_data(int argc, char **argv)
         printf("\nOK: %d samples\n", ds.n);
     }
     for (int i = 0; i < ds.n; i++)
-        free(r[i].error);
+        free(r[i].error), free(r[i].inst_error);
     free(r);
     sd_dataset_free(&ds);
     return rc;

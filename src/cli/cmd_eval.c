@@ -10,9 +10,12 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/files.h"
 #include "segda/checkpoint.h"
 #include "segda/data.h"
 #include "segda/eval.h"
+#include "segda/eval_inst.h"
+#include "segda/fuse.h"
 #include "segda/gan.h"
 #include "segda/infer.h"
 #include "segda/progress.h"
@@ -24,11 +27,15 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: segda eval --pred DIR [--pred DIR2 ...] --data SPEC [options]\n"
             "       segda eval --model CKPT [--model CKPT2 ...] --data SPEC [options]\n"
+            "       segda eval --instances DIR --data SPEC\n"
             "\n"
             "Scores segmentations with the official Cityscapes formulas: one confusion matrix\n"
             "per prediction set over the whole split, at the ground truth's full resolution,\n"
             "pixels with ignored ground truth not counted; class IoU, category IoU,\n"
-            "mIoU-19/16/13, pixel and mean class accuracy.\n"
+            "mIoU-19/16/13, pixel and mean class accuracy. Where the dataset has instance\n"
+            "files (*_gtFine_instanceIds.png; gta5: ROOT/instances/), also the 8 thing\n"
+            "classes' iIoU (cityscapesScripts' instance-weighted IoU; its average instance\n"
+            "sizes scaled from 2048x1024 to the ground truth's size).\n"
             "\n"
             "  --pred DIR          folder of prediction PNGs (searched recursively). Cityscapes:\n"
             "                      the file name must contain CITY_SSSSSS_FFFFFF; other datasets:\n"
@@ -41,6 +48,16 @@ static void usage(FILE *f)
             "  --labelids          predictions hold Cityscapes label ids (0..33, as the test\n"
             "                      server takes them) instead of trainIds (0..18, 255 = none)\n"
             "  --skip-missing      skip samples that lack a prediction (in any set) and count them\n"
+            "  --instances DIR     instance predictions in cityscapesScripts' format (per image a\n"
+            "                      .txt naming the stem, lines \"mask.png labelID confidence\");\n"
+            "                      prints AP and AP50 of evalInstanceLevelSemanticLabeling\n"
+            "  --fuse-out DIR      with one --pred and --instances: paint the instance masks over\n"
+            "                      the segmentation (detection-based foreground, Saleh et al. 2018:\n"
+            "                      masks by decreasing score, one more than --fuse-overlap already\n"
+            "                      painted is dropped, else its free pixels take its class), write\n"
+            "                      DIR/STEM_trainIds.png and score those\n"
+            "  --fuse-score T      paint masks scored >= T (default 0.5)\n"
+            "  --fuse-overlap T    drop a mask more than T of which is already painted (default 0.5)\n"
             "  --protocol 19|16|13|camvid table columns and main mean (default 19; 16 for a 16-class\n"
             "                      SYNTHIA model, printed with mIoU-13 beside it; camvid on camvid: data,\n"
             "                      its 10 shared classes; JSON/CSV have all)\n"
@@ -173,7 +190,7 @@ static void free_members(eval_model *em)
 /* Scores checkpoint path into cm (setup filled by the runner). */
 static sd_status eval_checkpoint(const sd_dataset *ds, const char *path, sd_gen *gen, const sd_infer_opts *io,
                                  bool align_corners, sd_progress_mode progress, sd_confusion *cm, sd_eval_setup *setup,
-                                 int *classes)
+                                 int *classes, sd_iiou *iiou)
 {
     eval_model em = {.n = 0, .gen = gen};
     sd_status st = SD_OK;
@@ -209,11 +226,46 @@ static sd_status eval_checkpoint(const sd_dataset *ds, const char *path, sd_gen 
     }
     *classes = sd_model_options(em.m[0])->classes;
     sd_tape_init(&em.tape, 0);
-    st = sd_eval_logits(ds, model_logits, &em, align_corners, progress, cm, setup);
+    sd_iiou_logits_ctx ic = {model_logits, &em, ds, align_corners, iiou, false};
+    if (iiou)
+        st = sd_eval_logits(ds, sd_iiou_logits_fn, &ic, align_corners, progress, cm, setup);
+    else
+        st = sd_eval_logits(ds, model_logits, &em, align_corners, progress, cm, setup);
     if (st)
         sd_fail_prefix(st, "%s", path);
     sd_tape_free(&em.tape);
     free_members(&em);
+    return st;
+}
+
+/* The iIoU table under the IoU table (dataset with instance files). */
+static void print_iiou(const sd_eval_row *rows, const sd_confusion *cms, const sd_iiou *iiou, int n)
+{
+    const char *names[MAX_SETS];
+    double v[MAX_SETS][SD_NUM_THING_CLASSES], mean[MAX_SETS];
+    for (int d = 0; d < n; d++) {
+        names[d] = rows[d].name;
+        sd_iiou_compute(&iiou[d], &cms[d], v[d], &mean[d]);
+    }
+    printf("\n");
+    sd_iiou_table_write(stdout, n, names, (const double(*)[SD_NUM_THING_CLASSES])v, mean);
+}
+
+/* --instances DIR: AP / AP50 of instance predictions. */
+static sd_status eval_instances(const sd_dataset *ds, const char *dir)
+{
+    sd_ap ap;
+    sd_ap_init(&ap);
+    int n = 0;
+    sd_status st = sd_ap_pred_dir(ds, dir, &ap, &n);
+    if (!st) {
+        sd_ap_result r;
+        sd_ap_compute(&ap, &r);
+        printf("dataset: %s, split %s: %d images\n", ds->spec, ds->split, n);
+        sd_ap_table_write(stdout, dir, &ap, &r);
+        printf("\n");
+    }
+    sd_ap_free(&ap);
     return st;
 }
 
@@ -243,7 +295,7 @@ int cli_eval(int argc, char **argv)
     enum {
         OPT_LABELIDS = 256, OPT_SKIP, OPT_CSV, OPT_JSON, OPT_PROTOCOL, OPT_ALIGN, OPT_NAME, OPT_LANE,
         OPT_UNKNOWN, OPT_THREADS, OPT_PROGRESS, OPT_QUIET, OPT_SPLIT, OPT_SIZE, OPT_FLIP, OPT_SCALES,
-        OPT_TRANSLATE,
+        OPT_TRANSLATE, OPT_INSTANCES, OPT_FUSE_OUT, OPT_FUSE_SCORE, OPT_FUSE_OVERLAP,
     };
     static const struct option longopts[] = {
         {"pred", required_argument, 0, 'p'},
@@ -265,12 +317,19 @@ int cli_eval(int argc, char **argv)
         {"flip", no_argument, 0, OPT_FLIP},
         {"scales", required_argument, 0, OPT_SCALES},
         {"translate", required_argument, 0, OPT_TRANSLATE},
+        {"instances", required_argument, 0, OPT_INSTANCES},
+        {"fuse-out", required_argument, 0, OPT_FUSE_OUT},
+        {"fuse-score", required_argument, 0, OPT_FUSE_SCORE},
+        {"fuse-overlap", required_argument, 0, OPT_FUSE_OVERLAP},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *preds[MAX_SETS], *models[MAX_SETS], *names[MAX_SETS];
     int n_pred = 0, n_model = 0, n_names = 0;
-    const char *spec = NULL, *split = NULL, *csv = NULL, *json = NULL, *translate = NULL;
+    const char *spec = NULL, *split = NULL, *csv = NULL, *json = NULL, *translate = NULL, *inst_dir = NULL;
+    const char *fuse_out = NULL;
+    sd_fuse_opts fuse;
+    sd_fuse_opts_init(&fuse);
     bool labelids = false, skip_missing = false, align_corners = true, align_given = false;
     bool allow_unknown = false, lanemarking = false;
     int protocol = SD_PROTOCOL_19, threads = 0;
@@ -352,6 +411,20 @@ int cli_eval(int argc, char **argv)
             infer_given = true;
             break;
         case OPT_TRANSLATE: translate = optarg; break;
+        case OPT_INSTANCES: inst_dir = optarg; break;
+        case OPT_FUSE_OUT: fuse_out = optarg; break;
+        case OPT_FUSE_SCORE:
+        case OPT_FUSE_OVERLAP: {
+            char *end;
+            double v = strtod(optarg, &end);
+            if (*end || !(v >= 0 && v <= 1)) {
+                fprintf(stderr, "segda eval: --%s %s: expected a number in [0, 1]\n",
+                        c == OPT_FUSE_SCORE ? "fuse-score" : "fuse-overlap", optarg);
+                return 2;
+            }
+            *(c == OPT_FUSE_SCORE ? &fuse.score_thresh : &fuse.overlap_thresh) = (float)v;
+            break;
+        }
         case OPT_PROGRESS: progress = SD_PROGRESS_ON; break;
         case OPT_QUIET: progress = SD_PROGRESS_OFF; break;
         case 'h': usage(stdout); return 0;
@@ -363,14 +436,18 @@ int cli_eval(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (!spec || (n_pred == 0 && n_model == 0)) {
-        fprintf(stderr, "segda eval: --data and at least one --pred or --model are required\n");
+    if (!spec || (n_pred == 0 && n_model == 0 && !inst_dir)) {
+        fprintf(stderr, "segda eval: --data and at least one --pred, --model or --instances are required\n");
         usage(stderr);
         return 2;
     }
     if (n_names && n_names != n_pred + n_model) {
         fprintf(stderr, "segda eval: %d --name for %d prediction sets/models (give one per set or none)\n",
                 n_names, n_pred + n_model);
+        return 2;
+    }
+    if (fuse_out && (n_pred != 1 || !inst_dir)) {
+        fprintf(stderr, "segda eval: --fuse-out needs one --pred and --instances\n");
         return 2;
     }
     if (n_pred && n_model) {
@@ -402,12 +479,37 @@ int cli_eval(int argc, char **argv)
     }
     if (!protocol_given && ds.kind == SD_DATASET_CAMVID)
         protocol = SD_PROTOCOL_CAMVID;   /* the classes CamVid shares with the 19 */
+    if (inst_dir && eval_instances(&ds, inst_dir)) {
+        sd_gen_free(gen);
+        sd_dataset_free(&ds);
+        return cli_fail("eval");
+    }
+    if (n_pred + n_model == 0) {
+        sd_gen_free(gen);
+        sd_dataset_free(&ds);
+        return 0;
+    }
+    bool has_inst = sd_dataset_has_instances(&ds);
+    if (fuse_out) {
+        if (cli_mkdir_p(fuse_out) ||
+            sd_fuse_pred_dirs(&ds, preds[0], labelids ? SD_PRED_LABEL_IDS : SD_PRED_TRAIN_IDS, inst_dir, &fuse,
+                              fuse_out)) {
+            sd_gen_free(gen);
+            sd_dataset_free(&ds);
+            return cli_fail("eval");
+        }
+        printf("fused: %s + instances %s (score >= %g, overlap <= %g) -> %s\n", preds[0], inst_dir,
+               (double)fuse.score_thresh, (double)fuse.overlap_thresh, fuse_out);
+        preds[0] = fuse_out;
+        labelids = false;
+    }
 
     int n_sets = n_pred + n_model;
     sd_confusion *cms = sd_calloc((size_t)n_sets, sizeof *cms);
     sd_eval_row *rows = sd_calloc((size_t)n_sets, sizeof *rows);
-    if (!cms || !rows) {
-        free(cms), free(rows);
+    sd_iiou *iiou = sd_calloc((size_t)n_sets, sizeof *iiou);
+    if (!cms || !rows || !iiou) {
+        free(cms), free(rows), free(iiou);
         sd_gen_free(gen);
         sd_dataset_free(&ds);
         return cli_fail("eval");
@@ -431,10 +533,13 @@ int cli_eval(int argc, char **argv)
             .skip_missing = skip_missing, .threads = threads, .progress = progress,
         };
         st = sd_eval_pred_dirs(&ds, &po, cms, &setup);
+        if (!st && has_inst)
+            st = sd_iiou_pred_dirs(&ds, &po, iiou);
     }
     for (int k = 0; !st && k < n_model; k++) {
         int classes = 0;
-        st = eval_checkpoint(&ds, models[k], gen, &io, align_corners, progress, &cms[k], &setup, &classes);
+        st = eval_checkpoint(&ds, models[k], gen, &io, align_corners, progress, &cms[k], &setup, &classes,
+                             has_inst ? &iiou[k] : NULL);
         /* SYNTHIA's 16-class models are scored by mIoU-16 (and mIoU-13 beside it) unless told otherwise */
         if (!st && k == 0 && !protocol_given && classes == SD_NUM_CLASSES_SYNTHIA)
             setup.protocol = (sd_protocol)(protocol = SD_PROTOCOL_16);
@@ -451,6 +556,8 @@ int cli_eval(int argc, char **argv)
         sd_eval_setup_write(stdout, &setup);
         printf("\n");
         sd_eval_table_write(stdout, (sd_protocol)protocol, rows, n_sets);
+        if (has_inst)
+            print_iiou(rows, cms, iiou, n_sets);
         sd_log(2, "eval: %lld images in %.1f s\n", (long long)setup.images, secs);
         if (setup.skipped)
             fprintf(stderr, "segda eval: %lld sample%s skipped for lack of a prediction\n",
@@ -462,6 +569,7 @@ int cli_eval(int argc, char **argv)
     }
     free(cms);
     free(rows);
+    free(iiou);
     sd_gen_free(gen);
     sd_dataset_free(&ds);
     return rc;

@@ -1,7 +1,11 @@
-/* Decoding Cityscapes instanceIds images into instance lists (instances.h). */
+/* Decoding Cityscapes instanceIds images into instance lists, and finding,
+ * reading and checking a dataset's instance files (instances.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "segda/data.h"
 #include "segda/image.h"
 #include "segda/instances.h"
 #include "segda/labels.h"
@@ -144,4 +148,87 @@ void sd_instances_free(sd_instances *in)
     free(in->inst);
     free(in->map);
     memset(in, 0, sizeof *in);
+}
+
+/* ---- instance files of a dataset ---- */
+
+static bool replace_suffix(const char *s, const char *suf, const char *with, char *buf, size_t cap)
+{
+    size_t n = strlen(s), k = strlen(suf);
+    if (n < k || strcmp(s + n - k, suf))
+        return false;
+    return (size_t)snprintf(buf, cap, "%.*s%s", (int)(n - k), s, with) < cap;
+}
+
+sd_status sd_dataset_instances_path(const sd_dataset *ds, int i, char *buf, size_t cap)
+{
+    if (i < 0 || i >= ds->n)
+        return sd_fail(SD_ERR_ARG, "dataset \"%s\": sample %d outside 0..%d", ds->spec, i, ds->n - 1);
+    const sd_sample_entry *e = &ds->samples[i];
+    bool ok = false;
+    if (ds->kind == SD_DATASET_CITYSCAPES && e->label_path)
+        ok = replace_suffix(e->label_path, "_gtFine_labelIds.png", "_gtFine_instanceIds.png", buf, cap);
+    else if (ds->kind == SD_DATASET_GTA5)
+        ok = (size_t)snprintf(buf, cap, "%s/instances/%s.png", ds->root, e->stem) < cap;
+    else
+        return sd_fail(SD_ERR_ARG, "dataset \"%s\": %s datasets have no instance files (cityscapes and gta5 do)",
+                       ds->spec, sd_dataset_kind_name(ds->kind));
+    if (!ok)
+        return sd_fail(SD_ERR_ARG, "dataset \"%s\": sample %d (%s) has no instance file name", ds->spec, i, e->stem);
+    return SD_OK;
+}
+
+bool sd_dataset_has_instances(const sd_dataset *ds)
+{
+    char path[4200];
+    for (int i = 0; i < ds->n; i++) {
+        if (!ds->samples[i].label_path)
+            continue;
+        sd_status st = sd_dataset_instances_path(ds, i, path, sizeof path);
+        sd_error_clear();
+        return !st && access(path, F_OK) == 0;
+    }
+    return false;
+}
+
+sd_status sd_dataset_read_instances(const sd_dataset *ds, int i, sd_instances *out)
+{
+    memset(out, 0, sizeof *out);
+    char path[4200];
+    sd_status st = sd_dataset_instances_path(ds, i, path, sizeof path);
+    if (st)
+        return st;
+    if (access(path, F_OK) != 0)
+        return sd_fail(SD_ERR_IO, "%s: no instance file for sample %s of \"%s\" (expected it beside the label)", path,
+                       ds->samples[i].stem, ds->spec);
+    return sd_instances_read(path, out);
+}
+
+sd_status sd_dataset_check_instances(const sd_dataset *ds, int i, int *per_class)
+{
+    sd_instances in;
+    sd_status st = sd_dataset_read_instances(ds, i, &in);
+    if (st)
+        return st;
+    uint16_t *ids = NULL;
+    int lw = 0, lh = 0;
+    char path[4200];
+    sd_dataset_instances_path(ds, i, path, sizeof path);
+    st = sd_dataset_read_ids(ds, i, &ids, &lw, &lh);
+    if (!st && (lw != in.w || lh != in.h))
+        st = sd_fail(SD_ERR_DATA, "%s: instance ids are %dx%d but the label %s is %dx%d: expected equal sizes", path,
+                     in.w, in.h, ds->samples[i].label_path, lw, lh);
+    if (!st) {
+        size_t np = (size_t)lw * lh;
+        uint8_t *lab = (uint8_t *)ids; /* narrowed in place: ids > 255 never equal an instance's label */
+        for (size_t p = 0; p < np; p++)
+            lab[p] = ids[p] > 255 ? 255 : (uint8_t)ids[p];
+        st = sd_instances_check_labels(&in, lab, path);
+    }
+    if (!st && per_class)
+        for (int k = 0; k < in.n; k++)
+            per_class[in.inst[k].train_id - SD_FIRST_THING_TRAIN_ID]++;
+    free(ids);
+    sd_instances_free(&in);
+    return st;
 }

@@ -15,9 +15,11 @@
 #include "data/synth_internal.h"
 #include "io/file.h"
 #include "segda/image.h"
+#include "segda/instances.h"
 #include "segda/labels.h"
 
-enum { STREAM_SIM = 1, STREAM_REAL_TRAIN = 2, STREAM_REAL_VAL = 3, STREAM_CROPS_TRAIN = 4, STREAM_CROPS_VAL = 5 };
+enum { STREAM_SIM = 1, STREAM_REAL_TRAIN = 2, STREAM_REAL_VAL = 3, STREAM_CROPS_TRAIN = 4, STREAM_CROPS_VAL = 5,
+       STREAM_SIMPLE = 6 };
 #define SY_MAX_SIDE 16384
 
 void sd_synth_opts_init(sd_synth_opts *o)
@@ -67,13 +69,20 @@ static sd_rng scene_rng(uint64_t seed, uint32_t stream, uint64_t index)
     return sd_rng_fork(seed, ((uint64_t)stream << 40) ^ index);
 }
 
-static sd_status render_want(sd_synth_domain dom, sd_rng *r, int w, int h, int want, uint8_t *rgb, uint8_t *ids)
+/* want: -1 a street scene, 0..18 one that shows that trainId prominently,
+ * SIMPLE_SCENE + c a simple scene of thing class c. */
+#define SIMPLE_SCENE 100
+static sd_status render_want(sd_synth_domain dom, sd_rng *r, int w, int h, int want, uint8_t *rgb, uint8_t *ids,
+                             uint16_t *inst)
 {
     sy_scene *s = sd_malloc(sizeof *s);
     if (!s)
         return sd_fail_prefix(SD_ERR_NOMEM, "synth: scene");
-    sy_scene_build(s, dom, r, w, h, want);
-    sd_status st = sy_scene_render(s, r, rgb, ids);
+    if (want >= SIMPLE_SCENE)
+        sy_scene_build_simple(s, dom, r, w, h, want - SIMPLE_SCENE);
+    else
+        sy_scene_build(s, dom, r, w, h, want);
+    sd_status st = sy_scene_render(s, r, rgb, ids, inst);
     free(s);
     return st;
 }
@@ -86,8 +95,8 @@ static sd_status check_size(int w, int h)
     return SD_OK;
 }
 
-sd_status sd_synth_render(sd_synth_domain dom, uint64_t seed, uint32_t stream, uint64_t index, int w, int h,
-                          uint8_t *rgb, uint8_t *label_ids)
+sd_status sd_synth_render_instances(sd_synth_domain dom, uint64_t seed, uint32_t stream, uint64_t index, int w,
+                                    int h, uint8_t *rgb, uint8_t *label_ids, uint16_t *instance_ids)
 {
     if ((int)dom < 0 || dom >= SD_SYNTH_DOMAIN_COUNT)
         return sd_fail(SD_ERR_ARG, "synth: domain %d unknown (expected 0 sim or 1 real)", (int)dom);
@@ -95,8 +104,16 @@ sd_status sd_synth_render(sd_synth_domain dom, uint64_t seed, uint32_t stream, u
     if (st)
         return st;
     sd_rng r = scene_rng(seed, stream, index);
-    return render_want(dom, &r, w, h, -1, rgb, label_ids);
+    return render_want(dom, &r, w, h, -1, rgb, label_ids, instance_ids);
 }
+
+sd_status sd_synth_render(sd_synth_domain dom, uint64_t seed, uint32_t stream, uint64_t index, int w, int h,
+                          uint8_t *rgb, uint8_t *label_ids)
+{
+    return sd_synth_render_instances(dom, seed, stream, index, w, h, rgb, label_ids, NULL);
+}
+
+int sd_synth_simple_class(int index) { return SD_FIRST_THING_TRAIN_ID + index % SD_NUM_THING_CLASSES; }
 
 /* ---- files ---- */
 
@@ -128,24 +145,51 @@ static sd_status write_rgb(const char *path, uint8_t *rgb, int w, int h)
     return sd_png_write(path, &im);
 }
 
-static sd_status write_sim(const char *out, const sd_synth_opts *o, int i, uint8_t *rgb, uint8_t *ids)
+/* Cityscapes writes 16-bit instanceIds images; so do we, always. */
+static sd_status write_instances(const char *path, uint16_t *inst, int w, int h)
 {
-    int w = o->w, h = o->h;
-    sd_rng r = scene_rng(o->seed, STREAM_SIM, (uint64_t)i);
-    sd_status st = render_want(SD_SYNTH_SIM, &r, w, h, -1, rgb, ids);
+    sd_image im = {w, h, 1, 16, inst};
+    return sd_png_write(path, &im);
+}
+
+/* One frame in GTA5's layout under out/set: images/, labels/ (palette PNGs
+ * whose indices are the ids, as GTA5 ships them) and instances/. */
+static sd_status write_gta5_frame(const char *out, const char *set, int i, int w, int h, uint8_t *rgb, uint8_t *ids,
+                                  uint16_t *inst)
+{
     char path[4200];
+    snprintf(path, sizeof path, "%s/%s/images/%05d.png", out, set, i + 1);
+    sd_status st = write_rgb(path, rgb, w, h);
     if (!st) {
-        snprintf(path, sizeof path, "%s/sim/images/%05d.png", out, i + 1);
-        st = write_rgb(path, rgb, w, h);
-    }
-    if (!st) {
-        /* GTA5 ships its labels as palette PNGs whose indices are the ids */
         uint8_t pal[SD_NUM_LABEL_IDS][3];
         for (int k = 0; k < SD_NUM_LABEL_IDS; k++)
             memcpy(pal[k], sd_labels[k].color, 3);
-        snprintf(path, sizeof path, "%s/sim/labels/%05d.png", out, i + 1);
+        snprintf(path, sizeof path, "%s/%s/labels/%05d.png", out, set, i + 1);
         st = sd_png_write_palette(path, ids, w, h, (const uint8_t(*)[3])pal, SD_NUM_LABEL_IDS);
     }
+    if (!st) {
+        snprintf(path, sizeof path, "%s/%s/instances/%05d.png", out, set, i + 1);
+        st = write_instances(path, inst, w, h);
+    }
+    return st;
+}
+
+static sd_status write_simple(const char *out, const sd_synth_opts *o, int i, uint8_t *rgb, uint8_t *ids,
+                              uint16_t *inst)
+{
+    sd_rng r = scene_rng(o->seed, STREAM_SIMPLE, (uint64_t)i);
+    sd_status st = render_want(SD_SYNTH_SIM, &r, o->w, o->h, SIMPLE_SCENE + sd_synth_simple_class(i), rgb, ids, inst);
+    return st ? st : write_gta5_frame(out, "simple", i, o->w, o->h, rgb, ids, inst);
+}
+
+static sd_status write_sim(const char *out, const sd_synth_opts *o, int i, uint8_t *rgb, uint8_t *ids, uint16_t *inst)
+{
+    int w = o->w, h = o->h;
+    sd_rng r = scene_rng(o->seed, STREAM_SIM, (uint64_t)i);
+    sd_status st = render_want(SD_SYNTH_SIM, &r, w, h, -1, rgb, ids, inst);
+    char path[4200];
+    if (!st)
+        st = write_gta5_frame(out, "sim", i, w, h, rgb, ids, inst);
     if (!st && o->synthia) {
         snprintf(path, sizeof path, "%s/synthia/RGB/%07d.png", out, i);
         st = write_rgb(path, rgb, w, h);
@@ -171,11 +215,11 @@ static sd_status write_sim(const char *out, const sd_synth_opts *o, int i, uint8
 }
 
 static sd_status write_real(const char *out, const sd_synth_opts *o, const char *split, int i, uint8_t *rgb,
-                            uint8_t *ids)
+                            uint8_t *ids, uint16_t *inst)
 {
     int w = o->w, h = o->h;
     sd_rng r = scene_rng(o->seed, strcmp(split, "val") ? STREAM_REAL_TRAIN : STREAM_REAL_VAL, (uint64_t)i);
-    sd_status st = render_want(SD_SYNTH_REAL, &r, w, h, -1, rgb, ids);
+    sd_status st = render_want(SD_SYNTH_REAL, &r, w, h, -1, rgb, ids, inst);
     char stem[64], path[4200];
     sd_synth_real_stem(split, i, stem, sizeof stem);
     const char *city = sd_synth_city(split, i);
@@ -187,6 +231,10 @@ static sd_status write_real(const char *out, const sd_synth_opts *o, const char 
         sd_image im = {w, h, 1, 8, ids};
         snprintf(path, sizeof path, "%s/real/gtFine/%s/%s/%s_gtFine_labelIds.png", out, split, city, stem);
         st = sd_png_write(path, &im);
+    }
+    if (!st) {
+        snprintf(path, sizeof path, "%s/real/gtFine/%s/%s/%s_gtFine_instanceIds.png", out, split, city, stem);
+        st = write_instances(path, inst, w, h);
     }
     return st;
 }
@@ -304,7 +352,7 @@ static sd_status write_crops_scene(const char *out, const sd_synth_opts *o, cons
     sd_labels_id_to_train_lut(lut);
     if (!st) {
         sd_rng r = scene_rng(o->seed, stream, (uint64_t)j);
-        st = render_want(SD_SYNTH_REAL, &r, w, h, -1, rgb, ids);
+        st = render_want(SD_SYNTH_REAL, &r, w, h, -1, rgb, ids, NULL);
         for (size_t i = 0; i < n; i++)
             tid[i] = lut[ids[i]];
     }
@@ -317,7 +365,7 @@ static sd_status write_crops_scene(const char *out, const sd_synth_opts *o, cons
             best = win, memcpy(rgb3, rgb, n * 3);
         for (int t = 0; !ok && t < 6 && !st; t++) {
             sd_rng r2 = scene_rng(o->seed, stream + 32 + (uint32_t)t, (uint64_t)j * 32 + (uint64_t)c);
-            st = render_want(SD_SYNTH_REAL, &r2, w, h, c, rgb2, ids);
+            st = render_want(SD_SYNTH_REAL, &r2, w, h, c, rgb2, ids, NULL);
             for (size_t i = 0; i < n; i++)
                 tid2[i] = lut[ids[i]];
             ok = !st && pick_window(tid2, w, h, c, cs, &pr, &win);
@@ -347,11 +395,11 @@ static sd_status write_crops_scene(const char *out, const sd_synth_opts *o, cons
 
 /* ---- the whole benchmark ---- */
 
-enum { JOB_SIM, JOB_REAL_TRAIN, JOB_REAL_VAL, JOB_CROP_TRAIN, JOB_CROP_VAL };
+enum { JOB_SIM, JOB_REAL_TRAIN, JOB_REAL_VAL, JOB_CROP_TRAIN, JOB_CROP_VAL, JOB_SIMPLE, JOB_KINDS };
 
 /* ---- the completion marker and clearing a folder ---- */
 
-static const char *const layout_dirs[] = {"sim", "real", "synthia", "crops"};
+static const char *const layout_dirs[] = {"sim", "real", "synthia", "crops", "simple"};
 
 /* An entry of dir (its name into first, for the message), or none. A dir
  * that cannot be listed (absent, a file) counts as empty: creating it
@@ -404,9 +452,9 @@ static sd_status write_marker(const char *out_dir, const sd_synth_opts *o)
         return sd_fail(SD_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
     fprintf(f, "# segda synth: this benchmark was written completely with these options\n");
     fprintf(f, "n-sim = %d\nn-real = %d\nn-real-val = %d\nsize = %dx%d\nseed = %llu\nsynthia = %d\n"
-               "crops = %d\ncrop-size = %d\n",
+               "crops = %d\ncrop-size = %d\ninstances = 1\nsimple-scenes = %d\n",
             o->n_sim, o->n_real, o->n_real_val, o->w, o->h, (unsigned long long)o->seed, o->synthia ? 1 : 0,
-            o->crops, o->crop_size);
+            o->crops, o->crop_size, o->n_simple);
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         remove(tmp);
         return sd_fail(SD_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
@@ -424,9 +472,12 @@ sd_status sd_synth_read_marker(const char *out_dir, sd_synth_opts *o)
                        out_dir, strerror(errno));
     sd_synth_opts_init(o);
     o->crops = -1;
-    int synthia = 0, n = 0;
+    int synthia = 0, n = 0, instances = 0;
     unsigned long long seed = 0;
     while (fgets(line, sizeof line, f)) {
+        /* later additions, absent from older markers */
+        sscanf(line, "instances = %d", &instances);
+        sscanf(line, "simple-scenes = %d", &o->n_simple);
         n += sscanf(line, "n-sim = %d", &o->n_sim) + sscanf(line, "n-real = %d", &o->n_real) +
              sscanf(line, "n-real-val = %d", &o->n_real_val) + (sscanf(line, "size = %dx%d", &o->w, &o->h) == 2) +
              sscanf(line, "seed = %llu", &seed) + sscanf(line, "synthia = %d", &synthia) +
@@ -435,6 +486,7 @@ sd_status sd_synth_read_marker(const char *out_dir, sd_synth_opts *o)
     fclose(f);
     o->seed = seed;
     o->synthia = synthia != 0;
+    o->instances = instances != 0;
     if (n != 8 || o->crops < 0)
         return sd_fail(SD_ERR_FORMAT, "%s: %d of 8 settings readable", path, n);
     return SD_OK;
@@ -446,7 +498,8 @@ sd_status sd_synth_ensure(const char *out_dir, const sd_synth_opts *want, bool *
     bool keep = sd_synth_read_marker(out_dir, &have) == SD_OK && have.n_sim == want->n_sim &&
                 have.n_real == want->n_real && have.n_real_val == want->n_real_val && have.w == want->w &&
                 have.h == want->h && have.seed == want->seed && (!want->synthia || have.synthia) &&
-                (want->crops == 0 || (have.crops == want->crops && have.crop_size == want->crop_size));
+                (want->crops == 0 || (have.crops == want->crops && have.crop_size == want->crop_size)) &&
+                have.instances && (want->n_simple == 0 || have.n_simple == want->n_simple);
     if (regenerated)
         *regenerated = !keep;
     if (keep)
@@ -463,9 +516,9 @@ sd_status sd_synth_write(const char *out_dir, const sd_synth_opts *o)
     sd_status st = check_size(o->w, o->h);
     if (st)
         return st;
-    if (o->n_sim < 0 || o->n_real < 0 || o->n_real_val < 0 || o->crops < 0)
-        return sd_fail(SD_ERR_ARG, "synth: negative image count (sim %d, real %d, val %d, crops %d)", o->n_sim,
-                       o->n_real, o->n_real_val, o->crops);
+    if (o->n_sim < 0 || o->n_real < 0 || o->n_real_val < 0 || o->crops < 0 || o->n_simple < 0)
+        return sd_fail(SD_ERR_ARG, "synth: negative image count (sim %d, real %d, val %d, crops %d, simple %d)",
+                       o->n_sim, o->n_real, o->n_real_val, o->crops, o->n_simple);
     if (o->crops > 0 && (o->crop_size < 16 || o->crop_size > 1024))
         return sd_fail(SD_ERR_ARG, "synth: crop size %d out of range (expected 16..1024)", o->crop_size);
     if (o->synthia && o->n_sim == 0)
@@ -480,9 +533,10 @@ sd_status sd_synth_write(const char *out_dir, const sd_synth_opts *o)
     if (o->force && (st = clear_layout(out_dir)))
         return st;
     /* directories first, so workers only write files */
-    const char *dirs[] = {"sim/images", "sim/labels", "synthia/RGB", "synthia/GT/LABELS"};
-    for (int k = 0; k < 4; k++) {
-        if ((k < 2 && o->n_sim == 0) || (k >= 2 && !o->synthia))
+    const char *dirs[] = {"sim/images", "sim/labels", "sim/instances", "synthia/RGB", "synthia/GT/LABELS",
+                          "simple/images", "simple/labels", "simple/instances"};
+    for (int k = 0; k < 8; k++) {
+        if ((k < 3 && o->n_sim == 0) || (k >= 3 && k < 5 && !o->synthia) || (k >= 5 && o->n_simple == 0))
             continue;
         snprintf(path, sizeof path, "%s/%s", out_dir, dirs[k]);
         if ((st = make_dirs(path)))
@@ -510,9 +564,9 @@ sd_status sd_synth_write(const char *out_dir, const sd_synth_opts *o)
     if (o->crops == 0)
         ncrop[0] = ncrop[1] = 0;
 
-    int counts[5] = {o->n_sim, o->n_real, o->n_real_val, ncrop[0], ncrop[1]};
+    int counts[JOB_KINDS] = {o->n_sim, o->n_real, o->n_real_val, ncrop[0], ncrop[1], o->n_simple};
     long total = 0;
-    for (int k = 0; k < 5; k++)
+    for (int k = 0; k < JOB_KINDS; k++)
         total += counts[k];
     int threads = o->threads > 0 ? o->threads : sd_threads();
     if (!o->quiet)
@@ -526,7 +580,8 @@ sd_status sd_synth_write(const char *out_dir, const sd_synth_opts *o)
 #pragma omp parallel num_threads(threads)
     {
         uint8_t *rgb = sd_malloc(npx * 3), *ids = sd_malloc(npx);
-        int bad = !rgb || !ids;
+        uint16_t *inst = sd_malloc(npx * sizeof *inst);
+        int bad = !rgb || !ids || !inst;
 #pragma omp for schedule(dynamic, 2)
         for (long job = 0; job < total; job++) {
             long k = job;
@@ -537,9 +592,11 @@ sd_status sd_synth_write(const char *out_dir, const sd_synth_opts *o)
             if (bad)
                 s = sd_fail(SD_ERR_NOMEM, "synth: cannot allocate image buffers");
             else if (kind == JOB_SIM)
-                s = write_sim(out_dir, o, (int)k, rgb, ids);
+                s = write_sim(out_dir, o, (int)k, rgb, ids, inst);
             else if (kind == JOB_REAL_TRAIN || kind == JOB_REAL_VAL)
-                s = write_real(out_dir, o, kind == JOB_REAL_VAL ? "val" : "train", (int)k, rgb, ids);
+                s = write_real(out_dir, o, kind == JOB_REAL_VAL ? "val" : "train", (int)k, rgb, ids, inst);
+            else if (kind == JOB_SIMPLE)
+                s = write_simple(out_dir, o, (int)k, rgb, ids, inst);
             else
                 s = write_crops_scene(out_dir, o, kind == JOB_CROP_VAL ? "val" : "train", (int)k);
             if (s) {
@@ -555,6 +612,7 @@ sd_status sd_synth_write(const char *out_dir, const sd_synth_opts *o)
         }
         free(rgb);
         free(ids);
+        free(inst);
     }
     if (first)
         return sd_fail(first, "%s", msg);

@@ -53,6 +53,8 @@ typedef struct sy_sprite {
     float shade;            /* lighting factor of the whole plane */
     float toff;             /* texture offset so equal sprites do not share noise */
     int part0, nparts;
+    int obj;                /* thing object this sprite belongs to (1..nobj), 0 for none: its parts
+                             * of thing labels form that object's instances (one per label) */
 } sy_sprite;
 
 /* A dark contact shadow on the ground under a vehicle (real domain). */
@@ -108,6 +110,7 @@ typedef struct sy_scene {
     int ego;
     float ego_top;          /* bonnet height as a fraction of h */
     sy_style st;
+    int nobj;               /* thing objects (person, car, two-wheeler with rider, ...) so far */
     int nsprites, nparts, nshadows;
     sy_sprite sprites[SY_MAX_SPRITES];
     sy_part parts[SY_MAX_PARTS];
@@ -119,9 +122,15 @@ typedef struct sy_scene {
 /* Builds the scene for (domain, rng); want_class >= 0 makes sure that
  * trainId appears prominently (crop generation). */
 void sy_scene_build(sy_scene *s, sd_synth_domain dom, sd_rng *rng, int w, int h, int want_class);
+/* A plain road/sidewalk/facade/sky scene with one to three objects of one
+ * thing class (trainId 11..18) and nothing else (synth_scene.c). */
+void sy_scene_build_simple(sy_scene *s, sd_synth_domain dom, sd_rng *rng, int w, int h, int thing_class);
 
-/* Rasterises into rgb (h*w*3) and label ids (h*w); scratch buffers are
- * allocated inside. */
-sd_status sy_scene_render(const sy_scene *s, sd_rng *rng, uint8_t *rgb, uint8_t *ids);
+/* Rasterises into rgb (h*w*3), label ids (h*w) and instance ids (h*w,
+ * Cityscapes' instanceIds encoding: labelId*1000 + k for a visible part of
+ * thing object with that label, k numbering each label's instances in object
+ * order; the plain labelId elsewhere); any output may be NULL. Scratch
+ * buffers are allocated inside. */
+sd_status sy_scene_render(const sy_scene *s, sd_rng *rng, uint8_t *rgb, uint8_t *ids, uint16_t *inst);
 
 #endif

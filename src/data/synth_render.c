@@ -158,6 +158,8 @@ typedef struct rast {
     float *col, *zb;
     uint8_t *lab;
     int real;
+    uint16_t *obj;          /* [h][w] thing object of the pixel (0 none); NULL when not asked for */
+    int cur_obj;            /* object of the sprite being drawn */
 } rast;
 
 /* Writes a pixel: colour c scaled by k, then mixed with the haze colour by
@@ -167,6 +169,8 @@ static inline void put(rast *R, size_t i, float z, int label, const float *c, fl
     const float *hz = R->s->st.haze;
     R->zb[i] = z;
     R->lab[i] = (uint8_t)label;
+    if (R->obj)
+        R->obj[i] = (uint16_t)R->cur_obj;
     for (int j = 0; j < 3; j++) {
         float v = c[j] * k;
         R->col[3 * i + j] = v + (hz[j] - v) * t;
@@ -202,6 +206,7 @@ static void draw_sprite(rast *R, const sy_sprite *sp)
     if (n <= 0)
         return;
     const sy_part *parts = &s->parts[sp->part0];
+    R->cur_obj = sp->obj;
     float bb[SY_MAX_PARTS_PER_SPRITE][4];
     for (int k = 0; k < n; k++)
         part_bbox(&parts[k], bb[k]);
@@ -608,16 +613,47 @@ static void sort_sprites(const sy_scene *s, int *order)
     }
 }
 
-sd_status sy_scene_render(const sy_scene *s, sd_rng *rng, uint8_t *rgb, uint8_t *ids)
+/* Instance ids from the label and object maps: (object, thing label) pairs
+ * that are visible get k = 0, 1, ... per label in object order (as
+ * cityscapesScripts numbers the polygons of a frame); a thing pixel of no
+ * object (none are drawn so) would keep its plain label id, like a crowd. */
+static sd_status encode_instances(const sy_scene *s, const uint8_t *lab, const uint16_t *obj, uint16_t *inst)
+{
+    enum { NL = SY_BICYCLE - SY_PERSON + 1 };
+    size_t n = (size_t)s->w * s->h, nk = (size_t)(s->nobj + 1) * NL;
+    int *k = sd_malloc(nk * sizeof *k);
+    if (!k)
+        return sd_fail(SD_ERR_NOMEM, "synth: cannot allocate instance buffers");
+    for (size_t j = 0; j < nk; j++)
+        k[j] = -1;
+    for (size_t i = 0; i < n; i++)
+        if (obj[i] && lab[i] >= SY_PERSON && lab[i] <= SY_BICYCLE)
+            k[(size_t)obj[i] * NL + (lab[i] - SY_PERSON)] = 0;
+    int next[NL] = {0};
+    for (size_t j = 0; j < nk; j++)
+        if (k[j] == 0)
+            k[j] = next[j % NL]++;
+    for (size_t i = 0; i < n; i++) {
+        int kk = obj[i] && lab[i] >= SY_PERSON && lab[i] <= SY_BICYCLE ? k[(size_t)obj[i] * NL + (lab[i] - SY_PERSON)] : -1;
+        inst[i] = kk >= 0 ? (uint16_t)(lab[i] * 1000 + kk) : lab[i];
+    }
+    free(k);
+    return SD_OK;
+}
+
+sd_status sy_scene_render(const sy_scene *s, sd_rng *rng, uint8_t *rgb, uint8_t *ids, uint16_t *inst)
 {
     int w = s->w, h = s->h;
     size_t n = (size_t)w * h;
     pthread_once(&noise_once, noise_init);
-    rast R = {s, sd_malloc(n * 3 * sizeof(float)), sd_malloc(n * sizeof(float)), sd_malloc(n), s->st.real};
-    if (!R.col || !R.zb || !R.lab) {
-        free(R.col), free(R.zb), free(R.lab);
+    rast R = {s, sd_malloc(n * 3 * sizeof(float)), sd_malloc(n * sizeof(float)), sd_malloc(n), s->st.real,
+              inst ? sd_malloc(n * sizeof(uint16_t)) : NULL, 0};
+    if (!R.col || !R.zb || !R.lab || (inst && !R.obj)) {
+        free(R.col), free(R.zb), free(R.lab), free(R.obj);
         return sd_fail(SD_ERR_NOMEM, "synth: cannot allocate buffers for a %dx%d image", w, h);
     }
+    if (R.obj)
+        memset(R.obj, 0, n * sizeof(uint16_t));
     /* Near to far, background last: the depth test then rejects hidden
      * pixels before their parts and textures are evaluated. */
     for (size_t i = 0; i < n; i++)
@@ -626,13 +662,14 @@ sd_status sy_scene_render(const sy_scene *s, sd_rng *rng, uint8_t *rgb, uint8_t 
         draw_hood(&R);
     int *order = sd_malloc((size_t)(s->nsprites + 1) * sizeof(int));
     if (!order) {
-        free(R.col), free(R.zb), free(R.lab);
+        free(R.col), free(R.zb), free(R.lab), free(R.obj);
         return sd_fail(SD_ERR_NOMEM, "synth: cannot allocate buffers for a %dx%d image", w, h);
     }
     sort_sprites(s, order);
     for (int i = 0; i < s->nsprites; i++)
         draw_sprite(&R, &s->sprites[order[i]]);
     free(order);
+    R.cur_obj = 0;
     draw_background(&R);
     sd_status st = SD_OK;
     if (rgb) {
@@ -645,7 +682,9 @@ sd_status sy_scene_render(const sy_scene *s, sd_rng *rng, uint8_t *rgb, uint8_t 
     }
     if (ids)
         memcpy(ids, R.lab, n);
-    free(R.col), free(R.zb), free(R.lab);
+    if (inst && st == SD_OK)
+        st = encode_instances(s, R.lab, R.obj, inst);
+    free(R.col), free(R.zb), free(R.lab), free(R.obj);
     if (st != SD_OK)
         return sd_fail(st, "synth: cannot allocate buffers for a %dx%d image", w, h);
     return SD_OK;

@@ -507,6 +507,7 @@ static void add_person(sy_scene *s, sd_rng *r, float xc, float z, float hp)
     sy_sprite *sp = spr_begin(s, SY_PLANE_FRONT, xc - c, z, wdt, hp + 0.05f);
     if (!sp)
         return;
+    sp->obj = ++s->nobj;
     float top[3], bot[3], skin[3], hair[3];
     clothes(r, st, top, bot, skin, hair);
     float stride = U(r, 0, 0.18f) * k, hip = 0.5f * hp;
@@ -536,6 +537,7 @@ static void add_twowheeler_side(sy_scene *s, sd_rng *r, float xc, float z, int m
     sy_sprite *sp = spr_begin(s, SY_PLANE_FRONT, xc - L / 2, z, L, Htot);
     if (!sp)
         return;
+    sp->obj = ++s->nobj;
 #define UU(u) (dir > 0 ? (u) : L - (u))
     int lab = moto ? SY_MOTO : SY_BICYCLE;
     float frame[3], hub[3];
@@ -594,6 +596,7 @@ static void add_twowheeler_back(sy_scene *s, sd_rng *r, float xc, float z, int m
     sy_sprite *sp = spr_begin(s, SY_PLANE_FRONT, xc - W / 2, z, W, 1.85f);
     if (!sp)
         return;
+    sp->obj = ++s->nobj;
     int lab = moto ? SY_MOTO : SY_BICYCLE;
     float c = W / 2, frame[3], top[3], bot[3], skin[3], hair[3], helm[3], red[3];
     pick_paint(r, st, frame);
@@ -853,15 +856,16 @@ static void add_vehicle(sy_scene *s, sd_rng *r, const veh *v, float xc, float z)
 {
     float hw = v->W / 2;
     float extra = v->kind == VEH_TRAM ? 1.5f : 0.1f;
+    int obj = ++s->nobj; /* flank and face: one object */
     if (xc > hw + 0.05f || xc < -hw - 0.05f) {
         float X = xc > 0 ? xc - hw : xc + hw;
         sy_sprite *sp = spr_begin(s, SY_PLANE_SIDE, X, z, v->L, v->H + extra);
         if (sp)
-            veh_profile(s, sp, r, v, v->front ? -1.f : 1.f);
+            sp->obj = obj, veh_profile(s, sp, r, v, v->front ? -1.f : 1.f);
     }
     sy_sprite *sp = spr_begin(s, SY_PLANE_FRONT, xc - hw, z, v->W, v->H + extra);
     if (sp)
-        veh_face(s, sp, v);
+        sp->obj = obj, veh_face(s, sp, v);
     add_shadow(s, xc - hw - 0.1f, xc + hw + 0.1f, z - 0.2f, z + v->L, 0.6f);
 }
 
@@ -870,7 +874,7 @@ static void add_vehicle_crossing(sy_scene *s, sd_rng *r, const veh *v, float xc,
 {
     sy_sprite *sp = spr_begin(s, SY_PLANE_FRONT, xc - v->L / 2, z, v->L, v->H + (v->kind == VEH_TRAM ? 1.5f : 0.1f));
     if (sp)
-        veh_profile(s, sp, r, v, dir);
+        sp->obj = ++s->nobj, veh_profile(s, sp, r, v, dir);
     add_shadow(s, xc - v->L / 2, xc + v->L / 2, z - 0.1f, z + v->W, 0.6f);
 }
 
@@ -1171,4 +1175,62 @@ void sy_scene_build(sy_scene *s, sd_synth_domain dom, sd_rng *r, int w, int h, i
     }
     s->ego = real && chance(r, 0.8f);
     s->ego_top = U(r, 0.88f, 0.93f);
+}
+
+/* A VEIS-like "simple scene" (Saleh et al. 2018): one thing class (trainId
+ * cls, 11..18) on a plain background of road, sidewalk, facades and sky: no
+ * parked cars, furniture, trees or crossing street. A rider always comes
+ * with the two-wheeler it rides (a bicycle or a motorcycle instance too). */
+void sy_scene_build_simple(sy_scene *s, sd_synth_domain dom, sd_rng *r, int w, int h, int cls)
+{
+    memset(s, 0, offsetof(sy_scene, sprites));
+    int real = dom == SD_SYNTH_REAL;
+    s->dom = dom, s->w = w, s->h = h;
+    style_init(&s->st, real, r);
+    s->tex_seed = (uint32_t)sd_rng_u64(r);
+    s->f = (float)w * (real ? U(r, 0.86f, 0.96f) : U(r, 0.66f, 0.76f));
+    s->cx = (float)w * 0.5f;
+    s->yh = (float)h * (real ? U(r, 0.45f, 0.54f) : U(r, 0.36f, 0.45f));
+    s->camh = real ? U(r, 1.25f, 1.5f) : U(r, 1.7f, 2.4f);
+    s->lanes = 2, s->lanes_left = 1;
+    s->lane_w = U(r, 3.0f, 3.6f);
+    s->xr = s->lane_w * 1.5f, s->split_x = s->xr - s->lane_w, s->xl = s->xr - 2 * s->lane_w;
+    s->xl_lanes = s->xl, s->xr_lanes = s->xr;
+    s->z_end = U(r, 60, 120);
+    for (int sd = 0; sd < 2; sd++) {
+        s->sw[sd] = U(r, 3.0f, 5.0f);
+        sy_segment *g = &s->seg[sd][0];
+        g->kind = SY_SEG_BUILDING, g->z0 = 0, g->z1 = s->z_end, g->height = U(r, 12, 30);
+        s->nseg[sd] = 1;
+        add_building(s, r, side_out(s, sd), 0.5f, s->z_end, g->height);
+    }
+    float H = U(r, 12, 30), c[3];
+    building_colour(r, &s->st, c);
+    sy_sprite *end = spr_begin(s, SY_PLANE_FRONT, -90, s->z_end, 180, H);
+    if (end)
+        facade_parts(s, end, r, 180, H, c);
+    int n = 1 + sd_rng_int(r, 3);
+    for (int i = 0; i < n; i++) {
+        float z = U(r, 6, 30);
+        int li = sd_rng_int(r, 2);
+        float xlane = s->xl + ((float)li + 0.5f) * s->lane_w, dir = chance(r, 0.5f) ? 1.f : -1.f;
+        veh v;
+        switch (cls) {
+        case 11: { /* on a sidewalk or crossing the road */
+            int sd = sd_rng_int(r, 2);
+            float x = chance(r, 0.3f) ? U(r, s->xl, s->xr) : sd ? U(r, s->xr + 0.4f, s->xr + s->sw[1] - 0.4f)
+                                                               : U(r, s->xl - s->sw[0] + 0.4f, s->xl - 0.4f);
+            add_person(s, r, x, z, U(r, 1.55f, 1.9f));
+            break;
+        }
+        case 12: add_twowheeler_side(s, r, U(r, s->xl + 1, s->xr - 1), z, chance(r, 0.4f), 1, dir); break;
+        case 17: case 18: add_twowheeler_side(s, r, U(r, s->xl + 1, s->xr - 1), z, cls == 17, 0, dir); break;
+        default: {
+            int kind = cls == 13 ? VEH_CAR : cls == 14 ? VEH_TRUCK : cls == 15 ? VEH_BUS : VEH_TRAM;
+            veh_init(s, r, &v, kind, li == 0);
+            add_vehicle(s, r, &v, xlane + U(r, -0.3f, 0.3f), z + 12.0f * (float)i);
+            break;
+        }
+        }
+    }
 }
