@@ -106,6 +106,38 @@ extern const char *const sd_detector_loss_names[SD_DET_LOSSES]; /* "loss_objectn
 sd_status sd_detector_backward(sd_detector *d, const uint8_t *rgb, int w, int h, const sd_detector_target *tg,
                                sd_rng *rng, float weight, float losses[SD_DET_LOSSES]);
 
+/* ---- the training task (src/da/detect.c; `segda train --method detect`) ----
+ * Trains on a dataset with instance files (sd_dataset_read_instances: the
+ * 8 thing classes become labels 1..8 = trainId - 10) with SGD (momentum,
+ * weight decay) and a linear warm-up to a constant learning rate, one image
+ * per forward, `batch` images per step (losses averaged over them). The run
+ * directory holds detector.safetensors (weights, optimiser state and the
+ * iteration: what --resume continues from) and log.csv (one row per step:
+ * the five losses, their sum and the learning rate). */
+typedef struct sd_detect_train_opts {
+    const char *data;          /* dataset spec with instance files, e.g. gta5:DIR/sim */
+    const char *out_dir;       /* existing directory */
+    const char *init;          /* NULL, or a detector file to start from: tensors of matching shape are
+                                * taken (COCO weights: everything but the 91-class predictors) */
+    int64_t iters;             /* total steps */
+    int batch;
+    float lr, momentum, weight_decay;
+    int64_t warmup_iters;
+    sd_detector_opts det;      /* sizes, proposal counts, sampler batches (classes: 9, fixed) */
+    int save_every;            /* steps between checkpoints (0: only at the end) */
+    bool resume;               /* continue from out_dir/detector.safetensors */
+    uint64_t seed;
+    /* called after every step (may be NULL) */
+    void (*on_step)(void *ctx, int64_t it, const float losses[SD_DET_LOSSES], float lr);
+    void *ctx;
+} sd_detect_train_opts;
+/* torchvision's reference recipe scaled to one image per step: lr 0.0025
+ * (0.02 for 8 GPUs x 2 images), momentum 0.9, weight decay 1e-4, warm-up
+ * 1000 steps; the detector's defaults (min_size 800, max_size 1333). */
+sd_detect_train_opts sd_detect_train_opts_default(void);
+/* first/last: the summed loss of the first and the last step run. */
+sd_status sd_detect_train(const sd_detect_train_opts *o, float *first, float *last);
+
 /* Intermediate results of one prediction, host copies, for the parity tests
  * against torchvision (tests/py/test_maskrcnn_torch.py). */
 typedef struct sd_detector_trace {

@@ -88,6 +88,10 @@ static struct option *build_options(const sd_knob ***knob_of, int *count)
 
 int cli_train(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++) /* the detector has its own task and options */
+        if ((!strcmp(argv[i], "--method") && i + 1 < argc && !strcmp(argv[i + 1], "detect")) ||
+            !strcmp(argv[i], "--method=detect"))
+            return cli_detect_train(argc, argv);
     const sd_knob **knob_of;
     int n_opts;
     struct option *opts = build_options(&knob_of, &n_opts);

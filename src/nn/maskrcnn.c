@@ -154,6 +154,10 @@ static void init_weights(sd_detector *d, uint64_t seed)
             nn_bn_reset(&k->b1);
             nn_bn_reset(&k->b2);
             nn_bn_reset(&k->b3);
+            /* without ImageNet weights BN is frozen at identity statistics and
+             * cannot normalise: residual branches start small (scale 0.1,
+             * after zero_init_residual) so activations stay bounded */
+            nn_init_const(k->b3.w, 0.1f);
             if (k->has_down) {
                 nn_init_kaiming_out(k->dc.w, &r);
                 nn_bn_reset(&k->db);
