@@ -48,7 +48,8 @@ static void usage(FILE *f)
     for (int i = 0; i < n; i++) {
         fprintf(f, "\nmethod %s: %s\n", ms[i]->name, ms[i]->summary);
         print_knobs(f, ms[i]->knobs);
-    }
+    }    fprintf(f, "\nmethod detect: the instance detector (Mask R-CNN) on instance files, its own options:\n"
+               "  segda train --method detect --help\n");
 }
 
 /* The long options of every knob, each key once. */
