@@ -13,6 +13,9 @@ override CFLAGS += $(SAN) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wpointer-arith -
 override LDFLAGS += $(SAN)
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 LDLIBS   += -ldnnl -lopenblas -lpng -ljpeg -llinear -lsvm -lm -lpthread -fopenmp
+# FFTW3: FDA's spectra (src/da/fda.c); LAPACKE (over OpenBLAS's LAPACK): the
+# gap tool's PCA (src/gap/pca.c)
+LDLIBS   += -lfftw3 -llapacke
 
 # MPI (data-parallel training, src/dist/dist.c) when Open MPI's pkg-config
 # file or mpicc is found; MPI=0 builds without it. `tools/deps.sh mpi`
@@ -27,6 +30,21 @@ $(BUILD)/obj/src/dist/dist.o: override CFLAGS += $(patsubst -I%,-isystem %,$(MPI
 LDLIBS   += $(MPI_LIBS)
 else
 $(info segda: built without MPI (no ompi-c pkg-config file or mpicc; `tools/deps.sh mpi` installs Open MPI))
+endif
+
+# FFmpeg's libraries (video in `segda predict`, src/io/video.c) when
+# pkg-config finds them; VIDEO=0 builds without (video then fails, saying
+# what it needs). tools/deps.sh installs them.
+VIDEO ?= auto
+ifneq ($(VIDEO),0)
+AV_LIBS   := $(shell pkg-config --libs libavformat libavcodec libswscale libavutil 2>/dev/null)
+AV_CFLAGS := $(shell pkg-config --cflags libavformat libavcodec libswscale libavutil 2>/dev/null)
+endif
+ifneq ($(strip $(AV_LIBS)),)
+$(BUILD)/obj/src/io/video.o: override CFLAGS += $(patsubst -I%,-isystem %,$(AV_CFLAGS)) -DSD_HAVE_FFMPEG
+LDLIBS   += $(AV_LIBS)
+else
+$(info segda: built without video (pkg-config finds no libavformat/libavcodec/libswscale/libavutil; tools/deps.sh installs them))
 endif
 
 LIB_DIRS := core cpu nn optim io data da eval gap bench dist
@@ -170,6 +188,8 @@ deps:
 
 # make test also installs MPI, so the data-parallel test runs (tests/test_dist.c)
 test: DEPS_GROUPS += mpi
+# ... and ONNX Runtime in a venv, for tests/py/test_onnx_export.py
+test: DEPS_GROUPS += onnxruntime
 
 # check: build and run the suite without the package step (what test runs after deps)
 check: all

@@ -5,7 +5,12 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "check.h"
+#include "util.h"
+#include "segda/detect.h"
 #include "segda/fuse.h"
 
 enum { W = 8, H = 4 };
@@ -74,6 +79,18 @@ static void test_paint(void)
     const uint8_t want2[W] = {13, 13, 13, 13, 2, 2, 14, 14};
     expect_row(seg, want2);
     CHECK(n == 2);
+
+    /* clear_things: a thing label of the map outside every painted mask goes */
+    sd_fuse_opts_init(&o);
+    o.clear_things = true;
+    memset(seg, 2, sizeof seg);
+    seg[7] = 17;          /* a motorcycle the detector did not find: cleared */
+    seg[W + 1] = 15;      /* under A's mask: painted car anyway */
+    CHECK_OK(sd_fuse_detections(seg, W, H, dets, 6, &o, &n));
+    CHECK(seg[7] == 255 && seg[W + 1] == 13 && seg[6] == 2 && seg[4] == 11);
+    memset(seg, 12, sizeof seg);
+    CHECK_OK(sd_fuse_detections(seg, W, H, NULL, 0, &o, &n));
+    CHECK(seg[0] == 255 && seg[W * H - 1] == 255);
 }
 
 static void test_ties_and_bad(void)
@@ -96,9 +113,51 @@ static void test_ties_and_bad(void)
     CHECK_ERR_HAS("expected both in [0, 1]");
 }
 
+/* A randomly initialised detector at a small input size: whatever it
+ * detects, the fused map differs from the segmentation only by thing
+ * classes inside its masks, and the instance files list what it found. */
+static void test_detector_path(void)
+{
+    sd_detector_opts o = sd_detector_opts_default(9);
+    o.min_size = 64, o.max_size = 128, o.score_thresh = 0.0f;
+    sd_detector *det = NULL;
+    CHECK_OK(sd_detector_create(&o, 7, &det));
+    if (!det)
+        return;
+    enum { IW = 96, IH = 48 };
+    static uint8_t rgb[IW * IH * 3], seg[IW * IH], before[IW * IH];
+    for (int i = 0; i < IW * IH * 3; i++)
+        rgb[i] = (uint8_t)(i * 37 % 251);
+    for (int i = 0; i < IW * IH; i++)
+        seg[i] = before[i] = (uint8_t)(i % 3);
+    char dir[] = "/tmp/segda_fuse_XXXXXX";
+    if (!mkdtemp(dir))
+        return;
+    sd_fuse_opts fo;
+    sd_fuse_opts_init(&fo);
+    fo.score_thresh = 0.0f;
+    int n_det = -1, n_painted = -1;
+    CHECK_OK(sd_fuse_detect(det, rgb, IW, IH, seg, &fo, dir, "img", &n_det, &n_painted));
+    CHECK(n_det >= 0 && n_painted >= 0 && n_painted <= n_det);
+    int changed_bad = 0;
+    for (int i = 0; i < IW * IH; i++)
+        changed_bad += seg[i] != before[i] && !sd_train_id_is_thing(seg[i]);
+    CHECK(changed_bad == 0);
+    /* the list has one line per detection of a thing class */
+    char *txt = test_slurp(test_path(dir, "img.txt"), NULL);
+    int lines = 0;
+    for (char *p = txt; p && *p; p++)
+        lines += *p == '\n';
+    CHECK(txt != NULL && lines == n_det);
+    free(txt);
+    test_sh("rm -rf '%s'", dir);
+    sd_detector_free(det);
+}
+
 int main(void)
 {
     RUN(test_paint);
     RUN(test_ties_and_bad);
+    RUN(test_detector_path);
     TESTS_DONE();
 }

@@ -1021,6 +1021,48 @@ static void test_adversarial_weights_and_disc_names(void)
     CHECK_ERR_HAS("run-lam0/last.safetensors");
 }
 
+/* Stuff-only pseudo-labels (Saleh et al.'s background ps-GT): with
+ * pseudo-classes=stuff and every prediction kept (portion 1) the stored
+ * labels hold no thing class (trainIds 11..18) but do hold stuff; the same
+ * run with all classes holds things, so the check can fail. */
+static int count_bytes(const char *name, int lo, int hi, size_t *total)
+{
+    char p[600];
+    path_of(p, sizeof p, name, "pseudo-round-0.bin");
+    size_t n = 0;
+    uint8_t *b = test_slurp(p, &n);
+    int c = 0;
+    for (size_t i = 0; b && i < n; i++)
+        c += b[i] >= lo && b[i] <= hi;
+    *total = b ? n : 0;
+    free(b);
+    return c;
+}
+
+static void test_pseudo_stuff_only(void)
+{
+    const char *a[] = {"iters=2", "mode=cbst", "portion=1", "portion-max=1", "pseudo-classes=stuff"};
+    const char *b[] = {"iters=2", "mode=cbst", "portion=1", "portion-max=1", "pseudo-classes=all"};
+    CHECK_OK(run("selftrain", "ps-stuff", 5, a));
+    CHECK_OK(run("selftrain", "ps-all", 5, b));
+    size_t n1 = 0, n2 = 0;
+    int things = count_bytes("ps-stuff", 11, 18, &n1), stuff = count_bytes("ps-stuff", 0, 10, &n1);
+    int things_all = count_bytes("ps-all", 11, 18, &n2);
+    CHECK(n1 > 0 && n1 == n2);
+    CHECK_MSG(things == 0 && stuff > 0, "stuff-only labels: %d thing, %d stuff bytes of %zu", things, stuff, n1);
+    CHECK_MSG(things_all > 0, "all-class labels hold no thing pixel (%zu bytes): the check above cannot fail",
+              n2);
+    /* resumable: a resumed run reloads the stored labels and finishes */
+    const char *s1[] = {"iters=4", "mode=cbst", "portion=1", "pseudo-classes=stuff", "stop-after=2"};
+    const char *s2[] = {"iters=4", "mode=cbst", "portion=1", "pseudo-classes=stuff", "resume=true"};
+    CHECK_OK(run("selftrain", "ps-res", 5, s1));
+    CHECK_OK(run("selftrain", "ps-res", 5, s2));
+    double v[8];
+    CHECK(read_term("ps-res", "pseudo", v, 8) == 4);
+    const char *bad[] = {"iters=2", "pseudo-classes=things"};
+    CHECK(run("selftrain", "ps-bad", 2, bad) != SD_OK);
+}
+
 int main(void)
 {
     make_bench();
@@ -1038,6 +1080,7 @@ int main(void)
     RUN(test_minent_lowers_entropy);
     RUN(test_kill_during_save);
     RUN(test_every_method_runs);
+    RUN(test_pseudo_stuff_only);
     RUN(test_adabn_keeps_weights);
     RUN(test_road_teacher);
     RUN(test_adversarial_weights_and_disc_names);

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian packages segda builds and tests with, when missing.
 # Runtime: oneDNN (convolutions), OpenBLAS, libpng, libjpeg-turbo, liblinear,
-# libsvm.
+# libsvm, FFTW3 (FDA's spectra), LAPACKE (the gap tool's PCA, over
+# OpenBLAS's LAPACK), FFmpeg's libavformat/libavcodec/libswscale/libavutil
+# (video in `segda predict`; optional at build time).
 # Test-only: python3-torch and python3-numpy (PyTorch parity checks);
 # python3-pip, python3-setuptools and python3-wheel (`pip install ./python`
 # offline in tests/py/test_python_pkg.py); pkg-config (tests/test_install.sh).
 # `tools/deps.sh fuzz` adds what `make fuzz` needs: clang, its libFuzzer and
 # sanitizer runtimes, and its OpenMP runtime (the default clang's versions).
+# `tools/deps.sh onnxruntime` adds python3-venv and python3-onnx, and PyPI's
+# onnxruntime + numpy in a venv ($SEGDA_ORT_VENV, default /tmp/ortvenv) for
+# tests/py/test_onnx_export.py (test-only; `make test` asks for it; offline,
+# the test skips its ONNX Runtime comparison with a line saying so).
 # `tools/deps.sh mpi` adds Open MPI (data-parallel training under mpirun;
 # `make test` asks for it so that tests/test_dist.c runs).
 # `tools/deps.sh cuda` adds what the CUDA backend builds with (never in the
@@ -20,11 +26,13 @@
 # are the user's.
 set -eu
 pkgs=(build-essential libdnnl-dev libopenblas-dev libpng-dev libjpeg62-turbo-dev liblinear-dev libsvm-dev
+      libfftw3-dev liblapacke-dev libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
       python3-torch python3-numpy python3-pip python3-setuptools python3-wheel pkg-config)
 for group in "$@"; do
   case $group in
     fuzz) pkgs+=(clang libclang-rt-dev libomp-dev) ;;
     mpi) pkgs+=(libopenmpi-dev openmpi-bin) ;;
+    onnxruntime) pkgs+=(python3-venv python3-onnx); ort_venv=${SEGDA_ORT_VENV:-/tmp/ortvenv} ;;
     cuda)
       cuda_home=${CUDA_HOME:-/usr/local/cuda}
       if [ -x "$cuda_home/bin/nvcc" ] && [ -f "$cuda_home/include/cudnn.h" ]; then
@@ -32,16 +40,22 @@ for group in "$@"; do
       else
         pkgs+=(nvidia-cuda-toolkit nvidia-cudnn)
       fi ;;
-    *) echo "deps: unknown group '$group' (known: fuzz, mpi, cuda)" >&2; exit 2 ;;
+    *) echo "deps: unknown group '$group' (known: fuzz, mpi, cuda, onnxruntime)" >&2; exit 2 ;;
   esac
 done
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -gt 0 ]; then
 echo "deps: installing ${missing[*]}"
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if [ -n "${ort_venv:-}" ] && ! "$ort_venv/bin/python" -c "import onnxruntime, numpy" 2>/dev/null; then
+  echo "deps: onnxruntime and numpy from PyPI into the venv $ort_venv (test-only)"
+  { python3 -m venv "$ort_venv" && "$ort_venv/bin/pip" install -q onnxruntime numpy; } ||
+    echo "deps: onnxruntime could not be installed; tests/py/test_onnx_export.py will skip its ONNX Runtime comparison" >&2
+fi

@@ -120,7 +120,7 @@ typedef struct sd_iiou_logits_ctx {
     void *ctx;
     const struct sd_dataset *ds;
     bool align_corners;
-    sd_iiou *stats;
+    sd_iiou *stats;        /* NULL: only passes the logits through */
     bool started;          /* set on the first sample (stats initialised for its size) */
 } sd_iiou_logits_ctx;
 sd_status sd_iiou_logits_fn(void *ctx, const struct sd_sample *s, float **logits, int *c, int *h, int *w);
@@ -147,7 +147,5 @@ sd_status sd_ap_pred_dir(const struct sd_dataset *ds, const char *dir, sd_ap *ap
  * sd_inst_lists_free. A labelled sample without one is SD_ERR_DATA. */
 sd_status sd_inst_lists_match(const struct sd_dataset *ds, const char *dir, char ***lists);
 void sd_inst_lists_free(char **lists, int n);
-/* A stored instance ids image (8- or 16-bit grey) as uint16 [h][w], malloc'd. */
-sd_status sd_inst_ids_read(const char *path, uint16_t **ids, int *w, int *h);
 
 #endif

@@ -26,6 +26,8 @@
 typedef struct sd_fuse_opts {
     float score_thresh;     /* detections scored below are not painted; default 0.5 */
     float overlap_thresh;   /* suppress a mask when more than this share of it is already painted; default 0.5 */
+    bool clear_things;      /* thing labels of the map outside every painted mask become 255 (no class):
+                             * things only from the detector; default false (the paper keeps the map's labels) */
 } sd_fuse_opts;
 
 void sd_fuse_opts_init(sd_fuse_opts *o);
@@ -43,5 +45,33 @@ sd_status sd_fuse_detections(uint8_t *seg, int w, int h, const sd_inst_pred *det
 struct sd_dataset;
 sd_status sd_fuse_pred_dirs(const struct sd_dataset *ds, const char *pred_dir, sd_pred_kind kind,
                             const char *inst_dir, const sd_fuse_opts *o, const char *out_dir);
+
+/* ---- with the detector (detect.h) ---- */
+struct sd_detector;
+struct sd_detections;
+struct sd_sample;
+
+/* Runs the detector on an RGB image ([h][w][3]) and paints its detections
+ * over seg ([h][w] trainIds, the image's size). *n_det / *n_painted may be
+ * NULL. If inst_dir is given, also writes the detections in the official
+ * instance format: inst_dir/STEM.txt listing inst_dir/STEM_K.png masks
+ * (0/255) with their labelIds and scores (what segda eval --instances
+ * reads). */
+sd_status sd_fuse_detect(struct sd_detector *det, const uint8_t *rgb, int w, int h, uint8_t *seg, const sd_fuse_opts *o,
+                         const char *inst_dir, const char *stem, int *n_det, int *n_painted);
+
+/* Wraps a 19-class model's logits callback for sd_eval_logits: its logits
+ * are upsampled and argmaxed at the label's size (align_corners as the
+ * scorer), the detector's masks painted over, and the fused map returned
+ * as one-hot logits at the label's size (so the scorer's argmax gives it
+ * back unchanged). The image and label must have equal sizes. */
+typedef struct sd_fuse_logits_ctx {
+    sd_eval_logits_fn fn;
+    void *ctx;
+    struct sd_detector *det;
+    sd_fuse_opts opts;
+    bool align_corners;
+} sd_fuse_logits_ctx;
+sd_status sd_fuse_logits_fn(void *ctx, const struct sd_sample *s, float **logits, int *c, int *h, int *w);
 
 #endif

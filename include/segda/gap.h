@@ -73,8 +73,9 @@ typedef enum sd_gap_metric { SD_GAP_METRIC_L2 = 0, SD_GAP_METRIC_COSINE, SD_GAP_
 sd_status sd_gap_retrieval(const float *x, const uint8_t *domain, int n, int d, int k,
                            sd_gap_metric metric, int *nbr, double *frac);
 
-/* Top n_comp principal components by subspace (power) iteration on the
- * centred data: comp[n_comp * d] unit vectors (largest variance first, sign
+/* Top n_comp principal components of the centred data (LAPACK's dsyevr on
+ * the covariance or, with fewer rows than features, the Gram matrix; seed
+ * is unused): comp[n_comp * d] unit vectors (largest variance first, sign
  * chosen so the largest-magnitude entry is positive), proj[n * n_comp]
  * (optional) the centred rows projected, var[n_comp] (optional) the
  * variances along them. n_comp <= min(d, 8). */
@@ -164,6 +165,24 @@ sd_status sd_gap_result_write_json(const char *path, const sd_gap_result *res);
  * the numbers). */
 sd_status sd_gap_result_write_json_setup(const char *path, const sd_gap_result *res, int n_setup,
                                          const char *const *keys, const char *const *values);
+
+/* ---- objects: shape vs texture (Saleh et al., ECCV 2018) ------------------------ */
+
+typedef enum sd_gap_object_kind {
+    SD_GAP_OBJECT_SHAPE = 0,   /* the silhouette: 1 inside the instance, 0 outside */
+    SD_GAP_OBJECT_TEXTURE,     /* the colours inside the instance (RGB / 255), 0 outside */
+} sd_gap_object_kind;
+const char *sd_gap_object_kind_name(sd_gap_object_kind k);
+
+struct sd_dataset;
+/* One row per thing instance of at least min_area pixels of every labelled
+ * sample of ds (its instance files, instances.h), in dataset and id order:
+ * the instance's box made square about its centre, sampled nearest at
+ * side x side; d = side^2 (shape) or 3 side^2 (texture). *x is malloc'd.
+ * A dataset without instance files is SD_ERR_DATA; no instance at all gives
+ * n = 0 (not an error: the caller decides). */
+sd_status sd_gap_object_features(const struct sd_dataset *ds, sd_gap_object_kind kind, int side, int min_area,
+                                 float **x, int *n, int *d);
 
 /* ---- plots ------------------------------------------------------------------- */
 

@@ -42,6 +42,9 @@ typedef struct sd_instances {
  * >= 1000 whose labelId is not a label with instances (>= 34, or road*1000)
  * is an SD_ERR_DATA error naming the file, the pixel and the value. */
 sd_status sd_instances_from_ids(const uint16_t *ids, int w, int h, const char *name, sd_instances *out);
+/* Reads an instanceIds PNG (one channel, 8 or 16 bit) as stored ids,
+ * uint16 [h][w], malloc'd into *ids. */
+sd_status sd_instance_ids_read(const char *path, uint16_t **ids, int *w, int *h);
 /* Reads and decodes an instanceIds PNG (one channel, 8 or 16 bit). */
 sd_status sd_instances_read(const char *path, sd_instances *out);
 /* Checks that every instance pixel's labelId equals the label file's

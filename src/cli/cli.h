@@ -17,6 +17,7 @@ int cli_demo(int argc, char **argv);
 int cli_gap(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_translate(int argc, char **argv);
+int cli_export(int argc, char **argv);
 
 /* Prints "segda CMD: <sd_errmsg()>" to stderr and returns 1. */
 int cli_fail(const char *cmd);

@@ -15,6 +15,7 @@
 #include "segda/data.h"
 #include "segda/eval.h"
 #include "segda/eval_inst.h"
+#include "segda/detect.h"
 #include "segda/fuse.h"
 #include "segda/gan.h"
 #include "segda/infer.h"
@@ -56,8 +57,12 @@ static void usage(FILE *f)
             "                      masks by decreasing score, one more than --fuse-overlap already\n"
             "                      painted is dropped, else its free pixels take its class), write\n"
             "                      DIR/STEM_trainIds.png and score those\n"
+            "  --detector D        with --model: paint detector D's masks (Mask R-CNN) over each\n"
+            "                      model's map before scoring, as --fuse-out does\n"
             "  --fuse-score T      paint masks scored >= T (default 0.5)\n"
             "  --fuse-overlap T    drop a mask more than T of which is already painted (default 0.5)\n"
+            "  --fuse-clear-things thing labels outside every painted mask become 255 (no class):\n"
+            "                      things come from the detector only (default: kept)\n"
             "  --protocol 19|16|13|camvid table columns and main mean (default 19; 16 for a 16-class\n"
             "                      SYNTHIA model, printed with mIoU-13 beside it; camvid on camvid: data,\n"
             "                      its 10 shared classes; JSON/CSV have all)\n"
@@ -190,7 +195,7 @@ static void free_members(eval_model *em)
 /* Scores checkpoint path into cm (setup filled by the runner). */
 static sd_status eval_checkpoint(const sd_dataset *ds, const char *path, sd_gen *gen, const sd_infer_opts *io,
                                  bool align_corners, sd_progress_mode progress, sd_confusion *cm, sd_eval_setup *setup,
-                                 int *classes, sd_iiou *iiou)
+                                 int *classes, sd_iiou *iiou, sd_fuse_logits_ctx *fuse)
 {
     eval_model em = {.n = 0, .gen = gen};
     sd_status st = SD_OK;
@@ -227,7 +232,11 @@ static sd_status eval_checkpoint(const sd_dataset *ds, const char *path, sd_gen 
     *classes = sd_model_options(em.m[0])->classes;
     sd_tape_init(&em.tape, 0);
     sd_iiou_logits_ctx ic = {model_logits, &em, ds, align_corners, iiou, false};
-    if (iiou)
+    if (fuse) {   /* model -> detector masks painted -> (iIoU) -> scorer */
+        fuse->fn = model_logits, fuse->ctx = &em, fuse->align_corners = align_corners;
+        ic.fn = sd_fuse_logits_fn, ic.ctx = fuse;
+    }
+    if (iiou || fuse)
         st = sd_eval_logits(ds, sd_iiou_logits_fn, &ic, align_corners, progress, cm, setup);
     else
         st = sd_eval_logits(ds, model_logits, &em, align_corners, progress, cm, setup);
@@ -295,7 +304,7 @@ int cli_eval(int argc, char **argv)
     enum {
         OPT_LABELIDS = 256, OPT_SKIP, OPT_CSV, OPT_JSON, OPT_PROTOCOL, OPT_ALIGN, OPT_NAME, OPT_LANE,
         OPT_UNKNOWN, OPT_THREADS, OPT_PROGRESS, OPT_QUIET, OPT_SPLIT, OPT_SIZE, OPT_FLIP, OPT_SCALES,
-        OPT_TRANSLATE, OPT_INSTANCES, OPT_FUSE_OUT, OPT_FUSE_SCORE, OPT_FUSE_OVERLAP,
+        OPT_TRANSLATE, OPT_INSTANCES, OPT_FUSE_OUT, OPT_FUSE_SCORE, OPT_FUSE_OVERLAP, OPT_DETECTOR, OPT_FUSE_CLEAR,
     };
     static const struct option longopts[] = {
         {"pred", required_argument, 0, 'p'},
@@ -319,6 +328,8 @@ int cli_eval(int argc, char **argv)
         {"translate", required_argument, 0, OPT_TRANSLATE},
         {"instances", required_argument, 0, OPT_INSTANCES},
         {"fuse-out", required_argument, 0, OPT_FUSE_OUT},
+        {"fuse-clear-things", no_argument, 0, OPT_FUSE_CLEAR},
+        {"detector", required_argument, 0, OPT_DETECTOR},
         {"fuse-score", required_argument, 0, OPT_FUSE_SCORE},
         {"fuse-overlap", required_argument, 0, OPT_FUSE_OVERLAP},
         {"help", no_argument, 0, 'h'},
@@ -327,7 +338,7 @@ int cli_eval(int argc, char **argv)
     const char *preds[MAX_SETS], *models[MAX_SETS], *names[MAX_SETS];
     int n_pred = 0, n_model = 0, n_names = 0;
     const char *spec = NULL, *split = NULL, *csv = NULL, *json = NULL, *translate = NULL, *inst_dir = NULL;
-    const char *fuse_out = NULL;
+    const char *fuse_out = NULL, *detector = NULL;
     sd_fuse_opts fuse;
     sd_fuse_opts_init(&fuse);
     bool labelids = false, skip_missing = false, align_corners = true, align_given = false;
@@ -413,6 +424,8 @@ int cli_eval(int argc, char **argv)
         case OPT_TRANSLATE: translate = optarg; break;
         case OPT_INSTANCES: inst_dir = optarg; break;
         case OPT_FUSE_OUT: fuse_out = optarg; break;
+        case OPT_DETECTOR: detector = optarg; break;
+        case OPT_FUSE_CLEAR: fuse.clear_things = true; break;
         case OPT_FUSE_SCORE:
         case OPT_FUSE_OVERLAP: {
             char *end;
@@ -444,6 +457,10 @@ int cli_eval(int argc, char **argv)
     if (n_names && n_names != n_pred + n_model) {
         fprintf(stderr, "segda eval: %d --name for %d prediction sets/models (give one per set or none)\n",
                 n_names, n_pred + n_model);
+        return 2;
+    }
+    if (detector && !n_model) {
+        fprintf(stderr, "segda eval: --detector needs --model (with --pred, fuse instance files with --fuse-out)\n");
         return 2;
     }
     if (fuse_out && (n_pred != 1 || !inst_dir)) {
@@ -498,8 +515,9 @@ int cli_eval(int argc, char **argv)
             sd_dataset_free(&ds);
             return cli_fail("eval");
         }
-        printf("fused: %s + instances %s (score >= %g, overlap <= %g) -> %s\n", preds[0], inst_dir,
-               (double)fuse.score_thresh, (double)fuse.overlap_thresh, fuse_out);
+        printf("fused: %s + instances %s (score >= %g, overlap <= %g%s) -> %s\n", preds[0], inst_dir,
+               (double)fuse.score_thresh, (double)fuse.overlap_thresh,
+               fuse.clear_things ? ", other thing labels cleared" : "", fuse_out);
         preds[0] = fuse_out;
         labelids = false;
     }
@@ -526,6 +544,9 @@ int cli_eval(int argc, char **argv)
     };
     double t0 = sd_time_now();
     sd_status st = SD_OK;
+    sd_fuse_logits_ctx fctx = {.opts = fuse};
+    if (detector)
+        st = sd_detector_load(detector, &fctx.det);
     if (n_pred) {
         sd_eval_pred_opts po = {
             .dirs = preds, .n_dirs = n_pred,
@@ -539,7 +560,7 @@ int cli_eval(int argc, char **argv)
     for (int k = 0; !st && k < n_model; k++) {
         int classes = 0;
         st = eval_checkpoint(&ds, models[k], gen, &io, align_corners, progress, &cms[k], &setup, &classes,
-                             has_inst ? &iiou[k] : NULL);
+                             has_inst ? &iiou[k] : NULL, fctx.det ? &fctx : NULL);
         /* SYNTHIA's 16-class models are scored by mIoU-16 (and mIoU-13 beside it) unless told otherwise */
         if (!st && k == 0 && !protocol_given && classes == SD_NUM_CLASSES_SYNTHIA)
             setup.protocol = (sd_protocol)(protocol = SD_PROTOCOL_16);
@@ -570,6 +591,7 @@ int cli_eval(int argc, char **argv)
     free(cms);
     free(rows);
     free(iiou);
+    sd_detector_free(fctx.det);
     sd_gen_free(gen);
     sd_dataset_free(&ds);
     return rc;

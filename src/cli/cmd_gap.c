@@ -27,6 +27,7 @@ static void usage(FILE *f)
             "       segda gap --features-a FILE --features-b FILE [--a SPEC --b SPEC] [options]\n"
             "       segda gap --rgb --a SPEC --b SPEC [options]\n"
             "       segda gap --labels-only --a SPEC --b SPEC [--json FILE]\n"
+            "       segda gap --objects shape|texture|both --a SPEC --b SPEC [--crop N] [options]\n"
             "\n"
             "Measures the gap between domain A and domain B: held-out accuracy of a linear\n"
             "(liblinear) and a cubic-kernel (libsvm) SVM telling them apart (stratified k-fold,\n"
@@ -49,6 +50,11 @@ static void usage(FILE *f)
             "  --rgb                features without a model: the images' colours, box\n"
             "                       downsampled 8x (a pixel-statistics baseline)\n"
             "  --labels-only        only class_kl, from --a and --b labels\n"
+            "  --objects KIND       the shape-vs-texture test of Saleh et al. (ECCV 2018): one row per\n"
+            "                       thing instance (instance files needed: segda synth writes them) of\n"
+            "                       at least 64 pixels, its box squared and sampled at --crop N x N\n"
+            "                       (default 16): shape = the silhouette (0/1), texture = the colours\n"
+            "                       inside it; the SVMs' domain accuracy for each KIND (both: the two)\n"
             "  --lanemarking-as-road SYNTHIA labels: lane markings (id 22) are road (CBST/CRST)\n"
             "  --n N                images used per dataset, a seeded sample (default: all for\n"
             "                       labels, %d with --model or --rgb)\n"
@@ -402,12 +408,74 @@ static void setup_add(gap_setup *s, const char *key, const char *fmt, ...)
     s->key[s->n++] = key;
 }
 
+/* --objects: object rows of both datasets, the SVM accuracies per kind. */
+static int gap_objects(const char *const *spec, int which, int crop, bool lanemarking, const sd_gap_options *o,
+                       const char *json)
+{
+    sd_dataset ds[2];
+    memset(ds, 0, sizeof ds);
+    sd_status st = SD_OK;
+    for (int k = 0; k < 2 && !st; k++) {
+        sd_dataset_opts dopts = {.synthia_lanemarking_as_road = lanemarking};
+        st = sd_dataset_open(&ds[k], spec[k], NULL, &dopts);
+    }
+    double acc[2][2] = {{-1, -1}, {-1, -1}};
+    int rows[2] = {0, 0}, dims[2] = {0, 0};
+    printf("segda gap --objects: A = %s, B = %s; SVM domain accuracy (%d-fold held-out; 0.5 = indistinguishable)\n",
+           spec[0], spec[1], o->folds);
+    for (int kind = 0; kind < 2 && !st; kind++) {
+        if (!(which & (1 << kind)))
+            continue;
+        float *x[2] = {NULL, NULL};
+        int n[2] = {0, 0}, d = 0;
+        for (int k = 0; k < 2 && !st; k++)
+            st = sd_gap_object_features(&ds[k], (sd_gap_object_kind)kind, crop, 64, &x[k], &n[k], &d);
+        if (!st && (n[0] < o->folds || n[1] < o->folds))
+            st = sd_fail(SD_ERR_DATA, "--objects: %d objects in A, %d in B: the %d-fold SVMs need at least %d in each",
+                         n[0], n[1], o->folds, o->folds);
+        sd_gap_result r = {0};
+        if (!st)
+            st = sd_gap_measure(x[0], n[0], x[1], n[1], d, o, &r);
+        if (!st) {
+            acc[kind][0] = r.svm_linear_accuracy, acc[kind][1] = r.svm_poly_accuracy;
+            rows[kind] = r.n_a, dims[kind] = d;
+            printf("  %-8s linear %.4f  cubic %.4f   (%d objects per domain of %d + %d, %d dims)\n",
+                   sd_gap_object_kind_name((sd_gap_object_kind)kind), r.svm_linear_accuracy, r.svm_poly_accuracy,
+                   r.n_a, n[0], n[1], d);
+        }
+        sd_gap_result_free(&r);
+        free(x[0]), free(x[1]);
+    }
+    if (!st && json) {
+        FILE *f = fopen(json, "w");
+        if (!f) {
+            st = sd_fail(SD_ERR_IO, "%s: cannot create", json);
+        } else {
+            fprintf(f, "{\"objects\": {");
+            for (int kind = 0, first = 1; kind < 2; kind++)
+                if (acc[kind][0] >= 0) {
+                    fprintf(f, "%s\"%s\": {\"svm_linear_accuracy\": %.6f, \"svm_poly_accuracy\": %.6f, "
+                               "\"rows_per_domain\": %d, \"dims\": %d}", first ? "" : ", ",
+                            sd_gap_object_kind_name((sd_gap_object_kind)kind), acc[kind][0], acc[kind][1], rows[kind],
+                            dims[kind]);
+                    first = 0;
+                }
+            fprintf(f, "}}\n");
+            if (fclose(f))
+                st = sd_fail(SD_ERR_IO, "%s: write error", json);
+        }
+    }
+    sd_dataset_free(&ds[0]);
+    sd_dataset_free(&ds[1]);
+    return st ? cli_fail("gap") : 0;
+}
+
 int cli_gap(int argc, char **argv)
 {
     enum {
         OPT_A = 256, OPT_B, OPT_MODEL, OPT_LAYER, OPT_FA, OPT_FB, OPT_LABELS, OPT_N, OPT_PIXELS, OPT_MAXROWS,
         OPT_K, OPT_METRIC, OPT_FOLDS, OPT_PERM, OPT_BINS, OPT_SEED, OPT_OUT, OPT_JSON, OPT_THREADS, OPT_RGB,
-        OPT_SIZE, OPT_LANE,
+        OPT_SIZE, OPT_LANE, OPT_OBJECTS, OPT_CROP,
     };
     static const struct option longopts[] = {
         {"a", required_argument, 0, OPT_A},           {"b", required_argument, 0, OPT_B},
@@ -421,13 +489,14 @@ int cli_gap(int argc, char **argv)
         {"out", required_argument, 0, OPT_OUT},       {"json", required_argument, 0, OPT_JSON},
         {"threads", required_argument, 0, OPT_THREADS}, {"precision", required_argument, 0, 'P'}, {"rgb", no_argument, 0, OPT_RGB},
         {"size", required_argument, 0, OPT_SIZE},      {"lanemarking-as-road", no_argument, 0, OPT_LANE},
+        {"objects", required_argument, 0, OPT_OBJECTS}, {"crop", required_argument, 0, OPT_CROP},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *spec[2] = {NULL, NULL}, *ckpt = NULL, *layer = NULL, *feat[2] = {NULL, NULL};
     const char *out_dir = NULL, *json = NULL;
     bool labels_only = false, rgb = false, lanemarking = false;
-    int n_img = -1, pixels = 0, bins = SD_GAP_KL_BINS, threads = 4, net_w = 0, net_h = 0;
+    int n_img = -1, pixels = 0, bins = SD_GAP_KL_BINS, threads = 4, net_w = 0, net_h = 0, objects = 0, crop = 16;
     sd_gap_options o;
     sd_gap_options_default(&o);
     int c, bad = 0;
@@ -444,6 +513,12 @@ int cli_gap(int argc, char **argv)
         case OPT_LABELS: labels_only = true; break;
         case OPT_LANE: lanemarking = true; break;
         case OPT_RGB: rgb = true; break;
+        case OPT_OBJECTS:
+            objects = !strcmp(optarg, "shape") ? 1 : !strcmp(optarg, "texture") ? 2 : !strcmp(optarg, "both") ? 3 : 0;
+            if (!objects)
+                what = "--objects: expected shape, texture or both";
+            break;
+        case OPT_CROP: if (!cli_parse_int(optarg, 2, 256, &crop)) what = "--crop: expected 2..256"; break;
         case OPT_SIZE: {
             char tail;
             if (sscanf(optarg, "%dx%d%c", &net_w, &net_h, &tail) != 2 || net_w < 8 || net_h < 8 || net_w > 16384 ||
@@ -491,9 +566,11 @@ int cli_gap(int argc, char **argv)
     }
     const char *why = NULL;
     if (!bad) {
-        int modes = (ckpt != NULL) + (feat[0] || feat[1]) + labels_only + rgb;
+        int modes = (ckpt != NULL) + (feat[0] || feat[1]) + labels_only + rgb + (objects != 0);
         if (modes != 1)
-            why = "choose one of --model, --rgb, --features-a/--features-b, --labels-only";
+            why = "choose one of --model, --rgb, --features-a/--features-b, --labels-only, --objects";
+        else if (objects && (!spec[0] || !spec[1]))
+            why = "--objects needs --a SPEC and --b SPEC";
         else if (rgb && (!spec[0] || !spec[1]))
             why = "--rgb needs --a SPEC and --b SPEC";
         else if (labels_only && (!spec[0] || !spec[1]))
@@ -517,6 +594,8 @@ int cli_gap(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (objects)
+        return gap_objects(spec, objects, crop, lanemarking, &o, json);
 
     sd_gap_result res = {0};
     sd_dataset ds[2];

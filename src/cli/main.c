@@ -46,6 +46,7 @@ static const struct {
     {"bench", cli_bench, "time train/inference steps of the published models"},
     {"devices", cli_devices, "list the CPU and CUDA devices segda can use"},
     {"translate", cli_translate, "translate images with a generator (e.g. taskgan's G_S: real -> sim)"},
+    {"export", cli_export, "write a checkpoint as an ONNX model"},
 };
 
 static void usage(FILE *f)

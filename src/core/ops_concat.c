@@ -4,7 +4,10 @@
  * require grad. */
 #include <stdio.h>
 
+#include <string.h>
+
 #include "core/backend.h"
+#include "core/node_info.h"
 #include "segda/ops.h"
 
 /* x viewed as [outer, shape[dim], inner] */
@@ -223,4 +226,12 @@ sd_tensor *sd_reshape(sd_tape *t, sd_tensor *x, int ndim, const int *shape)
     if (n)
         n->saved = (void *)be;
     return t->status == SD_OK ? y : NULL;
+}
+
+bool sd_node_concat_dim(const sd_node *n, int *dim)
+{
+    if (!n || !n->saved || strcmp(n->op, "concat"))
+        return false;
+    *dim = ((const concat_saved *)n->saved)->dim;
+    return true;
 }

@@ -2,7 +2,10 @@
  * node and its backward; the arithmetic is the backend's (src/cpu/conv_cpu.c).
  * Every backward here ACCUMULATES (+=) into in[i]->grad, and only for inputs
  * that require grad (sd_backward has allocated those buffers). */
+#include <string.h>
+
 #include "core/backend.h"
+#include "core/node_info.h"
 #include "segda/ops.h"
 
 sd_conv_opts sd_conv_opts_default(void) { return sd_conv_opts_make(1, 0, 1); }
@@ -170,4 +173,9 @@ sd_tensor *sd_conv_transpose2d(sd_tape *t, sd_tensor *x, sd_tensor *w, sd_tensor
         n->saved = s;
     }
     return y;
+}
+
+const sd_conv_geom *sd_node_conv_geom(const sd_node *n)
+{
+    return n && n->saved && !strcmp(n->op, "conv2d") ? &((const conv_saved *)n->saved)->g : NULL;
 }

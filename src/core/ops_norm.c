@@ -5,7 +5,10 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include <string.h>
+
 #include "core/backend.h"
+#include "core/node_info.h"
 #include "segda/ops.h"
 
 typedef struct norm_saved {
@@ -226,4 +229,15 @@ sd_tensor *sd_instance_norm(sd_tape *t, sd_tensor *x, sd_tensor *weight, sd_tens
     be->norm_stats(&g, x->data, eps, mean, invstd, NULL);
     be->norm_apply(&g, x->data, mean, invstd, weight ? weight->data : NULL, bias ? bias->data : NULL, y->data);
     return norm_finish(t, "instance_norm", x, weight, bias, y, &g, mean, invstd, true, false);
+}
+
+bool sd_node_norm_stats(const sd_node *n, const float **mean, const float **invstd, bool *batch_stats)
+{
+    if (!n || !n->saved || strcmp(n->op, "batch_norm"))
+        return false;
+    const norm_saved *s = n->saved;
+    *mean = s->mean;
+    *invstd = s->invstd;
+    *batch_stats = s->batch_stats;
+    return true;
 }

@@ -2,7 +2,10 @@
  * ceil mode included), the tape nodes and their backward; kernels in
  * src/cpu/pool_cpu.c. Every backward here ACCUMULATES (+=) into
  * in[0]->grad, and only when the input requires grad. */
+#include <string.h>
+
 #include "core/backend.h"
+#include "core/node_info.h"
 #include "segda/ops.h"
 
 sd_pool_opts sd_pool_opts_make(int k, int stride, int pad, bool ceil_mode)
@@ -160,4 +163,11 @@ sd_tensor *sd_adaptive_avg_pool2d(sd_tape *t, sd_tensor *x, int out_h, int out_w
     if (n && !pool_save(t, n, &g, NULL))
         return sd_tape_fail(t, SD_ERR_NOMEM, "adaptive_avg_pool2d: out of memory recording the node");
     return y;
+}
+
+const sd_pool_geom *sd_node_pool_geom(const sd_node *n)
+{
+    bool pool = n && n->saved && (!strcmp(n->op, "max_pool2d") || !strcmp(n->op, "avg_pool2d") ||
+                                  !strcmp(n->op, "adaptive_avg_pool2d"));
+    return pool ? &((const pool_saved *)n->saved)->g : NULL;
 }

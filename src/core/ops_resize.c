@@ -2,7 +2,10 @@
  * checks, tape nodes and backward; kernels in src/cpu/resize_cpu.c. Every
  * backward here ACCUMULATES (+=) into in[0]->grad, and only when the input
  * requires grad. */
+#include <string.h>
+
 #include "core/backend.h"
+#include "core/node_info.h"
 #include "segda/ops.h"
 
 typedef struct resize_saved {
@@ -152,4 +155,17 @@ sd_tensor *sd_flip_w(sd_tape *t, sd_tensor *x)
         return NULL;
     be->flip_w_fwd(s.planes, s.h, s.w, x->data, y->data);
     return record(t, "flip_w", flip_backward, x, y, s);
+}
+
+bool sd_node_resize_info(const sd_node *n, bool *flag, int pads[4])
+{
+    if (!n || !n->saved || (strcmp(n->op, "resize_bilinear") && strcmp(n->op, "pad2d")))
+        return false;
+    const resize_saved *s = n->saved;
+    *flag = s->flag;
+    pads[0] = s->top;
+    pads[1] = s->bottom;
+    pads[2] = s->left;
+    pads[3] = s->right;
+    return true;
 }

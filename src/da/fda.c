@@ -7,15 +7,18 @@
  * entropy", eta 2, weight 0.005), computed as the published code does: on
  * the logits at the network's output resolution, before any upsampling, and
  * only once the iteration index exceeds switch2entropy (50000 published;
- * before that the weight is 0). The DFT is our own: radix-2 where a side
- * is a power of two, a direct transform otherwise.
+ * before that the weight is 0). The 2-D DFTs are FFTW's (any size in
+ * O(n log n); the hand-written transform it replaced fell back to a direct
+ * O(n^2) DFT on sides that are not a power of two, such as 720).
  * The self-supervised stage (FDA-MBT + SSL): with --pseudo-from A,B,C (FDA
  * models trained with different beta), their mean softmax labels every
  * target training image once, at the start; per class, pixels below
  * min(cap, the class's percentile confidence) are ignored (getSudoLabels),
  * and L gains lambda_pseudo * CE(target crop, its crop of those labels).
  * The labels are kept in RUNDIR/pseudo-fda.bin for --resume. */
+#include <fftw3.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,67 +59,54 @@ static void free_state(void *state)
     free(f);
 }
 
-/* In-place 1-D DFT of n complex values with stride (sign -1 forward, +1
- * inverse, unnormalised); tmp holds 2n doubles. */
-static void dft1(double *re, double *im, int n, size_t stride, int sign, double *tmp)
+/* FFTW plans of one image size: real-to-complex forward, complex-to-real
+ * inverse, both double precision and FFTW_ESTIMATE (a plan made by
+ * heuristics, not by timing: the same plan, so the same bits, every run).
+ * Made once per size under a lock (FFTW's planner is not thread-safe; its
+ * execute functions are) and kept for the process; every buffer comes from
+ * fftw_malloc, so the new-array execute functions may use the plans on any
+ * of them. */
+typedef struct fda_plan {
+    int h, w;
+    fftw_plan fwd, inv;
+    struct fda_plan *next;
+} fda_plan;
+
+static fda_plan *plans;
+static pthread_mutex_t plans_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static fda_plan *get_plan(int h, int w, double *real, fftw_complex *spec)
 {
-    double *tr = tmp, *ti = tmp + n;
-    for (int i = 0; i < n; i++) {
-        tr[i] = re[(size_t)i * stride];
-        ti[i] = im[(size_t)i * stride];
+    pthread_mutex_lock(&plans_lock);
+    fda_plan *p = plans;
+    while (p && (p->h != h || p->w != w))
+        p = p->next;
+    if (!p && (p = calloc(1, sizeof *p))) {
+        /* FFTW_ESTIMATE leaves the arrays untouched while planning */
+        p->h = h;
+        p->w = w;
+        p->fwd = fftw_plan_dft_r2c_2d(h, w, real, spec, FFTW_ESTIMATE);
+        p->inv = fftw_plan_dft_c2r_2d(h, w, spec, real, FFTW_ESTIMATE);
+        if (p->fwd && p->inv) {
+            p->next = plans;
+            plans = p;
+        } else {
+            if (p->fwd)
+                fftw_destroy_plan(p->fwd);
+            if (p->inv)
+                fftw_destroy_plan(p->inv);
+            free(p);
+            p = NULL;
+        }
     }
-    if ((n & (n - 1)) == 0) {
-        for (int i = 1, j = 0; i < n; i++) {   /* bit reversal */
-            int bit = n >> 1;
-            for (; j & bit; bit >>= 1)
-                j ^= bit;
-            j ^= bit;
-            if (i < j) {
-                double a = tr[i], b = ti[i];
-                tr[i] = tr[j];
-                ti[i] = ti[j];
-                tr[j] = a;
-                ti[j] = b;
-            }
-        }
-        for (int len = 2; len <= n; len <<= 1) {
-            double ang = sign * 2 * M_PI / len;
-            for (int i = 0; i < n; i += len)
-                for (int k = 0; k < len / 2; k++) {
-                    double wr = cos(ang * k), wi = sin(ang * k);
-                    double ur = tr[i + k], ui = ti[i + k];
-                    double vr = tr[i + k + len / 2] * wr - ti[i + k + len / 2] * wi;
-                    double vi = tr[i + k + len / 2] * wi + ti[i + k + len / 2] * wr;
-                    tr[i + k] = ur + vr;
-                    ti[i + k] = ui + vi;
-                    tr[i + k + len / 2] = ur - vr;
-                    ti[i + k + len / 2] = ui - vi;
-                }
-        }
-        for (int i = 0; i < n; i++) {
-            re[(size_t)i * stride] = tr[i];
-            im[(size_t)i * stride] = ti[i];
-        }
-        return;
-    }
-    for (int k = 0; k < n; k++) {
-        double sr = 0, si = 0;
-        for (int i = 0; i < n; i++) {
-            double a = sign * 2 * M_PI * (double)((int64_t)k * i % n) / n;
-            sr += tr[i] * cos(a) - ti[i] * sin(a);
-            si += tr[i] * sin(a) + ti[i] * cos(a);
-        }
-        re[(size_t)k * stride] = sr;
-        im[(size_t)k * stride] = si;
-    }
+    pthread_mutex_unlock(&plans_lock);
+    return p;
 }
 
-static void dft2(double *re, double *im, int h, int w, int sign, double *tmp)
+/* index i of a side of length n lies in a window of half-size b at its ends */
+static bool in_window(int i, int n, int b)
 {
-    for (int y = 0; y < h; y++)
-        dft1(re + (size_t)y * w, im + (size_t)y * w, w, 1, sign, tmp);
-    for (int x = 0; x < w; x++)
-        dft1(re + x, im + x, h, (size_t)w, sign, tmp);
+    return i < b || i >= n - b;
 }
 
 sd_status sd_fda_swap_channel(float *src, const float *trg, int h, int w, float beta)
@@ -124,47 +114,58 @@ sd_status sd_fda_swap_channel(float *src, const float *trg, int h, int w, float 
     int b = (int)floor((h < w ? h : w) * (double)beta);
     if (b <= 0)
         return SD_OK;
-    size_t n = (size_t)h * w;
-    double *sr = malloc(n * sizeof(double)), *si = calloc(n, sizeof(double));
-    double *tr = malloc(n * sizeof(double)), *ti = calloc(n, sizeof(double));
-    double *tmp = malloc(2 * (size_t)(h > w ? h : w) * sizeof(double));
-    if (!sr || !si || !tr || !ti || !tmp) {
-        free(sr);
-        free(si);
-        free(tr);
-        free(ti);
-        free(tmp);
+    /* A real image's spectrum is Hermitian: FFTW keeps columns 0..w/2 of
+     * each row. The corner windows are not closed under k -> -k (x = b-1
+     * is in, x = -(b-1) = w-b+1 is in, but x = w-b is in and -(w-b) = b is
+     * not), so the swapped full spectrum S' is not Hermitian, and the
+     * published method keeps the real part of its inverse: the inverse of
+     * S''s Hermitian part (S'(k) + conj S'(-k)) / 2, which is what the
+     * kept half gets below. */
+    int wc = w / 2 + 1;
+    size_t n = (size_t)h * w, nc = (size_t)h * wc;
+    double *real = fftw_malloc(n * sizeof *real);
+    fftw_complex *sf = fftw_malloc(nc * sizeof *sf), *tf = fftw_malloc(nc * sizeof *tf);
+    fda_plan *p = real && sf && tf ? get_plan(h, w, real, sf) : NULL;
+    if (!p) {
+        fftw_free(real);
+        fftw_free(sf);
+        fftw_free(tf);
         return sd_fail(SD_ERR_NOMEM, "fda: out of memory for a %dx%d transform", w, h);
     }
-    for (size_t i = 0; i < n; i++) {
-        sr[i] = src[i];
-        tr[i] = trg[i];
-    }
-    dft2(sr, si, h, w, -1, tmp);
-    dft2(tr, ti, h, w, -1, tmp);
+    for (size_t i = 0; i < n; i++)
+        real[i] = trg[i];
+    fftw_execute_dft_r2c(p->fwd, real, tf);
+    for (size_t i = 0; i < n; i++)
+        real[i] = src[i];
+    fftw_execute_dft_r2c(p->fwd, real, sf);
     if (b > h / 2)
         b = h / 2;
     if (b > w / 2)
         b = w / 2;
     for (int y = 0; y < h; y++) {
-        bool ly = y < b || y >= h - b;
-        for (int x = 0; x < w && ly; x++) {
-            if (!(x < b || x >= w - b))
+        int ny = (h - y) % h;
+        if (!(in_window(y, h, b) || in_window(ny, h, b)))
+            continue;
+        for (int x = 0; x < wc; x++) {
+            /* conj S'(-k) is S(k) where -k is outside the window, else the
+             * swapped value at k (both spectra are Hermitian) */
+            bool in_k = in_window(y, h, b) && in_window(x, w, b);
+            bool in_nk = in_window(ny, h, b) && in_window((w - x) % w, w, b);
+            if (!in_k && !in_nk)
                 continue;
-            size_t i = (size_t)y * w + x;
-            double amp = hypot(tr[i], ti[i]), ph = atan2(si[i], sr[i]);
-            sr[i] = amp * cos(ph);
-            si[i] = amp * sin(ph);
+            size_t i = (size_t)y * wc + x;
+            double amp = hypot(tf[i][0], tf[i][1]), ph = atan2(sf[i][1], sf[i][0]);
+            double re = amp * cos(ph), im = amp * sin(ph);
+            sf[i][0] = ((in_k ? re : sf[i][0]) + (in_nk ? re : sf[i][0])) / 2;
+            sf[i][1] = ((in_k ? im : sf[i][1]) + (in_nk ? im : sf[i][1])) / 2;
         }
     }
-    dft2(sr, si, h, w, +1, tmp);
+    fftw_execute_dft_c2r(p->inv, sf, real);   /* (overwrites sf) */
     for (size_t i = 0; i < n; i++)
-        src[i] = (float)(sr[i] / (double)n);
-    free(sr);
-    free(si);
-    free(tr);
-    free(ti);
-    free(tmp);
+        src[i] = (float)(real[i] / (double)n);
+    fftw_free(real);
+    fftw_free(sf);
+    fftw_free(tf);
     return SD_OK;
 }
 

@@ -6,7 +6,11 @@
  *          argmax_c p_c / k_c, ignored where that ratio is below 1. Then
  *          L = L_seg(source) + lambda_pl L_seg(target, pseudo-labels).
  *  stuff - the same with only background classes kept (seed 003: things
- *          come from a detector, so only stuff pseudo-labels are trusted).
+ *          come from a detector, so only stuff pseudo-labels are trusted);
+ *          pseudo-classes=stuff does the same for any mode (thing pixels,
+ *          trainIds 11..18, become 255 in the stored and the online labels;
+ *          with portion=1 portion-max=1 every stuff prediction is kept, Saleh et al.'s
+ *          background ps-GT).
  *  mean-teacher - online (DACS): an EMA teacher, alpha_t = min(1 - 1/(t+1),
  *          0.999), labels target crops; ClassMix pastes half of the source
  *          classes onto the target crop; the mixed crop is trained on mixed
@@ -32,6 +36,7 @@ static const sd_knob knobs[] = {
     {"portion-step", SD_KNOB_FLOAT, "0.05", NULL, "CBST: portion added per round"},
     {"portion-max", SD_KNOB_FLOAT, "0.5", NULL, "CBST: largest portion"},
     {"lambda-pseudo", SD_KNOB_FLOAT, "1", NULL, "weight of the target pseudo-label loss"},
+    {"pseudo-classes", SD_KNOB_STR, "all", "all|stuff", "classes pseudo-labels may take: stuff ignores things (trainIds 11-18)"},
     {"threshold", SD_KNOB_FLOAT, "0.968", NULL, "mean teacher: confidence threshold of the quality weight"},
     {"ema", SD_KNOB_FLOAT, "0.999", NULL, "mean teacher: largest EMA coefficient"},
     {"classmix", SD_KNOB_BOOL, "true", NULL, "mean teacher: ClassMix source classes onto target crops"},
@@ -45,6 +50,7 @@ static const sd_knob knobs[] = {
 
 typedef struct selftrain {
     int mode;                  /* 0 cbst, 1 stuff, 2 mean-teacher */
+    bool stuff_only;           /* mode stuff or pseudo-classes=stuff: thing pixels ignored */
     int64_t round_len;
     int round;                 /* round whose labels are loaded, -1 none */
     sd_pseudo pl;              /* that round's labels (pl.label NULL before round 0) */
@@ -68,6 +74,7 @@ static sd_status init(sd_trainer *tr, void **state)
     *state = s;
     const char *m = sd_config_str(tr->cfg, "mode");
     s->mode = !strcmp(m, "cbst") ? 0 : !strcmp(m, "stuff") ? 1 : 2;
+    s->stuff_only = s->mode == 1 || !strcmp(sd_config_str(tr->cfg, "pseudo-classes"), "stuff");
     s->round = -1;
     if (s->mode == 2) {
         sd_status st = sd_model_create(sd_model_options(tr->model), &s->teacher);
@@ -159,7 +166,7 @@ static sd_status make_pseudo(sd_trainer *tr, selftrain *s, int round)
                     br = prob[k * img + p] / kc[k];
                     best = k;
                 }
-            bool keep = br >= 1.0f && !(s->mode == 1 && best >= FIRST_THING);
+            bool keep = br >= 1.0f && !(s->stuff_only && best >= FIRST_THING);
             lab[p] = keep ? (uint8_t)best : 255;
             kept += keep;
         }
@@ -234,7 +241,7 @@ static sd_status mean_teacher_step(sd_trainer *tr, selftrain *s)
             for (int j = 1; j < c; j++)
                 if (pk[j * hw + i] > pk[best * hw + i])
                     best = j;
-            lab[k * hw + i] = (uint8_t)best;
+            lab[k * hw + i] = s->stuff_only && best >= FIRST_THING ? 255 : (uint8_t)best;
             confident += pk[best * hw + i] > tau;
         }
         float q = (float)confident / (float)hw;

@@ -93,9 +93,9 @@ sd_status sd_instances_from_ids(const uint16_t *ids, int w, int h, const char *n
     return SD_OK;
 }
 
-sd_status sd_instances_read(const char *path, sd_instances *out)
+sd_status sd_instance_ids_read(const char *path, uint16_t **ids, int *w, int *h)
 {
-    memset(out, 0, sizeof *out);
+    *ids = NULL;
     sd_image img;
     sd_status st = sd_image_read(path, &img, true);
     if (st)
@@ -106,16 +106,28 @@ sd_status sd_instances_read(const char *path, sd_instances *out)
                        img.c);
     }
     size_t np = (size_t)img.w * img.h;
-    uint16_t *ids = malloc((np ? np : 1) * sizeof *ids);
-    if (!ids) {
+    uint16_t *o = malloc((np ? np : 1) * sizeof *o);
+    if (!o) {
         sd_image_free(&img);
         return sd_fail(SD_ERR_NOMEM, "%s: out of memory", path);
     }
     for (size_t p = 0; p < np; p++)
-        ids[p] = img.depth == 16 ? ((const uint16_t *)img.data)[p] : ((const uint8_t *)img.data)[p];
-    st = sd_instances_from_ids(ids, img.w, img.h, path, out);
-    free(ids);
+        o[p] = img.depth == 16 ? ((const uint16_t *)img.data)[p] : ((const uint8_t *)img.data)[p];
+    *ids = o, *w = img.w, *h = img.h;
     sd_image_free(&img);
+    return SD_OK;
+}
+
+sd_status sd_instances_read(const char *path, sd_instances *out)
+{
+    memset(out, 0, sizeof *out);
+    uint16_t *ids;
+    int w, h;
+    sd_status st = sd_instance_ids_read(path, &ids, &w, &h);
+    if (st)
+        return st;
+    st = sd_instances_from_ids(ids, w, h, path, out);
+    free(ids);
     return st;
 }
 

@@ -84,8 +84,8 @@ sd_status sd_iiou_logits_fn(void *ctx, const struct sd_sample *s, float **logits
 {
     sd_iiou_logits_ctx *x = ctx;
     sd_status st = x->fn(x->ctx, s, logits, c, h, w);
-    if (st)
-        return st;
+    if (st || !x->stats)
+        return st; /* no stats: a plain pass-through */
     sd_instances in;
     if ((st = sd_dataset_read_instances(x->ds, s->index, &in)))
         return st;
@@ -265,32 +265,6 @@ sd_status sd_inst_preds_read(const char *txt, int w, int h, sd_inst_preds *out)
     return st;
 }
 
-/* A stored instance ids image widened to 16 bits. */
-sd_status sd_inst_ids_read(const char *path, uint16_t **ids, int *w, int *h)
-{
-    *ids = NULL;
-    sd_image gi;
-    sd_status st = sd_image_read(path, &gi, true);
-    if (st)
-        return st;
-    if (gi.c != 1) {
-        st = sd_fail(SD_ERR_FORMAT, "%s: instance ids image has %d channels: expected 1", path, gi.c);
-        sd_image_free(&gi);
-        return st;
-    }
-    size_t np = (size_t)gi.w * gi.h;
-    uint16_t *o = sd_malloc((np ? np : 1) * sizeof *o);
-    if (!o) {
-        sd_image_free(&gi);
-        return sd_fail(SD_ERR_NOMEM, "%s: out of memory", path);
-    }
-    for (size_t p = 0; p < np; p++)
-        o[p] = gi.depth == 16 ? ((const uint16_t *)gi.data)[p] : ((const uint8_t *)gi.data)[p];
-    *ids = o, *w = gi.w, *h = gi.h;
-    sd_image_free(&gi);
-    return SD_OK;
-}
-
 sd_status sd_ap_pred_dir(const sd_dataset *ds, const char *dir, sd_ap *ap, int *n_images)
 {
     *n_images = 0;
@@ -302,7 +276,7 @@ sd_status sd_ap_pred_dir(const sd_dataset *ds, const char *dir, sd_ap *ap, int *
         char ipath[4200];
         uint16_t *ids = NULL;
         int w = 0, h = 0;
-        if ((st = sd_dataset_instances_path(ds, i, ipath, sizeof ipath)) || (st = sd_inst_ids_read(ipath, &ids, &w, &h)))
+        if ((st = sd_dataset_instances_path(ds, i, ipath, sizeof ipath)) || (st = sd_instance_ids_read(ipath, &ids, &w, &h)))
             break;
         sd_inst_preds pr;
         st = sd_inst_preds_read(lists[i], w, h, &pr);

@@ -1,7 +1,8 @@
-/* Principal components by subspace iteration (no LAPACK in this build: the
- * eigen part is a few lines of power iteration with Gram-Schmidt), and the
- * SVG scatter plot of the 2-D projection coloured by domain. */
+/* Principal components through LAPACK (dsyevr on the covariance, or on the
+ * Gram matrix when there are fewer rows than features), and the SVG
+ * scatter plot of the 2-D projection coloured by domain. */
 #include <cblas.h>
+#include <lapacke.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,65 +12,95 @@
 #include "segda/gap.h"
 #include "io/file.h"
 
-enum { PCA_MAX_COMP = 8, PCA_MAX_ITER = 300 };
+enum { PCA_MAX_COMP = 8 };
 
-/* Orthonormalises the k columns of V (d x k, row-major) in order; a column
- * that vanished (rank-deficient data) is replaced by a unit vector
- * orthogonal to the previous ones. */
-static void orthonormalise(double *V, int d, int k)
+/* The top k eigenvectors of the symmetric m x m matrix A (row-major, upper
+ * triangle used, destroyed), largest first, into Z (m x k, row-major);
+ * their eigenvalues into lam. LAPACK's dsyevr (MRRR) with an index range
+ * computes only those k. */
+static sd_status top_eigen(double *A, int m, int k, double *lam, double *Z)
 {
-    for (int a = 0; a < k; a++) {
-        for (int pass = 0; pass < 2; pass++) /* twice is enough (Kahan) */
-            for (int b = 0; b < a; b++) {
-                double dot = 0;
-                for (int j = 0; j < d; j++)
-                    dot += V[(size_t)j * k + a] * V[(size_t)j * k + b];
-                for (int j = 0; j < d; j++)
-                    V[(size_t)j * k + a] -= dot * V[(size_t)j * k + b];
-            }
-        double nrm = 0;
-        for (int j = 0; j < d; j++)
-            nrm += V[(size_t)j * k + a] * V[(size_t)j * k + a];
-        nrm = sqrt(nrm);
-        if (nrm < 1e-300) {
-            /* A direction of zero variance: any unit vector orthogonal to the
-             * others will do; try the axes in turn. */
-            for (int e = 0; e < d; e++) {
-                for (int j = 0; j < d; j++)
-                    V[(size_t)j * k + a] = j == e;
-                for (int b = 0; b < a; b++) {
-                    double dot = V[(size_t)e * k + b];
-                    for (int j = 0; j < d; j++)
-                        V[(size_t)j * k + a] -= dot * V[(size_t)j * k + b];
-                }
-                nrm = 0;
-                for (int j = 0; j < d; j++)
-                    nrm += V[(size_t)j * k + a] * V[(size_t)j * k + a];
-                nrm = sqrt(nrm);
-                if (nrm > 1e-6)
-                    break;
-            }
-        }
-        for (int j = 0; j < d; j++)
-            V[(size_t)j * k + a] /= nrm;
+    lapack_int found = 0;
+    lapack_int *isuppz = sd_malloc(sizeof(lapack_int) * 2 * (size_t)k);
+    double *w = sd_malloc(sizeof(double) * (size_t)m), *Zt = sd_malloc(sizeof(double) * (size_t)m * k);
+    sd_status st = SD_OK;
+    if (!isuppz || !w || !Zt)
+        st = sd_fail(SD_ERR_NOMEM, "pca: out of memory for a %dx%d eigenproblem", m, m);
+    lapack_int info = st ? 0 : LAPACKE_dsyevr(LAPACK_ROW_MAJOR, 'V', 'I', 'U', m, A, m, 0, 0, m - k + 1, m, 0.0,
+                                              &found, w, Zt, k, isuppz);
+    if (!st && (info != 0 || found != k))
+        st = sd_fail(SD_ERR_NUMERIC, "pca: LAPACK dsyevr failed on a %dx%d matrix (info %d, %d of %d eigenvectors)",
+                     m, m, (int)info, (int)found, k);
+    for (int a = 0; a < k && !st; a++) {   /* dsyevr returns them ascending */
+        lam[a] = w[k - 1 - a];
+        for (int j = 0; j < m; j++)
+            Z[(size_t)j * k + a] = Zt[(size_t)j * k + (k - 1 - a)];
     }
+    free(isuppz);
+    free(w);
+    free(Zt);
+    return st;
+}
+
+/* Components from the d x d covariance X^T X (n >= d, or a rank-deficient
+ * Gram path): V gets d x k. */
+static sd_status pca_covariance(const double *X, int n, int d, int k, double *V)
+{
+    double *C = sd_malloc(sizeof(double) * (size_t)d * d), lam[PCA_MAX_COMP];
+    if (!C)
+        return sd_fail(SD_ERR_NOMEM, "pca: out of memory for a %dx%d covariance", d, d);
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, d, n, 1.0, X, d, 0.0, C, d);
+    sd_status st = top_eigen(C, d, k, lam, V);
+    free(C);
+    return st;
+}
+
+/* With fewer rows than columns, the n x n Gram matrix X X^T has the same
+ * nonzero eigenvalues; its eigenvector u gives the component X^T u / |X^T u|.
+ * Returns SD_ERR_NUMERIC (without a message) where a wanted eigenvalue is
+ * ~0 and the component is not determined by u. */
+static sd_status pca_gram(const double *X, int n, int d, int k, double *V)
+{
+    double *G = sd_malloc(sizeof(double) * (size_t)n * n), *U = sd_malloc(sizeof(double) * (size_t)n * k);
+    double lam[PCA_MAX_COMP];
+    sd_status st = SD_OK;
+    if (!G || !U)
+        st = sd_fail(SD_ERR_NOMEM, "pca: out of memory for a %dx%d Gram matrix", n, n);
+    if (!st) {
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, n, d, 1.0, X, d, 0.0, G, n);
+        st = top_eigen(G, n, k, lam, U);
+    }
+    if (!st) {
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, k, n, 1.0, X, d, U, k, 0.0, V, k);
+        for (int a = 0; a < k && !st; a++) {
+            double nrm = 0;
+            for (int j = 0; j < d; j++)
+                nrm += V[(size_t)j * k + a] * V[(size_t)j * k + a];
+            nrm = sqrt(nrm);
+            if (!(lam[a] > 1e-10 * lam[0]) || nrm == 0)
+                st = SD_ERR_NUMERIC;
+            for (int j = 0; j < d && !st; j++)
+                V[(size_t)j * k + a] /= nrm;
+        }
+    }
+    free(G);
+    free(U);
+    return st;
 }
 
 sd_status sd_gap_pca(const float *x, int n, int d, int n_comp, uint64_t seed,
                      float *comp, float *proj, double *var)
 {
+    (void)seed;   /* (the power iteration LAPACK replaced started from random vectors) */
     if (!x || !comp || n < 2 || d < 1)
         return sd_fail(SD_ERR_ARG, "pca: need >= 2 rows and >= 1 column (n %d, d %d)", n, d);
     if (n_comp < 1 || n_comp > d || n_comp > PCA_MAX_COMP)
         return sd_fail(SD_ERR_ARG, "pca: %d components, expected 1..%d", n_comp, d < PCA_MAX_COMP ? d : PCA_MAX_COMP);
-    /* A few extra vectors: the top n_comp converge at the rate
-     * lambda_{k+1} / lambda_{n_comp} instead of lambda_{n_comp+1} / lambda_{n_comp}. */
-    int k = n_comp + 6 < d ? n_comp + 6 : d;
+    int k = n_comp;
     double *X = sd_malloc(sizeof(double) * (size_t)n * d), *mean = sd_calloc(d, sizeof(double));
-    double *V = sd_malloc(sizeof(double) * (size_t)d * k), *W = sd_malloc(sizeof(double) * (size_t)d * k);
-    double *Y = sd_malloc(sizeof(double) * (size_t)n * k);
+    double *V = sd_malloc(sizeof(double) * (size_t)d * k);
     sd_status st = SD_OK;
-    if (!X || !mean || !V || !W || !Y) {
+    if (!X || !mean || !V) {
         st = SD_ERR_NOMEM;
         goto done;
     }
@@ -81,27 +112,12 @@ sd_status sd_gap_pca(const float *x, int n, int d, int n_comp, uint64_t seed,
     for (int i = 0; i < n; i++)
         for (int j = 0; j < d; j++)
             X[(size_t)i * d + j] = x[(size_t)i * d + j] - mean[j];
-    sd_rng rng = sd_rng_fork(seed, 0x9ca);
-    for (size_t i = 0; i < (size_t)d * k; i++)
-        V[i] = sd_rng_normal(&rng);
-    orthonormalise(V, d, k);
-    for (int it = 0; it < PCA_MAX_ITER; it++) {
-        /* W = X^T (X V): the covariance times V without forming d x d. */
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, k, d, 1.0, X, d, V, k, 0.0, Y, k);
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, k, n, 1.0, X, d, Y, k, 0.0, W, k);
-        orthonormalise(W, d, k);
-        double worst = 0;
-        for (int a = 0; a < n_comp; a++) {
-            double dot = 0;
-            for (int j = 0; j < d; j++)
-                dot += W[(size_t)j * k + a] * V[(size_t)j * k + a];
-            if (1 - fabs(dot) > worst)
-                worst = 1 - fabs(dot);
-        }
-        memcpy(V, W, sizeof(double) * (size_t)d * k);
-        if (worst < 1e-12)
-            break;
-    }
+    /* the smaller eigenproblem: n x n when there are fewer rows than features */
+    st = n < d && k <= n ? pca_gram(X, n, d, k, V) : SD_ERR_NUMERIC;
+    if (st == SD_ERR_NUMERIC)
+        st = pca_covariance(X, n, d, k, V);
+    if (st)
+        goto done;
     /* A fixed sign per component, so plots do not flip between runs. */
     for (int a = 0; a < n_comp; a++) {
         int jm = 0;
@@ -129,8 +145,6 @@ done:
     free(X);
     free(mean);
     free(V);
-    free(W);
-    free(Y);
     return st;
 }
 
