@@ -375,6 +375,42 @@ static void kernels_resize(void)
     rel(&x), rel(&y), rel(&dx);
 }
 
+/* ---- detection: roi_align, gather, smooth-L1 ---- */
+
+static void kernels_detect(void)
+{
+    const float rois[4 * 5] = {0, 0.5f, 1.0f, 7.5f, 4.0f, 1, -2.0f, 1.5f, 5.0f, 9.0f,
+                               1, 3.0f, 3.0f, 3.2f, 3.1f, 0, 2.2f, 0.3f, 8.6f, 5.7f};
+    for (int aligned = 0; aligned < 2; aligned++)
+        for (int sampling = 0; sampling < 3; sampling += 2) {
+            sd_roi_geom g = {.n = 2, .c = 3, .h = 6, .w = 9, .k = 4, .oh = 3, .ow = 4, .scale = 0.9f,
+                             .sampling = sampling, .aligned = aligned};
+            size_t ni = 2 * 3 * 6 * 9, no = 4 * 3 * 3 * 4;
+            arr x = mk(ni, -2, 2), r = mk_from(rois, 20), y = mk(no, 0, 0), dy = mk(no, -1, 1), dx = mk(ni, -1, 1);
+            BOTH(be->roi_align_fwd(&g, X(x), X(r), X(y)))
+            cmp(&y, 1e-6, WHAT("roi_align_fwd aligned %d sampling %d", aligned, sampling));
+            BOTH(be->roi_align_bwd(&g, X(r), X(dy), X(dx)))
+            cmp(&dx, 1e-6, WHAT("roi_align_bwd aligned %d sampling %d", aligned, sampling));
+            arr all[] = {x, r, y, dy, dx};
+            for (int i = 0; i < 5; i++)
+                rel(&all[i]);
+        }
+    const int32_t idx[5] = {3, 0, 3, 7, 1};
+    int32_t *ir = R->buffer_alloc(sizeof idx), *id = D->buffer_alloc(sizeof idx);
+    R->copy_from_host(ir, idx, sizeof idx);
+    D->copy_from_host(id, idx, sizeof idx);
+    arr x = mk(8 * 6, -2, 2), y = mk(5 * 6, 0, 0), dy = mk(5 * 6, -1, 1), dx = mk(8 * 6, -1, 1);
+    BOTH(be->gather_fwd(5, 6, side ? id : ir, X(x), X(y))) cmp(&y, 0, "gather_fwd");
+    BOTH(be->gather_bwd(5, 6, side ? id : ir, X(dy), X(dx))) cmp(&dx, 1e-6, "gather_bwd (a repeated row)");
+    double sl[2];
+    BOTH(sl[side] = be->smooth_l1_fwd(30, 0.5f, X(dy), X(y)))
+    cmp_d(sl[1], sl[0], 1e-9, "smooth_l1_fwd");
+    BOTH(be->smooth_l1_bwd(30, 0.5f, X(dy), X(y), 0.3f, X(x))) cmp(&x, 1e-6, "smooth_l1_bwd");
+    R->buffer_free(ir);
+    D->buffer_free(id);
+    rel(&x), rel(&y), rel(&dy), rel(&dx);
+}
+
 /* ---- convolutions ---- */
 
 /* conv2d_fused's epilogue: fold, forward and backward, with and without
@@ -514,6 +550,7 @@ static void run_all(const sd_backend *ref, const sd_backend *dut)
     kernels_pool();
     kernels_norm();
     kernels_resize();
+    kernels_detect();
     kernels_conv();
     kernels_conv_post();
     printf("  %d comparisons (%s against %s)\n", n_compared, D->name, R->name);

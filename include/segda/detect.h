@@ -35,6 +35,10 @@ typedef struct sd_detector_opts {
     float nms;                     /* per-class NMS IoU: 0.5 */
     int detections;                /* detections per image: 100 */
     float mask_thresh;             /* binary mask at probability > 0.5 */
+    int rpn_batch;                 /* training: anchors sampled per image: 256 */
+    float rpn_pos_frac;            /* at most this fraction positive: 0.5 */
+    int box_batch;                 /* training: proposals sampled per image: 512 */
+    float box_pos_frac;            /* 0.25 */
 } sd_detector_opts;
 
 /* torchvision's defaults for `classes` classes (background included). */
@@ -77,6 +81,62 @@ typedef struct sd_detections {
  * not an error. out is overwritten; free it with sd_detections_free. */
 sd_status sd_detector_predict(sd_detector *d, const uint8_t *rgb, int w, int h, sd_detections *out);
 void sd_detections_free(sd_detections *r);
+
+/* ---- training ---- */
+typedef struct sd_detector_target {
+    int n;                  /* instances (0: the image is all background) */
+    const float *boxes;     /* [n][4] x1, y1, x2, y2 in the image's pixels */
+    const int *labels;      /* [n] class indices 1 .. classes-1 */
+    const uint8_t *masks;   /* [n][h][w], 1 inside */
+} sd_detector_target;
+
+/* The five losses of torchvision's Mask R-CNN in training mode. */
+enum { SD_DET_LOSS_OBJECTNESS, SD_DET_LOSS_RPN_BOX, SD_DET_LOSS_CLASSIFIER, SD_DET_LOSS_BOX, SD_DET_LOSS_MASK,
+       SD_DET_LOSSES };
+extern const char *const sd_detector_loss_names[SD_DET_LOSSES]; /* "loss_objectness", ... as torchvision */
+
+/* One training forward and backward on one image (the network input is
+ * built as at inference; frozen BN; conv1 and layer1 frozen): accumulates
+ * weight * d(sum of the losses) into the parameters' gradients and writes
+ * the five loss values. The samplers draw from rng; rng NULL takes the
+ * first candidates in index order (deterministic, for parity tests; with
+ * rpn_batch/box_batch above the candidate counts every candidate is taken,
+ * as torchvision would). A loss with nothing to average (no positive box)
+ * is 0 with no gradient. */
+sd_status sd_detector_backward(sd_detector *d, const uint8_t *rgb, int w, int h, const sd_detector_target *tg,
+                               sd_rng *rng, float weight, float losses[SD_DET_LOSSES]);
+
+/* ---- the training task (src/da/detect.c; `segda train --method detect`) ----
+ * Trains on a dataset with instance files (sd_dataset_read_instances: the
+ * 8 thing classes become labels 1..8 = trainId - 10) with SGD (momentum,
+ * weight decay) and a linear warm-up to a constant learning rate, one image
+ * per forward, `batch` images per step (losses averaged over them). The run
+ * directory holds detector.safetensors (weights, optimiser state and the
+ * iteration: what --resume continues from) and log.csv (one row per step:
+ * the five losses, their sum and the learning rate). */
+typedef struct sd_detect_train_opts {
+    const char *data;          /* dataset spec with instance files, e.g. gta5:DIR/sim */
+    const char *out_dir;       /* existing directory */
+    const char *init;          /* NULL, or a detector file to start from: tensors of matching shape are
+                                * taken (COCO weights: everything but the 91-class predictors) */
+    int64_t iters;             /* total steps */
+    int batch;
+    float lr, momentum, weight_decay;
+    int64_t warmup_iters;
+    sd_detector_opts det;      /* sizes, proposal counts, sampler batches (classes: 9, fixed) */
+    int save_every;            /* steps between checkpoints (0: only at the end) */
+    bool resume;               /* continue from out_dir/detector.safetensors */
+    uint64_t seed;
+    /* called after every step (may be NULL) */
+    void (*on_step)(void *ctx, int64_t it, const float losses[SD_DET_LOSSES], float lr);
+    void *ctx;
+} sd_detect_train_opts;
+/* torchvision's reference recipe scaled to one image per step: lr 0.0025
+ * (0.02 for 8 GPUs x 2 images), momentum 0.9, weight decay 1e-4, warm-up
+ * 1000 steps; the detector's defaults (min_size 800, max_size 1333). */
+sd_detect_train_opts sd_detect_train_opts_default(void);
+/* first/last: the summed loss of the first and the last step run. */
+sd_status sd_detect_train(const sd_detect_train_opts *o, float *first, float *last);
 
 /* Intermediate results of one prediction, host copies, for the parity tests
  * against torchvision (tests/py/test_maskrcnn_torch.py). */

@@ -10,6 +10,8 @@ int cli_models(int argc, char **argv);
 int cli_predict(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_train(int argc, char **argv);
+/* segda train --method detect (cmd_detect.c) */
+int cli_detect_train(int argc, char **argv);
 int cli_pretrain(int argc, char **argv);
 int cli_demo(int argc, char **argv);
 int cli_gap(int argc, char **argv);

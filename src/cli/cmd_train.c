@@ -49,7 +49,8 @@ static void usage(FILE *f)
     for (int i = 0; i < n; i++) {
         fprintf(f, "\nmethod %s: %s\n", ms[i]->name, ms[i]->summary);
         print_knobs(f, ms[i]->knobs);
-    }
+    }    fprintf(f, "\nmethod detect: the instance detector (Mask R-CNN) on instance files, its own options:\n"
+               "  segda train --method detect --help\n");
 }
 
 /* The long options of every knob, each key once. */
@@ -89,6 +90,10 @@ static struct option *build_options(const sd_knob ***knob_of, int *count)
 
 int cli_train(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++) /* the detector has its own task and options */
+        if ((!strcmp(argv[i], "--method") && i + 1 < argc && !strcmp(argv[i + 1], "detect")) ||
+            !strcmp(argv[i], "--method=detect"))
+            return cli_detect_train(argc, argv);
     const sd_knob **knob_of;
     int n_opts;
     struct option *opts = build_options(&knob_of, &n_opts);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 
 #include "cuda/kernels.cuh"
+#define SD_ROI_FN __device__ static inline
+#include "core/roi_math.h"
 
 /* ---- pooling ---- */
 
@@ -697,65 +699,8 @@ void sd_cuda_flip_w_bwd(int planes, int h, int w, const float *dy, float *dx)
 
 } /* extern "C" */
 
-/* ---- RoIAlign: the CPU's arithmetic (src/cpu/roi_cpu.c); the backward is
+/* ---- RoIAlign: core/roi_math.h's arithmetic, as the CPU's; the backward is
  * one thread per channel walking the rois in order, as the CPU's ---- */
-
-struct roi_frame_d {
-    int b, gy, gx;
-    float y0, x0, bin_h, bin_w, count;
-};
-
-__device__ static roi_frame_d roi_frame_dev(const sd_roi_geom &g, const float *r)
-{
-    roi_frame_d f;
-    float off = g.aligned ? 0.5f : 0.0f;
-    f.b = (int)r[0];
-    f.x0 = r[1] * g.scale - off;
-    f.y0 = r[2] * g.scale - off;
-    float rw = r[3] * g.scale - off - f.x0, rh = r[4] * g.scale - off - f.y0;
-    if (!g.aligned) {
-        rw = fmaxf(rw, 1.0f);
-        rh = fmaxf(rh, 1.0f);
-    }
-    f.bin_h = rh / g.oh;
-    f.bin_w = rw / g.ow;
-    f.gy = g.sampling > 0 ? g.sampling : (int)ceilf(rh / g.oh);
-    f.gx = g.sampling > 0 ? g.sampling : (int)ceilf(rw / g.ow);
-    int count = f.gy * f.gx;
-    f.count = (float)(count > 1 ? count : 1);
-    return f;
-}
-
-__device__ static bool roi_bilinear(int h, int w, float y, float x, int *idx, float *wt)
-{
-    if (y < -1.0f || y > (float)h || x < -1.0f || x > (float)w)
-        return false;
-    if (y <= 0)
-        y = 0;
-    if (x <= 0)
-        x = 0;
-    int yl = (int)y, xl = (int)x, yh, xh;
-    if (yl >= h - 1) {
-        yh = yl = h - 1;
-        y = (float)yl;
-    } else
-        yh = yl + 1;
-    if (xl >= w - 1) {
-        xh = xl = w - 1;
-        x = (float)xl;
-    } else
-        xh = xl + 1;
-    float ly = y - yl, lx = x - xl, hy = 1.0f - ly, hx = 1.0f - lx;
-    idx[0] = yl * w + xl;
-    idx[1] = yl * w + xh;
-    idx[2] = yh * w + xl;
-    idx[3] = yh * w + xh;
-    wt[0] = hy * hx;
-    wt[1] = hy * lx;
-    wt[2] = ly * hx;
-    wt[3] = ly * lx;
-    return true;
-}
 
 __global__ static void k_roi_fwd(sd_roi_geom g, size_t n, const float *x, const float *rois, float *y)
 {
@@ -764,19 +709,12 @@ __global__ static void k_roi_fwd(sd_roi_geom g, size_t n, const float *x, const 
         int pw = (int)(e % (size_t)g.ow), ph = (int)(e / (size_t)g.ow % (size_t)g.oh);
         size_t kc = e / ((size_t)g.ow * g.oh);
         int k = (int)(kc / (size_t)g.c), c = (int)(kc % (size_t)g.c);
-        roi_frame_d f = roi_frame_dev(g, rois + 5 * (size_t)k);
+        roi_frame f = roi_frame_of(&g, rois + 5 * (size_t)k);
         const float *xp = x + ((size_t)f.b * g.c + c) * (size_t)g.h * g.w;
         float acc = 0;
-        for (int iy = 0; iy < f.gy; iy++) {
-            float yy = f.y0 + ph * f.bin_h + (iy + 0.5f) * f.bin_h / f.gy;
-            for (int ix = 0; ix < f.gx; ix++) {
-                float xx = f.x0 + pw * f.bin_w + (ix + 0.5f) * f.bin_w / f.gx;
-                int idx[4];
-                float wt[4];
-                if (roi_bilinear(g.h, g.w, yy, xx, idx, wt))
-                    acc += wt[0] * xp[idx[0]] + wt[1] * xp[idx[1]] + wt[2] * xp[idx[2]] + wt[3] * xp[idx[3]];
-            }
-        }
+        ROI_BIN_SAMPLES(&g, f, ph, pw, {
+            acc += wt[0] * xp[idx[0]] + wt[1] * xp[idx[1]] + wt[2] * xp[idx[2]] + wt[3] * xp[idx[3]];
+        })
         y[e] = acc / f.count;
     }
 }
@@ -786,23 +724,16 @@ __global__ static void k_roi_bwd(sd_roi_geom g, size_t n, const float *rois, con
     SD_GRID_LOOP(c, n)
     {
         for (int k = 0; k < g.k; k++) {
-            roi_frame_d f = roi_frame_dev(g, rois + 5 * (size_t)k);
+            roi_frame f = roi_frame_of(&g, rois + 5 * (size_t)k);
             float *dp = dx + ((size_t)f.b * g.c + c) * (size_t)g.h * g.w;
             const float *gp = dy + ((size_t)k * g.c + c) * (size_t)g.oh * g.ow;
             for (int ph = 0; ph < g.oh; ph++)
                 for (int pw = 0; pw < g.ow; pw++) {
                     float gv = gp[ph * g.ow + pw] / f.count;
-                    for (int iy = 0; iy < f.gy; iy++) {
-                        float yy = f.y0 + ph * f.bin_h + (iy + 0.5f) * f.bin_h / f.gy;
-                        for (int ix = 0; ix < f.gx; ix++) {
-                            float xx = f.x0 + pw * f.bin_w + (ix + 0.5f) * f.bin_w / f.gx;
-                            int idx[4];
-                            float wt[4];
-                            if (roi_bilinear(g.h, g.w, yy, xx, idx, wt))
-                                for (int q = 0; q < 4; q++)
-                                    dp[idx[q]] += gv * wt[q];
-                        }
-                    }
+                    ROI_BIN_SAMPLES(&g, f, ph, pw, {
+                        for (int q = 0; q < 4; q++)
+                            dp[idx[q]] += gv * wt[q];
+                    })
                 }
         }
     }

@@ -22,7 +22,8 @@ sd_detector_opts sd_detector_opts_default(int classes)
     sd_detector_opts o = {
         .classes = classes, .min_size = 800, .max_size = 1333, .rpn_pre_nms = 1000, .rpn_post_nms = 1000,
         .rpn_pre_nms_train = 2000, .rpn_post_nms_train = 2000, .rpn_nms = 0.7f, .score_thresh = 0.05f,
-        .nms = 0.5f, .detections = 100, .mask_thresh = 0.5f,
+        .nms = 0.5f, .detections = 100, .mask_thresh = 0.5f, .rpn_batch = 256, .rpn_pos_frac = 0.5f,
+        .box_batch = 512, .box_pos_frac = 0.25f,
     };
     return o;
 }
@@ -52,8 +53,10 @@ static void decl_model(sd_detector *d)
     b->g_norm = sd_params_add_group(p, "frozen_bn", 0.0f, 0.0f, false);
     b->g_classifier = sd_params_add_group(p, "heads", 1.0f, 1.0f, false);
     b->g_buffer = sd_params_add_group(p, "buffers", 0.0f, 0.0f, true);
+    /* conv1 and layer1 stay frozen (torchvision's trainable_backbone_layers=3) */
+    d->g_stem = sd_params_add_group(p, "stem", 0.0f, 0.0f, false);
     char nm[128];
-    nn_conv_decl(b, &d->conv1, b->g_backbone, "backbone.body.conv1", 3, 64, 7, 2, 3, 1, false);
+    nn_conv_decl(b, &d->conv1, d->g_stem, "backbone.body.conv1", 3, 64, 7, 2, 3, 1, false);
     nn_bn_decl(b, &d->bn1, "backbone.body.bn1", 64, false);
     int inplanes = 64;
     for (int s = 0; s < 4; s++) {
@@ -65,23 +68,23 @@ static void decl_model(sd_detector *d)
         }
         for (int i = 0; i < stage_blocks[s]; i++) {
             det_block *k = &d->blocks[s][i];
-            int stride = i == 0 && s > 0 ? 2 : 1;
+            int stride = i == 0 && s > 0 ? 2 : 1, g = s == 0 ? d->g_stem : b->g_backbone;
             snprintf(nm, sizeof nm, "backbone.body.layer%d.%d.conv1", s + 1, i);
-            nn_conv_decl(b, &k->c1, b->g_backbone, nm, inplanes, planes, 1, 1, 0, 1, false);
+            nn_conv_decl(b, &k->c1, g, nm, inplanes, planes, 1, 1, 0, 1, false);
             snprintf(nm, sizeof nm, "backbone.body.layer%d.%d.bn1", s + 1, i);
             nn_bn_decl(b, &k->b1, nm, planes, false);
             snprintf(nm, sizeof nm, "backbone.body.layer%d.%d.conv2", s + 1, i);
-            nn_conv_decl(b, &k->c2, b->g_backbone, nm, planes, planes, 3, stride, 1, 1, false);
+            nn_conv_decl(b, &k->c2, g, nm, planes, planes, 3, stride, 1, 1, false);
             snprintf(nm, sizeof nm, "backbone.body.layer%d.%d.bn2", s + 1, i);
             nn_bn_decl(b, &k->b2, nm, planes, false);
             snprintf(nm, sizeof nm, "backbone.body.layer%d.%d.conv3", s + 1, i);
-            nn_conv_decl(b, &k->c3, b->g_backbone, nm, planes, planes * 4, 1, 1, 0, 1, false);
+            nn_conv_decl(b, &k->c3, g, nm, planes, planes * 4, 1, 1, 0, 1, false);
             snprintf(nm, sizeof nm, "backbone.body.layer%d.%d.bn3", s + 1, i);
             nn_bn_decl(b, &k->b3, nm, planes * 4, false);
             k->has_down = i == 0;
             if (k->has_down) {
                 snprintf(nm, sizeof nm, "backbone.body.layer%d.%d.downsample.0", s + 1, i);
-                nn_conv_decl(b, &k->dc, b->g_backbone, nm, inplanes, planes * 4, 1, stride, 0, 1, false);
+                nn_conv_decl(b, &k->dc, g, nm, inplanes, planes * 4, 1, stride, 0, 1, false);
                 snprintf(nm, sizeof nm, "backbone.body.layer%d.%d.downsample.1", s + 1, i);
                 nn_bn_decl(b, &k->db, nm, planes * 4, false);
             }
@@ -128,8 +131,10 @@ static sd_status detector_build(const sd_detector_opts *o, sd_detector **out)
     sd_status st = d->b.st ? d->b.st : sd_params_alloc(&d->params);
     if (st) {
         sd_detector_free(d);
-        return st ? st : SD_ERR_ARG;
+        return st;
     }
+    sd_params_set_frozen(&d->params, d->b.g_norm, true);
+    sd_params_set_frozen(&d->params, d->g_stem, true);
     *out = d;
     return SD_OK;
 }
@@ -149,6 +154,10 @@ static void init_weights(sd_detector *d, uint64_t seed)
             nn_bn_reset(&k->b1);
             nn_bn_reset(&k->b2);
             nn_bn_reset(&k->b3);
+            /* without ImageNet weights BN is frozen at identity statistics and
+             * cannot normalise: residual branches start small (scale 0.1,
+             * after zero_init_residual) so activations stay bounded */
+            nn_init_const(k->b3.w, 0.1f);
             if (k->has_down) {
                 nn_init_kaiming_out(k->dc.w, &r);
                 nn_bn_reset(&k->db);
@@ -194,6 +203,8 @@ void sd_detector_free(sd_detector *d)
         return;
     for (int s = 0; s < 4; s++)
         free(d->blocks[s]);
+    if (d->tape_ready)
+        sd_tape_free(&d->tape);
     sd_params_free(&d->params);
     free(d);
 }

@@ -28,6 +28,9 @@ struct sd_detector {
     nn_conv rpn_conv, rpn_cls, rpn_bbox;  /* 3 anchors per cell */
     det_linear fc6, fc7, cls_score, bbox_pred;
     nn_conv mask_fcn[4], mask_up, mask_logits;
+    int g_stem;                   /* conv1 + layer1: frozen */
+    sd_tape tape;                 /* training steps' tape, made on first use */
+    bool tape_ready;
 };
 
 typedef struct det_rpn_out {

@@ -10,106 +10,24 @@ equal scores would flip on float rounding; BN statistics are random too
 (frozen BN)."""
 import ctypes
 import os
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import torch
-import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from segda_ct import lib, report, summary  # noqa: E402
-
-here = os.path.dirname(os.path.abspath(__file__))
-root = os.path.dirname(os.path.dirname(here))
-build = os.environ.get("SEGDA_BUILD", os.path.join(root, "build"))
+from segda_det import Dets, Trace, arr, rel, segda_detector, test_image, torch_model  # noqa: E402
 P = ctypes.POINTER
-f32p, i32p = P(ctypes.c_float), P(ctypes.c_int)
-
-
-class Opts(ctypes.Structure):
-    _fields_ = [("classes", ctypes.c_int), ("min_size", ctypes.c_int), ("max_size", ctypes.c_int),
-                ("rpn_pre_nms", ctypes.c_int), ("rpn_post_nms", ctypes.c_int), ("rpn_pre_nms_train", ctypes.c_int),
-                ("rpn_post_nms_train", ctypes.c_int), ("rpn_nms", ctypes.c_float), ("score_thresh", ctypes.c_float),
-                ("nms", ctypes.c_float), ("detections", ctypes.c_int), ("mask_thresh", ctypes.c_float)]
-
-
-class Det(ctypes.Structure):
-    _fields_ = [("label", ctypes.c_int), ("train_id", ctypes.c_int), ("score", ctypes.c_float),
-                ("box", ctypes.c_float * 4), ("mask", P(ctypes.c_uint8))]
-
-
-class Dets(ctypes.Structure):
-    _fields_ = [("w", ctypes.c_int), ("h", ctypes.c_int), ("n", ctypes.c_int), ("d", P(Det))]
-
-
-class Trace(ctypes.Structure):
-    _fields_ = [("in_h", ctypes.c_int), ("in_w", ctypes.c_int), ("img_h", ctypes.c_int), ("img_w", ctypes.c_int),
-                ("input", f32p), ("feat_h", ctypes.c_int * 5), ("feat_w", ctypes.c_int * 5), ("feat", f32p * 5),
-                ("n_props", ctypes.c_int), ("props", f32p), ("class_logits", f32p), ("box_regression", f32p),
-                ("n_det", ctypes.c_int), ("det_boxes", f32p), ("det_scores", f32p), ("det_labels", i32p),
-                ("mask_probs", f32p)]
-
-
-lib.sd_detector_load.argtypes = [ctypes.c_char_p, P(ctypes.c_void_p)]
-lib.sd_detector_options.restype = P(Opts)
-lib.sd_detector_options.argtypes = [ctypes.c_void_p]
-lib.sd_detector_predict_trace.argtypes = [ctypes.c_void_p, P(ctypes.c_uint8), ctypes.c_int, ctypes.c_int, P(Dets),
-                                          P(Trace)]
-lib.sd_detector_free.argtypes = [ctypes.c_void_p]
-lib.sd_detections_free.argtypes = [P(Dets)]
-lib.sd_detector_trace_free.argtypes = [P(Trace)]
-lib.sd_errmsg.restype = ctypes.c_char_p
-
-
-def arr(p, *shape):
-    return np.ctypeslib.as_array(p, shape=shape).copy()
-
-
-def rel(a, b):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a.shape != b.shape:
-        return float("inf")
-    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12)) if a.size else 0.0
-
 
 CLASSES, MIN, MAX, PRE, POST, DETS = 9, 256, 320, 600, 200, 12
-torch.manual_seed(16)
-model = torchvision.models.detection.maskrcnn_resnet50_fpn(
-    weights=None, weights_backbone=None, num_classes=CLASSES, min_size=MIN, max_size=MAX,
-    rpn_pre_nms_top_n_test=PRE, rpn_post_nms_top_n_test=POST, box_detections_per_img=DETS)
-with torch.no_grad():
-    for name, m in model.named_modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.normal_(0, 0.1)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.uniform_(0.3, 0.8)
-            m.bias.normal_(0, 0.1)
-    model.rpn.head.cls_logits.weight.mul_(100)
-    model.roi_heads.box_predictor.cls_score.weight.mul_(20)
-    model.roi_heads.box_predictor.bbox_pred.weight.mul_(5)
+model = torch_model(num_classes=CLASSES, min_size=MIN, max_size=MAX, rpn_pre_nms_top_n_test=PRE,
+                    rpn_post_nms_top_n_test=POST, box_detections_per_img=DETS)
 model.eval()
-
-rng = np.random.default_rng(3)
-H, W = 200, 256
-img = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
-img[40:120, 60:180] = (200, 40, 40)  # some structure for the features
-timg = torch.tensor(img, dtype=torch.float32).permute(2, 0, 1) / 255.0
-
-tmp = tempfile.mkdtemp()
-pth, st = os.path.join(tmp, "m.pth"), os.path.join(tmp, "m.safetensors")
-torch.save(model.state_dict(), pth)
-env = dict(os.environ, SEGDA_BIN=os.path.join(build, "segda"))
-r = subprocess.run([sys.executable, os.path.join(root, "tools", "pth2safetensors.py"), pth, st], env=env,
-                   capture_output=True, text=True)
-report("converter auto-detects the detector", r.returncode == 0 and "maskrcnn-r50-fpn" in r.stdout,
-       r.stdout + r.stderr)
-
-det = ctypes.c_void_p()
-rc = lib.sd_detector_load(st.encode(), ctypes.byref(det))
-report("sd_detector_load", rc == 0, lib.sd_errmsg().decode())
-if rc:
+img, timg = test_image()
+H, W = img.shape[:2]
+det = segda_detector(model)
+if not det:
     sys.exit(summary())
 o = lib.sd_detector_options(det).contents
 o.min_size, o.max_size, o.rpn_pre_nms, o.rpn_post_nms, o.detections = MIN, MAX, PRE, POST, DETS

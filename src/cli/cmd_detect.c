@@ -1,0 +1,115 @@
+/* segda train --method detect: the detector's training task (options, the
+ * run directory, a progress line per step); the work is sd_detect_train. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "cli/files.h"
+#include "segda/detect.h"
+
+static void usage(FILE *f)
+{
+    sd_detect_train_opts d = sd_detect_train_opts_default();
+    fprintf(f,
+            "usage: segda train --method detect --data SPEC --out DIR [options]\n"
+            "\n"
+            "Trains the instance detector (Mask R-CNN R50-FPN as torchvision's\n"
+            "maskrcnn_resnet50_fpn, background + the 8 Cityscapes thing classes) on a\n"
+            "dataset with instance files, e.g. gta5:DIR/sim or gta5:DIR/simple from segda\n"
+            "synth. One image per forward; frozen BN; conv1 and layer1 frozen. Writes\n"
+            "DIR/detector.safetensors (weights, optimiser state, iteration) and\n"
+            "DIR/log.csv; give the file to segda predict/eval --detector.\n"
+            "  --data SPEC         training dataset (instance files required)\n"
+            "  --out DIR           run directory (created)\n"
+            "  --iters N           steps (default %lld)\n"
+            "  --batch N           images per step, losses averaged (default %d)\n"
+            "  --lr F              SGD learning rate (default %g)\n"
+            "  --momentum F        (default %g)\n"
+            "  --weight-decay F    (default %g)\n"
+            "  --warmup N          linear warm-up steps from lr/1000 (default %lld)\n"
+            "  --min-size N        short side of the network input (default %d)\n"
+            "  --max-size N        long side at most (default %d)\n"
+            "  --save-every N      checkpoint every N steps, and at the end (default %d)\n"
+            "  --init FILE         start from a detector file: tensors of matching shape\n"
+            "                      (converted COCO weights: all but the 91-class predictors)\n"
+            "  --resume            continue DIR/detector.safetensors\n"
+            "  --seed N            weights, sampling and image order (default %llu)\n",
+            (long long)d.iters, d.batch, d.lr, d.momentum, d.weight_decay, (long long)d.warmup_iters, d.det.min_size,
+            d.det.max_size, d.save_every, (unsigned long long)d.seed);
+}
+
+static void on_step(void *ctx, int64_t it, const float l[SD_DET_LOSSES], float lr)
+{
+    const int64_t *n = ctx;
+    float total = l[0] + l[1] + l[2] + l[3] + l[4];
+    printf("step %lld/%lld  loss %.4f  (objectness %.4f rpn_box %.4f classifier %.4f box %.4f mask %.4f)  lr %.3g\n",
+           (long long)it, (long long)*n, total, l[0], l[1], l[2], l[3], l[4], lr);
+    fflush(stdout);
+}
+
+int cli_detect_train(int argc, char **argv)
+{
+    enum { O_DATA = 256, O_OUT, O_ITERS, O_BATCH, O_LR, O_MOM, O_WD, O_WARM, O_MIN, O_MAX, O_SAVE, O_INIT, O_RESUME,
+           O_SEED, O_METHOD };
+    static const struct option lo[] = {
+        {"data", required_argument, 0, O_DATA},       {"out", required_argument, 0, O_OUT},
+        {"iters", required_argument, 0, O_ITERS},     {"batch", required_argument, 0, O_BATCH},
+        {"lr", required_argument, 0, O_LR},           {"momentum", required_argument, 0, O_MOM},
+        {"weight-decay", required_argument, 0, O_WD}, {"warmup", required_argument, 0, O_WARM},
+        {"min-size", required_argument, 0, O_MIN},    {"max-size", required_argument, 0, O_MAX},
+        {"save-every", required_argument, 0, O_SAVE}, {"init", required_argument, 0, O_INIT},
+        {"resume", no_argument, 0, O_RESUME},         {"seed", required_argument, 0, O_SEED},
+        {"method", required_argument, 0, O_METHOD},   {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    sd_detect_train_opts o = sd_detect_train_opts_default();
+    long n;
+    optind = 1;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        const char *bad = NULL;
+        switch (ch) {
+        case O_DATA: o.data = optarg; break;
+        case O_OUT: o.out_dir = optarg; break;
+        case O_ITERS: bad = cli_parse_long(optarg, 1, 100000000, &n) ? (o.iters = n, NULL) : "--iters"; break;
+        case O_BATCH: bad = cli_parse_int(optarg, 1, 1024, &o.batch) ? NULL : "--batch"; break;
+        case O_LR: bad = cli_parse_float(optarg, 1e-9f, 10.0f, &o.lr) ? NULL : "--lr"; break;
+        case O_MOM: bad = cli_parse_float(optarg, 0.0f, 0.999f, &o.momentum) ? NULL : "--momentum"; break;
+        case O_WD: bad = cli_parse_float(optarg, 0.0f, 1.0f, &o.weight_decay) ? NULL : "--weight-decay"; break;
+        case O_WARM: bad = cli_parse_long(optarg, 0, 100000000, &n) ? (o.warmup_iters = n, NULL) : "--warmup"; break;
+        case O_MIN: bad = cli_parse_int(optarg, 32, 4096, &o.det.min_size) ? NULL : "--min-size"; break;
+        case O_MAX: bad = cli_parse_int(optarg, 32, 8192, &o.det.max_size) ? NULL : "--max-size"; break;
+        case O_SAVE: bad = cli_parse_int(optarg, 0, 100000000, &o.save_every) ? NULL : "--save-every"; break;
+        case O_INIT: o.init = optarg; break;
+        case O_RESUME: o.resume = true; break;
+        case O_SEED: bad = cli_parse_seed(optarg, &o.seed) ? NULL : "--seed"; break;
+        case O_METHOD:
+            if (strcmp(optarg, "detect"))
+                return cli_usage_error("train", usage, "--method %s reached the detector trainer", optarg);
+            break;
+        case 'h': usage(stdout); return 0;
+        default: return cli_bad_option("train", usage, argv);
+        }
+        if (bad)
+            return cli_usage_error("train", usage, "%s '%s': out of range or not a number", bad, optarg);
+    }
+    if (optind < argc)
+        return cli_usage_error("train", usage, "unexpected argument '%s'", argv[optind]);
+    if (!o.data || !o.out_dir)
+        return cli_usage_error("train", usage, "--method detect needs --data SPEC and --out DIR");
+    if (o.det.max_size < o.det.min_size)
+        return cli_usage_error("train", usage, "--max-size %d is below --min-size %d", o.det.max_size,
+                               o.det.min_size);
+    if (sd_mkdir_p(o.out_dir))
+        return cli_fail("train");
+    o.on_step = on_step;
+    o.ctx = &o.iters;
+    float first = 0, last = 0;
+    if (sd_detect_train(&o, &first, &last))
+        return cli_fail("train");
+    printf("detector: %s/detector.safetensors (loss %.4f -> %.4f)\n", o.out_dir, first, last);
+    return 0;
+}
