@@ -10,6 +10,11 @@
 
 /* conv2d */
 const sd_conv_geom *sd_node_conv_geom(const sd_node *n);
+/* conv2d_fused: its geometry, the per-channel scale the frozen BN folded to
+ * (NULL: none) and the shift added after it (BN and bias folded; NULL: none),
+ * its activation (sd_act) and LeakyReLU slope; in[3] is the residual or NULL */
+bool sd_node_conv_fused(const sd_node *n, const sd_conv_geom **g, const float **scale, const float **shift,
+                        int *act, float *slope);
 /* max_pool2d, avg_pool2d, adaptive_avg_pool2d */
 const sd_pool_geom *sd_node_pool_geom(const sd_node *n);
 /* batch_norm: the per-channel mean and 1/sqrt(var + eps) it normalised

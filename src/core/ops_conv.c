@@ -310,3 +310,17 @@ const sd_conv_geom *sd_node_conv_geom(const sd_node *n)
 {
     return n && n->saved && !strcmp(n->op, "conv2d") ? &((const conv_saved *)n->saved)->g : NULL;
 }
+
+bool sd_node_conv_fused(const sd_node *n, const sd_conv_geom **g, const float **scale, const float **shift,
+                        int *act, float *slope)
+{
+    if (!n || !n->saved || strcmp(n->op, "conv2d_fused"))
+        return false;
+    const fused_saved *s = n->saved;
+    *g = &s->c.g;
+    *scale = s->scale;   /* (the fold is [scale | shift], both [cout]) */
+    *shift = s->scale ? s->scale + s->c.g.cout : n->in[2] ? (const float *)n->in[2]->data : NULL;
+    *act = (int)s->act;
+    *slope = s->slope;
+    return true;
+}

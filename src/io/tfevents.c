@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "io/protobuf.h"
 #include "segda/tfevents.h"
 
 struct sd_tb {
@@ -48,82 +49,7 @@ uint32_t sd_crc32c(uint32_t crc, const void *buf, size_t n)
 
 uint32_t sd_crc32c_mask(uint32_t crc) { return ((crc >> 15) | (crc << 17)) + 0xa282ead8u; }
 
-/* ---- a growing protobuf buffer ---- */
-
-typedef struct pb {
-    uint8_t *b;
-    size_t n, cap;
-    bool oom;
-} pb;
-
-static void pb_bytes(pb *p, const void *src, size_t n)
-{
-    if (p->oom)
-        return;
-    if (p->n + n > p->cap) {
-        size_t cap = p->cap ? p->cap : 64;
-        while (cap < p->n + n)
-            cap *= 2;
-        uint8_t *nb = realloc(p->b, cap);
-        if (!nb) {
-            p->oom = true;
-            return;
-        }
-        p->b = nb;
-        p->cap = cap;
-    }
-    memcpy(p->b + p->n, src, n);
-    p->n += n;
-}
-
-static void pb_varint(pb *p, uint64_t v)
-{
-    uint8_t t[10];
-    int n = 0;
-    do {
-        t[n] = (uint8_t)(v & 0x7f);
-        v >>= 7;
-        if (v)
-            t[n] |= 0x80;
-        n++;
-    } while (v);
-    pb_bytes(p, t, (size_t)n);
-}
-
-/* key = field << 3 | wire type (0 varint, 1 fixed64, 2 length-delimited, 5 fixed32) */
-static void pb_key(pb *p, int field, int wire) { pb_varint(p, (uint64_t)field << 3 | (uint64_t)wire); }
-
-static void pb_fixed(pb *p, int field, const void *le, int bytes)
-{
-    pb_key(p, field, bytes == 8 ? 1 : 5);
-    uint8_t t[8];
-    for (int i = 0; i < bytes; i++) /* little-endian whatever the host */
-        t[i] = (uint8_t)(bytes == 8 ? *(const uint64_t *)le >> (8 * i) : *(const uint32_t *)le >> (8 * i));
-    pb_bytes(p, t, (size_t)bytes);
-}
-
-static void pb_double(pb *p, int field, double v)
-{
-    uint64_t u;
-    memcpy(&u, &v, 8);
-    pb_fixed(p, field, &u, 8);
-}
-
-static void pb_float(pb *p, int field, float v)
-{
-    uint32_t u;
-    memcpy(&u, &v, 4);
-    pb_fixed(p, field, &u, 4);
-}
-
-static void pb_len(pb *p, int field, const void *data, size_t n)
-{
-    pb_key(p, field, 2);
-    pb_varint(p, n);
-    pb_bytes(p, data, n);
-}
-
-static void pb_msg(pb *p, int field, const pb *m) { pb_len(p, field, m->b, m->n); }
+typedef sd_pb pb;   /* (io/protobuf.h) */
 
 /* ---- records ---- */
 
@@ -138,11 +64,11 @@ static sd_status write_record(sd_tb *tb, const pb *ev)
     uint32_t c = sd_crc32c_mask(sd_crc32c(0, head, 8));
     for (int i = 0; i < 4; i++)
         head[8 + i] = (uint8_t)(c >> (8 * i));
-    uint32_t cd = sd_crc32c_mask(sd_crc32c(0, ev->b, ev->n));
+    uint32_t cd = sd_crc32c_mask(sd_crc32c(0, ev->d, ev->n));
     uint8_t tail[4];
     for (int i = 0; i < 4; i++)
         tail[i] = (uint8_t)(cd >> (8 * i));
-    if (fwrite(head, 1, 12, tb->f) != 12 || fwrite(ev->b, 1, ev->n, tb->f) != ev->n || fwrite(tail, 1, 4, tb->f) != 4)
+    if (fwrite(head, 1, 12, tb->f) != 12 || fwrite(ev->d, 1, ev->n, tb->f) != ev->n || fwrite(tail, 1, 4, tb->f) != 4)
         return sd_fail(SD_ERR_IO, "%s: write failed: %s", tb->path, strerror(errno));
     return SD_OK;
 }
@@ -159,13 +85,13 @@ static double wall_time(void)
 static sd_status write_event(sd_tb *tb, int64_t step, int field, const pb *body)
 {
     pb ev = {0};
-    pb_double(&ev, 1, wall_time());
-    pb_key(&ev, 2, 0);
-    pb_varint(&ev, (uint64_t)step);
-    pb_msg(&ev, field, body);
+    sd_pb_double(&ev, 1, wall_time());
+    sd_pb_key(&ev, 2, 0);
+    sd_pb_varint(&ev, (uint64_t)step);
+    sd_pb_msg(&ev, field, body);
     sd_status st = body->oom ? sd_fail(SD_ERR_NOMEM, "%s: out of memory encoding an event", tb->path)
                              : write_record(tb, &ev);
-    free(ev.b);
+    free(ev.d);
     return st;
 }
 
@@ -173,9 +99,9 @@ static sd_status write_event(sd_tb *tb, int64_t step, int field, const pb *body)
 static sd_status write_summary(sd_tb *tb, int64_t step, const pb *value)
 {
     pb sum = {0};
-    pb_msg(&sum, 1, value);
+    sd_pb_msg(&sum, 1, value);
     sd_status st = write_event(tb, step, 5, &sum);
-    free(sum.b);
+    free(sum.d);
     return st;
 }
 
@@ -220,7 +146,7 @@ sd_status sd_tb_open(sd_tb **out, const char *dir)
         return st;
     }
     static const char version[] = "brain.Event:2";
-    pb ver = {.b = (uint8_t *)version, .n = sizeof version - 1};
+    pb ver = {.d = (uint8_t *)version, .n = sizeof version - 1};
     st = write_event(tb, 0, 3, &ver);
     if (!st)
         st = sd_tb_flush(tb);
@@ -237,10 +163,10 @@ sd_status sd_tb_open(sd_tb **out, const char *dir)
 sd_status sd_tb_scalar(sd_tb *tb, const char *tag, int64_t step, double value)
 {
     pb v = {0};
-    pb_len(&v, 1, tag, strlen(tag));
-    pb_float(&v, 2, (float)value);
+    sd_pb_bytes(&v, 1, tag, strlen(tag));
+    sd_pb_float(&v, 2, (float)value);
     sd_status st = write_summary(tb, step, &v);
-    free(v.b);
+    free(v.d);
     return st;
 }
 
@@ -254,30 +180,30 @@ sd_status sd_tb_image(sd_tb *tb, const char *tag, int64_t step, const sd_image *
     if (st)
         return sd_fail_prefix(st, "%s: image '%s'", tb->path, tag);
     pb im = {0}, v = {0};
-    pb_key(&im, 1, 0);
-    pb_varint(&im, (uint64_t)img->h);
-    pb_key(&im, 2, 0);
-    pb_varint(&im, (uint64_t)img->w);
-    pb_key(&im, 3, 0);
-    pb_varint(&im, (uint64_t)img->c); /* 1 grey, 3 RGB, 4 RGBA: the proto's colorspace codes */
-    pb_len(&im, 4, png, n);
+    sd_pb_key(&im, 1, 0);
+    sd_pb_varint(&im, (uint64_t)img->h);
+    sd_pb_key(&im, 2, 0);
+    sd_pb_varint(&im, (uint64_t)img->w);
+    sd_pb_key(&im, 3, 0);
+    sd_pb_varint(&im, (uint64_t)img->c); /* 1 grey, 3 RGB, 4 RGBA: the proto's colorspace codes */
+    sd_pb_bytes(&im, 4, png, n);
     free(png);
-    pb_len(&v, 1, tag, strlen(tag));
-    pb_msg(&v, 4, &im);
+    sd_pb_bytes(&v, 1, tag, strlen(tag));
+    sd_pb_msg(&v, 4, &im);
     st = im.oom || v.oom ? sd_fail(SD_ERR_NOMEM, "%s: out of memory encoding image '%s'", tb->path, tag)
                          : write_summary(tb, step, &v);
-    free(im.b);
-    free(v.b);
+    free(im.d);
+    free(v.d);
     return st;
 }
 
 sd_status sd_tb_session_start(sd_tb *tb, int64_t step)
 {
     pb log = {0};
-    pb_key(&log, 1, 0);
-    pb_varint(&log, 1); /* SessionLog.status START */
+    sd_pb_key(&log, 1, 0);
+    sd_pb_varint(&log, 1); /* SessionLog.status START */
     sd_status st = write_event(tb, step, 6, &log);
-    free(log.b);
+    free(log.d);
     return st;
 }
 

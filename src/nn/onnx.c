@@ -13,80 +13,20 @@
 
 #include "core/node_info.h"
 #include "io/file.h"
+#include "io/protobuf.h"
+#include "segda/ops.h"
 #include "segda/api.h"
 #include "segda/onnx.h"
 
-/* ---- protobuf: varints and length-delimited fields into growable buffers ---- */
+/* ---- protobuf (io/protobuf.h) ---- */
 
-typedef struct pb {
-    uint8_t *d;
-    size_t n, cap;
-    bool oom;
-} pb;
-
-static void pb_raw(pb *b, const void *p, size_t len)
-{
-    if (b->oom)
-        return;
-    if (b->n + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + len)
-            cap *= 2;
-        uint8_t *d = realloc(b->d, cap);
-        if (!d) {
-            b->oom = true;
-            return;
-        }
-        b->d = d;
-        b->cap = cap;
-    }
-    memcpy(b->d + b->n, p, len);
-    b->n += len;
-}
-
-static void pb_varint(pb *b, uint64_t v)
-{
-    uint8_t buf[10];
-    int k = 0;
-    do {
-        buf[k] = (uint8_t)(v & 0x7f);
-        v >>= 7;
-        buf[k++] |= v ? 0x80 : 0;
-    } while (v);
-    pb_raw(b, buf, (size_t)k);
-}
-
-static void pb_int(pb *b, int field, int64_t v)
-{
-    pb_varint(b, (uint64_t)field << 3);
-    pb_varint(b, (uint64_t)v);
-}
-
-static void pb_bytes(pb *b, int field, const void *p, size_t len)
-{
-    pb_varint(b, (uint64_t)field << 3 | 2);
-    pb_varint(b, len);
-    pb_raw(b, p, len);
-}
-
-static void pb_str(pb *b, int field, const char *s)
-{
-    pb_bytes(b, field, s, strlen(s));
-}
-
-static void pb_float(pb *b, int field, float v)
-{
-    pb_varint(b, (uint64_t)field << 3 | 5);
-    pb_raw(b, &v, 4);   /* little-endian hosts only (x86-64, aarch64) */
-}
+typedef sd_pb pb;
 
 /* Appends sub as a message field and frees it. */
 static void pb_msg(pb *b, int field, pb *sub)
 {
-    b->oom |= sub->oom;
-    pb_bytes(b, field, sub->d ? sub->d : (uint8_t *)"", sub->n);
-    free(sub->d);
-    *sub = (pb){0};
+    sd_pb_msg(b, field, sub);
+    sd_pb_free(sub);
 }
 
 /* ---- ONNX messages (field numbers of onnx.proto) ---- */
@@ -99,15 +39,15 @@ enum { ATTR_FLOAT = 1, ATTR_INT = 2, ATTR_STRING = 3, ATTR_INTS = 7 };
 static void attr(pb *node, const char *name, int type, int n, const int64_t *ints, float f, const char *s)
 {
     pb a = {0};
-    pb_str(&a, 1, name);
+    sd_pb_str(&a, 1, name);
     if (type == ATTR_FLOAT)
-        pb_float(&a, 2, f);
+        sd_pb_float(&a, 2, f);
     else if (type == ATTR_STRING)
-        pb_str(&a, 4, s);
+        sd_pb_str(&a, 4, s);
     else
         for (int i = 0; i < n; i++)
-            pb_int(&a, type == ATTR_INT ? 3 : 8, ints[i]);
-    pb_int(&a, 20, type);
+            sd_pb_int(&a, type == ATTR_INT ? 3 : 8, ints[i]);
+    sd_pb_int(&a, 20, type);
     pb_msg(node, 5, &a);
 }
 
@@ -136,10 +76,10 @@ static void add_initializer(pb *graph, const char *name, int type, int ndim, con
 {
     pb t = {0};
     for (int i = 0; i < ndim; i++)
-        pb_int(&t, 1, dims[i]);
-    pb_int(&t, 2, type);
-    pb_str(&t, 8, name);
-    pb_bytes(&t, 9, data, bytes);
+        sd_pb_int(&t, 1, dims[i]);
+    sd_pb_int(&t, 2, type);
+    sd_pb_str(&t, 8, name);
+    sd_pb_bytes(&t, 9, data, bytes);
     pb_msg(graph, 5, &t);
 }
 
@@ -148,13 +88,13 @@ static void add_value_info(pb *graph, int field, const char *name, const sd_tens
     pb shape = {0}, tt = {0}, type = {0}, vi = {0};
     for (int d = 0; d < x->ndim; d++) {
         pb dim = {0};
-        pb_int(&dim, 1, x->shape[d]);
+        sd_pb_int(&dim, 1, x->shape[d]);
         pb_msg(&shape, 1, &dim);
     }
-    pb_int(&tt, 1, ONNX_FLOAT);
+    sd_pb_int(&tt, 1, ONNX_FLOAT);
     pb_msg(&tt, 2, &shape);
     pb_msg(&type, 1, &tt);
-    pb_str(&vi, 1, name);
+    sd_pb_str(&vi, 1, name);
     pb_msg(&vi, 2, &type);
     pb_msg(graph, field, &vi);
 }
@@ -240,6 +180,95 @@ static sd_status unsupported(const char *path, int i, const sd_node *n, const ch
     return sd_fail(SD_ERR_ARG, "%s: node %d, op '%s' (output %s): %s", path, i, n->op, sd_shape_str(n->out), why);
 }
 
+/* A NodeProto into the graph: inputs, output, name, op type, then the
+ * attributes already encoded in attrs (freed). Inputs may point into static
+ * buffers (const_i64): each is copied as it is written. */
+static void emit(exporter *e, const char *op, const char *const *ins, int n_ins, const char *out, const char *name,
+                 pb *attrs)
+{
+    pb head = {0};
+    for (int k = 0; k < n_ins; k++)
+        sd_pb_str(&head, 1, ins[k]);
+    sd_pb_str(&head, 2, out);
+    sd_pb_str(&head, 3, name);
+    sd_pb_str(&head, 4, op);
+    sd_pb_raw(&head, attrs->d, attrs->n);
+    head.oom |= attrs->oom;
+    sd_pb_free(attrs);
+    pb_msg(&e->graph, 1, &head);
+}
+
+static void conv_attrs(pb *node, const sd_conv_geom *g)
+{
+    attr_ints(node, "kernel_shape", 2, (int64_t[]){g->kh, g->kw});
+    attr_ints(node, "strides", 2, (int64_t[]){g->sh, g->sw});
+    attr_ints(node, "pads", 4, (int64_t[]){g->ph, g->pw, g->ph, g->pw});
+    attr_ints(node, "dilations", 2, (int64_t[]){g->dh, g->dw});
+    attr_int(node, "group", g->groups);
+}
+
+/* conv2d_fused as Conv (the frozen BN folded into its weights and bias),
+ * then Add of the residual and Relu / LeakyRelu, each when present. */
+static sd_status export_conv_fused(exporter *e, const char *path, const sd_node *n, const char *name,
+                                   const char *out_name)
+{
+    const sd_conv_geom *g;
+    const float *scale, *shift;
+    int act;
+    float slope;
+    if (!sd_node_conv_fused(n, &g, &scale, &shift, &act, &slope))
+        return sd_fail(SD_ERR_ARG, "%s: %s: no fused-convolution state", path, name);
+    const sd_tensor *w = n->in[1];
+    const char *base = w->name ? w->name : name;
+    char wn[200], bn[200], conv_out[96], add_out[96];
+    snprintf(wn, sizeof wn, "%s", input_name(e, w));
+    bn[0] = 0;
+    if (scale) {   /* W'[o] = W[o] * scale[o] */
+        float *fw = malloc(w->numel * sizeof *fw);
+        if (!fw)
+            return sd_fail(SD_ERR_NOMEM, "%s: out of memory", path);
+        size_t per = w->numel / (size_t)g->cout;
+        const float *src = w->data;
+        for (size_t k = 0; k < w->numel; k++)
+            fw[k] = src[k] * scale[k / per];
+        snprintf(wn, sizeof wn, "%s.export_fused_weight", base);
+        int64_t dims[SD_MAX_DIMS];
+        for (int d = 0; d < w->ndim; d++)
+            dims[d] = w->shape[d];
+        add_initializer(&e->graph, wn, ONNX_FLOAT, w->ndim, dims, fw, w->numel * sizeof(float));
+        free(fw);
+    }
+    if (scale && shift) {
+        snprintf(bn, sizeof bn, "%s.export_fused_bias", base);
+        const_f32(e, bn, g->cout, shift);
+    } else if (n->in[2]) {
+        snprintf(bn, sizeof bn, "%s", input_name(e, n->in[2]));
+    }
+    bool res = n->in[3] != NULL, has_act = act != SD_ACT_NONE;
+    snprintf(conv_out, sizeof conv_out, "%s.conv", name);
+    snprintf(add_out, sizeof add_out, "%s.add", name);
+    pb attrs = {0};
+    conv_attrs(&attrs, g);
+    const char *ins[3] = {input_name(e, n->in[0]), wn, bn};
+    char x_name[200];
+    snprintf(x_name, sizeof x_name, "%s", ins[0]);
+    ins[0] = x_name;
+    emit(e, "Conv", ins, bn[0] ? 3 : 2, res || has_act ? conv_out : out_name, conv_out, &attrs);
+    if (res) {
+        char r_name[200];
+        snprintf(r_name, sizeof r_name, "%s", input_name(e, n->in[3]));
+        const char *ai[2] = {conv_out, r_name};
+        emit(e, "Add", ai, 2, has_act ? add_out : out_name, add_out, &attrs);
+    }
+    if (has_act) {
+        const char *ai[1] = {res ? add_out : conv_out};
+        if (act == SD_ACT_LEAKY_RELU)
+            attr_float(&attrs, "alpha", slope);
+        emit(e, act == SD_ACT_LEAKY_RELU ? "LeakyRelu" : "Relu", ai, 1, out_name, name, &attrs);
+    }
+    return SD_OK;
+}
+
 /* One tape node as ONNX node(s). */
 static sd_status export_node(exporter *e, const char *path, int i, const sd_node *n, const char *out_name)
 {
@@ -250,6 +279,8 @@ static sd_status export_node(exporter *e, const char *path, int i, const sd_node
     const char *ins[5] = {0};
     int n_ins = 0;
     const sd_tensor *x = n->in[0];
+    if (!strcmp(n->op, "conv2d_fused"))
+        return export_conv_fused(e, path, n, name, out_name);
     if (!strcmp(n->op, "conv2d")) {
         const sd_conv_geom *g = sd_node_conv_geom(n);
         op = "Conv";
@@ -257,11 +288,7 @@ static sd_status export_node(exporter *e, const char *path, int i, const sd_node
         ins[n_ins++] = input_name(e, n->in[1]);
         if (n->in[2])
             ins[n_ins++] = input_name(e, n->in[2]);
-        attr_ints(&node, "kernel_shape", 2, (int64_t[]){g->kh, g->kw});
-        attr_ints(&node, "strides", 2, (int64_t[]){g->sh, g->sw});
-        attr_ints(&node, "pads", 4, (int64_t[]){g->ph, g->pw, g->ph, g->pw});
-        attr_ints(&node, "dilations", 2, (int64_t[]){g->dh, g->dw});
-        attr_int(&node, "group", g->groups);
+        conv_attrs(&node, g);
     } else if (!strcmp(n->op, "batch_norm")) {
         const float *mean, *invstd;
         bool batch;
@@ -306,11 +333,11 @@ static sd_status export_node(exporter *e, const char *path, int i, const sd_node
         op = "BatchNormalization";
         attr_float(&node, "epsilon", 0.0f);
         /* (pb_str copies the names before the buffers above go out of scope) */
-        pb_str(&node, 4, op);
+        sd_pb_str(&node, 4, op);
         for (int k = 0; k < n_ins; k++)
-            pb_str(&node, 1, ins[k]);
-        pb_str(&node, 2, out_name);
-        pb_str(&node, 3, name);
+            sd_pb_str(&node, 1, ins[k]);
+        sd_pb_str(&node, 2, out_name);
+        sd_pb_str(&node, 3, name);
         pb_msg(&e->graph, 1, &node);
         return SD_OK;
     } else if (!strcmp(n->op, "max_pool2d") || !strcmp(n->op, "avg_pool2d")) {
@@ -389,17 +416,7 @@ static sd_status export_node(exporter *e, const char *path, int i, const sd_node
         for (int k = 0; k < n->n_in; k++)
             ins[n_ins++] = input_name(e, n->in[k]);
     }
-    /* inputs may point into static buffers (const_i64): copy each as it is written */
-    pb head = {0};
-    for (int k = 0; k < n_ins; k++)
-        pb_str(&head, 1, ins[k]);
-    pb_str(&head, 2, out_name);
-    pb_str(&head, 3, name);
-    pb_str(&head, 4, op);
-    pb_raw(&head, node.d ? node.d : (uint8_t *)"", node.n);
-    head.oom |= node.oom;
-    free(node.d);
-    pb_msg(&e->graph, 1, &head);
+    emit(e, op, ins, n_ins, out_name, name, &node);
     return SD_OK;
 }
 
@@ -439,19 +456,19 @@ sd_status sd_model_export_onnx(sd_model *m, sd_norm norm, int w, int h, const ch
         st = sd_fail(SD_ERR_ARG, "%s: the logits are not computed from the input on the tape", path);
     if (!st) {
         add_value_info(&e.graph, 12, "logits", out.logits);
-        pb_str(&e.graph, 2, o->name);
+        sd_pb_str(&e.graph, 2, o->name);
         pb model = {0}, opset = {0}, meta = {0};
-        pb_int(&model, 1, 7);   /* IR version 7: opset 13's */
-        pb_str(&model, 2, "segda");
-        pb_str(&model, 3, SD_VERSION);
+        sd_pb_int(&model, 1, 7);   /* IR version 7: opset 13's */
+        sd_pb_str(&model, 2, "segda");
+        sd_pb_str(&model, 3, SD_VERSION);
         pb_msg(&model, 7, &e.graph);
-        pb_str(&opset, 1, "");
-        pb_int(&opset, 2, 13);
+        sd_pb_str(&opset, 1, "");
+        sd_pb_int(&opset, 2, 13);
         pb_msg(&model, 8, &opset);
         const char *kv[3][2] = {{"segda.model", o->name}, {"segda.norm", sd_norm_name(norm)}, {NULL, NULL}};
         for (int k = 0; kv[k][0]; k++) {
-            pb_str(&meta, 1, kv[k][0]);
-            pb_str(&meta, 2, kv[k][1]);
+            sd_pb_str(&meta, 1, kv[k][0]);
+            sd_pb_str(&meta, 2, kv[k][1]);
             pb_msg(&model, 14, &meta);
         }
         if (model.oom) {
