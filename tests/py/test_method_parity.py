@@ -211,6 +211,17 @@ def lr_poly(base, i, n):
     return base * ((1 - float(i) / n) ** 0.9)
 
 
+def poly_lrs(ctx, i, opt, opt_main, opt_aux):
+    """Poly lr of iteration i for the network (its second group, the head,
+    at 10x) and the discriminators; gradients zeroed."""
+    for o, base in ((opt, ctx.lr), (opt_main, ctx.lr_d), (opt_aux, ctx.lr_d)):
+        if o is not None:
+            o.param_groups[0]["lr"] = lr_poly(base, i, ITERS)
+            if len(o.param_groups) > 1:
+                o.param_groups[1]["lr"] = 10 * lr_poly(base, i, ITERS)
+            o.zero_grad()
+
+
 def interp(x):
     return F.interpolate(x, size=(H, W), mode="bilinear", align_corners=True)
 
@@ -264,12 +275,7 @@ def step_adaptseg(ctx, i, multi, ls, lam_main, lam_aux):
     gan = nn.MSELoss() if ls else nn.BCEWithLogitsLoss()
     seg = nn.CrossEntropyLoss(ignore_index=255)
     opt.zero_grad()
-    for o, base in ((opt, ctx.lr), (opt_main, ctx.lr_d), (opt_aux, ctx.lr_d)):
-        if o is not None:
-            o.param_groups[0]["lr"] = lr_poly(base, i, ITERS)
-            if len(o.param_groups) > 1:
-                o.param_groups[1]["lr"] = 10 * lr_poly(base, i, ITERS)
-            o.zero_grad()
+    poly_lrs(ctx, i, opt, opt_main, opt_aux)
     ds = [d for d in (d_main, d_aux) if d is not None]
     for d in ds:
         for p in d.parameters():
@@ -312,12 +318,7 @@ def step_advent(ctx, i, multi, adv, lam_main, lam_aux):
     model, opt, d_main, d_aux, opt_main, opt_aux = ctx
     (xs, ys), (xt, _) = ctx.data["src"], ctx.data["tgt"]
     bce = nn.BCEWithLogitsLoss()
-    for o, base in ((opt, ctx.lr), (opt_main, ctx.lr_d), (opt_aux, ctx.lr_d)):
-        if o is not None:
-            o.param_groups[0]["lr"] = lr_poly(base, i, ITERS)
-            if len(o.param_groups) > 1:
-                o.param_groups[1]["lr"] = 10 * lr_poly(base, i, ITERS)
-            o.zero_grad()
+    poly_lrs(ctx, i, opt, opt_main, opt_aux)
     ds = [d for d in (d_main, d_aux) if d is not None]
     for d in ds:
         for p in d.parameters():
