@@ -260,6 +260,27 @@ static void test_cli(void)
     /* iIoU: car over both images; image 2's car D and no crowd-weighting (crowds have no instance) */
     CHECK(out && strstr(out, "iIoU (instance-weighted IoU"));
     free(out);
+    /* the same iIoU in --json and --csv: the printed car value, the mean */
+    rc = test_sh("%s eval --pred '%s/sem' --data 'cityscapes:%s/cs:val' --json '%s/r.json' --csv '%s/r.csv' --quiet "
+                 "> '%s' 2>&1", bin, root, root, root, root, log);
+    out = test_slurp(log, NULL);
+    char path[600];
+    snprintf(path, sizeof path, "%s/r.json", root);
+    char *js = test_slurp(path, NULL);
+    snprintf(path, sizeof path, "%s/r.csv", root);
+    char *cv = test_slurp(path, NULL);
+    /* the iIoU table's row: name, person, rider, car, ... */
+    const char *row = out ? strstr(out, "bike  iIoU\n") : NULL;
+    double car_iiou = -1;
+    if (row)
+        sscanf(row + 11, "%*s %*s %*s %lf", &car_iiou);
+    const char *jc = js ? strstr(js, "\"class_iiou\": {\"person\": ") : NULL;
+    const char *jcar = jc ? strstr(jc, "\"car\": ") : NULL;
+    double j_car = jcar ? atof(jcar + 7) : -2;
+    CHECK_MSG(rc == 0 && car_iiou >= 0 && fabs(100 * j_car - car_iiou) < 0.051 && js && strstr(js, "\"iiou\": 0."),
+              "printed car iIoU %g, json %g: %s", car_iiou, j_car, out ? out : "");
+    CHECK(cv && strstr(cv, ",iiou_car,") && strstr(cv, ",iiou\n"));
+    free(out), free(js), free(cv);
     /* fused: image 1's prediction with the instance masks painted over it */
     rc = test_sh("%s eval --instances '%s/inst' --pred '%s/sem' --fuse-out '%s/fused' --data 'cityscapes:%s/cs:val' "
                  "--quiet > '%s' 2>&1", bin, root, root, root, root, log);

@@ -112,6 +112,11 @@ typedef struct sd_eval_setup {
 typedef struct sd_eval_row {
     const char *name;
     sd_eval_result r;
+    /* the 8 thing classes' iIoU (person .. bicycle, fractions, NAN absent)
+     * and their mean, where the dataset has instance files (eval_inst.h);
+     * has_iiou false: not computed (--csv/--json leave them out / null) */
+    bool has_iiou;
+    double iiou[8], iiou_mean;
 } sd_eval_row;
 
 /* The protocol block: protocol, resolution, align_corners, images. */

@@ -248,14 +248,18 @@ static sd_status eval_checkpoint(const sd_dataset *ds, const char *path, sd_gen 
     return st;
 }
 
-/* The iIoU table under the IoU table (dataset with instance files). */
-static void print_iiou(const sd_eval_row *rows, const sd_confusion *cms, const sd_iiou *iiou, int n)
+/* The iIoU table under the IoU table (dataset with instance files); the
+ * values also go into rows (--csv/--json). */
+static void print_iiou(sd_eval_row *rows, const sd_confusion *cms, const sd_iiou *iiou, int n)
 {
     const char *names[MAX_SETS];
     double v[MAX_SETS][SD_NUM_THING_CLASSES], mean[MAX_SETS];
     for (int d = 0; d < n; d++) {
         names[d] = rows[d].name;
         sd_iiou_compute(&iiou[d], &cms[d], v[d], &mean[d]);
+        rows[d].has_iiou = true;
+        memcpy(rows[d].iiou, v[d], sizeof v[d]);
+        rows[d].iiou_mean = mean[d];
     }
     printf("\n");
     sd_iiou_table_write(stdout, n, names, (const double(*)[SD_NUM_THING_CLASSES])v, mean);

@@ -207,6 +207,13 @@ sd_status sd_eval_csv_write(const char *path, const sd_eval_row *rows, int n_row
     fputs(",miou_19,miou_16,miou_13,miou_camvid,pixel_accuracy,mean_accuracy", f);
     for (int k = 0; k < SD_NUM_CATEGORIES; k++)
         fprintf(f, ",%s", sd_category_names[k]);
+    bool iiou = false;   /* iIoU columns when any row has them (empty where absent) */
+    for (int r = 0; r < n_rows; r++)
+        iiou |= rows[r].has_iiou;
+    for (int c = 0; c < 8 && iiou; c++)
+        fprintf(f, ",iiou_%s", sd_class_names[11 + c]);
+    if (iiou)
+        fputs(",iiou", f);
     fputc('\n', f);
     for (int r = 0; r < n_rows; r++) {
         const sd_eval_result *e = &rows[r].r;
@@ -219,6 +226,8 @@ sd_status sd_eval_csv_write(const char *path, const sd_eval_row *rows, int n_row
         csv_num(f, e->mean_accuracy);
         for (int k = 0; k < SD_NUM_CATEGORIES; k++)
             csv_num(f, e->category_iou[k]);
+        for (int c = 0; c < 9 && iiou; c++)
+            csv_num(f, !rows[r].has_iiou ? NAN : c < 8 ? rows[r].iiou[c] : rows[r].iiou_mean);
         fputc('\n', f);
     }
     return close_tmp(f, tmp, path);
@@ -295,7 +304,18 @@ sd_status sd_eval_json_write(const char *path, const sd_eval_setup *s, const sd_
             fputs(": ", f);
             sd_json_num(f, e->category_iou[k], 15);
         }
-        fputs("}}", f);
+        fputs("},\n     \"iiou\": ", f);
+        sd_json_num(f, rows[r].has_iiou ? rows[r].iiou_mean : NAN, 15);
+        fputs(", \"class_iiou\": ", f);
+        if (!rows[r].has_iiou)
+            fputs("null", f);
+        for (int c = 0; c < 8 && rows[r].has_iiou; c++) {
+            fputs(c ? ", " : "{", f);
+            sd_json_str(f, sd_class_names[11 + c]);
+            fputs(": ", f);
+            sd_json_num(f, rows[r].iiou[c], 15);
+        }
+        fputs(rows[r].has_iiou ? "}}" : "}", f);
     }
     fputs(n_rows ? "\n  ]\n}\n" : "]\n}\n", f);
     return close_tmp(f, tmp, path);

@@ -164,11 +164,13 @@ def compare(got, want, what):
 def check_shape(doc):
     ok = set(doc) == {"protocol", "images", "models"} and isinstance(doc["images"], int)
     keys = {"name", "miou_19", "miou_16", "miou_13", "miou_camvid", "pixel_accuracy", "mean_accuracy",
-            "class_iou", "category_iou"}
+            "class_iou", "category_iou", "iiou", "class_iiou"}
     for m in doc.get("models", []):
         ok &= set(m) == keys
         ok &= list(m["class_iou"]) == CLASS_NAMES and list(m["category_iou"]) == CATEGORIES
-        vals = [m[k] for k in keys - {"name", "class_iou", "category_iou"}]
+        # no instance files in this fixture: the iIoU fields are null
+        ok &= m["iiou"] is None and m["class_iiou"] is None
+        vals = [m[k] for k in keys - {"name", "class_iou", "category_iou", "class_iiou"}]
         vals += list(m["class_iou"].values()) + list(m["category_iou"].values())
         ok &= all(v is None or (isinstance(v, float) or isinstance(v, int)) and 0 <= v <= 1 for v in vals)
     ok &= isinstance(doc["protocol"], dict) and doc["protocol"].get("name") == "mIoU-19"
