@@ -4,7 +4,8 @@
 # libsvm, FFTW3 (FDA's spectra), LAPACKE (the gap tool's PCA, over
 # OpenBLAS's LAPACK), FFmpeg's libavformat/libavcodec/libswscale/libavutil
 # (video in `segda predict`; optional at build time).
-# Test-only: python3-torch and python3-numpy (PyTorch parity checks);
+# Test-only: python3-torch, python3-torchvision and python3-numpy (PyTorch and
+# torchvision parity checks);
 # python3-pip, python3-setuptools and python3-wheel (`pip install ./python`
 # offline in tests/py/test_python_pkg.py); pkg-config (tests/test_install.sh).
 # `tools/deps.sh fuzz` adds what `make fuzz` needs: clang, its libFuzzer and
@@ -30,7 +31,7 @@
 set -eu
 pkgs=(build-essential libdnnl-dev libopenblas-dev libpng-dev libjpeg62-turbo-dev liblinear-dev libsvm-dev
       libfftw3-dev liblapacke-dev libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
-      python3-torch python3-numpy python3-pip python3-setuptools python3-wheel pkg-config)
+      python3-torch python3-torchvision python3-numpy python3-pip python3-setuptools python3-wheel pkg-config)
 for group in "$@"; do
   case $group in
     fuzz) pkgs+=(clang libclang-rt-dev libomp-dev) ;;
