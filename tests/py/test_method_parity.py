@@ -222,6 +222,14 @@ def poly_lrs(ctx, i, opt, opt_main, opt_aux):
             o.zero_grad()
 
 
+def set_requires_grad(modules, flag):
+    """The discriminators frozen (False) while the network's losses run
+    through them, trainable (True) for their own step."""
+    for d in modules:
+        for p in d.parameters():
+            p.requires_grad = flag
+
+
 def interp(x):
     return F.interpolate(x, size=(H, W), mode="bilinear", align_corners=True)
 
@@ -277,9 +285,7 @@ def step_adaptseg(ctx, i, multi, ls, lam_main, lam_aux):
     opt.zero_grad()
     poly_lrs(ctx, i, opt, opt_main, opt_aux)
     ds = [d for d in (d_main, d_aux) if d is not None]
-    for d in ds:
-        for p in d.parameters():
-            p.requires_grad = False
+    set_requires_grad(ds, False)
     p2, p1 = model(normalize(xs))
     p2 = interp(p2)
     loss = seg(p2, ys)
@@ -298,9 +304,7 @@ def step_adaptseg(ctx, i, multi, ls, lam_main, lam_aux):
     backward(ctx, "adapt", loss)
     if ctx.probe is not None:
         return
-    for d in ds:
-        for p in d.parameters():
-            p.requires_grad = True
+    set_requires_grad(ds, True)
     pairs = [(d_main, p2, t2)] + ([(d_aux, p1, t1)] if multi else [])
     for d, ps, _ in pairs:
         o = d(F.softmax(ps.detach(), dim=1))
@@ -320,9 +324,7 @@ def step_advent(ctx, i, multi, adv, lam_main, lam_aux):
     bce = nn.BCEWithLogitsLoss()
     poly_lrs(ctx, i, opt, opt_main, opt_aux)
     ds = [d for d in (d_main, d_aux) if d is not None]
-    for d in ds:
-        for p in d.parameters():
-            p.requires_grad = False
+    set_requires_grad(ds, False)
     ps_main, ps_aux = model(normalize(xs))
     ps_main = interp(ps_main)
     loss = F.cross_entropy(ps_main, ys, ignore_index=255)
@@ -351,9 +353,7 @@ def step_advent(ctx, i, multi, adv, lam_main, lam_aux):
     backward(ctx, "adapt", loss)
     if ctx.probe is not None:
         return
-    for d in ds:
-        for p in d.parameters():
-            p.requires_grad = True
+    set_requires_grad(ds, True)
     pairs = [(d_aux, ps_aux, pt_aux)] if multi else []
     pairs.append((d_main, ps_main, pt_main))
     for d, ps, _ in pairs:
