@@ -239,6 +239,33 @@ static void TEST_resume_keeps_finished_runs(void)
     free(after);
 }
 
+/* --rows after the runs above: only the named rows of --full and the rows
+ * they start from (fda-ssl's pseudo-labels come from the three fda rows),
+ * every run kept from the earlier demo. */
+static void TEST_rows_subset(void)
+{
+    char cmd[1024], path[512];
+    snprintf(cmd, sizeof cmd,
+             "%s demo --out %s --rows fda-ssl --seeds 1 --pretrain-iters 3 --iters 2 --adapt-iters 2 --jobs 2 "
+             "--threads 1 --no-gap --resume > %s/demo4.out 2> %s/demo4.err",
+             bin, dir, dir, dir);
+    CHECK(system(cmd) == 0);
+    snprintf(path, sizeof path, "%s/results.json", dir);
+    char *json = test_slurp(path, NULL);
+    static const char *want[] = {"oracle", "source-only", "fda", "fda-b01", "fda-b09", "fda-ssl"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        CHECK_MSG(json && entry(json, want[i]), "row %s missing", want[i]);
+    CHECK(json && !entry(json, "road") && !entry(json, "adabn") && !entry(json, "taskgan-a0"));
+    free(json);
+    snprintf(path, sizeof path, "%s/demo4.err", dir);
+    char *err = test_slurp(path, NULL);
+    CHECK_MSG(count(err, "kept from an earlier run") == 7, "%d runs kept, expected 7 (6 rows + source-base)",
+              count(err, "kept from an earlier run"));
+    free(err);
+    snprintf(cmd, sizeof cmd, "%s demo --out %s/x --rows fda-ssl,no-such-row 2>/dev/null", bin, dir);
+    CHECK(WEXITSTATUS(system(cmd)) == 2);
+}
+
 static void TEST_bad_usage(void)
 {
     char cmd[600];
@@ -276,6 +303,7 @@ int main(void)
     }
     RUN(TEST_full_tiny);
     RUN(TEST_resume_keeps_finished_runs);
+    RUN(TEST_rows_subset);
     RUN(TEST_bad_usage);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

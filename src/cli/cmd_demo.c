@@ -84,6 +84,8 @@ static void usage(FILE *f)
             "  --adapt-lr X       LR from source-base (default 0.0025)\n"
             "  --seeds N          seeds per method (default 1; --full 3)\n"
             "  --methods LIST     comma-separated methods instead of the default set\n"
+            "  --rows LIST        only these rows of --full (comma-separated row names; oracle,\n"
+            "                     source-only and the rows they start from are kept)\n"
             "  --jobs N           runs at once (default: cores, at most 4)\n"
             "  --threads N        threads per run (default: cores / jobs)\n"
             "  --no-gap           skip the domain-gap measures\n"
@@ -858,6 +860,43 @@ static int demo_full_extra_rows(demo_run *runs, int nr)
     return nr;
 }
 
+/* --rows: keeps oracle, source-only, the named rows and, transitively, the
+ * rows they name with "@row"; the order of the --full table is kept.
+ * Returns the new count, or -1 naming an unknown row. */
+static int demo_keep_rows(demo_run *runs, int nr, const char *list)
+{
+    bool keep[DEMO_MAX_ROWS] = {false};
+    keep[0] = keep[1] = true;   /* oracle, source-only */
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", list);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int k = 0;
+        while (k < nr && strcmp(runs[k].name, tok))
+            k++;
+        if (k == nr)
+            return sd_fail(SD_ERR_ARG, "'%s' is not a row of --full", tok), -1;
+        keep[k] = true;
+    }
+    for (bool grew = true; grew;) {
+        grew = false;
+        for (int i = 0; i < nr; i++)
+            for (int e = 0; keep[i] && e < runs[i].n_extra; e++)
+                for (int k = 0; k < nr; k++) {
+                    const char *at = strstr(runs[i].extra[e], "@");
+                    size_t n = strlen(runs[k].name);
+                    for (; at; at = strstr(at + 1, "@"))
+                        if (!keep[k] && !strncmp(at + 1, runs[k].name, n) && (at[1 + n] == ',' || !at[1 + n]))
+                            keep[k] = grew = true;
+                }
+    }
+    int n = 0;
+    for (int i = 0; i < nr; i++)
+        if (keep[i])
+            runs[n++] = runs[i];
+    return n;
+}
+
 int cli_demo(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -868,10 +907,11 @@ int cli_demo(int argc, char **argv)
         {"lr", required_argument, NULL, 'l'},      {"adapt-lr", required_argument, NULL, 'L'},
         {"no-gap", no_argument, NULL, 'G'},        {"help", no_argument, NULL, 'h'},
         {"pretrain-iters", required_argument, NULL, 'p'}, {"resume", no_argument, NULL, 'R'},
+        {"rows", required_argument, NULL, 'r'},
         {"precision", required_argument, NULL, 'P'}, {"device", required_argument, 0, 'D'},
         {NULL, 0, NULL, 0},
     };
-    const char *out = "demo-out", *methods = NULL, *lr = "0.01", *adapt_lr = "0.0025", *precision = "f32";
+    const char *out = "demo-out", *methods = NULL, *only_rows = NULL, *lr = "0.01", *adapt_lr = "0.0025", *precision = "f32";
     bool full = false, gap = true, resume = false;
     int iters = 0, adapt_iters = 0, seeds = 0, threads = 0, par = 0, pretrain_iters = DEMO_PRETRAIN_ITERS, c;
     optind = 1;
@@ -892,6 +932,7 @@ int cli_demo(int argc, char **argv)
         case 'a': DEMO_INT("--adapt-iters", 0, 100000000, adapt_iters); break;
         case 's': DEMO_INT("--seeds", 0, 1000, seeds); break;
         case 'm': methods = optarg; break;
+        case 'r': only_rows = optarg; full = true; break;
         case 't': DEMO_INT("--threads", 0, 4096, threads); break;
         case 'j': DEMO_INT("--jobs", 0, 4096, par); break;
         case 'l':
@@ -1014,6 +1055,8 @@ int cli_demo(int argc, char **argv)
         nr = add_run(runs, nr, "finetune-75", "finetune", 1, "target-labels=75");
         nr = add_run(runs, nr, "finetune-200", "finetune", 1, "target-labels=200");
         nr = demo_full_extra_rows(runs, nr);
+        if (only_rows && (nr = demo_keep_rows(runs, nr, only_rows)) < 0)
+            return cli_usage_error("demo", usage, "--rows '%s': %s", only_rows, sd_errmsg());
     }
 
     double t_start = sd_time_now();
