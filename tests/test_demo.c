@@ -55,7 +55,7 @@ static void TEST_full_tiny(void)
                                  "selftrain-cbst", "selftrain-stuff", "selftrain-mt", "finetune-75",  "finetune-200",
                                  /* issue 18's lambda sweep, issue 19's rows */
                                  "adaptseg-x10", "adaptseg-x100", "advent-x10", "advent-x100", "feature-adv-x10",
-                                 "feature-adv-x100", "road-x10", "road-x100", "scratch-source", "taskgan-a0",
+                                 "feature-adv-x100", "road-x10", "road-x100", "bn-control-bs", "adaptseg-bs", "advent-bs", "scratch-source", "taskgan-a0",
                                  "taskgan-1pct", "taskgan-5pct", "taskgan-25pct", "taskgan-100pct",
                                  "scratch-ft-1pct", "scratch-ft-5pct", "scratch-ft-25pct", "scratch-ft-100pct"};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -218,7 +218,7 @@ static void TEST_resume_keeps_finished_runs(void)
     CHECK(system(cmd) == 0);
     snprintf(path, sizeof path, "%s/demo2.err", dir);
     char *err = test_slurp(path, NULL);
-    CHECK_MSG(count(err, "kept from an earlier run") == 44, "%d runs kept, expected 44 (43 rows + source-base)",
+    CHECK_MSG(count(err, "kept from an earlier run") == 47, "%d runs kept, expected 47 (46 rows + source-base)",
               count(err, "kept from an earlier run"));
     free(err);
     snprintf(cmd, sizeof cmd, "rm -rf %s/runs/fda-s1", dir);
@@ -227,7 +227,7 @@ static void TEST_resume_keeps_finished_runs(void)
     CHECK(system(cmd) == 0);
     snprintf(path, sizeof path, "%s/demo3.err", dir);
     err = test_slurp(path, NULL);
-    CHECK(count(err, "kept from an earlier run") == 43);
+    CHECK(count(err, "kept from an earlier run") == 46);
     CHECK(count(err, "started fda (seed 1") == 1);
     free(err);
     snprintf(path, sizeof path, "%s/results.json", dir);

@@ -836,6 +836,13 @@ static int demo_full_extra_rows(demo_run *runs, int nr)
     nr = add_run(runs, nr, "feature-adv-x100", "feature-adv", 1, "lambda-adv=1");
     nr = add_run(runs, nr, "road-x10", "road", 2, "lambda-dist=1", "lambda-spatial=0.1");
     nr = add_run(runs, nr, "road-x100", "road", 2, "lambda-dist=10", "lambda-spatial=1");
+    /* the official code's BN mode (model.train(), affine frozen: batch
+     * statistics) for AdaptSegNet and ADVENT, against the control in the same
+     * mode; the demo's other rows train BN */
+    nr = add_run(runs, nr, "bn-control-bs", "advent", 5, "mode=minent", "lambda-ent=0", "lambda-ent-aux=0",
+                 "levels=single", "bn=batch-stats");
+    nr = add_run(runs, nr, "adaptseg-bs", "adaptseg", 1, "bn=batch-stats");
+    nr = add_run(runs, nr, "advent-bs", "advent", 2, "mode=advent", "bn=batch-stats");
     /* (not minent and bn-control: they stay bit-identical to the default set's rows) */
     for (int i = 0; i < nr; i++) {
         bool minent = false;
