@@ -30,6 +30,9 @@
 #define SD_META_METHOD "method"
 #define SD_META_CONFIG "config"          /* the training config, as text */
 #define SD_META_FORMAT "format"          /* "segda" for files segda wrote; "pt" for converted ones */
+#define SD_META_DET_MIN_SIZE "det_min_size" /* detector input: short side */
+#define SD_META_DET_MAX_SIZE "det_max_size" /* detector input: long side at most */
+#define SD_META_DET_ANCHOR "det_anchor_size" /* detector anchors on P2 (doubling per level) */
 
 /* ---- writing ---- */
 typedef struct sd_ckpt_writer {

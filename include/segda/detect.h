@@ -28,6 +28,7 @@
 typedef struct sd_detector_opts {
     int classes;                   /* including background: 91 (COCO), 9 (background + 8 Cityscapes things) */
     int min_size, max_size;        /* resize: 800 / 1333 */
+    int anchor_size;               /* anchor side on P2, doubling per level to P6: 32 (32..512) */
     int rpn_pre_nms, rpn_post_nms; /* proposals kept per level before NMS / in all after (test): 1000 / 1000 */
     int rpn_pre_nms_train, rpn_post_nms_train; /* 2000 / 2000 */
     float rpn_nms;                 /* 0.7 */
@@ -54,6 +55,10 @@ sd_status sd_detector_create(const sd_detector_opts *o, uint64_t seed, sd_detect
  * network's file is SD_ERR_FORMAT naming the file and what was expected. */
 sd_status sd_detector_load(const char *path, sd_detector **out);
 sd_status sd_detector_save(sd_detector *d, const char *path);
+/* The metadata of a detector file: model, classes, norm, format and the
+ * input and anchor sizes (read back by sd_detector_load). */
+struct sd_ckpt_writer;
+sd_status sd_detector_write_meta(const sd_detector *d, struct sd_ckpt_writer *w);
 /* The thresholds and sizes in use; callers may change them between calls
  * (classes excepted). */
 sd_detector_opts *sd_detector_options(sd_detector *d);

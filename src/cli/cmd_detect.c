@@ -31,13 +31,18 @@ static void usage(FILE *f)
             "  --warmup N          linear warm-up steps from lr/1000 (default %lld)\n"
             "  --min-size N        short side of the network input (default %d)\n"
             "  --max-size N        long side at most (default %d)\n"
+            "  --anchor-size N     anchor side on P2, doubled per level to P6 (default %d:\n"
+            "                      32..512 as torchvision's; the benchmark's 256x128 images\n"
+            "                      at --min-size 128: 8, see tools/measure_detect.sh)\n"
+            "  --box-batch N       proposals sampled per image for the box head, a quarter\n"
+            "                      of them positive at most (default %d)\n"
             "  --save-every N      checkpoint every N steps, and at the end (default %d)\n"
             "  --init FILE         start from a detector file: tensors of matching shape\n"
             "                      (converted COCO weights: all but the 91-class predictors)\n"
             "  --resume            continue DIR/detector.safetensors\n"
             "  --seed N            weights, sampling and image order (default %llu)\n",
             (long long)d.iters, d.batch, d.lr, d.momentum, d.weight_decay, (long long)d.warmup_iters, d.det.min_size,
-            d.det.max_size, d.save_every, (unsigned long long)d.seed);
+            d.det.max_size, d.det.anchor_size, d.det.box_batch, d.save_every, (unsigned long long)d.seed);
 }
 
 static void on_step(void *ctx, int64_t it, const float l[SD_DET_LOSSES], float lr)
@@ -52,7 +57,7 @@ static void on_step(void *ctx, int64_t it, const float l[SD_DET_LOSSES], float l
 int cli_detect_train(int argc, char **argv)
 {
     enum { O_DATA = 256, O_OUT, O_ITERS, O_BATCH, O_LR, O_MOM, O_WD, O_WARM, O_MIN, O_MAX, O_SAVE, O_INIT, O_RESUME,
-           O_SEED, O_METHOD };
+           O_SEED, O_METHOD, O_ANCHOR, O_BOXB };
     static const struct option lo[] = {
         {"data", required_argument, 0, O_DATA},       {"out", required_argument, 0, O_OUT},
         {"iters", required_argument, 0, O_ITERS},     {"batch", required_argument, 0, O_BATCH},
@@ -62,6 +67,7 @@ int cli_detect_train(int argc, char **argv)
         {"save-every", required_argument, 0, O_SAVE}, {"init", required_argument, 0, O_INIT},
         {"resume", no_argument, 0, O_RESUME},         {"seed", required_argument, 0, O_SEED},
         {"method", required_argument, 0, O_METHOD},   {"help", no_argument, 0, 'h'},
+        {"anchor-size", required_argument, 0, O_ANCHOR}, {"box-batch", required_argument, 0, O_BOXB},
         {0, 0, 0, 0},
     };
     sd_detect_train_opts o = sd_detect_train_opts_default();
@@ -82,6 +88,8 @@ int cli_detect_train(int argc, char **argv)
         case O_WARM: bad = cli_parse_long(optarg, 0, 100000000, &n) ? (o.warmup_iters = n, NULL) : "--warmup"; break;
         case O_MIN: bad = cli_parse_int(optarg, 32, 4096, &o.det.min_size) ? NULL : "--min-size"; break;
         case O_MAX: bad = cli_parse_int(optarg, 32, 8192, &o.det.max_size) ? NULL : "--max-size"; break;
+        case O_ANCHOR: bad = cli_parse_int(optarg, 1, 4096, &o.det.anchor_size) ? NULL : "--anchor-size"; break;
+        case O_BOXB: bad = cli_parse_int(optarg, 1, 100000, &o.det.box_batch) ? NULL : "--box-batch"; break;
         case O_SAVE: bad = cli_parse_int(optarg, 0, 100000000, &o.save_every) ? NULL : "--save-every"; break;
         case O_INIT: o.init = optarg; break;
         case O_RESUME: o.resume = true; break;

@@ -75,13 +75,12 @@ static sd_status save(sd_detector *d, sd_optim *opt, int64_t it, const char *pat
     sd_status st = sd_ckpt_writer_add_params(&w, "", sd_detector_params(d));
     if (!st)
         st = sd_ckpt_writer_add_optim(&w, opt, "opt:", "opt_steps");
-    const char *meta[][2] = {{SD_META_MODEL, SD_DETECTOR_MODEL}, {SD_META_NORM, "imagenet"}, {SD_META_FORMAT, "segda"},
-                             {SD_META_METHOD, "detect"}, {SD_META_ITER, buf}};
-    for (int i = 0; i < 5 && !st; i++)
-        st = sd_ckpt_writer_set_meta(&w, meta[i][0], meta[i][1]);
-    snprintf(buf, sizeof buf, "%d", sd_detector_options(d)->classes);
     if (!st)
-        st = sd_ckpt_writer_set_meta(&w, SD_META_CLASSES, buf);
+        st = sd_detector_write_meta(d, &w); /* model, classes, input and anchor sizes */
+    if (!st)
+        st = sd_ckpt_writer_set_meta(&w, SD_META_METHOD, "detect");
+    if (!st)
+        st = sd_ckpt_writer_set_meta(&w, SD_META_ITER, buf);
     if (!st)
         st = sd_ckpt_writer_save(&w, path);
     sd_ckpt_writer_free(&w);

@@ -20,7 +20,7 @@ static const float rpn_weights[4] = {1, 1, 1, 1}, roi_weights[4] = {10, 10, 5, 5
 sd_detector_opts sd_detector_opts_default(int classes)
 {
     sd_detector_opts o = {
-        .classes = classes, .min_size = 800, .max_size = 1333, .rpn_pre_nms = 1000, .rpn_post_nms = 1000,
+        .classes = classes, .min_size = 800, .max_size = 1333, .anchor_size = 32, .rpn_pre_nms = 1000, .rpn_post_nms = 1000,
         .rpn_pre_nms_train = 2000, .rpn_post_nms_train = 2000, .rpn_nms = 0.7f, .score_thresh = 0.05f,
         .nms = 0.5f, .detections = 100, .mask_thresh = 0.5f, .rpn_batch = 256, .rpn_pos_frac = 0.5f,
         .box_batch = 512, .box_pos_frac = 0.25f,
@@ -120,9 +120,9 @@ static sd_status detector_build(const sd_detector_opts *o, sd_detector **out)
     *out = NULL;
     if (o->classes < 2 || o->classes > 1000)
         return sd_fail(SD_ERR_ARG, "detector: %d classes: expected 2..1000 (background included)", o->classes);
-    if (o->min_size < 32 || o->max_size < o->min_size)
-        return sd_fail(SD_ERR_ARG, "detector: min_size %d, max_size %d: expected 32 <= min_size <= max_size",
-                       o->min_size, o->max_size);
+    if (o->min_size < 32 || o->max_size < o->min_size || o->anchor_size < 1 || o->anchor_size > 4096)
+        return sd_fail(SD_ERR_ARG, "detector: min_size %d, max_size %d, anchor_size %d: expected 32 <= min_size <= "
+                       "max_size and an anchor size in 1..4096", o->min_size, o->max_size, o->anchor_size);
     sd_detector *d = calloc(1, sizeof *d);
     if (!d)
         return sd_fail(SD_ERR_NOMEM, "detector: out of memory");
@@ -238,6 +238,14 @@ sd_status sd_detector_load(const char *path, sd_detector **out)
     if (!cv && k >= 0)
         classes = (int)c.st.tensors[k].shape[0];
     sd_detector_opts o = sd_detector_opts_default(classes);
+    /* the input and anchor sizes it was trained at (files without them: torchvision's) */
+    const char *keys[3] = {SD_META_DET_MIN_SIZE, SD_META_DET_MAX_SIZE, SD_META_DET_ANCHOR};
+    int *vals[3] = {&o.min_size, &o.max_size, &o.anchor_size};
+    for (int i = 0; i < 3; i++) {
+        const char *v = sd_ckpt_meta(&c, keys[i]);
+        if (v)
+            *vals[i] = atoi(v);
+    }
     sd_detector *d = NULL;
     if (!(st = detector_build(&o, &d)))
         st = sd_ckpt_load_params(&c, "", &d->params, true, NULL);
@@ -252,21 +260,30 @@ sd_status sd_detector_load(const char *path, sd_detector **out)
     return st;
 }
 
+sd_status sd_detector_write_meta(const sd_detector *d, sd_ckpt_writer *w)
+{
+    const char *keys[4] = {SD_META_CLASSES, SD_META_DET_MIN_SIZE, SD_META_DET_MAX_SIZE, SD_META_DET_ANCHOR};
+    int vals[4] = {d->o.classes, d->o.min_size, d->o.max_size, d->o.anchor_size};
+    sd_status st = sd_ckpt_writer_set_meta(w, SD_META_MODEL, SD_DETECTOR_MODEL);
+    if (!st)
+        st = sd_ckpt_writer_set_meta(w, SD_META_NORM, "imagenet");
+    if (!st)
+        st = sd_ckpt_writer_set_meta(w, SD_META_FORMAT, "segda");
+    char buf[16];
+    for (int i = 0; i < 4 && !st; i++) {
+        snprintf(buf, sizeof buf, "%d", vals[i]);
+        st = sd_ckpt_writer_set_meta(w, keys[i], buf);
+    }
+    return st;
+}
+
 sd_status sd_detector_save(sd_detector *d, const char *path)
 {
     sd_ckpt_writer w;
     sd_ckpt_writer_init(&w);
-    char buf[16];
-    snprintf(buf, sizeof buf, "%d", d->o.classes);
     sd_status st = sd_ckpt_writer_add_params(&w, "", &d->params);
     if (!st)
-        st = sd_ckpt_writer_set_meta(&w, SD_META_MODEL, SD_DETECTOR_MODEL);
-    if (!st)
-        st = sd_ckpt_writer_set_meta(&w, SD_META_CLASSES, buf);
-    if (!st)
-        st = sd_ckpt_writer_set_meta(&w, SD_META_NORM, "imagenet");
-    if (!st)
-        st = sd_ckpt_writer_set_meta(&w, SD_META_FORMAT, "segda");
+        st = sd_detector_write_meta(d, &w);
     if (!st)
         st = sd_ckpt_writer_save(&w, path);
     sd_ckpt_writer_free(&w);
@@ -290,15 +307,36 @@ static sd_tensor *block_fwd(nn_ctx *c, const det_block *k, sd_tensor *x)
     return nn_relu(c, nn_add(c, y, id));
 }
 
+/* x [rows][cols] -> [cols][rows], a gather of single elements (the op
+ * registry has no transpose; gather has forward, backward and CUDA). */
+static sd_tensor *transpose2(nn_ctx *c, sd_tensor *x, int rows, int cols)
+{
+    int32_t *idx = x ? malloc((size_t)rows * cols * sizeof *idx) : NULL;
+    if (!idx)
+        return x ? sd_tape_fail(c->t, SD_ERR_NOMEM, "detector: out of memory transposing %dx%d", rows, cols) : NULL;
+    for (int j = 0; j < cols; j++)
+        for (int i = 0; i < rows; i++)
+            idx[(size_t)j * rows + i] = i * cols + j;
+    sd_tensor *y = sd_gather(c->t, x, rows * cols, idx, 1);
+    free(idx);
+    return y ? sd_reshape(c->t, y, 2, (int[]){cols, rows}) : NULL;
+}
+
+/* y = x W^T + b for x [k][in]. As one 1x1 convolution of a single image
+ * whose k pixels are the rows ([1, in, k, 1]): one GEMM with the weights
+ * packed once. A batch of k 1x1 images would be k matrix-vector products,
+ * each repacking the whole weight matrix (fc6 is 1024 x 12544): that was
+ * most of a training step at the benchmark's size. */
 sd_tensor *det_linear_fwd(nn_ctx *c, const det_linear *l, sd_tensor *x, bool relu)
 {
     if (!x)
         return NULL;
     int k = x->shape[0];
-    sd_tensor *x4 = sd_reshape(c->t, x, 4, (int[]){k, l->in, 1, 1});
+    sd_tensor *xt = transpose2(c, x, k, l->in);
+    sd_tensor *x4 = xt ? sd_reshape(c->t, xt, 4, (int[]){1, l->in, k, 1}) : NULL;
     sd_tensor *w4 = sd_reshape(c->t, l->w, 4, (int[]){l->out, l->in, 1, 1});
-    sd_tensor *y = sd_conv2d(c->t, x4, w4, l->b, sd_conv_opts_default());
-    y = sd_reshape(c->t, y, 2, (int[]){k, l->out});
+    sd_tensor *y = x4 ? sd_conv2d(c->t, x4, w4, l->b, sd_conv_opts_default()) : NULL;
+    y = y ? transpose2(c, y, l->out, k) : NULL;
     return relu ? nn_relu(c, y) : y;
 }
 
@@ -354,8 +392,9 @@ sd_status det_rpn_head(sd_detector *d, nn_ctx *c, sd_tensor *feat[5], det_rpn_ou
 }
 
 /* Anchors of every level for a padded input in_h x in_w: [total][4], with
- * the per-level counts; strides by integer division as torchvision's. */
-float *det_anchors(const det_rpn_out *r, int in_h, int in_w, int counts[5])
+ * the per-level counts; sides size << level (torchvision: 32..512), strides
+ * by integer division as torchvision's. */
+float *det_anchors(const det_rpn_out *r, int in_h, int in_w, int size, int counts[5])
 {
     size_t total = 0;
     for (int l = 0; l < 5; l++) {
@@ -369,7 +408,7 @@ float *det_anchors(const det_rpn_out *r, int in_h, int in_w, int counts[5])
     }
     size_t off = 0;
     for (int l = 0; l < 5; l++) {
-        sd_box_anchors(r->h[l], r->w[l], in_h / r->h[l], in_w / r->w[l], (float)(32 << l), 3, anchor_ratios,
+        sd_box_anchors(r->h[l], r->w[l], in_h / r->h[l], in_w / r->w[l], (float)(size << l), 3, anchor_ratios,
                        a + off * 4);
         off += (size_t)counts[l];
     }
@@ -652,7 +691,7 @@ static sd_status run_predict(sd_detector *d, const uint8_t *rgb, int w, int h, s
             tr->feat_w[l] = feat[l]->shape[3];
             tr->feat[l] = det_host_copy(feat[l]);
         }
-    if (!(anchors = det_anchors(&rpn, x->shape[2], x->shape[3], counts)) || (st = det_rpn_host(&rpn, &logits, &deltas)))
+    if (!(anchors = det_anchors(&rpn, x->shape[2], x->shape[3], d->o.anchor_size, counts)) || (st = det_rpn_host(&rpn, &logits, &deltas)))
         goto fail;
     n_props = det_proposals(d, false, anchors, counts, logits, deltas, img_h, img_w, &props);
     if (n_props < 0)

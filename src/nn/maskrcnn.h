@@ -44,7 +44,7 @@ sd_tensor *det_input(sd_detector *d, sd_tape *t, const uint8_t *rgb, int w, int 
 /* FPN P2..P6 of x. */
 sd_status det_features(sd_detector *d, nn_ctx *c, sd_tensor *x, sd_tensor *feat[5]);
 sd_status det_rpn_head(sd_detector *d, nn_ctx *c, sd_tensor *feat[5], det_rpn_out *r);
-float *det_anchors(const det_rpn_out *r, int in_h, int in_w, int counts[5]);
+float *det_anchors(const det_rpn_out *r, int in_h, int in_w, int size, int counts[5]);
 sd_status det_rpn_host(const det_rpn_out *r, float **logits, float **deltas);
 /* RPN proposals (filter_proposals); returns their count (-1 on failure). */
 int det_proposals(const sd_detector *d, bool training, const float *anchors, const int counts[5], const float *logits,

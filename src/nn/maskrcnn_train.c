@@ -181,7 +181,7 @@ sd_status sd_detector_backward(sd_detector *d, const uint8_t *rgb, int w, int h,
         gt[4 * i + 2] = tg->boxes[4 * i + 2] * rw;
         gt[4 * i + 3] = tg->boxes[4 * i + 3] * rh;
     }
-    if (!(anchors = det_anchors(&rpn, x->shape[2], x->shape[3], counts)) || (st = det_rpn_host(&rpn, &logits, &deltas)))
+    if (!(anchors = det_anchors(&rpn, x->shape[2], x->shape[3], d->o.anchor_size, counts)) || (st = det_rpn_host(&rpn, &logits, &deltas)))
         goto done;
     int n_anchors = counts[0] + counts[1] + counts[2] + counts[3] + counts[4];
     if ((st = rpn_losses(d, t, &m, &rpn, anchors, n_anchors, gt, n_gt, rng, &loss[SD_DET_LOSS_OBJECTNESS],
