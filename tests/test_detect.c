@@ -80,11 +80,15 @@ static void test_save_load_and_wrong_files(void)
     if (!d)
         return;
     const char *det_path = test_path(dir, "det.safetensors"), *seg_path = test_path(dir, "seg.safetensors");
+    sd_detector_options(d)->anchor_size = 8; /* the input and anchor sizes travel with the file */
     CHECK_OK(sd_detector_save(d, det_path));
     sd_detector *e = NULL;
     CHECK_OK(sd_detector_load(det_path, &e));
     if (e) {
-        CHECK(sd_detector_options(e)->classes == 9);
+        const sd_detector_opts *eo = sd_detector_options(e);
+        CHECK(eo->classes == 9);
+        CHECK_MSG(eo->min_size == 64 && eo->max_size == 96 && eo->anchor_size == 8, "loaded sizes %d %d %d",
+                  eo->min_size, eo->max_size, eo->anchor_size);
         sd_params *a = sd_detector_params(d), *b = sd_detector_params(e);
         bool same = a->n == b->n;
         for (int g = 0; same && g < a->n_groups; g++)
@@ -117,6 +121,33 @@ static void test_save_load_and_wrong_files(void)
     CHECK(sd_detector_backward(d, im, 40, 30, &t, NULL, 1.0f, l) == SD_ERR_DATA);
     CHECK_ERR_HAS("label 9");
     free(im);
+    sd_detector_free(d);
+}
+
+/* An image without instances (a training target with none, a blank image at
+ * inference): the background-only losses, no box or mask loss, no crash. */
+static void test_empty_image(void)
+{
+    sd_detector *d = small_detector();
+    if (!d)
+        return;
+    int w = 48, h = 32;
+    uint8_t *im = test_image(w, h), *blank = calloc((size_t)w * h * 3, 1);
+    sd_detector_target t = {0, NULL, NULL, NULL};
+    sd_rng r = sd_rng_fork(5, 0);
+    float l[SD_DET_LOSSES];
+    CHECK_OK(sd_detector_backward(d, im, w, h, &t, &r, 1.0f, l));
+    CHECK_MSG(isfinite(l[SD_DET_LOSS_OBJECTNESS]) && l[SD_DET_LOSS_OBJECTNESS] > 0 &&
+              isfinite(l[SD_DET_LOSS_CLASSIFIER]) && l[SD_DET_LOSS_CLASSIFIER] > 0,
+              "objectness %g classifier %g", l[SD_DET_LOSS_OBJECTNESS], l[SD_DET_LOSS_CLASSIFIER]);
+    CHECK_MSG(l[SD_DET_LOSS_RPN_BOX] == 0 && l[SD_DET_LOSS_BOX] == 0 && l[SD_DET_LOSS_MASK] == 0,
+              "rpn_box %g box %g mask %g", l[SD_DET_LOSS_RPN_BOX], l[SD_DET_LOSS_BOX], l[SD_DET_LOSS_MASK]);
+    sd_detections res;
+    CHECK_OK(sd_detector_predict(d, blank, w, h, &res));
+    CHECK(res.w == w && res.h == h && res.n >= 0 && res.n <= 10);
+    sd_detections_free(&res);
+    free(im);
+    free(blank);
     sd_detector_free(d);
 }
 
@@ -198,6 +229,7 @@ int main(void)
     test_sh("rm -rf %s && mkdir -p %s", dir, dir);
     RUN(test_predict_shapes);
     RUN(test_save_load_and_wrong_files);
+    RUN(test_empty_image);
     RUN(test_train_loss_falls_and_resumes);
     test_sh("rm -rf %s", dir);
     TESTS_DONE();

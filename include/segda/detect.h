@@ -28,7 +28,6 @@
 typedef struct sd_detector_opts {
     int classes;                   /* including background: 91 (COCO), 9 (background + 8 Cityscapes things) */
     int min_size, max_size;        /* resize: 800 / 1333 */
-    int anchor_size;               /* anchor side on P2, doubling per level to P6: 32 (32..512) */
     int rpn_pre_nms, rpn_post_nms; /* proposals kept per level before NMS / in all after (test): 1000 / 1000 */
     int rpn_pre_nms_train, rpn_post_nms_train; /* 2000 / 2000 */
     float rpn_nms;                 /* 0.7 */
@@ -40,6 +39,7 @@ typedef struct sd_detector_opts {
     float rpn_pos_frac;            /* at most this fraction positive: 0.5 */
     int box_batch;                 /* training: proposals sampled per image: 512 */
     float box_pos_frac;            /* 0.25 */
+    int anchor_size;               /* anchor side on P2, doubling per level to P6: 32 (32..512) */
 } sd_detector_opts;
 
 /* torchvision's defaults for `classes` classes (background included). */
