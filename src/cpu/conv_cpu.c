@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "cpu/dnnl.h"
 #include "cpu/kernels.h"
@@ -29,12 +30,21 @@
 static _Thread_local float *scratch;
 static _Thread_local size_t scratch_cap;
 
+/* On 2 MiB boundaries and offered to transparent huge pages, as the CPU
+ * backend's large buffers (backend_cpu.c): the GEMMs stream through it. */
+#define SCRATCH_ALIGN ((size_t)2 << 20)
+
 static float *scratch_get(size_t n)
 {
     if (n > scratch_cap) {
         free(scratch);
-        scratch = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+        size_t bytes = (n * sizeof(float) + SCRATCH_ALIGN - 1) / SCRATCH_ALIGN * SCRATCH_ALIGN;
+        scratch = aligned_alloc(SCRATCH_ALIGN, bytes);
         scratch_cap = scratch ? n : 0;
+#ifdef MADV_HUGEPAGE
+        if (scratch)
+            madvise(scratch, bytes, MADV_HUGEPAGE);
+#endif
     }
     return scratch;
 }
@@ -133,8 +143,9 @@ static void col2im(const sd_conv_geom *g, const float *col, int r0, int r1, floa
                     const float *s = src + (size_t)(r - r0) * ow;
                     float *d = dst + (size_t)ih * g->w + off;
                     if (g->sw == 1) {
+#pragma omp simd
                         for (int o = lo; o < hi; o++)
-                            d[o] += s[o];
+                            d[o] += s[o]; /* element-wise: vector adds give the same bits */
                     } else {
                         for (int o = lo; o < hi; o++)
                             d[o * g->sw] += s[o];
