@@ -2,7 +2,6 @@
  * sd_cpu_<name>), what it supports, and host-memory storage. Kernels live in
  * the other files of src/cpu/. */
 #include <pthread.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -37,40 +36,10 @@ static pthread_mutex_t map_mu = PTHREAD_MUTEX_INITIALIZER;
 static mapped *maps;
 static int n_maps, cap_maps;
 
-/* Mappings of at least HUGE_MIN start on a 2 MiB boundary and are offered
- * to transparent huge pages (MADV_HUGEPAGE; where THP is off it is a no-op):
- * a step's activations and gradients then take one page fault per 2 MiB
- * instead of one per 4 KiB, and the GEMMs that read them miss the TLB less.
- * Only where memory lives changes, never what is computed. */
-#define HUGE_PAGE ((size_t)2 << 20)
-#define HUGE_MIN ((size_t)4 << 20)
-
-static void *map_anon(size_t bytes)
-{
-    if (bytes < HUGE_MIN) {
-        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        return p == MAP_FAILED ? NULL : p;
-    }
-    size_t len = (bytes + 4095) / 4096 * 4096; /* munmap's addresses must be page-aligned */
-    char *raw = mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED)
-        return NULL;
-    char *p = (char *)(((uintptr_t)raw + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
-    size_t head = (size_t)(p - raw), tail = HUGE_PAGE - head;
-    if (head)
-        munmap(raw, head);
-    if (tail)
-        munmap(p + len, tail);
-#ifdef MADV_HUGEPAGE
-    madvise(p, bytes, MADV_HUGEPAGE);
-#endif
-    return p;
-}
-
 static void *map_new(size_t bytes)
 {
-    void *p = map_anon(bytes);
-    if (!p)
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
         return NULL;
     pthread_mutex_lock(&map_mu);
     if (n_maps == cap_maps) {

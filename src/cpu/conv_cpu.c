@@ -20,7 +20,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "cpu/dnnl.h"
 #include "cpu/kernels.h"
@@ -30,21 +29,12 @@
 static _Thread_local float *scratch;
 static _Thread_local size_t scratch_cap;
 
-/* On 2 MiB boundaries and offered to transparent huge pages, as the CPU
- * backend's large buffers (backend_cpu.c): the GEMMs stream through it. */
-#define SCRATCH_ALIGN ((size_t)2 << 20)
-
 static float *scratch_get(size_t n)
 {
     if (n > scratch_cap) {
         free(scratch);
-        size_t bytes = (n * sizeof(float) + SCRATCH_ALIGN - 1) / SCRATCH_ALIGN * SCRATCH_ALIGN;
-        scratch = aligned_alloc(SCRATCH_ALIGN, bytes);
+        scratch = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
         scratch_cap = scratch ? n : 0;
-#ifdef MADV_HUGEPAGE
-        if (scratch)
-            madvise(scratch, bytes, MADV_HUGEPAGE);
-#endif
     }
     return scratch;
 }
