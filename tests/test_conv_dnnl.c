@@ -284,6 +284,37 @@ static void test_bf16_is_f32_on_rounded_inputs(void)
     sd_cpu_conv_impl_set(SD_CPU_CONV_AUTO);
 }
 
+/* SEGDA_CONV=hybrid's rule (conv_dnnl.c): oneDNN for the classifier heads
+ * and the narrow 3x3 layers, im2col for 1x1, wide, transposed convs and
+ * tiny-Cin backward; the default (AUTO) is untouched by it on a CPU without
+ * native bf16. Shapes are DeepLab's at 512x256 and the discriminator's. */
+static void test_hybrid_rule(void)
+{
+    const struct {
+        geo q;
+        bool bwd, transposed, want;
+    } cases[] = {
+        {{1, 2048, 33, 65, 19, 3, 3, 1, 1, 6, 6, 6, 6, 1}, true, false, true},      /* ASPP branch */
+        {{1, 64, 128, 256, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1}, false, false, true},     /* layer1 3x3 */
+        {{1, 19, 256, 512, 64, 4, 4, 2, 2, 1, 1, 1, 1, 1}, true, false, true},      /* discriminator conv1 */
+        {{1, 256, 33, 65, 256, 3, 3, 1, 1, 2, 2, 2, 2, 1}, false, false, false},    /* wide dilated layer3 */
+        {{1, 256, 33, 65, 1024, 1, 1, 1, 1, 0, 0, 1, 1, 1}, false, false, false},   /* 1x1 */
+        {{1, 3, 321, 321, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1}, true, false, false},      /* tiny Cin backward */
+        {{1, 3, 321, 321, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1}, false, false, true},      /* ... its forward */
+        {{1, 64, 64, 64, 32, 4, 4, 2, 2, 1, 1, 1, 1, 1}, false, true, false},       /* transposed */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sd_conv_geom g = geom(&cases[i].q, SD_DTYPE_F32);
+        sd_cpu_conv_impl_set(SD_CPU_CONV_HYBRID);
+        bool got = sd_cpu_dnnl_conv_wanted(&g, cases[i].bwd, cases[i].transposed);
+        CHECK_MSG(got == cases[i].want, "case %zu: hybrid wants oneDNN = %d, expected %d", i, got, cases[i].want);
+        sd_cpu_conv_impl_set(SD_CPU_CONV_AUTO);
+        if (!sd_cpu_bf16_supported())
+            CHECK_MSG(!sd_cpu_dnnl_conv_wanted(&g, cases[i].bwd, cases[i].transposed),
+                      "case %zu: the default path left im2col", i);
+    }
+}
+
 int main(void)
 {
     sd_log_set_level(0);
@@ -292,5 +323,6 @@ int main(void)
     RUN(test_dnnl_concurrent_calls);
     RUN(test_bf16_round);
     RUN(test_bf16_is_f32_on_rounded_inputs);
+    RUN(test_hybrid_rule);
     TESTS_DONE();
 }

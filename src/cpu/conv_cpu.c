@@ -133,8 +133,9 @@ static void col2im(const sd_conv_geom *g, const float *col, int r0, int r1, floa
                     const float *s = src + (size_t)(r - r0) * ow;
                     float *d = dst + (size_t)ih * g->w + off;
                     if (g->sw == 1) {
+#pragma omp simd
                         for (int o = lo; o < hi; o++)
-                            d[o] += s[o];
+                            d[o] += s[o]; /* element-wise: vector adds give the same bits */
                     } else {
                         for (int o = lo; o < hi; o++)
                             d[o * g->sw] += s[o];

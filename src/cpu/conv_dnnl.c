@@ -409,8 +409,8 @@ bool sd_cpu_bf16_supported(void)
  * so blocked is the default. Two reruns at load 5-7 agreed on every
  * direction above except the rows marked even. With native bf16 every groups == 1 conv goes to
  * oneDNN: f32 sgemm cannot use the bf16 units (not measurable here). */
-/* SEGDA_CONV=im2col|onednn overrides the rule for a whole process, so
- * `segda bench` can time the im2col path it replaced (before/after). */
+/* SEGDA_CONV=im2col|onednn|hybrid overrides the rule for a whole process,
+ * so `segda bench` can time the im2col path it replaced (before/after). */
 static pthread_once_t env_once = PTHREAD_ONCE_INIT;
 static void read_env(void)
 {
@@ -419,6 +419,23 @@ static void read_env(void)
         impl_mode = SD_CPU_CONV_IM2COL;
     else if (e && !strcmp(e, "onednn"))
         impl_mode = SD_CPU_CONV_DNNL;
+    else if (e && !strcmp(e, "hybrid"))
+        impl_mode = SD_CPU_CONV_HYBRID;
+}
+
+/* SEGDA_CONV=hybrid, opt-in because it changes results in the last bits:
+ * oneDNN where the per-conv table above has it clearly ahead on AVX2 (few
+ * output channels: the classifier heads and ASPP branches, 2048->19 took
+ * 184 / 356 ms against 263 / 717; 3x3 convs of up to 128 channels: VGG's
+ * and ResNet's first stages), im2col + OpenBLAS for the wide and 1x1
+ * layers, transposed convs and tiny-Cin backward, where oneDNN was even or
+ * slower. The whole-step numbers are in the README (Speed). */
+static bool hybrid_wanted(const sd_conv_geom *g, bool backward, bool transposed)
+{
+    bool pointwise = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+    if (transposed || pointwise || (backward && g->cin < 8))
+        return false;
+    return g->cout <= 32 || (g->cin <= 128 && g->cout <= 128);
 }
 
 bool sd_cpu_dnnl_conv_wanted(const sd_conv_geom *g, bool backward, bool transposed)
@@ -431,6 +448,8 @@ bool sd_cpu_dnnl_conv_wanted(const sd_conv_geom *g, bool backward, bool transpos
         return false;
     case SD_CPU_CONV_DNNL:
         return true;
+    case SD_CPU_CONV_HYBRID:
+        return hybrid_wanted(g, backward, transposed);
     default:
         break;
     }

@@ -21,6 +21,10 @@ typedef enum sd_cpu_conv_impl {
     SD_CPU_CONV_AUTO = 0,
     SD_CPU_CONV_IM2COL,
     SD_CPU_CONV_DNNL,
+    /* opt-in (SEGDA_CONV=hybrid): oneDNN for the convs where its AVX2
+     * kernels measured faster, im2col for the rest; changes the last bits
+     * of results against the default (sd_cpu_dnnl_conv_wanted). */
+    SD_CPU_CONV_HYBRID,
 } sd_cpu_conv_impl;
 void sd_cpu_conv_impl_set(sd_cpu_conv_impl impl);
 sd_cpu_conv_impl sd_cpu_conv_impl_get(void);
