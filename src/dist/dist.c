@@ -106,20 +106,21 @@ static double now_s(void)
  * blocking calls spin at 100% CPU, which on a machine whose cores are all
  * busy (ranks of 1 thread each, other jobs) takes the CPU from the very rank
  * being waited for. It spins for the first SPIN_S seconds (a collective whose
- * ranks arrive together), then sleeps 5 us doubling to at most MAX_SLEEP_NS
- * between polls (the thread's timer slack is set to 1 us at start, so a sleep
- * is not stretched by the default 50 us): a wait overshoots its end by at
- * most about that, which matters for SyncBN's many short collectives.
+ * ranks arrive together), then sleeps half the time waited so far (5 us to
+ * MAX_SLEEP_NS) between polls: a wait overshoots its end by at most half its
+ * length and 1 ms, with few wake-ups (each costs CPU that a busy machine's
+ * other work needs); the thread's timer slack is set to 1 us at start, so
+ * short sleeps are not stretched by the default 50 us (SyncBN's many short
+ * collectives).
  * SEGDA_DIST_SPIN=1 polls without sleeping (cores of its own for every rank).
  * After g_timeout seconds it gives up: TIMED_OUT, r[i] != MPI_REQUEST_NULL
  * for the requests still open (a rank that hangs; a dead one makes Open MPI
  * end the job first). */
 #define SPIN_S 20e-6
-#define MAX_SLEEP_NS 200000
+#define MAX_SLEEP_NS 1000000
 static bool g_spin;
 static int wait_all(int n, MPI_Request *r)
 {
-    long ns = 0;
     double t0 = now_s(), t;
     g_st[g_kind].waits++;
     for (;;) {
@@ -138,7 +139,8 @@ static int wait_all(int n, MPI_Request *r)
         }
         if (g_spin)
             continue;
-        ns = ns ? (2 * ns < MAX_SLEEP_NS ? 2 * ns : MAX_SLEEP_NS) : 5000;
+        long ns = (long)(0.5e9 * t);
+        ns = ns < 5000 ? 5000 : ns > MAX_SLEEP_NS ? MAX_SLEEP_NS : ns;
         struct timespec ts = {0, ns};
         nanosleep(&ts, NULL);
     }
@@ -263,15 +265,18 @@ sd_status sd_dist_init(int *argc, char ***argv)
 
 static void print_stats(void)
 {
-    struct rusage ru;
+    struct rusage ru, me;
     getrusage(RUSAGE_SELF, &ru);
-    double cpu = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
-                 1e-6 * (double)ru.ru_stime.tv_usec, wait = 0;
+    getrusage(RUSAGE_THREAD, &me);   /* (the main thread: the one that computes and calls MPI) */
+#define RU_S(u) ((double)(u).ru_utime.tv_sec + 1e-6 * (double)(u).ru_utime.tv_usec + (double)(u).ru_stime.tv_sec + \
+                 1e-6 * (double)(u).ru_stime.tv_usec)
+    double wait = 0;
     for (int k = 0; k < ST_KINDS; k++)
         wait += g_st[k].wait_s;
-    fprintf(stderr, "dist stats rank %d: %.2f s since MPI start, %.2f s CPU (process), %.2f s waiting in MPI, "
-            "%ld/%ld voluntary/involuntary context switches\n", g_rank, now_s() - g_t_init, cpu, wait, ru.ru_nvcsw,
-            ru.ru_nivcsw);
+    fprintf(stderr, "dist stats rank %d: %.2f s since MPI start, %.2f s CPU (process), %.2f s CPU (main thread), "
+            "%.2f s waiting in MPI, %ld/%ld voluntary/involuntary context switches\n", g_rank, now_s() - g_t_init,
+            RU_S(ru), RU_S(me), wait, ru.ru_nvcsw, ru.ru_nivcsw);
+#undef RU_S
     for (int k = 0; k < ST_KINDS; k++)
         if (g_st[k].calls)
             fprintf(stderr, "dist stats rank %d:   %-7s %7ld calls %9.1f MB %8ld waits %8.3f s\n", g_rank,
