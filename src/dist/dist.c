@@ -162,9 +162,13 @@ static sd_status wait_fail(int rc, const char *what)
  * through rank 0 (gathered, added, broadcast: two round trips, but rank 0
  * alone receives N buffers). The direct exchange moves N(N-1) buffers in
  * all, so it is used for a few ranks or small buffers (SyncBN's per-channel
- * sums, statuses); SEGDA_DIST_VIA_ROOT=1 forces the path through rank 0. */
+ * sums, statuses); SEGDA_DIST_VIA_ROOT=1 forces the path through rank 0
+ * (set it for every rank: -x with mpirun; the ranks must agree on the path). */
 static bool g_via_root;
-static bool direct(size_t n, size_t esize) { return !g_via_root && (g_size <= 4 || n * esize * (size_t)g_size <= 65536); }
+static bool direct(size_t n, size_t esize)
+{
+    return !g_via_root && (g_size <= 4 || n * esize * (size_t)g_size <= 65536);
+}
 
 /* all[rank * n] := every rank's buf[n], on rank 0 (every_rank false) or on
  * every rank; point to point, so that a rank that never sends is named. */
