@@ -139,6 +139,16 @@ static void test_sync_bn(void)
            "optimiser state with SyncBN %.3g\n", d, dn, max_diff(ckpt_of("bn-2"), ckpt_of("bn-1")));
     CHECK_MSG(d >= 0 && d <= DP_TOL, "max difference %g", d);
     CHECK_MSG(dn > 100 * DP_TOL, "per-rank statistics differ by only %g", dn);
+    /* 3 ranks (where the order of additions shows in the bits): the direct
+     * exchange, where every rank adds the 3 buffers in rank order itself, and
+     * the path through rank 0 (gather, add in rank order, broadcast) give the
+     * same bits */
+    CHECK(train(3, "bn-3", "--method source-only --iters 4 --batch 2,2 --freeze-bn false",
+                "SEGDA_DIST_STATS=1") == 0);
+    CHECK(train(3, "bn-3r", "--method source-only --iters 4 --batch 2,2 --freeze-bn false",
+                "SEGDA_DIST_VIA_ROOT=1") == 0);
+    CHECK(max_diff(ckpt_of("bn-3r"), ckpt_of("bn-3")) == 0);
+    CHECK(file_has("bn-3", "dist stats rank 2:   sum f64"));
 }
 
 /* A fixed N and thread count: the same bits every time (fixed reduction order). */

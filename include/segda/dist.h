@@ -31,10 +31,12 @@ void sd_dist_abort(int code);
 int sd_dist_rank(void);   /* 0 when alone */
 int sd_dist_size(void);   /* 1 when alone */
 
-/* In-place sum over the ranks of buf[n] on every rank. The order is fixed:
- * rank 0 gathers the ranks' buffers and adds them in rank order
- * ((b0 + b1) + b2 ...), then broadcasts the result, so the bits depend only
- * on the inputs and the number of ranks, never on timing or the network. */
+/* In-place sum over the ranks of buf[n] on every rank. The order is fixed,
+ * ((b0 + b1) + b2 ...): with up to 4 ranks (or a small buffer) every rank
+ * receives the others' buffers and adds them in rank order itself (one
+ * round trip); otherwise rank 0 gathers and adds them, then broadcasts the
+ * result. Either way the bits depend only on the inputs and the number of
+ * ranks, never on timing, the path or the network. */
 sd_status sd_dist_sum_f32(float *buf, size_t n);
 sd_status sd_dist_sum_f64(double *buf, size_t n);
 /* Integer sums (exact in any order): confusion matrices, pixel counts. */

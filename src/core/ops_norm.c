@@ -27,29 +27,29 @@ static const float *chan_of(const sd_norm_geom *g, const float *x, int o, int k)
     return x + ((size_t)o * g->ch + k) * g->inner;
 }
 
-/* The CPU kernel's two passes (sums in double, channel by channel), with
- * the sums and the count added over the processes between them. */
+/* Statistics of the processes' whole batch in one sum over them (one round
+ * trip per layer): each process's two passes over its own share (sums in
+ * double, channel by channel) give its sum S_r, count n_r and squared
+ * deviations from its own mean M2_r; the sum over the processes of
+ * (S_r, M2_r, S_r^2 / n_r, n_r) gives the mean S / n and the squared
+ * deviations M2 = sum M2_r + (sum S_r^2 / n_r - S^2 / n) (Chan et al.'s
+ * pairwise update: the spread of the processes' means added to their own). */
 static sd_status synced_stats(const sd_norm_geom *g, const float *x, float eps, float *mean, float *invstd,
                               float *var_unbiased)
 {
     const int C = g->ch;
-    double *s = malloc(sizeof(double) * (C + 1));
+    double *s = malloc(sizeof(double) * (3 * (size_t)C + 1));
     if (!s)
         return sd_fail(SD_ERR_NOMEM, "batch_norm: out of memory");
+    const double n = (double)g->outer * g->inner;
     for (int k = 0; k < C; k++) {
-        double a = 0;
+        double a = 0, v = 0;
         for (int o = 0; o < g->outer; o++) {
             const float *p = chan_of(g, x, o, k);
             for (int i = 0; i < g->inner; i++)
                 a += p[i];
         }
-        s[k] = a;
-    }
-    s[C] = (double)g->outer * g->inner;
-    sd_status st = g_sync(s, (size_t)C + 1);
-    const double cnt = s[C];
-    for (int k = 0; k < C && !st; k++) {
-        double m = s[k] / cnt, v = 0;
+        const double m = n > 0 ? a / n : 0;
         for (int o = 0; o < g->outer; o++) {
             const float *p = chan_of(g, x, o, k);
             for (int i = 0; i < g->inner; i++) {
@@ -57,14 +57,18 @@ static sd_status synced_stats(const sd_norm_geom *g, const float *x, float eps, 
                 v += d * d;
             }
         }
-        mean[k] = (float)m;
-        s[k] = v;
+        s[k] = a;
+        s[C + k] = v;
+        s[2 * C + k] = n > 0 ? a * m : 0;
     }
-    if (!st)
-        st = g_sync(s, (size_t)C);
+    s[3 * C] = n;
+    sd_status st = g_sync(s, 3 * (size_t)C + 1);
+    const double cnt = s[3 * C];
     for (int k = 0; k < C && !st; k++) {
-        invstd[k] = (float)(1.0 / sqrt(s[k] / cnt + eps));
-        var_unbiased[k] = (float)(cnt > 1 ? s[k] / (cnt - 1) : NAN);
+        const double m = s[k] / cnt, between = s[2 * C + k] - s[k] * m, m2 = s[C + k] + (between > 0 ? between : 0);
+        mean[k] = (float)m;
+        invstd[k] = (float)(1.0 / sqrt(m2 / cnt + eps));
+        var_unbiased[k] = (float)(cnt > 1 ? m2 / (cnt - 1) : NAN);
     }
     free(s);
     return st;

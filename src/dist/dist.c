@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "core/backend.h"
@@ -26,6 +28,16 @@ static bool g_broken;   /* a wait timed out: requests are left pending, finalize
 static double g_timeout = 600;  /* seconds a rank waits for the others (SEGDA_DIST_TIMEOUT) */
 #define SUM_TAG 0x5d
 #define TIMED_OUT (-1)
+/* SEGDA_DIST_STATS=1: each rank prints at exit how many collectives of each
+ * kind it made and how long it waited in them (wall seconds), to see what a
+ * data-parallel step spends on communication. */
+enum { ST_SUM_F32, ST_SUM_F64, ST_SUM_U64, ST_AGREE, ST_ANY, ST_BCAST, ST_BARRIER, ST_KINDS };
+static const char *const st_name[ST_KINDS] = {"sum f32", "sum f64", "sum u64", "agree", "any", "bcast", "barrier"};
+static struct { long calls, waits; double bytes, wait_s; } g_st[ST_KINDS];
+static int g_kind;           /* the kind the waits in progress count towards */
+static bool g_stats;
+static double g_t_init;
+#define COUNT(KIND, BYTES) (g_kind = (KIND), g_st[KIND].calls++, g_st[KIND].bytes += (double)(BYTES))
 #endif
 
 bool sd_dist_compiled(void)
@@ -93,29 +105,42 @@ static double now_s(void)
 /* Waits for n nonblocking requests, sleeping between polls: MPI's own
  * blocking calls spin at 100% CPU, which on a machine whose cores are all
  * busy (ranks of 1 thread each, other jobs) takes the CPU from the very rank
- * being waited for; a short spin first keeps the latency of quick ones.
+ * being waited for. It spins for the first SPIN_S seconds (a collective whose
+ * ranks arrive together), then sleeps half the time waited so far (5 us to
+ * MAX_SLEEP_NS) between polls: a wait overshoots its end by at most half its
+ * length and 1 ms, with few wake-ups (each costs CPU that a busy machine's
+ * other work needs); the thread's timer slack is set to 1 us at start, so
+ * short sleeps are not stretched by the default 50 us (SyncBN's many short
+ * collectives).
+ * SEGDA_DIST_SPIN=1 polls without sleeping (cores of its own for every rank).
  * After g_timeout seconds it gives up: TIMED_OUT, r[i] != MPI_REQUEST_NULL
  * for the requests still open (a rank that hangs; a dead one makes Open MPI
  * end the job first). */
+#define SPIN_S 20e-6
+#define MAX_SLEEP_NS 1000000
+static bool g_spin;
 static int wait_all(int n, MPI_Request *r)
 {
-    int spins = 0;
-    long ns = 0;
-    double t0 = now_s();
+    double t0 = now_s(), t;
+    g_st[g_kind].waits++;
     for (;;) {
         int done = 0;
         int rc = MPI_Testall(n, r, &done, MPI_STATUSES_IGNORE);
-        if (rc != MPI_SUCCESS || done)
+        if (rc != MPI_SUCCESS || done) {
+            g_st[g_kind].wait_s += now_s() - t0;
             return rc;
-        if (spins < 200) {
-            spins++;
-            continue;
         }
-        if (g_timeout > 0 && now_s() - t0 > g_timeout) {
+        if ((t = now_s() - t0) < SPIN_S)
+            continue;
+        if (g_timeout > 0 && t > g_timeout) {
+            g_st[g_kind].wait_s += t;
             g_broken = true;
             return TIMED_OUT;
         }
-        ns = ns ? (ns < 500000 ? 2 * ns : ns) : 5000;   /* 5 us doubling to 0.5-1 ms */
+        if (g_spin)
+            continue;
+        long ns = (long)(0.5e9 * t);
+        ns = ns < 5000 ? 5000 : ns > MAX_SLEEP_NS ? MAX_SLEEP_NS : ns;
         struct timespec ts = {0, ns};
         nanosleep(&ts, NULL);
     }
@@ -131,11 +156,26 @@ static sd_status wait_fail(int rc, const char *what)
                    "SEGDA_DIST_TIMEOUT sets the limit)", g_rank, g_timeout, what);
 }
 
-/* Rank 0 receives every rank's buf[n] into all[rank * n]; point to point, so
- * that a rank that never sends is named. */
-static sd_status gather_named(const void *send, void *all, int n, MPI_Datatype t, size_t esize, const char *what)
+/* Whether a sum or status of n values of esize bytes goes to every rank
+ * directly (each rank sends its buffer to every other one and adds all of
+ * them in rank order itself: one round trip, the same bits everywhere) or
+ * through rank 0 (gathered, added, broadcast: two round trips, but rank 0
+ * alone receives N buffers). The direct exchange moves N(N-1) buffers in
+ * all, so it is used for a few ranks or small buffers (SyncBN's per-channel
+ * sums, statuses); SEGDA_DIST_VIA_ROOT=1 forces the path through rank 0
+ * (set it for every rank: -x with mpirun; the ranks must agree on the path). */
+static bool g_via_root;
+static bool direct(size_t n, size_t esize)
 {
-    if (g_rank != 0) {
+    return !g_via_root && (g_size <= 4 || n * esize * (size_t)g_size <= 65536);
+}
+
+/* all[rank * n] := every rank's buf[n], on rank 0 (every_rank false) or on
+ * every rank; point to point, so that a rank that never sends is named. */
+static sd_status collect_named(const void *send, void *all, int n, MPI_Datatype t, size_t esize, bool every_rank,
+                               const char *what)
+{
+    if (g_rank != 0 && !every_rank) {
         MPI_Request r;
         int rc = MPI_Isend(send, n, t, 0, SUM_TAG, MPI_COMM_WORLD, &r);
         if (rc == MPI_SUCCESS)
@@ -145,29 +185,37 @@ static sd_status gather_named(const void *send, void *all, int n, MPI_Datatype t
                            "SEGDA_DIST_TIMEOUT sets the limit)", g_rank, what, g_timeout);
         return rc == MPI_SUCCESS ? SD_OK : mpi_fail(rc, "MPI_Isend (sum)");
     }
-    memcpy(all, send, esize * (size_t)n);
-    MPI_Request *r = malloc(sizeof *r * (size_t)g_size);
+    memcpy((char *)all + esize * (size_t)n * g_rank, send, esize * (size_t)n);
+    /* r[2k]: the receive from rank k, r[2k + 1]: the send to it (every_rank) */
+    MPI_Request *r = malloc(sizeof *r * 2 * (size_t)g_size);
     if (!r)
         return sd_fail(SD_ERR_NOMEM, "dist: out of memory");
     int rc = MPI_SUCCESS;
-    for (int k = 1; k < g_size && rc == MPI_SUCCESS; k++)
-        rc = MPI_Irecv((char *)all + esize * (size_t)n * k, n, t, k, SUM_TAG, MPI_COMM_WORLD, &r[k - 1]);
+    for (int k = 0; k < 2 * g_size; k++)
+        r[k] = MPI_REQUEST_NULL;
+    for (int k = 0; k < g_size && rc == MPI_SUCCESS; k++)
+        if (k != g_rank)
+            rc = MPI_Irecv((char *)all + esize * (size_t)n * k, n, t, k, SUM_TAG, MPI_COMM_WORLD, &r[2 * k]);
+    for (int k = 0; k < g_size && rc == MPI_SUCCESS && every_rank; k++)
+        if (k != g_rank)
+            rc = MPI_Isend(send, n, t, k, SUM_TAG, MPI_COMM_WORLD, &r[2 * k + 1]);
     if (rc == MPI_SUCCESS)
-        rc = wait_all(g_size - 1, r);
+        rc = wait_all(2 * g_size, r);
     sd_status st = SD_OK;
     if (rc == TIMED_OUT) {
         char who[256] = "";
         size_t len = 0;
-        for (int k = 1; k < g_size && len < sizeof who - 16; k++) {
-            int got = 0;   /* (MPI_Testall leaves the requests as they were) */
-            if (MPI_Test(&r[k - 1], &got, MPI_STATUS_IGNORE) == MPI_SUCCESS && got)
+        for (int k = 0; k < g_size && len < sizeof who - 16; k++) {
+            int got = 0, sent = 0;   /* (MPI_Testall leaves the requests as they were) */
+            if (k == g_rank || (MPI_Test(&r[2 * k], &got, MPI_STATUS_IGNORE) == MPI_SUCCESS && got &&
+                                MPI_Test(&r[2 * k + 1], &sent, MPI_STATUS_IGNORE) == MPI_SUCCESS && sent))
                 continue;
             len += (size_t)snprintf(who + len, sizeof who - len, "%s%d", len ? ", " : "", k);
         }
-        st = sd_fail(SD_ERR_IO, "rank 0: no %s from rank %s for %g s (it hangs or died; SEGDA_DIST_TIMEOUT sets "
-                     "the limit)", what, who, g_timeout);
+        st = sd_fail(SD_ERR_IO, "rank %d: no %s from rank %s for %g s (it hangs or died; SEGDA_DIST_TIMEOUT sets "
+                     "the limit)", g_rank, what, who, g_timeout);
     } else if (rc != MPI_SUCCESS) {
-        st = mpi_fail(rc, "MPI_Irecv (sum)");
+        st = mpi_fail(rc, every_rank ? "MPI_Irecv/MPI_Isend (sum)" : "MPI_Irecv (sum)");
     }
     free(r);
     return st;
@@ -200,6 +248,14 @@ sd_status sd_dist_init(int *argc, char ***argv)
     const char *t = getenv("SEGDA_DIST_TIMEOUT");
     if (t && *t)
         g_timeout = strtod(t, NULL);
+    const char *stats = getenv("SEGDA_DIST_STATS");
+    g_stats = stats && *stats && strcmp(stats, "0");
+    const char *via = getenv("SEGDA_DIST_VIA_ROOT");
+    g_via_root = via && *via && strcmp(via, "0");
+    const char *spin = getenv("SEGDA_DIST_SPIN");
+    g_spin = spin && *spin && strcmp(spin, "0");
+    prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);   /* (this thread: the one that waits) */
+    g_t_init = now_s();
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
@@ -211,6 +267,26 @@ sd_status sd_dist_init(int *argc, char ***argv)
     return SD_OK;
 }
 
+static void print_stats(void)
+{
+    struct rusage ru, me;
+    getrusage(RUSAGE_SELF, &ru);
+    getrusage(RUSAGE_THREAD, &me);   /* (the main thread: the one that computes and calls MPI) */
+#define RU_S(u) ((double)(u).ru_utime.tv_sec + 1e-6 * (double)(u).ru_utime.tv_usec + (double)(u).ru_stime.tv_sec + \
+                 1e-6 * (double)(u).ru_stime.tv_usec)
+    double wait = 0;
+    for (int k = 0; k < ST_KINDS; k++)
+        wait += g_st[k].wait_s;
+    fprintf(stderr, "dist stats rank %d: %.2f s since MPI start, %.2f s CPU (process), %.2f s CPU (main thread), "
+            "%.2f s waiting in MPI, %ld/%ld voluntary/involuntary context switches\n", g_rank, now_s() - g_t_init,
+            RU_S(ru), RU_S(me), wait, ru.ru_nvcsw, ru.ru_nivcsw);
+#undef RU_S
+    for (int k = 0; k < ST_KINDS; k++)
+        if (g_st[k].calls)
+            fprintf(stderr, "dist stats rank %d:   %-7s %7ld calls %9.1f MB %8ld waits %8.3f s\n", g_rank,
+                    st_name[k], g_st[k].calls, g_st[k].bytes / 1e6, g_st[k].waits, g_st[k].wait_s);
+}
+
 void sd_dist_finalize(void)
 {
     if (!g_active)
@@ -220,6 +296,8 @@ void sd_dist_finalize(void)
         sd_nccl_free();
     g_nccl = false;
 #endif
+    if (g_stats)
+        print_stats();
     if (g_broken)
         MPI_Abort(MPI_COMM_WORLD, 1); /* the others would wait in MPI_Finalize for the lost rank */
     MPI_Finalize();
@@ -234,41 +312,44 @@ void sd_dist_abort(int code)
         MPI_Abort(MPI_COMM_WORLD, code);
 }
 
-/* Rank 0 sums chunks of at most CHUNK values (memory: size x CHUNK) in rank
- * order, then broadcasts them. */
+/* Sums chunks of at most CHUNK values (memory: size x CHUNK) in rank order:
+ * every rank itself after a direct exchange, or rank 0, which then
+ * broadcasts them. */
 #define CHUNK ((size_t)1 << 20)
 
-#define DEFINE_SUM(NAME, T, MPI_T)                                                                         \
+#define DEFINE_SUM(NAME, T, MPI_T, KIND)                                                                   \
     sd_status NAME(T *buf, size_t n)                                                                       \
     {                                                                                                      \
         if (g_size == 1 || n == 0)                                                                         \
             return SD_OK;                                                                                  \
+        COUNT(KIND, sizeof(T) * n);                                                                        \
         size_t cn = n < CHUNK ? n : CHUNK;                                                                 \
+        bool every = direct(cn, sizeof(T));                                                                \
         T *all = NULL;                                                                                     \
-        if (g_rank == 0 && !(all = malloc(sizeof(T) * cn * (size_t)g_size)))                               \
+        if ((g_rank == 0 || every) && !(all = malloc(sizeof(T) * cn * (size_t)g_size)))                    \
             return sd_fail(SD_ERR_NOMEM, "dist: cannot allocate %zu x %d values for a sum", cn, g_size);   \
         sd_status st = SD_OK;                                                                              \
         for (size_t off = 0; off < n && !st; off += cn) {                                                  \
             int m = (int)(n - off < cn ? n - off : cn);                                                    \
-            if ((st = gather_named(buf + off, all, m, MPI_T, sizeof(T), "sum (gradients)")))               \
+            if ((st = collect_named(buf + off, all, m, MPI_T, sizeof(T), every, "sum (gradients)")))       \
                 break;                                                                                     \
             int rc;                                                                                        \
-            if (g_rank == 0)                                                                               \
+            if (g_rank == 0 || every)                                                                      \
                 for (int i = 0; i < m; i++) {                                                              \
                     T s = all[i];                                                                          \
                     for (int r = 1; r < g_size; r++)                                                       \
                         s += all[(size_t)r * m + i];                                                       \
                     buf[off + i] = s;                                                                      \
                 }                                                                                          \
-            if ((rc = bcast_wait(buf + off, m, MPI_T, 0)) != MPI_SUCCESS)                                  \
+            if (!every && (rc = bcast_wait(buf + off, m, MPI_T, 0)) != MPI_SUCCESS)                        \
                 st = wait_fail(rc, "MPI_Ibcast (sum)");                                                    \
         }                                                                                                  \
         free(all);                                                                                         \
         return st;                                                                                         \
     }
 
-DEFINE_SUM(sd_dist_sum_f32, float, MPI_FLOAT)
-DEFINE_SUM(sd_dist_sum_f64, double, MPI_DOUBLE)
+DEFINE_SUM(sd_dist_sum_f32, float, MPI_FLOAT, ST_SUM_F32)
+DEFINE_SUM(sd_dist_sum_f64, double, MPI_DOUBLE, ST_SUM_F64)
 
 sd_status sd_dist_sum_u64(uint64_t *buf, size_t n)
 {
@@ -276,6 +357,7 @@ sd_status sd_dist_sum_u64(uint64_t *buf, size_t n)
         return SD_OK;
     if (n > (size_t)1 << 30)
         return sd_fail(SD_ERR_ARG, "dist: sum of %zu integers in one call", n);
+    COUNT(ST_SUM_U64, sizeof *buf * n);
     int rc = allreduce_wait(MPI_IN_PLACE, buf, (int)n, MPI_UINT64_T, MPI_SUM);
     return rc == MPI_SUCCESS ? SD_OK : wait_fail(rc, "MPI_Iallreduce (integer sum)");
 }
@@ -284,6 +366,7 @@ sd_status sd_dist_bcast(void *buf, size_t bytes, int root)
 {
     if (g_size == 1 || bytes == 0)
         return SD_OK;
+    COUNT(ST_BCAST, bytes);
     for (size_t off = 0; off < bytes; off += (size_t)1 << 30) {
         size_t m = bytes - off < ((size_t)1 << 30) ? bytes - off : (size_t)1 << 30;
         int rc = bcast_wait((char *)buf + off, (int)m, MPI_BYTE, root);
@@ -297,6 +380,7 @@ sd_status sd_dist_barrier(void)
 {
     if (g_size == 1)
         return SD_OK;
+    COUNT(ST_BARRIER, 0);
     MPI_Request r;
     int rc = MPI_Ibarrier(MPI_COMM_WORLD, &r);
     if (rc == MPI_SUCCESS)
@@ -308,17 +392,20 @@ sd_status sd_dist_agree(sd_status st)
 {
     if (g_size == 1)
         return st;
+    COUNT(ST_AGREE, sizeof(int));
     int *all = malloc(sizeof(int) * (size_t)g_size);
     if (!all) {
         sd_dist_abort(1); /* cannot agree: stopping the job beats a deadlock */
         return sd_fail(SD_ERR_NOMEM, "dist: out of memory");
     }
-    /* gathered point to point at rank 0, so a rank that never reports is named */
+    /* collected point to point (at rank 0, or at every rank directly), so a
+     * rank that never reports is named */
     int mine = (int)st, rc, dec[2] = {-1, SD_OK};   /* the first failing rank and its status */
     char own[2048];
     snprintf(own, sizeof own, "%s", st ? sd_errmsg() : "");
-    sd_status gs = gather_named(&mine, all, 1, MPI_INT, sizeof(int), "status");
-    if (g_rank == 0 && !gs)
+    bool every = direct(1, sizeof(int));
+    sd_status gs = collect_named(&mine, all, 1, MPI_INT, sizeof(int), every, "status");
+    if ((g_rank == 0 || every) && !gs)
         for (int r = 0; r < g_size && dec[0] < 0; r++)
             if (all[r] != SD_OK) {
                 dec[0] = r;
@@ -327,7 +414,7 @@ sd_status sd_dist_agree(sd_status st)
     free(all);
     if (gs)
         return gs;
-    if ((rc = bcast_wait(dec, 2, MPI_INT, 0)) != MPI_SUCCESS)
+    if (!every && (rc = bcast_wait(dec, 2, MPI_INT, 0)) != MPI_SUCCESS)
         return wait_fail(rc, "MPI_Ibcast (status)");
     int who = dec[0];
     sd_status agreed = (sd_status)dec[1];
@@ -347,6 +434,7 @@ bool sd_dist_any(bool flag)
 {
     if (g_size == 1)
         return flag;
+    COUNT(ST_ANY, sizeof(int));
     int mine = flag, any = 0;
     if (allreduce_wait(&mine, &any, 1, MPI_INT, MPI_MAX) != MPI_SUCCESS)
         return true; /* a rank is gone: stopping is the only safe answer */
