@@ -75,12 +75,12 @@ void train_log_iteration(sd_trainer *tr, float lr, double elapsed);
 void train_log_eval(sd_trainer *tr, const sd_eval_result *r);
 void train_log_eval_error(sd_trainer *tr, const char *msg);
 void train_log_val_skipped(sd_trainer *tr);
-void train_print_progress(sd_trainer *tr, int64_t start_it, double t0, float lr);
-/* RUNDIR/summary.json of a run that ends with st (rank 0; nothing else). */
-void train_write_summary(sd_trainer *tr, sd_status st, const sd_train_summary *sum);
+/* The loop's fields of RUNDIR/summary.json (the driver writes it). */
+void train_describe(sd_trainer *tr, const sd_train_summary *sum, sd_run_summary *s);
 
 /* resume.c */
-sd_status train_save_last(sd_trainer *tr);
+/* RUNDIR/last.safetensors at tr->it (the caller is rank 0: the driver). */
+sd_status train_save_last_file(sd_trainer *tr);
 sd_status train_save_best(sd_trainer *tr);
 sd_status train_resume_from(sd_trainer *tr);
 
