@@ -4,8 +4,11 @@
  * iteration's end a save (before an evaluation, so a failed or killed
  * evaluation costs nothing but itself) and the evaluation. */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "segda/dist.h"
 #include "segda/progress.h"
@@ -75,6 +78,23 @@ static sd_status evaluate(const sd_drive_task *t, int64_t done, sd_drive_result 
     return resave ? save(t, done, r) : SD_OK;
 }
 
+/* The tests of a dead and a hung rank (tests/test_dist.c): the last rank
+ * dies (SEGDA_DIST_KILL_AT=N) or hangs (SEGDA_DIST_HANG_AT=N) before
+ * iteration N. */
+static void dist_test_hook(int64_t it)
+{
+    if (sd_dist_size() < 2 || sd_dist_rank() != sd_dist_size() - 1)
+        return;
+    const char *kill_at = getenv("SEGDA_DIST_KILL_AT"), *hang_at = getenv("SEGDA_DIST_HANG_AT");
+    bool hang = hang_at && *hang_at;
+    int64_t at = hang ? strtoll(hang_at, NULL, 10) : kill_at && *kill_at ? strtoll(kill_at, NULL, 10) : -1;
+    while (at == it + 1) {
+        if (!hang)
+            raise(SIGKILL);
+        sleep(1);
+    }
+}
+
 sd_status sd_drive(const sd_drive_task *t, sd_drive_result *r)
 {
     memset(r, 0, sizeof *r);
@@ -92,6 +112,7 @@ sd_status sd_drive(const sd_drive_task *t, sd_drive_result *r)
             st = stop(t, it, sig, r);
             break;
         }
+        dist_test_hook(it);
         float lr = t->sched ? sd_lr_at(t->sched, it) : 0.0f;
         if ((st = t->step(t->ctx, it, lr))) {
             if (t->record)

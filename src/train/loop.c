@@ -563,9 +563,6 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     sd_config_init(&pv->resolved);
     pv->rank = sd_dist_rank();
     pv->ranks = sd_dist_size();
-    const char *kill_at = getenv("SEGDA_DIST_KILL_AT"), *hang_at = getenv("SEGDA_DIST_HANG_AT");
-    pv->hang = hang_at && *hang_at;
-    pv->kill_at = pv->hang ? strtoll(hang_at, NULL, 10) : kill_at && *kill_at ? strtoll(kill_at, NULL, 10) : -1;
     tr->priv = pv;
 
     const char *out = sd_config_str(cfg, "out");
@@ -940,12 +937,6 @@ static sd_status iterate(sd_trainer *tr)
      * replays them exactly */
     tr->tape.rng = sd_rng_fork(tr->seed, 0x7a9e000000ULL + (uint64_t)tr->it);
     tr->tape.training = true;
-    /* the tests of a dead and a hung rank (tests/test_dist.c) */
-    while (pv->ranks > 1 && pv->rank == pv->ranks - 1 && pv->kill_at == tr->it + 1) {
-        if (!pv->hang)
-            raise(SIGKILL);
-        sleep(1);
-    }
     zero_grads(tr);
     tr->src = tr->tgt = NULL;
     if (pv->have_src && (st = sd_loader_next(pv->src.loader, &tr->src)))

@@ -53,8 +53,6 @@ typedef struct loop_priv {
     int rank, ranks;
     bool sync_buffers;           /* BN running statistics move: averaged over the ranks */
     uint64_t valid_px[2][2];     /* [src, tgt][this rank, all ranks]: labelled pixels of the iteration's batch */
-    int64_t kill_at;             /* test hooks (SEGDA_DIST_KILL_AT, SEGDA_DIST_HANG_AT): the last rank */
-    bool hang;                   /* dies (or hangs) at this iteration */
     bool lanemarking;            /* SYNTHIA id 22 read as road */
     bool remap;                  /* a class set other than the 19 trainIds: labels go through class_lut */
     uint8_t class_lut[256];      /* trainId -> the model's output index */

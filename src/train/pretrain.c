@@ -576,14 +576,6 @@ static sd_status pt_dist_mean(double *v)
     return st;
 }
 
-/* the test of a dead rank (tests/test_dist.c): the last rank kills itself
- * before iteration SEGDA_DIST_KILL_AT */
-static void pt_dist_kill_hook(int it)
-{
-    const char *k = getenv("SEGDA_DIST_KILL_AT");
-    if (sd_dist_size() > 1 && sd_dist_rank() == sd_dist_size() - 1 && k && *k && strtoll(k, NULL, 10) == it + 1)
-        raise(SIGKILL);
-}
 
 /* OUT.lock keeps a second pretraining from writing the same checkpoint
  * (and racing its saves); a lock file that cannot be made (no such folder)
@@ -601,7 +593,6 @@ static sd_status pt_step(void *ctx, int64_t it64, float lr)
     int it = (int)it64;
     size_t plane = (size_t)3 * o->size * o->size;
     sd_status st;
-    pt_dist_kill_hook(it);
     const sd_norm_params *np = sd_norm_params_of(p->net->norm);
     for (int j = 0; j < o->batch; j++) {
         int64_t pos = ((int64_t)it * sd_dist_size() + sd_dist_rank()) * o->batch + j, epoch = pos / tr->n;
