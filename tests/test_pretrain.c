@@ -416,7 +416,7 @@ void TEST_nan_keeps_last(void)
     CHECK(sd_pretrain_run(&o, NULL) == SD_ERR_NUMERIC);
     unsetenv("SEGDA_INJECT_NAN_AT");
     CHECK_ERR_HAS("iteration 6: loss is NaN");
-    CHECK_ERR_HAS("nan.safetensors keeps iteration 4");
+    CHECK_ERR_HAS("nan.safetensors holds iteration 4");
     CHECK(meta_int(out, "iteration") == 4);
     o.resume = true;
     o.save_every = 0; /* not a run-defining option: as the uninterrupted run had it */

@@ -117,8 +117,11 @@ sd_status sd_detector_backward(sd_detector *d, const uint8_t *rgb, int w, int h,
  * weight decay) and a linear warm-up to a constant learning rate, one image
  * per forward, `batch` images per step (losses averaged over them). The run
  * directory holds detector.safetensors (weights, optimiser state and the
- * iteration: what --resume continues from) and log.csv (one row per step:
- * the five losses, their sum and the learning rate). */
+ * iteration: what --resume continues from), log.csv (one row per step:
+ * the five losses, their sum and the learning rate) and summary.json, and
+ * is locked (.lock) while the run writes it. The loop is the training
+ * driver's (src/train/driver.c): Ctrl-C saves the state and returns
+ * SD_ERR_INTERRUPTED; a progress line per step goes to stderr. */
 typedef struct sd_detect_train_opts {
     const char *data;          /* dataset spec with instance files, e.g. gta5:DIR/sim */
     const char *out_dir;       /* existing directory */

@@ -104,7 +104,11 @@ typedef struct sd_pretrain_result {
  *   with finished false. sd_request_stop (core.h; a SIGINT handler) does
  *   the same at the next iteration boundary but returns SD_ERR_INTERRUPTED.
  * - A non-finite loss stops with SD_ERR_NUMERIC naming the iteration; o->out
- *   keeps the last state saved (the message says which iteration). */
+ *   keeps the last state saved (the message says which iteration).
+ * - The loop is the training driver's (src/train/driver.c): the state is
+ *   saved before each val evaluation (again after it, with the new top-1),
+ *   and an evaluation that fails is reported and survived (eval_failures in
+ *   OUT.summary.json). */
 sd_status sd_pretrain_run(const sd_pretrain_opts *o, sd_pretrain_result *res);
 
 /* The options a checkpoint written by sd_pretrain_run was run with (every

@@ -19,7 +19,8 @@
  *   .lock               held (flock) while a run writes here
  * Every file is written to NAME.tmp.PID and renamed, so a crash (even kill -9
  * during a save) leaves the previous complete file. The code: src/train
- * (loop.c, rundir.c, resume.c, summary.c, config.c, config_file.c). */
+ * (driver.c: the loop every training task runs on; loop.c, rundir.c,
+ * resume.c, summary.c, config.c, config_file.c). */
 #ifndef SEGDA_TRAIN_H
 #define SEGDA_TRAIN_H
 

@@ -1,5 +1,6 @@
 /* segda train --method detect: the detector's training task (options, the
- * run directory, a progress line per step); the work is sd_detect_train. */
+ * run directory); the work is sd_detect_train, on the training driver
+ * (src/train/driver.c), which prints a progress line per step. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,8 +20,8 @@ static void usage(FILE *f)
             "maskrcnn_resnet50_fpn, background + the 8 Cityscapes thing classes) on a\n"
             "dataset with instance files, e.g. gta5:DIR/sim or gta5:DIR/simple from segda\n"
             "synth. One image per forward; frozen BN; conv1 and layer1 frozen. Writes\n"
-            "DIR/detector.safetensors (weights, optimiser state, iteration) and\n"
-            "DIR/log.csv; give the file to segda predict/eval --detector.\n"
+            "DIR/detector.safetensors (weights, optimiser state, iteration), DIR/log.csv\n"
+            "and DIR/summary.json; give the file to segda predict/eval --detector.\n"
             "  --data SPEC         training dataset (instance files required)\n"
             "  --out DIR           run directory (created)\n"
             "  --iters N           steps (default %lld)\n"
@@ -43,15 +44,6 @@ static void usage(FILE *f)
             "  --seed N            weights, sampling and image order (default %llu)\n",
             (long long)d.iters, d.batch, d.lr, d.momentum, d.weight_decay, (long long)d.warmup_iters, d.det.min_size,
             d.det.max_size, d.det.anchor_size, d.det.box_batch, d.save_every, (unsigned long long)d.seed);
-}
-
-static void on_step(void *ctx, int64_t it, const float l[SD_DET_LOSSES], float lr)
-{
-    const int64_t *n = ctx;
-    float total = l[0] + l[1] + l[2] + l[3] + l[4];
-    printf("step %lld/%lld  loss %.4f  (objectness %.4f rpn_box %.4f classifier %.4f box %.4f mask %.4f)  lr %.3g\n",
-           (long long)it, (long long)*n, total, l[0], l[1], l[2], l[3], l[4], lr);
-    fflush(stdout);
 }
 
 int cli_detect_train(int argc, char **argv)
@@ -113,8 +105,6 @@ int cli_detect_train(int argc, char **argv)
                                o.det.min_size);
     if (sd_mkdir_p(o.out_dir))
         return cli_fail("train");
-    o.on_step = on_step;
-    o.ctx = &o.iters;
     float first = 0, last = 0;
     if (sd_detect_train(&o, &first, &last))
         return cli_fail("train");

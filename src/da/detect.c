@@ -1,9 +1,9 @@
 /* The detector's training task: instance targets from a dataset's instance
  * files, SGD steps over sd_detector_backward, checkpoints with the
- * optimiser state, resume and a CSV log. Kept apart from the segmentation
- * loop (src/da/train.c), whose steps are batches of (image, label map)
- * tensors through an sd_model; the detector takes one image with a variable
- * list of instances per forward. */
+ * optimiser state, resume and a CSV log. The loop, stops, saves, progress
+ * lines and summary.json are the training driver's (src/train/driver.c),
+ * as for segmentation and pretraining; this file gives it a step that
+ * takes one image with its own list of instances per forward. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +15,9 @@
 #include "segda/detect.h"
 #include "segda/instances.h"
 #include "segda/optim.h"
+#include "segda/train.h"
+#include "io/file.h"
+#include "train/driver.h"
 
 sd_detect_train_opts sd_detect_train_opts_default(void)
 {
@@ -116,24 +119,136 @@ static sd_status load_into(sd_detector *d, sd_optim *opt, const char *path, bool
     return st;
 }
 
+/* ---- the driver's callbacks (src/train/driver.h) ---- */
+
+typedef struct det_run {
+    const sd_detect_train_opts *o;
+    sd_dataset *ds;
+    sd_detector *d;
+    sd_optim *opt;
+    FILE *log;                 /* RUN/log.csv */
+    int *order;                /* [ds->n] the epoch's image order */
+    int64_t it0;               /* the iteration the run started at */
+    float sum[SD_DET_LOSSES];  /* the step's losses, averaged over its images */
+    float *first, *last;       /* the caller's (may be NULL) */
+    const char *ckpt;
+} det_run;
+
+/* One step: o->batch images, one forward and backward each with its own
+ * instance list (losses scaled by 1/batch), then SGD. */
+static sd_status det_step(void *ctx, int64_t it, float lr)
+{
+    det_run *k = ctx;
+    const sd_detect_train_opts *o = k->o;
+    int n = k->ds->n;
+    sd_status st = SD_OK;
+    sd_params_zero_grad(sd_detector_params(k->d));
+    memset(k->sum, 0, sizeof k->sum);
+    for (int b = 0; b < o->batch; b++) {
+        /* a fresh permutation per epoch, a function of (seed, epoch) only, so resume continues it */
+        int64_t j = it * o->batch + b, epoch = j / n;
+        if (j % n == 0 || j == k->it0 * o->batch) {
+            sd_rng r = sd_rng_fork(o->seed, (uint64_t)epoch);
+            for (int i = 0; i < n; i++)
+                k->order[i] = i;
+            for (int i = n - 1; i > 0; i--) {
+                int m = sd_rng_int(&r, i + 1), t = k->order[i];
+                k->order[i] = k->order[m];
+                k->order[m] = t;
+            }
+        }
+        int idx = k->order[j % n];
+        sd_sample s = {0};
+        sd_instances in = {0};
+        det_targets tg = {0};
+        sd_rng r = sd_rng_fork(o->seed ^ 0x5a3d, (uint64_t)j);
+        float l[SD_DET_LOSSES];
+        if (!(st = sd_dataset_read_image(k->ds, idx, &s)) && !(st = sd_dataset_read_instances(k->ds, idx, &in)) &&
+            !(st = targets_of(&in, s.w, s.h, s.stem, &tg)))
+            st = sd_detector_backward(k->d, s.image, s.w, s.h, &tg.t, &r, 1.0f / (float)o->batch, l);
+        targets_free(&tg);
+        sd_instances_free(&in);
+        sd_sample_free(&s);
+        if (st)
+            return st;
+        for (int i = 0; i < SD_DET_LOSSES; i++)
+            k->sum[i] += l[i] / (float)o->batch;
+    }
+    return sd_optim_step(k->opt, lr);
+}
+
+/* A row of log.csv; the caller's first/last and on_step. */
+static void det_record(void *ctx, int64_t it, float lr, double elapsed, bool failed)
+{
+    (void)elapsed;
+    det_run *k = ctx;
+    if (failed)
+        return;
+    float total = 0;
+    fprintf(k->log, "%lld", (long long)it + 1);
+    for (int i = 0; i < SD_DET_LOSSES; i++) {
+        fprintf(k->log, ",%.6g", k->sum[i]);
+        total += k->sum[i];
+    }
+    fprintf(k->log, ",%.6g,%.6g\n", total, lr);
+    fflush(k->log);
+    if (k->first && it == k->it0)
+        *k->first = total;
+    if (k->last)
+        *k->last = total;
+    if (k->o->on_step)
+        k->o->on_step(k->o->ctx, it + 1, k->sum, lr);
+}
+
+static void det_terms(void *ctx, char *buf, size_t cap)
+{
+    const float *l = ((det_run *)ctx)->sum;
+    snprintf(buf, cap, "  loss %.4f  (objectness %.4f rpn_box %.4f classifier %.4f box %.4f mask %.4f)",
+             l[0] + l[1] + l[2] + l[3] + l[4], l[0], l[1], l[2], l[3], l[4]);
+}
+
+static sd_status det_save(void *ctx, int64_t done)
+{
+    det_run *k = ctx;
+    return save(k->d, k->opt, done, k->ckpt);
+}
+
+static void det_describe(void *ctx, sd_run_summary *s)
+{
+    const float *l = ((det_run *)ctx)->sum;
+    s->task = "detect";
+    s->method = "detect";
+    s->metric = "loss";   /* the last step's summed loss */
+    if (s->iterations > ((det_run *)ctx)->it0)
+        s->final_value = l[0] + l[1] + l[2] + l[3] + l[4];
+}
+
 sd_status sd_detect_train(const sd_detect_train_opts *o, float *first, float *last)
 {
     if (!o->data || !o->out_dir || o->iters < 1 || o->batch < 1 || !(o->lr > 0))
         return sd_fail(SD_ERR_ARG, "detect: data %s, out %s, %lld iterations, batch %d, lr %g: expected a dataset, "
                        "a run directory, iterations and batch >= 1 and lr > 0", o->data ? o->data : "(none)",
                        o->out_dir ? o->out_dir : "(none)", (long long)o->iters, o->batch, o->lr);
-    sd_dataset ds;
-    sd_status st = sd_dataset_open(&ds, o->data, NULL, NULL);
+    /* RUN/.lock: a second run into the same directory is refused */
+    char ckpt[4096], logp[4096], lockp[4096], summary[4096];
+    snprintf(lockp, sizeof lockp, "%s/.lock", o->out_dir);
+    int lock_fd = -1;
+    sd_status st = io_lock(lockp, o->out_dir, &lock_fd);
     if (st)
+        return sd_fail_prefix(st, "detect --out");
+    sd_dataset ds;
+    if ((st = sd_dataset_open(&ds, o->data, NULL, NULL))) {
+        io_unlock(lock_fd);
         return st;
+    }
     sd_detector *d = NULL;
     sd_optim opt = {0};
     bool opt_ready = false;
     FILE *log = NULL;
     int *order = NULL;
-    char ckpt[4096], logp[4096];
     snprintf(ckpt, sizeof ckpt, "%s/detector.safetensors", o->out_dir);
     snprintf(logp, sizeof logp, "%s/log.csv", o->out_dir);
+    snprintf(summary, sizeof summary, "%s/summary.json", o->out_dir);
     if (ds.n < 1 || !sd_dataset_has_instances(&ds)) {
         st = sd_fail(SD_ERR_DATA, "detect: %s has %s: expected images with instance files (segda synth writes them: "
                      "gta5:DIR/sim or gta5:DIR/simple)", o->data, ds.n < 1 ? "no samples" : "no instance files");
@@ -166,59 +281,15 @@ sd_status sd_detect_train(const sd_detect_train_opts *o, float *first, float *la
     sd_lr_schedule sch = sd_lr_poly(o->lr, o->iters, 0.0f);
     sch.warmup_iters = o->warmup_iters;
     sch.warmup_ratio = 0.001f;
-    for (int64_t it = it0; it < o->iters; it++) {
-        sd_params_zero_grad(sd_detector_params(d));
-        float sum[SD_DET_LOSSES] = {0};
-        for (int b = 0; b < o->batch; b++) {
-            /* a fresh permutation per epoch, a function of (seed, epoch) only, so resume continues it */
-            int64_t k = it * o->batch + b, epoch = k / ds.n;
-            if (k % ds.n == 0 || k == it0 * o->batch) {
-                sd_rng r = sd_rng_fork(o->seed, (uint64_t)epoch);
-                for (int i = 0; i < ds.n; i++)
-                    order[i] = i;
-                for (int i = ds.n - 1; i > 0; i--) {
-                    int j = sd_rng_int(&r, i + 1), t = order[i];
-                    order[i] = order[j];
-                    order[j] = t;
-                }
-            }
-            int idx = order[k % ds.n];
-            sd_sample s = {0};
-            sd_instances in = {0};
-            det_targets tg = {0};
-            sd_rng r = sd_rng_fork(o->seed ^ 0x5a3d, (uint64_t)k);
-            float l[SD_DET_LOSSES];
-            if (!(st = sd_dataset_read_image(&ds, idx, &s)) && !(st = sd_dataset_read_instances(&ds, idx, &in)) &&
-                !(st = targets_of(&in, s.w, s.h, s.stem, &tg)))
-                st = sd_detector_backward(d, s.image, s.w, s.h, &tg.t, &r, 1.0f / (float)o->batch, l);
-            targets_free(&tg);
-            sd_instances_free(&in);
-            sd_sample_free(&s);
-            if (st)
-                goto done;
-            for (int i = 0; i < SD_DET_LOSSES; i++)
-                sum[i] += l[i] / (float)o->batch;
-        }
-        float lr = sd_lr_at(&sch, it), total = 0;
-        if ((st = sd_optim_step(&opt, lr)))
-            goto done;
-        fprintf(log, "%lld", (long long)it + 1);
-        for (int i = 0; i < SD_DET_LOSSES; i++) {
-            fprintf(log, ",%.6g", sum[i]);
-            total += sum[i];
-        }
-        fprintf(log, ",%.6g,%.6g\n", total, lr);
-        fflush(log);
-        if (first && it == it0)
-            *first = total;
-        if (last)
-            *last = total;
-        if (o->on_step)
-            o->on_step(o->ctx, it + 1, sum, lr);
-        if ((o->save_every > 0 && (it + 1) % o->save_every == 0) || it + 1 == o->iters)
-            if ((st = save(d, &opt, it + 1, ckpt)))
-                goto done;
-    }
+    det_run k = {.o = o, .ds = &ds, .d = d, .opt = &opt, .log = log, .order = order, .it0 = it0,
+                 .first = first, .last = last, .ckpt = ckpt};
+    sd_drive_task t = {
+        .name = "detect", .ckpt = ckpt, .summary = summary, .ctx = &k,
+        .iters = o->iters, .start = it0, .save_every = o->save_every, .log_every = 1, .sched = &sch,
+        .step = det_step, .record = det_record, .terms = det_terms, .save = det_save, .describe = det_describe,
+    };
+    sd_drive_result r;
+    st = sd_drive(&t, &r);
 done:
     if (log)
         fclose(log);
@@ -227,5 +298,6 @@ done:
         sd_optim_free(&opt);
     sd_detector_free(d);
     sd_dataset_free(&ds);
+    io_unlock(lock_fd);
     return st;
 }

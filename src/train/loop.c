@@ -1,7 +1,9 @@
-/* The shared training loop: settings, model and optimiser set-up, per-
- * iteration batches, the method's step, one or more backward passes,
- * optimiser steps on the poly schedule, logging, evaluation on target val,
- * and clean stops (run directory: rundir.c; checkpoints and --resume: resume.c).
+/* The segmentation task (every method of src/da, the task-informed GAN
+ * included): settings, model and optimiser set-up, per-iteration batches,
+ * the method's step, one or more backward passes, optimiser steps on the
+ * poly schedule, evaluation on target val; the loop itself, stops, saves and
+ * progress lines are the driver's (driver.c), which this file gives its
+ * callbacks (run directory: rundir.c; checkpoints and --resume: resume.c).
  * Batches come from two threaded loaders (loader.h), never from images
  * held in memory. Not here: what a method computes (src/da/<method>.c),
  * reading and augmenting samples (src/data), configuration (config.c). */
@@ -16,6 +18,7 @@
 
 #include "da/tblog.h"
 #include "da/train_internal.h"
+#include "train/driver.h"
 #include "train/loop_priv.h"
 #include "io/file.h"
 #include "segda/checkpoint.h"
@@ -560,9 +563,6 @@ static sd_status setup(sd_trainer *tr, sd_config *cfg, const sd_method *m)
     sd_config_init(&pv->resolved);
     pv->rank = sd_dist_rank();
     pv->ranks = sd_dist_size();
-    const char *kill_at = getenv("SEGDA_DIST_KILL_AT"), *hang_at = getenv("SEGDA_DIST_HANG_AT");
-    pv->hang = hang_at && *hang_at;
-    pv->kill_at = pv->hang ? strtoll(hang_at, NULL, 10) : kill_at && *kill_at ? strtoll(kill_at, NULL, 10) : -1;
     tr->priv = pv;
 
     const char *out = sd_config_str(cfg, "out");
@@ -937,12 +937,6 @@ static sd_status iterate(sd_trainer *tr)
      * replays them exactly */
     tr->tape.rng = sd_rng_fork(tr->seed, 0x7a9e000000ULL + (uint64_t)tr->it);
     tr->tape.training = true;
-    /* the tests of a dead and a hung rank (tests/test_dist.c) */
-    while (pv->ranks > 1 && pv->rank == pv->ranks - 1 && pv->kill_at == tr->it + 1) {
-        if (!pv->hang)
-            raise(SIGKILL);
-        sleep(1);
-    }
     zero_grads(tr);
     tr->src = tr->tgt = NULL;
     if (pv->have_src && (st = sd_loader_next(pv->src.loader, &tr->src)))
@@ -997,6 +991,76 @@ void sd_train_set_progress(sd_train_progress_fn fn, void *ctx)
     progress_ctx = ctx;
 }
 
+/* ---- the task's callbacks for the driver (driver.h) ---- */
+
+typedef struct seg_task {
+    sd_trainer *tr;
+    sd_train_summary *sum;
+} seg_task;
+
+static sd_status seg_step(void *ctx, int64_t it, float lr)
+{
+    (void)lr;   /* (iterate steps every module on its own schedule) */
+    sd_trainer *tr = ((seg_task *)ctx)->tr;
+    tr->it = it;
+    return iterate(tr);
+}
+
+static void seg_record(void *ctx, int64_t it, float lr, double elapsed, bool failed)
+{
+    sd_trainer *tr = ((seg_task *)ctx)->tr;
+    tr->it = it;
+    if (failed) {
+        if (tr->n_terms && tr->log)
+            train_log_iteration(tr, lr, elapsed);
+        return;
+    }
+    train_log_iteration(tr, lr, elapsed);
+    sd_tblog_iteration(tr, lr);
+    if (progress_fn && progress_fn(progress_ctx, tr))
+        sd_request_stop();
+}
+
+static void seg_terms(void *ctx, char *buf, size_t cap)
+{
+    const sd_trainer *tr = ((seg_task *)ctx)->tr;
+    size_t n = 0;
+    for (int i = 0; i < tr->n_terms && n + 40 < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "  %s %.4g", tr->terms[i].name, tr->terms[i].value);
+}
+
+static sd_status seg_evaluate(void *ctx, int64_t done, bool *resave)
+{
+    seg_task *k = ctx;
+    k->tr->it = done;
+    double best = k->tr->best_miou;
+    sd_status st = run_eval(k->tr, k->sum);
+    /* (last.safetensors records the new best for --resume) */
+    *resave = !st && k->tr->best_miou != best;
+    return st;
+}
+
+static void seg_eval_failed(void *ctx, int64_t done, const char *msg)
+{
+    sd_trainer *tr = ((seg_task *)ctx)->tr;
+    tr->it = done;
+    ((loop_priv *)tr->priv)->eval_failures++;
+    train_log_eval_error(tr, msg);
+}
+
+static sd_status seg_save(void *ctx, int64_t done)
+{
+    sd_trainer *tr = ((seg_task *)ctx)->tr;
+    tr->it = done;
+    return train_save_last_file(tr);
+}
+
+static void seg_describe(void *ctx, sd_run_summary *s)
+{
+    seg_task *k = ctx;
+    train_describe(k->tr, k->sum, s);
+}
+
 sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *user_sum)
 {
     sd_train_summary local, *sum = user_sum ? user_sum : &local; /* (summary.json needs one) */
@@ -1021,83 +1085,28 @@ sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *user_sum)
         return st;
     }
     loop_priv *pv = tr.priv;
-    int64_t start = tr.it;
-    double t0 = sd_time_now(), last_print = 0;
-    sd_tblog_open(&tr, start);
-    if (start > 0 && pv->rank == 0)
-        fprintf(stderr, "train %s: resuming at iteration %lld of %lld\n", m->name, (long long)start,
-                (long long)tr.iters);
-    while (tr.it < tr.iters) {
-        /* a stop seen by one rank stops them all at the same iteration */
-        bool sig = pv->ranks > 1 ? sd_dist_any(sd_stop_requested()) : sd_stop_requested();
-        if (sig || (tr.stop_after > 0 && tr.it == tr.stop_after && tr.it > start)) {
-            if ((st = train_save_last(&tr)))
-                break;
-            if (pv->rank == 0)
-                fprintf(stderr, "train %s: %s at iteration %lld; state saved to %s/last.safetensors (continue with --resume)\n",
-                    m->name, sig ? "interrupted" : "stopped", (long long)tr.it, tr.rundir);
-            st = sig ? sd_fail(SD_ERR_INTERRUPTED, "interrupted at iteration %lld (state saved)", (long long)tr.it)
-                     : SD_OK;
-            sum->best_miou = tr.best_miou, sum->best_it = tr.best_it, sum->iters = tr.it;
-            sum->seconds = sd_time_now() - t0, sum->eval_failures = pv->eval_failures;
-            train_write_summary(&tr, st ? st : SD_ERR_INTERRUPTED, sum);
-            teardown(&tr);
-            return st;
-        }
-        if ((st = iterate(&tr))) {
-            char saved[160];
-            if (tr.last_saved_it >= 0)
-                snprintf(saved, sizeof saved, "last.safetensors holds iteration %lld", (long long)tr.last_saved_it);
-            else
-                snprintf(saved, sizeof saved, "no checkpoint was saved yet");
-            if (st == SD_ERR_NUMERIC)
-                sd_fail_prefix(st, "training stopped, %s (%s)", saved, tr.rundir);
-            if (tr.n_terms && tr.log)
-                train_log_iteration(&tr, sd_lr_at(&tr.sched, tr.it), sd_time_now() - t0);
-            break;
-        }
-        float lr = sd_lr_at(&tr.sched, tr.it);
-        train_log_iteration(&tr, lr, sd_time_now() - t0);
-        sd_tblog_iteration(&tr, lr);
-        if (progress_fn && progress_fn(progress_ctx, &tr))
-            sd_request_stop();
-        double now = sd_time_now();
-        bool last = tr.it + 1 == tr.iters;
-        if (pv->log_every > 0 ? ((tr.it + 1) % pv->log_every == 0 || last) : (now - last_print >= 2.0 || last)) {
-            train_print_progress(&tr, start, t0, lr);
-            last_print = now;
-        }
-        tr.it++;
-        bool do_eval = pv->have_val && (tr.it % tr.eval_every == 0 || tr.it == tr.iters);
-        /* saved before evaluating: an evaluation that fails or is killed
-         * costs at most its own result, never the iterations before it */
-        if (do_eval || tr.it == tr.iters || (tr.save_every > 0 && tr.it % tr.save_every == 0))
-            if ((st = train_save_last(&tr)))
-                break;
-        if (do_eval) {
-            double best = tr.best_miou;
-            if ((st = run_eval(&tr, sum))) {
-                if (st == SD_ERR_NOMEM)
-                    break;
-                pv->eval_failures++;
-                train_log_eval_error(&tr, sd_errmsg());
-                if (pv->rank == 0)
-                    fprintf(stderr, "train %s: evaluation at iteration %lld failed, training goes on: %s\n", m->name,
-                        (long long)tr.it, sd_errmsg());
-                st = SD_OK;
-            } else if (tr.best_miou != best && (st = train_save_last(&tr))) {
-                break; /* (last.safetensors records the new best for --resume) */
-            }
-        }
-    }
-    {
-        sum->best_miou = tr.best_miou;
-        sum->best_it = tr.best_it;
-        sum->iters = tr.it;
-        sum->seconds = sd_time_now() - t0;
-        sum->eval_failures = pv->eval_failures;
-    }
-    train_write_summary(&tr, st, sum);
+    sd_tblog_open(&tr, tr.it);
+    char name[64], ckpt[4200], summary[4200];
+    snprintf(name, sizeof name, "train %s", m->name);
+    snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", tr.rundir);
+    snprintf(summary, sizeof summary, "%s/summary.json", tr.rundir);
+    seg_task k = {&tr, sum};
+    sd_drive_task t = {
+        .name = name, .ckpt = ckpt, .summary = summary, .ctx = &k,
+        .iters = tr.iters, .start = tr.it, .stop_after = tr.stop_after, .eval_every = tr.eval_every,
+        .save_every = tr.save_every, .log_every = pv->log_every, .save_at_zero = true, .sched = &tr.sched,
+        .step = seg_step, .record = seg_record, .terms = seg_terms,
+        .evaluate = pv->have_val ? seg_evaluate : NULL, .eval_failed = seg_eval_failed,
+        .save = seg_save, .describe = seg_describe,
+    };
+    sd_drive_result r;
+    st = sd_drive(&t, &r);
+    tr.it = r.iterations;
+    sum->best_miou = tr.best_miou;
+    sum->best_it = tr.best_it;
+    sum->iters = r.iterations;
+    sum->seconds = r.seconds;
+    sum->eval_failures = r.eval_failures;
     teardown(&tr);
     return st;
 }

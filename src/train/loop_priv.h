@@ -53,8 +53,6 @@ typedef struct loop_priv {
     int rank, ranks;
     bool sync_buffers;           /* BN running statistics move: averaged over the ranks */
     uint64_t valid_px[2][2];     /* [src, tgt][this rank, all ranks]: labelled pixels of the iteration's batch */
-    int64_t kill_at;             /* test hooks (SEGDA_DIST_KILL_AT, SEGDA_DIST_HANG_AT): the last rank */
-    bool hang;                   /* dies (or hangs) at this iteration */
     bool lanemarking;            /* SYNTHIA id 22 read as road */
     bool remap;                  /* a class set other than the 19 trainIds: labels go through class_lut */
     uint8_t class_lut[256];      /* trainId -> the model's output index */
@@ -75,12 +73,12 @@ void train_log_iteration(sd_trainer *tr, float lr, double elapsed);
 void train_log_eval(sd_trainer *tr, const sd_eval_result *r);
 void train_log_eval_error(sd_trainer *tr, const char *msg);
 void train_log_val_skipped(sd_trainer *tr);
-void train_print_progress(sd_trainer *tr, int64_t start_it, double t0, float lr);
-/* RUNDIR/summary.json of a run that ends with st (rank 0; nothing else). */
-void train_write_summary(sd_trainer *tr, sd_status st, const sd_train_summary *sum);
+/* The loop's fields of RUNDIR/summary.json (the driver writes it). */
+void train_describe(sd_trainer *tr, const sd_train_summary *sum, sd_run_summary *s);
 
 /* resume.c */
-sd_status train_save_last(sd_trainer *tr);
+/* RUNDIR/last.safetensors at tr->it (the caller is rank 0: the driver). */
+sd_status train_save_last_file(sd_trainer *tr);
 sd_status train_save_best(sd_trainer *tr);
 sd_status train_resume_from(sd_trainer *tr);
 

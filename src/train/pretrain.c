@@ -30,6 +30,7 @@
 #include "segda/transform.h"
 #include "da/tblog.h"
 #include "io/file.h"
+#include "train/driver.h"
 #include "segda/tfevents.h"
 
 #define PT_HEAD_PREFIX "pretrain:"
@@ -407,13 +408,30 @@ static double tail_loss(const float *losses, int done, int iters)
     return tail > 0 ? s / tail : 0.0;
 }
 
+/* The run, as the driver's callbacks see it (driver.h). */
 typedef struct pt_state {
+    const sd_pretrain_opts *o;
+    sd_pretrain_result *r;
     pt_net *net;
+    sd_params *mp;             /* the model's parameters */
     sd_optim *opt, *hopt;
+    sd_tape *tape;
+    const sd_image_folder *tr, *va;
     const char *classes;       /* comma-separated */
-    const float *losses;       /* [done] */
-    int done;
-    const sd_pretrain_result *r;
+    float *losses;             /* [done] */
+    int done;                  /* iterations the next save holds */
+    char *config;              /* opts_text, for summary.json */
+    /* the step's buffers and batch order */
+    int *perm;
+    uint8_t *crop, *view, *labels;
+    float *xb;
+    int64_t cur_epoch;
+    long long inject_nan_at;   /* test hook SEGDA_INJECT_NAN_AT (-1 off), as in segda train */
+    struct sd_tb *tb;          /* TensorBoard (tblog.h) */
+    double lv;                 /* the iteration's loss */
+    double loss_sum;           /* since the last progress line */
+    int loss_n;
+    double t0;
 } pt_state;
 
 static sd_status save_ckpt(const sd_pretrain_opts *o, const pt_state *s)
@@ -518,7 +536,7 @@ static char *join_classes(const sd_image_folder *f)
     return names;
 }
 
-static sd_status pretrain_locked(const sd_pretrain_opts *o, sd_pretrain_result *res);
+static sd_status pretrain_locked(const sd_pretrain_opts *o, sd_pretrain_result *res, sd_drive_result *dr);
 
 /* ---- data parallel (mpirun -np N segda pretrain), as segda train: rank r
  * reads its share of a global batch of N * --batch, the gradients are
@@ -558,53 +576,133 @@ static sd_status pt_dist_mean(double *v)
     return st;
 }
 
-/* the test of a dead rank (tests/test_dist.c): the last rank kills itself
- * before iteration SEGDA_DIST_KILL_AT */
-static void pt_dist_kill_hook(int it)
-{
-    const char *k = getenv("SEGDA_DIST_KILL_AT");
-    if (sd_dist_size() > 1 && sd_dist_rank() == sd_dist_size() - 1 && k && *k && strtoll(k, NULL, 10) == it + 1)
-        raise(SIGKILL);
-}
-
-/* rank 0 writes; all learn whether it could */
-static sd_status pt_save(const sd_pretrain_opts *o, const pt_state *s)
-{
-    return sd_dist_agree(sd_dist_rank() == 0 ? save_ckpt(o, s) : SD_OK);
-}
 
 /* OUT.lock keeps a second pretraining from writing the same checkpoint
  * (and racing its saves); a lock file that cannot be made (no such folder)
  * is left to the run's own checks, which name the real problem. */
-/* OUT.summary.json (train.h: sd_run_summary), written while OUT.lock is
- * held; the run's own error stays the caller's message. */
-static void write_summary(const sd_pretrain_opts *o, sd_status st, const sd_pretrain_result *r)
+/* ---- the driver's callbacks (driver.h) ---- */
+
+/* One iteration: rank r of N takes slots r*b .. r*b+b-1 of a global batch
+ * of N*b, random-resized crops, forward, cross-entropy, backward, the
+ * ranks' mean gradient, SGD. */
+static sd_status pt_step(void *ctx, int64_t it64, float lr)
 {
-    char path[4200], msg[1024];
-    snprintf(msg, sizeof msg, "%s", st ? sd_errmsg() : "");
-    if (!st && !r->finished)
-        snprintf(msg, sizeof msg, "stopped after iteration %d (--stop-after); continue with --resume", r->iterations);
-    char *cfg = opts_text(o);
-    sd_run_summary s = {
-        .task = "pretrain",
-        .method = "pretrain",
-        .status = !st && r->finished ? "ok" : !st || st == SD_ERR_INTERRUPTED ? "interrupted" : "failed",
-        .message = msg,
-        .iterations = r->iterations,
-        .iters = o->iters,
-        .seconds = r->seconds,
-        .metric = "val_top1",
-        .final_value = r->iterations > 0 ? r->val_top1 : NAN,
-        .best_value = r->iterations > 0 ? r->best_val_top1 : NAN,
-        .best_iteration = -1,
-        .config = cfg,
-    };
-    snprintf(path, sizeof path, "%s.summary.json", o->out);
-    if (sd_run_summary_write(path, &s))
-        sd_log(0, "pretrain: could not write %s: %s\n", path, sd_errmsg());
-    free(cfg);
+    pt_state *p = ctx;
+    const sd_pretrain_opts *o = p->o;
+    const sd_image_folder *tr = p->tr;
+    int it = (int)it64;
+    size_t plane = (size_t)3 * o->size * o->size;
+    sd_status st;
+    const sd_norm_params *np = sd_norm_params_of(p->net->norm);
+    for (int j = 0; j < o->batch; j++) {
+        int64_t pos = ((int64_t)it * sd_dist_size() + sd_dist_rank()) * o->batch + j, epoch = pos / tr->n;
+        if (epoch != p->cur_epoch) {
+            epoch_perm(o->seed, epoch, tr->n, p->perm);
+            p->cur_epoch = epoch;
+        }
+        int i = p->perm[pos % tr->n];
+        sd_rng ar = sd_rng_fork(o->seed, STREAM_AUGMENT ^ (uint64_t)pos);
+        if ((st = make_view(tr, i, o->size, o->scale_min, &ar, np, p->crop, p->view, p->xb + plane * (size_t)j)))
+            return st;
+        p->labels[j] = (uint8_t)tr->label[i];
+    }
+    sd_tape *tape = p->tape;
+    sd_tape_reset(tape);
+    /* dropout and other stochastic ops: a stream per iteration, so a
+     * resumed run draws what the uninterrupted one did */
+    tape->rng = sd_rng_fork(o->seed, STREAM_DROPOUT ^ (uint64_t)it);
+    sd_params_zero_grad(p->mp);
+    sd_params_zero_grad(&p->net->head);
+    int xs[4] = {o->batch, 3, o->size, o->size};
+    sd_tensor *logits = net_forward(p->net, tape, sd_tensor_wrap(tape, 4, xs, p->xb), true);
+    sd_tensor *loss = logits ? sd_cross_entropy(tape, logits, p->labels, NULL, 255) : NULL;
+    if ((st = sd_dist_agree(loss ? SD_OK : sd_fail_prefix(tape->status ? tape->status : SD_ERR_ARG,
+                                                          "pretrain: iteration %d", it + 1))))
+        return st;
+    if (p->inject_nan_at == it + 1)
+        sd_tensor_from_host(loss, (const float[]){NAN}); /* as if the loss had diverged */
+    double lv = sd_tensor_item(loss);
+    if ((st = pt_dist_mean(&lv)))   /* (the whole batch's mean: every rank decides alike) */
+        return st;
+    if (!isfinite(lv))
+        return sd_fail(SD_ERR_NUMERIC, "pretrain: iteration %d: loss is %s (lr %g too high?)", it + 1,
+                       isnan(lv) ? "NaN" : "infinite", (double)o->lr);
+    if ((st = sd_dist_agree(sd_backward1(tape, loss))) || (st = pt_dist_reduce(p->mp)) ||
+        (st = pt_dist_reduce(&p->net->head)))
+        return st;
+    if ((st = sd_optim_step(p->opt, lr)) || (st = sd_optim_step(p->hopt, lr)))
+        return st;
+    p->losses[it] = (float)lv;
+    p->lv = lv;
+    return SD_OK;
+}
+
+static void pt_record(void *ctx, int64_t it, float lr, double elapsed, bool failed)
+{
+    (void)elapsed;
+    pt_state *p = ctx;
+    if (failed)
+        return;
+    sd_tblog_scalar(&p->tb, "loss/ce", it + 1, p->lv, "pretrain");
+    sd_tblog_scalar(&p->tb, "train/lr", it + 1, lr, "pretrain");
+    p->loss_sum += p->lv, p->loss_n++;
+}
+
+/* The mean loss since the last progress line. */
+static void pt_terms(void *ctx, char *buf, size_t cap)
+{
+    pt_state *p = ctx;
+    snprintf(buf, cap, "  loss %.4f", p->loss_n ? p->loss_sum / p->loss_n : 0.0);
+    p->loss_sum = 0, p->loss_n = 0;
+}
+
+static sd_status pt_evaluate(void *ctx, int64_t done, bool *resave)
+{
+    pt_state *p = ctx;
+    sd_pretrain_result *r = p->r;
+    sd_status st = net_eval(p->net, p->tape, p->va, p->o->size, p->o->batch, &r->val_top1);
     if (st)
-        sd_fail(st, "%s", msg);
+        return st;
+    if (r->val_top1 > r->best_val_top1)
+        r->best_val_top1 = r->val_top1;
+    sd_tblog_scalar(&p->tb, "val/top1", done, 100 * r->val_top1, "pretrain");
+    sd_log(1, "pretrain: it %lld/%d val top-1 %.4f (%d images, chance %.4f) %.0f s\n", (long long)done, p->o->iters,
+           r->val_top1, p->va->n, 1.0 / p->tr->n_classes, sd_time_now() - p->t0);
+    *resave = true;   /* (the checkpoint records the val top-1) */
+    return SD_OK;
+}
+
+static sd_status pt_save(void *ctx, int64_t done)
+{
+    pt_state *p = ctx;
+    p->done = (int)done;
+    return save_ckpt(p->o, p);
+}
+
+/* OUT.summary.json (train.h: sd_run_summary): the pretraining's part. */
+static void pt_describe(void *ctx, sd_run_summary *s)
+{
+    const pt_state *p = ctx;
+    s->task = "pretrain";
+    s->method = "pretrain";
+    s->metric = "val_top1";
+    s->final_value = s->iterations > 0 ? p->r->val_top1 : NAN;
+    s->best_value = s->iterations > 0 ? p->r->best_val_top1 : NAN;
+    s->config = p->config;
+}
+
+/* The run as a task of the driver; summary: a buffer for OUT.summary.json. */
+static sd_drive_task pt_task(pt_state *p, char *summary, size_t cap)
+{
+    const sd_pretrain_opts *o = p->o;
+    snprintf(summary, cap, "%s.summary.json", o->out);
+    return (sd_drive_task){
+        .name = "pretrain", .ckpt = o->out, .summary = summary, .ctx = p,
+        .iters = o->iters, .eval_every = o->val_every, .save_every = o->save_every, .stop_after = o->stop_after,
+        .log_every = o->log_every > 0 ? o->log_every : o->iters,
+        .step = pt_step, .record = pt_record, .terms = pt_terms, .evaluate = pt_evaluate, .save = pt_save,
+        .describe = pt_describe,
+    };
 }
 
 sd_status sd_pretrain_run(const sd_pretrain_opts *o, sd_pretrain_result *res)
@@ -626,14 +724,24 @@ sd_status sd_pretrain_run(const sd_pretrain_opts *o, sd_pretrain_result *res)
         sd_log_set_level(0);   /* one rank's progress lines are the run's */
     sd_pretrain_result local, *r = res ? res : &local;
     memset(r, 0, sizeof *r);
-    sd_status st = pretrain_locked(o, r);
-    if (fd >= 0 && !(st == SD_ERR_ARG && r->iterations == 0)) /* (a refused start leaves OUT's record alone) */
-        write_summary(o, st, r);
+    sd_drive_result dr = {0};
+    sd_status st = pretrain_locked(o, r, &dr);
+    /* the driver wrote OUT.summary.json of a run that reached its loop; here
+     * that of one that failed or was finished before it (a refused start
+     * leaves OUT's record alone) */
+    if (fd >= 0 && !dr.ran && !(st == SD_ERR_ARG && r->iterations == 0)) {
+        pt_state ps = {.o = o, .r = r, .config = opts_text(o)};
+        char summary[4200];
+        sd_drive_task t = pt_task(&ps, summary, sizeof summary);
+        dr.iterations = r->iterations, dr.seconds = r->seconds;
+        sd_drive_write_summary(&t, st, &dr);
+        free(ps.config);
+    }
     io_unlock(fd);
     return st;
 }
 
-static sd_status pretrain_locked(const sd_pretrain_opts *o, sd_pretrain_result *res)
+static sd_status pretrain_locked(const sd_pretrain_opts *o, sd_pretrain_result *res, sd_drive_result *dr)
 {
     sd_status st = check_opts(o);
     if (st)
@@ -646,16 +754,14 @@ static sd_status pretrain_locked(const sd_pretrain_opts *o, sd_pretrain_result *
     pt_net net = {0};
     sd_tape tape;
     bool have_tape = false, have_opt = false, have_hopt = false, have_ck = false;
-    struct sd_tb *tb = NULL; /* TensorBoard (tblog.h) */
     sd_optim opt, hopt;
     sd_ckpt ck;
-    int *perm = NULL;
-    uint8_t *crop = NULL, *view = NULL, *labels = NULL;
-    float *xb = NULL, *losses = NULL;
+    pt_state ps = {.o = o, .r = &r, .net = &net, .opt = &opt, .hopt = &hopt, .tape = &tape, .tr = &tr, .va = &va,
+                   .cur_epoch = -1};
+    float *losses = NULL;
     char *store = NULL, *names = NULL;
     const char *saved_classes = NULL;
-    int start = 0, saved = -1;
-    double t0 = sd_time_now();
+    int start = 0;
     if (!o->resume) {
         if (access(o->out, F_OK) == 0)
             return sd_fail(SD_ERR_ARG, "%s already exists: continue its run with --resume, or choose another --out",
@@ -672,7 +778,7 @@ static sd_status pretrain_locked(const sd_pretrain_opts *o, sd_pretrain_result *
                       "%d\n", o->iters, s.iters, o->iters);
         if ((st = read_progress(&ck, o->out, o->iters, &losses, &r, &saved_classes)))
             goto done;
-        start = saved = r.iterations;
+        start = r.iterations;
         if (start >= o->iters) {
             r.finished = true;
             r.train_loss = tail_loss(losses, start, o->iters);
@@ -757,7 +863,6 @@ static sd_status pretrain_locked(const sd_pretrain_opts *o, sd_pretrain_result *
         }
         sd_ckpt_close(&ck);
         have_ck = false;
-        sd_log(1, "pretrain: resuming %s at iteration %d of %d\n", o->out, start, o->iters);
     } else if (!(losses = sd_malloc(sizeof *losses * (size_t)o->iters))) {
         st = SD_ERR_NOMEM;
         goto done;
@@ -767,131 +872,40 @@ static sd_status pretrain_locked(const sd_pretrain_opts *o, sd_pretrain_result *
     have_tape = true;
 
     size_t plane = (size_t)3 * o->size * o->size;
-    perm = sd_malloc(sizeof *perm * (size_t)tr.n);
-    crop = sd_malloc((size_t)max_side * max_side * 3);
-    view = sd_malloc(plane);
-    labels = sd_malloc((size_t)o->batch);
-    xb = sd_malloc(sizeof *xb * plane * (size_t)o->batch);
-    if (!perm || !crop || !view || !labels || !xb) {
+    ps.mp = mp;
+    ps.classes = names;
+    ps.losses = losses;
+    ps.perm = sd_malloc(sizeof *ps.perm * (size_t)tr.n);
+    ps.crop = sd_malloc((size_t)max_side * max_side * 3);
+    ps.view = sd_malloc(plane);
+    ps.labels = sd_malloc((size_t)o->batch);
+    ps.xb = sd_malloc(sizeof *ps.xb * plane * (size_t)o->batch);
+    ps.config = opts_text(o);
+    if (!ps.perm || !ps.crop || !ps.view || !ps.labels || !ps.xb || !ps.config) {
         st = SD_ERR_NOMEM;
         goto done;
     }
     const char *inj = getenv("SEGDA_INJECT_NAN_AT"); /* test hook, as in segda train */
-    long long inject_nan_at = inj && *inj ? strtoll(inj, NULL, 10) : -1;
-    const sd_norm_params *np = sd_norm_params_of(net.norm);
+    ps.inject_nan_at = inj && *inj ? strtoll(inj, NULL, 10) : -1;
     sd_lr_schedule sched = sd_lr_poly(o->lr, o->iters, 0.9f);
-    pt_state ps = {&net, &opt, &hopt, names, losses, start, &r};
-    int64_t cur_epoch = -1;
-    double t_log = t0 = sd_time_now(), loss_sum = 0;
-    int loss_n = 0;
-    int log_every = o->log_every > 0 ? o->log_every : o->iters;
     if (o->tb && *o->tb)
-        tb = sd_tblog_open_dir(o->tb, start, "pretrain");
-    for (int it = start; it < o->iters; it++) {
-        bool sig = sd_dist_size() > 1 ? sd_dist_any(sd_stop_requested()) : sd_stop_requested();
-        if (sig || (o->stop_after > 0 && it == o->stop_after && it > start)) {
-            if (it > 0 && saved != it) {
-                ps.done = it;
-                if ((st = pt_save(o, &ps)))
-                    goto done;
-                saved = it;
-            }
-            r.iterations = it;
-            if (saved == it)
-                sd_log(1, "pretrain: %s at iteration %d of %d; state saved to %s (continue with --resume)\n",
-                       sig ? "interrupted" : "stopped", it, o->iters, o->out);
-            if (sig)
-                st = sd_fail(SD_ERR_INTERRUPTED, "pretrain: interrupted at iteration %d of %d; %s", it, o->iters,
-                             saved == it ? "state saved (continue with --resume)" : "nothing saved yet");
-            goto finish;
-        }
-        pt_dist_kill_hook(it);
-        /* rank r of N takes slots r*b .. r*b+b-1 of a global batch of N*b */
-        for (int j = 0; j < o->batch; j++) {
-            int64_t pos = ((int64_t)it * sd_dist_size() + sd_dist_rank()) * o->batch + j, epoch = pos / tr.n;
-            if (epoch != cur_epoch) {
-                epoch_perm(o->seed, epoch, tr.n, perm);
-                cur_epoch = epoch;
-            }
-            int i = perm[pos % tr.n];
-            sd_rng ar = sd_rng_fork(o->seed, STREAM_AUGMENT ^ (uint64_t)pos);
-            if ((st = make_view(&tr, i, o->size, o->scale_min, &ar, np, crop, view, xb + plane * (size_t)j)))
-                goto done;
-            labels[j] = (uint8_t)tr.label[i];
-        }
-        sd_tape_reset(&tape);
-        /* dropout and other stochastic ops: a stream per iteration, so a
-         * resumed run draws what the uninterrupted one did */
-        tape.rng = sd_rng_fork(o->seed, STREAM_DROPOUT ^ (uint64_t)it);
-        sd_params_zero_grad(mp);
-        sd_params_zero_grad(&net.head);
-        int xs[4] = {o->batch, 3, o->size, o->size};
-        sd_tensor *logits = net_forward(&net, &tape, sd_tensor_wrap(&tape, 4, xs, xb), true);
-        sd_tensor *loss = logits ? sd_cross_entropy(&tape, logits, labels, NULL, 255) : NULL;
-        if ((st = sd_dist_agree(loss ? SD_OK : sd_fail_prefix(tape.status ? tape.status : SD_ERR_ARG,
-                                                              "pretrain: iteration %d", it + 1))))
-            goto done;
-        if (inject_nan_at == it + 1)
-            sd_tensor_from_host(loss, (const float[]){NAN}); /* as if the loss had diverged */
-        double lv = sd_tensor_item(loss);
-        if ((st = pt_dist_mean(&lv)))   /* (the whole batch's mean: every rank decides alike) */
-            goto done;
-        if (!isfinite(lv)) {
-            char kept[160];
-            if (saved > 0)
-                snprintf(kept, sizeof kept, "%s keeps iteration %d (continue with --resume)", o->out, saved);
-            else
-                snprintf(kept, sizeof kept, "nothing written");
-            st = sd_fail(SD_ERR_NUMERIC, "pretrain: iteration %d: loss is %s (lr %g too high?); %s", it + 1,
-                         isnan(lv) ? "NaN" : "infinite", (double)o->lr, kept);
-            goto done;
-        }
-        if ((st = sd_dist_agree(sd_backward1(&tape, loss))) || (st = pt_dist_reduce(mp)) ||
-            (st = pt_dist_reduce(&net.head)))
-            goto done;
-        float lr = sd_lr_at(&sched, it);
-        if ((st = sd_optim_step(&opt, lr)) || (st = sd_optim_step(&hopt, lr)))
-            goto done;
-        losses[it] = (float)lv;
-        int done_it = it + 1;
-        sd_tblog_scalar(&tb, "loss/ce", done_it, lv, "pretrain");
-        sd_tblog_scalar(&tb, "train/lr", done_it, lr, "pretrain");
-        loss_sum += lv, loss_n++;
-        if (done_it % log_every == 0 || done_it == o->iters) {
-            double t = sd_time_now();
-            sd_log(1, "pretrain: it %d/%d loss %.4f lr %.4g %.2f it/s\n", done_it, o->iters, loss_sum / loss_n,
-                   (double)lr, loss_n / (t - t_log > 1e-9 ? t - t_log : 1e-9));
-            loss_sum = 0, loss_n = 0, t_log = t;
-        }
-        bool do_eval = (o->val_every > 0 && done_it % o->val_every == 0) || done_it == o->iters;
-        if (do_eval) {
-            if ((st = net_eval(&net, &tape, &va, o->size, o->batch, &r.val_top1)))
-                goto done;
-            if (r.val_top1 > r.best_val_top1)
-                r.best_val_top1 = r.val_top1;
-            sd_tblog_scalar(&tb, "val/top1", done_it, 100 * r.val_top1, "pretrain");
-            sd_log(1, "pretrain: it %d/%d val top-1 %.4f (%d images, chance %.4f) %.0f s\n", done_it, o->iters,
-                   r.val_top1, va.n, 1.0 / tr.n_classes, sd_time_now() - t0);
-            t_log = sd_time_now();
-        }
-        if (do_eval || done_it == o->iters || (o->save_every > 0 && done_it % o->save_every == 0)) {
-            ps.done = done_it;
-            if ((st = pt_save(o, &ps)))
-                goto done;
-            saved = done_it;
-        }
-        r.iterations = done_it;
-    }
-    r.finished = r.iterations == o->iters;
+        ps.tb = sd_tblog_open_dir(o->tb, start, "pretrain");
+    char summary[4200];
+    sd_drive_task t = pt_task(&ps, summary, sizeof summary);
+    t.start = start;
+    t.sched = &sched;
+    ps.t0 = sd_time_now();
+    st = sd_drive(&t, dr);
+    r.iterations = (int)dr->iterations;
+    r.finished = !st && !dr->stopped;
     if (r.finished)
-        sd_log(1, "pretrain: wrote %s (val top-1 %.4f, %.0f s)\n", o->out, r.val_top1, sd_time_now() - t0);
-finish:
-    r.seconds = sd_time_now() - t0;
+        sd_log(1, "pretrain: wrote %s (val top-1 %.4f, %.0f s)\n", o->out, r.val_top1, sd_time_now() - ps.t0);
+    r.seconds = dr->seconds;
     r.train_loss = tail_loss(losses, r.iterations, o->iters);
 done:
     if (res && (!st || st == SD_ERR_INTERRUPTED))
         *res = r;
-    sd_tb_close(tb);
+    sd_tb_close(ps.tb);
     if (have_ck)
         sd_ckpt_close(&ck);
     if (have_tape)
@@ -903,11 +917,12 @@ done:
     net_free(&net);
     sd_image_folder_free(&tr);
     sd_image_folder_free(&va);
-    free(perm);
-    free(crop);
-    free(view);
-    free(labels);
-    free(xb);
+    free(ps.perm);
+    free(ps.crop);
+    free(ps.view);
+    free(ps.labels);
+    free(ps.xb);
+    free(ps.config);
     free(losses);
     free(store);
     free(names);

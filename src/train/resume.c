@@ -50,20 +50,7 @@ static void module_optim_names(const sd_train_module *m, char ns[80], char key[8
 
 /* last.safetensors: the model (loadable by predict/eval) plus every module,
  * optimiser state and counter --resume needs, written in one atomic file. */
-static sd_status save_last_file(sd_trainer *tr);
-
-/* Rank 0 alone writes; the others learn whether it could. */
-sd_status train_save_last(sd_trainer *tr)
-{
-    loop_priv *pv = tr->priv;
-    sd_status st = pv->rank == 0 ? save_last_file(tr) : SD_OK;
-    if ((st = sd_dist_agree(st)))
-        return st;
-    tr->last_saved_it = tr->it;
-    return SD_OK;
-}
-
-static sd_status save_last_file(sd_trainer *tr)
+sd_status train_save_last_file(sd_trainer *tr)
 {
     sd_ckpt_writer w;
     sd_ckpt_writer_init(&w);

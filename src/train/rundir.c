@@ -1,5 +1,6 @@
-/* A run directory: its lock, config.txt, log.jsonl and progress lines.
- * Not here: checkpoints (resume.c), the loop (loop.c). */
+/* A run directory: config.txt, log.jsonl and the loop's part of
+ * summary.json. Not here: checkpoints (resume.c), the loop (loop.c, on
+ * the driver: driver.c). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -112,28 +113,6 @@ void train_log_val_skipped(sd_trainer *tr)
     fflush(tr->log);
 }
 
-void train_print_progress(sd_trainer *tr, int64_t start_it, double t0, float lr)
-{
-    if (((loop_priv *)tr->priv)->rank != 0)
-        return;
-    double now = sd_time_now(), el = now - t0;
-    double done = (double)(tr->it + 1 - start_it);
-    double rate = el > 0 ? done / el : 0;
-    double eta = rate > 0 ? (double)(tr->iters - tr->it - 1) / rate : 0;
-    char line[1024], eta_s[48];
-    /* (in whole minutes as a 64-bit count: a huge --iters gives a huge ETA,
-     * never an int's overflow) */
-    if (eta < 9.2e18)
-        snprintf(eta_s, sizeof eta_s, "%lldm%02ds", (long long)eta / 60, (int)((long long)eta % 60));
-    else
-        snprintf(eta_s, sizeof eta_s, "%.3gs", eta);
-    int n = snprintf(line, sizeof line, "train %s: it %lld/%lld  %.2f it/s  ETA %s  lr %.3g", tr->method->name,
-                     (long long)tr->it + 1, (long long)tr->iters, rate, eta_s, lr);
-    for (int i = 0; i < tr->n_terms && n < (int)sizeof line - 40; i++)
-        n += snprintf(line + n, sizeof line - (size_t)n, "  %s %.4g", tr->terms[i].name, tr->terms[i].value);
-    fprintf(stderr, "%s\n", line);
-}
-
 static char *config_text(const sd_config *c)
 {
     size_t n = 1;
@@ -173,41 +152,17 @@ sd_status train_write_config(sd_trainer *tr)
     return st;
 }
 
-void train_write_summary(sd_trainer *tr, sd_status st, const sd_train_summary *sum)
+/* The loop's part of summary.json (the driver fills status, message,
+ * counts and time). */
+void train_describe(sd_trainer *tr, const sd_train_summary *sum, sd_run_summary *s)
 {
     loop_priv *pv = tr->priv;
-    if (!pv || pv->rank != 0 || !tr->rundir)
-        return;
-    char msg[1100] = "", path[4200];
-    if (st == SD_ERR_INTERRUPTED && tr->stop_after > 0 && tr->it == tr->stop_after && !sd_stop_requested())
-        snprintf(msg, sizeof msg, "stopped after iteration %lld (stop-after); continue with --resume",
-                 (long long)tr->it);
-    else if (st)
-        snprintf(msg, sizeof msg, "%s", sd_errmsg());
-    sd_run_summary s = {
-        .task = "train",
-        .method = tr->method ? tr->method->name : "",
-        .status = !st ? "ok" : st == SD_ERR_INTERRUPTED ? "interrupted" : "failed",
-        .message = msg,
-        .iterations = tr->it,
-        .iters = tr->iters,
-        .seconds = sum->seconds,
-        .eval_failures = pv->eval_failures,
-        .metric = pv->protocol == SD_PROTOCOL_16 ? "miou_16" : pv->protocol == SD_PROTOCOL_13 ? "miou_13" : "miou_19",
-        .final_value = pv->last_miou,
-        .best_value = tr->best_miou >= 0 ? tr->best_miou : NAN,
-        .best_iteration = tr->best_it,
-        .class_iou = sum->evaluated ? sum->class_iou : NULL,
-        .config = pv->config_text,
-    };
-    snprintf(path, sizeof path, "%s/summary.json", tr->rundir);
-    /* the run's own error stays the caller's message */
-    char keep[1024];
-    snprintf(keep, sizeof keep, "%s", sd_errmsg());
-    if (sd_run_summary_write(path, &s))
-        fprintf(stderr, "train: could not write %s: %s\n", path, sd_errmsg());
-    if (st && !msg[0])
-        return;
-    if (st)
-        sd_fail(st, "%s", keep);
+    s->task = "train";
+    s->method = tr->method ? tr->method->name : "";
+    s->metric = pv->protocol == SD_PROTOCOL_16 ? "miou_16" : pv->protocol == SD_PROTOCOL_13 ? "miou_13" : "miou_19";
+    s->final_value = pv->last_miou;
+    s->best_value = tr->best_miou >= 0 ? tr->best_miou : NAN;
+    s->best_iteration = tr->best_it;
+    s->class_iou = sum->evaluated ? sum->class_iou : NULL;
+    s->config = pv->config_text;
 }
