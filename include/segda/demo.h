@@ -116,7 +116,8 @@ typedef enum {
 
 typedef struct sd_demo_event {
     sd_demo_event_kind kind;
-    const char *text;            /* the line(s) as `segda demo` prints them, with "\n" */
+    const char *text;            /* the line(s) as `segda demo` prints them, with "\n"; "" for
+                                  * the runs of the gap measures, which it does not list */
     const char *name;            /* the run's row/label (NULL for NOTE and TABLE) */
     const char *method;          /* training runs */
     sd_demo_task_kind task;

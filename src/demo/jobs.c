@@ -258,12 +258,14 @@ static int job_start(const demo_setup *ds, demo_job *jobs, demo_job *j, int id)
     } else {
         t.gap = &j->gap;
     }
-    if (ds->verbose || j->kind != SD_DEMO_TASK_GAP) {
-        sd_demo_event ev = job_event(SD_DEMO_EV_START, j);
+    /* (the gap runs go without a line: the event's text is empty) */
+    sd_demo_event ev = job_event(SD_DEMO_EV_START, j);
+    if (ds->verbose)
         demo_emit(ds, &ev, "demo: started %s%s (seed %d%s%s) -> %s\n", j->kind == SD_DEMO_TASK_GAP ? "gap " : "",
                   j->name, j->seed, j->kind == SD_DEMO_TASK_TRAIN ? ", " : "",
                   j->kind == SD_DEMO_TASK_TRAIN ? j->method : "", j->log);
-    }
+    else
+        demo_emit(ds, &ev, "%s", "");
     j->t0 = sd_time_now();
     return ds->runner->start(ds->runner->self, &t, id);
 }
@@ -287,6 +289,8 @@ static bool job_finish(const demo_setup *ds, demo_job *j, bool ok)
     } else if (ds->verbose || j->kind == SD_DEMO_TASK_PRETRAIN) {
         demo_emit(ds, &ev, "demo: %s%s done (%.0f s)\n", j->kind == SD_DEMO_TASK_GAP ? "gap " : "", j->name,
                   j->seconds);
+    } else {
+        demo_emit(ds, &ev, "%s", "");
     }
     return ok;
 }
