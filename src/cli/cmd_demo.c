@@ -259,6 +259,8 @@ int cli_demo(int argc, char **argv)
         case 'P':
             if (cli_precision("demo", usage, optarg))
                 return 2;
+            /* f32 when bf16 fell back (cli_precision warned) */
+            o.precision = sd_precision() == SD_DTYPE_F32 ? "f32" : strcmp(optarg, "bf16-emulated") ? "bf16" : optarg;
             break;
         case '?':
         case ':': return cli_bad_option("demo", usage, argv);
@@ -276,7 +278,7 @@ int cli_demo(int argc, char **argv)
         fprintf(stderr, "segda demo: %s\n", sd_errmsg());
         return 2;
     }
-    /* precision and device: as cli_precision / cli_device chose them */
+    /* (the device: as cli_device selected it) */
     static proc_runner pr;
     char self[1024];
     ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
