@@ -48,6 +48,7 @@ $(info segda: built without video (pkg-config finds no libavformat/libavcodec/li
 endif
 
 LIB_DIRS := core cpu nn optim io data train da eval gap bench dist
+LIB_DIRS += demo   # the demo as a library function (src/demo, include/segda/demo.h)
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard src/$(d)/*.c))
 
 # CUDA backend (src/cuda): built when nvcc and cuDNN's header are found under

@@ -239,6 +239,42 @@ static void TEST_resume_keeps_finished_runs(void)
     free(after);
 }
 
+/* --resume over a run that has its final checkpoint but no summary.json (a
+ * demo killed after the run's last iteration, before the summary was
+ * written): the run is redone, to the same result, the others kept. (It
+ * used to be resumed at its last iteration, which does nothing and leaves
+ * no final evaluation: the row FAILED.) */
+static void TEST_resume_without_summary(void)
+{
+    char cmd[1024], path[512];
+    const char *args = "--full --seeds 1 --pretrain-iters 3 --iters 2 --adapt-iters 2 --jobs 2 --threads 1 --no-gap";
+    snprintf(path, sizeof path, "%s/results.json", dir);
+    char *before = test_slurp(path, NULL);
+    snprintf(path, sizeof path, "%s/runs/minent-s1/summary.json", dir);
+    CHECK(unlink(path) == 0);
+    snprintf(path, sizeof path, "%s/runs/minent-s1/last.safetensors", dir);
+    CHECK(access(path, F_OK) == 0);
+    snprintf(cmd, sizeof cmd, "%s demo --out %s %s --resume > %s/demo5.out 2> %s/demo5.err", bin, dir, args, dir, dir);
+    int rc = system(cmd);
+    CHECK_MSG(rc == 0, "demo --resume failed (%d), see %s/demo5.err", rc, dir);
+    snprintf(path, sizeof path, "%s/demo5.err", dir);
+    char *err = test_slurp(path, NULL);
+    CHECK_MSG(count(err, "kept from an earlier run") == 46 && count(err, "started minent (seed 1") == 1 &&
+              count(err, "FAILED") == 0, "%s", err ? err : "(none)");
+    free(err);
+    snprintf(path, sizeof path, "%s/runs/minent-s1/summary.json", dir);
+    CHECK(access(path, F_OK) == 0);
+    snprintf(path, sizeof path, "%s/results.json", dir);
+    char *after = test_slurp(path, NULL);
+    const char *a = before ? strstr(before, "\"method\": \"minent\"") : NULL;
+    const char *b = after ? strstr(after, "\"method\": \"minent\"") : NULL;
+    a = a ? strstr(a, "\"miou_19\"") : NULL;
+    b = b ? strstr(b, "\"miou_19\"") : NULL;
+    CHECK(a && b && atof(a + 11) == atof(b + 11) && atof(a + 11) > 0);
+    free(before);
+    free(after);
+}
+
 /* --rows after the runs above: only the named rows of --full and the rows
  * they start from (fda-ssl's pseudo-labels come from the three fda rows),
  * every run kept from the earlier demo. */
@@ -303,6 +339,7 @@ int main(void)
     }
     RUN(TEST_full_tiny);
     RUN(TEST_resume_keeps_finished_runs);
+    RUN(TEST_resume_without_summary);
     RUN(TEST_rows_subset);
     RUN(TEST_bad_usage);
     char cmd[300];

@@ -101,4 +101,20 @@ typedef int (*sd_api_progress_fn)(void *ctx, int64_t it, int64_t iters, int n_te
 sd_status sd_api_train(int n, const char *const *keys, const char *const *values, sd_api_progress_fn fn, void *ctx,
                        double *best_miou, double *final_miou);
 
+/* ---- the demo in-process (demo.h) ---- */
+/* Called for every event of the demo: kind (sd_demo_event_kind: 0 note,
+ * 1 start, 2 done, 3 kept, 4 failed, 5 skipped, 6 iteration, 7 table),
+ * text (the line segda demo prints), the run's name (NULL for notes and the
+ * table), seed, miou (done/kept training runs; NAN otherwise), seconds; for
+ * iterations it (1-based) of iters and the loss terms. A nonzero return
+ * stops the demo (SD_ERR_INTERRUPTED). */
+typedef int (*sd_api_demo_fn)(void *ctx, int kind, const char *text, const char *name, int seed, double miou,
+                              double seconds, int64_t it, int64_t iters, int n_terms, const char *const *names,
+                              const double *values);
+/* Runs `segda demo` in this process (the in-process runner: one run after
+ * another) with the options keys[i] = values[i] (the flags of segda demo
+ * --help without dashes: "out", "iters", "no-gap" = "true", ...). An unknown
+ * option or a bad value is SD_ERR_ARG naming it. */
+sd_status sd_api_demo(int n, const char *const *keys, const char *const *values, sd_api_demo_fn fn, void *ctx);
+
 #endif

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "segda/core.h"
 #include "segda/image.h"
@@ -198,5 +199,33 @@ sd_status sd_gap_scatter_svg(const char *path, const float *pts, const uint8_t *
  * negative = none) drawn as a small cross. */
 sd_status sd_gap_contact_sheet(const char *path, const sd_image *const *thumb, const uint8_t *domain,
                                const int *query, int n_query, const int *nbr, int k, const int *mark);
+
+/* ---- the whole measurement of `segda gap` (src/gap/run.c) ---------------- */
+
+#define SD_GAP_MODEL_IMAGES 200   /* images per dataset with a model or --rgb, unless n_images says */
+
+/* The options of `segda gap` (its --help says what each does). Exactly one
+ * mode: model (+ layer), features_a/features_b, rgb, labels_only or
+ * objects (1 shape, 2 texture, 3 both). */
+typedef struct sd_gap_run_opts {
+    const char *a, *b;                  /* dataset specs */
+    const char *model, *layer;          /* checkpoint and layer name */
+    const char *features_a, *features_b; /* feature files (.npy or text) */
+    bool rgb, labels_only, lanemarking_as_road;
+    int objects, crop;                  /* --objects KIND, --crop N (16) */
+    int n_images;                       /* --n (-1: all for labels, SD_GAP_MODEL_IMAGES otherwise) */
+    int pixels, bins, threads;          /* --pixels (0), --bins (SD_GAP_KL_BINS), --threads (4) */
+    int net_w, net_h;                   /* --size (0: each image at its own size) */
+    const char *out_dir, *json;         /* --out DIR, --json FILE (NULL: none) */
+    sd_gap_options measure;
+    FILE *table;                        /* where the table is printed (NULL: nowhere) */
+} sd_gap_run_opts;
+
+void sd_gap_run_opts_init(sd_gap_run_opts *o);
+/* NULL when the options make one valid run, else why not (a usage error). */
+const char *sd_gap_run_check(const sd_gap_run_opts *o);
+/* Runs the measurement; SD_ERR_ARG with sd_gap_run_check's reason for
+ * invalid options; other errors name the dataset, file or layer. */
+sd_status sd_gap_run(const sd_gap_run_opts *o);
 
 #endif

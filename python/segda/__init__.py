@@ -1,5 +1,6 @@
 """segda from Python: checkpoints, prediction on numpy arrays, evaluation
-of prediction arrays, datasets by spec, and training in-process, over
+of prediction arrays, datasets by spec, and training and the demo
+in-process, over
 libsegda's flat C API (include/segda/api.h) through ctypes.
 
     import segda
@@ -15,13 +16,15 @@ message (the file, the value, the reason); bad arrays raise TypeError
 (dtype) or ValueError (shape) before the library is called.
 """
 import ctypes
+import json
 import math
+import os
 
 import numpy as np
 
-from ._lib import PROGRESS_FN, SegdaError, check, enc, lib
+from ._lib import DEMO_FN, PROGRESS_FN, SegdaError, check, enc, lib
 
-__all__ = ["SegdaError", "Model", "load", "read_image", "Confusion", "evaluate", "evaluate_folder", "Dataset", "train",
+__all__ = ["SegdaError", "Model", "load", "read_image", "Confusion", "evaluate", "evaluate_folder", "Dataset", "train", "demo",
            "set_threads", "threads", "set_precision", "precision", "version", "CLASS_NAMES"]
 
 CLASS_NAMES = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
@@ -380,3 +383,54 @@ def train(config, progress=None):
     def num(x):
         return None if math.isnan(x) else float(x)
     return {"best_miou": num(best.value), "final_miou": num(final.value), "out": config.get("out")}
+
+
+DEMO_EVENTS = ("note", "start", "done", "kept", "failed", "skipped", "iter", "table")
+
+
+def demo(options=None, progress=None, **kw):
+    """Runs `segda demo` in this process (the library's sd_demo_run with its
+    in-process runner: one run after another, each on `threads` threads),
+    from a dict and/or keyword options: the flags of `segda demo --help`
+    without dashes ("out", "full", "methods", "rows", "seeds", "iters",
+    "adapt_iters", "pretrain_iters", "lr", "adapt_lr", "jobs", "threads",
+    "no_gap", "resume", "precision", "device"); True/False for flags, lists
+    for methods/rows. progress(event) is called with a dict per event:
+    "kind" (note, start, done, kept, failed, skipped, iter, table), "text"
+    (the line segda demo prints), "name", "seed", "miou" and "seconds"
+    (finished training runs), and for "iter" the "it", "iters" and
+    "losses" of an iteration; returning True stops the demo (SegdaError
+    "interrupted"), an exception in it stops it and is raised again.
+    Returns the rows of OUT/results.json (a list of dicts). A bad option
+    raises SegdaError naming it; a failed run raises SegdaError after the
+    report was written without it."""
+    opts = dict(options or {})
+    opts.update(kw)
+    keys = [str(k).replace("_", "-") for k in opts]
+    vals = [_config_value(opts[k]) for k in opts]
+    ck = (ctypes.c_char_p * max(1, len(keys)))(*[k.encode() for k in keys])
+    cv = (ctypes.c_char_p * max(1, len(vals)))(*[os.fsencode(v) for v in vals])
+    raised = []
+
+    def hook(ctx, kind, text, name, seed, miou, seconds, it, iters, n, names, values):
+        try:
+            ev = {"kind": DEMO_EVENTS[kind] if 0 <= kind < len(DEMO_EVENTS) else str(kind),
+                  "text": text.decode("utf-8", "replace") if text else "",
+                  "name": name.decode() if name else None, "seed": int(seed),
+                  "miou": None if math.isnan(miou) else float(miou),
+                  "seconds": None if math.isnan(seconds) else float(seconds)}
+            if ev["kind"] == "iter":
+                ev.update(it=int(it), iters=int(iters), losses={names[i].decode(): values[i] for i in range(n)})
+            return 1 if progress(ev) else 0
+        except BaseException as e:  # noqa: B902 -- carried across the C frames, raised below
+            raised.append(e)
+            return 1
+
+    cb = DEMO_FN(hook) if progress else DEMO_FN()
+    st = lib.sd_api_demo(len(keys), ck, cv, cb, None)
+    if raised:
+        lib.sd_error_clear()
+        raise raised[0]
+    check(st)
+    with open(os.path.join(opts.get("out", "demo-out"), "results.json")) as f:
+        return json.load(f)

@@ -31,6 +31,9 @@ class SegdaError(RuntimeError):
 
 
 PROGRESS_FN = ctypes.CFUNCTYPE(ctypes.c_int, _vp, ctypes.c_int64, ctypes.c_int64, _i, _P(_s), _f64p)
+# sd_api_demo_fn: ctx, kind, text, name, seed, miou, seconds, it, iters, n_terms, names, values
+DEMO_FN = ctypes.CFUNCTYPE(ctypes.c_int, _vp, _i, _s, _s, _i, ctypes.c_double, ctypes.c_double, ctypes.c_int64,
+                           ctypes.c_int64, _i, _P(_s), _f64p)
 
 
 def _candidates():
@@ -107,6 +110,7 @@ _sig("sd_api_dataset_image_path", _s, _vp, _i)
 _sig("sd_api_dataset_read", _i, _vp, _i, _P(_u8p), _P(_i), _P(_i), _P(_u8p), _P(_i), _P(_i))
 _sig("sd_api_eval_folder", _i, _vp, _s, _b, _b, _u64p, _u64p, _P(ctypes.c_int64), _P(ctypes.c_int64))
 _sig("sd_api_train", _i, _i, _P(_s), _P(_s), PROGRESS_FN, _vp, _f64p, _f64p)
+_sig("sd_api_demo", _i, _i, _P(_s), _P(_s), DEMO_FN, _vp)
 
 
 def check(status):

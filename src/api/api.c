@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "segda/api.h"
+#include "segda/demo.h"
 #include "segda/checkpoint.h"
 #include "segda/data.h"
 #include "segda/eval.h"
@@ -358,4 +359,31 @@ sd_status sd_api_train(int n, const char *const *keys, const char *const *values
     }
     sd_config_free(&cfg);
     return st;
+}
+
+/* ---- the demo ---- */
+
+typedef struct demo_hook {
+    sd_api_demo_fn fn;
+    void *ctx;
+} demo_hook;
+
+static int on_demo_event(void *ctx, const sd_demo_event *ev)
+{
+    const demo_hook *hk = ctx;
+    return hk->fn(hk->ctx, (int)ev->kind, ev->text, ev->name, ev->seed, ev->miou, ev->seconds, ev->it, ev->iters,
+                  ev->n_terms, ev->term_names, ev->term_values);
+}
+
+sd_status sd_api_demo(int n, const char *const *keys, const char *const *values, sd_api_demo_fn fn, void *ctx)
+{
+    sd_demo_opts o;
+    sd_demo_opts_init(&o);
+    for (int i = 0; i < n; i++) {
+        sd_status st = sd_demo_opts_set(&o, keys[i], values[i]);
+        if (st)
+            return st;
+    }
+    demo_hook hk = {fn, ctx};
+    return sd_demo_run(&o, NULL, fn ? on_demo_event : NULL, &hk);
 }

@@ -1,8 +1,8 @@
-/* Pieces of `segda demo --full` for issues 18 and 19 that live outside
- * cmd_demo.c's loop: the gradient-ratio table and the translated-examples
- * figure of the report. */
-#ifndef SEGDA_CLI_DEMO_EXTRA_H
-#define SEGDA_CLI_DEMO_EXTRA_H
+/* Pieces of the demo's report that --full adds (issues 18 and 19): the
+ * gradient-ratio table and the translated-examples figure. The rest of the
+ * report is report.c's. */
+#ifndef SEGDA_DEMO_EXTRA_H
+#define SEGDA_DEMO_EXTRA_H
 
 #include <stdint.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/demo_extra.h"
+#include "demo/extra.h"
 #include "segda/checkpoint.h"
 #include "segda/data.h"
 #include "segda/gan.h"

@@ -1,0 +1,131 @@
+/* The demo as a library function (segda/demo.h): sd_demo_run with the
+ * in-process runner gives what `segda demo` (the process runner, two child
+ * processes at once) gives for the same options and thread counts: the
+ * same table on stdout, gap lines included (the gap measures run through
+ * sd_gap_run in-process), and the same results.json but each run's
+ * wall-clock seconds. Options by name (sd_demo_opts_set) name a bad option
+ * and value. Needs SEGDA_BIN for the command. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "segda/demo.h"
+#include "util.h"
+
+static char dir[256];
+static const char *bin;
+
+/* "seconds": N.N -> "seconds": X, in place */
+static void mask_seconds(char *s)
+{
+    for (char *p = s ? strstr(s, "\"seconds\": ") : NULL; p; p = strstr(p + 1, "\"seconds\": ")) {
+        char *v = p + 11, *e = v;
+        while ((*e >= '0' && *e <= '9') || *e == '.')
+            e++;
+        *v = 'X';
+        memmove(v + 1, e, strlen(e) + 1);
+    }
+}
+
+typedef struct seen {
+    char table[8192];
+    int starts, done, iters, gap_done;
+} seen;
+
+static int on_event(void *ctx, const sd_demo_event *ev)
+{
+    seen *s = ctx;
+    if (ev->kind == SD_DEMO_EV_TABLE)
+        snprintf(s->table + strlen(s->table), sizeof s->table - strlen(s->table), "%s", ev->text);
+    s->starts += ev->kind == SD_DEMO_EV_START && ev->task != SD_DEMO_TASK_GAP;
+    s->done += ev->kind == SD_DEMO_EV_DONE && ev->task == SD_DEMO_TASK_TRAIN;
+    s->gap_done += ev->kind == SD_DEMO_EV_DONE && ev->task == SD_DEMO_TASK_GAP;
+    s->iters += ev->kind == SD_DEMO_EV_ITER;
+    return 0;
+}
+
+static void TEST_inprocess_equals_process_runner(void)
+{
+    char cmd[1024], path[512];
+    snprintf(cmd, sizeof cmd,
+             "%s synth --out %s/bench --n-sim 8 --n-real 200 --n-real-val 4 --size 64x32 --crops 4 --crop-size 32 "
+             "--threads 1 --quiet",
+             bin, dir);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd,
+             "%s demo --out %s --methods fda --seeds 1 --pretrain-iters 3 --iters 2 --adapt-iters 2 --jobs 2 "
+             "--threads 1 > %s/cli.out 2> %s/cli.err",
+             bin, dir, dir, dir);
+    int rc = system(cmd);
+    CHECK_MSG(rc == 0, "segda demo failed (%d), see %s/cli.err", rc, dir);
+    snprintf(path, sizeof path, "%s/results.json", dir);
+    char *cli_json = test_slurp(path, NULL);
+    snprintf(path, sizeof path, "%s/cli.out", dir);
+    char *cli_out = test_slurp(path, NULL);
+
+    sd_demo_opts o;
+    sd_demo_opts_init(&o);
+    o.out = dir;
+    o.methods = "fda";
+    o.seeds = 1, o.pretrain_iters = 3, o.iters = 2, o.adapt_iters = 2, o.jobs = 2, o.threads = 1;
+    seen s = {.starts = 0};
+    CHECK_OK(sd_demo_run(&o, NULL, on_event, &s));
+    snprintf(path, sizeof path, "%s/results.json", dir);
+    char *lib_json = test_slurp(path, NULL);
+    mask_seconds(cli_json);
+    mask_seconds(lib_json);
+    CHECK_MSG(cli_json && lib_json && !strcmp(cli_json, lib_json) && strstr(lib_json, "\"method\": \"fda\""),
+              "results.json differ:\n%s\n---\n%s", cli_json ? cli_json : "(none)", lib_json ? lib_json : "(none)");
+    CHECK_MSG(cli_out && !strcmp(cli_out, s.table) && strstr(s.table, "gap source-only layer4"),
+              "table differs:\n%s\n---\n%s", cli_out ? cli_out : "(none)", s.table);
+    /* pretrain, source-base, oracle, source-only, fda; every training
+     * iteration (2 + 4 + 2 + 2); the 8 gap measures */
+    CHECK_MSG(s.starts == 5 && s.done == 4 && s.iters == 10 && s.gap_done == 8, "starts %d, done %d, iters %d, gap %d",
+              s.starts, s.done, s.iters, s.gap_done);
+    free(cli_json);
+    free(lib_json);
+    free(cli_out);
+}
+
+static void TEST_options_by_name(void)
+{
+    sd_demo_opts o;
+    sd_demo_opts_init(&o);
+    CHECK_OK(sd_demo_opts_set(&o, "adapt_iters", "7"));
+    CHECK_OK(sd_demo_opts_set(&o, "--no-gap", "true"));
+    CHECK_OK(sd_demo_opts_set(&o, "lr", "0.02"));
+    CHECK(o.adapt_iters == 7 && o.no_gap && !strcmp(o.lr, "0.02"));
+    CHECK(sd_demo_opts_set(&o, "--iters", "1e3") == SD_ERR_ARG && strstr(sd_errmsg(), "--iters '1e3', expected an integer"));
+    CHECK(sd_demo_opts_set(&o, "lr", "0") == SD_ERR_ARG && strstr(sd_errmsg(), "lr '0'"));
+    CHECK(sd_demo_opts_set(&o, "bogus", "1") == SD_ERR_ARG && strstr(sd_errmsg(), "unknown demo option 'bogus'"));
+    CHECK(o.iters == 0);
+    o.rows = "fda-ssl,no-such-row";
+    CHECK(sd_demo_check(&o) == SD_ERR_ARG && strstr(sd_errmsg(), "'no-such-row' is not a row of --full"));
+    o.rows = NULL;
+    o.methods = "fda,nope";
+    CHECK(sd_demo_check(&o) == SD_ERR_ARG && strstr(sd_errmsg(), "unknown method 'nope'"));
+    sd_error_clear();
+}
+
+int main(void)
+{
+    RUN(TEST_options_by_name);
+    bin = getenv("SEGDA_BIN");
+    if (!bin) {
+        printf("SKIP TEST_inprocess_equals_process_runner (no SEGDA_BIN)\n");
+        return check_total_failed_ ? 1 : 0;
+    }
+    snprintf(dir, sizeof dir, "/tmp/segda-demolib-XXXXXX");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    RUN(TEST_inprocess_equals_process_runner);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (!check_total_failed_ && system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    return check_total_failed_ ? 1 : 0;
+}
