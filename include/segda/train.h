@@ -227,6 +227,11 @@ typedef struct sd_train_summary {
     double seconds;                  /* wall-clock time of the loop */
     int eval_failures;               /* evaluations that failed (named in log.jsonl); the run went on */
 } sd_train_summary;
+/* This iteration's loss terms as two parallel arrays (names[i] = values[i],
+ * each of room SD_TRAIN_MAX_TERMS): what a progress callback hands on.
+ * Returns their count. */
+int sd_trainer_term_list(const sd_trainer *tr, const char **names, double *values);
+
 /* sd_train_run that also fills *sum (may be NULL). */
 sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *sum);
 

@@ -308,11 +308,7 @@ static int on_iteration(void *ctx, const sd_trainer *tr)
     const train_hook *hk = ctx;
     const char *names[SD_TRAIN_MAX_TERMS];
     double values[SD_TRAIN_MAX_TERMS];
-    int n = tr->n_terms < SD_TRAIN_MAX_TERMS ? tr->n_terms : SD_TRAIN_MAX_TERMS;
-    for (int i = 0; i < n; i++) {
-        names[i] = tr->terms[i].name;
-        values[i] = tr->terms[i].value;
-    }
+    int n = sd_trainer_term_list(tr, names, values);
     return hk->fn(hk->ctx, tr->it + 1, tr->iters, n, names, values);
 }
 

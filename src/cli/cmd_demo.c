@@ -91,6 +91,21 @@ static void arg(argv_buf *a, const char *fmt, ...)
     a->argv[++a->n] = NULL;
 }
 
+/* "--flag VALUE"; a NULL string value adds nothing */
+static void opt_s(argv_buf *a, const char *flag, const char *v)
+{
+    if (v) {
+        arg(a, "%s", flag);
+        arg(a, "%s", v);
+    }
+}
+
+static void opt_i(argv_buf *a, const char *flag, int v)
+{
+    arg(a, "%s", flag);
+    arg(a, "%d", v);
+}
+
 /* The command line of a task: what the in-process runner calls, as a
  * `segda` subcommand. */
 static void task_argv(const sd_demo_task *t, argv_buf *a)
@@ -98,8 +113,7 @@ static void task_argv(const sd_demo_task *t, argv_buf *a)
     arg(a, "segda");
     if (t->kind == SD_DEMO_TASK_TRAIN) {
         arg(a, "train");
-        arg(a, "--config");
-        arg(a, "%s", t->config);
+        opt_s(a, "--config", t->config);
         if (t->resume)
             arg(a, "--resume");
         return;
@@ -107,24 +121,14 @@ static void task_argv(const sd_demo_task *t, argv_buf *a)
     if (t->kind == SD_DEMO_TASK_PRETRAIN) {
         const sd_pretrain_opts *p = t->pretrain;
         arg(a, "pretrain");
-        arg(a, "--data");
-        arg(a, "%s", p->data);
-        arg(a, "--out");
-        arg(a, "%s", p->out);
-        arg(a, "--model");
-        arg(a, "%s", p->model);
-        arg(a, "--iters");
-        arg(a, "%d", p->iters);
-        arg(a, "--threads");
-        arg(a, "%d", t->threads);
-        arg(a, "--val-every");
-        arg(a, "%d", p->val_every);
-        arg(a, "--log-every");
-        arg(a, "%d", p->log_every);
-        if (p->tb) {
-            arg(a, "--tb");
-            arg(a, "%s", p->tb);
-        }
+        opt_s(a, "--data", p->data);
+        opt_s(a, "--out", p->out);
+        opt_s(a, "--model", p->model);
+        opt_i(a, "--iters", p->iters);
+        opt_i(a, "--threads", t->threads);
+        opt_i(a, "--val-every", p->val_every);
+        opt_i(a, "--log-every", p->log_every);
+        opt_s(a, "--tb", p->tb);
         if (p->resume)
             arg(a, "--resume");
     } else {
@@ -135,34 +139,19 @@ static void task_argv(const sd_demo_task *t, argv_buf *a)
         else if (g->rgb)
             arg(a, "--rgb");
         else {
-            arg(a, "--model");
-            arg(a, "%s", g->model);
-            arg(a, "--layer");
-            arg(a, "%s", g->layer);
+            opt_s(a, "--model", g->model);
+            opt_s(a, "--layer", g->layer);
         }
-        arg(a, "--a");
-        arg(a, "%s", g->a);
-        arg(a, "--b");
-        arg(a, "%s", g->b);
-        arg(a, "--n");
-        arg(a, "%d", g->n_images);
-        if (g->pixels) {
-            arg(a, "--pixels");
-            arg(a, "%d", g->pixels);
-        }
-        if (g->out_dir) {
-            arg(a, "--out");
-            arg(a, "%s", g->out_dir);
-        }
-        if (g->json) {
-            arg(a, "--json");
-            arg(a, "%s", g->json);
-        }
+        opt_s(a, "--a", g->a);
+        opt_s(a, "--b", g->b);
+        opt_i(a, "--n", g->n_images);
+        if (g->pixels)
+            opt_i(a, "--pixels", g->pixels);
+        opt_s(a, "--out", g->out_dir);
+        opt_s(a, "--json", g->json);
     }
-    arg(a, "--precision");
-    arg(a, "%s", t->precision);
-    arg(a, "--device");
-    arg(a, "%s", t->device);
+    opt_s(a, "--precision", t->precision);
+    opt_s(a, "--device", t->device);
 }
 
 static int proc_start(void *self, const sd_demo_task *t, int id)

@@ -26,11 +26,7 @@ static int on_iteration(void *ctx, const sd_trainer *tr)
         return 0;
     const char *names[SD_TRAIN_MAX_TERMS];
     double values[SD_TRAIN_MAX_TERMS];
-    int n = tr->n_terms < SD_TRAIN_MAX_TERMS ? tr->n_terms : SD_TRAIN_MAX_TERMS;
-    for (int i = 0; i < n; i++) {
-        names[i] = tr->terms[i].name;
-        values[i] = tr->terms[i].value;
-    }
+    int n = sd_trainer_term_list(tr, names, values);
     char text[160];
     snprintf(text, sizeof text, "demo: %s (seed %d) it %lld/%lld\n", h->t->name, h->t->seed, (long long)tr->it + 1,
              (long long)tr->iters);

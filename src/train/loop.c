@@ -1110,3 +1110,13 @@ sd_status sd_train_run_summary(sd_config *cfg, sd_train_summary *user_sum)
     teardown(&tr);
     return st;
 }
+
+int sd_trainer_term_list(const sd_trainer *tr, const char **names, double *values)
+{
+    int n = tr->n_terms < SD_TRAIN_MAX_TERMS ? tr->n_terms : SD_TRAIN_MAX_TERMS;
+    for (int i = 0; i < n; i++) {
+        names[i] = tr->terms[i].name;
+        values[i] = tr->terms[i].value;
+    }
+    return n;
+}
