@@ -9,6 +9,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/backend.h"
 #include "segda/dist.h"
@@ -112,16 +113,26 @@ static double now_s(void)
  * other work needs); the thread's timer slack is set to 1 us at start, so
  * short sleeps are not stretched by the default 50 us (SyncBN's many short
  * collectives).
- * SEGDA_DIST_SPIN=1 polls without sleeping (cores of its own for every rank).
+ * Whether it sleeps at all is decided at the first wait, as Open MPI decides
+ * whether to yield: ranks that fit the machine (ranks on this node x threads
+ * per rank <= online cores) poll without sleeping, since each has its own
+ * core and a sleep only adds its overshoot to every collective (2 ranks of 1
+ * thread on 2 cores: 1.84x one process spinning, 1.52x sleeping); more
+ * ranks or threads than cores sleep. SEGDA_DIST_SPIN=1 or 0 forces either.
  * After g_timeout seconds it gives up: TIMED_OUT, r[i] != MPI_REQUEST_NULL
  * for the requests still open (a rank that hangs; a dead one makes Open MPI
  * end the job first). */
 #define SPIN_S 20e-6
 #define MAX_SLEEP_NS 1000000
-static bool g_spin;
+static int g_spin = -1;      /* -1: not decided yet (SEGDA_DIST_SPIN unset) */
+static int g_node_size = 1;  /* ranks on this machine */
 static int wait_all(int n, MPI_Request *r)
 {
     double t0 = now_s(), t;
+    if (g_spin < 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        g_spin = (long)g_node_size * sd_threads() <= cores;
+    }
     g_st[g_kind].waits++;
     for (;;) {
         int done = 0;
@@ -253,7 +264,7 @@ sd_status sd_dist_init(int *argc, char ***argv)
     const char *via = getenv("SEGDA_DIST_VIA_ROOT");
     g_via_root = via && *via && strcmp(via, "0");
     const char *spin = getenv("SEGDA_DIST_SPIN");
-    g_spin = spin && *spin && strcmp(spin, "0");
+    g_spin = spin && *spin ? strcmp(spin, "0") != 0 : -1;
     prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);   /* (this thread: the one that waits) */
     g_t_init = now_s();
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
@@ -262,6 +273,7 @@ sd_status sd_dist_init(int *argc, char ***argv)
     MPI_Comm node;   /* the ranks sharing this machine: the local rank picks its GPU */
     if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
         MPI_Comm_rank(node, &g_local);
+        MPI_Comm_size(node, &g_node_size);
         MPI_Comm_free(&node);
     }
     return SD_OK;
