@@ -18,6 +18,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "segda/demo.h"
+#include "segda/detect.h"
 #include "segda/tensor.h"
 
 static void usage(FILE *f)
@@ -106,15 +107,43 @@ static void opt_i(argv_buf *a, const char *flag, int v)
     arg(a, "%d", v);
 }
 
+/* A float as a flag's value that parses back to the same float */
+#define fmt_g(buf, v) (snprintf(buf, sizeof buf, "%.9g", (double)(v)), buf)
+
 /* The command line of a task: what the in-process runner calls, as a
  * `segda` subcommand. */
 static void task_argv(const sd_demo_task *t, argv_buf *a)
 {
+    char lr[32], mom[32], wd[32];
     arg(a, "segda");
     if (t->kind == SD_DEMO_TASK_TRAIN) {
         arg(a, "train");
         opt_s(a, "--config", t->config);
         if (t->resume)
+            arg(a, "--resume");
+        return;
+    }
+    if (t->kind == SD_DEMO_TASK_DETECT) {   /* f32 on the CPU: the command's defaults */
+        const sd_detect_train_opts *d = t->detect;
+        arg(a, "train");
+        opt_s(a, "--method", "detect");
+        opt_s(a, "--data", d->data);
+        opt_s(a, "--out", d->out_dir);
+        opt_i(a, "--iters", (int)d->iters);
+        opt_i(a, "--batch", d->batch);
+        opt_s(a, "--lr", fmt_g(lr, d->lr));
+        opt_s(a, "--momentum", fmt_g(mom, d->momentum));
+        opt_s(a, "--weight-decay", fmt_g(wd, d->weight_decay));
+        opt_i(a, "--warmup", (int)d->warmup_iters);
+        opt_i(a, "--min-size", d->det.min_size);
+        opt_i(a, "--max-size", d->det.max_size);
+        opt_i(a, "--anchor-size", d->det.anchor_size);
+        opt_i(a, "--box-batch", d->det.box_batch);
+        opt_i(a, "--save-every", d->save_every);
+        opt_s(a, "--init", d->init);
+        arg(a, "--seed");
+        arg(a, "%llu", (unsigned long long)d->seed);
+        if (d->resume)
             arg(a, "--resume");
         return;
     }
