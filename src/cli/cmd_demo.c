@@ -41,7 +41,11 @@ static void usage(FILE *f)
             "                     before the rows below were added); also the lambda sweep (x10, x100 of\n"
             "                     adaptseg/advent/feature-adv/road, gradient ratios in the report), the\n"
             "                     from-scratch source-only row and the task-informed GAN rows (alpha 0; 1/5/25/\n"
-            "                     100%% labels; f fine-tuned on the same labels)\n"
+            "                     100%% labels; f fine-tuned on the same labels), and the detection-based\n"
+            "                     foreground of Saleh et al.: a Mask R-CNN per seed (segda train --method\n"
+            "                     detect on sim + simple scenes), selftrain-stuff-psgt (background pseudo-\n"
+            "                     labels), source-base+det and selftrain-stuff-psgt+det (the detector's masks\n"
+            "                     painted over those maps; with iIoU and the detector's AP / AP50)\n"
             "  --pretrain-iters N classification pretraining iterations (default %d; 0: start\n"
             "                     from random weights)\n"
             "  --iters N          source-base iterations (default %d; --full %d)\n"
@@ -52,6 +56,9 @@ static void usage(FILE *f)
             "  --methods LIST     comma-separated methods instead of the default set\n"
             "  --rows LIST        only these rows of --full (comma-separated row names; oracle,\n"
             "                     source-only and the rows they start from are kept)\n"
+            "  --det-iters N      detector steps per seed for the \"+det\" rows (default %d)\n"
+            "  --simple-scenes N  VEIS-like simple scenes beside sim for the detector, written to\n"
+            "                     DIR/bench-simple unless the benchmark has its own (default %d)\n"
             "  --jobs N           runs at once (default: cores, at most 4)\n"
             "  --threads N        threads per run (default: cores / jobs)\n"
             "  --no-gap           skip the domain-gap measures\n"
@@ -61,7 +68,8 @@ static void usage(FILE *f)
             "                     same configuration are kept, unfinished ones continue from\n"
             "                     their last checkpoint, the rest run (without it: all run anew)\n"
             "  -h, --help         this help\n",
-            SD_DEMO_PRETRAIN_ITERS, SD_DEMO_ITERS, SD_DEMO_FULL_ITERS, SD_DEMO_ADAPT_ITERS, SD_DEMO_FULL_ADAPT_ITERS);
+            SD_DEMO_PRETRAIN_ITERS, SD_DEMO_ITERS, SD_DEMO_FULL_ITERS, SD_DEMO_ADAPT_ITERS, SD_DEMO_FULL_ADAPT_ITERS,
+            SD_DEMO_DET_ITERS, SD_DEMO_SIMPLE_SCENES);
 }
 
 /* ---- the process runner ---- */
@@ -258,6 +266,7 @@ int cli_demo(int argc, char **argv)
         {"pretrain-iters", required_argument, NULL, 'p'}, {"resume", no_argument, NULL, 'R'},
         {"rows", required_argument, NULL, 'r'},
         {"precision", required_argument, NULL, 'P'}, {"device", required_argument, 0, 'D'},
+        {"det-iters", required_argument, NULL, 'd'}, {"simple-scenes", required_argument, NULL, 'S'},
         {NULL, 0, NULL, 0},
     };
     sd_demo_opts o;

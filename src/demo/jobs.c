@@ -207,37 +207,23 @@ static bool same_file(const char *a, const char *b)
     return same;
 }
 
-/* The detector's options as a configuration file (j->cfg): the record
- * --resume compares, as a row's configuration. */
+/* The detector's options as a file of "key = value" lines (j->cfg): the
+ * record --resume compares, as a row's configuration. */
 static sd_status det_write_config(const demo_setup *ds, const demo_job *j, const char *path)
 {
     const sd_detect_train_opts *d = &j->detect;
-    char v[13][32];
-    snprintf(v[0], 32, "%lld", (long long)d->iters);
-    snprintf(v[1], 32, "%d", d->batch);
-    snprintf(v[2], 32, "%.9g", (double)d->lr);
-    snprintf(v[3], 32, "%.9g", (double)d->momentum);
-    snprintf(v[4], 32, "%.9g", (double)d->weight_decay);
-    snprintf(v[5], 32, "%lld", (long long)d->warmup_iters);
-    snprintf(v[6], 32, "%d", d->det.min_size);
-    snprintf(v[7], 32, "%d", d->det.max_size);
-    snprintf(v[8], 32, "%d", d->det.anchor_size);
-    snprintf(v[9], 32, "%d", d->det.box_batch);
-    snprintf(v[10], 32, "%d", d->save_every);
-    snprintf(v[11], 32, "%llu", (unsigned long long)d->seed);
-    snprintf(v[12], 32, "%d", j->threads ? j->threads : ds->threads);
-    static const char *keys[13] = {"iters", "batch", "lr", "momentum", "weight-decay", "warmup", "min-size",
-                                   "max-size", "anchor-size", "box-batch", "save-every", "seed", "threads"};
-    sd_config cfg;
-    sd_config_init(&cfg);
-    sd_config_set(&cfg, "method", "detect", "demo", true);
-    sd_config_set(&cfg, "data", d->data, "demo", true);
-    sd_config_set(&cfg, "out", d->out_dir, "demo", true);
-    for (int k = 0; k < 13; k++)
-        sd_config_set(&cfg, keys[k], v[k], "demo", true);
-    sd_status st = sd_config_write(&cfg, path);
-    sd_config_free(&cfg);
-    return st;
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return sd_fail(SD_ERR_IO, "%s: cannot create", path);
+    fprintf(f, "# segda demo: the detector's run (segda train --method detect --KEY VALUE ...)\n");
+    fprintf(f, "data = %s\nout = %s\niters = %lld\nbatch = %d\nlr = %.9g\nmomentum = %.9g\nweight-decay = %.9g\n",
+            d->data, d->out_dir, (long long)d->iters, d->batch, (double)d->lr, (double)d->momentum,
+            (double)d->weight_decay);
+    fprintf(f, "warmup = %lld\nmin-size = %d\nmax-size = %d\nanchor-size = %d\nbox-batch = %d\nsave-every = %d\n",
+            (long long)d->warmup_iters, d->det.min_size, d->det.max_size, d->det.anchor_size, d->det.box_batch,
+            d->save_every);
+    fprintf(f, "seed = %llu\nthreads = %d\n", (unsigned long long)d->seed, j->threads ? j->threads : ds->threads);
+    return fclose(f) ? sd_fail(SD_ERR_IO, "%s: write error", path) : SD_OK;
 }
 
 static sd_status write_config(const demo_setup *ds, demo_job *jobs, demo_job *j, const char *path)

@@ -405,8 +405,9 @@ static void print_det_table(FILE *f, const demo_result *res, int n_res, const de
                           "painted over the row's network's map (score >= 0.5, overlap <= 0.5); AP / AP50 of its "
                           "masks on real val (cityscapesScripts' definitions); IoU in %%, means over seeds.\n\n| row |"
                         : "\n%-26s", markdown ? "" : "detection-based foreground");
+    static const int width[8] = {7, 4, 15, 12, 4, 4, 10, 7};
     for (int c = 0; c < 8; c++)
-        fprintf(f, markdown ? " %s |" : " %s", head[c]);
+        fprintf(f, markdown ? " %.*s |" : " %*s", markdown ? 99 : width[c], head[c]);
     fprintf(f, markdown ? "\n|---|---|---|---|---|---|---|---|---|\n" : "\n");
     for (int k = 0; k < n_rows; k++) {
         if (!res[rows[k].first].fused)
