@@ -216,7 +216,7 @@ static sd_status det_write_config(const demo_setup *ds, const demo_job *j, const
     if (!f)
         return sd_fail(SD_ERR_IO, "%s: cannot create", path);
     fprintf(f, "# segda demo: the detector's run (segda train --method detect --KEY VALUE ...)\n");
-    fprintf(f, "data = %s\nout = %s\niters = %lld\nbatch = %d\nlr = %.9g\nmomentum = %.9g\nweight-decay = %.9g\n",
+    fprintf(f, "data = %s\nout = %s\niters = %lld\nbatch = %d\nlr = %g\nmomentum = %g\nweight-decay = %g\n",
             d->data, d->out_dir, (long long)d->iters, d->batch, (double)d->lr, (double)d->momentum,
             (double)d->weight_decay);
     fprintf(f, "warmup = %lld\nmin-size = %d\nmax-size = %d\nanchor-size = %d\nbox-batch = %d\nsave-every = %d\n",
