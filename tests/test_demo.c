@@ -30,6 +30,14 @@ static const char *entry(const char *json, const char *method)
     return strstr(json, key);
 }
 
+/* Whether dir/rel exists. */
+static bool exists(const char *rel)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    return access(path, F_OK) == 0;
+}
+
 /* A number after `key` in text (NAN when absent or null). */
 static double num_after(const char *text, const char *key)
 {
@@ -88,14 +96,9 @@ static void check_det_rows(const char *json)
     char *log = test_slurp(path, NULL);
     CHECK(log && strstr(log, "\n1,") && strstr(log, "\n2,") && !strstr(log, "\n3,"));
     free(log);
-    snprintf(path, sizeof path, "%s/detect-data/images/v00008.png", dir);
-    CHECK(access(path, F_OK) == 0);
-    snprintf(path, sizeof path, "%s/detect-data/instances/s00008.png", dir);
-    CHECK(access(path, F_OK) == 0);
-    snprintf(path, sizeof path, "%s/detect-data/images/v00009.png", dir);
-    CHECK(access(path, F_OK) != 0);
-    snprintf(path, sizeof path, "%s/bench/simple", dir);
-    CHECK(access(path, F_OK) != 0);
+    CHECK(exists("detect-data/images/v00008.png") && exists("detect-data/instances/s00008.png") &&
+          !exists("detect-data/images/v00009.png") && !exists("bench/simple") &&
+          exists("bench-simple/simple/instances/00008.png"));
 }
 
 static void TEST_full_tiny(void)
@@ -354,45 +357,46 @@ static void TEST_resume_without_summary(void)
     free(after);
 }
 
+/* `segda demo --rows ROWS --resume` over the tiny runs (as `tag`): its
+ * exit status, results.json and stderr (*json, *err: malloc'd). */
+static int demo_rows(const char *rows, const char *tag, char **json, char **err)
+{
+    char cmd[1024], path[512];
+    snprintf(cmd, sizeof cmd,
+             "%s demo --out %s --rows %s --seeds 1 --pretrain-iters 3 --iters 2 --adapt-iters 2 --jobs 2 "
+             "--threads 1 --no-gap --det-iters 2 --simple-scenes 8 --resume > %s/%s.out 2> %s/%s.err",
+             bin, dir, rows, dir, tag, dir, tag);
+    int rc = system(cmd);
+    snprintf(path, sizeof path, "%s/results.json", dir);
+    *json = test_slurp(path, NULL);
+    snprintf(path, sizeof path, "%s/%s.err", dir, tag);
+    *err = test_slurp(path, NULL);
+    return rc;
+}
+
 /* --rows after the runs above: only the named rows of --full and the rows
  * they start from (fda-ssl's pseudo-labels come from the three fda rows),
  * every run kept from the earlier demo. */
 static void TEST_rows_subset(void)
 {
-    char cmd[1024], path[512];
-    snprintf(cmd, sizeof cmd,
-             "%s demo --out %s --rows fda-ssl --seeds 1 --pretrain-iters 3 --iters 2 --adapt-iters 2 --jobs 2 "
-             "--threads 1 --no-gap --resume > %s/demo4.out 2> %s/demo4.err",
-             bin, dir, dir, dir);
-    CHECK(system(cmd) == 0);
-    snprintf(path, sizeof path, "%s/results.json", dir);
-    char *json = test_slurp(path, NULL);
+    char cmd[1024], *json, *err;
+    CHECK(demo_rows("fda-ssl", "demo4", &json, &err) == 0);
     static const char *want[] = {"oracle", "source-only", "fda", "fda-b01", "fda-b09", "fda-ssl"};
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         CHECK_MSG(json && entry(json, want[i]), "row %s missing", want[i]);
     CHECK(json && !entry(json, "road") && !entry(json, "adabn") && !entry(json, "taskgan-a0"));
-    free(json);
-    snprintf(path, sizeof path, "%s/demo4.err", dir);
-    char *err = test_slurp(path, NULL);
     CHECK_MSG(count(err, "kept from an earlier run") == 7, "%d runs kept, expected 7 (6 rows + source-base)",
               count(err, "kept from an earlier run"));
+    free(json);
     free(err);
     /* a "+det" row pulls in the detector and the run it paints over
      * (source-base: not a row), nothing else */
-    snprintf(cmd, sizeof cmd,
-             "%s demo --out %s --rows source-base+det --seeds 1 --pretrain-iters 3 --iters 2 --adapt-iters 2 --jobs 2 "
-             "--threads 1 --no-gap --det-iters 2 --simple-scenes 8 --resume > %s/demo6.out 2> %s/demo6.err",
-             bin, dir, dir, dir);
-    CHECK(system(cmd) == 0);
-    snprintf(path, sizeof path, "%s/results.json", dir);
-    json = test_slurp(path, NULL);
+    CHECK(demo_rows("source-base+det", "demo6", &json, &err) == 0);
     CHECK(json && entry(json, "oracle") && entry(json, "source-only") && entry(json, "source-base+det") &&
           !entry(json, "selftrain-stuff-psgt") && !entry(json, "fda"));
-    free(json);
-    snprintf(path, sizeof path, "%s/demo6.err", dir);
-    err = test_slurp(path, NULL);
     CHECK_MSG(count(err, "kept from an earlier run") == 4 && count(err, "detect           seed 1") == 1,
               "expected oracle, source-only, source-base and detect kept:\n%s", err ? err : "(none)");
+    free(json);
     free(err);
     snprintf(cmd, sizeof cmd, "%s demo --out %s/x --rows fda-ssl,no-such-row 2>/dev/null", bin, dir);
     CHECK(WEXITSTATUS(system(cmd)) == 2);
