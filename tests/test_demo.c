@@ -3,8 +3,10 @@
  * self-supervised row on the checkpoints of the three single-band rows, the
  * adabn rows on the checkpoints of their methods),
  * results.json in the asked shape (with each run's configuration, version,
- * precision, device), report.md, no "±" in a one-seed table. A few iterations each: this
+ * precision, device), report.md, no "±" in a one-seed table, issue 16's detection-based
+ * foreground rows (a detector per seed, rows scored with its masks). A few iterations each: this
  * checks the plumbing, not the numbers. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,77 @@ static const char *entry(const char *json, const char *method)
     return strstr(json, key);
 }
 
+/* Whether dir/rel exists. */
+static bool exists(const char *rel)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    return access(path, F_OK) == 0;
+}
+
+/* A number after `key` in text (NAN when absent or null). */
+static double num_after(const char *text, const char *key)
+{
+    const char *p = text ? strstr(text, key) : NULL;
+    if (!p || !strncmp(p + strlen(key), "null", 4))
+        return NAN;
+    return atof(p + strlen(key));
+}
+
+/* Issue 16's rows: the background pseudo-label row's configuration, and
+ * each "+det" row's detector measures in [0, 1]; its unfused map scored as
+ * the network's own run scored it (source-base's summary.json, the
+ * selftrain-stuff-psgt row), and the fused one equal to it when no mask
+ * was painted (a 2-step detector scores about 1/9: none reaches 0.5). */
+static void check_det_rows(const char *json)
+{
+    const char *ps = entry(json, "selftrain-stuff-psgt");
+    CHECK(ps && strstr(ps, "\"init\": \"source-base\"") && strstr(ps, "\"pseudo-classes\": \"stuff\"") &&
+          strstr(ps, "\"portion\": \"1\"") && strstr(ps, "\"portion-max\": \"1\"") && strstr(ps, "\"rounds\": \"1\""));
+    char path[512];
+    snprintf(path, sizeof path, "%s/runs/source-base-s1/summary.json", dir);
+    char *sum = test_slurp(path, NULL);
+    const double base = num_after(sum, "\"final\": {\"miou_19\": ");
+    free(sum);
+    const char *rows[2] = {"source-base+det", "selftrain-stuff-psgt+det"};
+    const double own[2] = {base, num_after(ps, "\"miou_19\": ")};
+    for (int k = 0; k < 2; k++) {
+        const char *e = entry(json, rows[k]);
+        const char *d = e ? strstr(e, "\"detector\": {") : NULL;
+        const char *next = e ? strstr(e + 1, "{\"method\": ") : NULL;
+        CHECK_MSG(d && (!next || d < next), "%s has no detector measures", rows[k]);
+        if (!d)
+            continue;
+        CHECK(strstr(e, k ? "\"iters\": 0, \"init\": \"selftrain-stuff-psgt\"" : "\"iters\": 0, \"init\": \"source-base\"") == strstr(e, "\"iters\""));
+        double ap = num_after(d, "\"ap\": "), ap50 = num_after(d, "\"ap50\": "), iiou = num_after(d, "\"iiou\": ");
+        double plain = num_after(d, "\"unfused_miou_19\": "), fused = num_after(e, "\"miou_19\": ");
+        int painted = (int)num_after(d, "\"painted\": "), dets = (int)num_after(d, "\"detections\": ");
+        CHECK_MSG(ap >= 0 && ap <= 1 && ap50 >= ap && ap50 <= 1 && (isnan(iiou) || (iiou >= 0 && iiou <= 1)),
+                  "%s: AP %g, AP50 %g, iIoU %g", rows[k], ap, ap50, iiou);
+        CHECK_MSG(fabs(plain - own[k]) < 1e-6, "%s: unfused mIoU %g, its network's run %g", rows[k], plain, own[k]);
+        CHECK_MSG(dets > 0 && painted == 0 && fused == plain, "%s: %d detections, %d painted, mIoU %g vs %g unfused",
+                  rows[k], dets, painted, fused, plain);
+        CHECK(strstr(d, "\"unfused_iiou\": ") && strstr(e, "\"method\": \"det-fuse\"") &&
+              strstr(e, "/runs/detect-s1/detector.safetensors\""));
+    }
+    /* the detector: the benchmark's recipe at the images' size (64x32), on
+     * the 8 sim images and 8 simple scenes linked into one folder; the
+     * benchmark itself gets no simple scenes (its files are untouched) */
+    snprintf(path, sizeof path, "%s/runs/detect-s1.cfg", dir);
+    char *cfg = test_slurp(path, NULL);
+    CHECK_MSG(cfg && strstr(cfg, "min-size = 32\n") && strstr(cfg, "max-size = 64\n") && strstr(cfg, "anchor-size = 8\n") &&
+              strstr(cfg, "box-batch = 128\n") && strstr(cfg, "warmup = 30\n") && strstr(cfg, "lr = 0.005") &&
+              strstr(cfg, "iters = 2\n"), "detect-s1.cfg: %s", cfg ? cfg : "(none)");
+    free(cfg);
+    snprintf(path, sizeof path, "%s/runs/detect-s1/log.csv", dir);
+    char *log = test_slurp(path, NULL);
+    CHECK(log && strstr(log, "\n1,") && strstr(log, "\n2,") && !strstr(log, "\n3,"));
+    free(log);
+    CHECK(exists("detect-data/images/v00008.png") && exists("detect-data/instances/s00008.png") &&
+          !exists("detect-data/images/v00009.png") && !exists("bench/simple") &&
+          exists("bench-simple/simple/instances/00008.png"));
+}
+
 static void TEST_full_tiny(void)
 {
     char cmd[1024], path[512];
@@ -38,7 +111,7 @@ static void TEST_full_tiny(void)
     CHECK(system(cmd) == 0);
     snprintf(cmd, sizeof cmd,
              "%s demo --out %s --full --seeds 1 --pretrain-iters 3 --iters 2 --adapt-iters 2 --jobs 2 --threads 1 "
-             "--no-gap > %s/demo.out 2> %s/demo.err",
+             "--no-gap --det-iters 2 --simple-scenes 8 > %s/demo.out 2> %s/demo.err",
              bin, dir, dir, dir);
     int rc = system(cmd);
     CHECK_MSG(rc == 0, "segda demo failed (%d), see %s/demo.err", rc, dir);
@@ -57,7 +130,9 @@ static void TEST_full_tiny(void)
                                  "adaptseg-x10", "adaptseg-x100", "advent-x10", "advent-x100", "feature-adv-x10",
                                  "feature-adv-x100", "road-x10", "road-x100", "bn-control-bs", "adaptseg-bs", "advent-bs", "scratch-source", "taskgan-a0",
                                  "taskgan-1pct", "taskgan-5pct", "taskgan-25pct", "taskgan-100pct",
-                                 "scratch-ft-1pct", "scratch-ft-5pct", "scratch-ft-25pct", "scratch-ft-100pct"};
+                                 "scratch-ft-1pct", "scratch-ft-5pct", "scratch-ft-25pct", "scratch-ft-100pct",
+                                 /* issue 16's */
+                                 "selftrain-stuff-psgt", "source-base+det", "selftrain-stuff-psgt+det"};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         const char *e = entry(json, rows[i]);
         CHECK_MSG(e != NULL, "results.json has no seed-1 entry for %s", rows[i]);
@@ -88,6 +163,7 @@ static void TEST_full_tiny(void)
     /* adaptseg's lambda-adv as used (0 in the knob means the published 0.001) */
     const char *as = entry(json, "adaptseg");
     CHECK(as && strstr(as, "\"lambda-adv\": \"0.001\""));
+    check_det_rows(json);
     free(json);
     /* one seed: no spread to print ("± 0.0" would claim one) */
     snprintf(path, sizeof path, "%s/demo.out", dir);
@@ -137,6 +213,9 @@ static void TEST_full_tiny(void)
               strstr(rep, "| feature-adv | adapt |") && strstr(rep, "| road-x10 | dist |"),
               "report.md lacks the gradient-ratio rows");
     CHECK(rep && strstr(rep, "![translated](translated.svg)"));
+    /* the "+det" rows: in the table and the detector's table, no curves */
+    CHECK(rep && strstr(rep, "| source-base+det |") && strstr(rep, "## Detection-based foreground") &&
+          strstr(rep, "| selftrain-stuff-psgt+det | ") && !strstr(rep, "curve-source-base+det"));
     free(rep);
     snprintf(path, sizeof path, "%s/translated.svg", dir);
     char *svg = test_slurp(path, NULL);
@@ -211,14 +290,16 @@ static int count(const char *text, const char *what)
 static void TEST_resume_keeps_finished_runs(void)
 {
     char cmd[1024], path[512];
-    const char *args = "--full --seeds 1 --pretrain-iters 3 --iters 2 --adapt-iters 2 --jobs 2 --threads 1 --no-gap";
+    const char *args = "--full --seeds 1 --pretrain-iters 3 --iters 2 --adapt-iters 2 --jobs 2 --threads 1 --no-gap "
+                       "--det-iters 2 --simple-scenes 8";
     snprintf(path, sizeof path, "%s/results.json", dir);
     char *before = test_slurp(path, NULL);
     snprintf(cmd, sizeof cmd, "%s demo --out %s %s --resume > %s/demo2.out 2> %s/demo2.err", bin, dir, args, dir, dir);
     CHECK(system(cmd) == 0);
     snprintf(path, sizeof path, "%s/demo2.err", dir);
     char *err = test_slurp(path, NULL);
-    CHECK_MSG(count(err, "kept from an earlier run") == 47, "%d runs kept, expected 47 (46 rows + source-base)",
+    CHECK_MSG(count(err, "kept from an earlier run") == 49,
+              "%d runs kept, expected 49 (47 trained rows + source-base + detect; the 2 \"+det\" rows are scored again)",
               count(err, "kept from an earlier run"));
     free(err);
     snprintf(cmd, sizeof cmd, "rm -rf %s/runs/fda-s1", dir);
@@ -227,7 +308,7 @@ static void TEST_resume_keeps_finished_runs(void)
     CHECK(system(cmd) == 0);
     snprintf(path, sizeof path, "%s/demo3.err", dir);
     err = test_slurp(path, NULL);
-    CHECK(count(err, "kept from an earlier run") == 46);
+    CHECK(count(err, "kept from an earlier run") == 48);
     CHECK(count(err, "started fda (seed 1") == 1);
     free(err);
     snprintf(path, sizeof path, "%s/results.json", dir);
@@ -247,7 +328,8 @@ static void TEST_resume_keeps_finished_runs(void)
 static void TEST_resume_without_summary(void)
 {
     char cmd[1024], path[512];
-    const char *args = "--full --seeds 1 --pretrain-iters 3 --iters 2 --adapt-iters 2 --jobs 2 --threads 1 --no-gap";
+    const char *args = "--full --seeds 1 --pretrain-iters 3 --iters 2 --adapt-iters 2 --jobs 2 --threads 1 --no-gap "
+                       "--det-iters 2 --simple-scenes 8";
     snprintf(path, sizeof path, "%s/results.json", dir);
     char *before = test_slurp(path, NULL);
     snprintf(path, sizeof path, "%s/runs/minent-s1/summary.json", dir);
@@ -259,7 +341,7 @@ static void TEST_resume_without_summary(void)
     CHECK_MSG(rc == 0, "demo --resume failed (%d), see %s/demo5.err", rc, dir);
     snprintf(path, sizeof path, "%s/demo5.err", dir);
     char *err = test_slurp(path, NULL);
-    CHECK_MSG(count(err, "kept from an earlier run") == 46 && count(err, "started minent (seed 1") == 1 &&
+    CHECK_MSG(count(err, "kept from an earlier run") == 48 && count(err, "started minent (seed 1") == 1 &&
               count(err, "FAILED") == 0, "%s", err ? err : "(none)");
     free(err);
     snprintf(path, sizeof path, "%s/runs/minent-s1/summary.json", dir);
@@ -275,28 +357,46 @@ static void TEST_resume_without_summary(void)
     free(after);
 }
 
+/* `segda demo --rows ROWS --resume` over the tiny runs (as `tag`): its
+ * exit status, results.json and stderr (*json, *err: malloc'd). */
+static int demo_rows(const char *rows, const char *tag, char **json, char **err)
+{
+    char cmd[1024], path[512];
+    snprintf(cmd, sizeof cmd,
+             "%s demo --out %s --rows %s --seeds 1 --pretrain-iters 3 --iters 2 --adapt-iters 2 --jobs 2 "
+             "--threads 1 --no-gap --det-iters 2 --simple-scenes 8 --resume > %s/%s.out 2> %s/%s.err",
+             bin, dir, rows, dir, tag, dir, tag);
+    int rc = system(cmd);
+    snprintf(path, sizeof path, "%s/results.json", dir);
+    *json = test_slurp(path, NULL);
+    snprintf(path, sizeof path, "%s/%s.err", dir, tag);
+    *err = test_slurp(path, NULL);
+    return rc;
+}
+
 /* --rows after the runs above: only the named rows of --full and the rows
  * they start from (fda-ssl's pseudo-labels come from the three fda rows),
  * every run kept from the earlier demo. */
 static void TEST_rows_subset(void)
 {
-    char cmd[1024], path[512];
-    snprintf(cmd, sizeof cmd,
-             "%s demo --out %s --rows fda-ssl --seeds 1 --pretrain-iters 3 --iters 2 --adapt-iters 2 --jobs 2 "
-             "--threads 1 --no-gap --resume > %s/demo4.out 2> %s/demo4.err",
-             bin, dir, dir, dir);
-    CHECK(system(cmd) == 0);
-    snprintf(path, sizeof path, "%s/results.json", dir);
-    char *json = test_slurp(path, NULL);
+    char cmd[1024], *json, *err;
+    CHECK(demo_rows("fda-ssl", "demo4", &json, &err) == 0);
     static const char *want[] = {"oracle", "source-only", "fda", "fda-b01", "fda-b09", "fda-ssl"};
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         CHECK_MSG(json && entry(json, want[i]), "row %s missing", want[i]);
     CHECK(json && !entry(json, "road") && !entry(json, "adabn") && !entry(json, "taskgan-a0"));
-    free(json);
-    snprintf(path, sizeof path, "%s/demo4.err", dir);
-    char *err = test_slurp(path, NULL);
     CHECK_MSG(count(err, "kept from an earlier run") == 7, "%d runs kept, expected 7 (6 rows + source-base)",
               count(err, "kept from an earlier run"));
+    free(json);
+    free(err);
+    /* a "+det" row pulls in the detector and the run it paints over
+     * (source-base: not a row), nothing else */
+    CHECK(demo_rows("source-base+det", "demo6", &json, &err) == 0);
+    CHECK(json && entry(json, "oracle") && entry(json, "source-only") && entry(json, "source-base+det") &&
+          !entry(json, "selftrain-stuff-psgt") && !entry(json, "fda"));
+    CHECK_MSG(count(err, "kept from an earlier run") == 4 && count(err, "detect           seed 1") == 1,
+              "expected oracle, source-only, source-base and detect kept:\n%s", err ? err : "(none)");
+    free(json);
     free(err);
     snprintf(cmd, sizeof cmd, "%s demo --out %s/x --rows fda-ssl,no-such-row 2>/dev/null", bin, dir);
     CHECK(WEXITSTATUS(system(cmd)) == 2);

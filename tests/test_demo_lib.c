@@ -46,47 +46,75 @@ static int on_event(void *ctx, const sd_demo_event *ev)
     return 0;
 }
 
-static void TEST_inprocess_equals_process_runner(void)
+/* `segda demo --out dir ARGS` (the process runner), then sd_demo_run with
+ * the same options o (in-process): the same results.json but the seconds
+ * (holding `want`), the same table (holding `table_has`). */
+static void check_both_runners(const char *args, sd_demo_opts *o, seen *s, const char *want, const char *table_has)
 {
     char cmd[1024], path[512];
-    snprintf(cmd, sizeof cmd,
-             "%s synth --out %s/bench --n-sim 8 --n-real 200 --n-real-val 4 --size 64x32 --crops 4 --crop-size 32 "
-             "--threads 1 --quiet",
-             bin, dir);
-    CHECK(system(cmd) == 0);
-    snprintf(cmd, sizeof cmd,
-             "%s demo --out %s --methods fda --seeds 1 --pretrain-iters 3 --iters 2 --adapt-iters 2 --jobs 2 "
-             "--threads 1 > %s/cli.out 2> %s/cli.err",
-             bin, dir, dir, dir);
+    snprintf(cmd, sizeof cmd, "%s demo --out %s %s > %s/cli.out 2> %s/cli.err", bin, dir, args, dir, dir);
     int rc = system(cmd);
     CHECK_MSG(rc == 0, "segda demo failed (%d), see %s/cli.err", rc, dir);
     snprintf(path, sizeof path, "%s/results.json", dir);
     char *cli_json = test_slurp(path, NULL);
     snprintf(path, sizeof path, "%s/cli.out", dir);
     char *cli_out = test_slurp(path, NULL);
-
-    sd_demo_opts o;
-    sd_demo_opts_init(&o);
-    o.out = dir;
-    o.methods = "fda";
-    o.seeds = 1, o.pretrain_iters = 3, o.iters = 2, o.adapt_iters = 2, o.jobs = 2, o.threads = 1;
-    seen s = {.starts = 0};
-    CHECK_OK(sd_demo_run(&o, NULL, on_event, &s));
+    o->out = dir;
+    o->seeds = 1, o->pretrain_iters = 3, o->iters = 2, o->adapt_iters = 2, o->jobs = 2, o->threads = 1;
+    CHECK_OK(sd_demo_run(o, NULL, on_event, s));
     snprintf(path, sizeof path, "%s/results.json", dir);
     char *lib_json = test_slurp(path, NULL);
     mask_seconds(cli_json);
     mask_seconds(lib_json);
-    CHECK_MSG(cli_json && lib_json && !strcmp(cli_json, lib_json) && strstr(lib_json, "\"method\": \"fda\""),
+    CHECK_MSG(cli_json && lib_json && !strcmp(cli_json, lib_json) && strstr(lib_json, want),
               "results.json differ:\n%s\n---\n%s", cli_json ? cli_json : "(none)", lib_json ? lib_json : "(none)");
-    CHECK_MSG(cli_out && !strcmp(cli_out, s.table) && strstr(s.table, "gap source-only layer4"),
-              "table differs:\n%s\n---\n%s", cli_out ? cli_out : "(none)", s.table);
+    CHECK_MSG(cli_out && !strcmp(cli_out, s->table) && strstr(s->table, table_has), "table differs:\n%s\n---\n%s",
+              cli_out ? cli_out : "(none)", s->table);
+    free(cli_json);
+    free(lib_json);
+    free(cli_out);
+}
+
+static void TEST_inprocess_equals_process_runner(void)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "%s synth --out %s/bench --n-sim 8 --n-real 200 --n-real-val 4 --size 64x32 --crops 4 --crop-size 32 "
+             "--threads 1 --quiet",
+             bin, dir);
+    CHECK(system(cmd) == 0);
+    sd_demo_opts o;
+    sd_demo_opts_init(&o);
+    o.methods = "fda";
+    seen s = {.starts = 0};
+    check_both_runners("--methods fda --seeds 1 --pretrain-iters 3 --iters 2 --adapt-iters 2 --jobs 2 --threads 1", &o,
+                       &s, "\"method\": \"fda\"", "gap source-only layer4");
     /* pretrain, source-base, oracle, source-only, fda; every training
      * iteration (2 + 4 + 2 + 2); the 8 gap measures */
     CHECK_MSG(s.starts == 5 && s.done == 4 && s.iters == 10 && s.gap_done == 8, "starts %d, done %d, iters %d, gap %d",
               s.starts, s.done, s.iters, s.gap_done);
-    free(cli_json);
-    free(lib_json);
-    free(cli_out);
+}
+
+/* The detection-based foreground rows (issue 16) either way: the detector
+ * trained in this process (sd_detect_train) or as a child `segda train
+ * --method detect`, and the "+det" row scored by the demo itself, give the
+ * same results.json and table. (After the test above: its benchmark.) */
+static void TEST_det_rows_inprocess_equals_process_runner(void)
+{
+    sd_demo_opts o;
+    sd_demo_opts_init(&o);
+    CHECK_OK(sd_demo_opts_set(&o, "rows", "source-base+det"));
+    CHECK_OK(sd_demo_opts_set(&o, "det-iters", "2"));
+    CHECK_OK(sd_demo_opts_set(&o, "simple_scenes", "8"));
+    o.no_gap = true;
+    seen s = {.starts = 0};
+    check_both_runners("--rows source-base+det --seeds 1 --pretrain-iters 3 --iters 2 --adapt-iters 2 --det-iters 2 "
+                       "--simple-scenes 8 --jobs 2 --threads 1 --no-gap",
+                       &o, &s, "\"ap50\": ", "detection-based foreground");
+    /* pretrain, detect, source-base, oracle, source-only, source-base+det;
+     * DONE of the three training runs and the scored row; iterations of the
+     * segmentation runs (2 + 4 + 2) */
+    CHECK_MSG(s.starts == 6 && s.done == 4 && s.iters == 8, "starts %d, done %d, iters %d", s.starts, s.done, s.iters);
 }
 
 static void TEST_options_by_name(void)
@@ -123,6 +151,7 @@ int main(void)
         return 1;
     }
     RUN(TEST_inprocess_equals_process_runner);
+    RUN(TEST_det_rows_inprocess_equals_process_runner);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (!check_total_failed_ && system(cmd) != 0)

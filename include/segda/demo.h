@@ -27,6 +27,8 @@
 #include "segda/gap.h"
 #include "segda/pretrain.h"
 
+struct sd_detect_train_opts;
+
 /* The recipe's defaults (measured on the benchmark: README "The demo"). */
 enum {
     SD_DEMO_PRETRAIN_ITERS = 600, /* classification pretraining on real-style crops (the ImageNet stand-in) */
@@ -34,6 +36,8 @@ enum {
     SD_DEMO_ADAPT_ITERS = 400,    /* every row from source-base; the oracle gets both */
     SD_DEMO_FULL_ITERS = SD_DEMO_ITERS, /* --full: more rows and seeds, the same runs */
     SD_DEMO_FULL_ADAPT_ITERS = SD_DEMO_ADAPT_ITERS,
+    SD_DEMO_DET_ITERS = 200,      /* the detector's steps (one image each) per seed: the "+det" rows */
+    SD_DEMO_SIMPLE_SCENES = 400,  /* VEIS-like simple scenes beside sim for the detector (50 per thing class) */
 };
 
 /* Everything `segda demo`'s flags set. 0 / NULL = the default. */
@@ -52,6 +56,8 @@ typedef struct sd_demo_opts {
     bool resume;                /* keep finished runs, continue unfinished ones */
     const char *precision;      /* "f32", "bf16", "bf16-emulated"; NULL: the process's (sd_precision) */
     const char *device;         /* "cpu", "cuda", "cuda:N"; NULL: the selected one (sd_device_selected) */
+    int det_iters;              /* detector steps per seed when "+det" rows are selected (SD_DEMO_DET_ITERS) */
+    int simple_scenes;          /* simple scenes written for the detector (SD_DEMO_SIMPLE_SCENES) */
 } sd_demo_opts;
 
 void sd_demo_opts_init(sd_demo_opts *o);
@@ -67,12 +73,14 @@ sd_status sd_demo_opts_set(sd_demo_opts *o, const char *key, const char *value);
 sd_status sd_demo_check(const sd_demo_opts *o);
 
 /* ---- runners ---- */
-typedef enum { SD_DEMO_TASK_TRAIN, SD_DEMO_TASK_PRETRAIN, SD_DEMO_TASK_GAP } sd_demo_task_kind;
+typedef enum { SD_DEMO_TASK_TRAIN, SD_DEMO_TASK_PRETRAIN, SD_DEMO_TASK_GAP, SD_DEMO_TASK_DETECT } sd_demo_task_kind;
 
 /* One run as the runner receives it: `segda train --config config
- * [--resume]`, `segda pretrain` with *pretrain or `segda gap` with *gap,
- * on `threads` threads, with `precision` and `device`. Its output goes to
- * `log` (appended to when append). */
+ * [--resume]`, `segda pretrain` with *pretrain, `segda gap` with *gap or
+ * `segda train --method detect` with *detect (sd_detect_train: always f32
+ * on the CPU, precision "f32", device "cpu", which its command takes by
+ * default), on `threads` threads, with `precision`
+ * and `device`. Its output goes to `log` (appended to when append). */
 typedef struct sd_demo_task {
     sd_demo_task_kind kind;
     const char *name;            /* row, "source-base", "pretrain" or a gap label */
@@ -85,6 +93,7 @@ typedef struct sd_demo_task {
     const char *config;          /* train: the run's configuration file */
     const sd_pretrain_opts *pretrain; /* pretrain: resume is set there */
     const sd_gap_run_opts *gap;  /* gap (table NULL) */
+    const struct sd_detect_train_opts *detect; /* detect: resume is set there */
 } sd_demo_task;
 
 enum { SD_DEMO_STARTED, SD_DEMO_DONE_OK, SD_DEMO_DONE_FAILED };

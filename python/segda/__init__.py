@@ -394,7 +394,8 @@ def demo(options=None, progress=None, **kw):
     from a dict and/or keyword options: the flags of `segda demo --help`
     without dashes ("out", "full", "methods", "rows", "seeds", "iters",
     "adapt_iters", "pretrain_iters", "lr", "adapt_lr", "jobs", "threads",
-    "no_gap", "resume", "precision", "device"); True/False for flags, lists
+    "no_gap", "resume", "precision", "device", "det_iters",
+    "simple_scenes"); True/False for flags, lists
     for methods/rows. progress(event) is called with a dict per event:
     "kind" (note, start, done, kept, failed, skipped, iter, table), "text"
     (the line segda demo prints), "name", "seed", "miou" and "seconds"

@@ -18,6 +18,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "segda/demo.h"
+#include "segda/detect.h"
 #include "segda/tensor.h"
 
 static void usage(FILE *f)
@@ -40,7 +41,11 @@ static void usage(FILE *f)
             "                     before the rows below were added); also the lambda sweep (x10, x100 of\n"
             "                     adaptseg/advent/feature-adv/road, gradient ratios in the report), the\n"
             "                     from-scratch source-only row and the task-informed GAN rows (alpha 0; 1/5/25/\n"
-            "                     100%% labels; f fine-tuned on the same labels)\n"
+            "                     100%% labels; f fine-tuned on the same labels), and the detection-based\n"
+            "                     foreground of Saleh et al.: a Mask R-CNN per seed (segda train --method\n"
+            "                     detect on sim + simple scenes), selftrain-stuff-psgt (background pseudo-\n"
+            "                     labels), source-base+det and selftrain-stuff-psgt+det (the detector's masks\n"
+            "                     painted over those maps; with iIoU and the detector's AP / AP50)\n"
             "  --pretrain-iters N classification pretraining iterations (default %d; 0: start\n"
             "                     from random weights)\n"
             "  --iters N          source-base iterations (default %d; --full %d)\n"
@@ -51,6 +56,9 @@ static void usage(FILE *f)
             "  --methods LIST     comma-separated methods instead of the default set\n"
             "  --rows LIST        only these rows of --full (comma-separated row names; oracle,\n"
             "                     source-only and the rows they start from are kept)\n"
+            "  --det-iters N      detector steps per seed for the \"+det\" rows (default %d)\n"
+            "  --simple-scenes N  VEIS-like simple scenes beside sim for the detector, written to\n"
+            "                     DIR/bench-simple unless the benchmark has its own (default %d)\n"
             "  --jobs N           runs at once (default: cores, at most 4)\n"
             "  --threads N        threads per run (default: cores / jobs)\n"
             "  --no-gap           skip the domain-gap measures\n"
@@ -60,7 +68,8 @@ static void usage(FILE *f)
             "                     same configuration are kept, unfinished ones continue from\n"
             "                     their last checkpoint, the rest run (without it: all run anew)\n"
             "  -h, --help         this help\n",
-            SD_DEMO_PRETRAIN_ITERS, SD_DEMO_ITERS, SD_DEMO_FULL_ITERS, SD_DEMO_ADAPT_ITERS, SD_DEMO_FULL_ADAPT_ITERS);
+            SD_DEMO_PRETRAIN_ITERS, SD_DEMO_ITERS, SD_DEMO_FULL_ITERS, SD_DEMO_ADAPT_ITERS, SD_DEMO_FULL_ADAPT_ITERS,
+            SD_DEMO_DET_ITERS, SD_DEMO_SIMPLE_SCENES);
 }
 
 /* ---- the process runner ---- */
@@ -106,15 +115,43 @@ static void opt_i(argv_buf *a, const char *flag, int v)
     arg(a, "%d", v);
 }
 
+/* A float as a flag's value that parses back to the same float */
+#define fmt_g(buf, v) (snprintf(buf, sizeof buf, "%.9g", (double)(v)), buf)
+
 /* The command line of a task: what the in-process runner calls, as a
  * `segda` subcommand. */
 static void task_argv(const sd_demo_task *t, argv_buf *a)
 {
+    char lr[32], mom[32], wd[32];
     arg(a, "segda");
     if (t->kind == SD_DEMO_TASK_TRAIN) {
         arg(a, "train");
         opt_s(a, "--config", t->config);
         if (t->resume)
+            arg(a, "--resume");
+        return;
+    }
+    if (t->kind == SD_DEMO_TASK_DETECT) {   /* f32 on the CPU: the command's defaults */
+        const sd_detect_train_opts *d = t->detect;
+        arg(a, "train");
+        opt_s(a, "--method", "detect");
+        opt_s(a, "--data", d->data);
+        opt_s(a, "--out", d->out_dir);
+        opt_i(a, "--iters", (int)d->iters);
+        opt_i(a, "--batch", d->batch);
+        opt_s(a, "--lr", fmt_g(lr, d->lr));
+        opt_s(a, "--momentum", fmt_g(mom, d->momentum));
+        opt_s(a, "--weight-decay", fmt_g(wd, d->weight_decay));
+        opt_i(a, "--warmup", (int)d->warmup_iters);
+        opt_i(a, "--min-size", d->det.min_size);
+        opt_i(a, "--max-size", d->det.max_size);
+        opt_i(a, "--anchor-size", d->det.anchor_size);
+        opt_i(a, "--box-batch", d->det.box_batch);
+        opt_i(a, "--save-every", d->save_every);
+        opt_s(a, "--init", d->init);
+        arg(a, "--seed");
+        arg(a, "%llu", (unsigned long long)d->seed);
+        if (d->resume)
             arg(a, "--resume");
         return;
     }
@@ -229,6 +266,7 @@ int cli_demo(int argc, char **argv)
         {"pretrain-iters", required_argument, NULL, 'p'}, {"resume", no_argument, NULL, 'R'},
         {"rows", required_argument, NULL, 'r'},
         {"precision", required_argument, NULL, 'P'}, {"device", required_argument, 0, 'D'},
+        {"det-iters", required_argument, NULL, 'd'}, {"simple-scenes", required_argument, NULL, 'S'},
         {NULL, 0, NULL, 0},
     };
     sd_demo_opts o;

@@ -51,6 +51,8 @@ static const demo_opt demo_opts[] = {
     {"resume", OPT_BOOL, O(resume), 0, 0},
     {"precision", OPT_STR, O(precision), 0, 0},
     {"device", OPT_STR, O(device), 0, 0},
+    {"det-iters", OPT_INT, O(det_iters), 0, 100000000},
+    {"simple-scenes", OPT_INT, O(simple_scenes), 0, 1000000},
 };
 #undef O
 
@@ -151,7 +153,8 @@ static sd_status ensure_bench(const demo_setup *ds, const char *bench, int pretr
  * same budget as the methods), and the oracle from the pretrained backbone
  * for iters + adapt_iters. Returns the count, or -1. */
 static int plan_jobs(const sd_demo_opts *o, const demo_setup *ds, const char *bench, int seeds, int iters,
-                     int adapt_iters, int par, const demo_row *runs, int nr, demo_job *jobs, int *pre_out)
+                     int adapt_iters, int par, const demo_row *runs, int nr, demo_job *jobs, int *pre_out,
+                     const char *det_data, const sd_synth_opts *have)
 {
     int nj = 0, pre = -1;
     if (o->pretrain_iters > 0) {
@@ -174,6 +177,12 @@ static int plan_jobs(const sd_demo_opts *o, const demo_setup *ds, const char *be
         j->pretrain.tb = j->tb;
     }
     for (int s = 1; s <= seeds; s++) {
+        /* the detector of the "+det" rows needs only the benchmark: first,
+         * so that it runs beside the segmentation runs */
+        int det = det_data ? nj : -1;
+        if (det_data)
+            demo_det_job(demo_job_add(jobs, &nj, SD_DEMO_TASK_DETECT, "detect"), ds, det_data, s,
+                         o->det_iters ? o->det_iters : SD_DEMO_DET_ITERS, have->w, have->h);
         int base = nj;
         for (int i = -1; i < nr; i++) {
             demo_job *j = demo_job_add(jobs, &nj, SD_DEMO_TASK_TRAIN, i < 0 ? "source-base" : runs[i].name);
@@ -196,6 +205,12 @@ static int plan_jobs(const sd_demo_opts *o, const demo_setup *ds, const char *be
             snprintf(j->rundir, sizeof j->rundir, "%s/%.60s-s%d", ds->runs_dir, j->name, s);
             snprintf(j->log, sizeof j->log, "%.500s/%.60s-s%d.log", ds->runs_dir, j->name, s);
             snprintf(j->cfg, sizeof j->cfg, "%.500s/%.60s-s%d.cfg", ds->runs_dir, j->name, s);
+            if (i >= 0 && demo_row_is_fused(&runs[i])) {   /* scored, not trained: no iterations */
+                j->fused = true, j->dep = -1, j->iters = 0;
+                j->det_job = det;
+                j->waits[j->n_waits++] = det;
+                snprintf(j->init_row, sizeof j->init_row, "%s", strchr(runs[i].extra[0], '@') + 1);
+            }
         }
         for (int k = base; k < nj; k++)
             if (demo_resolve_rows(jobs, base, nj, &jobs[k]))
@@ -274,16 +289,19 @@ static int collect_results(const demo_job *jobs, int nj, bool pretrained, demo_r
         memcpy(r->class_iou, jobs[i].class_iou, sizeof r->class_iou);
         r->seconds = jobs[i].seconds;
         snprintf(r->rundir, sizeof r->rundir, "%s", jobs[i].rundir);
+        r->fused = jobs[i].fused;
+        r->det = jobs[i].det;
     }
     return n_res;
 }
 
-/* The row measured as "adapted": the best adapted row (not a control). */
-static int best_adapted(const demo_row_stat *rows, int n_rows)
+/* The row measured as "adapted": the best adapted row (not a control, not
+ * a "+det" row: it has no network of its own). */
+static int best_adapted(const demo_row_stat *rows, int n_rows, const demo_result *res)
 {
     int best = -1;
     for (int k = 0; k < n_rows; k++)
-        if (strcmp(rows[k].name, "oracle") && strcmp(rows[k].name, "source-only") &&
+        if (!res[rows[k].first].fused && strcmp(rows[k].name, "oracle") && strcmp(rows[k].name, "source-only") &&
             strcmp(rows[k].name, "bn-control") && strncmp(rows[k].name, "finetune", 8) &&
             strncmp(rows[k].name, "scratch", 7) && strncmp(rows[k].name, "taskgan", 7) &&
             (best < 0 || rows[k].miou_mean > rows[best].miou_mean))
@@ -366,11 +384,21 @@ sd_status sd_demo_run(const sd_demo_opts *opts, const sd_demo_runner *runner, sd
     int nr = demo_rows_plan(&o, full, have.w, have.h, have.n_real, runs);
     if (nr < 0)
         return SD_ERR_ARG;
-    int max_jobs = seeds * (nr + 1) + 16, pre = -1;
+    /* the "+det" rows: the detector's training set beside the benchmark */
+    char det_data[600];
+    bool det = false;
+    for (int i = 0; i < nr; i++)
+        det |= demo_row_is_fused(&runs[i]);
+    if (det && (st = demo_det_data(&ds, bench, &have, o.simple_scenes ? o.simple_scenes : SD_DEMO_SIMPLE_SCENES,
+                                   o.out, det_data, sizeof det_data)))
+        return st;
+    int max_jobs = seeds * (nr + 2) + 16, pre = -1;
     demo_job *jobs = sd_calloc((size_t)max_jobs, sizeof *jobs);
     demo_result *res = sd_calloc((size_t)max_jobs, sizeof *res);
     demo_job *gjobs = sd_calloc(2 * G_N, sizeof *gjobs);
-    int nj = jobs && res && gjobs ? plan_jobs(&o, &ds, bench, seeds, iters, adapt_iters, par, runs, nr, jobs, &pre) : -1;
+    int nj = jobs && res && gjobs ? plan_jobs(&o, &ds, bench, seeds, iters, adapt_iters, par, runs, nr, jobs, &pre,
+                                                        det ? det_data : NULL, &have)
+                                              : -1;
     if (nj < 0) {
         st = jobs && res && gjobs ? SD_ERR_ARG : SD_ERR_NOMEM;
         goto done;
@@ -383,6 +411,8 @@ sd_status sd_demo_run(const sd_demo_opts *opts, const sd_demo_runner *runner, sd
               nj, seeds, pre >= 0 ? "pretrain, then" : "", iters, iters + adapt_iters, start, o.lr, adapt_iters,
               o.adapt_lr, par, threads);
     int n_fail = demo_pool_run(&ds, jobs, nj);
+    if ((st = demo_set_compute(&ds)))   /* the runs in process set their own */
+        goto done;
     int n_res = collect_results(jobs, nj, pre >= 0, res);
     if (*ds.stop) {
         st = sd_fail(SD_ERR_INTERRUPTED, "demo: stopped (%d of %d runs finished)", n_res, nj);
@@ -396,7 +426,7 @@ sd_status sd_demo_run(const sd_demo_opts *opts, const sd_demo_runner *runner, sd
     demo_row_stat rows[DEMO_MAX_ROWS];
     int n_rows = demo_collect_rows(res, n_res, rows);
 
-    int best = best_adapted(rows, n_rows), src_row = -1, gj[G_N][2], ng = 0;
+    int best = best_adapted(rows, n_rows, res), src_row = -1, gj[G_N][2], ng = 0;
     memset(gj, -1, sizeof gj);
     for (int k = 0; k < n_rows; k++)
         if (!strcmp(rows[k].name, "source-only"))

@@ -9,7 +9,9 @@
 #include <stdio.h>
 
 #include "segda/demo.h"
+#include "segda/detect.h"
 #include "segda/labels.h"
+#include "segda/synth.h"
 
 enum {
     DEMO_CROPS = 200,        /* crops per class for the pretraining (val gets a quarter) */
@@ -33,9 +35,21 @@ typedef struct demo_row {
 int demo_rows_plan(const sd_demo_opts *o, bool full, int bench_w, int bench_h, int n_real, demo_row *rows);
 /* Rows that start from random weights instead of source-base. */
 bool demo_row_from_random(const demo_row *r);
+/* The method of the rows scored without training: the map of the run named
+ * by "seg=@row" with the seed's detector's masks painted over (detect.c). */
+#define DEMO_FUSED "det-fuse"
+bool demo_row_is_fused(const demo_row *r);
 
 /* ---- jobs (jobs.c) ---- */
 enum { JOB_WAIT, JOB_RUN, JOB_OK, JOB_FAIL };
+
+/* What a "+det" row measures besides the fused map's IoUs (detect.c). */
+typedef struct demo_det_result {
+    double ap, ap50;            /* the detector's instance masks on real val (cityscapesScripts' AP, AP50) */
+    double iiou;                /* iIoU of the fused map (mean over the 8 thing classes) */
+    double plain_miou, plain_iiou; /* the same network's map without the masks */
+    int detections, painted;    /* detections written (score >= 0.05), masks painted over the maps */
+} demo_det_result;
 
 typedef struct demo_job {
     sd_demo_task_kind kind;
@@ -55,6 +69,11 @@ typedef struct demo_job {
     char tb[560];
     sd_gap_run_opts gap;    /* gap's options */
     char gap_a[600], gap_b[600], gap_model[600], gap_out[600], gap_json[600];
+    sd_detect_train_opts detect; /* detect's options (rundir: its run directory) */
+    char det_data[600];
+    bool fused;             /* a "+det" row: scored in this process (detect.c), not run */
+    int det_job;            /* fused: the seed's detect job */
+    demo_det_result det;
     int state;
     double t0, seconds;
     double miou, class_iou[SD_NUM_CLASSES];
@@ -83,8 +102,25 @@ sd_status demo_resolve_rows(demo_job *jobs, int first, int end, demo_job *j);
 int demo_pool_run(const demo_setup *ds, demo_job *jobs, int n);
 /* The val top-1 of a pretraining from CKPT.summary.json (NAN if absent). */
 double demo_read_top1(const char *ckpt);
+/* Sets this process's precision and device to the demo's (runs in
+ * process set their own). */
+sd_status demo_set_compute(const demo_setup *ds);
 /* Sends an event whose text is printf-formatted; returns its progress's answer. */
 int demo_emit(const demo_setup *ds, sd_demo_event *ev, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- the detection-based foreground (detect.c) ---- */
+/* The detector's training set: sim and the VEIS-like simple scenes (the
+ * benchmark's own when it has them, else written beside it to
+ * OUT/bench-simple with its seed and size: the benchmark's files are not
+ * touched) linked into one GTA5-layout folder, data_dir (made anew). */
+sd_status demo_det_data(const demo_setup *ds, const char *bench, const sd_synth_opts *have, int n_simple,
+                        const char *out, char *data_dir, size_t cap);
+/* The detect job of seed s on data_dir with the benchmark's sizes (w x h). */
+void demo_det_job(demo_job *j, const demo_setup *ds, const char *data_dir, int seed, int iters, int w, int h);
+/* Scores a "+det" row j (its "seg=" value resolved to a checkpoint): the
+ * seed's detector's instances on real val (written once per seed beside its
+ * run), their AP, the network's map with and without the masks painted. */
+sd_status demo_det_score(const demo_setup *ds, const demo_job *jobs, demo_job *j);
 
 /* ---- the outputs (report.c) ---- */
 /* The gap measures: image colours, labels, source-only's and the adapted
@@ -99,6 +135,8 @@ typedef struct demo_result {
     double class_iou[SD_NUM_CLASSES];
     double seconds;
     char rundir[512];
+    bool fused;             /* a "+det" row: det holds its detector measures */
+    demo_det_result det;
 } demo_result;
 
 typedef struct demo_report {

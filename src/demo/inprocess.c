@@ -1,7 +1,7 @@
 /* The demo's in-process runner: each run in this process, one after
  * another, as `segda train --config`, `segda pretrain` or `segda gap` would
  * run it in a child (the same configuration, thread count, precision and
- * device), so the demo gives the same table either way. The run's own
+ * device; the detector's `segda train --method detect` its options), so the demo gives the same table either way. The run's own
  * output (its progress lines) goes to this process's log (stderr); the
  * job's log file gets the outcome. Training iterations become ITER events. */
 #include <math.h>
@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "segda/demo.h"
+#include "segda/detect.h"
 #include "segda/tensor.h"
 #include "segda/train.h"
 
@@ -83,6 +84,13 @@ static sd_status run_pretrain(const sd_demo_task *t)
     return st;
 }
 
+/* segda train --method detect with the task's options */
+static sd_status run_detect(const sd_demo_task *t)
+{
+    float first, last;
+    return sd_detect_train(t->detect, &first, &last);
+}
+
 static int inprocess_start(void *self, const sd_demo_task *t, int id)
 {
     (void)id;
@@ -102,6 +110,7 @@ static int inprocess_start(void *self, const sd_demo_task *t, int id)
     if (!s)
         s = t->kind == SD_DEMO_TASK_TRAIN      ? run_train(st, t)
             : t->kind == SD_DEMO_TASK_PRETRAIN ? run_pretrain(t)
+            : t->kind == SD_DEMO_TASK_DETECT   ? run_detect(t)
                                                : sd_gap_run(t->gap);
     sd_set_threads(threads);
     FILE *log = fopen(t->log, t->append ? "a" : "w");

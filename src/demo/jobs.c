@@ -15,6 +15,7 @@
 #include "demo/demo_internal.h"
 #include "segda/checkpoint.h"
 #include "segda/progress.h"
+#include "segda/tensor.h"
 #include "segda/train.h"
 
 demo_job *demo_job_add(demo_job *jobs, int *n, sd_demo_task_kind kind, const char *name)
@@ -40,6 +41,20 @@ int demo_emit(const demo_setup *ds, sd_demo_event *ev, const char *fmt, ...)
     if (r && ds->stop)
         *ds->stop = 1;
     return r;
+}
+
+sd_status demo_set_compute(const demo_setup *ds)
+{
+    sd_dtype d;
+    bool emulate;
+    sd_device dev;
+    int index;
+    sd_status st = sd_dtype_parse(ds->precision, &d, &emulate);
+    if (!st)
+        st = sd_set_precision(d, emulate);
+    if (!st && !(st = sd_device_parse(ds->device, &dev, &index)))
+        st = sd_device_select(dev, index);
+    return st;
 }
 
 /* An event about job j (its fields filled; miou NAN unless given). */
@@ -192,27 +207,67 @@ static bool same_file(const char *a, const char *b)
     return same;
 }
 
-/* --resume, a row's run: KEEP_DONE when an earlier demo finished it with the
- * configuration this one would write (its result is read back), KEEP_RESUME
- * when it stopped on the way with a checkpoint of an earlier iteration
- * (segda train --resume goes on, bit-identically), KEEP_NONE otherwise
- * (start over). */
+/* The detector's options as a file of "key = value" lines (j->cfg): the
+ * record --resume compares, as a row's configuration. */
+static sd_status det_write_config(const demo_setup *ds, const demo_job *j, const char *path)
+{
+    const sd_detect_train_opts *d = &j->detect;
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return sd_fail(SD_ERR_IO, "%s: cannot create", path);
+    fprintf(f, "# segda demo: the detector's run (segda train --method detect --KEY VALUE ...)\n");
+    fprintf(f, "data = %s\nout = %s\niters = %lld\nbatch = %d\nlr = %g\nmomentum = %g\nweight-decay = %g\n",
+            d->data, d->out_dir, (long long)d->iters, d->batch, (double)d->lr, (double)d->momentum,
+            (double)d->weight_decay);
+    fprintf(f, "warmup = %lld\nmin-size = %d\nmax-size = %d\nanchor-size = %d\nbox-batch = %d\nsave-every = %d\n",
+            (long long)d->warmup_iters, d->det.min_size, d->det.max_size, d->det.anchor_size, d->det.box_batch,
+            d->save_every);
+    fprintf(f, "seed = %llu\nthreads = %d\n", (unsigned long long)d->seed, j->threads ? j->threads : ds->threads);
+    return fclose(f) ? sd_fail(SD_ERR_IO, "%s: write error", path) : SD_OK;
+}
+
+static sd_status write_config(const demo_setup *ds, demo_job *jobs, demo_job *j, const char *path)
+{
+    return j->kind == SD_DEMO_TASK_DETECT ? det_write_config(ds, j, path) : job_write_config(ds, jobs, j, path);
+}
+
+/* A finished run: a row's with its final evaluation (read into j), the
+ * detector's with summary.json "ok" after all its steps. */
+static bool run_finished(demo_job *j)
+{
+    long long it = -1;
+    if (j->kind == SD_DEMO_TASK_TRAIN)
+        return read_final_eval(j->rundir, &j->miou, j->class_iou, &it) && it == j->iters;
+    char path[700];
+    snprintf(path, sizeof path, "%.600s/summary.json", j->rundir);
+    sd_run_result r;
+    bool ok = access(path, F_OK) == 0 && !sd_run_summary_read(path, &r) && !strcmp(r.status, "ok") &&
+              r.iterations == j->iters;
+    sd_error_clear();
+    return ok;
+}
+
+/* --resume, a row's or the detector's run: KEEP_DONE when an earlier demo
+ * finished it with the configuration this one would write (its result is
+ * read back), KEEP_RESUME when it stopped on the way with a checkpoint of
+ * an earlier iteration (segda train --resume goes on, bit-identically),
+ * KEEP_NONE otherwise (start over). */
 enum { KEEP_NONE, KEEP_DONE, KEEP_RESUME };
 static int kept_run(const demo_setup *ds, demo_job *jobs, demo_job *j)
 {
     char fresh[640], path[700];
     snprintf(fresh, sizeof fresh, "%.600s.new", j->cfg);
-    bool same = !job_write_config(ds, jobs, j, fresh) && same_file(fresh, j->cfg);
+    bool same = !write_config(ds, jobs, j, fresh) && same_file(fresh, j->cfg);
     unlink(fresh);
     if (!same)
         return KEEP_NONE;
-    long long it = -1;
-    if (read_final_eval(j->rundir, &j->miou, j->class_iou, &it) && it == j->iters)
+    if (run_finished(j))
         return KEEP_DONE;
     /* No result: killed on the way (continue from the checkpoint), or
      * after its last iteration but before summary.json (its final
      * evaluation is lost with it: run it again, to the same weights) */
-    snprintf(path, sizeof path, "%.600s/last.safetensors", j->rundir);
+    snprintf(path, sizeof path, "%.600s/%s", j->rundir,
+             j->kind == SD_DEMO_TASK_DETECT ? "detector.safetensors" : "last.safetensors");
     sd_ckpt c;
     if (access(path, F_OK) != 0 || sd_ckpt_open(path, &c)) {
         sd_error_clear();
@@ -224,7 +279,6 @@ static int kept_run(const demo_setup *ds, demo_job *jobs, demo_job *j)
     return partway ? KEEP_RESUME : KEEP_NONE;
 }
 
-
 /* Hands job j to the runner: SD_DEMO_STARTED, or DONE_OK / DONE_FAILED
  * (kept from an earlier demo, run to its end in-process, or not started). */
 static int job_start(const demo_setup *ds, demo_job *jobs, demo_job *j, int id)
@@ -232,7 +286,9 @@ static int job_start(const demo_setup *ds, demo_job *jobs, demo_job *j, int id)
     sd_demo_task t = {.kind = j->kind, .name = j->name, .seed = j->seed,
                       .threads = j->threads ? j->threads : ds->threads, .precision = ds->precision,
                       .device = ds->device, .log = j->log};
-    if (j->kind == SD_DEMO_TASK_TRAIN) {
+    if (j->fused) {
+        /* scored in this process when it starts (below) */
+    } else if (j->kind == SD_DEMO_TASK_TRAIN || j->kind == SD_DEMO_TASK_DETECT) {
         int keep = ds->resume ? kept_run(ds, jobs, j) : KEEP_NONE;
         if (keep == KEEP_DONE) {
             j->seconds = 0;
@@ -241,11 +297,22 @@ static int job_start(const demo_setup *ds, demo_job *jobs, demo_job *j, int id)
         if (keep == KEEP_NONE) {
             if (sd_remove_tree(j->rundir))
                 return sd_fail_prefix(SD_ERR_IO, "could not clear the run directory"), SD_DEMO_DONE_FAILED;
-            if (job_write_config(ds, jobs, j, j->cfg))
+            if (write_config(ds, jobs, j, j->cfg))
                 return SD_DEMO_DONE_FAILED;
         }
         t.config = j->cfg;
         t.resume = t.append = keep == KEEP_RESUME;   /* the log goes on where an earlier demo left it */
+        if (j->kind == SD_DEMO_TASK_DETECT) {
+            /* a detector that trains (on) has no instances on val yet */
+            char inst[700];
+            snprintf(inst, sizeof inst, "%.600s/val-instances", j->rundir);
+            if (sd_remove_tree(inst) || sd_mkdir_p(j->rundir))
+                return sd_fail_prefix(SD_ERR_IO, "detect"), SD_DEMO_DONE_FAILED;
+            j->detect.resume = t.resume;
+            t.detect = &j->detect;
+            t.config = NULL;
+            t.precision = "f32", t.device = "cpu";
+        }
     } else if (j->kind == SD_DEMO_TASK_PRETRAIN) {
         /* --resume: the pretraining finishes the run in the file (or says
          * it is finished); its options must match the file's */
@@ -267,6 +334,8 @@ static int job_start(const demo_setup *ds, demo_job *jobs, demo_job *j, int id)
     else
         demo_emit(ds, &ev, "%s", "");
     j->t0 = sd_time_now();
+    if (j->fused)
+        return demo_det_score(ds, jobs, j) ? SD_DEMO_DONE_FAILED : SD_DEMO_DONE_OK;
     return ds->runner->start(ds->runner->self, &t, id);
 }
 
@@ -274,10 +343,8 @@ static int job_start(const demo_setup *ds, demo_job *jobs, demo_job *j, int id)
 static bool job_finish(const demo_setup *ds, demo_job *j, bool ok)
 {
     j->seconds = sd_time_now() - j->t0;
-    if (ok && j->kind == SD_DEMO_TASK_TRAIN) {
-        long long it = -1;
-        ok = read_final_eval(j->rundir, &j->miou, j->class_iou, &it) && it == j->iters;
-    }
+    if (ok && !j->fused && (j->kind == SD_DEMO_TASK_TRAIN || j->kind == SD_DEMO_TASK_DETECT))
+        ok = run_finished(j);
     j->state = ok ? JOB_OK : JOB_FAIL;
     sd_demo_event ev = job_event(ok ? SD_DEMO_EV_DONE : SD_DEMO_EV_FAILED, j);
     if (!ok) {
@@ -286,7 +353,7 @@ static bool job_finish(const demo_setup *ds, demo_job *j, bool ok)
         ev.miou = j->miou;
         demo_emit(ds, &ev, "demo: %-16s seed %d  %5d it  mIoU-19 %5.1f  (%.0f s)\n", j->name, j->seed, j->iters,
                   100 * j->miou, j->seconds);
-    } else if (ds->verbose || j->kind == SD_DEMO_TASK_PRETRAIN) {
+    } else if (ds->verbose || j->kind != SD_DEMO_TASK_GAP) {
         demo_emit(ds, &ev, "demo: %s%s done (%.0f s)\n", j->kind == SD_DEMO_TASK_GAP ? "gap " : "", j->name,
                   j->seconds);
     } else {
@@ -322,7 +389,7 @@ int demo_pool_run(const demo_setup *ds, demo_job *jobs, int n)
             }
             if (!ready)
                 continue;
-            bool kept = ds->resume && j->kind == SD_DEMO_TASK_TRAIN;
+            bool kept = ds->resume && (j->kind == SD_DEMO_TASK_TRAIN || j->kind == SD_DEMO_TASK_DETECT);
             int r = job_start(ds, jobs, j, i);
             kept = kept && r == SD_DEMO_DONE_OK && j->t0 == 0;
             if (r == SD_DEMO_STARTED) {
@@ -334,9 +401,12 @@ int demo_pool_run(const demo_setup *ds, demo_job *jobs, int n)
             if (kept) {   /* kept from an earlier demo (--resume) */
                 j->state = JOB_OK;
                 sd_demo_event ev = job_event(SD_DEMO_EV_KEPT, j);
-                ev.miou = j->miou;
-                demo_emit(ds, &ev, "demo: %-16s seed %d  %5d it  mIoU-19 %5.1f  (kept from an earlier run)\n", j->name,
-                          j->seed, j->iters, 100 * j->miou);
+                ev.miou = j->kind == SD_DEMO_TASK_DETECT ? NAN : j->miou;
+                char m[32] = "";
+                if (isfinite(ev.miou))
+                    snprintf(m, sizeof m, "  mIoU-19 %5.1f", 100 * j->miou);
+                demo_emit(ds, &ev, "demo: %-16s seed %d  %5d it%s  (kept from an earlier run)\n", j->name, j->seed,
+                          j->iters, m);
             } else if (j->t0 == 0) {   /* could not start */
                 j->state = JOB_FAIL;
                 failed++;

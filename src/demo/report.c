@@ -373,6 +373,63 @@ static void write_gap_section(FILE *f, FILE *out, const demo_report *r, const de
                         gn[g][pr].retr);
 }
 
+/* ---- the "+det" rows' detector measures (issue 16) ---- */
+static void write_det_json(FILE *f, const demo_det_result *d)
+{
+    const char *keys[5] = {"ap", "ap50", "iiou", "unfused_miou_19", "unfused_iiou"};
+    const double v[5] = {d->ap, d->ap50, d->iiou, d->plain_miou, d->plain_iiou};
+    fprintf(f, "\"detector\": {");
+    for (int k = 0; k < 5; k++) {
+        fprintf(f, "\"%s\": ", keys[k]);
+        json_num(f, v[k]);
+        fprintf(f, ", ");
+    }
+    fprintf(f, "\"detections\": %d, \"painted\": %d}, ", d->detections, d->painted);
+}
+
+/* The "+det" rows' table (means over seeds): the fused map's mIoU-19 and
+ * iIoU, the same network's without the masks, the detector's AP / AP50 on
+ * real val, detections and masks painted per seed. Nothing without such
+ * rows. */
+static void print_det_table(FILE *f, const demo_result *res, int n_res, const demo_row_stat *rows, int n_rows,
+                            bool markdown)
+{
+    bool any = false;
+    for (int k = 0; k < n_rows; k++)
+        any |= res[rows[k].first].fused;
+    if (!any)
+        return;
+    static const char *const head[8] = {"mIoU-19", "iIoU", "unfused mIoU-19", "unfused iIoU", "AP", "AP50",
+                                        "detections", "painted"};
+    fprintf(f, markdown ? "\n## Detection-based foreground\n\nThe seed's detector (`segda train --method detect`) "
+                          "painted over the row's network's map (score >= 0.5, overlap <= 0.5); AP / AP50 of its "
+                          "masks on real val (cityscapesScripts' definitions); IoU in %%, means over seeds.\n\n| row |"
+                        : "\n%-26s", markdown ? "" : "detection-based foreground");
+    static const int width[8] = {7, 4, 15, 12, 4, 4, 10, 7};
+    for (int c = 0; c < 8; c++)
+        fprintf(f, markdown ? " %.*s |" : " %*s", markdown ? 99 : width[c], head[c]);
+    fprintf(f, markdown ? "\n|---|---|---|---|---|---|---|---|---|\n" : "\n");
+    for (int k = 0; k < n_rows; k++) {
+        if (!res[rows[k].first].fused)
+            continue;
+        double sum[6] = {0}, cnt[2] = {0};
+        for (int i = 0; i < n_res; i++)
+            if (!strcmp(res[i].name, rows[k].name)) {
+                const demo_det_result *d = &res[i].det;
+                const double v[6] = {d->iiou, d->plain_miou, d->plain_iiou, d->ap, d->ap50, 0};
+                for (int c = 0; c < 5; c++)
+                    sum[c] += v[c];
+                cnt[0] += d->detections, cnt[1] += d->painted;
+                sum[5]++;
+            }
+        double n = sum[5];
+        fprintf(f, markdown ? "| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f | %.0f |\n"
+                            : "%-26s %7.1f %4.1f %15.1f %12.1f %4.1f %4.1f %10.0f %7.0f\n",
+                rows[k].name, 100 * rows[k].miou_mean, 100 * sum[0] / n, 100 * sum[1] / n, 100 * sum[2] / n,
+                100 * sum[3] / n, 100 * sum[4] / n, cnt[0] / n, cnt[1] / n);
+    }
+}
+
 static void write_results_json(FILE *f, const demo_report *r)
 {
     const demo_result *res = r->res;
@@ -388,7 +445,10 @@ static void write_results_json(FILE *f, const demo_report *r)
         }
         /* what produced the number: the run's resolved settings, the
          * build, the compute precision and the device */
-        fprintf(f, "}, \"config\": ");
+        fprintf(f, "}, ");
+        if (res[i].fused)
+            write_det_json(f, &res[i].det);
+        fprintf(f, "\"config\": ");
         json_run_config(f, res[i].rundir);
         fprintf(f, ", \"segda_version\": \"%s\", \"precision\": \"%s\", \"device\": \"%s\"}%s\n", sd_version(),
                 r->precision, r->device, i + 1 < r->n_res ? "," : "");
@@ -423,6 +483,7 @@ sd_status demo_report_write(const demo_setup *ds, const demo_report *r, const de
                  "source-only checkpoint, oracle %d it; %d seed(s); real val of the built-in benchmark\n\n",
             r->iters, r->adapt_iters, r->adapt_iters, r->iters, r->iters + r->adapt_iters, r->seeds);
     print_table(out, rows, n_rows, false);
+    print_det_table(out, res, n_res, rows, n_rows, false);
     emit_table(ds, &buf, out);
 
     snprintf(path, sizeof path, "%s/results.json", o->out);
@@ -464,6 +525,7 @@ sd_status demo_report_write(const demo_setup *ds, const demo_report *r, const de
             r->adapt_iters, o->adapt_lr, r->t_train, r->n_jobs, r->par, r->threads,
             r->n_fail ? "; SOME RUNS FAILED (see runs/*.log)" : "");
     print_table(f, rows, n_rows, true);
+    print_det_table(f, res, n_res, rows, n_rows, true);
     if (r->n_gap > 0) {
         buf = NULL;
         out = open_memstream(&buf, &len);
@@ -474,6 +536,8 @@ sd_status demo_report_write(const demo_setup *ds, const demo_report *r, const de
     fprintf(f, "\n## Loss curves\n\n");
     for (int k = 0; k < n_rows; k++) {
         char svg[700];
+        if (res[rows[k].first].fused)   /* scored, not trained */
+            continue;
         snprintf(svg, sizeof svg, "%.500s/curve-%.60s.svg", o->out, rows[k].name);
         if (!write_curves(svg, res, n_res, rows[k].name)) {
             fprintf(f, "![%s](curve-%s.svg)\n", rows[k].name, rows[k].name);
@@ -486,7 +550,7 @@ sd_status demo_report_write(const demo_setup *ds, const demo_report *r, const de
     const char *ck_names[64];
     int nc = 0;
     for (int k = 0; k < n_rows && nc < 64; k++) {
-        if (!strcmp(rows[k].name, "oracle"))
+        if (!strcmp(rows[k].name, "oracle") || res[rows[k].first].fused)
             continue;
         ck_names[nc] = rows[k].name;
         ckpts[nc] = malloc(700);
@@ -494,7 +558,7 @@ sd_status demo_report_write(const demo_setup *ds, const demo_report *r, const de
     }
     fprintf(f, "\n## Example predictions\n\nColumns (titled in the image, class colours under it): image, label");
     for (int k = 0; k < n_rows; k++)
-        if (strcmp(rows[k].name, "oracle"))
+        if (strcmp(rows[k].name, "oracle") && !res[rows[k].first].fused)
             fprintf(f, ", %s", rows[k].name);
     fprintf(f, ".\n\n![examples](examples.png)\n");
     {   /* issue 18's gradient ratios, issue 19's translated examples (extra.c) */

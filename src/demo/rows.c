@@ -1,6 +1,7 @@
 /* The rows of the demo's table: the default set, --methods, the --full set
  * (with the lambda sweep and the task-informed GAN rows of issues 18 and
- * 19) and --rows' subset of it. A row is a name, a method and its knobs
+ * 19, the detection-based foreground rows of issue 16) and --rows' subset
+ * of it. A row is a name, a method and its knobs
  * ("key=value"; "@row" names another row's checkpoint of the same seed).
  * New rows go here and nowhere else. */
 #include <math.h>
@@ -38,6 +39,11 @@ static int add_run(demo_row *runs, int n, const char *name, const char *method, 
  * 16) on whole images so that a CPU demo stays within its budget. */
 static const int demo_label_pct[4] = {1, 5, 25, 100};
 static char demo_crop_kv[48], demo_labels_kv[4][48];
+
+bool demo_row_is_fused(const demo_row *r)
+{
+    return !strcmp(r->method, DEMO_FUSED);
+}
 
 bool demo_row_from_random(const demo_row *r)
 {
@@ -181,7 +187,18 @@ static int demo_full_rows(demo_row *runs, int nr)
     nr = add_run(runs, nr, "selftrain-mt", "selftrain", 1, "mode=mean-teacher");
     nr = add_run(runs, nr, "finetune-75", "finetune", 1, "target-labels=75");
     nr = add_run(runs, nr, "finetune-200", "finetune", 1, "target-labels=200");
-    return demo_full_extra_rows(runs, nr);
+    nr = demo_full_extra_rows(runs, nr);
+    /* Issue 16 (Saleh et al., ECCV 2018; README "The instance detector"):
+     * background pseudo-labels (every stuff prediction of source-base on real
+     * train a label, things ignored, one round), and the detection-based
+     * foreground: the seed's detector's masks painted over source-base's and
+     * that row's maps, scored without training ("@source-base" is the run
+     * the rows start from, not a row) */
+    nr = add_run(runs, nr, "selftrain-stuff-psgt", "selftrain", 5, "mode=stuff", "pseudo-classes=stuff", "portion=1",
+                 "portion-max=1", "rounds=1");
+    nr = add_run(runs, nr, "source-base+det", DEMO_FUSED, 1, "seg=@source-base");
+    nr = add_run(runs, nr, "selftrain-stuff-psgt+det", DEMO_FUSED, 1, "seg=@selftrain-stuff-psgt");
+    return nr;
 }
 
 int demo_rows_plan(const sd_demo_opts *o, bool full, int bench_w, int bench_h, int n_real, demo_row *runs)
