@@ -1,8 +1,9 @@
 /* The detector's C API (include/segda/detect.h): inference on a random
  * network (output shapes, sorting, train ids, masks inside their boxes),
  * save/load, the errors for a segmentation file given as a detector and the
- * reverse and for bad targets, and a tiny training run on `segda synth`
- * simple scenes whose loss falls and which resumes to the same numbers.
+ * reverse and for bad targets, a tiny training run on `segda synth`
+ * simple scenes whose loss falls and which resumes to the same numbers, and
+ * the two BN modes of training (what moves, the file's det_bn, resume).
  * torchvision parity: tests/py/test_maskrcnn_torch.py and
  * test_maskrcnn_loss_torch.py; box arithmetic: test_detect_boxes.py. */
 #include <math.h>
@@ -223,6 +224,81 @@ static void test_train_loss_falls_and_resumes(void)
     CHECK_ERR_HAS("instance");
 }
 
+/* The first n values of a parameter of d (host copy). */
+static void param_head(sd_detector *d, const char *name, float *v, int n)
+{
+    sd_tensor *t = sd_params_find(sd_detector_params(d), name);
+    CHECK_MSG(t != NULL, "%s missing", name);
+    float *all = t ? malloc(t->numel * sizeof *all) : NULL;
+    if (all && !sd_tensor_to_host(t, all))
+        memcpy(v, all, (size_t)n * sizeof *v);
+    free(all);
+}
+
+/* --bn frozen keeps conv1, layer1 and every BN tensor at their initial
+ * values (torchvision with pretrained weights); train (auto without --init)
+ * moves them, the running statistics included (torchvision without); each
+ * file says its mode, a resume keeps it and refuses another. */
+static void test_train_bn_modes(void)
+{
+    static const char *const names[4] = {"backbone.body.conv1.weight", "backbone.body.bn1.running_mean",
+                                         "backbone.body.layer1.0.bn2.weight", "backbone.body.layer3.0.bn1.bias"};
+    char spec[320], run[2][280], p[600];
+    snprintf(spec, sizeof spec, "gta5:%s/syn/simple", dir);   /* written by the test above */
+    sd_detect_train_opts o = sd_detect_train_opts_default();
+    o.data = spec;
+    o.iters = 2;
+    o.lr = 0.005f;
+    o.warmup_iters = 0;
+    o.det.min_size = 48;
+    o.det.max_size = 96;
+    o.det.rpn_pre_nms_train = 200;
+    o.det.rpn_post_nms_train = 64;
+    o.det.box_batch = 64;
+    o.save_every = 0;
+    sd_detector_opts fresh_o = o.det;
+    fresh_o.classes = 9;
+    sd_detector *fresh = NULL;
+    CHECK_OK(sd_detector_create(&fresh_o, o.seed, &fresh));
+    for (int m = 0; m < 2; m++) {
+        snprintf(run[m], sizeof run[m], "%s/bn%d", dir, m);
+        CHECK(test_sh("mkdir -p %s", run[m]) == 0);
+        o.out_dir = run[m];
+        o.bn = m == 0 ? SD_DET_BN_FROZEN : SD_DET_BN_AUTO;
+        CHECK_OK(sd_detect_train(&o, NULL, NULL));
+        snprintf(p, sizeof p, "%s/detector.safetensors", run[m]);
+        sd_detector *d = NULL;
+        CHECK_OK(sd_detector_load(p, &d));
+        if (!d)
+            continue;
+        CHECK(sd_detector_options(d)->bn_train == (m == 1));
+        for (int k = 0; k < 4; k++) {
+            float a[8], b[8];
+            param_head(d, names[k], a, 8);
+            param_head(fresh, names[k], b, 8);
+            bool same = !memcmp(a, b, sizeof a);
+            CHECK_MSG(same == (m == 0), "bn %s: %s %s", m ? "train" : "frozen", names[k],
+                      same ? "did not move" : "moved");
+        }
+        sd_detector_free(d);
+        sd_ckpt c;
+        CHECK_OK(sd_ckpt_open(p, &c));
+        const char *v = sd_ckpt_meta(&c, SD_META_DET_BN);
+        CHECK(v && !strcmp(v, m ? "train" : "frozen"));
+        sd_ckpt_close(&c);
+    }
+    sd_detector_free(fresh);
+    /* the trained-BN run resumed with --bn frozen: refused, naming the field */
+    o.out_dir = run[1];
+    o.iters = 3;
+    o.resume = true;
+    o.bn = SD_DET_BN_FROZEN;
+    CHECK(sd_detect_train(&o, NULL, NULL) == SD_ERR_ARG);
+    CHECK_ERR_HAS("det_bn");
+    o.bn = SD_DET_BN_AUTO;   /* auto keeps the file's */
+    CHECK_OK(sd_detect_train(&o, NULL, NULL));
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/segda_test_detect_%d", (int)getpid());
@@ -231,6 +307,7 @@ int main(void)
     RUN(test_save_load_and_wrong_files);
     RUN(test_empty_image);
     RUN(test_train_loss_falls_and_resumes);
+    RUN(test_train_bn_modes);
     test_sh("rm -rf %s", dir);
     TESTS_DONE();
 }

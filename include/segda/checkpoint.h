@@ -33,6 +33,7 @@
 #define SD_META_DET_MIN_SIZE "det_min_size" /* detector input: short side */
 #define SD_META_DET_MAX_SIZE "det_max_size" /* detector input: long side at most */
 #define SD_META_DET_ANCHOR "det_anchor_size" /* detector anchors on P2 (doubling per level) */
+#define SD_META_DET_BN "det_bn"              /* detector backbone BN in training: frozen or train */
 
 /* ---- writing ---- */
 typedef struct sd_ckpt_writer {

@@ -40,6 +40,10 @@ typedef struct sd_detector_opts {
     int box_batch;                 /* training: proposals sampled per image: 512 */
     float box_pos_frac;            /* 0.25 */
     int anchor_size;               /* anchor side on P2, doubling per level to P6: 32 (32..512) */
+    bool bn_train;                 /* false: torchvision's setting with pretrained weights (FrozenBatchNorm2d;
+                                    * conv1 and layer1 frozen); true: its setting without them (BatchNorm2d:
+                                    * batch statistics in training, running ones updated with momentum 0.1,
+                                    * every layer trained). Inference uses the running statistics either way. */
 } sd_detector_opts;
 
 /* torchvision's defaults for `classes` classes (background included). */
@@ -48,19 +52,22 @@ sd_detector_opts sd_detector_opts_default(int classes);
 typedef struct sd_detector sd_detector;
 
 /* A detector with random weights (torchvision's initialisation of the heads,
- * Kaiming for the backbone, identity frozen BN). */
+ * Kaiming for the backbone, identity BN; with frozen BN the residual
+ * branches' last BN scale starts at 0.1, see maskrcnn.c). */
 sd_status sd_detector_create(const sd_detector_opts *o, uint64_t seed, sd_detector **out);
 /* Loads a converted (pth2safetensors --model maskrcnn-r50-fpn) or segda-
  * trained detector; the class count comes from the file. A segmentation
  * network's file is SD_ERR_FORMAT naming the file and what was expected. */
 sd_status sd_detector_load(const char *path, sd_detector **out);
 sd_status sd_detector_save(sd_detector *d, const char *path);
-/* The metadata of a detector file: model, classes, norm, format and the
- * input and anchor sizes (read back by sd_detector_load). */
+/* The metadata of a detector file: model, classes, norm, format, the input
+ * and anchor sizes and the BN mode it trained with (read back by
+ * sd_detector_load). */
 struct sd_ckpt_writer;
 sd_status sd_detector_write_meta(const sd_detector *d, struct sd_ckpt_writer *w);
 /* The thresholds and sizes in use; callers may change them between calls
- * (classes excepted). */
+ * (classes excepted; bn_train holds from the next training backward, the
+ * optimiser groups' multipliers included). */
 sd_detector_opts *sd_detector_options(sd_detector *d);
 sd_params *sd_detector_params(sd_detector *d);
 /* The Cityscapes trainId of a class index (see sd_detection.train_id). */
@@ -101,7 +108,7 @@ enum { SD_DET_LOSS_OBJECTNESS, SD_DET_LOSS_RPN_BOX, SD_DET_LOSS_CLASSIFIER, SD_D
 extern const char *const sd_detector_loss_names[SD_DET_LOSSES]; /* "loss_objectness", ... as torchvision */
 
 /* One training forward and backward on one image (the network input is
- * built as at inference; frozen BN; conv1 and layer1 frozen): accumulates
+ * built as at inference; the backbone's BN as opts.bn_train says): accumulates
  * weight * d(sum of the losses) into the parameters' gradients and writes
  * the five loss values. The samplers draw from rng; rng NULL takes the
  * first candidates in index order (deterministic, for parity tests; with
@@ -122,6 +129,12 @@ sd_status sd_detector_backward(sd_detector *d, const uint8_t *rgb, int w, int h,
  * is locked (.lock) while the run writes it. The loop is the training
  * driver's (src/train/driver.c): Ctrl-C saves the state and returns
  * SD_ERR_INTERRUPTED; a progress line per step goes to stderr. */
+/* The backbone's batch norm in training: auto = torchvision's choice, train
+ * from random weights (no init), frozen from a detector file (init). */
+typedef enum { SD_DET_BN_AUTO, SD_DET_BN_FROZEN, SD_DET_BN_TRAIN } sd_det_bn;
+const char *sd_det_bn_name(sd_det_bn b);                 /* "auto", "frozen", "train" */
+bool sd_det_bn_parse(const char *s, sd_det_bn *out);     /* false: none of those names */
+
 typedef struct sd_detect_train_opts {
     const char *data;          /* dataset spec with instance files, e.g. gta5:DIR/sim */
     const char *out_dir;       /* existing directory */
@@ -131,7 +144,9 @@ typedef struct sd_detect_train_opts {
     int batch;
     float lr, momentum, weight_decay;
     int64_t warmup_iters;
-    sd_detector_opts det;      /* sizes, proposal counts, sampler batches (classes: 9, fixed) */
+    sd_detector_opts det;      /* sizes, proposal counts, sampler batches (classes: 9, fixed; bn_train
+                                * comes from bn) */
+    sd_det_bn bn;              /* resuming, auto takes the file's (metadata det_bn); another is an error */
     int save_every;            /* steps between checkpoints (0: only at the end) */
     bool resume;               /* continue from out_dir/detector.safetensors */
     uint64_t seed;

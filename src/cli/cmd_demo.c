@@ -150,6 +150,7 @@ static void task_argv(const sd_demo_task *t, argv_buf *a)
         opt_i(a, "--box-batch", d->det.box_batch);
         opt_i(a, "--save-every", d->save_every);
         opt_s(a, "--init", d->init);
+        opt_s(a, "--bn", sd_det_bn_name(d->bn));
         arg(a, "--seed");
         arg(a, "%llu", (unsigned long long)d->seed);
         if (d->resume)

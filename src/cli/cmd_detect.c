@@ -19,7 +19,7 @@ static void usage(FILE *f)
             "Trains the instance detector (Mask R-CNN R50-FPN as torchvision's\n"
             "maskrcnn_resnet50_fpn, background + the 8 Cityscapes thing classes) on a\n"
             "dataset with instance files, e.g. gta5:DIR/sim or gta5:DIR/simple from segda\n"
-            "synth. One image per forward; frozen BN; conv1 and layer1 frozen. Writes\n"
+            "synth. One image per forward. Writes\n"
             "DIR/detector.safetensors (weights, optimiser state, iteration), DIR/log.csv\n"
             "and DIR/summary.json; give the file to segda predict/eval --detector.\n"
             "  --data SPEC         training dataset (instance files required)\n"
@@ -40,6 +40,11 @@ static void usage(FILE *f)
             "  --save-every N      checkpoint every N steps, and at the end (default %d)\n"
             "  --init FILE         start from a detector file: tensors of matching shape\n"
             "                      (converted COCO weights: all but the 91-class predictors)\n"
+            "  --bn MODE           the backbone's batch norm: frozen (FrozenBatchNorm2d, conv1\n"
+            "                      and layer1 frozen: torchvision with pretrained weights),\n"
+            "                      train (BatchNorm2d, batch statistics, every layer trained:\n"
+            "                      torchvision without them) or auto: train without --init,\n"
+            "                      frozen with it; --resume keeps the run's (default auto)\n"
             "  --resume            continue DIR/detector.safetensors\n"
             "  --seed N            weights, sampling and image order (default %llu)\n",
             (long long)d.iters, d.batch, d.lr, d.momentum, d.weight_decay, (long long)d.warmup_iters, d.det.min_size,
@@ -49,7 +54,7 @@ static void usage(FILE *f)
 int cli_detect_train(int argc, char **argv)
 {
     enum { O_DATA = 256, O_OUT, O_ITERS, O_BATCH, O_LR, O_MOM, O_WD, O_WARM, O_MIN, O_MAX, O_SAVE, O_INIT, O_RESUME,
-           O_SEED, O_METHOD, O_ANCHOR, O_BOXB };
+           O_SEED, O_METHOD, O_ANCHOR, O_BOXB, O_BN };
     static const struct option lo[] = {
         {"data", required_argument, 0, O_DATA},       {"out", required_argument, 0, O_OUT},
         {"iters", required_argument, 0, O_ITERS},     {"batch", required_argument, 0, O_BATCH},
@@ -60,7 +65,7 @@ int cli_detect_train(int argc, char **argv)
         {"resume", no_argument, 0, O_RESUME},         {"seed", required_argument, 0, O_SEED},
         {"method", required_argument, 0, O_METHOD},   {"help", no_argument, 0, 'h'},
         {"anchor-size", required_argument, 0, O_ANCHOR}, {"box-batch", required_argument, 0, O_BOXB},
-        {0, 0, 0, 0},
+        {"bn", required_argument, 0, O_BN},           {0, 0, 0, 0},
     };
     sd_detect_train_opts o = sd_detect_train_opts_default();
     long n;
@@ -84,6 +89,10 @@ int cli_detect_train(int argc, char **argv)
         case O_BOXB: bad = cli_parse_int(optarg, 1, 100000, &o.det.box_batch) ? NULL : "--box-batch"; break;
         case O_SAVE: bad = cli_parse_int(optarg, 0, 100000000, &o.save_every) ? NULL : "--save-every"; break;
         case O_INIT: o.init = optarg; break;
+        case O_BN:
+            if (!sd_det_bn_parse(optarg, &o.bn))
+                return cli_usage_error("train", usage, "--bn '%s': expected auto, frozen or train", optarg);
+            break;
         case O_RESUME: o.resume = true; break;
         case O_SEED: bad = cli_parse_seed(optarg, &o.seed) ? NULL : "--seed"; break;
         case O_METHOD:

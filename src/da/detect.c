@@ -119,6 +119,44 @@ static sd_status load_into(sd_detector *d, sd_optim *opt, const char *path, bool
     return st;
 }
 
+/* The backbone's BN mode of the run: a resumed run keeps its file's (metadata
+ * det_bn, absent: frozen), which an explicit o->bn must agree with; a new
+ * run takes o->bn, auto = torchvision's choice (trained BN from random
+ * weights, frozen BN from a detector file). */
+static const char *const bn_names[3] = {"auto", "frozen", "train"};
+
+const char *sd_det_bn_name(sd_det_bn b) { return b >= SD_DET_BN_AUTO && b <= SD_DET_BN_TRAIN ? bn_names[b] : "?"; }
+
+bool sd_det_bn_parse(const char *s, sd_det_bn *out)
+{
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, bn_names[i])) {
+            *out = (sd_det_bn)i;
+            return true;
+        }
+    return false;
+}
+
+static sd_status resolve_bn(const sd_detect_train_opts *o, const char *ckpt, bool resuming, bool *train)
+{
+    *train = o->bn == SD_DET_BN_TRAIN || (o->bn == SD_DET_BN_AUTO && !o->init);
+    if (!resuming)
+        return SD_OK;
+    sd_ckpt c;
+    sd_status st = sd_ckpt_open(ckpt, &c);
+    if (st)
+        return st;
+    const char *v = sd_ckpt_meta(&c, SD_META_DET_BN);
+    bool file_train = v && !strcmp(v, "train");
+    if (o->bn != SD_DET_BN_AUTO && file_train != (o->bn == SD_DET_BN_TRAIN))
+        st = sd_fail(SD_ERR_ARG, "%s: metadata \"%s\" is \"%s\": the run trained with that BN mode, --bn %s "
+                     "asks for another (resume with --bn auto or %s)", ckpt, SD_META_DET_BN, v ? v : "frozen",
+                     sd_det_bn_name(o->bn), file_train ? "train" : "frozen");
+    *train = file_train;
+    sd_ckpt_close(&c);
+    return st;
+}
+
 /* ---- the driver's callbacks (src/train/driver.h) ---- */
 
 typedef struct det_run {
@@ -256,13 +294,15 @@ sd_status sd_detect_train(const sd_detect_train_opts *o, float *first, float *la
     }
     sd_detector_opts dop = o->det;
     dop.classes = 1 + SD_NUM_THING_CLASSES;
+    struct stat sb;
+    bool have = stat(ckpt, &sb) == 0;
+    if ((st = resolve_bn(o, ckpt, o->resume && have, &dop.bn_train)))
+        goto done;
     sd_optim_opts oo = sd_optim_opts_sgd(o->momentum, o->weight_decay);
     if ((st = sd_detector_create(&dop, o->seed, &d)) || (st = sd_optim_init(&opt, sd_detector_params(d), &oo)))
         goto done;
     opt_ready = true;
     int64_t it0 = 0;
-    struct stat sb;
-    bool have = stat(ckpt, &sb) == 0;
     if (o->resume && have)
         st = load_into(d, &opt, ckpt, true, &it0);
     else if (o->init)

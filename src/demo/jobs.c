@@ -222,7 +222,8 @@ static sd_status det_write_config(const demo_setup *ds, const demo_job *j, const
     fprintf(f, "warmup = %lld\nmin-size = %d\nmax-size = %d\nanchor-size = %d\nbox-batch = %d\nsave-every = %d\n",
             (long long)d->warmup_iters, d->det.min_size, d->det.max_size, d->det.anchor_size, d->det.box_batch,
             d->save_every);
-    fprintf(f, "seed = %llu\nthreads = %d\n", (unsigned long long)d->seed, j->threads ? j->threads : ds->threads);
+    fprintf(f, "bn = %s\nseed = %llu\nthreads = %d\n", sd_det_bn_name(d->bn), (unsigned long long)d->seed,
+            j->threads ? j->threads : ds->threads);
     return fclose(f) ? sd_fail(SD_ERR_IO, "%s: write error", path) : SD_OK;
 }
 

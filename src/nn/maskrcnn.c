@@ -50,10 +50,10 @@ static void decl_model(sd_detector *d)
     sd_params_init(p);
     b->p = p;
     b->g_backbone = sd_params_add_group(p, "backbone", 1.0f, 1.0f, false);
-    b->g_norm = sd_params_add_group(p, "frozen_bn", 0.0f, 0.0f, false);
+    /* the BN affine and conv1 + layer1 groups: trained or not (det_bn_mode) */
+    b->g_norm = sd_params_add_group(p, "backbone_bn", 0.0f, 0.0f, false);
     b->g_classifier = sd_params_add_group(p, "heads", 1.0f, 1.0f, false);
     b->g_buffer = sd_params_add_group(p, "buffers", 0.0f, 0.0f, true);
-    /* conv1 and layer1 stay frozen (torchvision's trainable_backbone_layers=3) */
     d->g_stem = sd_params_add_group(p, "stem", 0.0f, 0.0f, false);
     char nm[128];
     nn_conv_decl(b, &d->conv1, d->g_stem, "backbone.body.conv1", 3, 64, 7, 2, 3, 1, false);
@@ -115,6 +115,18 @@ static void decl_model(sd_detector *d)
                  d->o.classes, 1, 1, 0, 1, true);
 }
 
+void det_bn_mode(sd_detector *d)
+{
+    /* torchvision with pretrained weights: FrozenBatchNorm2d, conv1 and
+     * layer1 frozen (trainable_backbone_layers=3); without: BatchNorm2d, all
+     * five stages trained, weight decay on all as its reference script */
+    int g[2] = {d->b.g_norm, d->g_stem};
+    for (int i = 0; i < 2; i++) {
+        sd_params_set_frozen(&d->params, g[i], !d->o.bn_train);
+        d->params.groups[g[i]].lr_mult = d->params.groups[g[i]].wd_mult = d->o.bn_train ? 1.0f : 0.0f;
+    }
+}
+
 static sd_status detector_build(const sd_detector_opts *o, sd_detector **out)
 {
     *out = NULL;
@@ -133,8 +145,7 @@ static sd_status detector_build(const sd_detector_opts *o, sd_detector **out)
         sd_detector_free(d);
         return st;
     }
-    sd_params_set_frozen(&d->params, d->b.g_norm, true);
-    sd_params_set_frozen(&d->params, d->g_stem, true);
+    det_bn_mode(d);
     *out = d;
     return SD_OK;
 }
@@ -154,10 +165,12 @@ static void init_weights(sd_detector *d, uint64_t seed)
             nn_bn_reset(&k->b1);
             nn_bn_reset(&k->b2);
             nn_bn_reset(&k->b3);
-            /* without ImageNet weights BN is frozen at identity statistics and
-             * cannot normalise: residual branches start small (scale 0.1,
-             * after zero_init_residual) so activations stay bounded */
-            nn_init_const(k->b3.w, 0.1f);
+            /* a frozen BN at identity statistics cannot normalise: the
+             * residual branches start small (scale 0.1, after torchvision's
+             * zero_init_residual) so activations stay bounded; a trained BN
+             * starts at 1, as torchvision's resnet50 */
+            if (!d->o.bn_train)
+                nn_init_const(k->b3.w, 0.1f);
             if (k->has_down) {
                 nn_init_kaiming_out(k->dc.w, &r);
                 nn_bn_reset(&k->db);
@@ -246,6 +259,8 @@ sd_status sd_detector_load(const char *path, sd_detector **out)
         if (v)
             *vals[i] = atoi(v);
     }
+    const char *bn = sd_ckpt_meta(&c, SD_META_DET_BN);   /* (files without it: frozen) */
+    o.bn_train = bn && !strcmp(bn, "train");
     sd_detector *d = NULL;
     if (!(st = detector_build(&o, &d)))
         st = sd_ckpt_load_params(&c, "", &d->params, true, NULL);
@@ -274,6 +289,8 @@ sd_status sd_detector_write_meta(const sd_detector *d, sd_ckpt_writer *w)
         snprintf(buf, sizeof buf, "%d", vals[i]);
         st = sd_ckpt_writer_set_meta(w, keys[i], buf);
     }
+    if (!st)
+        st = sd_ckpt_writer_set_meta(w, SD_META_DET_BN, d->o.bn_train ? "train" : "frozen");
     return st;
 }
 
@@ -292,18 +309,19 @@ sd_status sd_detector_save(sd_detector *d, const char *path)
 
 /* ---- forward pieces ---- */
 
-static sd_tensor *cbr(nn_ctx *c, const nn_conv *cv, const nn_bn *bn, sd_tensor *x, bool relu)
+/* bn_train: BatchNorm2d (batch statistics in training), else FrozenBatchNorm2d */
+static sd_tensor *cbr(nn_ctx *c, const sd_detector *d, const nn_conv *cv, const nn_bn *bn, sd_tensor *x, bool relu)
 {
-    sd_tensor *y = nn_bn_fwd(c, bn, nn_conv_fwd(c, cv, x), true); /* FrozenBatchNorm2d */
+    sd_tensor *y = nn_bn_fwd(c, bn, nn_conv_fwd(c, cv, x), !d->o.bn_train);
     return relu ? nn_relu(c, y) : y;
 }
 
-static sd_tensor *block_fwd(nn_ctx *c, const det_block *k, sd_tensor *x)
+static sd_tensor *block_fwd(nn_ctx *c, const sd_detector *d, const det_block *k, sd_tensor *x)
 {
-    sd_tensor *y = cbr(c, &k->c1, &k->b1, x, true);
-    y = cbr(c, &k->c2, &k->b2, y, true);
-    y = cbr(c, &k->c3, &k->b3, y, false);
-    sd_tensor *id = k->has_down ? cbr(c, &k->dc, &k->db, x, false) : x;
+    sd_tensor *y = cbr(c, d, &k->c1, &k->b1, x, true);
+    y = cbr(c, d, &k->c2, &k->b2, y, true);
+    y = cbr(c, d, &k->c3, &k->b3, y, false);
+    sd_tensor *id = k->has_down ? cbr(c, d, &k->dc, &k->db, x, false) : x;
     return nn_relu(c, nn_add(c, y, id));
 }
 
@@ -342,12 +360,12 @@ sd_tensor *det_linear_fwd(nn_ctx *c, const det_linear *l, sd_tensor *x, bool rel
 
 sd_status det_features(sd_detector *d, nn_ctx *c, sd_tensor *x, sd_tensor *feat[5])
 {
-    sd_tensor *y = cbr(c, &d->conv1, &d->bn1, x, true);
+    sd_tensor *y = cbr(c, d, &d->conv1, &d->bn1, x, true);
     y = nn_maxpool(c, y, 3, 2, 1, false);
     sd_tensor *cs[4];
     for (int s = 0; s < 4; s++) {
         for (int i = 0; i < stage_blocks[s]; i++)
-            y = block_fwd(c, &d->blocks[s][i], y);
+            y = block_fwd(c, d, &d->blocks[s][i], y);
         cs[s] = y;
     }
     sd_tensor *inner = nn_conv_fwd(c, &d->fpn_inner[3], cs[3]);

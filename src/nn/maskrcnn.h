@@ -28,7 +28,7 @@ struct sd_detector {
     nn_conv rpn_conv, rpn_cls, rpn_bbox;  /* 3 anchors per cell */
     det_linear fc6, fc7, cls_score, bbox_pred;
     nn_conv mask_fcn[4], mask_up, mask_logits;
-    int g_stem;                   /* conv1 + layer1: frozen */
+    int g_stem;                   /* conv1 + layer1: frozen unless o.bn_train */
     sd_tape tape;                 /* training steps' tape, made on first use */
     bool tape_ready;
 };
@@ -37,6 +37,11 @@ typedef struct det_rpn_out {
     sd_tensor *logits[5], *deltas[5]; /* [1, 3, h, w], [1, 12, h, w] per level */
     int h[5], w[5];
 } det_rpn_out;
+
+/* The BN affine and conv1 + layer1 groups frozen (lr 0) or trained as
+ * d->o.bn_train says; at creation and at every training backward, so a
+ * change through sd_detector_options holds from the next call. */
+void det_bn_mode(sd_detector *d);
 
 /* Normalised, resized (short side min_size) and padded (to 32) input
  * [1, 3, H, W]; *img_h x *img_w is the resized image inside it. */

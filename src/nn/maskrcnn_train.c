@@ -156,6 +156,7 @@ sd_status sd_detector_backward(sd_detector *d, const uint8_t *rgb, int w, int h,
             return st;
         d->tape_ready = true;
     }
+    det_bn_mode(d);
     sd_tape *t = &d->tape;
     sd_tape_reset(t);
     t->training = true;

@@ -28,7 +28,8 @@ class Opts(ctypes.Structure):
                 ("rpn_post_nms_train", ctypes.c_int), ("rpn_nms", ctypes.c_float), ("score_thresh", ctypes.c_float),
                 ("nms", ctypes.c_float), ("detections", ctypes.c_int), ("mask_thresh", ctypes.c_float),
                 ("rpn_batch", ctypes.c_int), ("rpn_pos_frac", ctypes.c_float), ("box_batch", ctypes.c_int),
-                ("box_pos_frac", ctypes.c_float), ("anchor_size", ctypes.c_int)]
+                ("box_pos_frac", ctypes.c_float), ("anchor_size", ctypes.c_int),
+                ("bn_train", ctypes.c_bool)]
 
 
 class Det(ctypes.Structure):
