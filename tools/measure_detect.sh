@@ -11,7 +11,7 @@
 #      (stuff-only pseudo-labels, every stuff prediction kept), + detection.
 # Usage: tools/measure_detect.sh OUTDIR   (steps already done are kept)
 # Knobs (environment): SEGDA, SEED, N_SIMPLE, DET_ITERS, DET_LR, DET_WARMUP,
-# DET_BOX_BATCH, DET_ANCHOR, ST_ITERS, ST_LR, THREADS.
+# DET_BOX_BATCH, DET_ANCHOR, DET_BN, ST_ITERS, ST_LR, THREADS.
 set -eu
 OUT=${1:?usage: tools/measure_detect.sh OUTDIR}
 SEGDA=${SEGDA:-build/segda}
@@ -22,6 +22,7 @@ DET_LR=${DET_LR:-0.005}
 DET_WARMUP=${DET_WARMUP:-30}
 DET_BOX_BATCH=${DET_BOX_BATCH:-128}
 DET_ANCHOR=${DET_ANCHOR:-8}
+DET_BN=${DET_BN:-auto}         # the detector's BN (README's by-hand run: frozen, the only setting then)
 ST_ITERS=${ST_ITERS:-120}      # background ps-GT self-training (measured: 120; the demo's adapt-iters: 400)
 ST_LR=${ST_LR:-0.0025}         # the demo's adapt-lr
 THREADS=${THREADS:-1}
@@ -60,7 +61,7 @@ if [ ! -f "$OUT/det/done" ]; then
     mkdir -p "$OUT/det"
     "$SEGDA" train --method detect --data "gta5:$D" --out "$OUT/det" --iters "$DET_ITERS" --min-size 128 \
         --max-size 256 --anchor-size "$DET_ANCHOR" --box-batch "$DET_BOX_BATCH" --lr "$DET_LR" \
-        --warmup "$DET_WARMUP" --save-every 25 --seed "$SEED" --resume
+        --warmup "$DET_WARMUP" --bn "$DET_BN" --save-every 25 --seed "$SEED" --resume
     touch "$OUT/det/done"
 fi
 
