@@ -89,7 +89,8 @@ static void check_det_rows(const char *json)
     snprintf(path, sizeof path, "%s/runs/detect-s1.cfg", dir);
     char *cfg = test_slurp(path, NULL);
     CHECK_MSG(cfg && strstr(cfg, "min-size = 32\n") && strstr(cfg, "max-size = 64\n") && strstr(cfg, "anchor-size = 8\n") &&
-              strstr(cfg, "box-batch = 128\n") && strstr(cfg, "warmup = 30\n") && strstr(cfg, "lr = 0.005") &&
+              strstr(cfg, "box-batch = 128\n") && strstr(cfg, "warmup = 100\n") && strstr(cfg, "lr = 0.0025\n") &&
+              strstr(cfg, "bn = auto\n") &&
               strstr(cfg, "iters = 2\n"), "detect-s1.cfg: %s", cfg ? cfg : "(none)");
     free(cfg);
     snprintf(path, sizeof path, "%s/runs/detect-s1/log.csv", dir);
