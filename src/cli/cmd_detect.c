@@ -46,7 +46,8 @@ static void usage(FILE *f)
             "                      torchvision without them) or auto: train without --init,\n"
             "                      frozen with it; --resume keeps the run's (default auto)\n"
             "  --resume            continue DIR/detector.safetensors\n"
-            "  --seed N            weights, sampling and image order (default %llu)\n",
+            "  --seed N            weights, sampling and image order (default %llu)\n"
+            "  --threads N         threads (default: all cores, or OMP_NUM_THREADS)\n",
             (long long)d.iters, d.batch, d.lr, d.momentum, d.weight_decay, (long long)d.warmup_iters, d.det.min_size,
             d.det.max_size, d.det.anchor_size, d.det.box_batch, d.save_every, (unsigned long long)d.seed);
 }
@@ -54,7 +55,7 @@ static void usage(FILE *f)
 int cli_detect_train(int argc, char **argv)
 {
     enum { O_DATA = 256, O_OUT, O_ITERS, O_BATCH, O_LR, O_MOM, O_WD, O_WARM, O_MIN, O_MAX, O_SAVE, O_INIT, O_RESUME,
-           O_SEED, O_METHOD, O_ANCHOR, O_BOXB, O_BN };
+           O_SEED, O_METHOD, O_ANCHOR, O_BOXB, O_BN, O_THREADS };
     static const struct option lo[] = {
         {"data", required_argument, 0, O_DATA},       {"out", required_argument, 0, O_OUT},
         {"iters", required_argument, 0, O_ITERS},     {"batch", required_argument, 0, O_BATCH},
@@ -65,10 +66,12 @@ int cli_detect_train(int argc, char **argv)
         {"resume", no_argument, 0, O_RESUME},         {"seed", required_argument, 0, O_SEED},
         {"method", required_argument, 0, O_METHOD},   {"help", no_argument, 0, 'h'},
         {"anchor-size", required_argument, 0, O_ANCHOR}, {"box-batch", required_argument, 0, O_BOXB},
-        {"bn", required_argument, 0, O_BN},           {0, 0, 0, 0},
+        {"bn", required_argument, 0, O_BN},           {"threads", required_argument, 0, O_THREADS},
+        {0, 0, 0, 0},
     };
     sd_detect_train_opts o = sd_detect_train_opts_default();
     long n;
+    int threads = 0;
     optind = 1;
     opterr = 0;
     int ch;
@@ -95,6 +98,7 @@ int cli_detect_train(int argc, char **argv)
             break;
         case O_RESUME: o.resume = true; break;
         case O_SEED: bad = cli_parse_seed(optarg, &o.seed) ? NULL : "--seed"; break;
+        case O_THREADS: bad = cli_parse_int(optarg, 1, 4096, &threads) ? NULL : "--threads"; break;
         case O_METHOD:
             if (strcmp(optarg, "detect"))
                 return cli_usage_error("train", usage, "--method %s reached the detector trainer", optarg);
@@ -112,6 +116,8 @@ int cli_detect_train(int argc, char **argv)
     if (o.det.max_size < o.det.min_size)
         return cli_usage_error("train", usage, "--max-size %d is below --min-size %d", o.det.max_size,
                                o.det.min_size);
+    if (threads > 0)
+        sd_set_threads(threads);
     if (sd_mkdir_p(o.out_dir))
         return cli_fail("train");
     float first = 0, last = 0;
