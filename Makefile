@@ -203,6 +203,8 @@ deps:
 test: DEPS_GROUPS += mpi
 # ... and ONNX Runtime in a venv, for tests/py/test_onnx_export.py
 test: DEPS_GROUPS += onnxruntime
+# ... and cityscapesScripts in a venv, for tests/py/test_eval_inst_official.py
+test: DEPS_GROUPS += cityscapes
 
 # check: build and run the suite without the package step (what test runs after deps)
 check: all

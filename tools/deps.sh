@@ -14,6 +14,11 @@
 # onnxruntime + numpy in a venv ($SEGDA_ORT_VENV, default /tmp/ortvenv) for
 # tests/py/test_onnx_export.py (test-only; `make test` asks for it; offline,
 # the test skips its ONNX Runtime comparison with a line saying so).
+# `tools/deps.sh cityscapes` adds python3-venv and PyPI's cityscapesscripts
+# (with its numpy and Pillow) in a venv ($SEGDA_CS_VENV, default /tmp/csvenv)
+# for tests/py/test_eval_inst_official.py, which scores iIoU and instance AP
+# with the official scripts themselves (test-only; `make test` asks for it;
+# offline, that test skips with a line saying so).
 # `tools/deps.sh mpi` adds Open MPI (data-parallel training under mpirun;
 # `make test` asks for it so that tests/test_dist.c runs).
 # `tools/deps.sh cuda` adds what the CUDA backend builds with (never in the
@@ -37,6 +42,7 @@ for group in "$@"; do
     fuzz) pkgs+=(clang libclang-rt-dev libomp-dev) ;;
     mpi) pkgs+=(libopenmpi-dev openmpi-bin) ;;
     onnxruntime) pkgs+=(python3-venv python3-onnx); ort_venv=${SEGDA_ORT_VENV:-/tmp/ortvenv} ;;
+    cityscapes) pkgs+=(python3-venv); cs_venv=${SEGDA_CS_VENV:-/tmp/csvenv} ;;
     cuda)
       cuda_home=${CUDA_HOME:-/usr/local/cuda}
       if [ -x "$cuda_home/bin/nvcc" ] && [ -f "$cuda_home/include/cudnn.h" ]; then
@@ -44,7 +50,7 @@ for group in "$@"; do
       else
         pkgs+=(nvidia-cuda-toolkit nvidia-cudnn)
       fi ;;
-    *) echo "deps: unknown group '$group' (known: fuzz, mpi, cuda, onnxruntime)" >&2; exit 2 ;;
+    *) echo "deps: unknown group '$group' (known: fuzz, mpi, cuda, onnxruntime, cityscapes)" >&2; exit 2 ;;
   esac
 done
 missing=()
@@ -62,4 +68,9 @@ if [ -n "${ort_venv:-}" ] && ! "$ort_venv/bin/python" -c "import onnxruntime, nu
   echo "deps: onnxruntime and numpy from PyPI into the venv $ort_venv (test-only)"
   { python3 -m venv "$ort_venv" && "$ort_venv/bin/pip" install -q onnxruntime numpy; } ||
     echo "deps: onnxruntime could not be installed; tests/py/test_onnx_export.py will skip its ONNX Runtime comparison" >&2
+fi
+if [ -n "${cs_venv:-}" ] && ! "$cs_venv/bin/python" -c "import cityscapesscripts, numpy, PIL" 2>/dev/null; then
+  echo "deps: cityscapesscripts from PyPI into the venv $cs_venv (test-only)"
+  { python3 -m venv "$cs_venv" && "$cs_venv/bin/pip" install -q cityscapesscripts; } ||
+    echo "deps: cityscapesscripts could not be installed; tests/py/test_eval_inst_official.py will skip" >&2
 fi

@@ -7,10 +7,11 @@ thing instances of all 8 classes, caravans (not evaluated), crowd regions,
 void, instances under 100 pixels, jittered, duplicate, empty and false
 instance predictions, predictions on crowds and void.
 
-Needs cityscapesscripts (and the numpy and Pillow it brings); skipped without
-it. Run it with an interpreter that has it, e.g.
-    python3 -m venv /tmp/csvenv && /tmp/csvenv/bin/pip install cityscapesscripts
-    /tmp/csvenv/bin/python tests/py/test_eval_inst_official.py
+Needs cityscapesscripts (and the numpy and Pillow it brings). Without it in
+this interpreter the script re-runs itself with $SEGDA_CS_VENV (default
+/tmp/csvenv)/bin/python, the venv `make test` fills (tools/deps.sh
+cityscapes: python3 -m venv /tmp/csvenv && /tmp/csvenv/bin/pip install
+cityscapesscripts); without that either, it skips with a line saying so.
 The average instance sizes of iIoU are scaled to the fixture's size on both
 sides, as segda does (eval_inst.h)."""
 import os
@@ -29,6 +30,11 @@ try:
     from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as EP
     from cityscapesscripts.evaluation.instances2dict import instances2dict
 except Exception as e:  # noqa: BLE001 - any import problem means "not installed here"
+    venv_python = os.path.join(os.environ.get("SEGDA_CS_VENV", "/tmp/csvenv"), "bin", "python")
+    if os.path.exists(venv_python) and not os.environ.get("SEGDA_CS_REEXEC"):
+        sys.stdout.flush()
+        os.environ["SEGDA_CS_REEXEC"] = "1"
+        os.execv(venv_python, [venv_python] + sys.argv)
     print("SKIP eval_inst_official (no cityscapesscripts for %s: %s)" % (sys.executable, e))
     sys.exit(0)
 
