@@ -167,6 +167,23 @@ static int read_last_row(const char *path, char *row, size_t cap)
     return n;
 }
 
+/* A few steps on the tiny synth images: small input, few proposals. */
+static sd_detect_train_opts tiny_train_opts(const char *spec, int iters)
+{
+    sd_detect_train_opts o = sd_detect_train_opts_default();
+    o.data = spec;
+    o.iters = iters;
+    o.lr = 0.005f;
+    o.warmup_iters = 0;
+    o.det.min_size = 48;
+    o.det.max_size = 96;
+    o.det.rpn_pre_nms_train = 200;
+    o.det.rpn_post_nms_train = 64;
+    o.det.box_batch = 64;
+    o.save_every = 0;
+    return o;
+}
+
 static void test_train_loss_falls_and_resumes(void)
 {
     char data[280], run1[280], run2[280], p1[320], p2[320];
@@ -178,18 +195,8 @@ static void test_train_loss_falls_and_resumes(void)
                   data) == 0);
     char spec[320];
     snprintf(spec, sizeof spec, "gta5:%s/simple", data);
-    sd_detect_train_opts o = sd_detect_train_opts_default();
-    o.data = spec;
-    o.iters = 4;
+    sd_detect_train_opts o = tiny_train_opts(spec, 4);
     o.batch = 2; /* both images every step: the loss follows the weights, not the sample */
-    o.lr = 0.005f;
-    o.warmup_iters = 0;
-    o.det.min_size = 48;
-    o.det.max_size = 96;
-    o.det.rpn_pre_nms_train = 200;
-    o.det.rpn_post_nms_train = 64;
-    o.det.box_batch = 64;
-    o.save_every = 0;
     CHECK(test_sh("mkdir -p %s %s", run1, run2) == 0);
     o.out_dir = run1;
     float first = 0, last = 0;
@@ -245,17 +252,7 @@ static void test_train_bn_modes(void)
                                          "backbone.body.layer1.0.bn2.weight", "backbone.body.layer3.0.bn1.bias"};
     char spec[320], run[2][280], p[600];
     snprintf(spec, sizeof spec, "gta5:%s/syn/simple", dir);   /* written by the test above */
-    sd_detect_train_opts o = sd_detect_train_opts_default();
-    o.data = spec;
-    o.iters = 2;
-    o.lr = 0.005f;
-    o.warmup_iters = 0;
-    o.det.min_size = 48;
-    o.det.max_size = 96;
-    o.det.rpn_pre_nms_train = 200;
-    o.det.rpn_post_nms_train = 64;
-    o.det.box_batch = 64;
-    o.save_every = 0;
+    sd_detect_train_opts o = tiny_train_opts(spec, 2);
     sd_detector_opts fresh_o = o.det;
     fresh_o.classes = 9;
     sd_detector *fresh = NULL;
