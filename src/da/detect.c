@@ -119,10 +119,6 @@ static sd_status load_into(sd_detector *d, sd_optim *opt, const char *path, bool
     return st;
 }
 
-/* The backbone's BN mode of the run: a resumed run keeps its file's (metadata
- * det_bn, absent: frozen), which an explicit o->bn must agree with; a new
- * run takes o->bn, auto = torchvision's choice (trained BN from random
- * weights, frozen BN from a detector file). */
 static const char *const bn_names[3] = {"auto", "frozen", "train"};
 
 const char *sd_det_bn_name(sd_det_bn b) { return b >= SD_DET_BN_AUTO && b <= SD_DET_BN_TRAIN ? bn_names[b] : "?"; }
@@ -137,6 +133,10 @@ bool sd_det_bn_parse(const char *s, sd_det_bn *out)
     return false;
 }
 
+/* The backbone's BN mode of the run: a resumed run keeps its file's (metadata
+ * det_bn, absent: frozen), which an explicit o->bn must agree with; a new
+ * run takes o->bn, auto = torchvision's choice (trained BN from random
+ * weights, frozen BN from a detector file). */
 static sd_status resolve_bn(const sd_detect_train_opts *o, const char *ckpt, bool resuming, bool *train)
 {
     *train = o->bn == SD_DET_BN_TRAIN || (o->bn == SD_DET_BN_AUTO && !o->init);
