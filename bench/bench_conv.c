@@ -1,6 +1,7 @@
 /* conv2d forward and backward speed at DeepLab-like sizes, in ms and
  * GFLOP/s, for each CPU implementation: im2col + OpenBLAS, oneDNN f32 on its
- * blocked layouts and on plain NCHW, and oneDNN bf16 (emulated by rounding
+ * blocked layouts and on plain NCHW, Winograd F(2x2, 3x3) (im2col where it
+ * does not apply), and oneDNN bf16 (emulated by rounding
  * when the CPU lacks native bf16); bench/bench_conv_torch.py measures PyTorch
  * on the same cases. Usage: bench_conv [threads [name-substring]] (default:
  * all cores, every case). Speed is reported, never asserted. */
@@ -33,6 +34,14 @@ static const conv_case cases[] = {
     {"aspp 3x3 2048->19 65x129 dil18", 1, 2048, 65, 129, 19, 3, 1, 18, 18, false},
     {"aspp 3x3 2048->19 65x129 dil24", 1, 2048, 65, 129, 19, 3, 1, 24, 24, false},
     {"vgg 3x3 64->64 321x321", 1, 64, 321, 321, 64, 3, 1, 1, 1, false},
+    {"vgg 3x3 128->128 161x161", 1, 128, 161, 161, 128, 3, 1, 1, 1, false},
+    {"vgg 3x3 256->256 81x81", 1, 256, 81, 81, 256, 3, 1, 1, 1, false},
+    {"vgg 3x3 512->512 41x41 dil2", 1, 512, 41, 41, 512, 3, 1, 2, 2, false},
+    {"r101@512 3x3 64->64 64x128", 1, 64, 64, 128, 64, 3, 1, 1, 1, false},
+    {"r101@512 3x3 256->256 32x64 dil2", 1, 256, 32, 64, 256, 3, 1, 2, 2, false},
+    {"r101@512 3x3 512->512 32x64 dil4", 1, 512, 32, 64, 512, 3, 1, 4, 4, false},
+    {"mini 3x3 64->64 32x16 dil2", 1, 64, 16, 32, 64, 3, 1, 2, 2, false},
+    {"mini 3x3 128->128 32x16 dil4", 1, 128, 16, 32, 128, 3, 1, 4, 4, false},
     {"vgg 3x3 3->64 321x321", 1, 3, 321, 321, 64, 3, 1, 1, 1, false},
     {"stem 7x7/2 3->64 512x1024", 1, 3, 512, 1024, 64, 7, 2, 3, 1, false},
     {"3x3/2 64->128 65x129 batch2", 2, 64, 65, 129, 128, 3, 2, 1, 1, false},
@@ -50,6 +59,7 @@ typedef struct impl_col {
 
 static const impl_col cols[] = {
     {"im2col", SD_CPU_CONV_IM2COL, true, SD_DTYPE_F32},
+    {"winograd", SD_CPU_CONV_WINOGRAD, true, SD_DTYPE_F32},
     {"dnnl", SD_CPU_CONV_DNNL, true, SD_DTYPE_F32},
     {"dnnl-plain", SD_CPU_CONV_DNNL, false, SD_DTYPE_F32},
     {"dnnl-bf16", SD_CPU_CONV_DNNL, true, SD_DTYPE_BF16},

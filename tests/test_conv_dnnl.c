@@ -2,12 +2,14 @@
  * against the im2col path on the same kernels: conv2d and conv_transpose2d,
  * forward and accumulating backward, blocked and plain layouts; bit-identical
  * reruns at a fixed thread count; bf16 compute against f32 on bf16-rounded
- * inputs (native kernels where the CPU has them, else the emulation). */
+ * inputs (native kernels where the CPU has them, else the emulation). The
+ * Winograd path (src/cpu/conv_winograd.c) against im2col the same way. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "cpu/conv.h"
 #include "cpu/dnnl.h"
 #include "cpu/kernels.h"
 #include "segda/ops.h"
@@ -37,6 +39,8 @@ static sd_conv_geom geom(const geo *q, sd_dtype compute)
     return g;
 }
 
+enum { NB = 256 }; /* bias entries: at least every geometry's cin and cout */
+
 typedef struct bufs {
     size_t nx, nw, ny;
     float *x, *w, *b, *dy;               /* inputs */
@@ -61,17 +65,17 @@ static void bufs_init(bufs *B, const sd_conv_geom *g, uint64_t seed)
     B->ny = (size_t)g->n * g->cout * g->oh * g->ow;
     B->x = rnd(&r, B->nx, 1);
     B->w = rnd(&r, B->nw, 0.3f);
-    B->b = rnd(&r, 64, 1); /* biases: 64 entries, more than any channel count here */
+    B->b = rnd(&r, NB, 1); /* biases: NB entries, more than any channel count here */
     B->dy = rnd(&r, B->ny, 1);
     /* gradients start non-zero: the kernels must add to them */
     B->y = rnd(&r, B->ny, 1);
     B->dx = rnd(&r, B->nx, 1);
     B->dw = rnd(&r, B->nw, 1);
-    B->db = rnd(&r, 64, 1);
+    B->db = rnd(&r, NB, 1);
     B->ty = rnd(&r, B->nx, 1);
     B->tdx = rnd(&r, B->ny, 1);
     B->tdw = rnd(&r, B->nw, 1);
-    B->tdb = rnd(&r, 64, 1);
+    B->tdb = rnd(&r, NB, 1);
 }
 
 static bufs bufs_copy(const bufs *s)
@@ -82,7 +86,7 @@ static bufs bufs_copy(const bufs *s)
     float **dst[] = {&d.y, &d.dx, &d.dw, &d.db, &d.ty, &d.tdx, &d.tdw, &d.tdb};
     size_t len[] = {s->ny, s->nx, s->nw, 0, s->nx, s->ny, s->nw, 0};
     for (int i = 0; i < 8; i++) {
-        size_t n = len[i] ? len[i] : 64;
+        size_t n = len[i] ? len[i] : NB;
         *dst[i] = malloc(n * sizeof(float));
         memcpy(*dst[i], *src[i], n * sizeof(float));
     }
@@ -225,6 +229,62 @@ static void test_dnnl_concurrent_calls(void)
     sd_cpu_conv_impl_set(SD_CPU_CONV_AUTO);
 }
 
+/* Winograd F(2x2, 3x3) against im2col: padding 0 to 2d, dilations 1 to 6
+ * with partial tiles, asymmetric padding and dilation, batch 2, blocks of
+ * one and two tile rows (the cap lowered) and the default cap. */
+static void test_winograd_matches_im2col(void)
+{
+    static const geo wg[] = {
+        {2, 128, 33, 35, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1}, /* padded, odd sizes, batch 2 */
+        {1, 128, 37, 33, 128, 3, 3, 1, 1, 6, 6, 6, 6, 1}, /* dilation 6 */
+        {1, 128, 38, 36, 136, 3, 3, 1, 1, 0, 0, 2, 2, 1}, /* dilation 2, no padding */
+        {1, 128, 35, 33, 129, 3, 3, 1, 1, 3, 1, 2, 1, 1}, /* ph 3 dh 2, pw 1 dw 1 */
+        {1, 130, 30, 32, 128, 3, 3, 1, 1, 2, 2, 1, 1, 1}, /* padding 2d: output larger than input */
+    };
+    for (size_t i = 0; i < sizeof wg / sizeof wg[0]; i++)
+        for (int cap = 0; cap < 3; cap++) {
+            sd_conv_geom g = geom(&wg[i], SD_DTYPE_F32);
+            CHECK_MSG(sd_cpu_winograd_applies(&g), "geometry %zu: Winograd declined", i);
+            int wide = g.cin > g.cout ? g.cin : g.cout, ntx = g.dw * (g.ow / (2 * g.dw)) + (g.ow % (2 * g.dw) < g.dw ? g.ow % (2 * g.dw) : g.dw);
+            /* one tile row per block, two, the default cap */
+            sd_cpu_winograd_set_cap(cap == 2 ? 0 : (size_t)16 * wide * ntx * (cap + 1));
+            bufs ref;
+            bufs_init(&ref, &g, 40 + i);
+            bufs a = bufs_copy(&ref), b = bufs_copy(&ref);
+            sd_cpu_conv_impl_set(SD_CPU_CONV_IM2COL);
+            CHECK(run_all(&g, &ref));
+            sd_cpu_conv_impl_set(SD_CPU_CONV_WINOGRAD);
+            CHECK(run_all(&g, &a));
+            CHECK(run_all(&g, &b));
+            double e = max_rel(&a, &ref);
+            CHECK_MSG(e < 1e-5, "geometry %zu cap %d: Winograd err %.3g", i, cap, e);
+            CHECK_MSG(e > 0, "geometry %zu cap %d: Winograd gave im2col's bits (not run?)", i, cap);
+            CHECK_MSG(bits_equal(&a, &b), "geometry %zu cap %d: Winograd reruns differ", i, cap);
+            bufs_free_out(&a);
+            bufs_free_out(&b);
+            bufs_free(&ref);
+        }
+    sd_cpu_winograd_set_cap(0);
+    sd_cpu_conv_impl_set(SD_CPU_CONV_AUTO);
+    /* what it takes: 3x3 stride 1, padding <= 2d, >= 128 channels in and
+     * out, >= 1024 output pixels, f32 */
+    const geo no[] = {
+        {1, 128, 64, 64, 128, 3, 3, 2, 2, 1, 1, 1, 1, 1}, /* stride 2 */
+        {1, 128, 32, 32, 128, 3, 3, 1, 1, 3, 3, 1, 1, 1}, /* padding > 2d */
+        {1, 64, 32, 32, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1},  /* 64 channels in */
+        {1, 128, 32, 32, 19, 3, 3, 1, 1, 1, 1, 1, 1, 1},  /* a classifier head */
+        {1, 128, 16, 32, 128, 3, 3, 1, 1, 2, 2, 2, 2, 1}, /* 512 output pixels */
+        {1, 128, 32, 32, 128, 1, 1, 1, 1, 0, 0, 1, 1, 1}, /* 1x1 */
+        {1, 128, 32, 32, 128, 3, 3, 1, 1, 1, 1, 1, 1, 2}, /* groups */
+    };
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
+        sd_conv_geom g = geom(&no[i], SD_DTYPE_F32);
+        CHECK_MSG(!sd_cpu_winograd_applies(&g), "case %zu: Winograd should decline", i);
+    }
+    sd_conv_geom g = geom(&wg[0], SD_DTYPE_BF16);
+    CHECK(!sd_cpu_winograd_applies(&g));
+}
+
 static void test_bf16_round(void)
 {
     const uint32_t in[] = {0x3f800000u, 0x3f808000u, 0x3f818000u, 0x3f80c000u, 0x3f807fffu,
@@ -321,6 +381,7 @@ int main(void)
     RUN(test_dnnl_matches_im2col);
     RUN(test_dnnl_bit_identical_reruns);
     RUN(test_dnnl_concurrent_calls);
+    RUN(test_winograd_matches_im2col);
     RUN(test_bf16_round);
     RUN(test_bf16_is_f32_on_rounded_inputs);
     RUN(test_hybrid_rule);

@@ -1,6 +1,8 @@
-"""Merges `segda bench --json` (f32 and bf16 runs) with bench/bench_torch.py's
-JSON into the one table `make bench` prints. Reads files only; runs nothing.
-  bench_table.py SEGDA_F32.json SEGDA_BF16.json TORCH.json   (- for a run not made)
+"""Merges `segda bench --json` (f32 and bf16 runs, and optionally an f32 run
+with SEGDA_CONV=winograd) with bench/bench_torch.py's JSON into the one table
+`make bench` prints. Reads files only; runs nothing.
+  bench_table.py SEGDA_F32.json SEGDA_BF16.json TORCH.json [SEGDA_F32_WINOGRAD.json]
+  (- for a run not made)
 GFLOP/s and % of sgemm peak are segda f32's (FLOPs from segda's model cost:
 3 x forward for a train step); the ratios are torch ms / segda ms, so above 1
 means segda is faster."""
@@ -29,14 +31,16 @@ def fmt(v, spec):
 
 
 def main(argv):
-    if len(argv) != 4:
+    if len(argv) not in (4, 5):
         print(__doc__, file=sys.stderr)
         return 2
     sf, sb, tj = load(argv[1]), load(argv[2]), load(argv[3])
-    for label, d in (("segda f32", sf), ("segda bf16", sb)):
+    sw = load(argv[4] if len(argv) == 5 else "-")
+    for label, d in (("segda f32", sf), ("segda bf16", sb), ("segda f32 winograd", sw)):
         problems.extend("%s %s failed: %s" % (label, r["workload"], r["error"]) for r in d["results"] if "error" in r)
     seg_f = {r["workload"]: r for r in sf["results"] if "error" not in r}
     seg_b = {r["workload"]: r for r in sb["results"] if "error" not in r}
+    seg_w = {r["workload"]: r for r in sw["results"] if "error" not in r}
     tor = {(r["workload"], r["precision"]): r for r in tj["results"]}
     print("segda vs PyTorch %s: %d threads, warmup %d, median of %d steps, batch 1; "
           "sgemm %d^3 peak %.1f GFLOP/s (OpenBLAS, %d threads)"
@@ -48,6 +52,9 @@ def main(argv):
              sf.get("omp_wait_policy") or "?", tj.get("omp_wait_policy", "?")))
     cols = ["workload", "segda f32 ms", "segda bf16 ms", "torch f32 ms", "torch bf16 ms", "f32 ratio",
             "bf16 ratio", "GFLOP/s", "% sgemm peak", "RSS MB segda/torch"]
+    if seg_w:
+        cols[2:2] = ["f32 winograd ms"]
+        cols[7:7] = ["winograd ratio"]
     rows = []
     loader = None
     # every workload any run reports, in the order the runs list them
@@ -56,23 +63,29 @@ def main(argv):
         if name == "loader":
             loader = seg_f.get(name) or seg_b.get(name)
             continue
-        r, b = seg_f.get(name, {}), seg_b.get(name, {})
+        r, b, wg = seg_f.get(name, {}), seg_b.get(name, {}), seg_w.get(name, {})
         tf, tb = tor.get((name, "f32"), {}), tor.get((name, "bf16"), {})
         size = next((d for d in (r, b, tf, tb) if "w" in d), {"w": 0, "h": 0})
-        sfm, sbm, tfm, tbm = (d.get("median_ms") for d in (r, b, tf, tb))
-        rows.append([
+        sfm, sbm, tfm, tbm, swm = (d.get("median_ms") for d in (r, b, tf, tb, wg))
+        row = [
             "%s %dx%d" % (name, size["w"], size["h"]),
             fmt(sfm, ".0f"), fmt(sbm, ".0f"), fmt(tfm, ".0f"), fmt(tbm, ".0f"),
             fmt(tfm / sfm if tfm and sfm else None, ".2f"),
             fmt(tbm / sbm if tbm and sbm else None, ".2f"),
             fmt(r.get("gflops"), ".1f"), fmt(100 * r["peak_frac"] if "peak_frac" in r else None, ".1f"),
             "%s / %s" % (fmt(r.get("peak_rss_mb"), ".0f"), fmt(tf.get("peak_rss_mb"), ".0f")),
-        ])
+        ]
+        if seg_w:
+            row[2:2] = [fmt(swm, ".0f")]
+            row[7:7] = [fmt(tfm / swm if tfm and swm else None, ".2f")]
+        rows.append(row)
     width = [max(len(c), *(len(row[i]) for row in rows)) if rows else len(c) for i, c in enumerate(cols)]
     print(" | ".join(c.ljust(width[i]) for i, c in enumerate(cols)))
     print("-|-".join("-" * w for w in width))
     for row in rows:
         print(" | ".join(v.ljust(width[0]) if i == 0 else v.rjust(width[i]) for i, v in enumerate(row)))
+    if seg_w:
+        print("f32 winograd: SEGDA_CONV=winograd (opt-in, other last bits); its ratio is torch f32 ms / its ms")
     if sb.get("precision") not in (None, "bf16"):
         print("segda bf16 column: ran as %s (%s)" % (sb.get("precision"),
               "no native bf16 on this CPU: f32" if sb.get("precision") == "bf16->f32"

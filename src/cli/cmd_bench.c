@@ -59,16 +59,25 @@ static void json_result(FILE *f, const sd_bench_result *r, double peak, bool las
     fprintf(f, "}%s\n", last ? "" : ",");
 }
 
-/* A workload that failed: its name and message, so the others still report. */
-static void json_failed(FILE *f, const sd_bench_result *r, const char *msg, bool last)
+/* s as a JSON string (quotes and backslashes escaped, control characters
+ * dropped); NULL as "". */
+static void json_str(FILE *f, const char *s)
 {
-    fprintf(f, "    {\"workload\": \"%s\", \"error\": \"", r->workload);
-    for (const char *p = msg; *p; p++)
+    fputc('"', f);
+    for (const char *p = s ? s : ""; *p; p++)
         if (*p == '"' || *p == '\\')
             fprintf(f, "\\%c", *p);
         else if ((unsigned char)*p >= 0x20)
             fputc(*p, f);
-    fprintf(f, "\"}%s\n", last ? "" : ",");
+    fputc('"', f);
+}
+
+/* A workload that failed: its name and message, so the others still report. */
+static void json_failed(FILE *f, const sd_bench_result *r, const char *msg, bool last)
+{
+    fprintf(f, "    {\"workload\": \"%s\", \"error\": ", r->workload);
+    json_str(f, msg);
+    fprintf(f, "}%s\n", last ? "" : ",");
 }
 
 static int write_json(const char *path, const sd_bench_opts *o, const char *plabel, double peak, const sd_bench_result *rs,
@@ -81,9 +90,12 @@ static int write_json(const char *path, const sd_bench_opts *o, const char *plab
     }
     fprintf(f,
             "{\"tool\": \"segda\", \"precision\": \"%s\", \"device\": \"%s\", \"threads\": %d, \"warmup\": %d, \"iters\": %d,\n"
-            " \"sgemm_n\": %d, \"sgemm_gflops\": %.3f, \"omp_wait_policy\": \"%s\",\n \"results\": [\n",
-            plabel, sd_device_name(sd_device_selected()), o->threads, o->warmup, o->iters, SGEMM_N, peak,
-            getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "");
+            " \"sgemm_n\": %d, \"sgemm_gflops\": %.3f, \"omp_wait_policy\": ",
+            plabel, sd_device_name(sd_device_selected()), o->threads, o->warmup, o->iters, SGEMM_N, peak);
+    json_str(f, getenv("OMP_WAIT_POLICY"));
+    fprintf(f, ", \"segda_conv\": ");
+    json_str(f, getenv("SEGDA_CONV"));
+    fprintf(f, ",\n \"results\": [\n");
     for (int i = 0; i < n; i++)
         if (errs[i][0])
             json_failed(f, &rs[i], errs[i], i == n - 1);
@@ -200,8 +212,9 @@ int cli_bench(int argc, char **argv)
 
     /* --json -: the JSON alone on stdout, the table goes to stderr */
     FILE *out = json && !strcmp(json, "-") ? stderr : stdout;
-    fprintf(out, "segda bench: %s, %d threads, warmup %d, median of %d; sgemm %d^3 peak %.1f GFLOP/s\n",
-           plabel, o.threads, o.warmup, o.iters, SGEMM_N, peak);
+    const char *conv = getenv("SEGDA_CONV");
+    fprintf(out, "segda bench: %s, %d threads, warmup %d, median of %d; sgemm %d^3 peak %.1f GFLOP/s; SEGDA_CONV=%s\n",
+           plabel, o.threads, o.warmup, o.iters, SGEMM_N, peak, conv && *conv ? conv : "(default)");
     fprintf(out, "%-11s %-20s %9s %10s %10s %8s %8s %7s %9s\n", "workload", "model", "size", "median ms", "min ms",
            "GFLOP", "GFLOP/s", "%peak", "RSS MB");
     for (int i = 0; i < n; i++) {

@@ -55,6 +55,11 @@ static void usage(FILE *f)
     fprintf(f, "usage: segda COMMAND [options]   (segda help COMMAND or segda COMMAND --help for each)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nenvironment:\n"
+               "  SEGDA_CONV  the CPU convolution path: unset = the measured default; im2col or onednn\n"
+               "              force one; hybrid or winograd (Winograd F(2x2,3x3) for wide 3x3 layers) are\n"
+               "              faster opt-in paths whose results differ from the default in the last bits\n"
+               "  OMP_WAIT_POLICY  OpenMP's idle threads (segda sets passive unless given)\n");
 }
 
 int cli_fail(const char *cmd)

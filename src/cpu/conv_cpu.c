@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/conv.h"
 #include "cpu/dnnl.h"
 #include "cpu/kernels.h"
 
@@ -147,9 +148,7 @@ static void col2im(const sd_conv_geom *g, const float *col, int r0, int r1, floa
 
 extern void openblas_set_num_threads(int);
 
-/* C[M x N] = alpha * op(A) op(B) + beta * C (row-major), column blocks of C
- * on OpenMP threads, each an OpenBLAS sgemm of its own. */
-static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha, const float *A, int lda,
+void sd_cpu_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc)
 {
     static atomic_int blas_single;
@@ -183,7 +182,7 @@ static bool conv_gemm_fwd(const sd_conv_geom *g, const float *in, const float *w
         float *yn = out + (size_t)n * g->cout * P;
         if (is_pointwise(g)) {
             for (int gr = 0; gr < G; gr++)
-                gemm(CblasNoTrans, CblasNoTrans, cout_g, (int)P, Kg, 1.0f,
+                sd_cpu_sgemm(CblasNoTrans, CblasNoTrans, cout_g, (int)P, Kg, 1.0f,
                             w + (size_t)gr * cout_g * Kg, Kg, xn + (size_t)gr * cin_g * P, (int)P, beta,
                             yn + (size_t)gr * cout_g * P, (int)P);
             continue;
@@ -197,7 +196,7 @@ static bool conv_gemm_fwd(const sd_conv_geom *g, const float *in, const float *w
                 return false;
             im2col(g, xn, r0, r1, col);
             for (int gr = 0; gr < G; gr++)
-                gemm(CblasNoTrans, CblasNoTrans, cout_g, (int)ld, Kg, 1.0f,
+                sd_cpu_sgemm(CblasNoTrans, CblasNoTrans, cout_g, (int)ld, Kg, 1.0f,
                             w + (size_t)gr * cout_g * Kg, Kg, col + (size_t)gr * Kg * ld, (int)ld, beta,
                             yn + (size_t)gr * cout_g * P + (size_t)r0 * g->ow, (int)P);
         }
@@ -220,11 +219,11 @@ static bool conv_gemm_bwd(const sd_conv_geom *g, const float *in, const float *w
                 const float *wg = w ? w + (size_t)gr * cout_g * Kg : NULL;
                 const float *dyg = dyn + (size_t)gr * cout_g * P;
                 if (dw)
-                    gemm(CblasNoTrans, CblasTrans, cout_g, Kg, (int)P, 1.0f, dyg,
+                    sd_cpu_sgemm(CblasNoTrans, CblasTrans, cout_g, Kg, (int)P, 1.0f, dyg,
                                 (int)P, in + n * in_img + (size_t)gr * cin_g * P, (int)P, 1.0f,
                                 dw + (size_t)gr * cout_g * Kg, Kg);
                 if (din)
-                    gemm(CblasTrans, CblasNoTrans, Kg, (int)P, cout_g, 1.0f, wg, Kg,
+                    sd_cpu_sgemm(CblasTrans, CblasNoTrans, Kg, (int)P, cout_g, 1.0f, wg, Kg,
                                 dyg, (int)P, 1.0f, din + n * in_img + (size_t)gr * cin_g * P, (int)P);
             }
             continue;
@@ -239,13 +238,13 @@ static bool conv_gemm_bwd(const sd_conv_geom *g, const float *in, const float *w
             if (dw) {
                 im2col(g, in + n * in_img, r0, r1, col);
                 for (int gr = 0; gr < G; gr++)
-                    gemm(CblasNoTrans, CblasTrans, cout_g, Kg, (int)ld, 1.0f,
+                    sd_cpu_sgemm(CblasNoTrans, CblasTrans, cout_g, Kg, (int)ld, 1.0f,
                                 dyn + (size_t)gr * cout_g * P + (size_t)r0 * g->ow, (int)P,
                                 col + (size_t)gr * Kg * ld, (int)ld, 1.0f, dw + (size_t)gr * cout_g * Kg, Kg);
             }
             if (din) {
                 for (int gr = 0; gr < G; gr++)
-                    gemm(CblasTrans, CblasNoTrans, Kg, (int)ld, cout_g, 1.0f,
+                    sd_cpu_sgemm(CblasTrans, CblasNoTrans, Kg, (int)ld, cout_g, 1.0f,
                                 w + (size_t)gr * cout_g * Kg, Kg,
                                 dyn + (size_t)gr * cout_g * P + (size_t)r0 * g->ow, (int)P, 0.0f,
                                 col + (size_t)gr * Kg * ld, (int)ld);
@@ -315,6 +314,12 @@ static bool bf16_inputs(const sd_conv_geom *g, sd_conv_geom *g32, int n, const f
     return ok;
 }
 
+/* SEGDA_CONV=winograd and a conv it applies to. */
+static bool winograd_wanted(const sd_conv_geom *g)
+{
+    return sd_cpu_conv_impl_get() == SD_CPU_CONV_WINOGRAD && sd_cpu_winograd_applies(g);
+}
+
 static size_t in_len(const sd_conv_geom *g) { return (size_t)g->n * g->cin * g->h * g->w; }
 static size_t w_len(const sd_conv_geom *g) { return (size_t)g->cout * (g->cin / g->groups) * g->kh * g->kw; }
 static size_t out_len(const sd_conv_geom *g) { return (size_t)g->n * g->cout * g->oh * g->ow; }
@@ -333,6 +338,11 @@ bool sd_cpu_conv2d_fwd(const sd_conv_geom *g, const float *x, const float *w, co
         free(c[0]);
         free(c[1]);
         return ok;
+    }
+    if (winograd_wanted(g) && sd_cpu_winograd_fwd(g, x, w, y, false)) {
+        if (b)
+            bias_add(g->n, g->cout, (size_t)g->oh * g->ow, b, y, false);
+        return true;
     }
     if (!conv_gemm_fwd(g, x, w, y, 0.0f))
         return false;
@@ -361,6 +371,8 @@ bool sd_cpu_conv2d_bwd(const sd_conv_geom *g, const float *x, const float *w, co
             free(c[i]);
         return ok;
     }
+    if (winograd_wanted(g) && sd_cpu_winograd_bwd(g, x, w, dy, dx, dw))
+        return true;
     return conv_gemm_bwd(g, x, w, dy, dx, dw);
 }
 

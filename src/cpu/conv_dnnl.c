@@ -60,8 +60,18 @@ static int table_n;
 static _Atomic int impl_mode = SD_CPU_CONV_AUTO;
 static atomic_bool blocked_mode = true;
 
-void sd_cpu_conv_impl_set(sd_cpu_conv_impl impl) { impl_mode = impl; }
-sd_cpu_conv_impl sd_cpu_conv_impl_get(void) { return (sd_cpu_conv_impl)impl_mode; }
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+static void read_env(void);
+void sd_cpu_conv_impl_set(sd_cpu_conv_impl impl)
+{
+    pthread_once(&env_once, read_env);
+    impl_mode = impl;
+}
+sd_cpu_conv_impl sd_cpu_conv_impl_get(void)
+{
+    pthread_once(&env_once, read_env);
+    return (sd_cpu_conv_impl)impl_mode;
+}
 void sd_cpu_dnnl_set_blocked(bool blocked) { blocked_mode = blocked; }
 
 static void engine_init(void)
@@ -409,9 +419,9 @@ bool sd_cpu_bf16_supported(void)
  * so blocked is the default. Two reruns at load 5-7 agreed on every
  * direction above except the rows marked even. With native bf16 every groups == 1 conv goes to
  * oneDNN: f32 sgemm cannot use the bf16 units (not measurable here). */
-/* SEGDA_CONV=im2col|onednn|hybrid overrides the rule for a whole process,
- * so `segda bench` can time the im2col path it replaced (before/after). */
-static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+/* SEGDA_CONV=im2col|onednn|hybrid|winograd overrides the rule for a whole
+ * process, so `segda bench` can time the im2col path it replaced
+ * (before/after) and the opt-in paths. */
 static void read_env(void)
 {
     const char *e = getenv("SEGDA_CONV");
@@ -421,6 +431,11 @@ static void read_env(void)
         impl_mode = SD_CPU_CONV_DNNL;
     else if (e && !strcmp(e, "hybrid"))
         impl_mode = SD_CPU_CONV_HYBRID;
+    else if (e && !strcmp(e, "winograd"))
+        impl_mode = SD_CPU_CONV_WINOGRAD;
+    else if (e && *e)
+        sd_log(0, "warning: SEGDA_CONV='%s': expected im2col, onednn, hybrid or winograd; the default rule is used\n",
+               e);
 }
 
 /* SEGDA_CONV=hybrid, opt-in because it changes results in the last bits:
@@ -445,6 +460,7 @@ bool sd_cpu_dnnl_conv_wanted(const sd_conv_geom *g, bool backward, bool transpos
         return false;
     switch ((sd_cpu_conv_impl)impl_mode) {
     case SD_CPU_CONV_IM2COL:
+    case SD_CPU_CONV_WINOGRAD:
         return false;
     case SD_CPU_CONV_DNNL:
         return true;

@@ -25,6 +25,10 @@ typedef enum sd_cpu_conv_impl {
      * kernels measured faster, im2col for the rest; changes the last bits
      * of results against the default (sd_cpu_dnnl_conv_wanted). */
     SD_CPU_CONV_HYBRID,
+    /* opt-in (SEGDA_CONV=winograd): Winograd F(2x2, 3x3) for the 3x3
+     * stride-1 convs it applies to (conv.h), im2col for the rest; other
+     * last bits, 2.25x fewer multiplications on those convs. */
+    SD_CPU_CONV_WINOGRAD,
 } sd_cpu_conv_impl;
 void sd_cpu_conv_impl_set(sd_cpu_conv_impl impl);
 sd_cpu_conv_impl sd_cpu_conv_impl_get(void);
