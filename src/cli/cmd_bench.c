@@ -40,7 +40,9 @@ static void usage(FILE *f)
             "  --warmup N     untimed steps first, 0..10000 (default 1)\n"
             "  --json FILE    also write the results as JSON (- for stdout)\n"
             "  --data SPEC    loader: a dataset (data.h spec) instead of a generated one\n"
-            "  --help         this text\n",
+            "  --help         this text\n"
+            "SEGDA_CONV=winograd (environment) times the opt-in Winograd convolutions; the table's\n"
+            "first line and the JSON say which path ran.\n",
             SGEMM_N, SGEMM_N, SGEMM_N);
 }
 
