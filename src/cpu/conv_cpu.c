@@ -4,6 +4,8 @@
  * Each kernel first offers the conv to oneDNN (conv_dnnl.c) where that
  * measured faster (the rule and its numbers: sd_cpu_dnnl_conv_wanted); the
  * im2col path keeps groups > 1, 1x1 convs and whatever oneDNN declines.
+ * Under SEGDA_CONV=winograd the wide 3x3 stride-1 convs go to
+ * conv_winograd.c instead (sd_cpu_winograd_applies).
  * BF16 compute on this path runs the f32 kernels on bf16-rounded copies.
  *
  * Speed: one large GEMM per (image, group, block of output rows); 1x1
@@ -149,7 +151,7 @@ static void col2im(const sd_conv_geom *g, const float *col, int r0, int r1, floa
 extern void openblas_set_num_threads(int);
 
 void sd_cpu_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha, const float *A, int lda,
-                 const float *B, int ldb, float beta, float *C, int ldc)
+                  const float *B, int ldb, float beta, float *C, int ldc)
 {
     static atomic_int blas_single;
     if (!atomic_exchange(&blas_single, 1))
