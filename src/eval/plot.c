@@ -123,7 +123,8 @@ static sd_status read_run(chart *c, const char *dir, const char *label)
                     p++;
                 if (!num || !isfinite(v))
                     continue;
-                snprintf(name, sizeof name, "%s%s%s", label, *label ? " " : "", key);
+                if (snprintf(name, sizeof name, "%s%s%s", label, *label ? " " : "", key) >= (int)sizeof name)
+                    name[sizeof name - 1] = '\0'; /* a long label: the legend shows its start */
                 series *s = NULL;
                 for (int k = first; k < c->n_loss && !s; k++)
                     if (!strcmp(c->loss[k].name, name))
@@ -449,7 +450,7 @@ sd_status sd_plot_runs(int n_runs, const char *const *rundirs, const char *const
             while (n > 1 && d[n - 1] == '/')
                 d[--n] = 0;
             const char *b = strrchr(d, '/');
-            snprintf(label, sizeof label, "%s", b ? b + 1 : d);
+            snprintf(label, sizeof label, "%.*s", (int)sizeof label - 1, b ? b + 1 : d); /* long names cut */
         }
         st = read_run(&ch, rundirs[i], label);
     }
