@@ -223,9 +223,13 @@ SIMD_CLONES static void grad_tiles(float *const g[4], int n, float *restrict v, 
 /* Each OpenMP thread's row buffers (8 rows of ntx + d floats) in the
  * SCR_ROW slot, which reserve() sized for every thread before the pass. */
 static size_t rows_per_thread(const sd_conv_geom *g) { return (size_t)8 * (tiles(g->ow, g->dw) + g->dw); }
-static float *thread_rows(const sd_conv_geom *g, float *rows)
+/* r[i] = row i (of len floats) of the calling OpenMP thread's buffers in
+ * rows (the SCR_ROW slot, offset by the caller), for i < n. */
+static void thread_rows(const sd_conv_geom *g, float *rows, int len, int n, float **r)
 {
-    return rows + omp_get_thread_num() * rows_per_thread(g);
+    float *mine = rows + omp_get_thread_num() * rows_per_thread(g);
+    for (int i = 0; i < n; i++)
+        r[i] = mine + (size_t)i * len;
 }
 
 /* V[c][xi][t] = (B^T d B)[xi] for the input tiles of tile rows [ty0, ty1)
@@ -237,9 +241,9 @@ static void input_transform(const sd_conv_geom *g, const float *x, int ty0, int 
     float *rows = scr[SCR_ROW]; /* the caller's: scr is per thread */
 #pragma omp parallel
     {
-        float *buf = thread_rows(g, rows), *E[4], *O[4];
-        for (int i = 0; i < 4; i++)
-            E[i] = buf + (size_t)2 * i * n, O[i] = E[i] + n;
+        float *E[4], *O[4];
+        thread_rows(g, rows, n, 4, E);
+        thread_rows(g, rows + 4 * (size_t)n, n, 4, O);
 #pragma omp for schedule(static)
         for (int c = 0; c < g->cin; c++)
             for (int ty = ty0; ty < ty1; ty++) {
@@ -262,9 +266,8 @@ static void output_transform(const sd_conv_geom *g, const float *M, int ty0, int
     float *rows = scr[SCR_ROW];
 #pragma omp parallel
     {
-        float *buf = thread_rows(g, rows), *Y[4];
-        for (int i = 0; i < 4; i++)
-            Y[i] = buf + (size_t)i * ntx;
+        float *Y[4];
+        thread_rows(g, rows, ntx, 4, Y);
 #pragma omp for schedule(static)
         for (int k = 0; k < g->cout; k++)
             for (int ty = ty0; ty < ty1; ty++) {
@@ -286,9 +289,8 @@ static void grad_transform(const sd_conv_geom *g, const float *dy, int ty0, int 
     float *rows = scr[SCR_ROW];
 #pragma omp parallel
     {
-        float *buf = thread_rows(g, rows), *G4[4];
-        for (int i = 0; i < 4; i++)
-            G4[i] = buf + (size_t)i * ntx;
+        float *G4[4];
+        thread_rows(g, rows, ntx, 4, G4);
 #pragma omp for schedule(static)
         for (int k = 0; k < g->cout; k++)
             for (int ty = ty0; ty < ty1; ty++) {
