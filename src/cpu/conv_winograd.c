@@ -395,7 +395,6 @@ static sd_conv_geom adjoint(const sd_conv_geom *g)
     return a;
 }
 
-
 /* dx += conv(dy, flipped w^T): the adjoint of the forward in x; reserve()
  * of its geometry and the U and W slots done. */
 static void wino_bwd_data(const sd_conv_geom *g, const float *w, const float *dy, float *dx)
