@@ -245,12 +245,12 @@ bench: deps
 	@mkdir -p $(BENCH_OUT)
 	-OMP_WAIT_POLICY=$(OMP_WAIT_POLICY) $(BUILD)/segda bench $(WORKLOADS) $(BENCH_RUN) --precision f32 --json $(BENCH_OUT)/segda-f32.json $(BENCH_ARGS)
 	-OMP_WAIT_POLICY=$(OMP_WAIT_POLICY) $(BUILD)/segda bench $(WORKLOADS) $(BENCH_RUN) --precision bf16 --json $(BENCH_OUT)/segda-bf16.json $(BENCH_ARGS)
-	-OMP_WAIT_POLICY=$(OMP_WAIT_POLICY) SEGDA_CONV=winograd $(BUILD)/segda bench $(filter-out loader,$(or $(WORKLOADS),vgg321 r101 adaptseg r101-infer r101-infer-2k mini)) $(BENCH_RUN) --precision f32 --json $(BENCH_OUT)/segda-f32-winograd.json $(BENCH_ARGS)
+	-OMP_WAIT_POLICY=$(OMP_WAIT_POLICY) SEGDA_CONV=im2col $(BUILD)/segda bench $(filter-out loader,$(or $(WORKLOADS),vgg321 r101 adaptseg r101-infer r101-infer-2k mini)) $(BENCH_RUN) --precision f32 --json $(BENCH_OUT)/segda-f32-im2col.json $(BENCH_ARGS)
 	-OMP_WAIT_POLICY=$(OMP_WAIT_POLICY) SEGDA_BUILD=$(BUILD) $(PYTHON) bench/bench_torch.py $(WORKLOADS) $(BENCH_RUN) --precision f32,bf16 \
 	  --json $(BENCH_OUT)/torch.json > /dev/null
 	@echo
 	@$(PYTHON) tools/bench_table.py $(BENCH_OUT)/segda-f32.json $(BENCH_OUT)/segda-bf16.json $(BENCH_OUT)/torch.json \
-	  $(BENCH_OUT)/segda-f32-winograd.json
+	  $(BENCH_OUT)/segda-f32-im2col.json
 
 bench-micro: deps
 	@$(MAKE) --no-print-directory all $(BENCHES)

@@ -231,7 +231,8 @@ static void test_dnnl_concurrent_calls(void)
 
 /* Winograd F(2x2, 3x3) against im2col: padding 0 to 2d, dilations 1 to 6
  * with partial tiles, asymmetric padding and dilation, batch 2, blocks of
- * one and two tile rows (the cap lowered) and the default cap. */
+ * one and two tile rows (the cap lowered) and the default cap; the default
+ * rule gives its bits. */
 static void test_winograd_matches_im2col(void)
 {
     static const geo wg[] = {
@@ -250,18 +251,25 @@ static void test_winograd_matches_im2col(void)
             sd_cpu_winograd_set_cap(cap == 2 ? 0 : (size_t)16 * wide * ntx * (cap + 1));
             bufs ref;
             bufs_init(&ref, &g, 40 + i);
-            bufs a = bufs_copy(&ref), b = bufs_copy(&ref);
+            bufs a = bufs_copy(&ref), b = bufs_copy(&ref), d = bufs_copy(&ref);
             sd_cpu_conv_impl_set(SD_CPU_CONV_IM2COL);
             CHECK(run_all(&g, &ref));
             sd_cpu_conv_impl_set(SD_CPU_CONV_WINOGRAD);
             CHECK(run_all(&g, &a));
             CHECK(run_all(&g, &b));
+            /* the default rule: Winograd, unless native bf16 hands f32
+             * convs to oneDNN (sd_cpu_dnnl_conv_wanted) */
+            sd_cpu_conv_impl_set(SD_CPU_CONV_AUTO);
+            CHECK(run_all(&g, &d));
             double e = max_rel(&a, &ref);
             CHECK_MSG(e < 1e-5, "geometry %zu cap %d: Winograd err %.3g", i, cap, e);
             CHECK_MSG(e > 0, "geometry %zu cap %d: Winograd gave im2col's bits (not run?)", i, cap);
             CHECK_MSG(bits_equal(&a, &b), "geometry %zu cap %d: Winograd reruns differ", i, cap);
+            CHECK_MSG(sd_cpu_bf16_supported() || bits_equal(&a, &d), "geometry %zu cap %d: the default is not Winograd",
+                      i, cap);
             bufs_free_out(&a);
             bufs_free_out(&b);
+            bufs_free_out(&d);
             bufs_free(&ref);
         }
     sd_cpu_winograd_set_cap(0);

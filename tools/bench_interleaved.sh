@@ -1,7 +1,7 @@
 #!/bin/bash
 # Interleaved speed comparison for a noisy host: for each round and each
-# workload, segda bench (default convolution path), segda bench with
-# SEGDA_CONV=winograd and bench/bench_torch.py (PyTorch f32), one right
+# workload, segda bench (default convolution path, with Winograd), segda
+# bench with SEGDA_CONV=im2col (no Winograd) and bench/bench_torch.py (PyTorch f32), one right
 # after the other, so each round's three runs see the same machine. Then
 # tools/bench_interleaved.py prints the medians over the rounds.
 #   tools/bench_interleaved.sh OUT [ROUNDS [WORKLOAD ...]]
@@ -20,7 +20,7 @@ run=(--threads "$threads" --iters 3 --warmup 1)
 for r in $(seq 1 "$rounds"); do
     for w in $workloads; do
         env -u SEGDA_CONV "$build/segda" bench "$w" "${run[@]}" --json "$out/seg_${w}_$r.json" > /dev/null
-        SEGDA_CONV=winograd "$build/segda" bench "$w" "${run[@]}" --json "$out/win_${w}_$r.json" > /dev/null
+        SEGDA_CONV=im2col "$build/segda" bench "$w" "${run[@]}" --json "$out/i2c_${w}_$r.json" > /dev/null
         SEGDA_BUILD=$build /usr/bin/python3 bench/bench_torch.py "$w" "${run[@]}" --precision f32 \
             --json "$out/torch_${w}_$r.json" > /dev/null
         echo "round $r $w done"

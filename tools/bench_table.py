@@ -1,7 +1,7 @@
 """Merges `segda bench --json` (f32 and bf16 runs, and optionally an f32 run
-with SEGDA_CONV=winograd) with bench/bench_torch.py's JSON into the one table
+with SEGDA_CONV=im2col: every conv on im2col, no Winograd) with bench/bench_torch.py's JSON into the one table
 `make bench` prints. Reads files only; runs nothing.
-  bench_table.py SEGDA_F32.json SEGDA_BF16.json TORCH.json [SEGDA_F32_WINOGRAD.json]
+  bench_table.py SEGDA_F32.json SEGDA_BF16.json TORCH.json [SEGDA_F32_IM2COL.json]
   (- for a run not made)
 GFLOP/s and % of sgemm peak are segda f32's (FLOPs from segda's model cost:
 3 x forward for a train step); the ratios are torch ms / segda ms, so above 1
@@ -36,7 +36,7 @@ def main(argv):
         return 2
     sf, sb, tj = load(argv[1]), load(argv[2]), load(argv[3])
     sw = load(argv[4] if len(argv) == 5 else "-")
-    for label, d in (("segda f32", sf), ("segda bf16", sb), ("segda f32 winograd", sw)):
+    for label, d in (("segda f32", sf), ("segda bf16", sb), ("segda f32 im2col", sw)):
         problems.extend("%s %s failed: %s" % (label, r["workload"], r["error"]) for r in d["results"] if "error" in r)
     seg_f = {r["workload"]: r for r in sf["results"] if "error" not in r}
     seg_b = {r["workload"]: r for r in sb["results"] if "error" not in r}
@@ -53,8 +53,8 @@ def main(argv):
     cols = ["workload", "segda f32 ms", "segda bf16 ms", "torch f32 ms", "torch bf16 ms", "f32 ratio",
             "bf16 ratio", "GFLOP/s", "% sgemm peak", "RSS MB segda/torch"]
     if seg_w:
-        cols[2:2] = ["f32 winograd ms"]
-        cols[7:7] = ["winograd ratio"]
+        cols[2:2] = ["f32 im2col ms"]
+        cols[7:7] = ["im2col ratio"]
     rows = []
     loader = None
     # every workload any run reports, in the order the runs list them
@@ -85,7 +85,8 @@ def main(argv):
     for row in rows:
         print(" | ".join(v.ljust(width[0]) if i == 0 else v.rjust(width[i]) for i, v in enumerate(row)))
     if seg_w:
-        print("f32 winograd: SEGDA_CONV=winograd (opt-in, other last bits); its ratio is torch f32 ms / its ms")
+        print("f32 im2col: SEGDA_CONV=im2col (no Winograd: the path before it, other last bits); "
+              "its ratio is torch f32 ms / its ms")
     if sb.get("precision") not in (None, "bf16"):
         print("segda bf16 column: ran as %s (%s)" % (sb.get("precision"),
               "no native bf16 on this CPU: f32" if sb.get("precision") == "bf16->f32"

@@ -41,8 +41,8 @@ static void usage(FILE *f)
             "  --json FILE    also write the results as JSON (- for stdout)\n"
             "  --data SPEC    loader: a dataset (data.h spec) instead of a generated one\n"
             "  --help         this text\n"
-            "SEGDA_CONV=winograd (environment) times the opt-in Winograd convolutions; the table's\n"
-            "first line and the JSON say which path ran.\n",
+            "SEGDA_CONV=im2col (environment) times every conv on im2col + OpenBLAS, without the\n"
+            "default's Winograd convolutions; the table's first line and the JSON say which path ran.\n",
             SGEMM_N, SGEMM_N, SGEMM_N);
 }
 

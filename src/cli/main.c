@@ -56,9 +56,10 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nenvironment:\n"
-               "  SEGDA_CONV  the CPU convolution path: unset = the measured default; im2col or onednn\n"
-               "              force one; hybrid or winograd (Winograd F(2x2,3x3) for wide 3x3 layers) are\n"
-               "              faster opt-in paths whose results differ from the default in the last bits\n"
+               "  SEGDA_CONV  the CPU convolution path: unset = the measured default (Winograd F(2x2,3x3)\n"
+               "              for wide 3x3 layers, im2col + OpenBLAS for the rest); im2col or onednn force\n"
+               "              one for every conv (im2col: the results of segda before Winograd, bit for bit);\n"
+               "              hybrid (oneDNN for heads and small 3x3 layers) is opt-in\n"
                "  OMP_WAIT_POLICY  OpenMP's idle threads (segda sets passive unless given)\n");
 }
 

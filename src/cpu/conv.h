@@ -15,7 +15,7 @@ void sd_cpu_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, f
                   const float *B, int ldb, float beta, float *C, int ldc);
 
 /* Whether conv g (conv2d geometry) takes the Winograd F(2x2, 3x3) path
- * under SEGDA_CONV=winograd: 3x3, stride 1, padding up to twice the
+ * (by default; not under SEGDA_CONV=im2col or onednn): 3x3, stride 1, padding up to twice the
  * dilation, groups 1, f32 compute, and where it measured faster: at least
  * 128 channels in and out and 1024 output pixels. */
 bool sd_cpu_winograd_applies(const sd_conv_geom *g);

@@ -1,11 +1,12 @@
 /* CPU convolution kernels: conv2d and conv_transpose2d, forward and backward,
- * as im2col/col2im + OpenBLAS sgemm. Not here: shape checks (ops_conv.c).
+ * as im2col/col2im + OpenBLAS sgemm, or Winograd. Not here: shape checks
+ * (ops_conv.c).
  * Backward kernels accumulate (+=) into the gradients they are given.
  * Each kernel first offers the conv to oneDNN (conv_dnnl.c) where that
  * measured faster (the rule and its numbers: sd_cpu_dnnl_conv_wanted); the
  * im2col path keeps groups > 1, 1x1 convs and whatever oneDNN declines.
- * Under SEGDA_CONV=winograd the wide 3x3 stride-1 convs go to
- * conv_winograd.c instead (sd_cpu_winograd_applies).
+ * The wide 3x3 stride-1 convs that oneDNN does not take go to
+ * conv_winograd.c (sd_cpu_winograd_applies) unless SEGDA_CONV=im2col.
  * BF16 compute on this path runs the f32 kernels on bf16-rounded copies.
  *
  * Speed: one large GEMM per (image, group, block of output rows); 1x1
@@ -316,10 +317,12 @@ static bool bf16_inputs(const sd_conv_geom *g, sd_conv_geom *g32, int n, const f
     return ok;
 }
 
-/* SEGDA_CONV=winograd and a conv it applies to. */
+/* The default rule (or SEGDA_CONV=winograd) and a conv Winograd applies
+ * to; SEGDA_CONV=im2col keeps every conv on im2col. */
 static bool winograd_wanted(const sd_conv_geom *g)
 {
-    return sd_cpu_conv_impl_get() == SD_CPU_CONV_WINOGRAD && sd_cpu_winograd_applies(g);
+    sd_cpu_conv_impl impl = sd_cpu_conv_impl_get();
+    return (impl == SD_CPU_CONV_AUTO || impl == SD_CPU_CONV_WINOGRAD) && sd_cpu_winograd_applies(g);
 }
 
 static size_t in_len(const sd_conv_geom *g) { return (size_t)g->n * g->cin * g->h * g->w; }

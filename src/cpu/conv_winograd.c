@@ -1,9 +1,9 @@
 /* Winograd F(2x2, 3x3) convolution for the CPU backend: 3x3 stride-1 convs
  * (any padding up to twice the dilation, any dilation) forward,
- * backward-data and backward-weights, f32, groups == 1. Opt-in
- * (SEGDA_CONV=winograd, or sd_cpu_conv_impl_set): it does 2.25x fewer
- * multiplications than im2col + sgemm but rounds differently, so the default
- * path keeps im2col's bits. conv_cpu.c calls it ahead of im2col.
+ * backward-data and backward-weights, f32, groups == 1. The default for the
+ * convs it applies to (SEGDA_CONV=im2col turns it off): it does 2.25x fewer
+ * multiplications than im2col + sgemm and rounds differently (relative
+ * differences below 1e-5). conv_cpu.c calls it ahead of im2col.
  *
  * The transforms (Lavin & Gray, "Fast algorithms for convolutional neural
  * networks", 2016), for one 4x4 input tile d and a 3x3 kernel g:

@@ -16,18 +16,21 @@
 bool sd_cpu_bf16_supported(void);
 
 /* Which conv implementation conv_cpu.c uses; AUTO is the measured dispatch
- * rule (sd_cpu_dnnl_conv_wanted). The others exist for bench_conv and tests. */
+ * rule: oneDNN where sd_cpu_dnnl_conv_wanted says so, then Winograd
+ * F(2x2, 3x3) for the 3x3 stride-1 convs it applies to (conv.h), im2col for
+ * the rest. The others exist for bench_conv, tests and SEGDA_CONV. */
 typedef enum sd_cpu_conv_impl {
     SD_CPU_CONV_AUTO = 0,
+    /* SEGDA_CONV=im2col: every conv on im2col + OpenBLAS (the default before
+     * Winograd; other last bits on the convs Winograd takes). */
     SD_CPU_CONV_IM2COL,
     SD_CPU_CONV_DNNL,
     /* opt-in (SEGDA_CONV=hybrid): oneDNN for the convs where its AVX2
      * kernels measured faster, im2col for the rest; changes the last bits
      * of results against the default (sd_cpu_dnnl_conv_wanted). */
     SD_CPU_CONV_HYBRID,
-    /* opt-in (SEGDA_CONV=winograd): Winograd F(2x2, 3x3) for the 3x3
-     * stride-1 convs it applies to (conv.h), im2col for the rest; other
-     * last bits, 2.25x fewer multiplications on those convs. */
+    /* SEGDA_CONV=winograd: Winograd where it applies, im2col for the rest,
+     * never oneDNN (on an AVX2 CPU the same as AUTO). */
     SD_CPU_CONV_WINOGRAD,
 } sd_cpu_conv_impl;
 void sd_cpu_conv_impl_set(sd_cpu_conv_impl impl);

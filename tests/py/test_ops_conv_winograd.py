@@ -1,5 +1,5 @@
-"""PyTorch parity of the opt-in Winograd convolution path (SEGDA_CONV=winograd,
-src/cpu/conv_winograd.c): conv2d and conv2d_fused forward and every input
+"""PyTorch parity of the Winograd convolution path (src/cpu/conv_winograd.c),
+which the default rule takes for these convs (SEGDA_CONV unset): conv2d and conv2d_fused forward and every input
 gradient against torch 1.13 in float64, on shapes the path takes (3x3,
 stride 1, 128+ channels, 1024+ output pixels): padding 1, the dilations of
 DeepLab's layer3/layer4 and VGG's conv5, padding 2d, odd sizes, batch 2."""
@@ -7,7 +7,7 @@ import ctypes
 import os
 import sys
 
-os.environ["SEGDA_CONV"] = "winograd"  # read once, at the first convolution
+os.environ.pop("SEGDA_CONV", None)  # the default rule; read once, at the first convolution
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402,F401
@@ -16,7 +16,7 @@ import torch.nn.functional as F  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from segda_ct import check_op, lib, report, summary  # noqa: E402
 
-SD_CPU_CONV_WINOGRAD = 4  # src/cpu/dnnl.h
+SD_CPU_CONV_AUTO = 0  # src/cpu/dnnl.h
 rng = np.random.default_rng(77)
 
 
@@ -64,6 +64,9 @@ conv_case(1, 136, 34, 36, 128, 4, 4)                 # layer4: dilation 4
 conv_case(1, 128, 30, 32, 128, 2, 1)                 # padding 2d
 fused_case(1, 128, 32, 40, 128, 2, 2)
 lib.sd_cpu_conv_impl_get.restype = ctypes.c_int
-report("SEGDA_CONV=winograd selected the path", lib.sd_cpu_conv_impl_get() == SD_CPU_CONV_WINOGRAD,
+lib.sd_cpu_bf16_supported.restype = ctypes.c_bool
+# with native bf16 the default hands f32 convs to oneDNN; then this checks oneDNN
+report("the default rule ran (Winograd where it applies, no native bf16: %s)" % (not lib.sd_cpu_bf16_supported()),
+       lib.sd_cpu_conv_impl_get() == SD_CPU_CONV_AUTO,
        "impl %d" % lib.sd_cpu_conv_impl_get())
 sys.exit(summary())
