@@ -403,6 +403,32 @@ static void TEST_rows_subset(void)
     CHECK(WEXITSTATUS(system(cmd)) == 2);
 }
 
+/* --pretrain-precision: the one pretraining in its own precision, every
+ * other run in --precision's (a separate folder: a changed precision is a
+ * new demo), recorded in the runs' summaries and in report.md. */
+static void TEST_pretrain_precision(void)
+{
+    char cmd[3000], path[600];
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s/pp && ln -sfn %s/bench %s/pp/bench && %s demo --out %s/pp --methods fda --seeds 1 "
+             "--pretrain-iters 2 --iters 2 --adapt-iters 2 --jobs 1 --threads 1 --no-gap --precision bf16-emulated "
+             "--pretrain-precision f32 > %s/pp.out 2> %s/pp.err",
+             dir, dir, dir, bin, dir, dir, dir);
+    CHECK_MSG(system(cmd) == 0, "segda demo failed, see %s/pp.err", dir);
+    snprintf(path, sizeof path, "%s/pp/runs/pretrain.safetensors.summary.json", dir);
+    char *pre = test_slurp(path, NULL);
+    CHECK_MSG(pre && strstr(pre, "\"precision\": \"f32\""), "pretraining: %s", pre ? pre : "(none)");
+    free(pre);
+    snprintf(path, sizeof path, "%s/pp/runs/source-base-s1/summary.json", dir);
+    char *sb = test_slurp(path, NULL);
+    CHECK_MSG(sb && strstr(sb, "precision = bf16-emulated"), "source-base: %s", sb ? sb : "(none)");
+    free(sb);
+    snprintf(path, sizeof path, "%s/pp/report.md", dir);
+    char *rep = test_slurp(path, NULL);
+    CHECK(rep && strstr(rep, "at 64 px, f32, val top-1"));
+    free(rep);
+}
+
 static void TEST_bad_usage(void)
 {
     char cmd[600];
@@ -424,6 +450,11 @@ static void TEST_bad_usage(void)
     msg = test_slurp(err, NULL);
     CHECK(msg && strstr(msg, "--lr '0'"));
     free(msg);
+    snprintf(cmd2, sizeof cmd2, "%s demo --out %s/x --pretrain-precision fp8 2>%s", bin, dir, err);
+    CHECK(WEXITSTATUS(system(cmd2)) == 2);
+    msg = test_slurp(err, NULL);
+    CHECK(msg && strstr(msg, "pretrain-precision 'fp8': expected f32, bf16 or bf16-emulated"));
+    free(msg);
 }
 
 int main(void)
@@ -442,6 +473,7 @@ int main(void)
     RUN(TEST_resume_keeps_finished_runs);
     RUN(TEST_resume_without_summary);
     RUN(TEST_rows_subset);
+    RUN(TEST_pretrain_precision);
     RUN(TEST_bad_usage);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

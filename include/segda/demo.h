@@ -55,6 +55,7 @@ typedef struct sd_demo_opts {
     bool no_gap;                /* skip the domain-gap measures */
     bool resume;                /* keep finished runs, continue unfinished ones */
     const char *precision;      /* "f32", "bf16", "bf16-emulated"; NULL: the process's (sd_precision) */
+    const char *pretrain_precision; /* the pretraining's, as precision; NULL: precision's */
     const char *device;         /* "cpu", "cuda", "cuda:N"; NULL: the selected one (sd_device_selected) */
     int det_iters;              /* detector steps per seed when "+det" rows are selected (SD_DEMO_DET_ITERS) */
     int simple_scenes;          /* simple scenes written for the detector (SD_DEMO_SIMPLE_SCENES) */

@@ -65,6 +65,10 @@ static void usage(FILE *f)
             "  --no-gap           skip the domain-gap measures\n"
             "  --device D         cpu, cuda or cuda:N: where tensors live and ops run (default cpu)\n"
             "  --precision P      f32 (default), bf16 or bf16-emulated: every run's convolution compute dtype\n"
+            "  --pretrain-precision P\n"
+            "                     the pretraining's instead (default: --precision's); all seeds share the\n"
+            "                     one pretraining, so --precision bf16 --pretrain-precision f32 compares bf16\n"
+            "                     with an f32 demo from the same backbone\n"
             "  --resume           go on with an earlier demo in --out: runs it finished with the\n"
             "                     same configuration are kept, unfinished ones continue from\n"
             "                     their last checkpoint, the rest run (without it: all run anew)\n"
@@ -268,6 +272,7 @@ int cli_demo(int argc, char **argv)
         {"pretrain-iters", required_argument, NULL, 'p'}, {"resume", no_argument, NULL, 'R'},
         {"rows", required_argument, NULL, 'r'},
         {"precision", required_argument, NULL, 'P'}, {"device", required_argument, 0, 'D'},
+        {"pretrain-precision", required_argument, NULL, 'Q'},
         {"det-iters", required_argument, NULL, 'd'}, {"simple-scenes", required_argument, NULL, 'S'},
         {NULL, 0, NULL, 0},
     };

@@ -50,6 +50,7 @@ static const demo_opt demo_opts[] = {
     {"no-gap", OPT_BOOL, O(no_gap), 0, 0},
     {"resume", OPT_BOOL, O(resume), 0, 0},
     {"precision", OPT_STR, O(precision), 0, 0},
+    {"pretrain-precision", OPT_STR, O(pretrain_precision), 0, 0},
     {"device", OPT_STR, O(device), 0, 0},
     {"det-iters", OPT_INT, O(det_iters), 0, 100000000},
     {"simple-scenes", OPT_INT, O(simple_scenes), 0, 1000000},
@@ -112,6 +113,11 @@ sd_status sd_demo_check(const sd_demo_opts *o)
     demo_row rows[DEMO_MAX_ROWS];
     if (!o->out || !*o->out)
         return sd_fail(SD_ERR_ARG, "demo: 'out' (the demo's folder) is empty");
+    sd_dtype d;
+    bool emulate;
+    if (o->pretrain_precision && sd_dtype_parse(o->pretrain_precision, &d, &emulate))
+        return sd_fail(SD_ERR_ARG, "pretrain-precision '%s': expected f32, bf16 or bf16-emulated",
+                       o->pretrain_precision);
     return demo_rows_plan(o, o->full || o->rows, 256, 128, 400, rows) < 0 ? SD_ERR_ARG : SD_OK;
 }
 
@@ -368,7 +374,10 @@ sd_status sd_demo_run(const sd_demo_opts *opts, const sd_demo_runner *runner, sd
     snprintf(gap_dir, sizeof gap_dir, "%.500s/gap", o.out);
     snprintf(src, sizeof src, "gta5:%s/sim", bench);
     snprintf(tgt, sizeof tgt, "cityscapes:%s/real", bench);
-    demo_setup ds = {.src = src, .tgt = tgt, .runs_dir = runs_dir, .precision = precision, .device = device,
+    /* bf16 without native support runs f32 in the child, which says so */
+    const char *pre_precision = o.pretrain_precision ? o.pretrain_precision : precision;
+    demo_setup ds = {.src = src, .tgt = tgt, .runs_dir = runs_dir, .precision = precision,
+                     .pretrain_precision = pre_precision, .device = device,
                      .threads = threads, .slots = runner && runner->slots ? runner->slots : runner ? par : 1,
                      .verbose = true, .resume = o.resume,
                      .runner = runner ? runner : &in_runner, .progress = progress, .ctx = ctx,
@@ -438,7 +447,8 @@ sd_status sd_demo_run(const sd_demo_opts *opts, const sd_demo_runner *runner, sd
         demo_emit(&ds, &ev, "demo: measuring the domain gap (%d `segda gap` runs)\n", ng);
         demo_pool_run(&ds, gjobs, ng);
     }
-    demo_report rep = {.o = &o, .bench = bench, .tgt = tgt, .precision = precision, .device = device,
+    demo_report rep = {.o = &o, .bench = bench, .tgt = tgt, .precision = precision,
+                       .pretrain_precision = pre_precision, .device = device,
                        .seeds = seeds, .iters = iters, .adapt_iters = adapt_iters, .par = par, .threads = threads,
                        .n_jobs = nj, .n_fail = n_fail, .pretrain = pre >= 0 ? &jobs[pre] : NULL, .t_start = t_start,
                        .t_train = t_train, .res = res, .n_res = n_res, .gap_jobs = gjobs, .n_gap = ng,

@@ -82,6 +82,7 @@ typedef struct demo_job {
 typedef struct demo_setup {
     const char *src, *tgt, *runs_dir;
     const char *precision;  /* every run's compute dtype */
+    const char *pretrain_precision; /* the pretraining's (--pretrain-precision, else precision) */
     const char *device;     /* "cpu" or "cuda:N" */
     int threads;
     int slots;              /* runs at once: the runner's, else --jobs */
@@ -141,7 +142,7 @@ typedef struct demo_result {
 
 typedef struct demo_report {
     const sd_demo_opts *o;  /* with every default filled */
-    const char *bench, *tgt, *precision, *device;
+    const char *bench, *tgt, *precision, *pretrain_precision, *device;
     int seeds, iters, adapt_iters, par, threads, n_jobs, n_fail;
     const demo_job *pretrain; /* NULL: from random weights */
     double t_start, t_train;

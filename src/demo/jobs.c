@@ -323,6 +323,7 @@ static int job_start(const demo_setup *ds, demo_job *jobs, demo_job *j, int id)
                    SD_DEMO_DONE_FAILED;
         t.pretrain = &j->pretrain;
         t.append = j->pretrain.resume;
+        t.precision = ds->pretrain_precision;
     } else {
         t.gap = &j->gap;
     }

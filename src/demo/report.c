@@ -503,8 +503,8 @@ sd_status demo_report_write(const demo_setup *ds, const demo_report *r, const de
     if (r->pretrain)
         snprintf(pre_desc, sizeof pre_desc,
                  "with its backbone pretrained as a 19-way classifier of real-style object crops (`segda pretrain`, "
-                 "%d iterations of 32 crops at 64 px, val top-1 %.3f: the stand-in for ImageNet weights)",
-                 o->pretrain_iters, demo_read_top1(r->pretrain->rundir));
+                 "%d iterations of 32 crops at 64 px, %s, val top-1 %.3f: the stand-in for ImageNet weights)",
+                 o->pretrain_iters, r->pretrain_precision, demo_read_top1(r->pretrain->rundir));
     else
         snprintf(pre_desc, sizeof pre_desc, "from random weights");
     fprintf(f, "# segda demo\n\nBuilt-in sim→real benchmark (`%s`, 400 sim / 400 real train / 100 real val, 256×128), "
