@@ -427,6 +427,20 @@ static void TEST_pretrain_precision(void)
     char *rep = test_slurp(path, NULL);
     CHECK(rep && strstr(rep, "at 64 px, f32, val top-1"));
     free(rep);
+    /* --resume with the pretraining's precision changed would keep rows
+     * made from the old backbone: refused, by name, nothing removed */
+    snprintf(cmd, sizeof cmd,
+             "%s demo --out %s/pp --methods fda --seeds 1 --pretrain-iters 2 --iters 2 --adapt-iters 2 --jobs 1 "
+             "--threads 1 --no-gap --precision bf16-emulated --resume > %s/pp2.out 2>&1",
+             bin, dir, dir);
+    CHECK(WEXITSTATUS(system(cmd)) == 1);
+    snprintf(path, sizeof path, "%s/pp2.out", dir);
+    char *msg = test_slurp(path, NULL);
+    CHECK_MSG(msg && strstr(msg, "pretrain.safetensors: pretrained in f32, but this demo pretrains in bf16-emulated"),
+              "%s", msg ? msg : "(none)");
+    free(msg);
+    snprintf(path, sizeof path, "%s/pp/runs/fda-s1/summary.json", dir);
+    CHECK(access(path, F_OK) == 0);
 }
 
 static void TEST_bad_usage(void)

@@ -261,6 +261,7 @@ sd_status sd_run_summary_write(const char *path, const sd_run_summary *s);
 /* What sd_run_summary_read gives back of a summary.json. */
 typedef struct sd_run_result {
     char status[16], metric[32], message[1024];
+    char precision[16]; /* the run's compute precision ("f32", "bf16"; "" in older files) */
     int64_t iterations, iters, best_iteration;
     double seconds, final_value, best_value;
     bool has_class_iou;

@@ -92,6 +92,28 @@ double demo_read_top1(const char *ckpt)
     return r.final_value;
 }
 
+/* Whether the pretraining in CKPT ran in the precision the demo wants
+ * (summaries say "f32" or "bf16", emulated or not); a file without a
+ * summary (stopped partway) or with an older one passes. The runs that
+ * start from it keep their configuration either way, so --resume cannot
+ * swap the backbone under them: a mismatch is an error. */
+static sd_status pretrain_precision_check(const char *ckpt, const demo_setup *ds)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%.600s.summary.json", ckpt);
+    sd_run_result r;
+    if (access(path, F_OK) != 0 || sd_run_summary_read(path, &r) || !r.precision[0]) {
+        sd_error_clear();
+        return SD_OK;
+    }
+    if (!strcmp(ds->pretrain_precision, "f32") == !strcmp(r.precision, "f32"))
+        return SD_OK;
+    return sd_fail(SD_ERR_ARG,
+                   "%s: pretrained in %s, but this demo pretrains in %s (--pretrain-precision, else --precision): "
+                   "resume it with the precision it was made with, or use another --out",
+                   ckpt, r.precision, ds->pretrain_precision);
+}
+
 /* Extra values naming rows ("pseudo-from=@fda-b01,@fda") become those rows'
  * checkpoints of the same seed, and the job waits for them. */
 sd_status demo_resolve_rows(demo_job *jobs, int first, int end, demo_job *j)
@@ -318,6 +340,8 @@ static int job_start(const demo_setup *ds, demo_job *jobs, demo_job *j, int id)
         /* --resume: the pretraining finishes the run in the file (or says
          * it is finished); its options must match the file's */
         j->pretrain.resume = ds->resume && access(j->rundir, F_OK) == 0;
+        if (j->pretrain.resume && pretrain_precision_check(j->rundir, ds))
+            return SD_DEMO_DONE_FAILED;
         if (!j->pretrain.resume && unlink(j->rundir) && errno != ENOENT)
             return sd_fail(SD_ERR_IO, "%s: could not remove the old checkpoint: %s", j->rundir, strerror(errno)),
                    SD_DEMO_DONE_FAILED;

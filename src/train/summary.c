@@ -105,6 +105,8 @@ static void leaf(void *ctx, const char *path, const char *str, double num)
         snprintf(r->status, sizeof r->status, "%s", str);
     else if (!strcmp(path, "message") && str)
         snprintf(r->message, sizeof r->message, "%s", str);
+    else if (!strcmp(path, "precision") && str)
+        snprintf(r->precision, sizeof r->precision, "%s", str);
     else if (!strcmp(path, "iterations") && !str)
         r->iterations = (int64_t)num;
     else if (!strcmp(path, "iters") && !str)
