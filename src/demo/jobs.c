@@ -81,13 +81,23 @@ static bool read_final_eval(const char *rundir, double *miou, double ciou[SD_NUM
     return true;
 }
 
-/* The val top-1 accuracy of a pretraining, from CKPT.summary.json (NAN if absent). */
-double demo_read_top1(const char *ckpt)
+/* A pretraining's CKPT.summary.json into *r; false (no error left) when
+ * there is none or it does not read. */
+static bool read_pretrain_summary(const char *ckpt, sd_run_result *r)
 {
     char path[700];
     snprintf(path, sizeof path, "%.600s.summary.json", ckpt);
+    if (access(path, F_OK) == 0 && !sd_run_summary_read(path, r))
+        return true;
+    sd_error_clear();
+    return false;
+}
+
+/* The val top-1 accuracy of a pretraining, from its summary (NAN if absent). */
+double demo_read_top1(const char *ckpt)
+{
     sd_run_result r;
-    if (access(path, F_OK) != 0 || sd_run_summary_read(path, &r) || strcmp(r.metric, "val_top1"))
+    if (!read_pretrain_summary(ckpt, &r) || strcmp(r.metric, "val_top1"))
         return NAN;
     return r.final_value;
 }
@@ -99,13 +109,9 @@ double demo_read_top1(const char *ckpt)
  * swap the backbone under them: a mismatch is an error. */
 static sd_status pretrain_precision_check(const char *ckpt, const demo_setup *ds)
 {
-    char path[700];
-    snprintf(path, sizeof path, "%.600s.summary.json", ckpt);
     sd_run_result r;
-    if (access(path, F_OK) != 0 || sd_run_summary_read(path, &r) || !r.precision[0]) {
-        sd_error_clear();
+    if (!read_pretrain_summary(ckpt, &r) || !r.precision[0])
         return SD_OK;
-    }
     if (!strcmp(ds->pretrain_precision, "f32") == !strcmp(r.precision, "f32"))
         return SD_OK;
     return sd_fail(SD_ERR_ARG,
